@@ -1,0 +1,33 @@
+# The README's two commands: `make demo` and `make test`. Both set up .venv on a fresh clone.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+RUN     ?= runs/demo
+
+.PHONY: setup demo test lint bench serve clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first, pinned: the CPU wheel installs from local disk; nothing may pull a newer build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/genads demo --out $(RUN)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks scripts
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/beauty_baselines.py
+
+clean:
+	rm -rf runs/demo .pytest_cache

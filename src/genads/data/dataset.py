@@ -1,0 +1,75 @@
+"""A dataset folder on disk: catalogue.parquet, events.parquet, meta.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from genads.data.schema import ACTIONS, CATALOGUE_FILE, EVENTS_FILE, META_FILE
+
+
+@dataclass
+class Dataset:
+    """An imported dataset, loaded in memory.
+
+    Attributes:
+        catalogue: one row per ad (CATALOGUE_SCHEMA), sorted by ad_id.
+        events: one row per event (EVENT_SCHEMA), grouped by user, each user's events in time order.
+        meta: what meta.json says (format, counts, rejected rows, synthetic-money flags).
+    """
+
+    catalogue: pd.DataFrame
+    events: pd.DataFrame
+    meta: dict
+    path: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.name if self.path else "dataset"
+
+    def titles(self) -> dict[int, str]:
+        """ad_id -> title (empty string where the input had none)."""
+        return dict(zip(self.catalogue["ad_id"].tolist(), self.catalogue["title"].tolist(), strict=True))
+
+
+def load_dataset(path: str | Path, columns: list[str] | None = None) -> Dataset:
+    """Read a dataset folder written by ``genads data import``.
+
+    Raises:
+        FileNotFoundError: naming the missing file, if ``path`` is not a dataset folder.
+    """
+    path = Path(path)
+    for name in (CATALOGUE_FILE, EVENTS_FILE, META_FILE):
+        if not (path / name).is_file():
+            raise FileNotFoundError(f"{path / name} not found: is {path} a dataset made by `genads data import`?")
+    catalogue = pd.read_parquet(path / CATALOGUE_FILE, columns=columns)
+    events = pd.read_parquet(path / EVENTS_FILE)
+    meta = json.loads((path / META_FILE).read_text())
+    return Dataset(catalogue=catalogue, events=events, meta=meta, path=path)
+
+
+def write_meta(folder: Path, meta: dict) -> None:
+    """Write meta.json atomically (temp file + rename)."""
+    atomic_write_text(folder / META_FILE, json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def action_name(code: int) -> str:
+    return ACTIONS[code]

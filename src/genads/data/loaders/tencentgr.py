@@ -1,0 +1,95 @@
+"""The TencentGR / TAAC 2025 generative-recommendation format.
+
+``seq.jsonl``: one user per line, a JSON array of records
+``[user_id, item_id, user_feat, item_feat, action_type, timestamp]`` in time order. Records with a
+null item_id carry only user features and are not events. ``action_type`` 0/1/2 is
+impression/click/conversion.
+``item_feat_dict.json`` (optional): ``{item_id: {feature_id: value}}``; features become attributes
+``"feature=value"``. ``advertiser_feature`` names the feature that identifies the advertiser; without
+it each ad is its own advertiser.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from genads.data.loaders.text import file_size, line_batches
+from genads.data.source import EventChunk, RawCatalogue
+from genads.data.validate import Issue
+
+RECORD = ("user_id", "item_id", "user_feat", "item_feat", "action_type", "timestamp")
+
+
+class TencentGRSource:
+    format = "tencentgr"
+    field_names = {"user_id": "user_id (record[0])", "ad_id": "item_id (record[1])",
+                   "timestamp": "timestamp (record[5])", "action": "action_type (record[4])"}
+
+    def __init__(self, seq: str | Path, item_feat: str | Path | None = None, advertiser_feature: str | None = None) -> None:
+        self.seq = Path(seq)
+        if item_feat is None:
+            guess = self.seq.with_name("item_feat_dict.json")
+            item_feat = guess if guess.is_file() else None
+        self.item_feat = Path(item_feat) if item_feat else None
+        self.advertiser_feature = advertiser_feature
+        self.notes = {"files": [str(self.seq)] + ([str(self.item_feat)] if self.item_feat else []),
+                      "timestamps": "as given", "advertiser": f"feature {advertiser_feature}" if advertiser_feature else "each item"}
+
+    def size_hint(self) -> int:
+        return file_size(self.seq)
+
+    def catalogue(self) -> RawCatalogue | None:
+        if self.item_feat is None:
+            return None
+        try:
+            table = json.loads(self.item_feat.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{self.item_feat}:{e.lineno}: not valid JSON: {e.msg}") from e
+        rows = []
+        for line, (item, feats) in enumerate(table.items(), start=1):
+            feats = feats if isinstance(feats, dict) else {}
+            adv = feats.get(self.advertiser_feature) if self.advertiser_feature else None
+            rows.append({"ad_id": item, "attributes": [f"{k}={v}" for k, v in sorted(feats.items())],
+                         "brand": f"{self.advertiser_feature}={adv}" if adv is not None else "",
+                         "_file": str(self.item_feat), "_line": line})
+        return RawCatalogue(pd.DataFrame(rows), {"ad_id": "item_id (key)"})
+
+    def event_chunks(self, chunk_rows: int) -> Iterator[EventChunk]:
+        name = str(self.seq)
+        for lines, nbytes in line_batches(self.seq, max(1, chunk_rows // 20)):
+            cols: dict[str, list] = {"user_id": [], "ad_id": [], "timestamp": [], "action": [], "_line": []}
+            issues: list[Issue] = []
+            for number, text in lines:
+                records = _parse_line(text)
+                if isinstance(records, str):
+                    issues.append(Issue(name, number, "line", "malformed_row", records))
+                    continue
+                for rec in records:
+                    if rec[1] is None:
+                        continue  # a user-feature record, not an event
+                    cols["user_id"].append(rec[0])
+                    cols["ad_id"].append(rec[1])
+                    cols["action"].append(rec[4])
+                    cols["timestamp"].append(rec[5])
+                    cols["_line"].append(number)
+            frame = pd.DataFrame({k: pd.Series(v, dtype=object if k != "_line" else "int64") for k, v in cols.items()})
+            frame["_file"] = name
+            yield EventChunk(frame, nbytes, issues)
+
+
+def _parse_line(text: str) -> list[list] | str:
+    """The records of one line, or a message saying why the line is malformed."""
+    try:
+        records = json.loads(text)
+    except json.JSONDecodeError as e:
+        return f"not valid JSON ({e.msg} at column {e.colno})"
+    if not isinstance(records, list):
+        return "expected a JSON array of records"
+    for k, rec in enumerate(records):
+        if not isinstance(rec, list) or len(rec) != len(RECORD):
+            return f"record {k} must be a list of {len(RECORD)} fields {list(RECORD)}"
+    return records
