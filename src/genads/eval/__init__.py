@@ -1,0 +1,1 @@
+"""Evaluation: full-ranking metrics, the model harness and HTML reports."""
