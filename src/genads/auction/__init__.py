@@ -1,0 +1,1 @@
+"""Auctions: pure mechanisms, learned payments, RegretNet and regret estimators."""
