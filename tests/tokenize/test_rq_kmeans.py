@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+
+from genads.tokenize import RQKMeansConfig, RQKMeansTokenizer, load_tokenizer, save_tokenizer
+from genads.tokenize.metrics import quantisation_error
+from genads.tokenize.rq_kmeans import balanced_assign
+
+
+def _vectors(n=600, d=16, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(12, d)) * 3
+    return (centers[rng.integers(0, 12, n)] + rng.normal(size=(n, d))).astype(np.float32)
+
+
+def test_fit_shapes_and_more_levels_reduce_error():
+    x = _vectors()
+    errs = []
+    for levels in (1, 2, 3):
+        tok = RQKMeansTokenizer(RQKMeansConfig(levels=levels, codebook_size=16, n_iter=10))
+        codes = tok.fit(x, seed=0)
+        assert codes.shape == (600, levels) and codes.dtype == np.int64
+        assert codes.min() >= 0 and codes.max() < 16
+        errs.append(quantisation_error(x, tok.reconstruct(codes)))
+    assert errs[0] > errs[1] > errs[2]
+
+
+def test_deterministic_under_seed_and_encode_matches_fit():
+    x = _vectors()
+    cfg = RQKMeansConfig(levels=3, codebook_size=16, n_iter=10)
+    a, b = RQKMeansTokenizer(cfg), RQKMeansTokenizer(cfg)
+    codes = a.fit(x, seed=3)
+    assert np.array_equal(codes, b.fit(x, seed=3))
+    assert np.array_equal(a.encode(x), codes)
+
+
+def test_save_load_round_trip(tmp_path):
+    x = _vectors()
+    tok = RQKMeansTokenizer(RQKMeansConfig(levels=2, codebook_size=8, n_iter=5))
+    tok.fit(x, seed=0)
+    save_tokenizer(tok, tmp_path / "tok")
+    back = load_tokenizer(tmp_path / "tok")
+    assert isinstance(back, RQKMeansTokenizer) and back.config == tok.config
+    assert np.array_equal(back.encode(x[:50]), tok.encode(x[:50]))
+
+
+def test_balanced_assignment_respects_capacity():
+    rng = np.random.default_rng(0)
+    d = rng.random((103, 5))
+    d[:, 0] -= 10  # everyone prefers centroid 0
+    a = balanced_assign(d)
+    assert np.bincount(a, minlength=5).max() <= 21
+    x = _vectors(n=640)
+    tok = RQKMeansTokenizer(RQKMeansConfig(levels=2, codebook_size=16, n_iter=5, balanced=True, balanced_iter=2))
+    codes = tok.fit(x, seed=0)
+    assert np.bincount(codes[:, 0], minlength=16).max() <= 40
+
+
+def test_errors_name_the_field():
+    with pytest.raises(ValueError, match="codebook_size"):
+        RQKMeansConfig(codebook_size=1)
+    with pytest.raises(ValueError, match="codebook_size=64"):
+        RQKMeansTokenizer(RQKMeansConfig(codebook_size=64)).fit(np.ones((10, 2), dtype=np.float32))
+    with pytest.raises(ValueError, match="row 1"):
+        RQKMeansTokenizer().fit(np.array([[0.0], [np.nan]]))
+    with pytest.raises(FileNotFoundError, match=r"tokenizer\.json"):
+        load_tokenizer("/nonexistent/folder")
