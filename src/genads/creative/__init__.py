@@ -1,0 +1,1 @@
+"""Personalised creatives: history sampling, selling-point-constrained titles, banners, creative metrics."""

@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from PIL import Image
+
+from genads.creative.metrics import (
+    background_embedding,
+    corpus_bleu,
+    exaggeration_hits,
+    factuality,
+    is_copy,
+    lcs_length,
+    pbs,
+    repetition_rate,
+    rouge_l,
+    sentence_bleu,
+    text_metrics,
+)
+
+words = st.lists(st.sampled_from(list("abcdef")), min_size=1, max_size=12)
+
+
+def test_bleu_known_values():
+    hyp = ["the", "cat", "is", "on", "the", "mat"]
+    assert corpus_bleu([hyp], [[hyp]]) == pytest.approx(1.0)
+    # Papineni's example: unigram precision 2/7 clipped; no bigram match -> 0
+    assert corpus_bleu(["the"] * 7 and [["the"] * 7], [[["the", "cat", "is", "on", "the", "mat"]]]) == 0.0
+    # brevity penalty: 4 of 6 reference words, all n-grams match
+    short = ["the", "cat", "is", "on"]
+    ref = ["the", "cat", "is", "on", "the", "mat"]
+    assert corpus_bleu([short], [[ref]]) == pytest.approx(np.exp(1 - 6 / 4))
+    assert sentence_bleu(short, [ref]) == pytest.approx(np.exp(1 - 6 / 4))
+
+
+def test_rouge_l_known_value():
+    # LCS("a b c d", "a c x d") = 3 -> P = R = 3/4
+    assert lcs_length(list("abcd"), list("acxd")) == 3
+    assert rouge_l(list("abcd"), list("acxd")) == pytest.approx(0.75)
+    assert rouge_l(["x"], ["y"]) == 0.0
+
+
+@given(words, words)
+def test_text_metrics_bounds(hyp, ref):
+    assert 0.0 <= rouge_l(hyp, ref) <= 1.0
+    assert 0.0 <= sentence_bleu(hyp, [ref]) <= 1.0
+    assert 0.0 <= repetition_rate(hyp) < 1.0
+    assert rouge_l(hyp, hyp) == pytest.approx(1.0)
+
+
+def test_factuality_repetition_copy_exaggeration():
+    sps = ["waterproof shell", "light"]
+    assert factuality(["light", "shell"], sps) == 1.0
+    assert factuality(["best", "light"], sps) == 0.5
+    assert repetition_rate(["light", "light", "shell", "shell"]) == 0.5
+    assert is_copy(["waterproof", "shell", "light"], sps) and not is_copy(["light", "waterproof", "shell"], sps)
+    assert exaggeration_hits("The best, 100% guaranteed jacket") == 3
+    assert exaggeration_hits("最好的顶级外套") == 2
+    m = text_metrics("light waterproof shell", sps, reference="light waterproof shell")
+    assert m["factuality"] == 1.0 and m["bleu"] == pytest.approx(1.0) and m["copy"] == 0.0
+
+
+def _img(colour, size=(96, 64)):
+    return Image.new("RGB", size, colour)
+
+
+def test_pbs_ignores_the_masked_product():
+    a = _img((200, 40, 40))
+    b = a.copy()
+    b.paste((0, 220, 0), (30, 20, 60, 44))  # a green product on the same background
+    mask = np.zeros((64, 96), dtype=bool)
+    mask[20:44, 30:60] = True
+    assert pbs(a, b, None, mask) == pytest.approx(1.0)
+    assert pbs(a, b) < 0.99
+    assert pbs(a, _img((40, 40, 200))) < 0.6
+
+
+def test_pbs_sees_texture():
+    rng = np.random.default_rng(0)
+    flat = _img((120, 120, 120))
+    noisy = Image.fromarray(np.clip(120 + rng.normal(0, 40, (64, 96, 3)), 0, 255).astype(np.uint8))
+    assert pbs(flat, noisy) < pbs(flat, flat) - 0.2
+    assert background_embedding(flat).shape == (72 + 160,)
+
+
+def test_pbs_rejects_bad_masks():
+    with pytest.raises(ValueError, match="shape"):
+        pbs(_img((1, 2, 3)), _img((1, 2, 3)), np.zeros((3, 3), dtype=bool))
+    with pytest.raises(ValueError, match="whole image"):
+        background_embedding(_img((1, 2, 3)), np.ones((64, 96), dtype=bool))
