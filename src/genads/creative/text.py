@@ -46,6 +46,11 @@ def tokenize(text: str) -> list[str]:
     return list(_tokenize_cached(text))
 
 
+def jieba_words(text: str) -> list[str]:
+    """jieba's segmentation with punctuation and case kept (for display, e.g. line breaking)."""
+    return _jieba().lcut(text)
+
+
 def join_words(words: list[str]) -> str:
     """Inverse of :func:`tokenize` for display: no spaces between CJK words, spaces otherwise."""
     out = ""

@@ -1,0 +1,211 @@
+"""Banner composition: styled background, exact product cut-out, title and call-to-action layers.
+
+One :class:`Layout` per size places the layers (landscape: product right, text left; square or
+near-square: product on top, text below). The product cut-out is scaled once to fit its box and
+alpha-composited, so every opaque pixel of the (scaled) cut-out appears unchanged in the PNG;
+at scale 1 these are the cut-out's own pixels. The same layers are written as an SVG (one group
+per layer: background as an embedded PNG, product as an embedded PNG, title and CTA as live
+text) and as layout JSON (boxes, colours, font, text).
+
+Fonts: Chinese needs a CJK font. :func:`find_font` looks in the usual places and asks fontconfig
+(``fc-list :lang=zh``); Debian/Ubuntu ship one in ``fonts-wqy-zenhei`` or ``fonts-noto-cjk``.
+Without one, Chinese text is drawn with the default font (boxes) and a warning says what to install.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import shutil
+import subprocess
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from genads.creative.style import Style, contrast_text_colour, render_background
+from genads.creative.text import is_chinese, jieba_words
+
+SIZES: tuple[tuple[int, int], ...] = ((1200, 628), (1080, 1080), (300, 250))
+CJK_FONTS = ("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+             "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc")
+LATIN_FONTS = ("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+NO_CJK_FONT = ("no CJK font found (looked in {paths} and `fc-list :lang=zh`); Chinese text will render as boxes. "
+               "Install one, e.g. `apt-get install fonts-wqy-zenhei` (or fonts-noto-cjk).")
+Box = tuple[int, int, int, int]
+
+
+@lru_cache(maxsize=4)
+def find_font(chinese: bool) -> Path | None:
+    """A TrueType font path that can draw Chinese (``chinese``) or Latin text, or None."""
+    for p in CJK_FONTS if chinese else (*LATIN_FONTS, *CJK_FONTS):
+        if Path(p).exists():
+            return Path(p)
+    if chinese and shutil.which("fc-list"):
+        out = subprocess.run(["fc-list", ":lang=zh", "file"], capture_output=True, text=True, check=False).stdout
+        files = sorted(line.split(":")[0].strip() for line in out.splitlines() if line.strip())
+        return Path(files[0]) if files else None
+    return None
+
+
+def load_font(text: str, size: int) -> tuple[ImageFont.FreeTypeFont | ImageFont.ImageFont, str]:
+    """(font, family name for SVG); warns once per call when Chinese text has no CJK font."""
+    chinese = is_chinese(text)
+    path = find_font(chinese)
+    if path is None:
+        if chinese:
+            warnings.warn(NO_CJK_FONT.format(paths=", ".join(CJK_FONTS)), RuntimeWarning, stacklevel=2)
+        return ImageFont.load_default(size=size), "sans-serif"
+    font = ImageFont.truetype(str(path), size=size)
+    return font, font.getname()[0]
+
+
+@dataclass(frozen=True)
+class Layout:
+    size: tuple[int, int]
+    product: Box
+    title: Box
+    cta: Box
+
+    @classmethod
+    def for_size(cls, w: int, h: int) -> Layout:
+        m = round(0.05 * min(w, h))
+        if w / h >= 1.4:
+            split = round(w * 0.55)
+            return cls((w, h), (split, m, w - m, h - m), (m, m, split - m, round(h * 0.68)),
+                       (m, round(h * 0.74), m + round(w * 0.25), h - m))
+        ph = round(h * 0.58)
+        return cls((w, h), (m, m, w - m, ph), (m, ph + m // 2, w - m, round(h * 0.84)),
+                   (round(w * 0.3), round(h * 0.86), round(w * 0.7), h - m // 2))
+
+
+@dataclass
+class Banner:
+    png: Image.Image
+    svg: str
+    layout: dict
+
+
+def _wrap(text: str, font: ImageFont.ImageFont, width: int) -> list[str]:
+    """Greedy line breaking at spaces (Latin) or between jieba words (Chinese)."""
+    units = jieba_words(text) if is_chinese(text) else text.split()
+    sep = "" if is_chinese(text) else " "
+    lines, cur = [], ""
+    for u in units:
+        trial = (cur + sep + u) if cur else u
+        if cur and font.getlength(trial) > width:
+            lines.append(cur)
+            cur = u.lstrip()
+        else:
+            cur = trial
+    return [*lines, cur] if cur else lines
+
+
+def fit_text(text: str, box: Box, max_size: int) -> tuple[ImageFont.ImageFont, str, list[str], int]:
+    """The largest font size (down to 8 px) at which ``text`` wraps inside ``box``."""
+    w, h = box[2] - box[0], box[3] - box[1]
+    size = max_size
+    while True:
+        font, family = load_font(text, size)
+        lines = _wrap(text, font, w)
+        if size <= 8 or (len(lines) * size * 1.2 <= h and all(font.getlength(x) <= w for x in lines)):
+            return font, family, lines, size
+        size = max(8, int(size * 0.9))
+
+
+def place_product(cutout: Image.Image, box: Box) -> tuple[Image.Image, tuple[int, int]]:
+    """Fit the RGBA cut-out into ``box``, centred; returns (placed cut-out, top-left).
+
+    Too large: scaled down (Lanczos). Smaller than half the box: enlarged by the largest integer
+    factor that fits, with nearest-neighbour, so each cut-out pixel becomes a block of identical
+    pixels and no new colour appears. Otherwise kept as is.
+    """
+    bw, bh = box[2] - box[0], box[3] - box[1]
+    scale = min(bw / cutout.width, bh / cutout.height)
+    if scale < 1.0:
+        img = cutout.resize((max(1, round(cutout.width * scale)), max(1, round(cutout.height * scale))), Image.LANCZOS)
+    elif int(scale) >= 2:
+        img = cutout.resize((cutout.width * int(scale), cutout.height * int(scale)), Image.NEAREST)
+    else:
+        img = cutout
+    return img, (box[0] + (bw - img.width) // 2, box[1] + (bh - img.height) // 2)
+
+
+def _png_b64(img: Image.Image) -> str:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def compose(cutout: Image.Image, title: str, style: Style, size: tuple[int, int], cta: str | None = None) -> Banner:
+    """Compose one banner of ``size`` (W, H)."""
+    if cutout.mode != "RGBA":
+        raise ValueError(f"product cut-out must be RGBA (transparent background), got mode {cutout.mode}")
+    cta = cta or ("立即购买" if is_chinese(title) else "Shop now")
+    lay = Layout.for_size(*size)
+    bg = render_background(style, size)
+    canvas = bg.convert("RGBA")
+    prod, (px, py) = place_product(cutout, lay.product)
+    canvas.alpha_composite(prod, (px, py))
+    draw = ImageDraw.Draw(canvas)
+    tb = lay.title
+    patch = np.asarray(bg.crop(tb)).reshape(-1, 3).mean(0)
+    text_rgb = contrast_text_colour(tuple(int(v) for v in patch))
+    font, family, lines, fsize = fit_text(title, tb, max_size=max(10, (tb[3] - tb[1]) // 2))
+    for i, line in enumerate(lines):
+        draw.text((tb[0], tb[1] + i * fsize * 1.2), line, font=font, fill=text_rgb)
+    cb = lay.cta
+    draw.rounded_rectangle(cb, radius=(cb[3] - cb[1]) // 3, fill=style.accent)
+    cta_rgb = contrast_text_colour(style.accent)
+    cfont, cfamily, _, csize = fit_text(cta, (0, 0, int((cb[2] - cb[0]) * 0.8), int((cb[3] - cb[1]) * 0.6)),
+                                        max_size=(cb[3] - cb[1]) // 2)
+    draw.text(((cb[0] + cb[2]) / 2, (cb[1] + cb[3]) / 2), cta, font=cfont, fill=cta_rgb, anchor="mm")
+    layout = {"size": list(size), "style": style.__dict__ | {},
+              "layers": [
+                  {"name": "background", "type": "image", "box": [0, 0, *size]},
+                  {"name": "product", "type": "image", "box": [px, py, px + prod.width, py + prod.height],
+                   "scale": prod.width / cutout.width},
+                  {"name": "title", "type": "text", "box": list(tb), "text": title, "lines": lines,
+                   "font_family": family, "font_size": fsize, "colour": list(text_rgb)},
+                  {"name": "cta", "type": "button", "box": list(cb), "text": cta, "font_family": cfamily,
+                   "font_size": csize, "fill": list(style.accent), "colour": list(cta_rgb)}]}
+    svg = to_svg(layout, bg, prod)
+    return Banner(canvas.convert("RGB"), svg, layout)
+
+
+def to_svg(layout: dict, background: Image.Image, product: Image.Image) -> str:
+    """The layers as SVG groups: images embedded as PNG, text kept as editable text."""
+    w, h = layout["size"]
+    _, prod, title, cta = layout["layers"]
+    x0, y0, x1, y1 = prod["box"]
+    rgb = "rgb({},{},{})".format
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}">',
+           f'<g id="background"><image x="0" y="0" width="{w}" height="{h}" href="data:image/png;base64,{_png_b64(background)}"/></g>',
+           f'<g id="product"><image x="{x0}" y="{y0}" width="{x1 - x0}" height="{y1 - y0}" '
+           f'href="data:image/png;base64,{_png_b64(product)}"/></g>',
+           f'<g id="title" font-family="{html.escape(title["font_family"])}" font-size="{title["font_size"]}" '
+           f'fill="{rgb(*title["colour"])}">']
+    for i, line in enumerate(title["lines"]):
+        y = title["box"][1] + i * title["font_size"] * 1.2 + title["font_size"]
+        out.append(f'<text x="{title["box"][0]}" y="{y:.1f}">{html.escape(line)}</text>')
+    cx0, cy0, cx1, cy1 = cta["box"]
+    out += ["</g>", '<g id="cta">',
+            f'<rect x="{cx0}" y="{cy0}" width="{cx1 - cx0}" height="{cy1 - cy0}" rx="{(cy1 - cy0) // 3}" fill="{rgb(*cta["fill"])}"/>',
+            f'<text x="{(cx0 + cx1) / 2}" y="{(cy0 + cy1) / 2}" text-anchor="middle" dominant-baseline="central" '
+            f'font-family="{html.escape(cta["font_family"])}" font-size="{cta["font_size"]}" fill="{rgb(*cta["colour"])}">'
+            f'{html.escape(cta["text"])}</text>', "</g>", "</svg>"]
+    return "\n".join(out)
+
+
+def product_mask(layout: dict, cutout: Image.Image) -> np.ndarray:
+    """(H, W) bool: where the banner shows the product (alpha > 0 of the placed cut-out)."""
+    w, h = layout["size"]
+    x0, y0, x1, y1 = layout["layers"][1]["box"]
+    prod, _ = place_product(cutout, (x0, y0, x1, y1))
+    mask = np.zeros((h, w), bool)
+    mask[y0:y1, x0:x1] = np.asarray(prod)[..., 3] > 0
+    return mask
