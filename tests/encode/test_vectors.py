@@ -74,3 +74,25 @@ def test_collaborative_vectors_group_co_occurring_items():
 def test_collaborative_rejects_out_of_range_items():
     with pytest.raises(ValueError, match="outside"):
         collaborative_vectors([np.array([0, 5])], 3)
+
+
+def test_item_tokens_vocab_and_padding():
+    from genads.encode.tokens import item_tokens
+
+    cat = pd.DataFrame({"title": ["Red drill", "Blue drill", "red saw"], "brand": ["Acme", "Acme", ""],
+                        "category": ["", "", ""], "attributes": [["g:1"], ["g:1"], []]})
+    tokens, vocab = item_tokens(cat, max_tokens=3, min_count=2)
+    assert vocab[0] == "<pad>" and set(vocab[1:]) == {"g:1", "drill", "acme", "red"}
+    assert [vocab[i] for i in tokens[0]] == ["g:1", "red", "drill"]
+    assert [vocab[i] for i in tokens[2] if i] == ["red"]
+    assert tokens.shape == (3, 3) and tokens[2, 1:].tolist() == [0, 0]
+
+
+def test_sequences_from_events_maps_ads_to_rows_in_time_order():
+    from genads.encode.collaborative import cooccurring_pairs, sequences_from_events
+
+    events = pd.DataFrame({"user_id": [2, 1, 1, 2, 1], "ad_id": [30, 20, 10, 10, 99],
+                           "timestamp": [5, 2, 1, 9, 3], "action": [1, 1, 1, 1, 0]})
+    seqs = sequences_from_events(events, np.array([20, 10, 30]))
+    assert [s.tolist() for s in seqs] == [[1, 0], [2, 1]]  # unknown ad 99 and impressions dropped
+    assert cooccurring_pairs(seqs).tolist() == [[0, 1], [1, 0], [1, 2], [2, 1]]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 
 
@@ -101,3 +102,28 @@ def collaborative_vectors(
         u, s, _ = torch.svd_lowrank(matrix, q=rank, niter=config.n_iter)
     out[:, :rank] = (u * s.sqrt()).numpy()
     return out
+
+
+def sequences_from_events(events: pd.DataFrame, ad_ids: np.ndarray, actions: tuple[int, ...] = (1, 2)) -> list[np.ndarray]:
+    """Per user, the catalogue rows of their events with ``action`` in ``actions``, in time order.
+
+    Args:
+        events: the event log (user_id, ad_id, timestamp, action), as in events.parquet.
+        ad_ids: the catalogue's ad_id column (row i has ad_ids[i]).
+        actions: action codes that count (default click and conversion).
+    """
+    order = np.argsort(ad_ids, kind="stable")
+    ev = events[events["action"].isin(actions)].sort_values(["user_id", "timestamp"], kind="stable")
+    pos = np.searchsorted(ad_ids[order], ev["ad_id"].to_numpy())
+    pos = np.clip(pos, 0, max(len(ad_ids) - 1, 0))
+    known = ad_ids[order][pos] == ev["ad_id"].to_numpy() if len(ad_ids) else np.zeros(len(ev), dtype=bool)
+    rows, users = order[pos][known], ev["user_id"].to_numpy()[known]
+    _, starts = np.unique(users, return_index=True)
+    return np.split(rows, starts[1:]) if len(rows) else []
+
+
+def cooccurring_pairs(sequences: list[np.ndarray], window: int = 3, max_pairs: int = 2_000_000) -> np.ndarray:
+    """Distinct (a, b) item pairs (both orders) within ``window`` positions: (m, 2) int64."""
+    rows, cols, _ = cooccurrence_pairs(sequences, window)
+    pairs = np.unique(np.stack([rows, cols], axis=1), axis=0) if len(rows) else np.zeros((0, 2), dtype=np.int64)
+    return pairs[:max_pairs]
