@@ -13,7 +13,7 @@ from genads.data.loaders import FORMATS, parse_column_map
 from genads.data.split import SplitConfig, leave_one_out, split_stats
 
 
-def make_source(args: argparse.Namespace):  # noqa: ANN201 - a Source
+def make_source(args: argparse.Namespace):
     """Build the Source for ``--format`` from the parsed arguments."""
     fmt = args.format
     if fmt == "s3rec":
@@ -28,8 +28,11 @@ def make_source(args: argparse.Namespace):  # noqa: ANN201 - a Source
 
 def cmd_import(args: argparse.Namespace) -> int:
     source = make_source(args)
-    report = import_dataset(source, args.out, on_error=args.on_error, market=MarketParams(seed=args.seed),
-                            chunk_rows=args.chunk_rows, progress=not args.quiet)
+    try:
+        report = import_dataset(source, args.out, on_error=args.on_error, market=MarketParams(seed=args.seed),
+                                chunk_rows=args.chunk_rows, progress=not args.quiet)
+    except FileExistsError as e:  # the CLI reports ValueErrors as one-line errors
+        raise ValueError(str(e)) from e
     print(f"{report.path}: {report.n_ads} ads, {report.n_users} users, {report.n_events} events")
     print(report.issues.summary() + (f"; details in {report.path}/rejected.jsonl" if report.issues.total else ""))
     return 0

@@ -13,6 +13,7 @@ from genads.data.validate import (
     parse_actions,
     parse_ids,
     parse_numbers,
+    parse_timestamps,
 )
 
 
@@ -26,12 +27,17 @@ def _issues(frame: pd.DataFrame, bad: np.ndarray, field: str, kind: str, message
 
 
 def check_events(
-    frame: pd.DataFrame, field_names: dict[str, str], known_ads: np.ndarray | None, log: IssueLog
+    frame: pd.DataFrame,
+    field_names: dict[str, str],
+    known_ads: np.ndarray | None,
+    log: IssueLog,
+    loader_issues: list[Issue] | None = None,
 ) -> pd.DataFrame:
     """Validate one raw event chunk; return the good rows typed as EVENT_SCHEMA (+ _file, _line).
 
     Each bad row yields exactly one issue, for the first field that fails, in column order.
-    ``known_ads`` (sorted int64) enables the unknown-ad check.
+    ``known_ads`` (sorted int64) enables the unknown-ad check. ``loader_issues`` (rows the loader
+    could not split) are logged together with this chunk's issues, in input order.
     """
     ok = np.ones(len(frame), dtype=bool)
     issues: list[Issue] = []
@@ -50,7 +56,7 @@ def check_events(
     flag(~good, "user_id", "bad_id", "must be a non-negative integer")
     ads, good = parse_ids(frame["ad_id"])
     flag(~good, "ad_id", "bad_id", "must be a non-negative integer")
-    ts, good = parse_numbers(frame["timestamp"])
+    ts, good = parse_timestamps(frame["timestamp"])
     flag(~good, "timestamp", "bad_timestamp", "must be a number (seconds since the epoch, or an ordinal)")
     actions, good = parse_actions(frame["action"])
     flag(~good, "action", "bad_action", "must be impression, click or conversion")
@@ -58,12 +64,12 @@ def check_events(
         pos = np.clip(np.searchsorted(known_ads, ads), 0, max(len(known_ads) - 1, 0))
         known = (known_ads[pos] == ads) if len(known_ads) else np.zeros(len(ads), bool)
         flag(~known, "ad_id", "unknown_ad", "no such ad in the catalogue")
-    log.extend(issues)
+    log.extend([*(loader_issues or []), *issues])
     return pd.DataFrame(
         {
             "user_id": users[ok],
             "ad_id": ads[ok],
-            "timestamp": np.floor(ts[ok]).astype(np.int64),
+            "timestamp": ts[ok],
             "action": actions[ok],
             "_file": frame["_file"].to_numpy()[ok],
             "_line": frame["_line"].to_numpy(dtype=np.int64)[ok],
@@ -109,8 +115,15 @@ def check_catalogue(raw: RawCatalogue, log: IssueLog) -> pd.DataFrame:
         numbers[col], good = parse_numbers(frame[col])
         flag(present & ~(good & (numbers[col] >= 0)), col, "bad_value", "must be a non-negative number")
         numbers[col] = np.where(present, numbers[col], np.nan)
-    dup = pd.Series(ids).where(ok).duplicated(keep="first").to_numpy() & ok
-    flag(dup, "ad_id", "duplicate", "ad_id already defined on an earlier line")
+    keyed = pd.Series(np.where(ok, ids, -1))
+    dup = keyed.duplicated(keep="first").to_numpy() & ok
+    if dup.any():
+        lines = frame["_line"].to_numpy(dtype=np.int64)
+        first = dict(zip(ids[ok & ~dup].tolist(), lines[ok & ~dup].tolist(), strict=True))
+        for i in np.flatnonzero(dup):
+            issues.append(Issue(str(frame["_file"].iloc[i]), int(lines[i]), name("ad_id"), "duplicate",
+                                f"ad_id already defined on line {first[int(ids[i])]}", str(frame["ad_id"].iloc[i])))
+        ok &= ~dup
     log.extend(issues)
     text = lambda col: frame[col].fillna("").astype(str).str.strip().to_numpy()[ok]  # noqa: E731
     return pd.DataFrame(

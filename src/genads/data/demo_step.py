@@ -12,7 +12,7 @@ from genads.eval import plots
 from genads.eval.report import figure_png
 
 
-def run(ctx) -> None:  # noqa: ANN001 - DemoContext (imported lazily to avoid a cycle)
+def run(ctx) -> None:  # ctx: DemoContext (imported lazily to avoid a cycle)
     source = TabularSource(
         ctx.data_dir / "events.csv.gz",
         catalogue=ctx.data_dir / "catalogue.csv.gz",

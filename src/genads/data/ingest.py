@@ -1,17 +1,24 @@
 """Streaming import: any Source -> a validated dataset folder (catalogue, events, meta).
 
-Events flow through in chunks. Pass 1 validates each chunk and hash-partitions it by user into
-bucket files; pass 2 sorts each bucket by (user, timestamp, input order), drops exact duplicates
-and appends it to events.parquet. The number of buckets grows with the input, so memory stays
-bounded by the chunk and bucket size, not the input size. Everything is written to a temporary
-folder beside the target and renamed into place at the end: a failed import leaves any existing
-dataset untouched.
+Events flow through in chunks (an external sort):
+
+1. **partition**: each chunk is validated and its good rows are hash-partitioned by user into
+   bucket files (about ``BUCKET_BYTES`` of input each, so their number grows with the input);
+2. **sort**: each bucket is sorted by (user, timestamp, input order) and exact duplicates are
+   dropped; a bucket with more than ``BUCKET_ROWS`` rows (the size hint was low, e.g. for gzip)
+   is split again first, so pass 2 never holds more than about ``BUCKET_ROWS`` rows;
+3. **merge**: the sorted runs are merged by user into events.parquet, reading each run in small
+   batches (``MERGE_ROWS`` rows in all).
+
+Memory is bounded by the chunk, bucket and merge sizes, not by the input (only per-ad counters
+grow, with the catalogue). The output is the same whatever the number of buckets. Everything is
+written to a temporary folder beside the target and renamed into place at the end: a failed import
+leaves any existing dataset untouched.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -33,13 +40,25 @@ from genads.data.schema import (
     CATALOGUE_SCHEMA,
     EVENT_SCHEMA,
     EVENTS_FILE,
+    META_FILE,
     REJECTED_FILE,
 )
 from genads.data.source import Source
 from genads.data.validate import Issue, IssueLog, OnError
 
-BUCKET_BYTES = 96 * 2**20
-"""Target input bytes per sort bucket (pass 2 holds one bucket in memory)."""
+BUCKET_BYTES = 24 * 2**20
+"""Target input bytes per sort bucket (about a million CSV events)."""
+BUCKET_ROWS = 1_000_000
+"""Most rows pass 2 sorts at once; a larger bucket is split again."""
+MERGE_ROWS = 1_000_000
+"""Rows held by the final merge, shared among the sorted runs."""
+
+_PART_SCHEMA = pa.schema([
+    pa.field("user_id", pa.int64()), pa.field("ad_id", pa.int64()), pa.field("timestamp", pa.int64()),
+    pa.field("action", pa.int8()), pa.field("_file", pa.int32()), pa.field("_line", pa.int64()),
+    pa.field("_order", pa.int64()),
+])
+_KEYS = ["user_id", "ad_id", "timestamp", "action"]
 
 
 @dataclass
@@ -62,18 +81,39 @@ class _Stats:
     ads: set[int] = field(default_factory=set)
     actions: np.ndarray = field(default_factory=lambda: np.zeros(len(ACTIONS), dtype=np.int64))
 
-    def add(self, frame: pd.DataFrame, positive: set[int]) -> None:
+    def add(self, frame: pd.DataFrame, positive: list[int]) -> None:
+        users = frame["user_id"].to_numpy()
+        ads = frame["ad_id"].to_numpy()
+        actions = frame["action"].to_numpy()
         self.n_events += len(frame)
-        self.n_users += frame["user_id"].nunique()
-        self.ads.update(np.unique(frame["ad_id"].to_numpy()).tolist())
-        self.actions += np.bincount(frame["action"].to_numpy(), minlength=len(ACTIONS))
-        pos = frame[frame["action"].isin(positive)]
-        for ad, c in pos["ad_id"].value_counts().items():
-            self.clicks[int(ad)] = self.clicks.get(int(ad), 0) + int(c)
+        self.n_users += int(np.count_nonzero(np.diff(users))) + 1 if len(users) else 0  # sorted by user
+        self.ads.update(np.unique(ads).tolist())
+        self.actions += np.bincount(actions, minlength=len(ACTIONS))
+        ids, counts = np.unique(ads[np.isin(actions, positive)], return_counts=True)
+        for ad, c in zip(ids.tolist(), counts.tolist(), strict=True):
+            self.clicks[ad] = self.clicks.get(ad, 0) + c
 
 
 def _bucket_count(size_hint: int) -> int:
     return max(1, math.ceil(size_hint / BUCKET_BYTES))
+
+
+def _bucket_of(users: np.ndarray, n: int, salt: int = 0) -> np.ndarray:
+    """Bucket of each user: a mixed hash (user ids in arithmetic progressions still spread evenly)."""
+    with np.errstate(over="ignore"):
+        mix = np.uint64((salt * 0x5851F42D4C957F2D) % 2**64)
+        h = (users.astype(np.uint64) ^ mix) * np.uint64(0x9E3779B97F4A7C15)
+    return ((h >> np.uint64(29)) % np.uint64(n)).astype(np.int64)
+
+
+def _write_buckets(table: pa.Table, bucket: np.ndarray, paths: list[Path], writers: dict[int, pq.ParquetWriter]) -> None:
+    order = np.argsort(bucket, kind="stable")
+    ids, starts = np.unique(bucket[order], return_index=True)
+    ends = np.append(starts[1:], len(order))
+    for b, lo, hi in zip(ids.tolist(), starts.tolist(), ends.tolist(), strict=True):
+        if b not in writers:
+            writers[b] = pq.ParquetWriter(paths[b], _PART_SCHEMA)
+        writers[b].write_table(table.take(pa.array(order[lo:hi])))
 
 
 def _partition(
@@ -88,17 +128,18 @@ def _partition(
     bar = tqdm(total=source.size_hint(), unit="B", unit_scale=True, desc="import events", disable=not progress)
     try:
         for chunk in source.event_chunks(chunk_rows):
-            log.extend(chunk.issues)
-            good = check_events(chunk.frame, source.field_names, known_ads, log)
-            good["_file"] = [files.setdefault(f, len(files)) for f in good["_file"]]
-            good["_order"] = np.arange(order, order + len(good), dtype=np.int64)
-            order += len(good)
-            bucket = good["user_id"].to_numpy() % n_buckets
-            for b in np.unique(bucket):
-                table = pa.Table.from_pandas(good[bucket == b], preserve_index=False)
-                if b not in writers:
-                    writers[b] = pq.ParquetWriter(paths[b], table.schema)
-                writers[b].write_table(table)
+            good = check_events(chunk.frame, source.field_names, known_ads, log, chunk.issues)
+            if len(good):
+                names, codes = np.unique(good["_file"].to_numpy().astype(str), return_inverse=True)
+                file_codes = np.array([files.setdefault(f, len(files)) for f in names.tolist()], dtype=np.int32)
+                table = pa.table({
+                    "user_id": good["user_id"].to_numpy(), "ad_id": good["ad_id"].to_numpy(),
+                    "timestamp": good["timestamp"].to_numpy(), "action": good["action"].to_numpy(),
+                    "_file": file_codes[codes.reshape(-1)], "_line": good["_line"].to_numpy(),
+                    "_order": np.arange(order, order + len(good), dtype=np.int64),
+                }, schema=_PART_SCHEMA)
+                order += len(good)
+                _write_buckets(table, _bucket_of(good["user_id"].to_numpy(), n_buckets), paths, writers)
             bar.update(chunk.bytes_read)
     finally:
         bar.close()
@@ -107,54 +148,121 @@ def _partition(
     return [p for b, p in enumerate(paths) if b in writers], list(files), order
 
 
-def _sort_buckets(
-    buckets: list[Path], files: list[str], out: Path, log: IssueLog
-) -> _Stats:
-    """Pass 2: sort each bucket, drop duplicates, append to events.parquet."""
+def _split_bucket(path: Path, depth: int) -> list[Path]:
+    """Re-partition an oversized bucket file into smaller ones (a different hash salt per depth)."""
+    pf = pq.ParquetFile(path)
+    n = max(2, math.ceil(2 * pf.metadata.num_rows / BUCKET_ROWS))
+    paths = [path.with_name(f"{path.stem}-{b:03d}.parquet") for b in range(n)]
+    writers: dict[int, pq.ParquetWriter] = {}
+    try:
+        for batch in pf.iter_batches(batch_size=BUCKET_ROWS // 4):
+            table = pa.Table.from_batches([batch], schema=_PART_SCHEMA)
+            users = table.column("user_id").to_numpy()
+            _write_buckets(table, _bucket_of(users, n, salt=depth + 1), paths, writers)
+    finally:
+        for w in writers.values():
+            w.close()
+    path.unlink()
+    return [p for b, p in enumerate(paths) if b in writers]
+
+
+def _sort_buckets(buckets: list[Path], files: list[str], log: IssueLog, progress: bool) -> tuple[list[Path], _Stats]:
+    """Pass 2: sort each bucket by (user, timestamp, input order), drop duplicates; returns sorted runs."""
     stats = _Stats()
-    positive = {ACTION_CODE["click"], ACTION_CODE["conversion"]}
+    positive = [ACTION_CODE["click"], ACTION_CODE["conversion"]]
+    dups = IssueLog(on_error="skip", keep=log.keep)
+    runs: list[Path] = []
+    todo = [(p, 0) for p in buckets]
+    bar = tqdm(total=len(todo), desc="sort events", disable=not progress or len(todo) < 2)
+    while todo:
+        path, depth = todo.pop(0)
+        if pq.ParquetFile(path).metadata.num_rows > BUCKET_ROWS and depth < 8:
+            parts = _split_bucket(path, depth)
+            todo[:0] = [(p, depth + 1) for p in parts]
+            bar.total += len(parts) - 1
+            bar.refresh()
+            continue
+        frame = pq.read_table(path).to_pandas()
+        frame = frame.iloc[np.lexsort((frame["_order"].to_numpy(), frame["timestamp"].to_numpy(),
+                                       frame["user_id"].to_numpy()))].reset_index(drop=True)
+        dup = frame.duplicated(_KEYS, keep="first").to_numpy()
+        if dup.any():
+            first = frame[~dup & frame.duplicated(_KEYS, keep=False).to_numpy()].set_index(_KEYS)["_line"]
+            earlier = first.reindex(pd.MultiIndex.from_frame(frame.loc[dup, _KEYS])).to_numpy()
+            for f, ln, e in zip(frame["_file"][dup].tolist(), frame["_line"][dup].tolist(), earlier.tolist(), strict=True):
+                dups.add(Issue(files[f], int(ln), "event", "duplicate",
+                               f"same user, ad, timestamp and action as line {e}"))
+            frame = frame[~dup]
+        stats.add(frame, positive)
+        run = path.with_name(path.stem + "-sorted.parquet")
+        pq.write_table(pa.Table.from_pandas(frame[[*EVENT_SCHEMA.names]], schema=EVENT_SCHEMA, preserve_index=False), run)
+        runs.append(run)
+        path.unlink()
+        bar.update(1)
+    bar.close()
+    log.absorb(dups)
+    return runs, stats
+
+
+def _merge_runs(runs: list[Path], out: Path) -> None:
+    """Pass 3: merge runs (each sorted by user; a user lives in one run) into one file sorted by user."""
+    if len(runs) == 1:
+        runs[0].rename(out)
+        return
+    batch = max(1024, MERGE_ROWS // len(runs))
+    readers = [pq.ParquetFile(p).iter_batches(batch_size=batch) for p in runs]
+    pending: list[pa.Table | None] = [None] * len(runs)
+
+    def refill(i: int) -> None:
+        nxt = next(readers[i], None)
+        pending[i] = pa.Table.from_batches([nxt], schema=EVENT_SCHEMA) if nxt is not None else None
+
+    for i in range(len(runs)):
+        refill(i)
     with pq.ParquetWriter(out, EVENT_SCHEMA) as writer:
-        for path in tqdm(buckets, desc="sort events", disable=len(buckets) < 2):
-            frame = pq.read_table(path).to_pandas()
-            frame = frame.sort_values(["user_id", "timestamp", "_order"], kind="stable")
-            dup = frame.duplicated(["user_id", "ad_id", "timestamp", "action"], keep="first").to_numpy()
-            if dup.any():
-                log.extend(
-                    [
-                        Issue(files[f], int(ln), "event", "duplicate",
-                              "same user, ad, timestamp and action as an earlier line")
-                        for f, ln in zip(frame["_file"][dup], frame["_line"][dup], strict=True)
-                    ]
-                )
-                frame = frame[~dup]
-            stats.add(frame, positive)
-            writer.write_table(pa.Table.from_pandas(frame[list(EVENT_SCHEMA.names)], schema=EVENT_SCHEMA,
-                                                    preserve_index=False))
-            path.unlink()
-    return stats
+        while any(t is not None for t in pending):
+            live = [i for i, t in enumerate(pending) if t is not None]
+            # every user <= the smallest "last user" of the pending batches is complete in memory
+            # or continues only in that run's next batch, which comes first in the next round
+            limit = min(pending[i].column("user_id")[-1].as_py() for i in live)
+            parts = []
+            for i in live:
+                users = pending[i].column("user_id").to_numpy()
+                cut = int(np.searchsorted(users, limit, side="right"))
+                parts.append(pending[i].slice(0, cut))
+                pending[i] = pending[i].slice(cut)
+                if pending[i].num_rows == 0:
+                    refill(i)
+            table = pa.concat_tables(parts)
+            order = np.argsort(table.column("user_id").to_numpy(), kind="stable")
+            writer.write_table(table.take(pa.array(order)))
+    for p in runs:
+        p.unlink()
 
 
 def _bare_catalogue(ads: np.ndarray) -> pd.DataFrame:
     """A catalogue of the ads seen in the events, for inputs without an item table."""
     n = len(ads)
-    empty = [""] * n
+    empty = pd.Series([""] * n, dtype=object)
+    lists = lambda: pd.Series([[] for _ in range(n)], dtype=object)  # noqa: E731
     return pd.DataFrame({
-        "ad_id": ads, "advertiser_id": np.full(n, -1), "title": empty, "description": empty,
+        "ad_id": ads, "advertiser_id": np.full(n, -1, dtype=np.int64), "title": empty, "description": empty,
         "category": empty, "brand": empty, "price": np.full(n, np.nan),
-        "selling_points": [[] for _ in range(n)], "attributes": [[] for _ in range(n)],
+        "selling_points": lists(), "attributes": lists(),
         "bid": np.full(n, np.nan), "budget": np.full(n, np.nan),
     })
 
 
 def _finish_catalogue(cat: pd.DataFrame, clicks: dict[int, int], params: bids.MarketParams) -> tuple[pa.Table, dict]:
     cat = cat.sort_values("ad_id", kind="stable").reset_index(drop=True)
+    keys = bids.advertiser_keys(cat)
     cat["advertiser_id"], rule = bids.assign_advertisers(cat)
-    ad_clicks = np.array([clicks.get(int(a), 0) for a in cat["ad_id"]], dtype=float)
-    bid, budget = bids.synthesize(cat["advertiser_id"].to_numpy(), ad_clicks, params)
+    ad_clicks = np.array([clicks.get(a, 0) for a in cat["ad_id"].tolist()], dtype=float)
+    bid, budget = bids.synthesize(keys, ad_clicks, params, ad_id=cat["ad_id"].to_numpy())
     missing_bid = cat["bid"].isna().to_numpy()
     missing_budget = cat["budget"].isna().to_numpy()
-    cat["bid"] = np.where(missing_bid, bid, cat["bid"])
-    cat["budget"] = np.where(missing_budget, budget, cat["budget"])
+    cat["bid"] = np.where(missing_bid, bid, cat["bid"].to_numpy(dtype=float, na_value=np.nan))
+    cat["budget"] = np.where(missing_budget, budget, cat["budget"].to_numpy(dtype=float, na_value=np.nan))
     cat["embedding"] = None
     money = {
         "advertiser_rule": rule,
@@ -165,31 +273,60 @@ def _finish_catalogue(cat: pd.DataFrame, clicks: dict[int, int], params: bids.Ma
     return table, money
 
 
+def _write_rejected(log: IssueLog, path: Path) -> None:
+    """rejected.jsonl: one issue per line, in input order (files in the order they were read, then line)."""
+    rank: dict[str, int] = {}
+    for issue in log.issues:
+        rank.setdefault(issue.file, len(rank))
+    records = sorted(log.records(), key=lambda r: (rank[r["file"]], r["line"]))
+    pd.DataFrame(records).to_json(path, orient="records", lines=True, force_ascii=False)
+
+
+def _check_target(out: Path) -> None:
+    """Refuse to replace anything but a dataset folder (or an empty folder) at ``out``."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder: choose another --out")
+    if any(out.iterdir()) and not (out / META_FILE).is_file():
+        raise FileExistsError(f"{out} is a non-empty folder without {META_FILE} (not a genads dataset): "
+                              "refusing to replace it; choose another --out")
+
+
 def import_dataset(
     source: Source,
     out: str | Path,
     *,
     on_error: OnError = "stop",
     market: bids.MarketParams | None = None,
-    chunk_rows: int = 500_000,
+    chunk_rows: int = 200_000,
     progress: bool = True,
 ) -> ImportReport:
     """Validate ``source`` and write it as a dataset folder at ``out`` (atomically replaced).
 
     Raises:
-        ImportValidationError: on the first malformed row when ``on_error="stop"``; nothing is written.
+        ImportValidationError: on the first malformed row when ``on_error="stop"``; nothing is written
+            and an existing dataset at ``out`` is left as it was.
+        FileExistsError: if ``out`` exists and is neither a dataset folder nor empty.
     """
     out = Path(out)
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows={chunk_rows} must be >= 1")
     market = market or bids.MarketParams()
     log = IssueLog(on_error=on_error)
+    _check_target(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         raw_cat = source.catalogue()
         cat = check_catalogue(raw_cat, log) if raw_cat is not None else None
         known = np.sort(cat["ad_id"].to_numpy()) if cat is not None else None
         buckets, files, _ = _partition(source, known, log, tmp, chunk_rows, progress)
-        stats = _sort_buckets(buckets, files, tmp / EVENTS_FILE, log)
+        runs, stats = _sort_buckets(buckets, files, log, progress)
+        if runs:
+            _merge_runs(runs, tmp / EVENTS_FILE)
+        else:
+            pq.write_table(EVENT_SCHEMA.empty_table(), tmp / EVENTS_FILE)
         if cat is None:
             cat = _bare_catalogue(np.array(sorted(stats.ads), dtype=np.int64))
         table, money = _finish_catalogue(cat, stats.clicks, market)
@@ -204,9 +341,11 @@ def import_dataset(
             "source": source.notes,
             "market": money,
         }
+        if log.total > len(log.issues):
+            meta["rejected_listed"] = len(log.issues)
         write_meta(tmp, meta)
         if log.issues:
-            pd.DataFrame(log.records()).to_json(tmp / REJECTED_FILE, orient="records", lines=True, force_ascii=False)
+            _write_rejected(log, tmp / REJECTED_FILE)
         _replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -216,10 +355,16 @@ def import_dataset(
 
 def _replace_dir(new: Path, target: Path) -> None:
     """Move ``new`` to ``target``; an existing target is swapped out, then deleted."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        target.rename(old)
-    new.rename(target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    _check_target(target)
+    if not target.exists():
+        new.rename(target)
+        return
+    trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    target.rename(trash / "old")
+    try:
+        new.rename(target)
+    except BaseException:
+        (trash / "old").rename(target)
+        raise
+    finally:
+        shutil.rmtree(trash, ignore_errors=True)

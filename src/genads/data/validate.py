@@ -12,6 +12,8 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from genads.data.schema import ACTION_CODE
 
@@ -82,8 +84,16 @@ class IssueLog:
             self.issues.append(issue)
 
     def extend(self, issues: list[Issue]) -> None:
+        """Add issues in input order (file, then line), so 'stop' reports the earliest one."""
         for issue in sorted(issues, key=lambda i: (i.file, i.line)):
             self.add(issue)
+
+    def absorb(self, other: IssueLog) -> None:
+        """Add the issues collected (under 'skip') in ``other``, counted in full, listed in input order."""
+        self.extend(other.issues)
+        listed = Counter(i.kind for i in other.issues)
+        for kind, n in other.counts.items():
+            self.counts[kind] += n - listed[kind]
 
     @property
     def total(self) -> int:
@@ -99,36 +109,123 @@ class IssueLog:
         return [asdict(i) for i in self.issues]
 
 
+def _is_text(values: pd.Series) -> bool:
+    return pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)
+
+
+_INT = r"^[+-]?\d{1,18}$"
+_ID = r"^\+?\d{1,19}$"
+"""Ids are written as plain integers below 2**62 (parsed exactly, never through float64)."""
+MAX_ID = 2**62
+_FLOAT = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+
+MAX_TIMESTAMP = 1e18
+"""Larger timestamps (in absolute value) are rejected: they would not fit int64 after rounding."""
+
+
+def _text(values: pd.Series) -> pa.Array:
+    """A text column as an Arrow string array, whitespace trimmed (None stays null)."""
+    try:
+        arr = pa.array(values, type=pa.string(), from_pandas=True)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):  # mixed Python values (JSON): compare their str()
+        arr = pa.array([None if v is None else str(v) for v in values.tolist()], type=pa.string())
+    return pc.utf8_trim_whitespace(arr)
+
+
+def _all_text(values: pd.Series) -> bool:
+    try:
+        pa.array(values, type=pa.string(), from_pandas=True)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return False
+    return True
+
+
+def _mask(arr: pa.Array) -> np.ndarray:
+    return pc.fill_null(arr, False).to_numpy(zero_copy_only=False).astype(bool, copy=True)
+
+
+def _ints(text: pa.Array, ok: np.ndarray) -> np.ndarray:
+    clean = pc.utf8_ltrim(pc.if_else(pa.array(ok), text, "0"), characters="+")
+    return pc.cast(clean, pa.int64()).to_numpy(zero_copy_only=False).copy()
+
+
 def parse_ids(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Parse non-negative integer ids. Returns (ids int64, ok bool mask)."""
-    num = pd.to_numeric(values, errors="coerce")
-    arr = num.to_numpy(dtype="float64", na_value=np.nan)
-    ok = np.isfinite(arr) & (arr >= 0) & (np.floor(arr) == arr) & (arr < 2**62)
-    out = np.zeros(len(arr), dtype=np.int64)
+    """Parse non-negative integer ids. Returns (ids int64, ok bool mask).
+
+    Text must be a plain integer ("1.5e3", "1.0", "true" are rejected); numeric columns (Parquet)
+    must hold integral values. Big ids are parsed exactly, never through float64.
+    """
+    out = np.zeros(len(values), dtype=np.int64)
+    if _is_text(values):
+        text = _text(values)
+        ok = _mask(pc.match_substring_regex(text, _ID))
+        clean = pc.utf8_ltrim(pc.if_else(pa.array(ok), text, "0"), characters="+")
+        wide = pc.cast(clean, pa.uint64()).to_numpy(zero_copy_only=False)
+        ok &= wide < MAX_ID
+        out[ok] = wide[ok].astype(np.int64)
+        return out, ok
+    if pd.api.types.is_bool_dtype(values):
+        return out, np.zeros(len(values), dtype=bool)
+    if pd.api.types.is_integer_dtype(values) and not values.hasnans:
+        arr = values.to_numpy(dtype=np.int64)
+        ok = (arr >= 0) & (arr < MAX_ID)
+        out[ok] = arr[ok]
+        return out, ok
+    arr = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    ok = np.isfinite(arr) & (arr >= 0) & (np.floor(arr) == arr) & (arr < MAX_ID)
     out[ok] = arr[ok].astype(np.int64)
-    if values.dtype == object:  # "1.5e3" parses as float: ids must be written as integers
-        s = values.astype(str)
-        ok &= s.str.fullmatch(r"\s*\+?\d+\s*").to_numpy()
     return out, ok
 
 
 def parse_numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Parse finite floats. Returns (values float64, ok mask)."""
+    """Parse finite floats (booleans, "nan" and "inf" are not numbers). Returns (float64, ok mask)."""
+    if pd.api.types.is_bool_dtype(values):
+        return np.zeros(len(values)), np.zeros(len(values), dtype=bool)
+    if _is_text(values):
+        if pd.api.types.is_object_dtype(values) and not _all_text(values):
+            bools = values.map(lambda v: isinstance(v, bool | np.bool_)).to_numpy(dtype=bool)
+            if bools.any():
+                values = values.where(~bools, None)
+        text = _text(values)
+        ok = _mask(pc.match_substring_regex(text, _FLOAT))
+        arr = pc.cast(pc.if_else(pa.array(ok), text, "0"), pa.float64()).to_numpy(zero_copy_only=False).copy()
+        ok &= np.isfinite(arr)
+        return arr, ok
     arr = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
     return arr, np.isfinite(arr)
 
 
+def parse_timestamps(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Parse timestamps: numbers, rounded down to int64 (integers in text are parsed exactly).
+
+    Returns (int64, ok mask)."""
+    arr, ok = parse_numbers(values)
+    ok &= np.abs(np.where(ok, arr, 0)) < MAX_TIMESTAMP
+    out = np.zeros(len(arr), dtype=np.int64)
+    out[ok] = np.floor(arr[ok]).astype(np.int64)
+    if _is_text(values) and ok.any():
+        text = _text(values)
+        exact = ok & _mask(pc.match_substring_regex(text, _INT))
+        if exact.any():
+            out[exact] = _ints(text, exact)[exact]
+    return out, ok
+
+
 def is_missing(values: pd.Series) -> np.ndarray:
     """True where a field is absent: NA, None or an empty/blank string."""
-    missing = values.isna().to_numpy()
-    if values.dtype == object:
-        missing = missing | values.astype(str).str.strip().eq("").to_numpy()
+    missing = values.isna().to_numpy(dtype=bool)
+    if _is_text(values):
+        missing = missing | _mask(pc.equal(_text(values), ""))
     return missing
 
 
 def parse_actions(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Map action spellings to ACTION codes. Returns (codes int8, ok mask)."""
-    names = values.astype(str).str.strip().str.lower().map(ACTION_ALIASES)
-    ok = names.notna().to_numpy()
-    codes = names.map(ACTION_CODE).fillna(0).to_numpy(dtype=np.int8)
-    return codes, ok
+    encoded = pc.dictionary_encode(_text(values) if _is_text(values) else _text(values.astype(str)))
+    names = pd.Series(encoded.dictionary.to_pylist(), dtype=object).str.lower().map(ACTION_ALIASES)
+    lookup = names.map(ACTION_CODE).fillna(-1).to_numpy(dtype=np.int64)
+    idx = encoded.indices.to_numpy(zero_copy_only=False)
+    nulls = encoded.indices.is_null().to_numpy(zero_copy_only=False)
+    codes = np.where(nulls, -1, lookup[np.where(nulls, 0, idx).astype(np.int64)] if len(lookup) else -1)
+    ok = codes >= 0
+    return np.where(ok, codes, 0).astype(np.int8), ok

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from genads.data.loaders.tabular import read_rows
+from genads.data.loaders.tabular import as_python, read_rows
 from genads.data.loaders.text import file_size, open_text
 from genads.data.source import EventChunk, RawCatalogue
 
@@ -65,9 +65,13 @@ class RecBoleSource:
         for frame, found, _ in read_rows(self.item, wanted, 1_000_000, header_name=_base):
             frames.append(frame)
             issues.extend(found)
-        frame = pd.concat(frames, ignore_index=True)
+        if not frames:
+            frame = pd.DataFrame({c: pd.Series([], dtype=object) for c in [*wanted, "_file"]})
+            frame["_line"] = pd.Series([], dtype="int64")
+        else:
+            frame = as_python(pd.concat(frames, ignore_index=True))
         tokens = [frame[c].fillna("").str.split() for c in seqs]
-        frame["attributes"] = [sum((list(t[i]) for t in tokens), []) for i in range(len(frame))]
+        frame["attributes"] = [[tok for t in tokens for tok in t[i]] for i in range(len(frame))]
         frame["category"] = frame[seqs[0]].fillna("").str.split().str[0].fillna("") if seqs else ""
         if "release_year" in frame:
             frame["attributes"] = [a + ([f"year:{y}"] if y.strip() else []) for a, y in

@@ -10,13 +10,16 @@ are ``|``-separated in CSV.
 from __future__ import annotations
 
 import csv
+import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from genads.data.loaders.text import file_size, open_text
+from genads.data.loaders.text import TextInput, file_size, open_text
 from genads.data.source import RAW_CATALOGUE_COLUMNS, RAW_EVENT_COLUMNS, EventChunk, RawCatalogue
 from genads.data.validate import Issue
 
@@ -43,77 +46,156 @@ def _delimiter(path: Path) -> str:
     return "\t" if name.endswith((".tsv", ".tab", ".inter", ".item", ".user")) else ","
 
 
+class _BadRecord:
+    """Stands in for a record the csv module could not parse."""
+
+    __slots__ = ("end", "message")
+
+    def __init__(self, end: int, message: str) -> None:
+        self.end, self.message = end, message
+
+    def __len__(self) -> int:
+        return 0
+
+
+def _records(reader: Iterator[list[str]], path: Path) -> Iterator[list[str] | _BadRecord]:
+    """csv records, with unparsable ones as _BadRecord (the csv module carries on after an error)."""
+    while True:
+        try:
+            yield from reader
+            return
+        except csv.Error as e:
+            yield _BadRecord(reader.line_num, str(e))
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path}:{reader.line_num + 1}: not UTF-8 text ({e.reason})") from e
+
+
+def _line_breaks(row: list[str]) -> int:
+    """Line breaks inside the (quoted) fields of a record."""
+    return sum(f.count("\n") + f.count("\r") - f.count("\r\n") for f in row)
+
+
 def read_rows(
     path: Path, wanted: dict[str, str], batch: int, header_name: Callable[[str], str] = str.strip
 ) -> Iterator[tuple[pd.DataFrame, list[Issue], int]]:
-    """Stream a delimited file as (frame, issues, bytes read) with canonical columns + _file, _line.
+    """Stream a delimited file as (frame, issues, bytes read from disk) with canonical columns + _file, _line.
 
-    ``wanted`` maps canonical name -> header name; a header name not in the file raises.
-    Rows with the wrong number of fields become ``malformed_row`` issues.
+    ``wanted`` maps canonical name -> header name; a header name not in the file raises. Text
+    columns are Arrow-backed strings. Rows with the wrong number of fields (or that the CSV parser
+    rejects) become ``malformed_row`` issues; empty lines are skipped. ``_line`` is the line a row
+    starts on (quoted fields may span lines).
+
+    Lines are split directly while no quote character has been seen (fast); from the first block
+    with a quote on, the csv module parses the rest of the file.
     """
     name = str(path)
-    consumed = 0
-
-    def counted(f: Iterator[str]) -> Iterator[str]:
-        nonlocal consumed
-        for text in f:
-            consumed += len(text)
-            yield text
-
-    with open_text(path) as f:
-        reader = csv.reader(counted(f), delimiter=_delimiter(path))
+    delimiter = _delimiter(path)
+    with TextInput(path) as inp:
+        reader = csv.reader(inp.text, delimiter=delimiter)
         try:
             header = [header_name(h) for h in next(reader)]
         except StopIteration:
             raise ValueError(f"{path}: empty file (expected a header line)") from None
+        except (csv.Error, UnicodeDecodeError) as e:
+            raise ValueError(f"{path}:1: cannot read the header line ({e})") from e
         missing = [src for src in wanted.values() if src not in header]
         if missing:
             raise ValueError(f"{path}:1: header has no column {missing[0]!r} (columns: {', '.join(header)})")
         index = {canon: header.index(src) for canon, src in wanted.items()}
         width = len(header)
+        line = reader.line_num  # last line consumed so far
+        records = None  # the csv-module iterator, once a quote has been seen
         while True:
-            rows, lines, issues = [], [], []
-            for row in reader:
-                if len(row) != width:
-                    if any(cell.strip() for cell in row):
-                        issues.append(Issue(name, reader.line_num, "row", "malformed_row",
-                                            f"expected {width} fields, found {len(row)}"))
-                    continue
-                rows.append(row)
-                lines.append(reader.line_num)
-                if len(rows) >= batch:
-                    break
-            if not rows and not issues:
+            if records is None:
+                try:
+                    block = list(itertools.islice(inp.text, batch))
+                except UnicodeDecodeError as e:
+                    raise ValueError(f"{path}:{line + 1}: not UTF-8 text ({e.reason})") from e
+                if any('"' in text for text in block):
+                    reader = csv.reader(itertools.chain(block, inp.text), delimiter=delimiter)
+                    records, base = _records(reader, path), line
+                else:
+                    rows = [text.rstrip("\r\n").split(delimiter) for text in block]
+                    starts = range(line + 1, line + 1 + len(rows))
+                    line += len(rows)
+            if records is not None:
+                rows = list(itertools.islice(records, batch))
+                simple = reader.line_num + base - line == len(rows) and not any(isinstance(r, _BadRecord) for r in rows)
+                starts = range(line + 1, line + 1 + len(rows)) if simple else None
+            if not rows:
+                yield _frame(index, [], [], name), [], inp.advance()
                 return
-            cols = list(zip(*rows, strict=True)) if rows else [() for _ in range(width)]
-            frame = pd.DataFrame({canon: pd.Series(cols[i], dtype=object) for canon, i in index.items()})
-            frame["_file"] = name
-            frame["_line"] = pd.Series(lines, dtype="int64")
-            yield frame, issues, consumed
-            consumed = 0
+            good, lines, issues = _check_rows(rows, starts, line, width, name)
+            if records is not None:
+                line = reader.line_num + base
+            yield _frame(index, good, lines, name), issues, inp.advance()
+
+
+def _check_rows(
+    rows: list, starts: range | None, line: int, width: int, name: str
+) -> tuple[list[list[str]], list[int], list[Issue]]:
+    """Keep rows with ``width`` fields; ``starts`` gives each row's line (None: count line breaks after ``line``)."""
+    if starts is not None and list(map(len, rows)).count(width) == len(rows):
+        return rows, list(starts), []  # the common case: one line per row, all well-formed
+    good, lines, issues = [], [], []
+    for k, row in enumerate(rows):
+        if starts is not None:
+            start = starts[k]
+        else:
+            start = line + 1
+            line = row.end if isinstance(row, _BadRecord) else start + _line_breaks(row)
+        if isinstance(row, _BadRecord):
+            issues.append(Issue(name, start, "row", "malformed_row", f"cannot parse the line ({row.message})"))
+        elif len(row) == width:
+            good.append(row)
+            lines.append(start)
+        elif row and not (len(row) == 1 and not row[0].strip()):
+            issues.append(Issue(name, start, "row", "malformed_row", f"expected {width} fields, found {len(row)}"))
+    return good, lines, issues
+
+
+def _frame(index: dict[str, int], rows: list[list[str]], lines: list[int], name: str) -> pd.DataFrame:
+    frame = pd.DataFrame({
+        canon: pd.Series(pd.arrays.ArrowExtensionArray(pa.array([r[i] for r in rows], type=pa.string())))
+        for canon, i in index.items()
+    })
+    frame["_file"] = name
+    frame["_line"] = np.asarray(lines, dtype=np.int64)
+    return frame
 
 
 def read_parquet_rows(path: Path, wanted: dict[str, str], batch: int) -> Iterator[tuple[pd.DataFrame, list[Issue], int]]:
-    """Stream a Parquet file as frames; ``_line`` is the 1-based row number."""
+    """Stream a Parquet file as frames; ``_line`` is the 1-based row number. Column types are kept."""
     pf = pq.ParquetFile(path)
     missing = [src for src in wanted.values() if src not in pf.schema_arrow.names]
     if missing:
         raise ValueError(f"{path}: no column {missing[0]!r} (columns: {', '.join(pf.schema_arrow.names)})")
-    row = 1
-    per_row = max(1, path.stat().st_size // max(1, pf.metadata.num_rows))
+    size, total = file_size(path), max(1, pf.metadata.num_rows)
+    row, reported = 1, 0
     for rb in pf.iter_batches(batch_size=batch, columns=list(dict.fromkeys(wanted.values()))):
         part = rb.to_pandas()
-        frame = pd.DataFrame({canon: part[src].astype(object) for canon, src in wanted.items()})
+        frame = pd.DataFrame({canon: part[src] for canon, src in wanted.items()})
         frame["_file"] = str(path)
-        frame["_line"] = range(row, row + len(frame))
+        frame["_line"] = np.arange(row, row + len(frame), dtype=np.int64)
         row += len(frame)
-        yield frame, [], per_row * len(frame)
+        done = size * (row - 1) // total
+        yield frame, [], done - reported
+        reported = done
+
+
+def as_python(frame: pd.DataFrame) -> pd.DataFrame:
+    """Arrow-backed text columns -> object columns of str / None (for row-wise catalogue work)."""
+    out = frame.reset_index(drop=True).copy()
+    for col in out.columns:
+        if isinstance(out[col].dtype, pd.ArrowDtype):
+            out[col] = pd.Series(out[col].to_numpy(dtype=object, na_value=None), dtype=object)
+    return out
 
 
 class TabularSource:
     """Events (and optionally a catalogue) from CSV/TSV (optionally .gz) or Parquet files."""
 
-    format = "tabular"
+    format = "csv"
 
     def __init__(
         self,
@@ -124,6 +206,7 @@ class TabularSource:
         default_action: str = "click",
     ) -> None:
         self.events = Path(events)
+        self.format = "parquet" if _is_parquet(self.events) else "csv"
         self.catalogue_path = Path(catalogue) if catalogue else None
         column_map = dict(column_map or {})
         unknown = set(column_map) - set(RAW_EVENT_COLUMNS)
@@ -157,15 +240,20 @@ class TabularSource:
         if self.catalogue_path is None:
             return None
         header = self._catalogue_header()
+        absent = [f"{c}={src}" for c, src in self.catalogue_map.items() if src not in header]
+        if absent:
+            raise ValueError(f"{self.catalogue_path}:1: catalogue map {', '.join(absent)} names no column "
+                             f"of the file (columns: {', '.join(header)})")
         wanted = {c: self.catalogue_map.get(c, c) for c in RAW_CATALOGUE_COLUMNS if self.catalogue_map.get(c, c) in header}
         if "ad_id" not in wanted:
-            raise ValueError(f"{self.catalogue_path}: no ad_id column (map one with ad_id=NAME)")
+            raise ValueError(f"{self.catalogue_path}:1: no ad_id column (map one with ad_id=NAME; "
+                             f"columns: {', '.join(header)})")
         frames, issues = [], []
         for frame, found, _ in self._rows(self.catalogue_path, wanted, 1_000_000):
             frames.append(frame)
             issues.extend(found)
         frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*wanted, "_file", "_line"])
-        return RawCatalogue(frame, wanted, issues)
+        return RawCatalogue(as_python(frame), wanted, issues)
 
     def _catalogue_header(self) -> list[str]:
         if _is_parquet(self.catalogue_path):

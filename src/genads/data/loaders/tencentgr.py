@@ -2,8 +2,8 @@
 
 ``seq.jsonl``: one user per line, a JSON array of records
 ``[user_id, item_id, user_feat, item_feat, action_type, timestamp]`` in time order. Records with a
-null item_id carry only user features and are not events. ``action_type`` 0/1/2 is
-impression/click/conversion.
+null item_id carry only user features and are not events; a record with a null user_id belongs to
+the line's user. ``action_type`` 0/1/2 is impression/click/conversion.
 ``item_feat_dict.json`` (optional): ``{item_id: {feature_id: value}}``; features become attributes
 ``"feature=value"``. ``advertiser_feature`` names the feature that identifies the advertiser; without
 it each ad is its own advertiser.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from genads.data.loaders.text import file_size, line_batches
+from genads.data.loaders.text import file_size, iter_json_object, line_batches
 from genads.data.source import EventChunk, RawCatalogue
 from genads.data.validate import Issue
 
@@ -26,11 +26,11 @@ RECORD = ("user_id", "item_id", "user_feat", "item_feat", "action_type", "timest
 
 class TencentGRSource:
     format = "tencentgr"
-    field_names = {"user_id": "user_id (record[0])", "ad_id": "item_id (record[1])",
-                   "timestamp": "timestamp (record[5])", "action": "action_type (record[4])"}
 
     def __init__(self, seq: str | Path, item_feat: str | Path | None = None, advertiser_feature: str | None = None) -> None:
         self.seq = Path(seq)
+        self.field_names = {"user_id": "user_id (record[0])", "ad_id": "item_id (record[1])",
+                            "timestamp": "timestamp (record[5])", "action": "action_type (record[4])"}
         if item_feat is None:
             guess = self.seq.with_name("item_feat_dict.json")
             item_feat = guess if guess.is_file() else None
@@ -45,18 +45,19 @@ class TencentGRSource:
     def catalogue(self) -> RawCatalogue | None:
         if self.item_feat is None:
             return None
-        try:
-            table = json.loads(self.item_feat.read_text())
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{self.item_feat}:{e.lineno}: not valid JSON: {e.msg}") from e
-        rows = []
-        for line, (item, feats) in enumerate(table.items(), start=1):
-            feats = feats if isinstance(feats, dict) else {}
+        name = str(self.item_feat)
+        rows, issues = [], []
+        for item, feats, line in iter_json_object(self.item_feat):
+            if not isinstance(feats, dict):
+                issues.append(Issue(name, line, "item_feat", "bad_value",
+                                    "must be an object {feature_id: value}", f"{item}: {json.dumps(feats)[:80]}"))
+                continue
             adv = feats.get(self.advertiser_feature) if self.advertiser_feature else None
-            rows.append({"ad_id": item, "attributes": [f"{k}={v}" for k, v in sorted(feats.items())],
+            rows.append({"ad_id": item, "attributes": _attributes(feats),
                          "brand": f"{self.advertiser_feature}={adv}" if adv is not None else "",
-                         "_file": str(self.item_feat), "_line": line})
-        return RawCatalogue(pd.DataFrame(rows), {"ad_id": "item_id (key)"})
+                         "_file": name, "_line": line})
+        frame = pd.DataFrame(rows, columns=["ad_id", "attributes", "brand", "_file", "_line"])
+        return RawCatalogue(frame, {"ad_id": "item_id (key)"}, issues)
 
     def event_chunks(self, chunk_rows: int) -> Iterator[EventChunk]:
         name = str(self.seq)
@@ -66,12 +67,13 @@ class TencentGRSource:
             for number, text in lines:
                 records = _parse_line(text)
                 if isinstance(records, str):
-                    issues.append(Issue(name, number, "line", "malformed_row", records))
+                    issues.append(Issue(name, number, "line", "malformed_row", records, text[:80]))
                     continue
+                line_user = next((r[0] for r in records if r[0] is not None), None)
                 for rec in records:
                     if rec[1] is None:
-                        continue  # a user-feature record, not an event
-                    cols["user_id"].append(rec[0])
+                        continue  # a user-profile record, not an event
+                    cols["user_id"].append(rec[0] if rec[0] is not None else line_user)
                     cols["ad_id"].append(rec[1])
                     cols["action"].append(rec[4])
                     cols["timestamp"].append(rec[5])
@@ -79,6 +81,16 @@ class TencentGRSource:
             frame = pd.DataFrame({k: pd.Series(v, dtype=object if k != "_line" else "int64") for k, v in cols.items()})
             frame["_file"] = name
             yield EventChunk(frame, nbytes, issues)
+
+
+def _attributes(feats: dict) -> list[str]:
+    """``{"112": 19, "113": [3, 4]}`` -> ``["112=19", "113=3", "113=4"]`` (multi-value features expand)."""
+    out = []
+    for k, v in sorted(feats.items()):
+        for x in v if isinstance(v, list) else [v]:
+            if x is not None:
+                out.append(f"{k}={x}")
+    return out
 
 
 def _parse_line(text: str) -> list[list] | str:
