@@ -201,6 +201,15 @@ def to_svg(layout: dict, background: Image.Image, product: Image.Image) -> str:
     return "\n".join(out)
 
 
+def non_background_mask(layout: dict, cutout: Image.Image) -> np.ndarray:
+    """(H, W) bool: the product's pixels plus the title and CTA boxes (for PBS on the background only)."""
+    mask = product_mask(layout, cutout)
+    for layer in layout["layers"][2:]:
+        x0, y0, x1, y1 = layer["box"]
+        mask[y0:y1, x0:x1] = True
+    return mask
+
+
 def product_mask(layout: dict, cutout: Image.Image) -> np.ndarray:
     """(H, W) bool: where the banner shows the product (alpha > 0 of the placed cut-out)."""
     w, h = layout["size"]
@@ -209,3 +218,16 @@ def product_mask(layout: dict, cutout: Image.Image) -> np.ndarray:
     mask = np.zeros((h, w), bool)
     mask[y0:y1, x0:x1] = np.asarray(prod)[..., 3] > 0
     return mask
+
+
+def text_card(text: str, size: int = 320) -> Image.Image:
+    """An RGBA stand-in cut-out for a product without an image: its name on a white rounded card."""
+    img = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(img)
+    draw.rounded_rectangle((4, 4, size - 4, size - 4), radius=size // 8, fill=(255, 255, 255, 255),
+                           outline=(60, 60, 60, 255), width=3)
+    font, _, lines, fsize = fit_text(text, (0, 0, size - 48, size - 48), max_size=size // 6)
+    y0 = (size - len(lines) * fsize * 1.2) / 2
+    for i, line in enumerate(lines):
+        draw.text((size / 2, y0 + i * fsize * 1.2 + fsize / 2), line, font=font, fill=(30, 30, 30, 255), anchor="mm")
+    return img

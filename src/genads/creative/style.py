@@ -8,7 +8,7 @@ the history images (products masked when their masks are known):
 * gradient ends: the mean colour of the top and bottom fifth of every image, averaged;
 * accent: of a 4-colour k-means palette over the background pixels, the colour farthest from both
   gradient ends (weighted by its share);
-* texture: the mean gradient magnitude and its dominant orientation (circular mean of doubled
+* texture: the median over images of the mean gradient magnitude, and the dominant orientation (circular mean of doubled
   angles, so 0 and 180 degrees agree).
 
 With no history the style is a neutral light-grey gradient without texture.
@@ -90,7 +90,7 @@ def extract_style(images: list[Image.Image], masks: list[np.ndarray | None] | No
     centres, counts = _kmeans(np.concatenate(pixels), 4, rng)
     dist = np.minimum(np.linalg.norm(centres - top, axis=1), np.linalg.norm(centres - bottom, axis=1))
     accent = centres[np.argmax(dist * np.sqrt(counts / counts.sum()))]
-    strength = float(np.clip(np.mean(energies) * 2.0, 0.0, 0.5))
+    strength = float(np.clip(np.median(energies) * 2.0, 0.0, 0.5))  # median: robust to noisy clicks
     return Style(top=_rgb(top), bottom=_rgb(bottom), accent=_rgb(accent), texture_strength=strength,
                  texture_angle=float(np.angle(np.sum(vecs)) / 2))
 

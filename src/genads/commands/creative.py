@@ -1,0 +1,166 @@
+"""``genads creative generate|train|fixtures``: personalised ad titles and banners."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from genads.creative import transformer
+from genads.creative.banner import text_card
+from genads.creative.fixtures import write_fixtures
+from genads.creative.history import STRATEGIES, HistoryConfig
+from genads.creative.ngram import NgramTitleGenerator
+from genads.creative.pipeline import CreativePipeline, TitleGenerator
+from genads.creative.records import CreativeRecord, load_advertisegen, load_records
+from genads.data.dataset import atomic_write_text
+
+
+def parse_sizes(text: str) -> tuple[tuple[int, int], ...]:
+    sizes = []
+    for part in text.split(","):
+        m = re.fullmatch(r"\s*(\d+)x(\d+)\s*", part)
+        if not m or min(int(m[1]), int(m[2])) < 64:
+            raise ValueError(f"--sizes entry {part!r} must be WxH with both sides >= 64, e.g. 1200x628")
+        sizes.append((int(m[1]), int(m[2])))
+    return tuple(sizes)
+
+
+def _image(path: Path | None, what: str) -> Image.Image | None:
+    if path is None:
+        return None
+    if not path.exists():
+        raise FileNotFoundError(f"{what} image {path} does not exist")
+    return Image.open(path)
+
+
+def _masks(path: Path | None, base: Path) -> dict[Path, np.ndarray]:
+    if path is None:
+        return {}
+    with np.load(path) as z:
+        return {(base / k.replace("__", "/")).resolve(): z[k] for k in z.files}
+
+
+def build_generator(args: argparse.Namespace) -> TitleGenerator:
+    if args.generator == "transformer":
+        if args.model is None:
+            raise ValueError("--generator transformer needs --model DIR (from `genads creative train`)")
+        return transformer.load(args.model)
+    if args.corpus is not None:
+        examples, _ = load_advertisegen(args.corpus, on_error="skip")
+        return NgramTitleGenerator.fit([list(e.selling_points) for e in examples], [e.copy for e in examples])
+    return NgramTitleGenerator()
+
+
+def write_creative(out: Path, rec: CreativeRecord, pipe: CreativePipeline, masks: dict, rng: np.random.Generator) -> dict:
+    p = rec.product
+    cutout = _image(p.image, "product")
+    cutout = text_card(p.title) if cutout is None else cutout.convert("RGBA")
+    hist = [_image(h.image, f"history '{h.title}'") for h in rec.history]
+    target = _image(rec.target_image, "target")
+    result = pipe(rec, cutout, hist, rng, target_image=target,
+                  target_mask=masks.get(rec.target_image.resolve()) if rec.target_image else None,
+                  history_masks=[masks.get(h.image.resolve()) if h.image else None for h in rec.history])
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "title.txt", result.title + "\n")
+    layouts = {}
+    for i, (size, banner) in enumerate(result.banners.items()):
+        stem = "ad" if i == 0 else f"ad_{size[0]}x{size[1]}"
+        banner.png.save(out / f"{stem}.png")
+        atomic_write_text(out / f"{stem}.svg", banner.svg)
+        layouts[f"{size[0]}x{size[1]}"] = {"png": f"{stem}.png", "svg": f"{stem}.svg", **banner.layout}
+    layout = {"product_id": p.id, "title": result.title, "history_used": result.history_used, "sizes": layouts}
+    atomic_write_text(out / "layout.json", json.dumps(layout, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(out / "metrics.json", json.dumps(result.metrics, indent=2) + "\n")
+    return result.metrics
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    report = load_records(args.records, on_error=args.on_error)
+    if report.errors:
+        print(report.summary(), file=sys.stderr)
+    pipe = CreativePipeline(build_generator(args), history=HistoryConfig(n=args.history, strategy=args.strategy),
+                            sizes=parse_sizes(args.sizes))
+    masks = _masks(args.masks, args.masks.parent if args.masks else Path())
+    rng = np.random.default_rng(args.seed)
+    rows, failed = [], 0
+    for i, rec in enumerate(tqdm(report.records, desc="creatives", unit="ad", disable=args.quiet)):
+        folder = args.out / f"{i:05d}_{re.sub(r'[^A-Za-z0-9_.-]+', '_', rec.product.id)[:60]}"
+        try:
+            rows.append(write_creative(folder, rec, pipe, masks, rng))
+        except (FileNotFoundError, OSError, ValueError) as e:
+            if args.on_error == "stop":
+                raise
+            failed += 1
+            print(f"record {i} ({rec.product.id}): {e}", file=sys.stderr)
+    keys = sorted({k for r in rows for k in r})
+    summary = {"records": len(rows), "failed": failed, "malformed": len(report.errors),
+               "mean": {k: float(np.mean([r[k] for r in rows if k in r])) for k in keys}}
+    atomic_write_text(args.out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary["mean"], indent=2))
+    print(f"{len(rows)} creatives in {args.out}; {failed} failed; {len(report.errors)} malformed rows skipped")
+    return 0 if not failed or args.on_error == "skip" else 1
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if args.corpus is not None:
+        examples, _ = load_advertisegen(args.corpus, on_error="skip")
+        data = [transformer.TitleExample(e.selling_points, "", (), e.copy) for e in examples]
+    else:
+        recs = [r for r in load_records(args.records, on_error="skip").records if r.target_title]
+        data = [transformer.TitleExample(r.product.selling_points, r.product.description,
+                                         tuple(h.title for h in r.history[-args.history:]), r.target_title) for r in recs]
+    if not data:
+        raise ValueError("no training examples (records need target_title)")
+    model, vocab, losses = transformer.fit(data, train=transformer.TrainConfig(epochs=args.epochs, seed=args.seed))
+    transformer.save(args.out, model, vocab)
+    print(f"trained on {len(data)} examples, loss {losses[0]:.3f} -> {losses[-1]:.3f}; saved to {args.out}")
+    return 0
+
+
+def cmd_fixtures(args: argparse.Namespace) -> int:
+    path = write_fixtures(args.out, n_users=args.users, seed=args.seed)
+    print(f"wrote {args.users} records to {path} (images in {args.out}/img, product masks in masks.npz)")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    cr = sub.add_parser("creative", help="personalised ad titles and banners (history sampling, constrained titles)")
+    csub = cr.add_subparsers(dest="creative_command", metavar="ACTION", required=True)
+
+    p = csub.add_parser("generate", help="write title.txt, ad.svg, ad.png, layout.json, metrics.json per record")
+    p.add_argument("--records", required=True, type=Path, help="records (.jsonl, or .csv with | separated lists)")
+    p.add_argument("--out", required=True, type=Path, help="output folder (one sub-folder per record)")
+    p.add_argument("--generator", choices=["baseline", "transformer"], default="baseline", help="title generator")
+    p.add_argument("--model", type=Path, help="transformer folder from `genads creative train`")
+    p.add_argument("--corpus", type=Path, help="baseline: AdvertiseGen-style JSON lines for the background style model")
+    p.add_argument("--history", type=int, default=10, help="history items to condition on")
+    p.add_argument("--strategy", choices=STRATEGIES, default="coarse_to_fine", help="history sampling strategy")
+    p.add_argument("--sizes", default="1200x628,1080x1080,300x250", help="banner sizes; the first is ad.png/ad.svg")
+    p.add_argument("--masks", type=Path, help="npz of product masks for PBS (as written by `creative fixtures`)")
+    p.add_argument("--on-error", choices=["stop", "skip"], default="stop", help="on a malformed record or missing image")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_generate)
+
+    p = csub.add_parser("train", help="train the title transformer from scratch (CPU, minutes)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--corpus", type=Path, help="AdvertiseGen-style JSON lines (content k#v*k#v -> summary)")
+    src.add_argument("--records", type=Path, help="records with target_title")
+    p.add_argument("--out", required=True, type=Path, help="model folder (model.safetensors + config.json)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--history", type=int, default=10, help="records: last N history titles per example")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_train)
+
+    p = csub.add_parser("fixtures", help="write generated PAd1M-style records with PIL-drawn products")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--users", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_fixtures)

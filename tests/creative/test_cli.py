@@ -1,0 +1,52 @@
+import json
+
+import pytest
+from PIL import Image
+
+from genads.cli import build_parser, main
+from genads.creative.fixtures import write_fixtures
+
+FILES = ["title.txt", "ad.svg", "ad.png", "layout.json", "metrics.json"]
+
+
+def test_help_lists_creative():
+    assert "creative" in build_parser().format_help()
+
+
+def test_generate_batch(tmp_path, capsys):
+    records = write_fixtures(tmp_path / "fx", n_users=2, seed=2, n_history=12)
+    out = tmp_path / "out"
+    rc = main(["creative", "generate", "--records", str(records), "--out", str(out), "--sizes", "300x250,120x100",
+               "--masks", str(tmp_path / "fx" / "masks.npz"), "--quiet"])
+    assert rc == 0
+    folders = sorted(p for p in out.iterdir() if p.is_dir())
+    assert len(folders) == 2
+    for folder in folders:
+        assert all((folder / f).stat().st_size > 0 for f in FILES)
+        assert Image.open(folder / "ad.png").size == (300, 250) and Image.open(folder / "ad_120x100.png").size == (120, 100)
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert metrics["factuality"] == 1.0 and metrics["repetition"] == 0.0 and "pbs" in metrics
+        layout = json.loads((folder / "layout.json").read_text())
+        assert set(layout["sizes"]) == {"300x250", "120x100"}
+        assert layout["title"] == (folder / "title.txt").read_text().strip()
+    assert json.loads((out / "summary.json").read_text())["records"] == 2
+
+
+def test_generate_csv_without_images_and_malformed_rows(tmp_path, capsys):
+    path = tmp_path / "r.csv"
+    path.write_text("id,title,description,selling_points,image,history_titles,history_images,target_title\n"
+                    "p1,Trail shoe,desc,waterproof|light sole|grip,,Grip trail shoe|Light sole runner,,\n"
+                    "p2,Cap,desc,,,,,\n")
+    args = ["creative", "generate", "--records", str(path), "--out", str(tmp_path / "o"), "--sizes", "300x250", "--quiet"]
+    assert main(args) == 2  # stop at the malformed row: a clear error, exit code 2
+    assert "r.csv:3" in capsys.readouterr().err
+    assert main([*args, "--on-error", "skip"]) == 0
+    folder = next(p for p in (tmp_path / "o").iterdir() if p.is_dir())
+    assert all((folder / f).exists() for f in FILES)
+
+
+@pytest.mark.parametrize("bad", ["300", "10x10", "axb"])
+def test_bad_sizes(tmp_path, bad, capsys):
+    records = write_fixtures(tmp_path, n_users=1, n_history=2)
+    assert main(["creative", "generate", "--records", str(records), "--out", str(tmp_path / "o"), "--sizes", bad]) == 2
+    assert "--sizes" in capsys.readouterr().err
