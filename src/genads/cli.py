@@ -9,6 +9,7 @@ import sys
 COMMAND_MODULES: tuple[str, ...] = (
     "genads.commands.data",
     "genads.commands.baselines",
+    "genads.commands.creative",
     "genads.commands.demo",
 )
 """Each module has ``register(subparsers)`` that adds its command(s) with help text."""
