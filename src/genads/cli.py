@@ -10,6 +10,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "genads.commands.data",
     "genads.commands.baselines",
     "genads.commands.creative",
+    "genads.commands.tokenize",
     "genads.commands.demo",
 )
 """Each module has ``register(subparsers)`` that adds its command(s) with help text."""

