@@ -12,7 +12,7 @@ from genads.eval.report import figure_png
 
 
 def run(ctx) -> None:  # noqa: ANN001 - DemoContext
-    cfg = PRESETS["tiny"] if ctx.fast else replace(PRESETS["ce"], epochs=60, eval_every=2, patience=4)
+    cfg = PRESETS["tiny"] if ctx.fast else replace(PRESETS["ce"], epochs=40, eval_every=4, patience=3)
     models = [Popularity(), SASRec(cfg)]
     rows, logs = [], {}
     for model in models:

@@ -37,14 +37,15 @@ def metric_bars(rows: list[dict], metrics: tuple[str, ...] = ("recall@10", "ndcg
 
 def training_curves(logs: dict[str, list[dict]], y: str = "loss", y2: str | None = "valid_ndcg@10") -> plt.Figure:
     """Per-epoch training loss (and a validation metric) for each model that has a log."""
+    y2 = y2 if y2 and any(y2 in r for rows in logs.values() for r in rows) else None
     fig, ax = plt.subplots(1, 2 if y2 else 1, figsize=(10 if y2 else 5, 3.4), squeeze=False)
     for name, rows in logs.items():
         if not rows or y not in rows[0]:
             continue
         epochs = [r["epoch"] for r in rows]
         ax[0, 0].plot(epochs, [r[y] for r in rows], label=name)
-        if y2 and y2 in rows[0]:
-            pts = [(r["epoch"], r[y2]) for r in rows if r.get(y2) is not None]
+        pts = [(r["epoch"], r[y2]) for r in rows if y2 and r.get(y2) is not None]
+        if pts:
             ax[0, 1].plot(*zip(*pts, strict=True), marker="o", label=name)
     ax[0, 0].set(xlabel="epoch", ylabel=y, title="Training loss")
     ax[0, 0].legend()
