@@ -1,20 +1,21 @@
 """The non-neural title baseline: select and order selling points under an n-gram style model.
 
 A title may use only selling-point words, so what a generator decides is *which* selling points
-to say and *in which order*. The style model is a bigram language model over "projected" titles:
-a clicked ad's title reduced to the words it shares with the current product's selling points,
-in order (``project``). Two such models are mixed:
+to say and *in which order*. Both decisions are scored on "projected" titles: a title reduced to
+the words it shares with the current product's selling points, in order (``project``).
 
-* the user model, fitted on the projected history titles (the user's own style), and
-* a background model, fitted on projected reference copy of a training corpus (general style);
-  uniform when there is no corpus.
+* Background models, fitted on a corpus of (selling points, reference copy): a bigram LM over the
+  projected references (general order) and, per word, how often it is said when offered.
+* The user's model adapts them to the projected history titles (MAP adaptation, as for language
+  models): a bigram LM whose prior is the background LM with strength ``kappa``, and inclusion
+  probability (kappa * background rate + hits) / (kappa + hits). History titles are about other
+  products, so a word they do not say is no evidence against saying it: they only add positive
+  evidence. Without a corpus the background is uniform (order) and 1/2 (inclusion).
 
-The user model's weight grows with the evidence, mu = h / (h + kappa) for h non-empty projected
-history titles. Beam search over selling-point units (each used at most once, words already said
-are dropped from later units) maximises the sum of log-probabilities, each step renormalised over
-the units still available. Which units to say is decided first, by a unigram inclusion model
-(how often a selling-point word offered in the corpus is said in the copy, updated by how often
-the user's projected history titles say it), under a length limit in words.
+Selection keeps the selling points whose mean inclusion probability reaches ``threshold``
+(at least ``min_units``, within ``max_words``); beam search then orders them by the user's LM,
+each step renormalised over the units still available. A word already said is dropped from
+later units, so no selling point repeats.
 """
 
 from __future__ import annotations
@@ -39,10 +40,14 @@ def project(words: list[str], vocab: set[str], dedupe: bool = True) -> list[str]
 
 
 class BigramLM:
-    """Bigram LM with Dirichlet smoothing towards an add-one unigram: p(w | v) = (c(v w) + a p(w)) / (c(v) + a)."""
+    """Bigram LM with Dirichlet smoothing: p(w | v) = (c(v w) + alpha * prior(w | v)) / (c(v) + alpha).
 
-    def __init__(self, sequences: list[list[str]], alpha: float = 2.0) -> None:
-        self.alpha = alpha
+    ``prior`` is another BigramLM (adaptation of a background model) or, when None, the add-one
+    unigram of these sequences.
+    """
+
+    def __init__(self, sequences: list[list[str]], alpha: float = 2.0, prior: BigramLM | None = None) -> None:
+        self.alpha, self.prior = alpha, prior
         self.uni: Counter = Counter()
         self.bi: Counter = Counter()
         self.ctx: Counter = Counter()
@@ -54,8 +59,11 @@ class BigramLM:
         self.total = sum(self.uni.values())
 
     def prob(self, prev: str, word: str) -> float:
-        p_uni = (self.uni[word] + 1) / (self.total + len(self.uni) + 1)
-        return (self.bi[prev, word] + self.alpha * p_uni) / (self.ctx[prev] + self.alpha)
+        if self.prior is not None:
+            p0 = self.prior.prob(prev, word)
+        else:
+            p0 = (self.uni[word] + 1) / (self.total + len(self.uni) + 1)
+        return (self.bi[prev, word] + self.alpha * p0) / (self.ctx[prev] + self.alpha)
 
     def __len__(self) -> int:
         return sum(self.ctx.values())
@@ -66,8 +74,8 @@ class BaselineConfig:
     max_words: int = 12
     """Length limit of a title in words."""
     beam: int = 8
-    kappa: float = 2.0
-    """Prior strength of the background model against the user's history (mu = h / (h + kappa))."""
+    kappa: float = 4.0
+    """Strength of the background models as priors for the user's (pseudo-counts)."""
     min_units: int = 1
     """At least this many selling points in a title."""
     threshold: float = 0.5
@@ -124,7 +132,8 @@ class NgramTitleGenerator:
         s, o = self.inclusion.get(word, (0, 0))
         prior = (s + 1) / (o + 2)
         hits = sum(word in h for h in projected_history)
-        return (hits + self.config.kappa * prior) / (len(projected_history) + self.config.kappa)
+        misses = sum(coverage for h, coverage in zip(projected_history, self._coverage, strict=True) if word not in h)
+        return (hits + self.config.kappa * prior) / (hits + misses + self.config.kappa)
 
     def select(self, units: list[list[str]], projected_history: list[list[str]]) -> list[int]:
         """Indices of the units to say, in their given order, within the length limit."""
@@ -140,15 +149,12 @@ class NgramTitleGenerator:
                 n_words += len(units[i])
         return sorted(chosen)
 
-    def _logp(self, prev: str, word: str, options: list[str], user: BigramLM, mu: float) -> float:
-        """log p(word | prev) under the mixture, renormalised over ``options``."""
-        def mix(w: str) -> float:
-            bg = self.background.prob(prev, w) if self.background is not None else 1.0
-            return mu * user.prob(prev, w) + (1 - mu) * bg
+    @staticmethod
+    def _logp(prev: str, word: str, options: list[str], user: BigramLM) -> float:
+        """log p(word | prev) under the user's LM, renormalised over ``options``."""
+        return math.log(user.prob(prev, word) / sum(user.prob(prev, w) for w in options))
 
-        return math.log(mix(word) / sum(mix(w) for w in options))
-
-    def order(self, units: list[list[str]], user: BigramLM, mu: float) -> list[int]:
+    def order(self, units: list[list[str]], user: BigramLM) -> list[int]:
         """Beam search for the most probable order of all ``units`` (ties keep the given order)."""
         if not units:
             return []
@@ -160,11 +166,11 @@ class NgramTitleGenerator:
                 rest = [i for i in range(len(units)) if i not in used]
                 firsts = [units[i][0] for i in rest]
                 for i in rest:
-                    s = score + self._logp(prev, units[i][0], firsts, user, mu)
-                    s += sum(self._logp(a, b, [b], user, mu) for a, b in itertools.pairwise(units[i]))
+                    s = score + self._logp(prev, units[i][0], firsts, user)
+                    s += sum(math.log(user.prob(a, b)) for a, b in itertools.pairwise(units[i]))
                     grown.append((s, (*used, i)))
             beams = sorted(grown, key=lambda b: -b[0])[:self.config.beam]
-        ends = [(s + self._logp(units[u[-1]][-1], EOS, [EOS, BOS], user, mu), u) for s, u in beams]
+        ends = [(s + math.log(user.prob(units[u[-1]][-1], EOS)), u) for s, u in beams]
         return list(max(ends, key=lambda b: b[0])[1])
 
     def __call__(self, selling_points: list[str], description: str = "", history_titles: list[str] = ()) -> list[str]:
@@ -172,6 +178,7 @@ class NgramTitleGenerator:
         units = [u[:self.config.max_words] for u in selling_point_units(list(selling_points))]
         vocab = {w for u in units for w in u}
         projected = [s for s in (project(tokenize(t), vocab) for t in history_titles) if s]
-        mu = len(projected) / (len(projected) + self.config.kappa)
+        user = BigramLM(projected, alpha=self.config.kappa, prior=self.background)
+        self._coverage = [len(h) / len(vocab) for h in projected]
         chosen = [units[i] for i in self.select(units, projected)]
-        return [w for i in self.order(chosen, BigramLM(projected), mu) for w in chosen[i]]
+        return [w for i in self.order(chosen, user) for w in chosen[i]]

@@ -1,0 +1,180 @@
+"""History length x sampling strategy -> BLEU / ROUGE-L / PBS, after Uni-AdGen's appendix Tables 1-2.
+
+Two settings, both seeded:
+
+* **AdvertiseGen (real copy, text only).** ../shared/data/advertisegen/dev.json (1,070 lines), split
+  80/20 by a seeded permutation. AdvertiseGen has no users, so each evaluation example gets a
+  simulated user: 30 clicked ads drawn from the training split, 70 % from the target's interest
+  cluster (same 类型 and first 风格/图案 value, falling back to the same 类型) and 30 % at random
+  (sample-level noise). The reference is the real copy projected onto the selling-point words
+  (the best any constrained title can do); ``rouge_l_copy`` scores against the full copy.
+* **Generated PAd1M-style fixtures (images + titles).** ``genads.creative.fixtures``: users with a
+  per-group palette/texture and a selling-point order, 24 clicked ads each, 30 % noisy clicks.
+  PBS compares the 300x250 banner (product and text masked) with the clicked ad (product masked).
+
+Generators: the n-gram baseline (background model fitted on the training split) and the title
+transformer (trained from scratch on the training split with simulated histories of 0-10 items).
+
+    .venv/bin/python benchmarks/creative_history.py [--epochs 20] [--fixture-users 60] [--skip-transformer]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._common import print_table, save
+from genads.creative import transformer as tt
+from genads.creative.encoders import HashingEncoder
+from genads.creative.fixtures import make_user
+from genads.creative.history import STRATEGIES, HistoryConfig, sample_history
+from genads.creative.metrics import corpus_bleu, factuality, is_copy, repetition_rate, rouge_l
+from genads.creative.ngram import NgramTitleGenerator, project
+from genads.creative.pipeline import CreativePipeline
+from genads.creative.records import CopyExample, load_advertisegen
+from genads.creative.text import selling_point_vocab, tokenize
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "advertisegen" / "dev.json"
+LENGTHS = (0, 3, 5, 10)
+POOL, ON_CLUSTER = 30, 0.7
+
+
+def cluster(ex: CopyExample) -> tuple[str, str]:
+    attrs = dict(ex.attributes[:1])
+    style = next((v for k, v in ex.attributes if k in ("风格", "图案")), "")
+    return attrs.get("类型", ""), style
+
+
+def simulated_history(ex: CopyExample, train: list[CopyExample], rng: np.random.Generator, skip: int | None = None) -> list[int]:
+    """Indices into ``train``: POOL clicked ads, ON_CLUSTER of them from the target's interest cluster."""
+    c = cluster(ex)
+    same = [i for i, t in enumerate(train) if cluster(t) == c and i != skip]
+    if len(same) < 5:
+        same = [i for i, t in enumerate(train) if cluster(t)[0] == c[0] and i != skip]
+    n_on = min(len(same), round(POOL * ON_CLUSTER))
+    on = rng.choice(same, size=n_on, replace=False).tolist()
+    others = [i for i in range(len(train)) if i != skip and i not in set(on)]
+    off = rng.choice(others, size=POOL - n_on, replace=False).tolist()
+    return [int(i) for i in rng.permutation(on + off)]
+
+
+def text_scores(hyps: list[list[str]], evals: list[CopyExample]) -> dict[str, float]:
+    refs = [project(tokenize(e.copy), selling_point_vocab(list(e.selling_points))) for e in evals]
+    sps = [list(e.selling_points) for e in evals]
+    return {"bleu": corpus_bleu(hyps, [[r] for r in refs]),
+            "rouge_l": float(np.mean([rouge_l(h, r) for h, r in zip(hyps, refs, strict=True)])),
+            "rouge_l_copy": float(np.mean([rouge_l(h, tokenize(e.copy)) for h, e in zip(hyps, evals, strict=True)])),
+            "factuality": float(np.mean([factuality(h, s) for h, s in zip(hyps, sps, strict=True)])),
+            "repetition": float(np.mean([repetition_rate(h) for h in hyps])),
+            "copy_rate": float(np.mean([is_copy(h, s) for h, s in zip(hyps, sps, strict=True)]))}
+
+
+def train_transformer(train: list[CopyExample], epochs: int, seed: int) -> tt.TransformerTitleGenerator:
+    rng = np.random.default_rng(seed + 1)
+    data = []
+    for i, ex in enumerate(train):
+        pool = simulated_history(ex, train, rng, skip=i)
+        k = int(rng.choice(LENGTHS))
+        data.append(tt.TitleExample(ex.selling_points, "", tuple(train[j].copy for j in pool[:k]), ex.copy))
+    start = time.perf_counter()
+    model, vocab, losses = tt.fit(data, train=tt.TrainConfig(epochs=epochs, seed=seed))
+    print(f"transformer: {len(data)} examples, {epochs} epochs, {time.perf_counter() - start:.0f}s, "
+          f"loss {losses[0]:.3f} -> {losses[-1]:.3f}")
+    return tt.TransformerTitleGenerator(model, vocab)
+
+
+def advertisegen(args: argparse.Namespace) -> list[dict]:
+    examples, errors = load_advertisegen(DATA, on_error="skip")
+    rng = np.random.default_rng(args.seed)
+    order = rng.permutation(len(examples))
+    cut = int(0.8 * len(examples))
+    train, evals = [examples[i] for i in order[:cut]], [examples[i] for i in order[cut:]]
+    print(f"AdvertiseGen: {len(train)} train / {len(evals)} eval ({len(errors)} malformed)")
+    generators = {"ngram": NgramTitleGenerator.fit([list(e.selling_points) for e in train], [e.copy for e in train])}
+    if not args.skip_transformer:
+        generators["transformer"] = train_transformer(train, args.epochs, args.seed)
+    enc = HashingEncoder()
+    pools = [simulated_history(e, train, np.random.default_rng(args.seed + 100 + j)) for j, e in enumerate(evals)]
+    train_vecs = enc([e.copy for e in train])
+    prod_vecs = enc([" ".join(e.selling_points) for e in evals])
+    rows = []
+    for strategy in STRATEGIES:
+        for n in LENGTHS:
+            if n == 0 and strategy != STRATEGIES[0]:
+                continue  # no history: the strategy does not matter
+            cfg = HistoryConfig(n=n, strategy=strategy)
+            hist = []
+            for j, (e, pool) in enumerate(zip(evals, pools, strict=True)):
+                idx = sample_history(prod_vecs[j], train_vecs[pool], [train[i].copy for i in pool], e.copy, cfg,
+                                     np.random.default_rng(args.seed + j)) if n else []
+                hist.append([train[pool[i]].copy for i in idx])
+            for name, gen in generators.items():
+                hyps = [gen(list(e.selling_points), "", h) for e, h in zip(evals, hist, strict=True)]
+                rows.append({"data": "advertisegen", "generator": name, "strategy": strategy if n else "-",
+                             "history": n, **text_scores(hyps, evals)})
+                print_row(rows[-1])
+    copy_hyps = [[w for sp in e.selling_points for w in tokenize(sp)] for e in evals]
+    rows.append({"data": "advertisegen", "generator": "copy selling points", "strategy": "-", "history": 0,
+                 **text_scores(copy_hyps, evals)})
+    return rows
+
+
+def print_row(row: dict) -> None:
+    print("  " + " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+
+
+def fixtures(args: argparse.Namespace) -> list[dict]:
+    rng = np.random.default_rng(args.seed + 7)
+    users = [make_user(rng, u, n_history=24, noise=0.3) for u in range(args.fixture_users)]
+    rows = []
+    for strategy in STRATEGIES:
+        for n in LENGTHS:
+            if n == 0 and strategy != STRATEGIES[0]:
+                continue
+            pipe = CreativePipeline(NgramTitleGenerator(), history=HistoryConfig(n=n, strategy=strategy), sizes=((300, 250),))
+            scores, hyps, refs = defaultdict(list), [], []
+            for u, (rec, images, masks) in enumerate(users):
+                out = pipe(rec, images[str(rec.product.image)], [images[str(h.image)] for h in rec.history],
+                           np.random.default_rng(args.seed + u), target_image=images[str(rec.target_image)],
+                           target_mask=masks[str(rec.target_image)],
+                           history_masks=[masks[str(h.image)] for h in rec.history])
+                hyps.append(out.words)
+                refs.append([tokenize(rec.target_title)])
+                for k in ("pbs", "rouge_l", "factuality", "repetition"):
+                    scores[k].append(out.metrics[k])
+            rows.append({"data": "fixtures", "generator": "ngram", "strategy": strategy if n else "-", "history": n,
+                         "pbs": float(np.mean(scores["pbs"])), "bleu": corpus_bleu(hyps, refs),
+                         **{k: float(np.mean(v)) for k, v in scores.items() if k != "pbs"}})
+            print_row(rows[-1])
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--fixture-users", type=int, default=60)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for this tiny model)")
+    ap.add_argument("--skip-transformer", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    text_rows = advertisegen(args)
+    image_rows = fixtures(args)
+    print_table([{k: v for k, v in r.items() if k != "data"} for r in text_rows], "AdvertiseGen dev (real copy)")
+    print_table([{k: v for k, v in r.items() if k != "data"} for r in image_rows], "Generated PAd1M-style fixtures")
+    path = save("creative_history", {"advertisegen": text_rows, "fixtures": image_rows,
+                                     "settings": {**vars(args), "pool": POOL, "on_cluster": ON_CLUSTER,
+                                                  "seconds": round(time.perf_counter() - start, 1)}})
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
