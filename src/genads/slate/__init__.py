@@ -1,0 +1,1 @@
+"""The generative slate model over Semantic IDs: model, training, recommender."""

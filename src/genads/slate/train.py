@@ -1,0 +1,303 @@
+"""Training the slate model: next-item cross-entropy over SID tokens plus multi-token prediction.
+
+One loop serves one process and ``torchrun --nproc_per_node=N`` (DDP; gloo on CPU, NCCL on GPU).
+Every rank draws the same global batch order (seeded by ``seed`` and the epoch) and takes its
+share of each global batch; losses are sums divided by the *global* number of targets, so N
+processes take the same steps as one process with the same global batch. AdamW with linear
+warm-up and cosine decay, gradient clipping, early stopping on validation NDCG@10 (constrained
+beam search, so validation measures what serving returns). With ``run_dir`` the loop writes
+``metrics.jsonl`` and a checkpoint that resumes exactly (weights, optimiser, RNG, data position).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from genads.data.split import EvalSet, SequenceSplit, left_pad
+from genads.decode.beam import generate_slate, live_trie
+from genads.eval.metrics import ranking_metrics
+from genads.slate import checkpoint as ckpt
+from genads.slate.model import N_SPECIAL, PAD, SlateModel, history_tokens
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and early-stopping settings."""
+
+    batch_size: int = 256
+    """Global batch (sequences), split over the DDP ranks."""
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.05
+    """The cosine decays to ``lr * min_lr_ratio``."""
+    warmup_steps: int = 200
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    epochs: int = 50
+    mtp_weight: float = 0.3
+    """Weight of each multi-token-prediction head's loss (the next-token loss has weight 1)."""
+    eval_every: int = 2
+    """Validate every this many epochs."""
+    patience: int = 4
+    """Stop after this many validations without a better NDCG@10; the best weights are restored."""
+    eval_users: int = 0
+    """Validation cases used for early stopping (evenly spaced; 0 = all)."""
+    beam: int = 20
+    """Beam width for validation (and the recommender's default)."""
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "epochs", "eval_every", "patience", "beam"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        for name in ("lr", "grad_clip"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}={getattr(self, name)} must be > 0")
+        for name in ("warmup_steps", "weight_decay", "mtp_weight", "eval_users"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ValueError(f"min_lr_ratio={self.min_lr_ratio} must be in [0, 1]")
+
+
+TRAIN_PRESETS: dict[str, TrainConfig] = {
+    "tiny": TrainConfig(batch_size=16, lr=3e-3, warmup_steps=2, epochs=2, eval_every=1, patience=2, beam=20),
+    "small": TrainConfig(batch_size=128, lr=3e-3, warmup_steps=50, epochs=20, eval_every=2, patience=3,
+                         eval_users=1000),
+    "beauty": TrainConfig(batch_size=256, lr=2e-3, warmup_steps=300, epochs=60, eval_every=3, patience=3,
+                          eval_users=4000),
+}
+
+
+def training_windows(split: SequenceSplit, max_items: int) -> np.ndarray:
+    """The last ``max_items + 1`` training items of every user, left-padded: (n_users, max_items + 1)."""
+    return left_pad([s for s in split.train if len(s)], max_items + 1)
+
+
+def shifted(tokens: Tensor, by: int) -> Tensor:
+    """targets[:, t] = tokens[:, t + by] (PAD past the end)."""
+    out = torch.full_like(tokens, PAD)
+    if by < tokens.shape[1]:
+        out[:, : tokens.shape[1] - by] = tokens[:, by:]
+    return out
+
+
+class Objective(nn.Module):
+    """Summed token cross-entropies divided by given normalisers (the unit DDP wraps)."""
+
+    def __init__(self, model: SlateModel, mtp_weight: float) -> None:
+        super().__init__()
+        self.model, self.mtp_weight = model, mtp_weight
+
+    def targets(self, tokens: Tensor) -> list[Tensor]:
+        """Next-token targets, then the multi-token targets (j items further on)."""
+        L = self.model.config.levels
+        return [shifted(tokens, 1 + j * L) for j in range(self.model.config.mtp_heads + 1)]
+
+    def _ce_sum(self, h: Tensor, target: Tensor) -> Tensor:
+        total = h.new_zeros(())
+        level = self.model.token_level(target)
+        for lv in range(self.model.config.levels):
+            sel = (level == lv) & (target >= N_SPECIAL)  # may be empty: keeps every head in the graph
+            codes = target[sel] - N_SPECIAL - lv * self.model.config.codebook_size
+            total = total + F.cross_entropy(self.model.level_logits(h[sel], lv), codes, reduction="sum")
+        return total
+
+    def forward(self, tokens: Tensor, positions: Tensor, norms: Tensor) -> tuple[Tensor, Tensor]:
+        """(weighted loss, per-head mean losses); ``norms`` (1 + mtp_heads,) global target counts."""
+        h = self.model(tokens, positions)  # (B, T, D)
+        targets = self.targets(tokens)
+        sums = [self._ce_sum(h, targets[0])]
+        sums += [self._ce_sum(self.model.mtp_hidden(h, j), targets[j + 1]) for j in range(len(targets) - 1)]
+        means = torch.stack(sums) / norms.clamp(min=1)
+        weights = torch.tensor([1.0] + [self.mtp_weight] * (len(sums) - 1))
+        return (means * weights).sum(), means.detach()
+
+
+def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to ``lr``, then cosine decay to ``lr * min_lr_ratio`` at ``total`` steps."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    frac = min(1.0, (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+def epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int, world: int) -> list[np.ndarray]:
+    """Shuffled global batches of similar-length rows; the same on every rank (seeded by epoch)."""
+    gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    noisy = torch.from_numpy(lengths).double() + torch.rand(len(lengths), generator=gen, dtype=torch.float64)
+    batches = list(torch.argsort(noisy).split(batch_size))
+    order = torch.randperm(len(batches), generator=gen).tolist()
+    return [batches[i].numpy() for i in order if len(batches[i]) >= world]
+
+
+def make_optimizer(model: SlateModel, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW; weight decay on matrices and embeddings only (nanoGPT)."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": rest, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
+
+
+def world_info() -> tuple[int, int]:
+    """(rank, world size); (0, 1) without torch.distributed."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def init_distributed() -> tuple[int, int]:
+    """Join the process group torchrun describes (WORLD_SIZE > 1): NCCL on GPU, gloo on CPU."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return world_info()
+
+
+def all_sum(x: Tensor) -> Tensor:
+    if world_info()[1] > 1:
+        dist.all_reduce(x)
+    return x
+
+
+@torch.no_grad()
+def validate(model: SlateModel, sids: np.ndarray, eval_set: EvalSet, cfg: TrainConfig, trie=None) -> float:
+    """NDCG@10 of constrained beam search on (a subset of) ``eval_set``; ranks share the cases."""
+    rank, world = world_info()
+    n = len(eval_set)
+    cases = np.linspace(0, n - 1, cfg.eval_users).round().astype(int) if 0 < cfg.eval_users < n else np.arange(n)
+    mine = cases[rank::world]
+    trie = trie or live_trie(sids)
+    total = 0.0
+    for i in range(0, len(mine), 256):
+        idx = mine[i:i + 256]
+        slate = generate_slate(model, trie, sids, eval_set.history[idx], beam=cfg.beam, slate_size=10)
+        total += ranking_metrics(slate.ads, eval_set.target[idx], ks=(10,))["ndcg@10"] * len(idx)
+    return float(all_sum(torch.tensor([total], dtype=torch.float64))[0]) / max(len(cases), 1)
+
+
+def _step(objective: nn.Module, opt: torch.optim.Optimizer, tokens: Tensor, positions: Tensor,
+          lr: float, cfg: TrainConfig) -> Tensor:
+    norms = all_sum(torch.stack([(t >= N_SPECIAL).sum() for t in objective_targets(objective, tokens)]).double())
+    world = world_info()[1]
+    loss, means = objective(tokens, positions, norms.float())
+    for group in opt.param_groups:
+        group["lr"] = lr
+    opt.zero_grad(set_to_none=True)
+    (loss * world).backward()  # DDP averages gradients over ranks; the loss already uses global counts
+    nn.utils.clip_grad_norm_(objective.parameters(), cfg.grad_clip)
+    opt.step()
+    return all_sum(means.double())  # per-head means over the global batch
+
+
+def objective_targets(objective: nn.Module, tokens: Tensor) -> list[Tensor]:
+    inner = objective.module if isinstance(objective, nn.parallel.DistributedDataParallel) else objective
+    return inner.targets(tokens)
+
+
+def fit(model: SlateModel, sids: np.ndarray, split: SequenceSplit, cfg: TrainConfig, *, seed: int = 0,
+        run_dir: str | Path | None = None, resume: bool = False, until_step: int | None = None,
+        progress: bool = True) -> list[dict]:
+    """Train ``model`` in place on ``split.train``; early stopping on ``split.valid``.
+
+    Args:
+        sids: (n_items + 1, L) SID of every item index (row 0 = padding).
+        run_dir: folder for metrics.jsonl and checkpoint/ (None: nothing written, no resume).
+        resume: continue from ``run_dir/checkpoint`` (exactly: weights, optimiser, RNG, data position).
+        until_step: stop (and checkpoint) after this many optimiser steps in total.
+
+    Returns:
+        One row per epoch finished in this call (loss, per-head losses, lr, seconds, valid_ndcg@10).
+    """
+    rank, world = world_info()
+    run_dir = Path(run_dir) if run_dir is not None else None
+    folder = run_dir / "checkpoint" if run_dir is not None else None
+    torch.manual_seed(seed)
+    objective: nn.Module = Objective(model, cfg.mtp_weight)
+    opt = make_optimizer(model, cfg)
+    state = ckpt.Progress()
+    best_weights = None
+    if resume:
+        if folder is None or not ckpt.has_checkpoint(folder):
+            raise FileNotFoundError(f"resume: no checkpoint in {folder}")
+        state = ckpt.load_checkpoint(folder, model, opt)
+        if (folder / ckpt.BEST).is_file():
+            best_weights = {k: v.clone() for k, v in _read_best(folder).items()}
+    if world > 1:
+        objective = nn.parallel.DistributedDataParallel(objective)
+    windows = training_windows(split, model.config.max_items)
+    lengths = (windows > 0).sum(1)
+    steps_per_epoch = len(epoch_batches(lengths, cfg.batch_size, seed, 0, world))
+    total = steps_per_epoch * cfg.epochs
+    log: list[dict] = []
+    bar = tqdm(total=total, initial=state.step, desc="slate", disable=not progress or rank != 0)
+    epoch_start = time.perf_counter()
+    while not state.done and (until_step is None or state.step < until_step):
+        batches = epoch_batches(lengths, cfg.batch_size, seed, state.epoch, world)
+        while state.batch < len(batches) and (until_step is None or state.step < until_step):
+            rows = batches[state.batch][rank::world]
+            tokens, positions = history_tokens(windows[rows], sids, model.config.codebook_size, model.config.max_items)
+            model.train()
+            means = _step(objective, opt, tokens, positions, lr_at(state.step, total, cfg), cfg)
+            state.batch, state.step = state.batch + 1, state.step + 1
+            state.epoch_loss += float(means[0])
+            state.epoch_mtp += float(means[1:].sum()) if len(means) > 1 else 0.0
+            state.epoch_batches += 1
+            bar.update(1)
+        if state.batch >= len(batches):
+            row, best_weights = _end_epoch(model, sids, split, cfg, state, best_weights, total, epoch_start)
+            bar.set_postfix(loss=f"{row['loss']:.3f}", ndcg10=f"{state.best:.4f}")
+            epoch_start = time.perf_counter()
+            log.append(row)
+            if run_dir is not None and rank == 0:
+                _append_jsonl(run_dir / "metrics.jsonl", row)
+                if row.get("improved"):
+                    ckpt.save_weights(model, folder / ckpt.BEST)
+        if folder is not None and rank == 0:
+            ckpt.save_checkpoint(folder, model, opt, state)
+    bar.close()
+    if state.done and best_weights is not None:
+        model.load_state_dict(best_weights)
+    return log
+
+
+def _end_epoch(model: SlateModel, sids: np.ndarray, split: SequenceSplit, cfg: TrainConfig, state: ckpt.Progress,
+               best_weights: dict | None, total: int, start: float) -> tuple[dict, dict | None]:
+    row = {"epoch": state.epoch + 1, "step": state.step, "loss": state.epoch_loss / max(state.epoch_batches, 1),
+           "mtp_loss": state.epoch_mtp / max(state.epoch_batches, 1), "lr": lr_at(state.step, total, cfg),
+           "seconds": round(time.perf_counter() - start, 2)}
+    last = state.epoch + 1 >= cfg.epochs
+    if (state.epoch + 1) % cfg.eval_every == 0 or last:
+        model.eval()
+        row["valid_ndcg@10"] = validate(model, sids, split.valid, cfg)
+        if row["valid_ndcg@10"] > state.best:
+            state.best, state.best_epoch, state.stale = row["valid_ndcg@10"], state.epoch + 1, 0
+            best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            row["improved"] = True
+        else:
+            state.stale += 1
+    state.done = last or state.stale >= cfg.patience
+    state.epoch, state.batch = state.epoch + 1, 0
+    state.epoch_loss, state.epoch_mtp, state.epoch_batches = 0.0, 0.0, 0
+    return row, best_weights
+
+
+def _read_best(folder: Path) -> dict[str, Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / ckpt.BEST))
+
+
+def _append_jsonl(path: Path, row: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
