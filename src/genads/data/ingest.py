@@ -50,7 +50,7 @@ BUCKET_BYTES = 24 * 2**20
 """Target input bytes per sort bucket (about a million CSV events)."""
 BUCKET_ROWS = 1_000_000
 """Most rows pass 2 sorts at once; a larger bucket is split again."""
-MERGE_ROWS = 1_000_000
+MERGE_ROWS = 500_000
 """Rows held by the final merge, shared among the sorted runs."""
 
 _PART_SCHEMA = pa.schema([
@@ -58,7 +58,6 @@ _PART_SCHEMA = pa.schema([
     pa.field("action", pa.int8()), pa.field("_file", pa.int32()), pa.field("_line", pa.int64()),
     pa.field("_order", pa.int64()),
 ])
-_KEYS = ["user_id", "ad_id", "timestamp", "action"]
 
 
 @dataclass
@@ -81,17 +80,20 @@ class _Stats:
     ads: set[int] = field(default_factory=set)
     actions: np.ndarray = field(default_factory=lambda: np.zeros(len(ACTIONS), dtype=np.int64))
 
-    def add(self, frame: pd.DataFrame, positive: list[int]) -> None:
-        users = frame["user_id"].to_numpy()
-        ads = frame["ad_id"].to_numpy()
-        actions = frame["action"].to_numpy()
-        self.n_events += len(frame)
-        self.n_users += int(np.count_nonzero(np.diff(users))) + 1 if len(users) else 0  # sorted by user
+    def add(self, users: np.ndarray, ads: np.ndarray, actions: np.ndarray, positive: list[int]) -> None:
+        """Count one sorted run (``users`` ascending)."""
+        self.n_events += len(users)
+        self.n_users += int(np.count_nonzero(np.diff(users))) + 1 if len(users) else 0
         self.ads.update(np.unique(ads).tolist())
         self.actions += np.bincount(actions, minlength=len(ACTIONS))
         ids, counts = np.unique(ads[np.isin(actions, positive)], return_counts=True)
         for ad, c in zip(ids.tolist(), counts.tolist(), strict=True):
             self.clicks[ad] = self.clicks.get(ad, 0) + c
+
+
+def _release_memory() -> None:
+    """Hand memory freed by the last bucket back to the OS (Arrow's pool keeps it otherwise)."""
+    pa.default_memory_pool().release_unused()
 
 
 def _bucket_count(size_hint: int) -> int:
@@ -182,26 +184,45 @@ def _sort_buckets(buckets: list[Path], files: list[str], log: IssueLog, progress
             bar.total += len(parts) - 1
             bar.refresh()
             continue
-        frame = pq.read_table(path).to_pandas()
-        frame = frame.iloc[np.lexsort((frame["_order"].to_numpy(), frame["timestamp"].to_numpy(),
-                                       frame["user_id"].to_numpy()))].reset_index(drop=True)
-        dup = frame.duplicated(_KEYS, keep="first").to_numpy()
-        if dup.any():
-            first = frame[~dup & frame.duplicated(_KEYS, keep=False).to_numpy()].set_index(_KEYS)["_line"]
-            earlier = first.reindex(pd.MultiIndex.from_frame(frame.loc[dup, _KEYS])).to_numpy()
-            for f, ln, e in zip(frame["_file"][dup].tolist(), frame["_line"][dup].tolist(), earlier.tolist(), strict=True):
-                dups.add(Issue(files[f], int(ln), "event", "duplicate",
-                               f"same user, ad, timestamp and action as line {e}"))
-            frame = frame[~dup]
-        stats.add(frame, positive)
         run = path.with_name(path.stem + "-sorted.parquet")
-        pq.write_table(pa.Table.from_pandas(frame[[*EVENT_SCHEMA.names]], schema=EVENT_SCHEMA, preserve_index=False), run)
+        pq.write_table(_sort_run(pq.read_table(path), files, dups, stats, positive), run)
+        _release_memory()
         runs.append(run)
         path.unlink()
         bar.update(1)
     bar.close()
     log.absorb(dups)
     return runs, stats
+
+
+def _sort_run(table: pa.Table, files: list[str], dups: IssueLog, stats: _Stats, positive: list[int]) -> pa.Table:
+    """One bucket -> events sorted by (user, timestamp, input order), later exact duplicates dropped."""
+    col = {name: table.column(name).to_numpy() for name in ("user_id", "ad_id", "timestamp", "action", "_order")}
+    user, ad, ts, act, order = col["user_id"], col["ad_id"], col["timestamp"], col["action"], col["_order"]
+    n = len(user)
+    # duplicates are adjacent when sorted by every key, then input order (the first copy leads)
+    perm = np.lexsort((order, act, ad, ts, user))
+    same = np.zeros(n, dtype=bool)
+    if n > 1:
+        u, a, t, x = user[perm], ad[perm], ts[perm], act[perm]
+        same[1:] = (u[1:] == u[:-1]) & (t[1:] == t[:-1]) & (a[1:] == a[:-1]) & (x[1:] == x[:-1])
+        del u, a, t, x
+    keep = np.ones(n, dtype=bool)
+    if same.any():
+        lines = table.column("_line").to_numpy()
+        file_codes = table.column("_file").to_numpy()
+        leaders = np.flatnonzero(~same)
+        dup_rows = perm[same]
+        first_rows = perm[leaders[np.cumsum(~same)[same] - 1]]
+        for d, f in zip(dup_rows.tolist(), first_rows.tolist(), strict=True):
+            dups.add(Issue(files[file_codes[d]], int(lines[d]), "event", "duplicate",
+                           f"same user, ad, timestamp and action as line {int(lines[f])}"))
+        keep[dup_rows] = False
+    del perm, same
+    idx = np.flatnonzero(keep)
+    final = idx[np.lexsort((order[idx], ts[idx], user[idx]))]
+    stats.add(user[final], ad[final], act[final], positive)
+    return table.select(list(EVENT_SCHEMA.names)).take(pa.array(final)).cast(EVENT_SCHEMA)
 
 
 def _merge_runs(runs: list[Path], out: Path) -> None:
@@ -236,6 +257,8 @@ def _merge_runs(runs: list[Path], out: Path) -> None:
             table = pa.concat_tables(parts)
             order = np.argsort(table.column("user_id").to_numpy(), kind="stable")
             writer.write_table(table.take(pa.array(order)))
+            del table, parts, order
+            _release_memory()
     for p in runs:
         p.unlink()
 
@@ -320,6 +343,7 @@ def import_dataset(
     try:
         raw_cat = source.catalogue()
         cat = check_catalogue(raw_cat, log) if raw_cat is not None else None
+        del raw_cat
         known = np.sort(cat["ad_id"].to_numpy()) if cat is not None else None
         buckets, files, _ = _partition(source, known, log, tmp, chunk_rows, progress)
         runs, stats = _sort_buckets(buckets, files, log, progress)

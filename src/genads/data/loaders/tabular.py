@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from genads.data.loaders.text import TextInput, file_size, open_text
@@ -111,24 +112,51 @@ def read_rows(
                     block = list(itertools.islice(inp.text, batch))
                 except UnicodeDecodeError as e:
                     raise ValueError(f"{path}:{line + 1}: not UTF-8 text ({e.reason})") from e
-                if any('"' in text for text in block):
-                    reader = csv.reader(itertools.chain(block, inp.text), delimiter=delimiter)
-                    records, base = _records(reader, path), line
-                else:
-                    rows = [text.rstrip("\r\n").split(delimiter) for text in block]
-                    starts = range(line + 1, line + 1 + len(rows))
-                    line += len(rows)
-            if records is not None:
-                rows = list(itertools.islice(records, batch))
-                simple = reader.line_num + base - line == len(rows) and not any(isinstance(r, _BadRecord) for r in rows)
-                starts = range(line + 1, line + 1 + len(rows)) if simple else None
+                if not block:
+                    yield _frame(index, [], [], name), [], inp.advance()
+                    return
+                if not any('"' in text for text in block):
+                    frame, issues = _split_block(block, line, index, width, delimiter, name)
+                    line += len(block)
+                    del block
+                    yield frame, issues, inp.advance()
+                    continue
+                reader = csv.reader(itertools.chain(block, inp.text), delimiter=delimiter)
+                records, base = _records(reader, path), line
+                del block
+            rows = list(itertools.islice(records, batch))
             if not rows:
                 yield _frame(index, [], [], name), [], inp.advance()
                 return
+            simple = reader.line_num + base - line == len(rows) and not any(isinstance(r, _BadRecord) for r in rows)
+            starts = range(line + 1, line + 1 + len(rows)) if simple else None
             good, lines, issues = _check_rows(rows, starts, line, width, name)
-            if records is not None:
-                line = reader.line_num + base
-            yield _frame(index, good, lines, name), issues, inp.advance()
+            line = reader.line_num + base
+            frame = _frame(index, good, lines, name)
+            del rows, good
+            yield frame, issues, inp.advance()
+
+
+def _split_block(
+    block: list[str], line: int, index: dict[str, int], width: int, delimiter: str, name: str
+) -> tuple[pd.DataFrame, list[Issue]]:
+    """Split quote-free lines (one record each) into columns with Arrow, without Python objects per field."""
+    lists = pc.split_pattern(pc.utf8_rtrim(pa.array(block, type=pa.string()), characters="\r\n"), delimiter)
+    counts = pc.list_value_length(lists).to_numpy(zero_copy_only=False)
+    ok = counts == width
+    issues = []
+    if not ok.all():
+        for k in np.flatnonzero(~ok).tolist():
+            if counts[k] > 1 or block[k].strip():  # a blank line is not a row
+                issues.append(Issue(name, line + 1 + k, "row", "malformed_row",
+                                    f"expected {width} fields, found {counts[k]}"))
+        lists = lists.filter(pa.array(ok))
+    frame = pd.DataFrame({
+        canon: pd.Series(pd.arrays.ArrowExtensionArray(pc.list_element(lists, i))) for canon, i in index.items()
+    })
+    frame["_file"] = name
+    frame["_line"] = (line + 1 + np.flatnonzero(ok)).astype(np.int64)
+    return frame, issues
 
 
 def _check_rows(
