@@ -11,6 +11,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "genads.commands.baselines",
     "genads.commands.creative",
     "genads.commands.tokenize",
+    "genads.commands.slate",
     "genads.commands.demo",
 )
 """Each module has ``register(subparsers)`` that adds its command(s) with help text."""

@@ -55,6 +55,8 @@ class TrainConfig:
     """Validation cases used for early stopping (evenly spaced; 0 = all)."""
     beam: int = 20
     """Beam width for validation (and the recommender's default)."""
+    time_budget_s: float = 0.0
+    """Stop at the first epoch end after this many seconds of training in this call (0 = no limit)."""
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "epochs", "eval_every", "patience", "beam"):
@@ -63,7 +65,7 @@ class TrainConfig:
         for name in ("lr", "grad_clip"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be > 0")
-        for name in ("warmup_steps", "weight_decay", "mtp_weight", "eval_users"):
+        for name in ("warmup_steps", "weight_decay", "mtp_weight", "eval_users", "time_budget_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
@@ -240,7 +242,7 @@ def fit(model: SlateModel, sids: np.ndarray, split: SequenceSplit, cfg: TrainCon
     total = steps_per_epoch * cfg.epochs
     log: list[dict] = []
     bar = tqdm(total=total, initial=state.step, desc="slate", disable=not progress or rank != 0)
-    epoch_start = time.perf_counter()
+    epoch_start = started = time.perf_counter()
     while not state.done and (until_step is None or state.step < until_step):
         batches = epoch_batches(lengths, cfg.batch_size, seed, state.epoch, world)
         while state.batch < len(batches) and (until_step is None or state.step < until_step):
@@ -255,6 +257,8 @@ def fit(model: SlateModel, sids: np.ndarray, split: SequenceSplit, cfg: TrainCon
             bar.update(1)
         if state.batch >= len(batches):
             row, best_weights = _end_epoch(model, sids, split, cfg, state, best_weights, total, epoch_start)
+            if cfg.time_budget_s and not state.done and _over_budget(started, cfg.time_budget_s):
+                state.done = row["stopped_by_time_budget"] = True
             bar.set_postfix(loss=f"{row['loss']:.3f}", ndcg10=f"{state.best:.4f}")
             epoch_start = time.perf_counter()
             log.append(row)
@@ -289,6 +293,14 @@ def _end_epoch(model: SlateModel, sids: np.ndarray, split: SequenceSplit, cfg: T
     state.epoch, state.batch = state.epoch + 1, 0
     state.epoch_loss, state.epoch_mtp, state.epoch_batches = 0.0, 0.0, 0
     return row, best_weights
+
+
+def _over_budget(started: float, budget: float) -> bool:
+    """Whether rank 0 has trained longer than ``budget`` seconds (one decision for every rank)."""
+    flag = torch.tensor([float(time.perf_counter() - started > budget)])
+    if world_info()[1] > 1:
+        dist.broadcast(flag, src=0)
+    return bool(flag[0] > 0)
 
 
 def _read_best(folder: Path) -> dict[str, Tensor]:

@@ -1,0 +1,158 @@
+"""``genads train`` / ``genads eval`` / ``genads recommend``: the generative slate model from the command line.
+
+A run folder holds config.json (dataset, SIDs, architecture, training settings, seed),
+metrics.jsonl (a row per epoch), checkpoint/ (exact resume) and model.safetensors (the best weights).
+``torchrun --nproc_per_node=N -m genads.cli train ...`` trains with DDP (gloo on CPU, NCCL on GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from genads.data.dataset import atomic_write_text, load_dataset
+from genads.data.split import SequenceSplit, SplitConfig, leave_one_out, user_sequences
+from genads.eval.harness import evaluate_split
+from genads.slate.checkpoint import save_weights
+from genads.slate.model import PRESETS, SlateConfig
+from genads.slate.recommender import SlateRecommender
+from genads.slate.train import TRAIN_PRESETS, TrainConfig, init_distributed
+
+CONFIG, WEIGHTS = "config.json", "model.safetensors"
+
+
+def aligned_sids(sids_dir: Path, split: SequenceSplit) -> np.ndarray:
+    """(n_items + 1, L) SIDs by item index from ``sids_dir/sids.parquet`` (``genads tokenize``)."""
+    path = Path(sids_dir) / "sids.parquet"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: make it with `genads tokenize DATASET --out {sids_dir}`")
+    table = pd.read_parquet(path)
+    index = split.index_of(table["ad_id"].to_numpy())
+    sids = np.stack(table["sid"].to_numpy()).astype(np.int64)
+    missing = np.setdiff1d(np.arange(1, split.n_items + 1), index)
+    if len(missing):
+        raise ValueError(f"{path}: {len(missing)} catalogue ads have no SID (e.g. ad {split.item_ids[missing[0]]})")
+    out = np.zeros((split.n_items + 1, sids.shape[1]), dtype=np.int64)
+    out[index[index > 0]] = sids[index > 0]
+    return out
+
+
+def load_run(run: Path) -> tuple[dict, SequenceSplit, np.ndarray]:
+    if not (run / CONFIG).is_file():
+        raise FileNotFoundError(f"{run / CONFIG} not found: is {run} a run folder from `genads train`?")
+    cfg = json.loads((run / CONFIG).read_text())
+    dataset = load_dataset(cfg["dataset"])
+    split = leave_one_out(dataset, SplitConfig(max_history=cfg["max_history"]))
+    return cfg, split, aligned_sids(Path(cfg["sids"]), split)
+
+
+def load_recommender(run: Path) -> tuple[dict, SequenceSplit, SlateRecommender]:
+    cfg, split, sids = load_run(run)
+    weights = run / WEIGHTS if (run / WEIGHTS).is_file() else run / "checkpoint" / WEIGHTS
+    rec = SlateRecommender.load(weights, SlateConfig(**cfg["model"]), TrainConfig(**cfg["train"]), sids)
+    return cfg, split, rec
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    rank, world = init_distributed()
+    if args.resume:
+        cfg, split, sids = load_run(args.out)
+        model_cfg, train_cfg = SlateConfig(**cfg["model"]), TrainConfig(**cfg["train"])
+    else:
+        split = leave_one_out(load_dataset(args.dataset), SplitConfig(max_history=args.max_history))
+        sids = aligned_sids(args.sids, split)
+        model_cfg = PRESETS[args.preset]
+        train_cfg = TRAIN_PRESETS[args.preset]
+        if args.epochs:
+            train_cfg = replace(train_cfg, epochs=args.epochs)
+        if args.batch_size:
+            train_cfg = replace(train_cfg, batch_size=args.batch_size)
+        cfg = {"dataset": str(Path(args.dataset).resolve()), "sids": str(Path(args.sids).resolve()),
+               "max_history": args.max_history, "seed": args.seed, "preset": args.preset,
+               "model": asdict(model_cfg), "train": asdict(train_cfg), "world_size": world}
+    rec = SlateRecommender(sids, model_cfg, train_cfg, run_dir=args.out)
+    if rank == 0 and not args.resume:
+        cfg["model"] = asdict(rec.config)
+        atomic_write_text(args.out / CONFIG, json.dumps(cfg, indent=2) + "\n")
+    log = rec.fit(split, seed=cfg["seed"], progress=not args.quiet, resume=args.resume)
+    if rank == 0:
+        save_weights(rec.model, args.out / WEIGHTS)
+        best = max((r["valid_ndcg@10"] for r in log if "valid_ndcg@10" in r), default=float("nan"))
+        print(f"{args.out}: {len(log)} epochs this run on {world} process(es), best valid NDCG@10 {best:.4f}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from genads.baselines import BASELINES
+
+    cfg, split, rec = load_recommender(args.run)
+    rows, results = [], {}
+    models = [rec] + [BASELINES[name]() for name in args.baselines.split(",") if name]
+    for model in models:
+        if model is not rec:
+            model.fit(split, seed=cfg["seed"], progress=not args.quiet)
+        results[model.name] = evaluate_split(model, split)
+        test = results[model.name]["test"]
+        rows.append(f"{model.name:18s} R@5 {test['recall@5']:.4f}  N@5 {test['ndcg@5']:.4f}  "
+                    f"R@10 {test['recall@10']:.4f}  N@10 {test['ndcg@10']:.4f}")
+    print("\n".join(rows))
+    atomic_write_text(args.run / "eval.json", json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    cfg, split, rec = load_recommender(args.run)
+    dataset = load_dataset(cfg["dataset"])
+    _, users, seqs = user_sequences(dataset, split.config)
+    pos = np.searchsorted(users, args.user)
+    if pos >= len(users) or users[pos] != args.user:
+        raise ValueError(f"--user {args.user}: no events for this user in {cfg['dataset']}")
+    history = seqs[pos][-rec.config.max_items:][None]
+    slate = rec.slate(history, args.k)
+    titles = dataset.titles()
+    print(f"user {args.user}: {len(seqs[pos])} past ads; slate of {args.k}:")
+    for rank, (item, score) in enumerate(zip(slate.ads[0], slate.scores[0], strict=True), 1):
+        if item < 0:
+            break
+        ad = int(split.item_ids[item])
+        sid = "-".join(map(str, rec.sids[item]))
+        print(f"{rank:3d}. ad {ad}  [{sid}]  logp {score:7.3f}  {titles.get(ad, '') or '(no title)'}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train the generative slate model over Semantic IDs (DDP under torchrun)")
+    p.add_argument("dataset", type=Path, nargs="?", help="dataset folder (genads data import); not with --resume")
+    p.add_argument("--sids", type=Path, help="folder with sids.parquet (genads tokenize)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="small", help="architecture + training preset")
+    p.add_argument("--out", type=Path, required=True, help="run folder")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    p.add_argument("--epochs", type=int, help="override the preset's maximum epochs")
+    p.add_argument("--batch-size", type=int, help="override the preset's global batch size")
+    p.add_argument("--max-history", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_checked_train)
+
+    p = sub.add_parser("eval", help="evaluate a trained slate model (full ranking) beside the baselines")
+    p.add_argument("run", type=Path, help="run folder from `genads train`")
+    p.add_argument("--baselines", default="popularity", help="comma-separated from popularity,sasrec ('' for none)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("recommend", help="print a user's slate (ads with titles) from a trained slate model")
+    p.add_argument("run", type=Path, help="run folder from `genads train`")
+    p.add_argument("--user", type=int, required=True, help="user_id")
+    p.add_argument("-k", type=int, default=10, help="slate size")
+    p.set_defaults(func=cmd_recommend)
+
+
+def _checked_train(args: argparse.Namespace) -> int:
+    if not args.resume and (args.dataset is None or args.sids is None):
+        raise ValueError("train needs DATASET and --sids (or --resume with an existing --out)")
+    return cmd_train(args)

@@ -1,0 +1,74 @@
+"""The generative slate model behind the evaluation harness's Recommender protocol.
+
+``recommend`` runs trie-constrained beam search over the live ads and returns the slate's ads, so
+the harness scores exactly what serving would show: full ranking over the catalogue (every live ad
+can be generated) and collision-aware (an SID shared by several ads yields each ad once).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genads.data.split import SequenceSplit
+from genads.decode.beam import Slate, generate_slate, live_trie
+from genads.slate.checkpoint import load_weights
+from genads.slate.model import PRESETS, SlateConfig, SlateModel, sized_for
+from genads.slate.train import TRAIN_PRESETS, TrainConfig, fit
+from genads.tokenize.trie import PrefixTrie
+
+
+class SlateRecommender:
+    """Train with :func:`genads.slate.train.fit`, recommend with constrained beam search.
+
+    Args:
+        sids: (n_items + 1, L) SID of every item index of the split (row 0 = padding).
+        config: architecture (``levels`` / ``codebook_size`` are taken from ``sids``).
+        train: optimisation settings; ``train.beam`` is the beam width (at least k).
+        run_dir: where training writes metrics.jsonl and its checkpoint (None: nothing written).
+        trie: the live ads (default: every item of ``sids``).
+    """
+
+    name = "generative-slate"
+
+    def __init__(self, sids: np.ndarray, config: SlateConfig | None = None, train: TrainConfig | None = None,
+                 run_dir: str | Path | None = None, trie: PrefixTrie | None = None) -> None:
+        self.sids = np.asarray(sids, dtype=np.int64)
+        self.config = sized_for(config or PRESETS["small"], self.sids)
+        self.train = train or TRAIN_PRESETS["small"]
+        self.run_dir = run_dir
+        self.trie = trie or live_trie(self.sids)
+        self.model: SlateModel | None = None
+
+    def fit(self, split: SequenceSplit, *, seed: int = 0, progress: bool = True, resume: bool = False) -> list[dict]:
+        if len(self.sids) != split.n_items + 1:
+            raise ValueError(f"sids has {len(self.sids)} rows; the split needs n_items + 1 = {split.n_items + 1}")
+        torch.manual_seed(seed)
+        self.model = SlateModel(self.config)
+        return fit(self.model, self.sids, split, self.train, seed=seed, run_dir=self.run_dir, resume=resume,
+                   progress=progress)
+
+    def recommend(self, history: np.ndarray, k: int) -> np.ndarray:
+        """(n, k) item indices, best first; -1 only if fewer than k ads are live."""
+        return self.slate(history, k).ads
+
+    def slate(self, history: np.ndarray, k: int) -> Slate:
+        if self.model is None:
+            raise RuntimeError("SlateRecommender.recommend called before fit (or load)")
+        return generate_slate(self.model, self.trie, self.sids, history, beam=max(self.train.beam, k), slate_size=k)
+
+    def describe(self) -> dict:
+        return {"model": self.name, "architecture": asdict(self.config), "train": asdict(self.train)}
+
+    @classmethod
+    def load(cls, weights: str | Path, config: SlateConfig, train: TrainConfig, sids: np.ndarray) -> SlateRecommender:
+        """A recommender with trained weights (safetensors) and its config."""
+        rec = cls(sids, config, train)
+        rec.model = SlateModel(rec.config)
+        load_weights(rec.model, Path(weights))
+        rec.model.eval()
+        return rec
+
