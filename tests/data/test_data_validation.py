@@ -233,3 +233,19 @@ def test_skip_counts_several_kinds(tmp_path):
     assert report.n_events == N_GOOD
     assert [r["line"] for r in rejected(tmp_path / "ds")] == list(range(9, 15))
     assert "skipped 6 malformed rows" in report.issues.summary()
+
+
+def test_catalogue_lists_csv_and_parquet(tmp_path):
+    events = write(tmp_path / "events.csv", EVENTS_CSV)
+    csv_cat = write(tmp_path / "c.csv", "ad_id,title,selling_points,attributes\n1,a,light|cheap| blue |,x\n2,b,,\n3,c,,\n4,d,,\n")
+    cat = load_dataset(do_import(TabularSource(events, catalogue=csv_cat), tmp_path / "a").path).catalogue
+    assert cat["selling_points"].iloc[0].tolist() == ["light", "cheap", "blue"]
+    assert cat["attributes"].iloc[0].tolist() == ["x"] and cat["selling_points"].iloc[1].tolist() == []
+    pq_cat = tmp_path / "c.parquet"
+    pd.DataFrame({"id": [1, 2, 3, 4], "name": ["a", "b", "c", "d"], "price": [1.5, None, 3.0, 4.0],
+                  "selling_points": [["light", "cheap"], [], ["x"], []]}).to_parquet(pq_cat)
+    source = TabularSource(events, catalogue=pq_cat, catalogue_map={"ad_id": "id", "title": "name"})
+    cat = load_dataset(do_import(source, tmp_path / "b").path).catalogue
+    assert cat["title"].tolist() == ["a", "b", "c", "d"]
+    assert cat["selling_points"].iloc[0].tolist() == ["light", "cheap"]
+    assert cat["price"].isna().tolist() == [False, True, False, False]

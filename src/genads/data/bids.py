@@ -132,4 +132,5 @@ def synthesize(
 def describe(params: MarketParams) -> dict:
     """The meta.json record of how bids and budgets were made."""
     return {"synthetic": True, "method": "per-advertiser lognormal bids; budget from logged clicks",
-            "advertiser_seed": "blake2b of the advertiser key (brand:/category:/advertiser:/ad:)", **asdict(params)}
+            "advertiser_seed": "blake2b of the advertiser key (brand:/category:/advertiser:/ad:)",
+            "ad_jitter_seed": "(seed, ad_id)", **asdict(params)}
