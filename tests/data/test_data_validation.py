@@ -249,3 +249,16 @@ def test_catalogue_lists_csv_and_parquet(tmp_path):
     assert cat["title"].tolist() == ["a", "b", "c", "d"]
     assert cat["selling_points"].iloc[0].tolist() == ["light", "cheap"]
     assert cat["price"].isna().tolist() == [False, True, False, False]
+
+
+def test_csv_parser_errors_are_rows_with_their_line(tmp_path):
+    big = "x" * 200_000  # over the csv module's field size limit
+    events = write(tmp_path / "events.csv", f'user_id,ad_id,timestamp\n1,1,1\n"2",2,"{big}"\n1,2,3\n1,3,zz\n1,4,5\n')
+    source = TabularSource(events, catalogue=write(tmp_path / "c.csv", CATALOGUE_CSV))
+    assert_stops(source, tmp_path / "ds", events, 3, "row", "malformed_row")
+    report = do_import(source, tmp_path / "ds", "skip")
+    assert report.issues.counts == {"malformed_row": 1, "bad_timestamp": 1} and report.n_events == 3
+    assert [(r["line"], r["kind"]) for r in rejected(tmp_path / "ds")] == [(3, "malformed_row"), (5, "bad_timestamp")]
+    bad = write(tmp_path / "bad.csv", EVENTS_CSV.replace('1,3,300,impression', '"1",3,300,impression') + "1,4,zz,click\n")
+    assert_stops(TabularSource(bad, catalogue=write(tmp_path / "c.csv", CATALOGUE_CSV)), tmp_path / "ds2", bad, 9,
+                 "timestamp", "bad_timestamp")

@@ -59,16 +59,19 @@ class _BadRecord:
         return 0
 
 
-def _records(reader: Iterator[list[str]], path: Path) -> Iterator[list[str] | _BadRecord]:
-    """csv records, with unparsable ones as _BadRecord (the csv module carries on after an error)."""
+def _records(reader: Iterator[list[str]], path: Path, base: int) -> Iterator[list[str] | _BadRecord]:
+    """csv records, with unparsable ones as _BadRecord (the csv module carries on after an error).
+
+    ``base`` is the number of lines consumed before ``reader`` started (its line_num counts from 0).
+    """
     while True:
         try:
             yield from reader
             return
         except csv.Error as e:
-            yield _BadRecord(reader.line_num, str(e))
+            yield _BadRecord(base + reader.line_num, str(e))
         except UnicodeDecodeError as e:
-            raise ValueError(f"{path}:{reader.line_num + 1}: not UTF-8 text ({e.reason})") from e
+            raise ValueError(f"{path}:{base + reader.line_num + 1}: not UTF-8 text ({e.reason})") from e
 
 
 def _line_breaks(row: list[str]) -> int:
@@ -122,7 +125,7 @@ def read_rows(
                     yield frame, issues, inp.advance()
                     continue
                 reader = csv.reader(itertools.chain(block, inp.text), delimiter=delimiter)
-                records, base = _records(reader, path), line
+                records, base = _records(reader, path, line), line
                 del block
             rows = list(itertools.islice(records, batch))
             if not rows:
