@@ -98,8 +98,8 @@ def beam_search(model: SlateModel, trie: PrefixTrie, tokens: Tensor, positions: 
         prefix = torch.cat([prefix.gather(1, parent[..., None].expand(-1, -1, level)), token[..., None]], dim=2)
         if level + 1 < cfg.levels:
             rows = (torch.arange(B)[:, None] * k + parent).reshape(-1)  # (B * k',)
-            cache = [(kk[rows], vv[rows]) for kk, vv in cache]
-            valid = torch.cat([valid[rows], torch.ones(len(rows), 1, dtype=torch.bool)], dim=1)
+            cache = [(kk.index_select(0, rows), vv.index_select(0, rows)) for kk, vv in cache]
+            valid = torch.cat([valid.index_select(0, rows), torch.ones(len(rows), 1, dtype=torch.bool)], dim=1)
             new = (N_SPECIAL + level * W + token).reshape(-1, 1)  # (B * k', 1)
             pos = torch.full_like(new, cfg.max_items)
             h, cache = model.trunk(new, pos, valid, cache)
