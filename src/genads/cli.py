@@ -13,6 +13,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "genads.commands.tokenize",
     "genads.commands.slate",
     "genads.commands.demo",
+    "genads.commands.auction",
 )
 """Each module has ``register(subparsers)`` that adds its command(s) with help text."""
 

@@ -10,7 +10,8 @@ Two estimators, both lower bounds of the true regret (stronger search -> larger,
 
 * :func:`grid_regret` — EGA's grid: misreports ``gamma * v_i``, gamma in {0.2, 0.3, ..., 2.0}.
 * :func:`misreport_regret` — gradient ascent on misreports from many random starting points
-  (projected onto the value domain), keeping the best utility seen; the full protocol is
+  (projected onto the value domain), keeping the best utility seen (a mechanism whose output has
+  no gradient, such as a wrapped pure mechanism, is searched by the random restarts alone); the full protocol is
   1000 restarts x 2000 steps (:data:`FULL_PROTOCOL`). All restarts, bidders and profiles run as one
   batch of tensors.
 """
@@ -137,7 +138,7 @@ def _ascend_chunk(mech: DifferentiableMechanism, values: Tensor, context: Tensor
     for step in range(cfg.steps + 1):
         u = _own_utility(mech, values, mis, context)  # (R, B, n)
         best = torch.maximum(best, u.detach().amax(0))
-        if step == cfg.steps:
+        if step == cfg.steps or not u.requires_grad:  # no gradient (a pure mechanism): restarts only
             break
         opt.zero_grad(set_to_none=True)
         (-u.sum()).backward()
