@@ -26,6 +26,7 @@ STEPS: tuple[tuple[str, str], ...] = (
     ("data", "genads.data.demo_step:run"),
     ("baselines", "genads.baselines.demo_step:run"),
     ("slate", "genads.slate.demo_step:run"),
+    ("auction", "genads.auction.demo_step:run"),
 )
 """(step name, "module:function"); each function takes a DemoContext. Order is the pipeline order:
 data -> tokenize -> train -> auction -> creatives -> serve."""
