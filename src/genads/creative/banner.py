@@ -135,7 +135,8 @@ def place_product(cutout: Image.Image, box: Box) -> tuple[Image.Image, tuple[int
     return img, (box[0] + (bw - img.width) // 2, box[1] + (bh - img.height) // 2)
 
 
-def _png_b64(img: Image.Image) -> str:
+def png_base64(img: Image.Image) -> str:
+    """PNG bytes of ``img``, base64 (for SVG embedding and HTML reports)."""
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return base64.b64encode(buf.getvalue()).decode("ascii")
@@ -184,9 +185,9 @@ def to_svg(layout: dict, background: Image.Image, product: Image.Image) -> str:
     x0, y0, x1, y1 = prod["box"]
     rgb = "rgb({},{},{})".format
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}">',
-           f'<g id="background"><image x="0" y="0" width="{w}" height="{h}" href="data:image/png;base64,{_png_b64(background)}"/></g>',
+           f'<g id="background"><image x="0" y="0" width="{w}" height="{h}" href="data:image/png;base64,{png_base64(background)}"/></g>',
            f'<g id="product"><image x="{x0}" y="{y0}" width="{x1 - x0}" height="{y1 - y0}" '
-           f'href="data:image/png;base64,{_png_b64(product)}"/></g>',
+           f'href="data:image/png;base64,{png_base64(product)}"/></g>',
            f'<g id="title" font-family="{html.escape(title["font_family"])}" font-size="{title["font_size"]}" '
            f'fill="{rgb(*title["colour"])}">']
     for i, line in enumerate(title["lines"]):

@@ -15,6 +15,7 @@ and at most ``max_title_words`` words (``</s>`` is forced at the limit and barre
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -68,8 +69,14 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 0.01
     seed: int = 0
+    max_seconds: float | None = None
+    """Stop after the epoch in which this process has used this many CPU seconds on training
+    (``time.process_time``, so other load on the machine does not count); None: every epoch.
+    Only for time-boxed runs such as the demo: it makes the number of epochs machine-dependent."""
 
     def __post_init__(self) -> None:
+        if self.max_seconds is not None and self.max_seconds <= 0:
+            raise ValueError(f"max_seconds={self.max_seconds} must be > 0 or None")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError(f"epochs={self.epochs}, batch_size={self.batch_size} must be >= 1 and lr={self.lr} > 0")
 
@@ -186,6 +193,7 @@ def fit(examples: list[TitleExample], model_config: TitleModelConfig | None = No
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=train.lr, total_steps=steps, pct_start=0.1)
     gen = np.random.default_rng(train.seed)
     losses = []
+    start = time.process_time()
     model.train()
     for _ in range(train.epochs):
         order, total = gen.permutation(len(examples)), 0.0
@@ -199,6 +207,8 @@ def fit(examples: list[TitleExample], model_config: TitleModelConfig | None = No
             sched.step()
             total += loss.item() * len(tokens)
         losses.append(total / len(examples))
+        if train.max_seconds is not None and time.process_time() - start > train.max_seconds:
+            break
     return model.eval(), vocab, losses
 
 
