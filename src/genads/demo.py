@@ -27,6 +27,7 @@ STEPS: tuple[tuple[str, str], ...] = (
     ("baselines", "genads.baselines.demo_step:run"),
     ("slate", "genads.slate.demo_step:run"),
     ("auction", "genads.auction.demo_step:run"),
+    ("creatives", "genads.creative.demo_step:run"),
 )
 """(step name, "module:function"); each function takes a DemoContext. Order is the pipeline order:
 data -> tokenize -> train -> auction -> creatives -> serve."""
