@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from genads.creative.text import is_chinese, join_words, selling_point_vocab, tokenize
+from genads.creative.text import is_chinese, join_words, restore_case, selling_point_vocab, tokenize
 
 
 def test_english_regex_tokeniser():
@@ -26,3 +26,7 @@ def test_selling_point_vocab():
 @given(st.lists(st.sampled_from(["red", "shoe", "light", "sole", "2.4ghz", "wi-fi"]), max_size=8))
 def test_join_then_tokenize_is_identity_for_english(words):
     assert tokenize(join_words(words)) == words
+
+
+def test_restore_case():
+    assert restore_case(["usb-c", "loctite", "epoxy", "白色"], ["Loctite Epoxy", "USB-C cable"]) == ["USB-C", "Loctite", "Epoxy", "白色"]

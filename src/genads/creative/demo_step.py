@@ -28,7 +28,7 @@ from genads.creative.ngram import NgramTitleGenerator, project
 from genads.creative.pipeline import CreativePipeline
 from genads.creative.records import CreativeRecord, HistoryItem, Product
 from genads.creative.selling_points import derive_selling_points
-from genads.creative.text import join_words, selling_point_vocab, tokenize
+from genads.creative.text import join_words, restore_case, selling_point_vocab, tokenize
 from genads.data.dataset import atomic_write_text
 
 TRANSFORMER_BUDGET_S = 40.0
@@ -162,7 +162,11 @@ def _section(ctx, rows: list[dict], t_info: dict, showcase: list[dict], titles: 
         f"Banners: the product is a name card and history images are synthetic brand-coloured ads "
         f"(the catalogue has no images); files in {ctx.out.name}/creatives/.")
     s.tables.append(("Title quality", rows))
-    s.tables.append(("Examples", [{"real title": r.target_title[:70], "n-gram": join_words(a)[:70], "transformer": join_words(b)[:70]}
+    s.tables.append(("Examples", [{"real title": r.target_title[:70], "n-gram": _show(a, r), "transformer": _show(b, r)}
                                   for r, a, b in list(zip(records, titles["n-gram baseline"], titles["transformer"], strict=True))[:6]]))
     for sh in showcase:
         s.images.append((f"{sh['title']} (real: {sh['target'][:60]}; PBS {sh['pbs']:.2f})", sh["thumb"]))
+
+
+def _show(words: list[str], rec: CreativeRecord) -> str:
+    return join_words(restore_case(words, list(rec.product.selling_points)))[:70]

@@ -21,7 +21,7 @@ from genads.creative.history import HistoryConfig, sample_history
 from genads.creative.metrics import pbs, text_metrics
 from genads.creative.records import CreativeRecord
 from genads.creative.style import Style, extract_style
-from genads.creative.text import join_words
+from genads.creative.text import join_words, restore_case
 
 
 class TitleGenerator(Protocol):
@@ -80,7 +80,7 @@ class CreativePipeline:
         used = self.select_history(record, rng)
         p = record.product
         words = self.generator(list(p.selling_points), p.description, [record.history[i].title for i in used])
-        title = join_words(words)
+        title = join_words(restore_case(words, list(p.selling_points)))
         masks = history_masks or [None] * len(history_images)
         with_img = [i for i in used if history_images[i] is not None]
         style = extract_style([history_images[i] for i in with_img], [masks[i] for i in with_img], rng=rng)

@@ -64,3 +64,12 @@ def join_words(words: list[str]) -> str:
 def selling_point_vocab(selling_points: list[str]) -> set[str]:
     """The set of words a constrained title may use: every word of every selling point."""
     return {w for sp in selling_points for w in tokenize(sp)}
+
+
+def restore_case(words: list[str], sources: list[str]) -> list[str]:
+    """Give lower-cased ``words`` back the casing they first have in ``sources`` (e.g. the selling points)."""
+    cased: dict[str, str] = {}
+    for text in sources:
+        for w in _EN_WORD.findall(text):
+            cased.setdefault(w.lower(), w)
+    return [cased.get(w, w) for w in words]
