@@ -42,14 +42,15 @@ SETTINGS: dict[str, Setting] = {
 
 @dataclass(frozen=True)
 class BenchConfig:
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(iterations=5000, rho_every=800))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(iterations=4000, rho_every=400, lr=2e-3,
+                                                                   misreport_steps=5, decay_after=3000))
     hidden: int = 64
     layers: int = 2
     revenue_profiles: int = 20_000
-    audit_profiles: int = 128
+    audit_profiles: int = 64
     """Profiles audited with the reduced ascent protocol."""
-    audit: AscentConfig = field(default_factory=lambda: AscentConfig(restarts=100, steps=500))
-    full_profiles: int = 4
+    audit: AscentConfig = field(default_factory=lambda: AscentConfig(restarts=50, steps=300))
+    full_profiles: int = 2
     """Profiles (the first of the audit set) also audited with the full protocol; 0 to skip."""
     full: AscentConfig = FULL_PROTOCOL
     seed: int = 0

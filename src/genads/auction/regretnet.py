@@ -70,6 +70,8 @@ class TrainConfig:
     lambda_every: int = 25
     """Dual update lambda <- lambda + rho * rgt every this many iterations."""
     lambda_init: float = 1.0
+    decay_after: int | None = None
+    """From this iteration on, train with lr / 10 (settles the revenue/regret trade-off)."""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -141,6 +143,9 @@ def train_regretnet(net: RegretNet, cfg: TrainConfig, log_every: int = 500) -> T
     rho = cfg.rho
     log = TrainLog([], [], [], [])
     for it in range(cfg.iterations):
+        if cfg.decay_after is not None and it == cfg.decay_after:
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr / 10
         idx = torch.randint(0, cfg.train_size, (cfg.batch_size,), generator=gen)
         v = values[idx]
         for p in net.parameters():
