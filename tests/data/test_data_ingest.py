@@ -176,3 +176,14 @@ def test_chunk_rows_must_be_positive(tmp_path):
 def test_load_dataset_names_the_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"catalogue\.parquet not found"):
         load_dataset(tmp_path)
+
+
+def test_bucket_count_is_capped_and_pass_two_splits(tmp_path, monkeypatch):
+    frame = _log(np.random.default_rng(2), 1500, users=300, ads=30)
+    path = tmp_path / "events.csv"
+    frame.to_csv(path, index=False)
+    _small_buckets(monkeypatch, bucket_bytes=100, bucket_rows=100, merge_rows=40)
+    monkeypatch.setattr(ingest, "MAX_BUCKETS", 3)
+    assert ingest._bucket_count(file_size(path)) == 3
+    report = do_import(TabularSource(path), tmp_path / "ds", "skip", chunk_rows=200)
+    frames_equal(load_dataset(report.path).events, _reference(frame))

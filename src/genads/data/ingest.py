@@ -7,8 +7,8 @@ Events flow through in chunks (an external sort):
 2. **sort**: each bucket is sorted by (user, timestamp, input order) and exact duplicates are
    dropped; a bucket with more than ``BUCKET_ROWS`` rows (the size hint was low, e.g. for gzip)
    is split again first, so pass 2 never holds more than about ``BUCKET_ROWS`` rows;
-3. **merge**: the sorted runs are merged by user into events.parquet, reading each run in small
-   batches (``MERGE_ROWS`` rows in all).
+3. **merge**: the sorted runs (written in row groups of ``RUN_ROW_GROUP`` rows) are merged by
+   user into events.parquet, reading each run in small batches (``MERGE_ROWS`` rows in all).
 
 Memory is bounded by the chunk, bucket and merge sizes, not by the input (only per-ad counters
 grow, with the catalogue). The output is the same whatever the number of buckets. Everything is
@@ -48,10 +48,15 @@ from genads.data.validate import Issue, IssueLog, OnError
 
 BUCKET_BYTES = 24 * 2**20
 """Target input bytes per sort bucket (about a million CSV events)."""
+MAX_BUCKETS = 256
+"""Most bucket files open at once in pass 1 (file handles); beyond it buckets grow and pass 2 splits them."""
 BUCKET_ROWS = 1_000_000
 """Most rows pass 2 sorts at once; a larger bucket is split again."""
 MERGE_ROWS = 500_000
 """Rows held by the final merge, shared among the sorted runs."""
+RUN_ROW_GROUP = 65_536
+"""Largest row group of a sorted run. The merge decodes one row group per run at a time, so runs are
+written in row groups of about MERGE_ROWS / (number of runs), at most this."""
 
 _PART_SCHEMA = pa.schema([
     pa.field("user_id", pa.int64()), pa.field("ad_id", pa.int64()), pa.field("timestamp", pa.int64()),
@@ -97,7 +102,7 @@ def _release_memory() -> None:
 
 
 def _bucket_count(size_hint: int) -> int:
-    return max(1, math.ceil(size_hint / BUCKET_BYTES))
+    return min(MAX_BUCKETS, max(1, math.ceil(size_hint / BUCKET_BYTES)))
 
 
 def _bucket_of(users: np.ndarray, n: int, salt: int = 0) -> np.ndarray:
@@ -152,7 +157,7 @@ def _partition(
 
 def _split_bucket(path: Path, depth: int) -> list[Path]:
     """Re-partition an oversized bucket file into smaller ones (a different hash salt per depth)."""
-    pf = pq.ParquetFile(path)
+    pf = pq.ParquetFile(path, pre_buffer=False)
     n = max(2, math.ceil(2 * pf.metadata.num_rows / BUCKET_ROWS))
     paths = [path.with_name(f"{path.stem}-{b:03d}.parquet") for b in range(n)]
     writers: dict[int, pq.ParquetWriter] = {}
@@ -185,7 +190,9 @@ def _sort_buckets(buckets: list[Path], files: list[str], log: IssueLog, progress
             bar.refresh()
             continue
         run = path.with_name(path.stem + "-sorted.parquet")
-        pq.write_table(_sort_run(pq.read_table(path), files, dups, stats, positive), run)
+        # the merge decodes one row group per run at a time: keep their sum near MERGE_ROWS
+        group = max(1024, min(RUN_ROW_GROUP, MERGE_ROWS // (len(runs) + len(todo) + 1)))
+        pq.write_table(_sort_run(pq.read_table(path), files, dups, stats, positive), run, row_group_size=group)
         _release_memory()
         runs.append(run)
         path.unlink()
@@ -231,7 +238,7 @@ def _merge_runs(runs: list[Path], out: Path) -> None:
         runs[0].rename(out)
         return
     batch = max(1024, MERGE_ROWS // len(runs))
-    readers = [pq.ParquetFile(p).iter_batches(batch_size=batch) for p in runs]
+    readers = [pq.ParquetFile(p, pre_buffer=False).iter_batches(batch_size=batch) for p in runs]  # no read-ahead
     pending: list[pa.Table | None] = [None] * len(runs)
 
     def refill(i: int) -> None:
