@@ -24,6 +24,7 @@ DEMO_DATA = Path(__file__).resolve().parents[2] / "data" / "demo"
 
 STEPS: tuple[tuple[str, str], ...] = (
     ("data", "genads.data.demo_step:run"),
+    ("tokenize", "genads.tokenize.demo_step:run"),
     ("baselines", "genads.baselines.demo_step:run"),
     ("slate", "genads.slate.demo_step:run"),
     ("auction", "genads.auction.demo_step:run"),

@@ -58,3 +58,10 @@ def test_tokenize_command_reports_bad_source(dataset, tmp_path, capsys):
     rc = main(["tokenize", str(dataset), "--out", str(tmp_path / "x"), "--features", "colour", "--quiet"])
     assert rc == 2
     assert "colour" in capsys.readouterr().err
+
+
+def test_command_sources_match_the_library():
+    from genads.commands.tokenize import SOURCES
+    from genads.tokenize.features import SOURCES as LIBRARY_SOURCES
+
+    assert SOURCES == LIBRARY_SOURCES

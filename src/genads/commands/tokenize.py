@@ -14,18 +14,23 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from genads.data.dataset import atomic_write_text, load_dataset
-from genads.tokenize import RQKMeansConfig, RQVAEConfig, UniSIDConfig, disambiguate, save_tokenizer
-from genads.tokenize.features import SOURCES, item_features, item_vectors
-from genads.tokenize.metrics import level_stats, sid_summary
-from genads.tokenize.rq_kmeans import RQKMeansTokenizer
-from genads.tokenize.rq_vae import RQVAETokenizer
-from genads.tokenize.unisid import UniSIDTokenizer
 
 METHODS = ("rq-kmeans", "rq-vae", "e2e")
+SOURCES = ("text", "attributes", "collab", "embedding")
+"""genads.tokenize.features.SOURCES (not imported here: torch and faiss load only when the command runs)."""
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "genads" / "text"
 
 
 def make_tokenizer(args: argparse.Namespace):
+    from genads.tokenize import (
+        RQKMeansConfig,
+        RQKMeansTokenizer,
+        RQVAEConfig,
+        RQVAETokenizer,
+        UniSIDConfig,
+        UniSIDTokenizer,
+    )
+
     common = {"levels": args.levels, "codebook_size": args.codebook}
     epochs = {"epochs": args.epochs} if args.epochs else {}
     if args.method == "rq-kmeans":
@@ -45,6 +50,10 @@ def write_sids(path: Path, ad_ids: np.ndarray, codes: np.ndarray, sids: np.ndarr
 
 
 def cmd_tokenize(args: argparse.Namespace) -> int:
+    from genads.tokenize import disambiguate, save_tokenizer
+    from genads.tokenize.features import item_features, item_vectors
+    from genads.tokenize.metrics import level_stats, sid_summary
+
     ds = load_dataset(args.dataset)
     sources = [s.strip() for s in args.features.split(",") if s.strip()] if args.features != "auto" else None
     start = time.perf_counter()

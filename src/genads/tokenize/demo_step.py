@@ -56,9 +56,9 @@ def run(ctx) -> None:  # ctx: DemoContext (not imported: demo.py imports the ste
     rq = RQKMeansTokenizer(RQKMeansConfig(levels=LEVELS, codebook_size=CODEBOOK, n_iter=20))
     fits["RQ-KMeans"] = (rq, rq.fit(vectors, seed=ctx.seed), time.perf_counter() - start)
     start = time.perf_counter()
-    e2e = UniSIDTokenizer(UniSIDConfig(levels=LEVELS, codebook_size=CODEBOOK, epochs=2 if ctx.fast else 12,
-                                       batch_size=256, d_model=64, n_layers=1))
-    fits["end-to-end (UniSID)"] = (e2e, e2e.fit(vectors, seed=ctx.seed, features=item_features(ds)),
+    e2e = UniSIDTokenizer(UniSIDConfig(levels=LEVELS, codebook_size=CODEBOOK, epochs=2 if ctx.fast else 6,
+                                       batch_size=256, d_model=32, n_heads=2, n_layers=1))
+    fits["end-to-end (UniSID)"] = (e2e, e2e.fit(vectors, seed=ctx.seed, features=item_features(ds, max_tokens=16)),
                                    time.perf_counter() - start)
 
     rows = []
