@@ -1,0 +1,153 @@
+"""Streaming import throughput and memory: a generated CSV event log of 1M and >= 10M events.
+
+The log is written to a temporary folder block by block (never held in memory) by one child
+process, then imported by ``genads.data.ingest.import_dataset`` in another, so that peak RSS counts
+the import alone: ``ru_maxrss`` of the importing child (Linux carries a parent's high-water mark
+across fork+exec, so the parent stays lean: standard library only) and its ``VmHWM``. The same
+import at 1M and 10M events shows whether memory grows with input size.
+
+Run: .venv/bin/python benchmarks/data_import.py [--sizes 1000000 10000000] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks._common import print_table, save
+
+N_ADS = 200_000
+ACTIONS = ("impression", "click", "conversion")
+
+
+def generate(path: Path, n_events: int, seed: int = 0, block: int = 1_000_000) -> None:
+    """Write a CSV log of ``n_events`` (user, ad, timestamp, action) rows, ``block`` rows at a time.
+
+    Users are shuffled across the file (events of a user are scattered, as in a real log), ids are
+    not dense, and a user's timestamps are not in file order: the importer has real sorting to do.
+    """
+    import numpy as np
+    import pandas as pd
+
+    actions = np.array(ACTIONS)
+    rng = np.random.default_rng(seed)
+    n_users = max(1, n_events // 20)
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        f.write("user_id,ad_id,timestamp,action\n")
+        for start in range(0, n_events, block):
+            n = min(block, n_events - start)
+            frame = pd.DataFrame({
+                "user_id": rng.integers(0, n_users, n) * 13 + 1_000_000,
+                "ad_id": rng.integers(1, N_ADS + 1, n),
+                "timestamp": 1_600_000_000 + rng.integers(0, 30_000_000, n),
+                "action": actions[rng.choice(3, n, p=[0.6, 0.35, 0.05])],
+            })
+            frame.to_csv(f, header=False, index=False)
+
+
+def write_catalogue(path: Path) -> None:
+    import numpy as np
+    import pandas as pd
+
+    ads = np.arange(1, N_ADS + 1)
+    pd.DataFrame({"ad_id": ads, "title": [f"ad {a}" for a in ads], "brand": [f"b{a % 5000}" for a in ads],
+                  "price": np.round(np.random.default_rng(1).uniform(1, 100, N_ADS), 2)}).to_csv(path, index=False)
+
+
+def child(events: str, catalogue: str, out: str, chunk_rows: int) -> None:
+    """Run one import and print its figures as JSON (peak RSS of this process only)."""
+    from genads.data import ingest
+    from genads.data.loaders import TabularSource
+
+    start = time.perf_counter()
+    report = ingest.import_dataset(TabularSource(events, catalogue=catalogue), out, chunk_rows=chunk_rows,
+                                   progress=True)
+    seconds = time.perf_counter() - start
+    print(json.dumps({
+        "seconds": seconds,
+        "n_events": report.n_events,
+        "n_users": report.n_users,
+        "rejected": report.issues.total,
+        "buckets": ingest._bucket_count(Path(events).stat().st_size),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "vm_hwm_mb": _vm_hwm_mb(),
+    }))
+
+
+def _vm_hwm_mb() -> float | None:
+    """Peak resident set size of this process's own address space (Linux), in MiB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def run_one(tmp: Path, n_events: int, chunk_rows: int) -> dict:
+    events = tmp / f"events-{n_events}.csv"
+    catalogue = tmp / "catalogue.csv"
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, __file__, "--generate", str(events), str(catalogue), str(n_events)], check=True)
+    gen_s = time.perf_counter() - t0
+    load = os.getloadavg()[0]
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", str(events), str(catalogue), str(tmp / f"ds-{n_events}"), str(chunk_rows)],
+        stdout=subprocess.PIPE, text=True, check=True,
+    )
+    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+    input_mb = events.stat().st_size / 2**20
+    events.unlink()
+    assert figures["n_events"] == n_events and figures["rejected"] == 0, figures
+    return {
+        "events": n_events,
+        "input_mb": round(input_mb, 1),
+        **figures,
+        "events_per_s": n_events / figures["seconds"],
+        "generate_s": gen_s,
+        "load_avg_1min_before": load,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--chunk-rows", type=int, default=200_000)
+    parser.add_argument("--child", nargs=4, metavar=("EVENTS", "CATALOGUE", "OUT", "CHUNK_ROWS"), help=argparse.SUPPRESS)
+    parser.add_argument("--generate", nargs=3, metavar=("EVENTS", "CATALOGUE", "N"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.generate:
+        if not Path(args.generate[1]).exists():
+            write_catalogue(Path(args.generate[1]))
+        generate(Path(args.generate[0]), int(args.generate[2]))
+        return
+    if args.child:
+        child(*args.child[:3], int(args.child[3]))
+        return
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="genads-bench-") as tmp:
+        for n in args.sizes:
+            rows.append(run_one(Path(tmp), n, args.chunk_rows))
+            print_table([rows[-1]], f"import of {n:,} events")
+    table = [{"events": r["events"], "input MB": r["input_mb"], "seconds": round(r["seconds"], 1), "events/s": int(r["events_per_s"]),
+              "peak RSS MB": round(r["peak_rss_mb"]),
+              "VmHWM MB": round(r["vm_hwm_mb"]) if r["vm_hwm_mb"] else "", "buckets": r["buckets"],
+              "load avg": round(r["load_avg_1min_before"], 1)} for r in rows]
+    print_table(table, "genads data import: generated CSV log, catalogue of 200k ads, one child process per size")
+    path = save("data_import", {"runs": rows, "chunk_rows": args.chunk_rows,
+                                "note": "peak RSS: ru_maxrss and VmHWM of the importing child process only; "
+                                        "load avg: the machine is shared, so events/s vary with it"})
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
