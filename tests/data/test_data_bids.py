@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from datahelpers import EVENTS_CSV, do_import, write
+from tests.data.datahelpers import EVENTS_CSV, do_import, write
 
 from genads.data.bids import MarketParams, advertiser_keys, synthesize
 from genads.data.dataset import load_dataset

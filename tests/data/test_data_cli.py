@@ -8,7 +8,7 @@ import json
 import sys
 
 import pytest
-from datahelpers import CATALOGUE_CSV, EVENTS_CSV, FIXTURES, rejected, write
+from tests.data.datahelpers import CATALOGUE_CSV, EVENTS_CSV, FIXTURES, rejected, write
 
 from genads.commands import data as data_command
 from genads.data.dataset import load_dataset

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from datahelpers import CATALOGUE_CSV, EVENTS_CSV, FIXTURES, do_import, frames_equal, rejected, write
+from tests.data.datahelpers import CATALOGUE_CSV, EVENTS_CSV, FIXTURES, do_import, frames_equal, rejected, write
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

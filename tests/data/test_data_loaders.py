@@ -6,7 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
-from datahelpers import FIXTURES, assert_skips, assert_stops, do_import, frames_equal, write
+from tests.data.datahelpers import FIXTURES, assert_skips, assert_stops, do_import, frames_equal, write
 
 from genads.data.dataset import load_dataset
 from genads.data.loaders import RecBoleSource, S3RecSource, TabularSource, TencentGRSource

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from datahelpers import do_import, write
+from tests.data.datahelpers import do_import, write
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from datahelpers import (
+from tests.data.datahelpers import (
     CATALOGUE_CSV,
     EVENTS_CSV,
     assert_skips,
