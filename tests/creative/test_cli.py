@@ -50,3 +50,23 @@ def test_bad_sizes(tmp_path, bad, capsys):
     records = write_fixtures(tmp_path, n_users=1, n_history=2)
     assert main(["creative", "generate", "--records", str(records), "--out", str(tmp_path / "o"), "--sizes", bad]) == 2
     assert "--sizes" in capsys.readouterr().err
+
+
+def test_train_then_generate_with_transformer(tmp_path):
+    records = write_fixtures(tmp_path / "fx", n_users=3, seed=4, n_history=6)
+    model = tmp_path / "model"
+    assert main(["creative", "train", "--records", str(records), "--out", str(model), "--epochs", "2"]) == 0
+    assert (model / "model.safetensors").exists() and (model / "config.json").exists()
+    out = tmp_path / "out"
+    assert main(["creative", "generate", "--records", str(records), "--out", str(out), "--generator", "transformer",
+                 "--model", str(model), "--sizes", "300x250", "--quiet"]) == 0
+    for folder in (p for p in out.iterdir() if p.is_dir()):
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert metrics["factuality"] == 1.0 and metrics["repetition"] == 0.0
+
+
+def test_transformer_needs_model(tmp_path, capsys):
+    records = write_fixtures(tmp_path, n_users=1, n_history=2)
+    assert main(["creative", "generate", "--records", str(records), "--out", str(tmp_path / "o"),
+                 "--generator", "transformer"]) == 2
+    assert "--model" in capsys.readouterr().err

@@ -72,3 +72,12 @@ def test_config_validation():
         HistoryConfig(strategy="best")
     with pytest.raises(ValueError, match="diversity"):
         HistoryConfig(diversity=2)
+
+
+@pytest.mark.slow
+def test_minilm_encoder_offline():
+    from genads.creative.encoders import MiniLMEncoder
+
+    vecs = MiniLMEncoder()(["waterproof hiking boots", "trail shoes for hiking", "ceramic coffee mug"])
+    assert vecs.shape == (3, 384) and np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5)
+    assert vecs[0] @ vecs[1] > vecs[0] @ vecs[2]

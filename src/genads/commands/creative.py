@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 from tqdm import tqdm
 
@@ -82,6 +83,7 @@ def write_creative(out: Path, rec: CreativeRecord, pipe: CreativePipeline, masks
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    torch.set_num_threads(args.threads)
     report = load_records(args.records, on_error=args.on_error)
     if report.errors:
         print(report.summary(), file=sys.stderr)
@@ -109,6 +111,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    torch.set_num_threads(args.threads)
     if args.corpus is not None:
         examples, _ = load_advertisegen(args.corpus, on_error="skip")
         data = [transformer.TitleExample(e.selling_points, "", (), e.copy) for e in examples]
@@ -147,6 +150,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--on-error", choices=["stop", "skip"], default="stop", help="on a malformed record or missing image")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (the models are tiny: 1 is usually fastest)")
     p.set_defaults(func=cmd_generate)
 
     p = csub.add_parser("train", help="train the title transformer from scratch (CPU, minutes)")
@@ -157,6 +161,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--history", type=int, default=10, help="records: last N history titles per example")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (the models are tiny: 1 is usually fastest)")
     p.set_defaults(func=cmd_train)
 
     p = csub.add_parser("fixtures", help="write generated PAd1M-style records with PIL-drawn products")

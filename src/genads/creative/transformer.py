@@ -69,6 +69,9 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 0.01
     seed: int = 0
+    shuffle_selling_points: bool = True
+    """Augmentation: present the selling points in a random order each time, so the title's order
+    has to come from the words (and the history), not from their position in the input."""
     max_seconds: float | None = None
     """Stop after the epoch in which this process has used this many CPU seconds on training
     (``time.process_time``, so other load on the machine does not count); None: every epoch.
@@ -163,9 +166,16 @@ class TitleTransformer(nn.Module):
         return self.ln(x) @ self.tok.weight.T  # (B, T, V)
 
 
-def _batch(examples: list[TitleExample], vocab: Vocab, cfg: TitleModelConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def _shuffled(ex: TitleExample, rng: np.random.Generator) -> TitleExample:
+    order = rng.permutation(len(ex.selling_points))
+    return TitleExample(tuple(ex.selling_points[i] for i in order), ex.description, ex.history_titles, ex.target)
+
+
+def _batch(examples: list[TitleExample], vocab: Vocab, cfg: TitleModelConfig,
+           rng: np.random.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     seqs, starts = [], []
     for ex in examples:
+        ex = _shuffled(ex, rng) if rng is not None else ex
         prefix = encode_prefix(ex, vocab, cfg)
         seqs.append([*prefix, *vocab.ids(target_words(ex, cfg.max_title_words)), EOS])
         starts.append(len(prefix))
@@ -198,7 +208,8 @@ def fit(examples: list[TitleExample], model_config: TitleModelConfig | None = No
     for _ in range(train.epochs):
         order, total = gen.permutation(len(examples)), 0.0
         for b in range(0, len(order), train.batch_size):
-            tokens, labels = _batch([examples[i] for i in order[b:b + train.batch_size]], vocab, cfg)
+            tokens, labels = _batch([examples[i] for i in order[b:b + train.batch_size]], vocab, cfg,
+                                    gen if train.shuffle_selling_points else None)
             loss = F.cross_entropy(model(tokens).flatten(0, 1), labels.flatten(), ignore_index=-100)
             opt.zero_grad()
             loss.backward()
@@ -215,9 +226,12 @@ def fit(examples: list[TitleExample], model_config: TitleModelConfig | None = No
 class TransformerTitleGenerator:
     """Same call as the n-gram baseline: (selling points, description, history titles) -> words."""
 
-    def __init__(self, model: TitleTransformer, vocab: Vocab, max_words: int | None = None) -> None:
+    def __init__(self, model: TitleTransformer, vocab: Vocab, max_words: int | None = None, eos_bias: float = 0.0) -> None:
+        """``eos_bias`` is added to the end-of-title logit: < 0 gives longer titles (greedy decoding
+        tends to stop early, since every further word has to beat the end token)."""
         self.model, self.vocab = model, vocab
         self.max_words = max_words or model.config.max_title_words
+        self.eos_bias = eos_bias
 
     @torch.no_grad()
     def __call__(self, selling_points: list[str], description: str = "", history_titles: list[str] = ()) -> list[str]:
@@ -229,7 +243,8 @@ class TransformerTitleGenerator:
             options = [i for i in allowed if i not in out] + ([EOS] if out else [])
             if not options:
                 break
-            logits = self.model(torch.tensor([tokens + out]))[0, -1]  # (V,)
+            logits = self.model(torch.tensor([tokens + out]))[0, -1].clone()  # (V,)
+            logits[EOS] += self.eos_bias
             nxt = options[int(torch.argmax(logits[options]))]
             if nxt == EOS:
                 break
