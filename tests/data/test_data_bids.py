@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.data.datahelpers import EVENTS_CSV, do_import, write
 
 from genads.data.bids import MarketParams, advertiser_keys, synthesize
 from genads.data.dataset import load_dataset
 from genads.data.loaders import TabularSource
+from tests.data.datahelpers import EVENTS_CSV, do_import, write
 
 CATALOGUE = """ad_id,title,brand,category
 1,a,Acme,kitchen

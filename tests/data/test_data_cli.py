@@ -8,10 +8,10 @@ import json
 import sys
 
 import pytest
-from tests.data.datahelpers import CATALOGUE_CSV, EVENTS_CSV, FIXTURES, rejected, write
 
 from genads.commands import data as data_command
 from genads.data.dataset import load_dataset
+from tests.data.datahelpers import CATALOGUE_CSV, EVENTS_CSV, FIXTURES, rejected, write
 
 
 def _cli():

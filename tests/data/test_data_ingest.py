@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from tests.data.datahelpers import CATALOGUE_CSV, EVENTS_CSV, FIXTURES, do_import, frames_equal, rejected, write
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +15,15 @@ from genads.data import ingest
 from genads.data.dataset import load_dataset
 from genads.data.loaders import RecBoleSource, S3RecSource, TabularSource, TencentGRSource
 from genads.data.loaders.text import file_size
+from tests.data.datahelpers import (
+    CATALOGUE_CSV,
+    EVENTS_CSV,
+    FIXTURES,
+    do_import,
+    frames_equal,
+    rejected,
+    write,
+)
 
 ACTIONS = ["impression", "click", "conversion"]
 

@@ -6,11 +6,11 @@ import shutil
 
 import numpy as np
 import pytest
-from tests.data.datahelpers import FIXTURES, assert_skips, assert_stops, do_import, frames_equal, write
 
 from genads.data.dataset import load_dataset
 from genads.data.loaders import RecBoleSource, S3RecSource, TabularSource, TencentGRSource
 from genads.data.schema import ACTION_CODE
+from tests.data.datahelpers import FIXTURES, assert_skips, assert_stops, do_import, frames_equal, write
 
 S3REC = FIXTURES / "s3rec"
 RECBOLE = FIXTURES / "recbole"

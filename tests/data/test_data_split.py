@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.data.datahelpers import do_import, write
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from genads.data.dataset import load_dataset
 from genads.data.loaders import TabularSource
 from genads.data.split import SplitConfig, as_frame, leave_one_out, split_stats
+from tests.data.datahelpers import do_import, write
 
 
 def _dataset(tmp_path, rows: list[tuple], catalogue: list[int] | None = None, name: str = "ds"):

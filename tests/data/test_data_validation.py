@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+
+from genads.data.dataset import load_dataset
+from genads.data.loaders import TabularSource
+from genads.data.validate import ImportValidationError
 from tests.data.datahelpers import (
     CATALOGUE_CSV,
     EVENTS_CSV,
@@ -14,10 +18,6 @@ from tests.data.datahelpers import (
     rejected,
     write,
 )
-
-from genads.data.dataset import load_dataset
-from genads.data.loaders import TabularSource
-from genads.data.validate import ImportValidationError
 
 N_GOOD = 7  # events in EVENTS_CSV
 BAD_LINE = 9  # header + 7 events, then the bad line

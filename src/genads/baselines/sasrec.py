@@ -86,7 +86,7 @@ class SASRecNet(nn.Module):
 
     def forward(self, seq: Tensor) -> Tensor:
         """seq (B, L) left-padded item indices -> hidden states (B, L, D)."""
-        B, L = seq.shape
+        L = seq.shape[1]
         positions = torch.arange(self.cfg.max_len - L, self.cfg.max_len, device=seq.device)  # right-aligned
         x = self.item(seq) * math.sqrt(self.cfg.d_model) + self.pos(positions)  # (B, L, D)
         x = self.drop(x) * (seq > 0).unsqueeze(-1)
