@@ -18,7 +18,6 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from _common import print_table, save
-
 from genads.baselines import Popularity, SASRec
 from genads.baselines.sasrec import PRESETS
 from genads.data.dataset import load_dataset

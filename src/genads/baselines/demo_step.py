@@ -11,7 +11,7 @@ from genads.eval.harness import evaluate_split
 from genads.eval.report import figure_png
 
 
-def run(ctx) -> None:  # noqa: ANN001 - DemoContext
+def run(ctx) -> None:
     cfg = PRESETS["tiny"] if ctx.fast else replace(PRESETS["ce"], epochs=40, eval_every=4, patience=3)
     models = [Popularity(), SASRec(cfg)]
     rows, logs = [], {}

@@ -25,7 +25,7 @@ class Section:
     """(caption, base64 PNG)."""
 
 
-def figure_png(fig) -> str:  # noqa: ANN001 - a matplotlib Figure
+def figure_png(fig) -> str:
     """Encode a matplotlib figure as base64 PNG and close it."""
     import matplotlib.pyplot as plt
 
