@@ -10,6 +10,10 @@ RUN     ?= runs/demo
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@# Banners render Chinese titles: install a CJK font from Debian when none is there (root only; best effort).
+	@if ! fc-list :lang=zh 2>/dev/null | grep -q . && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && apt-get install -y -qq fonts-wqy-zenhei fonts-dejavu-core >/dev/null) \
+		|| echo "warning: could not install fonts-wqy-zenhei; Chinese banner text will render as boxes"; fi
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, pinned: the CPU wheel installs from local disk; nothing may pull a newer build.
