@@ -1,6 +1,7 @@
 import json
 import re
 import warnings
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
@@ -49,6 +50,8 @@ def test_exports_are_consistent():
     assert b.png.size == (1080, 1080) and b.png.mode == "RGB"
     for layer_id in ("background", "product", "title", "cta"):
         assert f'<g id="{layer_id}"' in b.svg
+    root = ElementTree.fromstring(b.svg)  # well-formed XML
+    assert [g.get("id") for g in root] == ["background", "product", "title", "cta"]
     title_group = b.svg.split('<g id="title"')[1].split("</g>")[0]
     assert " ".join(re.findall(r"<text[^>]*>([^<]*)</text>", title_group)) == "ceramic mug dishwasher safe"
     assert "Shop now" in b.svg
@@ -91,3 +94,9 @@ def test_style_follows_history_palette():
     bg_w, bg_c = render_background(s_warm, (192, 192)), render_background(s_cool, (192, 192))
     assert pbs(bg_w, target, None, mask) > pbs(bg_c, target, None, mask) + 0.2
     assert extract_style([]) == Style()
+
+
+def test_svg_escapes_text():
+    b = compose(draw_product("mug", (10, 10, 10)), 'Salt & "pepper" <mill>', Style(), (300, 250))
+    texts = "".join(t.text or "" for t in ElementTree.fromstring(b.svg).iter("{http://www.w3.org/2000/svg}text"))
+    assert 'Salt & "pepper" <mill>'.replace(" ", "") in texts.replace(" ", "")
