@@ -178,17 +178,21 @@ def compose(cutout: Image.Image, title: str, style: Style, size: tuple[int, int]
     return Banner(canvas.convert("RGB"), svg, layout)
 
 
+def _families(family: str) -> str:
+    return f"'{family}', sans-serif" if family != "sans-serif" else family
+
+
 def to_svg(layout: dict, background: Image.Image, product: Image.Image) -> str:
     """The layers as SVG groups: images embedded as PNG, text kept as editable text."""
     w, h = layout["size"]
     _, prod, title, cta = layout["layers"]
     x0, y0, x1, y1 = prod["box"]
     rgb = "rgb({},{},{})".format
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}">',
-           f'<g id="background"><image x="0" y="0" width="{w}" height="{h}" href="data:image/png;base64,{png_base64(background)}"/></g>',
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="{w}" height="{h}" viewBox="0 0 {w} {h}">',
+           f'<g id="background"><image x="0" y="0" width="{w}" height="{h}" xlink:href="data:image/png;base64,{png_base64(background)}"/></g>',
            f'<g id="product"><image x="{x0}" y="{y0}" width="{x1 - x0}" height="{y1 - y0}" '
-           f'href="data:image/png;base64,{png_base64(product)}"/></g>',
-           f'<g id="title" font-family="{html.escape(title["font_family"])}" font-size="{title["font_size"]}" '
+           f'xlink:href="data:image/png;base64,{png_base64(product)}"/></g>',
+           f'<g id="title" font-family="{html.escape(_families(title["font_family"]))}" font-size="{title["font_size"]}" '
            f'fill="{rgb(*title["colour"])}">']
     for i, line in enumerate(title["lines"]):
         y = title["box"][1] + i * title["font_size"] * 1.2 + title["font_size"]
@@ -197,7 +201,7 @@ def to_svg(layout: dict, background: Image.Image, product: Image.Image) -> str:
     out += ["</g>", '<g id="cta">',
             f'<rect x="{cx0}" y="{cy0}" width="{cx1 - cx0}" height="{cy1 - cy0}" rx="{(cy1 - cy0) // 3}" fill="{rgb(*cta["fill"])}"/>',
             f'<text x="{(cx0 + cx1) / 2}" y="{(cy0 + cy1) / 2}" text-anchor="middle" dominant-baseline="central" '
-            f'font-family="{html.escape(cta["font_family"])}" font-size="{cta["font_size"]}" fill="{rgb(*cta["colour"])}">'
+            f'font-family="{html.escape(_families(cta["font_family"]))}" font-size="{cta["font_size"]}" fill="{rgb(*cta["colour"])}">'
             f'{html.escape(cta["text"])}</text>', "</g>", "</svg>"]
     return "\n".join(out)
 
