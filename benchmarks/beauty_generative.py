@@ -1,8 +1,8 @@
 """The generative slate model on Amazon Beauty (S3-Rec split), beside popularity, SASRec and TIGER.
 
 Protocol: leave-one-out, full ranking over all 12,101 items (constrained beam search over the trie
-of every item, beam 20), Recall/NDCG@5/10. SIDs: RQ-KMeans (3 levels x 256, + a disambiguation
-level) over fused item vectors; Beauty has no text, so the vectors are the anonymised attribute
+of every item, beam 20), Recall/NDCG@5/10. SIDs: RQ-KMeans (or, with --tokenizer e2e, the end-to-end
+UniSID-style tokenizer; 3 levels x 256, + a disambiguation level) over fused item vectors; Beauty has no text, so the vectors are the anonymised attribute
 multi-hot (category/brand ids) and collaborative PPMI-SVD vectors computed from the *training*
 sequences only (validation and test items never shape the SIDs). ~43% of Beauty users have equal
 timestamps on their validation and test items (see ../shared/data/README.md): numbers carry that noise.
@@ -30,13 +30,21 @@ from genads.data.ingest import import_dataset
 from genads.data.loaders import S3RecSource
 from genads.data.split import SplitConfig, leave_one_out
 from genads.encode.attributes import multi_hot
-from genads.encode.collaborative import collaborative_vectors
+from genads.encode.collaborative import collaborative_vectors, cooccurring_pairs
 from genads.encode.fusion import fuse
+from genads.encode.tokens import item_tokens
 from genads.eval.harness import evaluate
 from genads.slate.model import PRESETS
 from genads.slate.recommender import SlateRecommender
 from genads.slate.train import TRAIN_PRESETS
-from genads.tokenize import RQKMeansConfig, RQKMeansTokenizer, disambiguate
+from genads.tokenize import (
+    ItemFeatures,
+    RQKMeansConfig,
+    RQKMeansTokenizer,
+    UniSIDConfig,
+    UniSIDTokenizer,
+    disambiguate,
+)
 
 PUBLISHED = {  # TIGER (NeurIPS 2023), Table 2, Beauty
     "SASRec (published)": {"recall@5": 0.0387, "ndcg@5": 0.0249, "recall@10": 0.0605, "ndcg@10": 0.0318},
@@ -45,16 +53,28 @@ PUBLISHED = {  # TIGER (NeurIPS 2023), Table 2, Beauty
 KEYS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10")
 
 
-def beauty_sids(dataset, split, levels: int, codebook: int, seed: int) -> tuple[np.ndarray, dict]:
-    """(n_items + 1, levels + 1) SIDs from RQ-KMeans over attribute + training-only collaborative vectors."""
+def beauty_sids(dataset, split, method: str, levels: int, codebook: int, seed: int) -> tuple[np.ndarray, dict]:
+    """(n_items + 1, levels + 1) SIDs over attribute + training-only collaborative vectors.
+
+    ``method``: "rq-kmeans" (residual k-means) or "e2e" (the UniSID-style tokenizer, with attribute
+    tokens and co-occurring pairs from the training sequences as side inputs).
+    """
+    train_rows = [s - 1 for s in split.train]  # item index i = catalogue row i - 1 (catalogue sorted by ad_id)
     attrs = multi_hot(dataset.catalogue["attributes"].tolist())[0]
-    collab = collaborative_vectors([s - 1 for s in split.train], split.n_items, seed=seed)
+    collab = collaborative_vectors(train_rows, split.n_items, seed=seed)
     vectors = fuse({"attributes": attrs, "collab": collab})
-    codes = RQKMeansTokenizer(RQKMeansConfig(levels=levels, codebook_size=codebook)).fit(vectors, seed=seed)
+    if method == "e2e":
+        tokens, vocab = item_tokens(dataset.catalogue)
+        features = ItemFeatures(tokens=tokens, vocab_size=len(vocab), pairs=cooccurring_pairs(train_rows))
+        codes = UniSIDTokenizer(UniSIDConfig(levels=levels, codebook_size=codebook)).fit(vectors, seed=seed,
+                                                                                         features=features)
+    else:
+        codes = RQKMeansTokenizer(RQKMeansConfig(levels=levels, codebook_size=codebook)).fit(vectors, seed=seed)
     sids = np.zeros((split.n_items + 1, levels + 1), dtype=np.int64)
     sids[1:] = disambiguate(codes)
     n_unique = len(np.unique(codes, axis=0))
-    return sids, {"collision_rate": 1 - n_unique / len(codes), "disambiguation_vocab": int(sids[:, -1].max() + 1),
+    return sids, {"method": method, "collision_rate": 1 - n_unique / len(codes),
+                  "disambiguation_vocab": int(sids[:, -1].max() + 1),
                   "vector_dims": {"attributes": attrs.shape[1], "collab": collab.shape[1]}}
 
 
@@ -66,6 +86,7 @@ def main() -> None:
     ap.add_argument("--budget-min", type=float, default=100.0, help="training time budget (minutes)")
     ap.add_argument("--epochs", type=int, help="override the preset's maximum epochs")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    ap.add_argument("--tokenizer", choices=["rq-kmeans", "e2e"], default="rq-kmeans", help="how SIDs are made")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -75,7 +96,7 @@ def main() -> None:
         dataset = load_dataset(Path(tmp) / "ds")
         split = leave_one_out(dataset, SplitConfig(max_history=50))
     start = time.perf_counter()
-    sids, sid_stats = beauty_sids(dataset, split, levels=3, codebook=256, seed=args.seed)
+    sids, sid_stats = beauty_sids(dataset, split, args.tokenizer, levels=3, codebook=256, seed=args.seed)
     sid_seconds = time.perf_counter() - start
     print(f"SIDs in {sid_seconds:.0f}s: {sid_stats}")
 
@@ -91,7 +112,7 @@ def main() -> None:
     eval_seconds = time.perf_counter() - start
     pop = Popularity()
     pop.fit(split)
-    rows = [{"model": "generative slate (RQ-KMeans SIDs)", **{k: ours[k] for k in KEYS},
+    rows = [{"model": f"generative slate ({args.tokenizer} SIDs, {args.preset})", **{k: ours[k] for k in KEYS},
              "train_min": round(train_seconds / 60, 1)},
             {"model": "popularity", **{k: v for k, v in evaluate(pop, split.test).items() if k in KEYS}}]
     baselines = RESULTS / "beauty_baselines.json"
@@ -107,7 +128,8 @@ def main() -> None:
                "stopped_by_time_budget": any(r.get("stopped_by_time_budget") for r in log),
                "test": ours, "table": rows, "config": asdict(rec.config), "train": asdict(train), "log": log,
                "beats_tiger": ours["recall@10"] >= 0.065 and ours["ndcg@10"] >= 0.039}
-    print(f"\nwrote {save(f'{args.name.lower()}_generative', figures)}")
+    suffix = "" if args.tokenizer == "rq-kmeans" else f"_{args.tokenizer}"
+    print(f"\nwrote {save(f'{args.name.lower()}_generative{suffix}', figures)}")
 
 
 if __name__ == "__main__":

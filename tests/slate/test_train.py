@@ -1,6 +1,5 @@
 import itertools
 import json
-import socket
 from dataclasses import replace
 
 import numpy as np
@@ -70,9 +69,9 @@ def test_resume_without_checkpoint_says_so(cycle_split, cycle_sids, tmp_path):
         fit(build(cycle_sids), cycle_sids, cycle_split, TINY, run_dir=tmp_path, resume=True, progress=False)
 
 
-def _ddp_worker(rank: int, world: int, port: int, folder: str) -> None:
+def _ddp_worker(rank: int, world: int, folder: str) -> None:
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    dist.init_process_group("gloo", init_method=f"file://{folder}/rendezvous", rank=rank, world_size=world)
     try:
         split = leave_one_out(load_dataset(f"{folder}/ds"))
         sids = np.load(f"{folder}/sids.npy")
@@ -86,10 +85,7 @@ def _ddp_worker(rank: int, world: int, port: int, folder: str) -> None:
 
 def test_two_ddp_processes_match_one(cycle_dataset, cycle_sids, tmp_path):
     np.save(tmp_path / "sids.npy", cycle_sids)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(_ddp_worker, args=(2, port, str(cycle_dataset.path.parent)), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(2, str(cycle_dataset.path.parent)), nprocs=2, join=True)
     single = build(cycle_sids)
     fit(single, cycle_sids, leave_one_out(cycle_dataset), TINY, seed=2, until_step=6, progress=False)
     ddp = load_file(str(cycle_dataset.path.parent / "ddp.safetensors"))
@@ -98,3 +94,16 @@ def test_two_ddp_processes_match_one(cycle_dataset, cycle_sids, tmp_path):
         torch.testing.assert_close(ddp[k], v, atol=2e-5, rtol=1e-4)
         moved = max(moved, float((v - build(cycle_sids).state_dict()[k]).abs().max()))
     assert moved > 1e-3  # training did change the weights
+
+
+def test_time_budget_stops_at_the_first_epoch_end_with_best_weights(cycle_split, cycle_sids):
+    model = build(cycle_sids)
+    log = fit(model, cycle_sids, cycle_split, replace(TINY, epochs=5, time_budget_s=1e-6), seed=0, progress=False)
+    assert len(log) == 1 and log[0]["stopped_by_time_budget"] and "valid_ndcg@10" in log[0]
+
+
+def test_config_errors_name_the_field():
+    with pytest.raises(ValueError, match="batch_size=0"):
+        TrainConfig(batch_size=0)
+    with pytest.raises(ValueError, match="min_lr_ratio=2"):
+        TrainConfig(min_lr_ratio=2)
