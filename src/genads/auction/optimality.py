@@ -42,8 +42,8 @@ SETTINGS: dict[str, Setting] = {
 
 @dataclass(frozen=True)
 class BenchConfig:
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(iterations=4000, rho_every=400, lr=2e-3,
-                                                                   misreport_steps=5, decay_after=3000))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(iterations=5000, rho_every=250, lr=2e-3,
+                                                                   misreport_steps=5, decay_after=4000))
     hidden: int = 64
     layers: int = 2
     revenue_profiles: int = 20_000
