@@ -92,6 +92,8 @@ def _run(ctx) -> None:
     rng = np.random.default_rng(ctx.seed)
     test = split.test
     ok = np.flatnonzero((test.history > 0).sum(1) >= 3)
+    # 32 catalogue titles are HTML debris from the source (27 read 'Industrial & Scientific" />'): not a target
+    ok = np.array([j for j in ok if "/>" not in str(cat.loc[split.item_ids[test.target[j]], "title"])])
     eval_rows = rng.choice(ok, size=min(len(ok), 30 if ctx.fast else 100), replace=False)
     records = [_record(split, cat, test.history[j], int(test.target[j])) for j in eval_rows]
     targets = {int(test.target[j]) for j in eval_rows}
