@@ -15,7 +15,7 @@ import argparse
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, replace
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -26,7 +26,7 @@ from genads.auction.optimality import QUICK, SETTINGS, BenchConfig, mechanism_ta
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny training and audit (seconds)")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="settings trained in parallel")
+    parser.add_argument("--jobs", type=int, default=3, help="settings trained in parallel processes")
     parser.add_argument("--settings", default=",".join(SETTINGS), help=f"comma list of {sorted(SETTINGS)}")
     parser.add_argument("--iterations", type=int, help="override training iterations")
     args = parser.parse_args()
@@ -41,8 +41,8 @@ def main() -> None:
         # the largest settings first, so the parallel jobs finish together
         futures = {key: pool.submit(run_setting, key, cfg) for key in
                    sorted(keys, key=lambda k: -SETTINGS[k].n_bidders * SETTINGS[k].n_items)}
-        for key in keys:
-            print(f"{key}: {futures[key].result()}", flush=True)
+        for future in as_completed(futures.values()):
+            print(future.result(), flush=True)
     rows = [futures[key].result() for key in keys]
     print_table(rows, "RegretNet against the optimum (regret: mean per bidder; (b) = gradient ascent)")
     figures = {"learned": dict(zip(keys, rows, strict=True)), "mechanisms": mech_rows,

@@ -105,3 +105,16 @@ def test_config_errors_name_the_field() -> None:
         PaymentNetConfig(n_bidders=3, temperature=-1.0)
     with pytest.raises(ValueError, match="gammas"):
         PaymentTrainConfig(gammas=())
+
+
+@pytest.mark.slow
+def test_learned_payments_approach_second_price() -> None:
+    n, size = 3, 8192
+    values = torch.rand((size, n, 1), generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    net = PaymentNet(PaymentNetConfig(n_bidders=n, hidden=32))
+    train_payment_net(net, values, torch.ones_like(values), PaymentTrainConfig(iterations=1500, lr=2e-3, rho_every=300))
+    held = torch.rand((1024, n, 1), generator=torch.Generator().manual_seed(1))
+    stats = grid_regret(net, held, torch.ones_like(held))
+    assert stats.mean_regret < 5e-3
+    assert stats.revenue == pytest.approx(0.5, abs=0.03)  # E[second highest of 3 U[0,1]] = 1/2
