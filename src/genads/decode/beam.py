@@ -83,23 +83,24 @@ def beam_search(model: SlateModel, trie: PrefixTrie, tokens: Tensor, positions: 
     """
     model.eval()
     cfg = model.config
-    B, W = tokens.shape[0], cfg.codebook_size
+    B, W, device = tokens.shape[0], cfg.codebook_size, tokens.device
     valid = tokens != PAD
     h, cache = model.trunk(tokens, positions, valid)
     logits = model.level_logits(h[:, -1], 0)  # (B, W)
-    scores = torch.zeros(B, 1)
-    prefix = torch.zeros(B, 1, 0, dtype=torch.int64)  # (B, k, level)
+    scores = torch.zeros(B, 1, device=device)
+    prefix = torch.zeros(B, 1, 0, dtype=torch.int64, device=device)  # (B, k, level)
     for level in range(cfg.levels):
         k = prefix.shape[1]
         logp = F.log_softmax(logits.float(), dim=-1)
-        logp = logp.masked_fill(~allowed_tokens(trie, prefix.reshape(B * k, level), W), -torch.inf)
+        allowed = allowed_tokens(trie, prefix.reshape(B * k, level).cpu(), W).to(device)  # the trie lives on CPU
+        logp = logp.masked_fill(~allowed, -torch.inf)
         scores, idx = select_top((scores.reshape(B * k, 1) + logp).reshape(B, k * W), beam)  # (B, k')
         parent, token = idx // W, idx % W
         prefix = torch.cat([prefix.gather(1, parent[..., None].expand(-1, -1, level)), token[..., None]], dim=2)
         if level + 1 < cfg.levels:
-            rows = (torch.arange(B)[:, None] * k + parent).reshape(-1)  # (B * k',)
+            rows = (torch.arange(B, device=device)[:, None] * k + parent).reshape(-1)  # (B * k',)
             cache = [(kk.index_select(0, rows), vv.index_select(0, rows)) for kk, vv in cache]
-            valid = torch.cat([valid.index_select(0, rows), torch.ones(len(rows), 1, dtype=torch.bool)], dim=1)
+            valid = torch.cat([valid.index_select(0, rows), torch.ones(len(rows), 1, dtype=torch.bool, device=device)], dim=1)
             new = (N_SPECIAL + level * W + token).reshape(-1, 1)  # (B * k', 1)
             pos = torch.full_like(new, cfg.max_items)
             h, cache = model.trunk(new, pos, valid, cache)
@@ -112,7 +113,8 @@ def generate_slate(model: SlateModel, trie: PrefixTrie, sids: np.ndarray, histor
     """Slates for left-padded item histories (B, m): the last ``max_items`` items are read."""
     history = np.asarray(history, dtype=np.int64)[:, -model.config.max_items:]
     tokens, positions = history_tokens(history, sids, model.config.codebook_size, model.config.max_items - 1)
-    return beam_search(model, trie, tokens, positions, beam=beam, slate_size=slate_size)
+    device = next(model.parameters()).device
+    return beam_search(model, trie, tokens.to(device), positions.to(device), beam=beam, slate_size=slate_size)
 
 
 @torch.no_grad()
@@ -137,7 +139,7 @@ def beam_search_reference(model: SlateModel, trie: PrefixTrie, sids: np.ndarray,
         for prefix, score in beams:
             extra = torch.tensor([[N_SPECIAL + lv * cfg.codebook_size + c for lv, c in enumerate(prefix)]],
                                  dtype=torch.int64)
-            seq = torch.cat([tokens, extra], dim=1)
+            seq = torch.cat([tokens, extra], dim=1)  # CPU: the reference is for tests
             pos = torch.cat([positions, torch.full((1, len(prefix)), cfg.max_items)], dim=1)
             logp = F.log_softmax(model.level_logits(model(seq, pos)[0, -1], level).float(), dim=-1)
             ok = allowed_tokens(trie, torch.tensor([prefix], dtype=torch.int64).reshape(1, level),

@@ -68,10 +68,12 @@ def load_weights(model: nn.Module, path: Path) -> None:
 
 
 def save_checkpoint(folder: Path, model: nn.Module, opt: torch.optim.Optimizer, progress: Progress) -> None:
-    """Weights, optimiser state, the global torch RNG (dropout) and the progress record."""
+    """Weights, optimiser state, the global torch RNG (dropout; CUDA's too on a GPU) and the progress record."""
     folder.mkdir(parents=True, exist_ok=True)
     save_weights(model, folder / WEIGHTS)
     state = {"optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda_rng"] = torch.cuda.get_rng_state()  # dropout on the GPU
     _atomic(folder / STATE, lambda tmp: torch.save(state, tmp))
     atomic_write_text(folder / PROGRESS, json.dumps(asdict(progress), indent=2) + "\n")
 
@@ -85,6 +87,8 @@ def load_checkpoint(folder: Path, model: nn.Module, opt: torch.optim.Optimizer) 
     state = torch.load(folder / STATE, weights_only=True)
     opt.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["torch_rng"])
+    if "cuda_rng" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda_rng"])
     return Progress(**json.loads((folder / PROGRESS).read_text()))
 
 

@@ -122,7 +122,7 @@ class Objective(nn.Module):
         sums = [self._ce_sum(h, targets[0])]
         sums += [self._ce_sum(self.model.mtp_hidden(h, j), targets[j + 1]) for j in range(len(targets) - 1)]
         means = torch.stack(sums) / norms.clamp(min=1)
-        weights = torch.tensor([1.0] + [self.mtp_weight] * (len(sums) - 1))
+        weights = torch.tensor([1.0] + [self.mtp_weight] * (len(sums) - 1), device=h.device)
         return (means * weights).sum(), means.detach()
 
 
@@ -161,13 +161,29 @@ def world_info() -> tuple[int, int]:
 def init_distributed() -> tuple[int, int]:
     """Join the process group torchrun describes (WORLD_SIZE > 1): NCCL on GPU, gloo on CPU."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return world_info()
 
 
+def train_device() -> torch.device:
+    """This rank's GPU (LOCAL_RANK) when CUDA is available, else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def _comm_device(x: Tensor) -> torch.device:
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else x.device
+
+
 def all_sum(x: Tensor) -> Tensor:
+    """Sum over ranks (identity in one process); NCCL gets a CUDA copy."""
     if world_info()[1] > 1:
-        dist.all_reduce(x)
+        y = x.to(_comm_device(x))
+        dist.all_reduce(y)
+        return y.to(x.device)
     return x
 
 
@@ -224,6 +240,8 @@ def fit(model: SlateModel, sids: np.ndarray, split: SequenceSplit, cfg: TrainCon
     run_dir = Path(run_dir) if run_dir is not None else None
     folder = run_dir / "checkpoint" if run_dir is not None else None
     torch.manual_seed(seed)
+    device = train_device()
+    model.to(device)
     objective: nn.Module = Objective(model, cfg.mtp_weight)
     opt = make_optimizer(model, cfg)
     state = ckpt.Progress()
@@ -249,7 +267,7 @@ def fit(model: SlateModel, sids: np.ndarray, split: SequenceSplit, cfg: TrainCon
             rows = batches[state.batch][rank::world]
             tokens, positions = history_tokens(windows[rows], sids, model.config.codebook_size, model.config.max_items)
             model.train()
-            means = _step(objective, opt, tokens, positions, lr_at(state.step, total, cfg), cfg)
+            means = _step(objective, opt, tokens.to(device), positions.to(device), lr_at(state.step, total, cfg), cfg)
             state.batch, state.step = state.batch + 1, state.step + 1
             state.epoch_loss += float(means[0])
             state.epoch_mtp += float(means[1:].sum()) if len(means) > 1 else 0.0
@@ -271,6 +289,7 @@ def fit(model: SlateModel, sids: np.ndarray, split: SequenceSplit, cfg: TrainCon
     bar.close()
     if state.done and best_weights is not None:
         model.load_state_dict(best_weights)
+    model.cpu()  # serving and evaluation run on the CPU trie
     return log
 
 
@@ -299,6 +318,7 @@ def _over_budget(started: float, budget: float) -> bool:
     """Whether rank 0 has trained longer than ``budget`` seconds (one decision for every rank)."""
     flag = torch.tensor([float(time.perf_counter() - started > budget)])
     if world_info()[1] > 1:
+        flag = flag.to(_comm_device(flag))
         dist.broadcast(flag, src=0)
     return bool(flag[0] > 0)
 
