@@ -21,15 +21,17 @@ from PIL import Image
 
 from genads.creative import transformer as tt
 from genads.creative.banner import png_base64, text_card
+from genads.creative.encoders import HashingEncoder, LookupEncoder, TextEncoder
 from genads.creative.fixtures import PALETTES, TEXTURES, draw_ad
 from genads.creative.history import HistoryConfig
 from genads.creative.metrics import corpus_bleu, factuality, repetition_rate, rouge_l
 from genads.creative.ngram import NgramTitleGenerator, project
-from genads.creative.pipeline import CreativePipeline
+from genads.creative.pipeline import CreativePipeline, product_text
 from genads.creative.records import CreativeRecord, HistoryItem, Product
 from genads.creative.selling_points import derive_selling_points
 from genads.creative.text import join_words, restore_case, selling_point_vocab, tokenize
 from genads.data.dataset import atomic_write_text
+from genads.tokenize.features import item_vectors
 
 TRANSFORMER_BUDGET_S = 40.0
 """CPU seconds (one thread) the transformer may train; the step's budget is ~90 s on 2 idle cores."""
@@ -102,7 +104,8 @@ def _run(ctx) -> None:
     baseline = NgramTitleGenerator.fit([selling_points(r) for r in corpus], [str(r["title"]) for r in corpus])
     transformer, t_info = _train_transformer(split, cat, set(test.users[eval_rows].tolist()), ctx)
     generators = {"n-gram baseline": baseline, "transformer": transformer}
-    pipes = {name: CreativePipeline(g, history=HistoryConfig(n=10)) for name, g in generators.items()}
+    encoder, encoder_name = _encoder(ctx, records)
+    pipes = {name: CreativePipeline(g, encoder=encoder, history=HistoryConfig(n=10)) for name, g in generators.items()}
     titles: dict[str, list[list[str]]] = {name: [] for name in generators}
     for k, rec in enumerate(records):
         used = pipes["n-gram baseline"].select_history(rec, np.random.default_rng(ctx.seed + k))
@@ -112,9 +115,22 @@ def _run(ctx) -> None:
     rows = [_scores(name, titles[name], records) for name in generators]
     rows.append(_scores("copy selling points", [[w for s in r.product.selling_points for w in tokenize(s)] for r in records], records))
     showcase = _showcase(ctx, records[:4], pipes["n-gram baseline"])
-    ctx.metrics["creatives"] = {"users": len(records), "titles": rows, "transformer": t_info,
+    ctx.metrics["creatives"] = {"users": len(records), "titles": rows, "transformer": t_info, "encoder": encoder_name,
                                 "showcase_pbs": float(np.mean([s["pbs"] for s in showcase]))}
     _section(ctx, rows, t_info, showcase, titles, records)
+
+
+def _encoder(ctx, records: list[CreativeRecord]) -> tuple[TextEncoder, str]:
+    """MiniLM item vectors when the tokenize step left its text cache (then free), else hashing."""
+    cache = ctx.out / "cache" / "text"
+    if not cache.exists():
+        return HashingEncoder(), "hashing (no MiniLM cache from the tokenize step)"
+    vectors, _ = item_vectors(ctx.dataset, ("text",), cache_dir=cache, seed=ctx.seed, progress=False)
+    cat = ctx.dataset.catalogue
+    table = {str(t): v for t, v in zip(cat["title"].tolist()[::-1], vectors[::-1], strict=True)}  # first row wins
+    row_of = {int(a): i for i, a in enumerate(cat["ad_id"].tolist())}
+    table.update({product_text(r): vectors[row_of[int(r.product.id)]] for r in records})
+    return LookupEncoder(table), "MiniLM item vectors (tokenize step's cache)"
 
 
 def _scores(name: str, hyps: list[list[str]], records: list[CreativeRecord]) -> dict:
@@ -156,7 +172,8 @@ def _section(ctx, rows: list[dict], t_info: dict, showcase: list[dict], titles: 
     s = ctx.report.section("Creatives")
     s.paragraphs.append(
         f"Titles for the test item of {len(records)} test users, from selling points derived from the product's "
-        "title and description, conditioned on 10 of the user's clicked titles (coarse-to-fine sampling). Decoding "
+        "title and description, conditioned on 10 of the user's clicked titles (coarse-to-fine sampling; product "
+        f"similarity from {ctx.metrics['creatives']['encoder']}). Decoding "
         "uses only selling-point words, so factuality is 1 and repetition 0 by construction. The reachable reference "
         "is the real title reduced to its selling-point words. "
         f"Transformer: {t_info['examples']} training cases (validation targets of other users), {t_info['epochs']} "

@@ -81,3 +81,18 @@ class MiniLMEncoder:
         vecs = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
                                  show_progress_bar=False)
         return _normalise(np.asarray(vecs, dtype=np.float64))
+
+
+class LookupEncoder:
+    """Precomputed vectors looked up by exact text (e.g. item embeddings keyed by title)."""
+
+    def __init__(self, table: dict[str, np.ndarray]) -> None:
+        if not table:
+            raise ValueError("table must hold at least one text -> vector entry")
+        self.table = table
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        missing = [t for t in texts if t not in self.table]
+        if missing:
+            raise KeyError(f"no precomputed vector for {len(missing)} text(s), e.g. {missing[0][:60]!r}")
+        return _normalise(np.stack([np.asarray(self.table[t], dtype=np.float64) for t in texts]))
