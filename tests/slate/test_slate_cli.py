@@ -43,3 +43,10 @@ def test_train_eval_recommend_resume(cycle_dataset, cycle_sids, tmp_path, capsys
 def test_train_explains_missing_sids(cycle_dataset, tmp_path, capsys):
     assert main(["train", str(cycle_dataset.path), "--sids", str(tmp_path / "none"), "--out", str(tmp_path / "r")]) == 2
     assert "sids.parquet not found" in capsys.readouterr().err
+
+
+def test_train_refuses_sids_that_miss_catalogue_ads(cycle_dataset, cycle_sids, tmp_path, capsys):
+    split = leave_one_out(cycle_dataset)
+    write_sids(tmp_path / "sids", split.item_ids[2:], cycle_sids[2:])  # the first ad has no SID
+    code = main(["train", str(cycle_dataset.path), "--sids", str(tmp_path / "sids"), "--out", str(tmp_path / "r")])
+    assert code == 2 and "1 catalogue ads have no SID" in capsys.readouterr().err

@@ -107,3 +107,13 @@ def test_config_errors_name_the_field():
         TrainConfig(batch_size=0)
     with pytest.raises(ValueError, match="min_lr_ratio=2"):
         TrainConfig(min_lr_ratio=2)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_trains_on_the_gpu_and_serves_on_the_cpu(cycle_split, cycle_sids):
+    model = build(cycle_sids)
+    log = fit(model, cycle_sids, cycle_split, TINY, seed=0, progress=False)
+    assert len(log) == TINY.epochs and next(model.parameters()).device.type == "cpu"
+    slate = generate_slate(model, live_trie(cycle_sids), cycle_sids, cycle_split.test.history, beam=10, slate_size=10)
+    assert (slate.ads > 0).all()
