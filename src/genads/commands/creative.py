@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from genads.creative import transformer
 from genads.creative.banner import text_card
+from genads.creative.encoders import HashingEncoder, MiniLMEncoder
 from genads.creative.fixtures import write_fixtures
 from genads.creative.history import STRATEGIES, HistoryConfig
 from genads.creative.ngram import NgramTitleGenerator
@@ -87,8 +88,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     report = load_records(args.records, on_error=args.on_error)
     if report.errors:
         print(report.summary(), file=sys.stderr)
-    pipe = CreativePipeline(build_generator(args), history=HistoryConfig(n=args.history, strategy=args.strategy),
-                            sizes=parse_sizes(args.sizes))
+    encoder = MiniLMEncoder() if args.encoder == "minilm" else HashingEncoder()
+    pipe = CreativePipeline(build_generator(args), encoder=encoder,
+                            history=HistoryConfig(n=args.history, strategy=args.strategy), sizes=parse_sizes(args.sizes))
     masks = _masks(args.masks, args.masks.parent if args.masks else Path())
     rng = np.random.default_rng(args.seed)
     rows, failed = [], 0
@@ -145,6 +147,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--corpus", type=Path, help="baseline: AdvertiseGen-style JSON lines for the background style model")
     p.add_argument("--history", type=int, default=10, help="history items to condition on")
     p.add_argument("--strategy", choices=STRATEGIES, default="coarse_to_fine", help="history sampling strategy")
+    p.add_argument("--encoder", choices=["hashing", "minilm"], default="hashing",
+                   help="product similarity: hashed words + character bigrams (any language), or offline MiniLM (English)")
     p.add_argument("--sizes", default="1200x628,1080x1080,300x250", help="banner sizes; the first is ad.png/ad.svg")
     p.add_argument("--masks", type=Path, help="npz of product masks for PBS (as written by `creative fixtures`)")
     p.add_argument("--on-error", choices=["stop", "skip"], default="stop", help="on a malformed record or missing image")
