@@ -4,7 +4,8 @@ The source (MiniOneRec's release of Amazon 2018 reviews, Apache-2.0) ships item 
 of user histories (history <= 10 items -> next item). Each user's sequence is rebuilt by merging
 their windows in file order (valid, then test), joining each window onto the sequence where they
 overlap. Timestamps are ordinal positions. Descriptions are cut to 400 characters to keep the
-bundle small. Run: python scripts/make_demo_data.py [SHARED_DATA_DIR]
+bundle small; HTML entities in titles are unescaped and scraping debris
+(a trailing '" />', a title that is only the category name) is removed. Run: python scripts/make_demo_data.py [SHARED_DATA_DIR]
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import ast
 import csv
 import gzip
+import html
 import io
 import json
 import sys
@@ -35,6 +37,16 @@ def merge(seq: list[int], window: list[int]) -> list[int]:
 def _contains(seq: list[int], window: list[int]) -> bool:
     n = len(window)
     return any(seq[i:i + n] == window for i in range(len(seq) - n + 1))
+
+
+CATEGORY_NAME = "Industrial & Scientific"
+
+
+def clean_title(raw: str) -> str:
+    """Unescape HTML entities and drop scraping debris (a trailing '" />'; a bare category name)."""
+    title = html.unescape(raw).strip()
+    title = title.removesuffix('" />').removesuffix("/>").strip()
+    return "" if title == CATEGORY_NAME else title
 
 
 def description(raw: str) -> str:
@@ -73,7 +85,7 @@ def main() -> None:
         w.writerow(["ad_id", "title", "description", "category", "brand"])
         for item_id in sorted(items, key=int):
             it = items[item_id]
-            w.writerow([item_id, it.get("title", "").strip(), description(it.get("description", "") or ""),
+            w.writerow([item_id, clean_title(it.get("title", "")), html.unescape(description(it.get("description", "") or "")),
                         (it.get("categories") or "").strip(), (it.get("brand") or "").strip()])
     n_events = sum(len(s) for s in sequences.values())
     print(f"wrote {OUT}: {len(users)} users, {len(items)} items, {n_events} events")
