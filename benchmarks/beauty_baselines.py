@@ -84,7 +84,8 @@ def main() -> None:
             rec = figures["models"][name]
             rec["recall@10_vs_published"] = {p: rec[p]["test"]["recall@10"] / ref - 1 for p in ("excl", "all")}
     print_table(rows, f"{args.name}: full ranking, leave-one-out (test)")
-    print(f"\nwrote {save(f"{args.name.lower()}_baselines" + (f"_{args.tag}" if args.tag else ""), figures)}")
+    name = f"{args.name.lower()}_baselines" + (f"_{args.tag}" if args.tag else "")
+    print(f"\nwrote {save(name, figures)}")
 
 
 if __name__ == "__main__":
