@@ -18,6 +18,7 @@ from genads.creative.banner import text_card
 from genads.creative.encoders import HashingEncoder, MiniLMEncoder
 from genads.creative.fixtures import write_fixtures
 from genads.creative.history import STRATEGIES, HistoryConfig
+from genads.creative.inpaint import InpaintBackground, InpaintConfig, MissingDependencyError
 from genads.creative.ngram import NgramTitleGenerator
 from genads.creative.pipeline import CreativePipeline, TitleGenerator
 from genads.creative.records import CreativeRecord, load_advertisegen, load_records
@@ -60,6 +61,19 @@ def build_generator(args: argparse.Namespace) -> TitleGenerator:
     return NgramTitleGenerator()
 
 
+def build_background(args: argparse.Namespace) -> InpaintBackground | None:
+    """None (the style's gradient) or the inpainting back-end loaded from ``--inpaint-model``."""
+    if args.background == "gradient":
+        return None
+    if args.inpaint_model is None:
+        raise ValueError("--background inpaint needs --inpaint-model DIR (a local diffusers inpainting folder)")
+    config = InpaintConfig(steps=args.inpaint_steps, resolution=args.inpaint_resolution, seed=args.seed)
+    try:
+        return InpaintBackground.from_dir(args.inpaint_model, config, device=args.device)
+    except MissingDependencyError as e:
+        raise ValueError(str(e)) from e
+
+
 def write_creative(out: Path, rec: CreativeRecord, pipe: CreativePipeline, masks: dict, rng: np.random.Generator) -> dict:
     p = rec.product
     cutout = _image(p.image, "product")
@@ -90,7 +104,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         print(report.summary(), file=sys.stderr)
     encoder = MiniLMEncoder() if args.encoder == "minilm" else HashingEncoder()
     pipe = CreativePipeline(build_generator(args), encoder=encoder,
-                            history=HistoryConfig(n=args.history, strategy=args.strategy), sizes=parse_sizes(args.sizes))
+                            history=HistoryConfig(n=args.history, strategy=args.strategy), sizes=parse_sizes(args.sizes),
+                            background=build_background(args))
     masks = _masks(args.masks, args.masks.parent if args.masks else Path())
     rng = np.random.default_rng(args.seed)
     rows, failed = [], 0
@@ -151,6 +166,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="product similarity: hashed words + character bigrams (any language), or offline MiniLM (English)")
     p.add_argument("--sizes", default="1200x628,1080x1080,300x250", help="banner sizes; the first is ad.png/ad.svg")
     p.add_argument("--masks", type=Path, help="npz of product masks for PBS (as written by `creative fixtures`)")
+    p.add_argument("--background", choices=["gradient", "inpaint"], default="gradient",
+                   help="banner background: the style's gradient, or painted by a local diffusers inpainting model")
+    p.add_argument("--inpaint-model", type=Path, help="--background inpaint: local diffusers inpainting folder (no download)")
+    p.add_argument("--inpaint-steps", type=int, default=25, help="--background inpaint: denoising steps")
+    p.add_argument("--inpaint-resolution", type=int, default=512, help="--background inpaint: longer side the model runs at")
+    p.add_argument("--device", default="cpu", help="--background inpaint: torch device, e.g. cpu or cuda")
     p.add_argument("--on-error", choices=["stop", "skip"], default="stop", help="on a malformed record or missing image")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -23,6 +23,7 @@ import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -37,6 +38,13 @@ LATIN_FONTS = ("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", "/usr/sha
 NO_CJK_FONT = ("no CJK font found (looked in {paths} and `fc-list :lang=zh`); Chinese text will render as boxes. "
                "Install one, e.g. `apt-get install fonts-wqy-zenhei` (or fonts-noto-cjk).")
 Box = tuple[int, int, int, int]
+
+
+class BackgroundRenderer(Protocol):
+    def __call__(self, style: Style, size: tuple[int, int], product: Image.Image,
+                 position: tuple[int, int]) -> Image.Image:
+        """An RGB background of ``size`` (W, H) for the placed RGBA ``product`` at ``position`` (top-left)."""
+        ...
 
 
 @lru_cache(maxsize=4)
@@ -142,15 +150,19 @@ def png_base64(img: Image.Image) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def compose(cutout: Image.Image, title: str, style: Style, size: tuple[int, int], cta: str | None = None) -> Banner:
-    """Compose one banner of ``size`` (W, H)."""
+def compose(cutout: Image.Image, title: str, style: Style, size: tuple[int, int], cta: str | None = None,
+            background: BackgroundRenderer | None = None) -> Banner:
+    """Compose one banner of ``size`` (W, H); ``background`` defaults to the style's gradient
+    (:func:`render_background`); e.g. :class:`genads.creative.inpaint.InpaintBackground` paints one."""
     if cutout.mode != "RGBA":
         raise ValueError(f"product cut-out must be RGBA (transparent background), got mode {cutout.mode}")
     cta = cta or ("立即购买" if is_chinese(title) else "Shop now")
     lay = Layout.for_size(*size)
-    bg = render_background(style, size)
-    canvas = bg.convert("RGBA")
     prod, (px, py) = place_product(cutout, lay.product)
+    bg = render_background(style, size) if background is None else background(style, size, prod, (px, py)).convert("RGB")
+    if bg.size != tuple(size):
+        raise ValueError(f"background renderer returned size {bg.size}, expected {tuple(size)}")
+    canvas = bg.convert("RGBA")
     canvas.alpha_composite(prod, (px, py))
     draw = ImageDraw.Draw(canvas)
     tb = lay.title

@@ -1,7 +1,8 @@
 """One creative for one (product, user): sample history -> title -> style -> banners -> metrics.
 
 Components go in through the constructor (the title generator, the text encoder, the history
-config, the sizes); there is one way to run it, and randomness comes from an explicit generator.
+config, the sizes, the background renderer); there is one way to run it, and randomness comes
+from an explicit generator.
 Images are passed in already loaded: the pipeline never touches disk. PBS compares the first
 size's banner, with the product and the text layers masked (only generated background is
 compared), against the clicked ad with its product masked (when that mask is known).
@@ -15,7 +16,7 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
-from genads.creative.banner import SIZES, Banner, compose, non_background_mask
+from genads.creative.banner import SIZES, BackgroundRenderer, Banner, compose, non_background_mask
 from genads.creative.encoders import HashingEncoder, TextEncoder
 from genads.creative.history import HistoryConfig, sample_history
 from genads.creative.metrics import pbs, text_metrics
@@ -48,13 +49,16 @@ def product_text(record: CreativeRecord) -> str:
 
 class CreativePipeline:
     def __init__(self, generator: TitleGenerator, encoder: TextEncoder | None = None,
-                 history: HistoryConfig | None = None, sizes: tuple[tuple[int, int], ...] = SIZES) -> None:
+                 history: HistoryConfig | None = None, sizes: tuple[tuple[int, int], ...] = SIZES,
+                 background: BackgroundRenderer | None = None) -> None:
+        """``background``: None for the style's gradient, or e.g. ``inpaint.InpaintBackground``."""
         if not sizes:
             raise ValueError("sizes must name at least one banner size")
         self.generator = generator
         self.encoder = encoder or HashingEncoder()
         self.history = history or HistoryConfig()
         self.sizes = sizes
+        self.background = background
 
     def select_history(self, record: CreativeRecord, rng: np.random.Generator) -> list[int]:
         titles = [h.title for h in record.history]
@@ -84,7 +88,7 @@ class CreativePipeline:
         masks = history_masks or [None] * len(history_images)
         with_img = [i for i in used if history_images[i] is not None]
         style = extract_style([history_images[i] for i in with_img], [masks[i] for i in with_img], rng=rng)
-        banners = {size: compose(cutout, title, style, size) for size in self.sizes}
+        banners = {size: compose(cutout, title, style, size, background=self.background) for size in self.sizes}
         metrics = text_metrics(title, list(p.selling_points), record.target_title)
         metrics["history_used"] = float(len(used))
         first = banners[self.sizes[0]]
