@@ -13,6 +13,8 @@ Modules, in pipeline order:
   within a length limit.
 * ``style`` and ``banner``: background from the history images' palette/gradient/texture, exact
   product cut-out, title and CTA layers; PNG, SVG (editable layers) and layout JSON.
+* ``inpaint`` (optional): a diffusers inpainting pipeline, loaded only from a local folder, paints
+  the background around the product; the cut-out's pixels are pasted back exact.
 * ``metrics``: BLEU, ROUGE-L, factuality, repetition, copy rate, exaggeration, PBS (its offline
   image embedding is documented there).
 * ``pipeline``: ``CreativePipeline`` ties them together; ``demo_step`` is the demo's section.
