@@ -53,6 +53,7 @@ def brand_ad(row: pd.Series) -> tuple[Image.Image, np.ndarray]:
 def _record(split, cat: pd.DataFrame, hist_idx: np.ndarray, target_idx: int) -> CreativeRecord:
     row = cat.loc[split.item_ids[target_idx]]
     ids = [int(split.item_ids[i]) for i in hist_idx[hist_idx > 0][-30:]]
+    ids = [i for i in ids if str(cat.loc[i, "title"]).strip()]  # a few catalogue titles are empty
     history = tuple(HistoryItem(str(cat.loc[i, "title"])) for i in ids)
     product = Product(str(split.item_ids[target_idx]), str(row["title"]), str(row["description"] or ""),
                       tuple(selling_points(row)))
@@ -94,8 +95,8 @@ def _run(ctx) -> None:
     rng = np.random.default_rng(ctx.seed)
     test = split.test
     ok = np.flatnonzero((test.history > 0).sum(1) >= 3)
-    # 32 catalogue titles are HTML debris from the source (27 read 'Industrial & Scientific" />'): not a target
-    ok = np.array([j for j in ok if "/>" not in str(cat.loc[split.item_ids[test.target[j]], "title"])])
+    # 27 catalogue titles were HTML debris in the source and are empty in the bundle: not a target
+    ok = np.array([j for j in ok if str(cat.loc[split.item_ids[test.target[j]], "title"]).strip()])
     eval_rows = rng.choice(ok, size=min(len(ok), 30 if ctx.fast else 100), replace=False)
     records = [_record(split, cat, test.history[j], int(test.target[j])) for j in eval_rows]
     targets = {int(test.target[j]) for j in eval_rows}
