@@ -57,3 +57,16 @@ def test_sasrec_config_names_the_bad_field():
         SASRecConfig(d_model=30, n_heads=4)
     with pytest.raises(ValueError, match="loss="):
         SASRecConfig(loss="mse")
+
+
+def test_sasrec_scores_do_not_depend_on_batch_padding(cycle_dataset):
+    import torch
+
+    from genads.baselines.sasrec import SASRecNet
+
+    split = leave_one_out(cycle_dataset)
+    net = SASRecNet(split.n_items, SASRecConfig(max_len=10, d_model=16, n_layers=2, n_heads=2, dropout=0.0)).eval()
+    short = torch.tensor([[3, 4, 5]])
+    padded = torch.tensor([[0, 0, 0, 0, 3, 4, 5]])
+    with torch.no_grad():
+        assert torch.allclose(net.scores(short), net.scores(padded), atol=1e-5)

@@ -67,6 +67,21 @@ PRESETS: dict[str, SASRecConfig] = {
 }
 
 
+def attention_mask(seq: Tensor, n_heads: int) -> Tensor:
+    """(B*H, L, L) bool, True = blocked: causal, and real positions never attend to padding.
+
+    A padding position attends only to itself (so no row is fully blocked and no NaN appears);
+    its output is zeroed afterwards. Without the padding block, a user's scores would depend on
+    how much padding the batch adds, i.e. on which other users share the batch.
+    """
+    L = seq.shape[1]
+    causal = torch.triu(torch.ones(L, L, dtype=torch.bool, device=seq.device), diagonal=1)  # (L, L)
+    pad_key = (seq == 0).unsqueeze(1)  # (B, 1, L)
+    eye = torch.eye(L, dtype=torch.bool, device=seq.device)
+    blocked = (causal | pad_key) & ~eye  # (B, L, L)
+    return blocked.repeat_interleave(n_heads, dim=0)  # (B*H, L, L)
+
+
 class SASRecNet(nn.Module):
     """Item + position embeddings -> pre-LN causal transformer -> hidden state per position."""
 
@@ -90,8 +105,7 @@ class SASRecNet(nn.Module):
         positions = torch.arange(self.cfg.max_len - L, self.cfg.max_len, device=seq.device)  # right-aligned
         x = self.item(seq) * math.sqrt(self.cfg.d_model) + self.pos(positions)  # (B, L, D)
         x = self.drop(x) * (seq > 0).unsqueeze(-1)
-        causal = torch.triu(torch.ones(L, L, dtype=torch.bool, device=seq.device), diagonal=1)
-        x = self.blocks(x, mask=causal)  # padding sits on the left: causal attention never needs to skip it
+        x = self.blocks(x, mask=attention_mask(seq, self.cfg.n_heads))
         return self.norm(x) * (seq > 0).unsqueeze(-1)
 
     def scores(self, seq: Tensor) -> Tensor:
