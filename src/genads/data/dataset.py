@@ -58,6 +58,17 @@ def write_meta(folder: Path, meta: dict) -> None:
     atomic_write_text(folder / META_FILE, json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def default_mode(path: Path, directory: bool = False) -> None:
+    """Give a temp file/folder (created 0600/0700 by tempfile) the usual umask-based permissions."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder, then rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,6 +76,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        default_mode(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

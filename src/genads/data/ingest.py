@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from genads.data import bids
 from genads.data.checks import check_catalogue, check_events
-from genads.data.dataset import write_meta
+from genads.data.dataset import default_mode, write_meta
 from genads.data.schema import (
     ACTION_CODE,
     ACTIONS,
@@ -347,6 +347,7 @@ def import_dataset(
     _check_target(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    default_mode(tmp, directory=True)
     try:
         raw_cat = source.catalogue()
         cat = check_catalogue(raw_cat, log) if raw_cat is not None else None
