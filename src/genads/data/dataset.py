@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,3 +86,22 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def action_name(code: int) -> str:
     return ACTIONS[code]
+
+
+def replace_dir(new: Path, target: Path) -> None:
+    """Move folder ``new`` to ``target``; an existing target is swapped out, then deleted.
+
+    If the final rename fails, the old target is put back, so a failed write loses nothing stored.
+    """
+    if not target.exists():
+        new.rename(target)
+        return
+    trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    target.rename(trash / "old")
+    try:
+        new.rename(target)
+    except BaseException:
+        (trash / "old").rename(target)
+        raise
+    finally:
+        shutil.rmtree(trash, ignore_errors=True)

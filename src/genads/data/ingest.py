@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from genads.data import bids
 from genads.data.checks import check_catalogue, check_events
-from genads.data.dataset import default_mode, write_meta
+from genads.data.dataset import default_mode, replace_dir, write_meta
 from genads.data.schema import (
     ACTION_CODE,
     ACTIONS,
@@ -378,25 +378,10 @@ def import_dataset(
         write_meta(tmp, meta)
         if log.issues:
             _write_rejected(log, tmp / REJECTED_FILE)
-        _replace_dir(tmp, out)
+        _check_target(out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return ImportReport(out, table.num_rows, stats.n_users, stats.n_events, log, meta)
 
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Move ``new`` to ``target``; an existing target is swapped out, then deleted."""
-    _check_target(target)
-    if not target.exists():
-        new.rename(target)
-        return
-    trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    target.rename(trash / "old")
-    try:
-        new.rename(target)
-    except BaseException:
-        (trash / "old").rename(target)
-        raise
-    finally:
-        shutil.rmtree(trash, ignore_errors=True)
