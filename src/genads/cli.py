@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 
-COMMAND_MODULES: tuple[str, ...] = (
-    "genads.commands.data",
-    "genads.commands.baselines",
-    "genads.commands.creative",
-    "genads.commands.tokenize",
-    "genads.commands.slate",
-    "genads.commands.demo",
-    "genads.commands.auction",
-)
-"""Each module has ``register(subparsers)`` that adds its command(s) with help text."""
+
+def command_modules() -> list[str]:
+    """Every module of genads/commands (sorted); each has ``register(subparsers)`` adding its command(s).
+
+    Discovered rather than listed, so a new command group is one new file and nothing else.
+    """
+    import genads.commands as pkg
+
+    return sorted(f"{pkg.__name__}.{m.name}" for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="End-to-end generative advertising: data, Semantic IDs, slate model, auction, creatives, serving.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
+    for name in command_modules():
         importlib.import_module(name).register(sub)
     return parser
 

@@ -19,7 +19,7 @@ def _cli():
     try:
         from genads import cli
 
-        for name in cli.COMMAND_MODULES:
+        for name in cli.command_modules():
             importlib.import_module(name)
         return cli.main
     except ImportError:  # another part's command module is not there yet
