@@ -3,6 +3,19 @@
 Level 1 clusters the vectors; level l clusters what is left after subtracting the chosen centroids
 of levels 1..l-1. Balanced assignment (OneRec's balanced k-means) caps every cluster at
 ceil(n / K) items, which spreads items over the codebook and lowers collisions.
+
+Level collapse and the spherical residual mode. After level 1 the residuals of real item vectors
+(fused MiniLM text / attributes / collaborative) are nearly isotropic: on ml-100k the top singular
+direction of the level-1 residual carries 2% of its variance. Plain L2 k-means on such a cloud puts
+one "hub" centroid next to the origin (norm 0.09 against residual norms of 1.2) that is the nearest
+centroid of most points, because ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2 charges every outward
+centroid its own norm: level 2 put 1040 of 1682 items in one cluster (perplexity 5.2 of 64). The
+default ``residual="spherical"`` clusters the residual *directions* instead (unit-normalised
+residuals, faiss spherical k-means, assignment by largest cosine) and reconstructs each code by the
+mean raw residual of its members, so no centroid pays for its norm. On ml-100k (K=64) this lifts
+level-2/3 perplexity from 5.2/6.3 to 56/62, cuts the collision rate from .56 to .07 and even lowers
+the quantisation error (.41 to .35): the hub was a poor local optimum, not a good fit.
+``residual="l2"`` keeps classic RQ-KMeans.
 """
 
 from __future__ import annotations
@@ -14,6 +27,13 @@ import faiss
 import numpy as np
 
 from genads.tokenize.base import check_vectors
+
+RESIDUAL_MODES = ("spherical", "l2")
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (zero rows stay zero), float32."""
+    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -32,6 +52,9 @@ class RQKMeansConfig:
     """Cap clusters at ceil(n/K) items (balanced k-means refinement + capacity-constrained assignment)."""
     balanced_iter: int = 5
     """Balanced Lloyd refinement rounds after the faiss initialisation (only with ``balanced``)."""
+    residual: str = "spherical"
+    """"spherical": cluster unit residual directions, reconstruct by member means (no hub collapse);
+    "l2": classic residual k-means on raw residuals."""
 
     def __post_init__(self) -> None:
         for name in ("levels", "codebook_size", "n_iter", "max_points_per_centroid"):
@@ -41,6 +64,8 @@ class RQKMeansConfig:
             raise ValueError(f"codebook_size={self.codebook_size} must be >= 2")
         if self.balanced_iter < 0:
             raise ValueError(f"balanced_iter={self.balanced_iter} must be >= 0")
+        if self.residual not in RESIDUAL_MODES:
+            raise ValueError(f"residual={self.residual!r} must be one of {RESIDUAL_MODES}")
 
 
 def sq_distances(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
@@ -94,7 +119,9 @@ class RQKMeansTokenizer:
     def __init__(self, config: RQKMeansConfig | None = None) -> None:
         self.config = config or RQKMeansConfig()
         self.centroids: np.ndarray | None = None
-        """(L, K, d) float32 after fit."""
+        """(L, K, d) float32 after fit: what each code adds to the reconstruction."""
+        self.directions: np.ndarray | None = None
+        """(L, K, d) unit float32 assignment directions (``residual="spherical"`` only)."""
 
     @property
     def levels(self) -> int:
@@ -104,10 +131,15 @@ class RQKMeansTokenizer:
     def codebook_size(self) -> int:
         return self.config.codebook_size
 
+    @property
+    def spherical(self) -> bool:
+        return self.config.residual == "spherical"
+
     def _kmeans(self, x: np.ndarray, seed: int) -> np.ndarray:
         cfg = self.config
         km = faiss.Kmeans(x.shape[1], cfg.codebook_size, niter=cfg.n_iter, seed=seed, verbose=False,
-                          max_points_per_centroid=cfg.max_points_per_centroid, min_points_per_centroid=1)
+                          max_points_per_centroid=cfg.max_points_per_centroid, min_points_per_centroid=1,
+                          spherical=self.spherical)
         km.train(x)
         return np.asarray(km.centroids, dtype=np.float32)
 
@@ -118,8 +150,24 @@ class RQKMeansTokenizer:
             np.add.at(sums, codes, x)
             counts = np.bincount(codes, minlength=len(centroids))[:, None]
             centroids = np.where(counts > 0, sums / np.maximum(counts, 1), centroids).astype(np.float32)
+            if self.spherical:
+                centroids = unit_rows(centroids)
             codes = balanced_assign(sq_distances(x, centroids))
         return centroids, codes
+
+    @staticmethod
+    def _member_means(residual: np.ndarray, code: np.ndarray, directions: np.ndarray) -> np.ndarray:
+        """Mean raw residual per code; an empty code gets its direction times the mean projection."""
+        k = len(directions)
+        sums = np.zeros((k, residual.shape[1]), dtype=np.float64)
+        np.add.at(sums, code, residual)
+        counts = np.bincount(code, minlength=k)
+        means = sums / np.maximum(counts, 1)[:, None]
+        empty = counts == 0
+        if empty.any():
+            scale = float(np.mean((residual * directions[code]).sum(1)))
+            means[empty] = directions[empty] * scale
+        return means.astype(np.float32)
 
     def fit(self, vectors: np.ndarray, seed: int = 0) -> np.ndarray:
         """Fit L levels of k-means on residuals; return codes (n, L) int64."""
@@ -128,24 +176,29 @@ class RQKMeansTokenizer:
         if len(x) < cfg.codebook_size:
             raise ValueError(f"codebook_size={cfg.codebook_size} is larger than the {len(x)} items to fit")
         residual = x.copy()
-        books, codes = [], []
+        books, dirs, codes = [], [], []
         for level in range(cfg.levels):
-            centroids = self._kmeans(residual, seed + 1000 * level)
+            space = unit_rows(residual) if self.spherical else residual
+            centroids = self._kmeans(space, seed + 1000 * level)
             if cfg.balanced:
-                centroids, code = self._balanced(residual, centroids)
+                centroids, code = self._balanced(space, centroids)
             else:
-                code = self._nearest(residual, centroids)
+                code = self._nearest(space, centroids)
+            if self.spherical:
+                dirs.append(centroids)
+                centroids = self._member_means(residual, code, centroids)
             residual -= centroids[code]
             books.append(centroids)
             codes.append(code)
         self.centroids = np.stack(books)
+        self.directions = np.stack(dirs) if self.spherical else None
         return np.stack(codes, axis=1)
 
-    @staticmethod
-    def _nearest(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-        index = faiss.IndexFlatL2(centroids.shape[1])
-        index.add(centroids)
-        _, idx = index.search(x, 1)
+    def _nearest(self, x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+        """Nearest centroid (L2), or the largest cosine for unit ``x`` in the spherical mode."""
+        index = faiss.IndexFlatIP(centroids.shape[1]) if self.spherical else faiss.IndexFlatL2(centroids.shape[1])
+        index.add(np.ascontiguousarray(centroids))
+        _, idx = index.search(np.ascontiguousarray(x), 1)
         return idx[:, 0].astype(np.int64)
 
     def encode(self, vectors: np.ndarray) -> np.ndarray:
@@ -154,8 +207,11 @@ class RQKMeansTokenizer:
             raise ValueError("RQKMeansTokenizer.encode before fit: call fit() or load a fitted tokenizer")
         residual = check_vectors(vectors, dim=self.centroids.shape[2]).copy()
         codes = []
-        for books in self.centroids:
-            code = self._nearest(residual, books)
+        for level, books in enumerate(self.centroids):
+            if self.spherical:
+                code = self._nearest(unit_rows(residual), self.directions[level])
+            else:
+                code = self._nearest(residual, books)
             residual -= books[code]
             codes.append(code)
         return np.stack(codes, axis=1)
@@ -170,10 +226,19 @@ class RQKMeansTokenizer:
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         if self.centroids is None:
             raise ValueError("cannot save an RQKMeansTokenizer before fit")
-        return {"centroids": self.centroids}, {"config": asdict(self.config)}
+        tensors = {"centroids": self.centroids}
+        if self.directions is not None:
+            tensors["directions"] = self.directions
+        return tensors, {"config": asdict(self.config)}
 
     @classmethod
     def from_state(cls, tensors: dict[str, np.ndarray], meta: dict[str, Any]) -> RQKMeansTokenizer:
-        tok = cls(RQKMeansConfig(**meta["config"]))
+        config = dict(meta["config"])
+        config.setdefault("residual", "l2")  # folders written before the spherical mode existed
+        tok = cls(RQKMeansConfig(**config))
         tok.centroids = tensors["centroids"].astype(np.float32)
+        if tok.spherical:
+            if "directions" not in tensors:
+                raise ValueError("spherical RQ-KMeans tokenizer file has no 'directions' tensor")
+            tok.directions = tensors["directions"].astype(np.float32)
         return tok
