@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
+import sys
 import time
 from pathlib import Path
 
@@ -61,25 +63,29 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
                                  seed=args.seed, progress=not args.quiet)
     t_vectors = time.perf_counter() - start
     tok = make_tokenizer(args)
-    start = time.perf_counter()
+    start, cpu0, load0 = time.perf_counter(), time.process_time(), os.getloadavg()[0]
     if args.method == "e2e":
         codes = tok.fit(vectors, seed=args.seed, features=item_features(ds))
     else:
         codes = tok.fit(vectors, seed=args.seed)
-    t_fit = time.perf_counter() - start
+    t_fit, cpu_fit = time.perf_counter() - start, time.process_time() - cpu0
+    load = (load0 + os.getloadavg()[0]) / 2
     sids = disambiguate(codes)
     args.out.mkdir(parents=True, exist_ok=True)
     save_tokenizer(tok, args.out)
     write_sids(args.out / "sids.parquet", ds.catalogue["ad_id"].to_numpy(), codes, sids)
     summary = sid_summary(codes, args.codebook, vectors, tok.reconstruct(codes))
     report = {"dataset": str(args.dataset), "method": args.method, "sources": dims, "seed": args.seed,
-              "seconds": {"vectors": round(t_vectors, 2), "fit": round(t_fit, 2)},
+              "command": " ".join(["genads", *sys.argv[1:]]) if sys.argv[0].endswith("genads") else None,
+              "seconds": {"vectors": round(t_vectors, 2), "fit": round(t_fit, 2), "fit_cpu": round(cpu_fit, 2)},
+              "loadavg": round(load, 1), "threads": int(os.environ.get("OMP_NUM_THREADS", "0")) or None,
+              "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
               "summary": summary, "levels": level_stats(codes, args.codebook),
               "disambiguation_vocab": int(sids[:, -1].max() + 1)}
     atomic_write_text(args.out / "metrics.json", json.dumps(report, indent=2, default=float) + "\n")
     print(f"{args.out}: {len(codes)} ads, {args.method} L={args.levels} K={args.codebook} on {dims}; "
           f"collision rate {summary['collision_rate']:.4f} (resolved by an extra level of {report['disambiguation_vocab']}), "
-          f"utilisation {summary['utilisation']:.3f}, fit {t_fit:.1f}s")
+          f"utilisation {summary['utilisation']:.3f}, fit {t_fit:.1f}s wall / {cpu_fit:.1f}s CPU")
     return 0
 
 
