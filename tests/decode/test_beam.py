@@ -41,10 +41,11 @@ def test_batched_equals_per_request_reference(beam, slate):
     hist = histories(seed=beam)
     fast = generate_slate(model, trie, SIDS, hist, beam=beam, slate_size=slate)
     for i, h in enumerate(hist):
-        ads, scores = beam_search_reference(model, trie, SIDS, h, beam=beam, slate_size=slate)
-        assert fast.ads[i, :len(ads)].tolist() == ads
-        assert (fast.ads[i, len(ads):] == -1).all()
-        np.testing.assert_allclose(fast.scores[i, :len(ads)], scores, rtol=1e-4, atol=1e-4)
+        ref = beam_search_reference(model, trie, SIDS, h, beam=beam, slate_size=slate)
+        np.testing.assert_array_equal(fast.ads[i], ref.ads[0])
+        np.testing.assert_allclose(fast.scores[i], ref.scores[0], rtol=1e-4, atol=1e-4)
+        np.testing.assert_array_equal(fast.logprob[i], fast.scores[i])  # no bids: score = log-probability
+        assert np.isnan(fast.bids[i]).all()
 
 
 @settings(max_examples=15, deadline=None)

@@ -1,18 +1,92 @@
 """A prefix trie over the Semantic IDs of live ads, for constrained decoding.
 
-Ads come and go at run time (``insert`` / ``remove``). Decoding asks, for a batch of partial
-SIDs, which next tokens lead to at least one live ad: :meth:`PrefixTrie.mask` answers with a
-(B, V) bool tensor. The fast path keeps, per depth, a sorted tensor of prefix keys (mixed-radix
-integers) and a dense (n_prefixes, V) table, rebuilt lazily after changes; :meth:`mask_reference`
-is the naive per-row loop it is tested against.
+Ads come and go at run time (``insert`` / ``remove``); every change bumps :attr:`PrefixTrie.version`,
+so structures kept beside the trie (the bid table of :mod:`genads.decode.bidding`) know when to
+re-sync. Decoding asks, for a batch of partial SIDs, which next tokens lead to at least one live
+ad: :meth:`PrefixTrie.mask` answers with a (B, V) bool tensor.
+
+The fast path reads an immutable :class:`TrieIndex` (rebuilt lazily after changes): live ads sorted
+by SID, and per depth the distinct prefixes as nodes in sorted order. Because the order is
+lexicographic, the ads under a node and the children of a node are contiguous ranges (CSR), so a
+mask is a ``searchsorted`` for the node plus a scatter of its children, with memory O(n_ads * depth)
+instead of a dense (n_prefixes, V) table per depth. :meth:`mask_reference` is the naive per-row loop
+it is tested against.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+
+@dataclass(frozen=True)
+class TrieIndex:
+    """Snapshot of the live SIDs as a level-by-level tree (nodes of depth t = distinct length-t prefixes).
+
+    Depth 0 holds the root (one node if any ad is live). Node ``i`` of depth ``t`` covers the ads
+    ``ads[start[t][i]:start[t][i + 1]]`` and has the children ``child[t][i]:child[t][i + 1]`` of depth t + 1.
+    """
+
+    depth: int
+    vocab_size: int
+    ads: np.ndarray
+    """(n,) live ad ids sorted by (SID, ad id)."""
+    codes: np.ndarray
+    """(n, depth) their SIDs."""
+    keys: list[np.ndarray]
+    """Per depth t = 0..depth: (n_t,) sorted mixed-radix keys of the length-t prefixes."""
+    start: list[np.ndarray]
+    """Per depth: (n_t + 1,) boundaries of each node's ad range."""
+    child: list[np.ndarray]
+    """Per depth t < depth: (n_t + 1,) boundaries of each node's children among the depth t + 1 nodes."""
+    token: list[np.ndarray]
+    """Per depth: (n_t,) last token of each node (-1 for the root)."""
+
+    @classmethod
+    def build(cls, depth: int, vocab_size: int, ads: np.ndarray, codes: np.ndarray) -> TrieIndex:
+        order = np.lexsort((ads, *codes.T[::-1])) if len(ads) else np.zeros(0, np.int64)
+        ads, codes = ads[order], codes[order].reshape(-1, depth)
+        n = len(ads)
+        keys, start, token = [], [], []
+        key = np.zeros(n, dtype=np.int64)
+        for t in range(depth + 1):
+            if t:
+                key = key * vocab_size + codes[:, t - 1]
+            first = np.flatnonzero(np.diff(key, prepend=-1) != 0) if n else np.zeros(0, np.int64)
+            keys.append(key[first])
+            start.append(np.append(first, n).astype(np.int64))
+            token.append(codes[first, t - 1] if t else np.full(len(first), -1, np.int64))
+        child = [np.searchsorted(start[t + 1][:-1], start[t]).astype(np.int64) for t in range(depth)]
+        return cls(depth, vocab_size, ads, codes, keys, start, child, token)
+
+    def lookup(self, prefixes: np.ndarray) -> np.ndarray:
+        """(N,) node of each (N, t) prefix at depth t; -1 where no live ad has that prefix."""
+        t = prefixes.shape[1]
+        keys_t = self.keys[t]
+        if len(keys_t) == 0:
+            return np.full(len(prefixes), -1, np.int64)
+        in_range = ((prefixes >= 0) & (prefixes < self.vocab_size)).all(axis=1)
+        key = np.zeros(len(prefixes), dtype=np.int64)
+        for j in range(t):
+            key = key * self.vocab_size + np.clip(prefixes[:, j], 0, self.vocab_size - 1)
+        pos = np.minimum(np.searchsorted(keys_t, key), len(keys_t) - 1)
+        return np.where(in_range & (keys_t[pos] == key), pos, -1)
+
+    def children(self, t: int, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Children of depth-t ``nodes`` (N,), -1 = none: (row in ``nodes``, child node at depth t + 1), each (M,)."""
+        bounds = np.append(self.child[t], self.child[t][-1])  # a sentinel row for nodes = -1
+        lo, hi = bounds[nodes], bounds[np.where(nodes >= 0, nodes + 1, -1)]
+        cnt = hi - lo
+        row = np.repeat(np.arange(len(nodes)), cnt)
+        offset = np.arange(len(row)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+        return row, np.repeat(lo, cnt) + offset
+
+    def node_of(self, t: int, positions: np.ndarray) -> np.ndarray:
+        """Depth-t node that covers each ad position (index into :attr:`ads`)."""
+        return np.searchsorted(self.start[t], positions, side="right") - 1
 
 
 class PrefixTrie:
@@ -27,9 +101,11 @@ class PrefixTrie:
             raise ValueError(f"vocab_size={vocab_size} ** (depth={depth} + 1) overflows int64 prefix keys")
         self.depth = depth
         self.vocab_size = vocab_size
+        self.version = 0
+        """Bumped by every insert / remove."""
         self._sid: dict[int, tuple[int, ...]] = {}
         self._ads: dict[tuple[int, ...], set[int]] = {}
-        self._tables: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self._index: TrieIndex | None = None
 
     @classmethod
     def from_codes(cls, ad_ids: Iterable[int], codes: np.ndarray, vocab_size: int | None = None) -> PrefixTrie:
@@ -57,7 +133,7 @@ class PrefixTrie:
             self.remove(ad_id)
         self._sid[ad_id] = sid
         self._ads.setdefault(sid, set()).add(ad_id)
-        self._tables = None
+        self._changed()
 
     def remove(self, ad_id: int) -> None:
         """Take ``ad_id`` out; its SID stays reachable only if another live ad shares it."""
@@ -67,7 +143,11 @@ class PrefixTrie:
         self._ads[sid].discard(ad_id)
         if not self._ads[sid]:
             del self._ads[sid]
-        self._tables = None
+        self._changed()
+
+    def _changed(self) -> None:
+        self._index = None
+        self.version += 1
 
     def ads(self, sid: Sequence[int]) -> list[int]:
         """Live ads whose SID is exactly ``sid`` (sorted; empty if none)."""
@@ -80,23 +160,13 @@ class PrefixTrie:
         """Every complete SID that names at least one live ad."""
         return set(self._ads)
 
-    def _keys(self, prefixes: torch.Tensor) -> torch.Tensor:
-        """Mixed-radix int64 key of each (B, t) prefix."""
-        keys = torch.zeros(prefixes.shape[0], dtype=torch.int64)
-        for j in range(prefixes.shape[1]):
-            keys = keys * self.vocab_size + prefixes[:, j]
-        return keys
-
-    def _build(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        sids = torch.tensor(sorted(self._ads), dtype=torch.int64).reshape(-1, self.depth)
-        tables = []
-        for t in range(self.depth):
-            keys = self._keys(sids[:, :t])
-            uniq, row = torch.unique(keys, return_inverse=True)
-            table = torch.zeros(len(uniq), self.vocab_size, dtype=torch.bool)
-            table[row, sids[:, t]] = True
-            tables.append((uniq, table))
-        return tables
+    def index(self) -> TrieIndex:
+        """The current :class:`TrieIndex` (built on first use after a change)."""
+        if self._index is None:
+            ads = np.fromiter(self._sid, dtype=np.int64, count=len(self._sid))
+            codes = np.array(list(self._sid.values()), dtype=np.int64).reshape(-1, self.depth)
+            self._index = TrieIndex.build(self.depth, self.vocab_size, ads, codes)
+        return self._index
 
     def mask(self, prefixes: torch.Tensor) -> torch.Tensor:
         """Valid next tokens for a batch of prefixes.
@@ -110,18 +180,11 @@ class PrefixTrie:
         prefixes = torch.as_tensor(prefixes, dtype=torch.int64)
         if prefixes.ndim != 2 or prefixes.shape[1] >= self.depth:
             raise ValueError(f"prefixes must be (B, t) with t < depth={self.depth}, got {tuple(prefixes.shape)}")
-        if self._tables is None:
-            self._tables = self._build()
-        keys_sorted, table = self._tables[prefixes.shape[1]]
-        out = torch.zeros(prefixes.shape[0], self.vocab_size, dtype=torch.bool)
-        if len(keys_sorted) == 0 or prefixes.shape[0] == 0:
-            return out
-        in_range = ((prefixes >= 0) & (prefixes < self.vocab_size)).all(dim=1)
-        keys = self._keys(prefixes.clamp(0, self.vocab_size - 1))
-        pos = torch.searchsorted(keys_sorted, keys).clamp_max(len(keys_sorted) - 1)
-        found = in_range & (keys_sorted[pos] == keys)
-        out[found] = table[pos[found]]
-        return out
+        index, t = self.index(), prefixes.shape[1]
+        row, node = index.children(t, index.lookup(prefixes.numpy()))
+        out = np.zeros((prefixes.shape[0], self.vocab_size), dtype=bool)
+        out[row, index.token[t + 1][node]] = True
+        return torch.from_numpy(out)
 
     def mask_reference(self, prefixes: torch.Tensor) -> torch.Tensor:
         """The naive per-row version of :meth:`mask` (a scan over every live SID)."""
