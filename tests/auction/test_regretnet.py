@@ -9,8 +9,15 @@ from hypothesis import strategies as st
 
 from genads.auction.mechanisms import myerson_revenue_uniform
 from genads.auction.optimality import BenchConfig, run_setting
-from genads.auction.regret import AscentConfig, misreport_regret
-from genads.auction.regretnet import RegretNet, RegretNetConfig, TrainConfig, sample_values, train_regretnet
+from genads.auction.regret import AscentConfig, _own_utility, misreport_regret
+from genads.auction.regretnet import (
+    RegretNet,
+    RegretNetConfig,
+    TrainConfig,
+    _improve_misreports,
+    sample_values,
+    train_regretnet,
+)
 
 
 @settings(max_examples=20, deadline=None)
@@ -56,3 +63,19 @@ def test_config_errors_name_the_field() -> None:
         RegretNetConfig(n_bidders=2, activation="gelu")
     with pytest.raises(ValueError, match="batch_size"):
         TrainConfig(batch_size=10, train_size=5)
+
+
+def test_random_restarts_only_replace_a_misreport_by_a_better_one() -> None:
+    torch.manual_seed(3)
+    net = RegretNet(RegretNetConfig(n_bidders=3, n_items=2, hidden=16))
+    gen = torch.Generator().manual_seed(5)
+    values, persisted = sample_values(net.config, 32, gen), sample_values(net.config, 32, gen)
+    cfg = TrainConfig(misreport_steps=0, misreport_restarts=6)
+    improved = _improve_misreports(net, values, persisted, cfg, gen)
+    with torch.no_grad():
+        before = _own_utility(net, values, persisted[None], None)[0]
+        after = _own_utility(net, values, improved[None], None)[0]
+    assert improved.shape == persisted.shape
+    assert (after >= before - 1e-7).all() and (after > before + 1e-6).any()
+    with pytest.raises(ValueError, match="misreport_restarts"):
+        TrainConfig(misreport_restarts=-1)

@@ -61,6 +61,10 @@ class TrainConfig:
     misreport_steps: int = 10
     """Inner gradient steps on the misreports of each batch."""
     misreport_lr: float = 0.1
+    misreport_restarts: int = 0
+    """Fresh random misreports per bidder tried (forward only) at each visit before the gradient
+    steps; the best replaces the persisted one when it does better (a stronger inner adversary:
+    gradient steps alone stay stuck on a local optimum across the mechanism's steep steps)."""
     rho: float = 1.0
     """Initial quadratic penalty weight."""
     rho_growth: float = 2.0
@@ -75,6 +79,9 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.misreport_restarts < 0 or self.misreport_steps < 0:
+            raise ValueError(f"need misreport_restarts={self.misreport_restarts} >= 0 and "
+                             f"misreport_steps={self.misreport_steps} >= 0")
         for name in ("iterations", "batch_size", "train_size", "rho_every", "lambda_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
@@ -120,8 +127,16 @@ def sample_values(config: RegretNetConfig, size: int, gen: torch.Generator) -> T
     return config.low + (config.high - config.low) * u
 
 
-def _improve_misreports(net: RegretNet, values: Tensor, mis: Tensor, cfg: TrainConfig) -> Tensor:
-    """A few projected gradient-ascent steps on each bidder's misreport; (B, n, m) -> (B, n, m)."""
+def _improve_misreports(net: RegretNet, values: Tensor, mis: Tensor, cfg: TrainConfig,
+                        gen: torch.Generator) -> Tensor:
+    """Random restarts, then a few projected gradient-ascent steps on each bidder's misreport;
+    (B, n, m) -> (B, n, m)."""
+    if cfg.misreport_restarts:
+        with torch.no_grad():
+            fresh = sample_values(net.config, cfg.misreport_restarts * values.shape[0], gen)
+            cand = torch.cat([mis[None], fresh.reshape(-1, *values.shape)])  # (1 + K, B, n, m)
+            best = _own_utility(net, values, cand, None).argmax(0)  # (B, n)
+            mis = torch.gather(cand, 0, best[None, :, :, None].expand(1, *mis.shape))[0]
     mis = mis.clone().requires_grad_(True)
     for _ in range(cfg.misreport_steps):
         u = _own_utility(net, values, mis[None], None)  # (1, B, n)
@@ -150,7 +165,7 @@ def train_regretnet(net: RegretNet, cfg: TrainConfig, log_every: int = 500) -> T
         v = values[idx]
         for p in net.parameters():
             p.requires_grad_(False)
-        misreports[idx] = _improve_misreports(net, v, misreports[idx], cfg)
+        misreports[idx] = _improve_misreports(net, v, misreports[idx], cfg, gen)
         for p in net.parameters():
             p.requires_grad_(True)
         alloc, pay = net(v)
