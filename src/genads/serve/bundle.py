@@ -1,0 +1,150 @@
+"""The serving bundle: everything ``genads serve`` loads, in one folder, no pickles.
+
+::
+
+    manifest.json          format + version, slate config and beam, payment-net config (or null),
+                           reward model (or null), creative settings, counts
+    ads.parquet            one row per ad: item (index into sids), ad_id, advertiser_id, title, brand,
+                           bid, budget, pctr (prior click rate), creative_title
+    sids.safetensors       "sids": (n_items + 1, L) int64 Semantic IDs by item index (row 0 = padding)
+    slate.safetensors      the slate transformer's weights
+    payment.safetensors    the learned payment network's weights (optional)
+    histories.safetensors  "users": (U,) int64 user ids, "items": (U, max_items) left-padded histories
+    reward/                the slate reward model, in genads.reward's own format (optional)
+
+The catalogue columns (bid, budget, advertiser) seed the ledger's campaigns on first start;
+after that the ledger is the truth. :func:`write_bundle` writes atomically (a temporary folder
+renamed into place).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors.torch import load_file, save_file
+
+from genads.auction.payment_net import PaymentNet, PaymentNetConfig
+from genads.data.dataset import replace_dir
+from genads.slate.checkpoint import load_weights, save_weights
+from genads.slate.model import SlateConfig, SlateModel
+
+FORMAT, VERSION = "genads-serve-bundle", 1
+AD_COLUMNS = ("item", "ad_id", "advertiser_id", "title", "brand", "bid", "budget", "pctr", "creative_title")
+
+
+@dataclass
+class Bundle:
+    """A loaded bundle (see the module docstring)."""
+
+    path: Path
+    model: SlateModel
+    sids: np.ndarray
+    """(n_items + 1, L) int64."""
+    ads: pd.DataFrame
+    """AD_COLUMNS, one row per ad, ``item`` in 1..n_items."""
+    beam: int
+    payment_net: PaymentNet | None = None
+    reward: Any | None = None
+    """A slate reward model (genads.reward), when the bundle has one."""
+    histories: dict[int, np.ndarray] | None = None
+    """user_id -> (max_items,) left-padded item history."""
+    manifest: dict | None = None
+
+
+def _config(cls, data: dict, where: str):  # a frozen dataclass from JSON, naming the bad field
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {sorted(unknown)} for {cls.__name__}")
+    data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    return cls(**data)
+
+
+def write_bundle(out: str | Path, *, model: SlateModel, sids: np.ndarray, ads: pd.DataFrame, beam: int,
+                 payment_net: PaymentNet | None = None, histories: tuple[np.ndarray, np.ndarray] | None = None,
+                 reward_dir: str | Path | None = None, extra: dict | None = None) -> Path:
+    """Write a bundle folder (replacing ``out`` atomically).
+
+    Args:
+        ads: AD_COLUMNS; ``item`` indexes ``sids`` rows.
+        histories: (user ids (U,), item histories (U, m) left-padded) for requests by user_id.
+        reward_dir: a saved reward model folder to copy in.
+    """
+    out = Path(out)
+    missing = [c for c in AD_COLUMNS if c not in ads.columns]
+    if missing:
+        raise ValueError(f"ads table lacks column(s) {missing}")
+    sids = np.asarray(sids, dtype=np.int64)
+    if ads["item"].min() < 1 or ads["item"].max() >= len(sids):
+        raise ValueError(f"ads.item must be in 1..{len(sids) - 1} (rows of sids)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        save_weights(model, tmp / "slate.safetensors")
+        save_file({"sids": torch.from_numpy(sids)}, str(tmp / "sids.safetensors"))
+        ads[list(AD_COLUMNS)].to_parquet(tmp / "ads.parquet", index=False)
+        if payment_net is not None:
+            save_weights(payment_net, tmp / "payment.safetensors")
+        if histories is not None:
+            users, items = (np.asarray(a, dtype=np.int64) for a in histories)
+            save_file({"users": torch.from_numpy(users), "items": torch.from_numpy(items)}, str(tmp / "histories.safetensors"))
+        if reward_dir is not None:
+            shutil.copytree(reward_dir, tmp / "reward")
+        manifest = {"format": FORMAT, "version": VERSION, "slate": {"config": asdict(model.config), "beam": int(beam)},
+                    "payment": None if payment_net is None else {"config": asdict(payment_net.config)},
+                    "reward": None if reward_dir is None else {"folder": "reward"},
+                    "n_ads": len(ads), "n_users": 0 if histories is None else len(histories[0]), **(extra or {})}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        tmp.chmod(0o755)
+        replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Read a bundle written by :func:`write_bundle`; errors name the file and field."""
+    path = Path(path)
+    mf = path / "manifest.json"
+    if not mf.is_file():
+        raise FileNotFoundError(f"{mf} not found: is {path} a serving bundle? (`make demo` writes runs/demo/serve)")
+    manifest = json.loads(mf.read_text())
+    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+        raise ValueError(f"{mf}: format/version {manifest.get('format')}/{manifest.get('version')}, "
+                         f"expected {FORMAT}/{VERSION}")
+    torch.manual_seed(0)
+    model = SlateModel(_config(SlateConfig, manifest["slate"]["config"], f"{mf}: slate.config"))
+    load_weights(model, path / "slate.safetensors")
+    model.eval()
+    sids = load_file(str(path / "sids.safetensors"))["sids"].numpy()
+    ads = pd.read_parquet(path / "ads.parquet")
+    missing = [c for c in AD_COLUMNS if c not in ads.columns]
+    if missing:
+        raise ValueError(f"{path / 'ads.parquet'}: missing column(s) {missing}")
+    net = None
+    if manifest.get("payment"):
+        net = PaymentNet(_config(PaymentNetConfig, manifest["payment"]["config"], f"{mf}: payment.config"))
+        load_weights(net, path / "payment.safetensors")
+        net.eval()
+    histories = None
+    if (path / "histories.safetensors").is_file():
+        h = load_file(str(path / "histories.safetensors"))
+        histories = dict(zip(h["users"].tolist(), h["items"].numpy(), strict=True))
+    reward = _load_reward(path / "reward") if manifest.get("reward") else None
+    return Bundle(path, model, sids, ads, int(manifest["slate"]["beam"]), net, reward, histories, manifest)
+
+
+def _load_reward(folder: Path) -> Any:
+    """The reward model in genads.reward's format (imported lazily: the bundle works without it)."""
+    from genads.reward.model import load_reward_model  # optional part
+
+    return load_reward_model(folder)[0]

@@ -1,0 +1,237 @@
+"""The ad engine: live ads from the ledger, constrained bid-aware decoding, the auction, slot tokens.
+
+One request: the user's history -> trie-constrained beam search over the ads whose campaigns are
+active with budget left (with token-level bids when :mod:`genads.decode.bidding` is present) ->
+``C`` candidate ads -> pCTR of each (the bundle's prior, or the slate reward model on the
+candidate slate) -> auction by bid x pCTR: the learned payment network when it was trained for
+this many candidates and slots, GSP otherwise (or always, with ``mechanism="gsp"``) -> prices
+capped at the bid -> a signed token per slot, which a later click event is charged by.
+
+The live set follows the ledger: :meth:`AdEngine.refresh` compares the ledger's change counter
+(at most every ``refresh_s`` seconds, at once after a local change) and updates the trie in place
+by the difference, under the lock that decoding holds.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from genads.auction.mechanisms import gsp
+from genads.auction.payment_net import LearnedPayments
+from genads.decode.beam import generate_slate
+from genads.serve.bundle import Bundle
+from genads.serve.ledger import MICROS, Campaign, SQLLedger
+from genads.serve.tokens import SlotToken, sign
+from genads.tokenize.trie import PrefixTrie
+
+try:  # token-level bidding (genads.decode.bidding) is optional: without it, bids enter at the auction only
+    from genads.decode.bidding import BidConfig, BidTable
+except ImportError:  # pragma: no cover - depends on the checkout
+    BidConfig = BidTable = None
+BID_AWARE = BidTable is not None and "bids" in inspect.signature(generate_slate).parameters
+MECHANISMS = ("learned", "gsp")
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    mechanism: str = "learned"
+    """"learned": the payment network where it fits the auction (else GSP); "gsp": GSP always."""
+    max_slots: int = 20
+    min_candidates: int = 5
+    """Candidate ads decoded per request: max(min_candidates, slots + extra_candidates)."""
+    extra_candidates: int = 2
+    refresh_s: float = 1.0
+    """How often (seconds) to check the ledger for campaign changes made by other servers."""
+    token_ttl_s: float = 86400.0
+    """How long a slot token can be charged."""
+    bid_alpha: float = 1.0
+    """Token-level bidding: beam scores add log(bid ** bid_alpha + bid_beta); 0 turns bids off."""
+    bid_beta: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.mechanism not in MECHANISMS:
+            raise ValueError(f"mechanism={self.mechanism!r} must be one of {MECHANISMS}")
+        for name in ("max_slots", "min_candidates"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        if self.extra_candidates < 0 or self.refresh_s < 0 or self.token_ttl_s <= 0:
+            raise ValueError("need extra_candidates >= 0, refresh_s >= 0 and token_ttl_s > 0")
+        if self.bid_alpha < 0 or self.bid_beta < 0:
+            raise ValueError(f"bid_alpha={self.bid_alpha} and bid_beta={self.bid_beta} must be >= 0")
+
+
+@dataclass(frozen=True)
+class Placement:
+    ad_id: int
+    position: int
+    campaign_id: int
+    bid: float
+    price: float
+    """Per click; <= bid."""
+    pctr: float
+    title: str
+    token: str
+
+
+@dataclass(frozen=True)
+class AdResult:
+    request_id: str
+    mechanism: str
+    placements: list[Placement]
+
+
+def seed_campaigns(ledger: SQLLedger, bundle: Bundle) -> int:
+    """One active campaign per advertiser of the bundle (its ads, median bid, its budget), if the ledger has none."""
+    if ledger.campaigns():
+        return 0
+    rows = []
+    for adv, group in bundle.ads.groupby("advertiser_id", sort=True):
+        rows.append((int(adv), f"advertiser {adv}", group["ad_id"].astype(int).tolist(),
+                     float(group["bid"].median()), float(group["budget"].iloc[0])))
+    ledger.create_campaigns(rows)
+    return len(rows)
+
+
+class AdEngine:
+    def __init__(self, bundle: Bundle, ledger: SQLLedger, config: ServeConfig | None = None) -> None:
+        self.bundle, self.ledger, self.config = bundle, ledger, config or ServeConfig()
+        ads = bundle.ads
+        self.item_of = dict(zip(ads["ad_id"].astype(int).tolist(), ads["item"].astype(int).tolist(), strict=True))
+        n = len(bundle.sids)
+        self.ad_of = np.full(n, -1, dtype=np.int64)
+        self.ad_of[ads["item"].to_numpy()] = ads["ad_id"].to_numpy()
+        self.pctr = np.full(n, 1e-3)
+        self.pctr[ads["item"].to_numpy()] = np.clip(ads["pctr"].to_numpy(dtype=float), 1e-6, 1.0)
+        self.titles = dict(zip(ads["ad_id"].astype(int).tolist(), ads["creative_title"].astype(str).tolist(), strict=True))
+        self.advertiser_of = dict(zip(ads["ad_id"].astype(int).tolist(), ads["advertiser_id"].astype(int).tolist(),
+                                      strict=True))
+        self.trie = PrefixTrie(bundle.sids.shape[1], int(bundle.sids.max()) + 1)
+        self.live: dict[int, tuple[int, int]] = {}
+        """item -> (campaign_id, bid_micros) of the best-bidding serving campaign holding it."""
+        self.bids = BidTable(self.trie, default_bid=0.0) if BID_AWARE else None
+        self.bid_config = BidConfig(alpha=self.config.bid_alpha, beta=self.config.bid_beta) if BID_AWARE else None
+        self.secret = ledger.token_secret()
+        self.lock = threading.Lock()
+        self._version, self._checked = -1, 0.0
+        self.payments = LearnedPayments(bundle.payment_net) if bundle.payment_net is not None else None
+        self.refresh(force=True)
+
+    # --- live ads -----------------------------------------------------------------------------
+    def refresh(self, force: bool = False) -> bool:
+        """Re-read the campaigns if the ledger changed; True when the live set was rebuilt."""
+        now = time.monotonic()
+        if not force and now - self._checked < self.config.refresh_s:
+            return False
+        self._checked = now
+        version = self.ledger.version()
+        if version == self._version:
+            return False
+        self._apply(self.ledger.campaigns())
+        self._version = version
+        return True
+
+    def mark_stale(self) -> None:
+        """A local change: re-read the ledger before the next request."""
+        self._checked = 0.0
+
+    def _apply(self, campaigns: list[Campaign]) -> None:
+        live: dict[int, tuple[int, int]] = {}
+        for c in campaigns:
+            if not c.serving:
+                continue
+            for ad in c.ad_ids:
+                item = self.item_of.get(ad)
+                if item is not None and (item not in live or c.bid_micros > live[item][1]):
+                    live[item] = (c.campaign_id, c.bid_micros)
+        with self.lock:
+            for item in set(self.live) - set(live):
+                self.trie.remove(item)
+            for item in set(live) - set(self.live):
+                self.trie.insert(item, self.bundle.sids[item].tolist())
+            if self.bids is not None:
+                self.bids.update({item: bid / MICROS for item, (_, bid) in live.items()})
+            self.live = live
+
+    # --- requests -----------------------------------------------------------------------------
+    def history_items(self, ad_ids: list[int]) -> tuple[np.ndarray, int | None]:
+        """Item indices of a history given as ad ids; also the position of the first unknown ad (or None)."""
+        items = []
+        for i, ad in enumerate(ad_ids):
+            if ad not in self.item_of:
+                return np.zeros(0, np.int64), i
+            items.append(self.item_of[ad])
+        return np.asarray(items, dtype=np.int64), None
+
+    def user_history(self, user_id: int) -> np.ndarray:
+        """The bundle's history of a known user; empty (cold start) otherwise."""
+        h = (self.bundle.histories or {}).get(int(user_id))
+        return np.zeros(0, np.int64) if h is None else h[h > 0]
+
+    def serve(self, history: np.ndarray, slots: int, exclude: set[int] = frozenset()) -> AdResult:
+        """Fill up to ``slots`` positions for one request (history: item indices, oldest first)."""
+        self.refresh()
+        m = self.bundle.model.config.max_items
+        hist = np.zeros((1, m), dtype=np.int64)
+        tail = np.asarray(history, dtype=np.int64)[-m:]
+        if len(tail):
+            hist[0, m - len(tail):] = tail
+        request_id = uuid.uuid4().hex
+        with self.lock:
+            live = dict(self.live)
+            n_cand = min(max(self.config.min_candidates, slots + self.config.extra_candidates) + len(exclude), len(live))
+            if n_cand == 0:
+                return AdResult(request_id, "none", [])
+            extra = {"bids": self.bids, "bid_config": self.bid_config} if self.bids is not None else {}
+            slate = generate_slate(self.bundle.model, self.trie, self.bundle.sids, hist,
+                                   beam=max(self.bundle.beam, n_cand), slate_size=n_cand, **extra)
+        items = [int(i) for i in slate.ads[0] if i > 0 and int(self.ad_of[i]) not in exclude]
+        items = items[:max(self.config.min_candidates, slots + self.config.extra_candidates)]
+        return self._auction(request_id, items, live, slots, hist)
+
+    def _quality(self, items: list[int], bids: np.ndarray, hist: np.ndarray) -> np.ndarray:
+        """pCTR of each candidate: the reward model on the candidate slate if there is one, else the prior."""
+        reward = self.bundle.reward
+        if reward is None or len(items) > reward.config.max_slate:
+            return self.pctr[items]
+        from genads.reward.model import slate_inputs  # present whenever a reward model was loaded
+
+        bid_of = np.zeros(len(self.bundle.sids), dtype=np.float32)
+        bid_of[items] = bids
+        sids, b, valid = slate_inputs(np.asarray([items]), self.bundle.sids, bid_of)
+        kwargs = {}
+        if reward.config.use_history:
+            h = hist[:, hist[0] > 0]
+            kwargs = {"history": torch.as_tensor(self.bundle.sids[h]), "history_valid": torch.ones(h.shape, dtype=torch.bool)}
+        p = reward.predict(sids, b, valid, **kwargs)[0, :, 0].double().numpy()
+        return np.clip(p, 1e-6, 1.0)
+
+    def _auction(self, request_id: str, items: list[int], live: dict, slots: int, hist: np.ndarray) -> AdResult:
+        if not items:
+            return AdResult(request_id, "none", [])
+        bids = np.array([live[i][1] / MICROS for i in items])
+        quality = self._quality(items, bids, hist)
+        k = min(slots, len(items))
+        net = self.bundle.payment_net
+        fits = net is not None and net.config.n_bidders == len(items) and len(net.config.slot_ctr) == k
+        use_learned = self.config.mechanism == "learned" and fits
+        alloc = (self.payments if use_learned else gsp)(bids[None], quality[None], k)
+        now = time.time()
+        out = []
+        for pos, (w, price) in enumerate(zip(alloc.winners[0].tolist(), alloc.prices[0].tolist(), strict=True)):
+            if w < 0:
+                continue
+            item = items[w]
+            campaign_id, bid_micros = live[item]
+            price_micros = min(round(price * MICROS), bid_micros)  # never above the bid
+            ad_id = int(self.ad_of[item])
+            token = sign(SlotToken(request_id, ad_id, campaign_id, price_micros, now), self.secret)
+            out.append(Placement(ad_id, pos + 1, campaign_id, bid_micros / MICROS, price_micros / MICROS,
+                                 float(quality[w]), self.titles.get(ad_id, ""), token))
+        return AdResult(request_id, "learned" if use_learned else "gsp", out)

@@ -1,0 +1,117 @@
+"""Request and response bodies of the serving API (pydantic); every bound is in the OpenAPI schema."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+AdId = Field(ge=1, le=2**62)
+Money = Field(allow_inf_nan=False)
+Name = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]*$")
+"""Printable names: no control characters (PostgreSQL text cannot hold NUL)."""
+MAX_HISTORY = 200
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RequestContext(Strict):
+    page: str | None = Field(default=None, max_length=200, pattern=r"^[^\x00-\x1f]*$")
+    """Where the slots are shown (for logs)."""
+    exclude: list[int] = Field(default_factory=list, max_length=100)
+    """Ad ids not to show (already on the page)."""
+
+
+class AdRequest(Strict):
+    user_id: int | None = Field(default=None, ge=0, le=2**62)
+    """A user the bundle knows the history of (unknown users get a cold-start slate)."""
+    history: list[int] | None = Field(default=None, max_length=MAX_HISTORY)
+    """Ad ids the user interacted with, oldest first (instead of user_id)."""
+    context: RequestContext = Field(default_factory=RequestContext)
+    slots: int = Field(default=3, ge=1, le=20)
+
+    @model_validator(mode="after")
+    def one_source(self) -> AdRequest:
+        if self.user_id is not None and self.history is not None:
+            raise ValueError("give user_id or history, not both")
+        return self
+
+
+class Creative(BaseModel):
+    title: str
+    image_url: str
+
+
+class SlotOut(BaseModel):
+    ad_id: int
+    position: int
+    """1 = top."""
+    campaign_id: int
+    price: float
+    """Price per click (what a click on this slot is charged); never above the bid."""
+    pctr: float
+    creative: Creative
+    token: str
+    """Send it back with the slot's impression/click/conversion events."""
+
+
+class AdResponse(BaseModel):
+    request_id: str
+    mechanism: str
+    """Pricing used: "learned" (payment network), "gsp", or "none" (no live ad)."""
+    slate: list[SlotOut]
+
+
+class CampaignIn(Strict):
+    name: str = Name
+    ad_ids: list[int] = Field(min_length=1, max_length=10_000)
+    bid: float = Field(gt=0, le=1e6, allow_inf_nan=False)
+    """Bid per click."""
+    budget: float = Field(ge=0, le=1e9, allow_inf_nan=False)
+    status: Literal["active", "paused"] = "active"
+    advertiser_id: int | None = Field(default=None, ge=0, le=2**62)
+    """Only the admin key sets it; an advertiser's key creates campaigns for itself."""
+
+
+class CampaignPatch(Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]*$")
+    ad_ids: list[int] | None = Field(default=None, min_length=1, max_length=10_000)
+    bid: float | None = Field(default=None, gt=0, le=1e6, allow_inf_nan=False)
+    budget: float | None = Field(default=None, ge=0, le=1e9, allow_inf_nan=False)
+    status: Literal["active", "paused"] | None = None
+
+
+class CampaignOut(BaseModel):
+    campaign_id: int
+    advertiser_id: int
+    name: str
+    ad_ids: list[int]
+    bid: float
+    budget: float
+    spent: float
+    remaining: float
+    status: str
+    serving: bool
+    """Active with budget left: its ads can be shown."""
+
+
+class EventIn(Strict):
+    idempotency_key: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")
+    """Unique per event: a replay with the same key is answered from the ledger, never charged twice."""
+    type: Literal["impression", "click", "conversion"]
+    token: str = Field(min_length=1, max_length=2000, pattern=r"^[A-Za-z0-9_.-]+$")
+    """The slot token from the ad response."""
+
+
+class EventOut(BaseModel):
+    idempotency_key: str
+    charged: float
+    duplicate: bool
+    campaign_exhausted: bool
+
+
+class KeyOut(BaseModel):
+    advertiser_id: int
+    api_key: str

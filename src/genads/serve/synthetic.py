@@ -1,0 +1,45 @@
+"""A synthetic serving bundle of any size (random SIDs, an untrained model): for tests and load benchmarks.
+
+Latency depends on the model's size, the number of live ads and the trie, not on trained weights,
+so the load benchmark measures 12k and 100k ads this way; the tests use a tiny one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from genads.auction.payment_net import PaymentNet, PaymentNetConfig
+from genads.serve.bundle import write_bundle
+from genads.slate.model import PRESETS, SlateModel, sized_for
+from genads.tokenize import disambiguate
+
+
+def synthetic_bundle(out: str | Path, n_ads: int, *, n_advertisers: int = 20, levels: int = 3, codebook: int = 32,
+                     preset: str = "tiny", beam: int = 10, n_users: int = 50, budget: float = 1000.0,
+                     seed: int = 0) -> Path:
+    """Write a bundle with ``n_ads`` ads (ids 1001..) over ``n_advertisers`` advertisers (ids 1..)."""
+    if n_ads < 1 or n_advertisers < 1:
+        raise ValueError(f"need n_ads={n_ads} >= 1 and n_advertisers={n_advertisers} >= 1")
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, codebook, size=(n_ads, levels))
+    sids = np.zeros((n_ads + 1, levels + 1), dtype=np.int64)
+    sids[1:] = disambiguate(codes)
+    torch.manual_seed(seed)
+    model = SlateModel(sized_for(PRESETS[preset], sids)).eval()
+    net = PaymentNet(PaymentNetConfig(n_bidders=5, slot_ctr=(1.0, 0.6, 0.3), hidden=16, bid_scale=1.0,
+                                      quality_scale=0.05)).eval()
+    ad_ids = np.arange(1001, 1001 + n_ads)
+    advertiser = rng.integers(1, n_advertisers + 1, size=n_ads)
+    ads = pd.DataFrame({"item": np.arange(1, n_ads + 1), "ad_id": ad_ids, "advertiser_id": advertiser,
+                        "title": [f"Product {a}" for a in ad_ids], "brand": [f"brand {b}" for b in advertiser],
+                        "bid": np.round(np.exp(rng.normal(0.0, 0.5, n_ads)), 4), "budget": budget,
+                        "pctr": rng.uniform(0.01, 0.1, n_ads), "creative_title": [f"Great product {a}" for a in ad_ids]})
+    m = model.config.max_items
+    items = rng.integers(1, n_ads + 1, size=(n_users, m))
+    items[:, : m // 2] *= rng.random((n_users, 1)) < 0.5  # some users have shorter histories (left padding)
+    return write_bundle(out, model=model, sids=sids, ads=ads, beam=beam, payment_net=net,
+                        histories=(np.arange(1, n_users + 1), items))
