@@ -16,7 +16,14 @@ import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response, Security
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 from genads.serve.creatives import BannerCache
 from genads.serve.engine import AdEngine
