@@ -9,11 +9,18 @@ timestamps on their validation and test items (see ../shared/data/README.md): nu
 SASRec rows come from benchmarks/results/beauty_baselines.json when that benchmark has been run.
 
     python benchmarks/beauty_generative.py [--budget-min 100] [--preset beauty] [--threads 1]
+        [--set d_model=128 --set lr=1e-3 ...] [--run-dir runs/beauty-gen] [--pilot 3000 --tag NAME]
+
+``--set`` overrides fields of the preset's SlateConfig or TrainConfig. ``--pilot N`` is for short
+tuning runs: no test evaluation; Recall/NDCG on N evenly spaced validation users at each ``--beams``
+width, written to results/beauty_generative_pilot_TAG.json. ``--run-dir`` keeps metrics.jsonl (a row per
+epoch, so a run cut off still has its validation figures) and a checkpoint that ``--resume`` continues.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 import time
@@ -28,15 +35,16 @@ from genads.baselines import Popularity
 from genads.data.dataset import load_dataset
 from genads.data.ingest import import_dataset
 from genads.data.loaders import S3RecSource
-from genads.data.split import SplitConfig, leave_one_out
+from genads.data.split import EvalSet, SplitConfig, leave_one_out
 from genads.encode.attributes import multi_hot
 from genads.encode.collaborative import collaborative_vectors, cooccurring_pairs
 from genads.encode.fusion import fuse
 from genads.encode.tokens import item_tokens
 from genads.eval.harness import evaluate
-from genads.slate.model import PRESETS
+from genads.eval.metrics import ranking_metrics
+from genads.slate.model import PRESETS, SlateConfig
 from genads.slate.recommender import SlateRecommender
-from genads.slate.train import TRAIN_PRESETS
+from genads.slate.train import TRAIN_PRESETS, TrainConfig
 from genads.tokenize import (
     ItemFeatures,
     RQKMeansConfig,
@@ -78,6 +86,56 @@ def beauty_sids(dataset, split, method: str, levels: int, codebook: int, seed: i
                   "vector_dims": {"attributes": attrs.shape[1], "collab": collab.shape[1]}}
 
 
+def overrides(pairs: list[str], model: SlateConfig, train: TrainConfig) -> tuple[SlateConfig, TrainConfig]:
+    """Apply ``field=value`` pairs to whichever config has the field (values parsed as JSON, else str)."""
+    for pair in pairs:
+        key, _, raw = pair.partition("=")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        if key in {f.name for f in dataclasses.fields(SlateConfig)}:
+            model = replace(model, **{key: value})
+        elif key in {f.name for f in dataclasses.fields(TrainConfig)}:
+            train = replace(train, **{key: value})
+        else:
+            raise SystemExit(f"--set {pair}: no field {key!r} in SlateConfig or TrainConfig")
+    return model, train
+
+
+def cached_sids(cache: Path, dataset, split, method: str, seed: int) -> tuple[np.ndarray, dict, float]:
+    """SIDs from ``cache`` (.npy + .json) when present, else computed and stored there."""
+    stats_path = cache.with_suffix(".json")
+    if cache.is_file() and stats_path.is_file():
+        return np.load(cache, allow_pickle=False), json.loads(stats_path.read_text()), 0.0
+    start = time.perf_counter()
+    sids, stats = beauty_sids(dataset, split, method, levels=3, codebook=256, seed=seed)
+    seconds = time.perf_counter() - start
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.save(cache, sids, allow_pickle=False)
+    stats_path.write_text(json.dumps(stats))
+    return sids, stats, seconds
+
+
+def subset(eval_set: EvalSet, n: int) -> EvalSet:
+    """``n`` evenly spaced cases (all when n >= len)."""
+    if n <= 0 or n >= len(eval_set):
+        return eval_set
+    idx = np.linspace(0, len(eval_set) - 1, n).round().astype(int)
+    return EvalSet(eval_set.users[idx], eval_set.history[idx], eval_set.target[idx])
+
+
+def pilot_metrics(rec: SlateRecommender, eval_set: EvalSet, beams: list[int]) -> dict[str, dict]:
+    """Validation Recall/NDCG@5/10 at each beam width."""
+    out = {}
+    for beam in beams:
+        rec.train = replace(rec.train, beam=beam)
+        ranked = np.concatenate([rec.recommend(eval_set.history[i:i + 512], 10)
+                                 for i in range(0, len(eval_set), 512)])
+        out[f"beam{beam}"] = ranking_metrics(ranked, eval_set.target, ks=(5, 10))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "amazon")
@@ -88,6 +146,16 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     ap.add_argument("--tokenizer", choices=["rq-kmeans", "e2e"], default="rq-kmeans", help="how SIDs are made")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="override a SlateConfig/TrainConfig field of the preset (repeatable)")
+    ap.add_argument("--run-dir", type=Path, help="write metrics.jsonl and a resumable checkpoint here")
+    ap.add_argument("--resume", action="store_true", help="continue the checkpoint in --run-dir")
+    ap.add_argument("--pilot", type=int, default=0, metavar="N",
+                    help="tuning run: validation metrics on N users instead of the test table")
+    ap.add_argument("--beams", default="20", help="beam widths for --pilot (comma-separated)")
+    ap.add_argument("--tag", default="", help="suffix of the result file")
+    ap.add_argument("--sid-cache", type=Path, default=Path("runs/beauty-gen-cache"),
+                    help="folder caching the SIDs between runs")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -95,18 +163,29 @@ def main() -> None:
         import_dataset(S3RecSource(args.data / f"{args.name}.txt"), Path(tmp) / "ds", progress=False)
         dataset = load_dataset(Path(tmp) / "ds")
         split = leave_one_out(dataset, SplitConfig(max_history=50))
-    start = time.perf_counter()
-    sids, sid_stats = beauty_sids(dataset, split, args.tokenizer, levels=3, codebook=256, seed=args.seed)
-    sid_seconds = time.perf_counter() - start
-    print(f"SIDs in {sid_seconds:.0f}s: {sid_stats}")
+    cache = args.sid_cache / f"{args.name.lower()}_{args.tokenizer}_seed{args.seed}.npy"
+    sids, sid_stats, sid_seconds = cached_sids(cache, dataset, split, args.tokenizer, args.seed)
+    print(f"SIDs ({sid_seconds:.0f}s, cache {cache}): {sid_stats}")
 
     train = replace(TRAIN_PRESETS[args.preset], time_budget_s=args.budget_min * 60)
     if args.epochs:
         train = replace(train, epochs=args.epochs)
-    rec = SlateRecommender(sids, PRESETS[args.preset], train)
-    start = time.perf_counter()
-    log = rec.fit(split, seed=args.seed, progress=True)
-    train_seconds = time.perf_counter() - start
+    model_cfg, train = overrides(args.set, PRESETS[args.preset], train)
+    rec = SlateRecommender(sids, model_cfg, train, run_dir=args.run_dir)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    log = rec.fit(split, seed=args.seed, progress=True, resume=args.resume)
+    train_seconds, train_cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    if args.pilot:
+        beams = [int(b) for b in args.beams.split(",")]
+        valid = pilot_metrics(rec, subset(split.valid, args.pilot), beams)
+        for name, m in valid.items():
+            print(f"valid ({args.pilot} users) {name}: " + "  ".join(f"{k} {m[k]:.4f}" for k in KEYS))
+        figures = {"dataset": args.name, "valid_users": args.pilot, "valid": valid, "sets": args.set,
+                   "train_seconds": round(train_seconds, 1), "train_cpu_seconds": round(train_cpu, 1),
+                   "threads": args.threads, "epochs": len(log), "sids": sid_stats,
+                   "config": asdict(rec.config), "train": asdict(rec.train), "log": log}
+        print(f"wrote {save(f'{args.name.lower()}_generative_pilot_{args.tag or args.tokenizer}', figures)}")
+        return
     start = time.perf_counter()
     ours = evaluate(rec, split.test, ks=(5, 10, 20))
     eval_seconds = time.perf_counter() - start
@@ -124,11 +203,12 @@ def main() -> None:
     print_table(rows, f"{args.name}: full ranking, leave-one-out (test)")
     figures = {"dataset": args.name, "users": len(split.users), "items": split.n_items, "sids": sid_stats,
                "sid_seconds": round(sid_seconds, 1), "train_seconds": round(train_seconds, 1),
+               "train_cpu_seconds": round(train_cpu, 1), "machine_shared": "2 cores shared by 7 sessions",
                "eval_seconds": round(eval_seconds, 1), "threads": args.threads, "epochs": len(log),
                "stopped_by_time_budget": any(r.get("stopped_by_time_budget") for r in log),
                "test": ours, "table": rows, "config": asdict(rec.config), "train": asdict(train), "log": log,
                "beats_tiger": ours["recall@10"] >= 0.065 and ours["ndcg@10"] >= 0.039}
-    suffix = "" if args.tokenizer == "rq-kmeans" else f"_{args.tokenizer}"
+    suffix = ("" if args.tokenizer == "rq-kmeans" else f"_{args.tokenizer}") + (f"_{args.tag}" if args.tag else "")
     print(f"\nwrote {save(f'{args.name.lower()}_generative{suffix}', figures)}")
 
 

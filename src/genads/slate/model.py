@@ -20,11 +20,18 @@ extra heads read the same trunk state and predict the token of the same level ``
 on (offset ``j * levels`` tokens), for j = 1..mtp_heads. They only add training signal; decoding
 uses the next-token head. All heads are tied to the token embedding, restricted to the codes of
 the level being predicted.
+
+Optional user and context tokens (issue 4, after TIGER's hashed user token): with ``user_buckets``
+> 0 a user id hashed into that many buckets, and with ``context_size`` > 0 a context id (surface,
+slot, hour, ...), each have an embedding that is added at the BOS position. BOS is the first token
+every later token attends to, so this is a prefix token that keeps the token layout (and the KV
+cache of beam search) unchanged; without ids the BOS position carries no user or context.
 """
 
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,6 +63,10 @@ class SlateConfig:
     dropout: float = 0.1
     mtp_heads: int = 1
     """Extra multi-token-prediction heads: head j predicts the item j steps after the next one."""
+    user_buckets: int = 0
+    """Hashed user-id buckets of the optional user token (0 = no user token)."""
+    context_size: int = 0
+    """Context ids 0..context_size - 1 of the optional context token (0 = no context token)."""
 
     def __post_init__(self) -> None:
         for name in ("levels", "codebook_size", "max_items", "n_layer", "n_head", "d_model"):
@@ -65,8 +76,9 @@ class SlateConfig:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_head={self.n_head}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout={self.dropout} must be in [0, 1)")
-        if self.mtp_heads < 0:
-            raise ValueError(f"mtp_heads={self.mtp_heads} must be >= 0")
+        for name in ("mtp_heads", "user_buckets", "context_size"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
 
     @property
     def vocab_size(self) -> int:
@@ -96,6 +108,13 @@ def sized_for(config: SlateConfig, sids: np.ndarray) -> SlateConfig:
     if sids.ndim != 2 or len(sids) < 2:
         raise ValueError(f"sids must be (n_items + 1, levels) with row 0 = padding, got shape {sids.shape}")
     return replace(config, levels=sids.shape[1], codebook_size=int(sids.max()) + 1)
+
+
+def user_bucket(user_ids: np.ndarray, buckets: int) -> np.ndarray:
+    """Stable hash (CRC-32 of the id's text) of each user id into ``0..buckets - 1``: (B,) int64."""
+    if buckets < 1:
+        raise ValueError(f"buckets={buckets} must be >= 1")
+    return np.array([zlib.crc32(str(u).encode()) % buckets for u in np.asarray(user_ids).tolist()], dtype=np.int64)
 
 
 def history_tokens(history: np.ndarray, sids: np.ndarray, codebook_size: int, last_pos: int) -> tuple[Tensor, Tensor]:
@@ -172,6 +191,8 @@ class SlateModel(nn.Module):
         self.tok = nn.Embedding(cfg.vocab_size, cfg.d_model, padding_idx=PAD)
         self.level = nn.Embedding(cfg.levels + 1, cfg.d_model)  # last row: BOS / PAD
         self.pos = nn.Embedding(cfg.max_items + 1, cfg.d_model)
+        self.user = nn.Embedding(cfg.user_buckets, cfg.d_model) if cfg.user_buckets else None
+        self.context = nn.Embedding(cfg.context_size, cfg.d_model) if cfg.context_size else None
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.d_model)
@@ -198,17 +219,37 @@ class SlateModel(nn.Module):
         lv = (tokens - N_SPECIAL).div(self.config.codebook_size, rounding_mode="floor")
         return torch.where(tokens >= N_SPECIAL, lv, self.config.levels)
 
-    def trunk(self, tokens: Tensor, positions: Tensor, valid: Tensor, past: KVCache | None = None) -> tuple[Tensor, KVCache]:
+    def prefix_embedding(self, users: Tensor | None, context: Tensor | None) -> Tensor | None:
+        """(B, D) sum of the user-bucket and context embeddings given (None when neither applies)."""
+        out = None
+        for table, ids, name in ((self.user, users, "user"), (self.context, context, "context")):
+            if ids is None:
+                continue
+            if table is None:
+                raise ValueError(f"{name} ids given but the model has no {name} token "
+                                 f"({'user_buckets' if name == 'user' else 'context_size'}=0)")
+            if int(ids.min()) < 0 or int(ids.max()) >= table.num_embeddings:
+                raise ValueError(f"{name} ids must be in [0, {table.num_embeddings}), got "
+                                 f"[{int(ids.min())}, {int(ids.max())}]")
+            out = table(ids) if out is None else out + table(ids)
+        return out
+
+    def trunk(self, tokens: Tensor, positions: Tensor, valid: Tensor, past: KVCache | None = None,
+              users: Tensor | None = None, context: Tensor | None = None) -> tuple[Tensor, KVCache]:
         """Hidden states (B, T, D) of new tokens given the cache of earlier ones.
 
         Args:
             tokens, positions: (B, T) new token ids and their item positions.
             valid: (B, T_past + T) bool, False at PAD keys.
             past: per-layer cache of the T_past earlier tokens, or None.
+            users, context: optional (B,) user buckets / context ids, added at the BOS position.
         """
         T = tokens.shape[1]
         Tk = valid.shape[1]
         x = self.tok(tokens) + self.level(self.token_level(tokens)) + self.pos(positions.clamp(max=self.config.max_items))
+        extra = self.prefix_embedding(users, context)
+        if extra is not None:
+            x = x + (tokens == BOS).unsqueeze(-1) * extra[:, None, :]
         x = self.drop(x)  # (B, T, D)
         q_idx = torch.arange(Tk - T, Tk, device=tokens.device)
         causal = q_idx[:, None] >= torch.arange(Tk, device=tokens.device)[None, :]  # (T, Tk)
@@ -228,6 +269,7 @@ class SlateModel(nn.Module):
         """Trunk states (..., D) mapped by multi-token head ``head`` (0-based: predicts head + 1 items on)."""
         return h + self.mtp[head](h)
 
-    def forward(self, tokens: Tensor, positions: Tensor) -> Tensor:
+    def forward(self, tokens: Tensor, positions: Tensor, users: Tensor | None = None,
+                context: Tensor | None = None) -> Tensor:
         """Trunk states (B, T, D) of full left-padded token sequences (no cache)."""
-        return self.trunk(tokens, positions, tokens != PAD)[0]
+        return self.trunk(tokens, positions, tokens != PAD, users=users, context=context)[0]

@@ -16,7 +16,7 @@ import torch
 from genads.data.split import SequenceSplit
 from genads.decode.beam import Slate, generate_slate, live_trie
 from genads.slate.checkpoint import load_weights
-from genads.slate.model import PRESETS, SlateConfig, SlateModel, sized_for
+from genads.slate.model import PRESETS, SlateConfig, SlateModel, sized_for, user_bucket
 from genads.slate.train import TRAIN_PRESETS, TrainConfig, fit
 from genads.tokenize.trie import PrefixTrie
 
@@ -55,10 +55,18 @@ class SlateRecommender:
         """(n, k) item indices, best first; -1 only if fewer than k ads are live."""
         return self.slate(history, k).ads
 
-    def slate(self, history: np.ndarray, k: int) -> Slate:
+    def slate(self, history: np.ndarray, k: int, users: np.ndarray | None = None,
+              context: np.ndarray | None = None) -> Slate:
+        """A slate of ``k`` live ads per history; ``users`` (raw user ids) and ``context`` (ids) feed
+        the model's optional user and context tokens."""
         if self.model is None:
             raise RuntimeError("SlateRecommender.recommend called before fit (or load)")
-        return generate_slate(self.model, self.trie, self.sids, history, beam=max(self.train.beam, k), slate_size=k)
+        model = self.model
+        if users is not None or context is not None:
+            buckets = None if users is None else torch.from_numpy(user_bucket(users, max(self.config.user_buckets, 1)))
+            ctx = None if context is None else torch.as_tensor(np.asarray(context, dtype=np.int64))
+            model = WithPrefix(self.model, buckets, ctx)
+        return generate_slate(model, self.trie, self.sids, history, beam=max(self.train.beam, k), slate_size=k)
 
     def describe(self) -> dict:
         return {"model": self.name, "architecture": asdict(self.config), "train": asdict(self.train)}
@@ -72,3 +80,30 @@ class SlateRecommender:
         rec.model.eval()
         return rec
 
+
+
+class WithPrefix:
+    """A :class:`SlateModel` whose history pass (the first ``trunk`` call, no cache) gets fixed user
+    and context ids, so beam search, which calls ``trunk(tokens, positions, valid[, past])``, decodes
+    with the user and context tokens without knowing about them."""
+
+    def __init__(self, model: SlateModel, users: torch.Tensor | None, context: torch.Tensor | None) -> None:
+        self.model, self.config = model, model.config
+        device = next(model.parameters()).device
+        self.users = None if users is None else users.to(device)
+        self.context = None if context is None else context.to(device)
+
+    def trunk(self, tokens, positions, valid, past=None):
+        if past is None:
+            return self.model.trunk(tokens, positions, valid, None, users=self.users, context=self.context)
+        return self.model.trunk(tokens, positions, valid, past)
+
+    def level_logits(self, h, level):
+        return self.model.level_logits(h, level)
+
+    def eval(self) -> WithPrefix:
+        self.model.eval()
+        return self
+
+    def parameters(self):
+        return self.model.parameters()

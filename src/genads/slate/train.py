@@ -29,7 +29,7 @@ from genads.data.split import EvalSet, SequenceSplit, left_pad
 from genads.decode.beam import generate_slate, live_trie
 from genads.eval.metrics import ranking_metrics
 from genads.slate import checkpoint as ckpt
-from genads.slate.model import N_SPECIAL, PAD, SlateModel, history_tokens
+from genads.slate.model import N_SPECIAL, PAD, SlateModel, history_tokens, user_bucket
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,8 @@ class TrainConfig:
     epochs: int = 50
     mtp_weight: float = 0.3
     """Weight of each multi-token-prediction head's loss (the next-token loss has weight 1)."""
+    label_smoothing: float = 0.0
+    """Label smoothing of every token cross-entropy (over the codes of the token's level)."""
     eval_every: int = 2
     """Validate every this many epochs."""
     patience: int = 4
@@ -70,6 +72,8 @@ class TrainConfig:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ValueError(f"min_lr_ratio={self.min_lr_ratio} must be in [0, 1]")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing={self.label_smoothing} must be in [0, 1)")
 
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {
@@ -81,9 +85,26 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
 }
 
 
-def training_windows(split: SequenceSplit, max_items: int) -> np.ndarray:
-    """The last ``max_items + 1`` training items of every user, left-padded: (n_users, max_items + 1)."""
-    return left_pad([s for s in split.train if len(s)], max_items + 1)
+def training_windows(split: SequenceSplit, max_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """Windows of ``max_items + 1`` training items, left-padded, and each window's user row.
+
+    Every user's last ``max_items + 1`` items, then for longer users earlier windows, each ending
+    with the item just after the previous window's first one, so every training item is the target
+    of some prefix (with up to ``max_items`` items of history), as in SASRec/TIGER, instead of only
+    the last ``max_items`` of each user.
+
+    Returns:
+        windows (n_windows, max_items + 1) item indices and owners (n_windows,) rows of ``split.users``.
+    """
+    rows, owners = [], []
+    for u, seq in enumerate(split.train):
+        end = len(seq)
+        while end > 0:
+            start = max(0, end - max_items - 1)
+            rows.append(seq[start:end])
+            owners.append(u)
+            end = start + 1 if start > 0 else 0
+    return left_pad(rows, max_items + 1), np.asarray(owners, dtype=np.int64)
 
 
 def shifted(tokens: Tensor, by: int) -> Tensor:
@@ -97,9 +118,9 @@ def shifted(tokens: Tensor, by: int) -> Tensor:
 class Objective(nn.Module):
     """Summed token cross-entropies divided by given normalisers (the unit DDP wraps)."""
 
-    def __init__(self, model: SlateModel, mtp_weight: float) -> None:
+    def __init__(self, model: SlateModel, mtp_weight: float, label_smoothing: float = 0.0) -> None:
         super().__init__()
-        self.model, self.mtp_weight = model, mtp_weight
+        self.model, self.mtp_weight, self.label_smoothing = model, mtp_weight, label_smoothing
 
     def targets(self, tokens: Tensor) -> list[Tensor]:
         """Next-token targets, then the multi-token targets (j items further on)."""
@@ -112,12 +133,14 @@ class Objective(nn.Module):
         for lv in range(self.model.config.levels):
             sel = (level == lv) & (target >= N_SPECIAL)  # may be empty: keeps every head in the graph
             codes = target[sel] - N_SPECIAL - lv * self.model.config.codebook_size
-            total = total + F.cross_entropy(self.model.level_logits(h[sel], lv), codes, reduction="sum")
+            total = total + F.cross_entropy(self.model.level_logits(h[sel], lv), codes, reduction="sum",
+                                            label_smoothing=self.label_smoothing)
         return total
 
-    def forward(self, tokens: Tensor, positions: Tensor, norms: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, tokens: Tensor, positions: Tensor, norms: Tensor,
+                users: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """(weighted loss, per-head mean losses); ``norms`` (1 + mtp_heads,) global target counts."""
-        h = self.model(tokens, positions)  # (B, T, D)
+        h = self.model(tokens, positions, users=users)  # (B, T, D)
         targets = self.targets(tokens)
         sums = [self._ce_sum(h, targets[0])]
         sums += [self._ce_sum(self.model.mtp_hidden(h, j), targets[j + 1]) for j in range(len(targets) - 1)]
@@ -204,10 +227,10 @@ def validate(model: SlateModel, sids: np.ndarray, eval_set: EvalSet, cfg: TrainC
 
 
 def _step(objective: nn.Module, opt: torch.optim.Optimizer, tokens: Tensor, positions: Tensor,
-          lr: float, cfg: TrainConfig) -> Tensor:
+          lr: float, cfg: TrainConfig, users: Tensor | None = None) -> Tensor:
     norms = all_sum(torch.stack([(t >= N_SPECIAL).sum() for t in objective_targets(objective, tokens)]).double())
     world = world_info()[1]
-    loss, means = objective(tokens, positions, norms.float())
+    loss, means = objective(tokens, positions, norms.float(), users)
     for group in opt.param_groups:
         group["lr"] = lr
     opt.zero_grad(set_to_none=True)
@@ -242,7 +265,7 @@ def fit(model: SlateModel, sids: np.ndarray, split: SequenceSplit, cfg: TrainCon
     torch.manual_seed(seed)
     device = train_device()
     model.to(device)
-    objective: nn.Module = Objective(model, cfg.mtp_weight)
+    objective: nn.Module = Objective(model, cfg.mtp_weight, cfg.label_smoothing)
     opt = make_optimizer(model, cfg)
     state = ckpt.Progress()
     best_weights = None
@@ -254,7 +277,8 @@ def fit(model: SlateModel, sids: np.ndarray, split: SequenceSplit, cfg: TrainCon
             best_weights = {k: v.clone() for k, v in _read_best(folder).items()}
     if world > 1:
         objective = nn.parallel.DistributedDataParallel(objective)
-    windows = training_windows(split, model.config.max_items)
+    windows, owners = training_windows(split, model.config.max_items)
+    buckets = user_bucket(split.users[owners], model.config.user_buckets) if model.config.user_buckets else None
     lengths = (windows > 0).sum(1)
     steps_per_epoch = len(epoch_batches(lengths, cfg.batch_size, seed, 0, world))
     total = steps_per_epoch * cfg.epochs
@@ -266,8 +290,10 @@ def fit(model: SlateModel, sids: np.ndarray, split: SequenceSplit, cfg: TrainCon
         while state.batch < len(batches) and (until_step is None or state.step < until_step):
             rows = batches[state.batch][rank::world]
             tokens, positions = history_tokens(windows[rows], sids, model.config.codebook_size, model.config.max_items)
+            users = None if buckets is None else torch.from_numpy(buckets[rows]).to(device)
             model.train()
-            means = _step(objective, opt, tokens.to(device), positions.to(device), lr_at(state.step, total, cfg), cfg)
+            means = _step(objective, opt, tokens.to(device), positions.to(device), lr_at(state.step, total, cfg), cfg,
+                          users)
             state.batch, state.step = state.batch + 1, state.step + 1
             state.epoch_loss += float(means[0])
             state.epoch_mtp += float(means[1:].sum()) if len(means) > 1 else 0.0
