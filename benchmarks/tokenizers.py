@@ -1,22 +1,29 @@
-"""Semantic-ID tokenizers: fit time, items/s, peak RSS, collisions and codebook use.
+"""Semantic-ID tokenizers: fit time, items/s, peak RSS, collisions and codebook use; downstream probe.
 
-Synthetic items at 10k / 100k / 1M (clustered vectors), Amazon Beauty (multi-hot attributes +
-collaborative PPMI-SVD vectors, fused) and MovieLens-100k (MiniLM text of title + genres + year,
-fused with attributes). Every (data, method) run happens in a fresh forked process so that its
-peak RSS (ru_maxrss, which includes the data) is its own. With ``--probe``, a downstream comparison
-on Beauty: SASRec-on-SIDs (genads.tokenize.probe) with RQ-KMeans vs end-to-end SIDs, test R@10/N@10.
+Synthetic items at 10k / 100k / 1M (clustered vectors), and the real data sets through the CLI:
+``genads tokenize`` on Amazon Beauty (multi-hot attributes + collaborative PPMI-SVD vectors, fused)
+and MovieLens-100k (MiniLM text of title + genres + year, attributes, collaborative). Every synthetic
+(size, method) fit runs in a fresh forked process so that its peak RSS (ru_maxrss, data included) is
+its own; real rows read the ``metrics.json`` that the CLI run wrote (its command, fit wall/CPU time,
+peak RSS, SID quality) and run the CLI when that folder is missing.
 
-    .venv/bin/python benchmarks/tokenizers.py [--sizes 10000 100000 1000000] [--probe]
+With ``--probe`` (a separate run, written to tokenizers_probe.json): the downstream comparison, the
+SASRec-on-SIDs probe (genads.tokenize.probe) trained on every tokenizer's SIDs of each data set with
+identical settings and seeds, plus a control with random SIDs of the same shape; test R@10/N@10.
+
+    .venv/bin/python benchmarks/tokenizers.py [--sizes 10000 100000 1000000] [--sids runs/sids]
+    .venv/bin/python benchmarks/tokenizers.py --probe --seeds 0 1 [--datasets beauty ml-100k]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import os
 import resource
+import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,10 +32,21 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import print_table, save
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-NOTE = ("fit_s is wall time, fit_cpu_s CPU time of the fitting process (user + system, all threads); the 2-core "
-        "machine was shared with other jobs (loadavg = 1-minute load average around the fit), so wall times "
-        "overstate what an idle machine needs by up to loadavg / 2.")
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+METHODS = ("rq-kmeans", "rq-vae", "e2e")
+CODEBOOK = {"beauty": 256, "ml-100k": 64}
+"""Beauty: 12,101 items, K=256 as TIGER (47 items per first-level code, 65k level-2 prefixes);
+ml-100k: 1,682 items, K=64 (26 per first-level code, 4,096 level-2 prefixes > items), since K=256
+would leave ~6.6 items per first-level code and mostly empty deeper levels."""
+IMPORT = {"beauty": ["--format", "s3rec", str(SHARED / "amazon" / "Beauty.txt"),
+                     "--items", str(SHARED / "amazon" / "Beauty_item2attributes.json")],
+          "ml-100k": ["--format", "recbole", str(SHARED / "ml-100k" / "ml-100k.inter"),
+                      "--items", str(SHARED / "ml-100k" / "ml-100k.item")]}
+NOTE = ("fit_s is wall time, fit_cpu_s CPU time of the fitting process (user + system); every run used one "
+        "thread (OMP_NUM_THREADS=1 via /work/cpu-slot) on a 2-core machine shared with other jobs (loadavg = "
+        "1-minute load average around the fit), so wall times overstate an idle machine's by up to loadavg / 2. "
+        "peak_rss_mb is the process's maximum RSS, data included (real rows: the whole CLI process, MiniLM too).")
 
 
 def synthetic(n: int, dim: int = 64, seed: int = 0) -> np.ndarray:
@@ -38,27 +56,6 @@ def synthetic(n: int, dim: int = 64, seed: int = 0) -> np.ndarray:
     subs = rng.normal(size=(64, 32, dim)).astype(np.float32)
     t, s = rng.integers(0, 64, n), rng.integers(0, 32, n)
     return topics[t] + subs[t, s] + rng.normal(size=(n, dim)).astype(np.float32) * 0.5
-
-
-def import_real(name: str, folder: Path) -> Path:
-    from genads.data.ingest import import_dataset
-    from genads.data.loaders import RecBoleSource, S3RecSource
-
-    if name == "beauty":
-        source = S3RecSource(SHARED / "amazon" / "Beauty.txt")
-    else:
-        source = RecBoleSource(SHARED / "ml-100k" / "ml-100k.inter")
-    return import_dataset(source, folder / name, on_error="skip", progress=False).path
-
-
-def real_inputs(name: str, folder: Path, cache: Path):
-    from genads.data.dataset import load_dataset
-    from genads.tokenize.features import item_features, item_vectors
-
-    ds = load_dataset(import_real(name, folder))
-    sources = ("attributes", "collab") if name == "beauty" else ("text", "attributes")
-    vectors, dims = item_vectors(ds, sources, cache_dir=cache, progress=False)
-    return vectors, item_features(ds), dims, ds
 
 
 def make(method: str, levels: int, k: int, n: int):
@@ -73,35 +70,31 @@ def make(method: str, levels: int, k: int, n: int):
 
     if method.startswith("rq-kmeans"):
         return RQKMeansTokenizer(RQKMeansConfig(levels=levels, codebook_size=k, balanced=method.endswith("balanced")))
-    epochs = max(1, min(30, 300_000 // max(n, 1)))  # ~300k item-visits: 30 epochs at 10k, 1 at >= 300k
+    epochs = max(1, min(30, 300_000 // max(n, 1)))  # ~300k item-visits: 30 epochs at 10k, 3 at 100k, 1 at >= 300k
     if method == "rq-vae":
         return RQVAETokenizer(RQVAEConfig(levels=levels, codebook_size=k, epochs=epochs, batch_size=1024))
     return UniSIDTokenizer(UniSIDConfig(levels=levels, codebook_size=k, epochs=epochs, n_layers=1))
 
 
 def _child(spec: dict, queue: mp.Queue) -> None:
-    from genads.tokenize.metrics import sid_summary
+    from genads.tokenize.metrics import level_stats, sid_summary
 
     try:
-        features, t_inputs = None, 0.0
         start = time.perf_counter()
-        if spec["data"].startswith("synthetic"):
-            vectors = synthetic(spec["n"])
-        else:
-            vectors, features, _, _ = real_inputs(spec["data"], Path(spec["tmp"]), Path(spec["cache"]))
+        vectors = synthetic(spec["n"])
         t_inputs = time.perf_counter() - start
         tok = make(spec["method"], spec["levels"], spec["k"], len(vectors))
         start, cpu0, load0 = time.perf_counter(), time.process_time(), os.getloadavg()[0]
-        codes = tok.fit(vectors, seed=0, features=features) if spec["method"] == "e2e" else tok.fit(vectors, seed=0)
+        codes = tok.fit(vectors, seed=0)
         fit, cpu = time.perf_counter() - start, time.process_time() - cpu0
         recon = tok.reconstruct(codes)
         row = {"data": spec["data"], "method": spec["method"], "items": len(vectors), "dim": vectors.shape[1],
-               "L": spec["levels"], "K": spec["k"], "inputs_s": round(t_inputs, 1), "fit_s": round(fit, 1), "fit_cpu_s": round(cpu, 1),
-               "loadavg": round((load0 + os.getloadavg()[0]) / 2, 1),
-               "items_per_s": round(len(vectors) / fit), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-               **{k: v for k, v in sid_summary(codes, spec["k"], vectors, recon).items() if k != "items"}}
-        if spec.get("save_codes"):
-            np.save(spec["save_codes"], codes)
+               "L": spec["levels"], "K": spec["k"], "inputs_s": round(t_inputs, 1), "fit_s": round(fit, 1),
+               "fit_cpu_s": round(cpu, 1), "loadavg": round((load0 + os.getloadavg()[0]) / 2, 1),
+               "items_per_s": round(len(vectors) / fit), "items_per_cpu_s": round(len(vectors) / max(cpu, 1e-9)),
+               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+               **{k: v for k, v in sid_summary(codes, spec["k"], vectors, recon).items() if k != "items"},
+               "perplexity_levels": [round(r["perplexity"], 1) for r in level_stats(codes, spec["k"])]}
         queue.put(row)
     except Exception as e:  # report, keep benchmarking the rest
         queue.put({"data": spec["data"], "method": spec["method"], "error": f"{type(e).__name__}: {e}"})
@@ -117,70 +110,129 @@ def run_isolated(spec: dict) -> dict:
     return row
 
 
-def probe(tmp: Path, cache: Path, codes: dict[str, Path], levels: int, k: int) -> list[dict]:
-    """SASRec-on-SIDs on Beauty: test R@10/N@10 per tokenizer (same seed, same model)."""
+def genads(*args: str) -> None:
+    subprocess.run([str(Path(sys.executable).with_name("genads")), *args], check=True)
+
+
+def real_row(data: str, method: str, sids: Path, datasets: Path, levels: int) -> dict:
+    """The row of a CLI run: read its metrics.json, or import + tokenize first when it is missing."""
+    out = sids / f"{data}-{method}"
+    if not (out / "metrics.json").is_file():
+        if not (datasets / data / "meta.json").is_file():
+            genads("data", "import", *IMPORT[data], "--out", str(datasets / data), "--quiet")
+        genads("tokenize", "--method", method, "--levels", str(levels), "--codebook", str(CODEBOOK[data]),
+               str(datasets / data), "--out", str(out), "--quiet")
+    m = json.loads((out / "metrics.json").read_text())
+    sec, s = m["seconds"], m["summary"]
+    return {"data": data, "method": method, "items": s["items"], "dim": sum(m["sources"].values()),
+            "sources": "+".join(m["sources"]), "L": levels, "K": CODEBOOK[data], "inputs_s": sec["vectors"],
+            "fit_s": sec["fit"], "fit_cpu_s": sec.get("fit_cpu"), "loadavg": m.get("loadavg"),
+            "items_per_s": round(s["items"] / max(sec["fit"], 1e-9)), "peak_rss_mb": m.get("peak_rss_mb"),
+            **{k: v for k, v in s.items() if k != "items"},
+            "perplexity_levels": [round(r["perplexity"], 1) for r in m["levels"]], "cli": m.get("command"),
+            "folder": str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out)}
+
+
+def fit_rows(args: argparse.Namespace) -> None:
+    rows = []
+    specs = []
+    for n in args.sizes:
+        for method in ("rq-kmeans", "rq-kmeans-balanced", "rq-vae", "e2e"):
+            data = f"synthetic-{n // 1000}k"
+            if method != "rq-kmeans" and n > args.learned_max:
+                why = ("balanced assignment holds a dense (n, K) distance matrix (1 GB at 1M x 256) plus a copy"
+                       if method.endswith("balanced") else
+                       "one epoch at 1M needs ~10x the CPU of the 100k row; over this session's slot budget")
+                rows.append({"data": data, "method": method, "items": n, "skipped": why})
+                continue
+            specs.append({"data": data, "n": n, "method": method, "levels": args.levels, "k": args.codebook})
+    for spec in specs:
+        row = run_isolated(spec)
+        print({k: row.get(k) for k in ("data", "method", "fit_s", "fit_cpu_s", "collision_rate", "error")}, flush=True)
+        rows.append(row)
+        save("tokenizers", {"rows": rows, "note": NOTE})
+    if not args.skip_real:
+        for data in args.datasets:
+            for method in METHODS:
+                rows.append(real_row(data, method, args.sids, args.data_dir, args.levels))
+    print_table([{k: r.get(k) for k in ("data", "method", "items", "fit_s", "fit_cpu_s", "items_per_s", "peak_rss_mb",
+                                        "collision_rate", "perplexity", "quant_error", "skipped")} for r in rows],
+                "Semantic-ID tokenizers")
+    save("tokenizers", {"rows": rows, "note": NOTE})
+
+
+def probe_rows(args: argparse.Namespace) -> None:
+    """SASRec-on-SIDs per data set x tokenizer x seed (same model, same settings), plus random SIDs."""
+    import pandas as pd
+
     from genads.data.dataset import load_dataset
     from genads.data.split import leave_one_out
     from genads.eval.harness import evaluate
     from genads.tokenize import disambiguate
     from genads.tokenize.probe import ProbeConfig, SIDProbe
 
-    ds = load_dataset(tmp / "beauty")
-    split = leave_one_out(ds)
-    index = split.index_of(ds.catalogue["ad_id"].to_numpy())
+    cfg = ProbeConfig(max_len=args.max_len, epochs=args.epochs, eval_every=2, patience=2)
     rows = []
-    for name, path in codes.items():
-        sids = disambiguate(np.load(path))
-        aligned = np.zeros((split.n_items + 1, sids.shape[1]), dtype=np.int64)
-        aligned[index] = sids
-        vocab = [k] * levels + [int(sids[:, -1].max()) + 1]
-        model = SIDProbe(aligned, vocab, ProbeConfig(max_len=20, epochs=10, eval_every=2, patience=2))
-        start = time.perf_counter()
-        log = model.fit(split, seed=0)
-        test = evaluate(model, split.test)
-        rows.append({"tokenizer": name, "epochs": len(log), "train_s": round(time.perf_counter() - start),
-                     **{m: test[m] for m in ("recall@5", "ndcg@5", "recall@10", "ndcg@10")}})
-    return rows
+    for data in args.datasets:
+        ds = load_dataset(args.data_dir / data)
+        split = leave_one_out(ds)
+        index = split.index_of(ds.catalogue["ad_id"].to_numpy())
+        k = CODEBOOK[data]
+        tokenizers = {}
+        for method in METHODS:
+            path = args.sids / f"{data}-{method}" / "sids.parquet"
+            if path.is_file():
+                table = pd.read_parquet(path)
+                order = pd.Series(np.arange(len(table)), index=table["ad_id"]).loc[ds.catalogue["ad_id"]].to_numpy()
+                tokenizers[method] = np.stack(table["sid"].to_numpy())[order]
+        rng = np.random.default_rng(0)
+        tokenizers["random"] = disambiguate(rng.integers(0, k, (len(ds.catalogue), args.levels)))
+        for name, sids in tokenizers.items():
+            aligned = np.zeros((split.n_items + 1, sids.shape[1]), dtype=np.int64)
+            aligned[index] = sids
+            vocab = [k] * args.levels + [int(sids[:, -1].max()) + 1]
+            for seed in args.seeds:
+                model = SIDProbe(aligned, vocab, cfg)
+                start, cpu0 = time.perf_counter(), time.process_time()
+                log = model.fit(split, seed=seed)
+                test = evaluate(model, split.test)
+                row = {"data": data, "tokenizer": name, "seed": seed, "epochs": len(log),
+                       "train_s": round(time.perf_counter() - start), "train_cpu_s": round(time.process_time() - cpu0),
+                       "best_valid_ndcg@10": max(r.get("valid_ndcg@10", -1) for r in log),
+                       **{m: test[m] for m in ("recall@5", "ndcg@5", "recall@10", "ndcg@10")}}
+                print(row, flush=True)
+                rows.append(row)
+                save("tokenizers_probe", {"rows": rows, "config": cfg.__dict__, "note": PROBE_NOTE})
+    summary = []
+    for (data, name), group in pd.DataFrame(rows).groupby(["data", "tokenizer"], sort=False):
+        summary.append({"data": data, "tokenizer": name, "seeds": len(group),
+                        **{f"{m}_mean": group[m].mean() for m in ("recall@10", "ndcg@10")},
+                        **{f"{m}_std": group[m].std(ddof=0) for m in ("recall@10", "ndcg@10")}})
+    print_table(summary, "Downstream: SASRec-on-SIDs (full softmax CE), test, mean over seeds")
+    save("tokenizers_probe", {"rows": rows, "summary": summary, "config": cfg.__dict__, "note": PROBE_NOTE})
+
+
+PROBE_NOTE = ("Leave-one-out, full ranking over all items, history items not ruled out; item embedding = sum of "
+              "its SID tokens' embeddings (disambiguation level included); same ProbeConfig and seeds for every "
+              "tokenizer; best epoch by validation NDCG@10. 'random' = uniformly random codes + disambiguation.")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--levels", type=int, default=3)
-    parser.add_argument("--codebook", type=int, default=256)
-    parser.add_argument("--learned-max", type=int, default=100_000, help="largest synthetic size for rq-vae / e2e")
+    parser.add_argument("--codebook", type=int, default=256, help="K for the synthetic rows")
+    parser.add_argument("--learned-max", type=int, default=100_000, help="largest synthetic size for the others than rq-kmeans")
+    parser.add_argument("--datasets", nargs="*", default=["beauty", "ml-100k"], choices=sorted(CODEBOOK))
+    parser.add_argument("--sids", type=Path, default=ROOT / "runs" / "sids", help="CLI output folders DATA-METHOD")
+    parser.add_argument("--data-dir", type=Path, default=ROOT / "runs" / "data", help="imported data sets")
     parser.add_argument("--skip-real", action="store_true")
-    parser.add_argument("--probe", action="store_true", help="downstream SASRec-on-SIDs on Beauty")
+    parser.add_argument("--probe", action="store_true", help="only the downstream SASRec-on-SIDs comparison")
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1])
+    parser.add_argument("--epochs", type=int, default=20, help="probe epoch cap")
+    parser.add_argument("--max-len", type=int, default=50, help="probe history length")
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="genads-bench-"))
-    cache = Path.home() / ".cache" / "genads" / "text"
-    specs = []
-    for n in args.sizes:
-        for method in ("rq-kmeans", "rq-kmeans-balanced", "rq-vae", "e2e"):
-            if method != "rq-kmeans" and n > args.learned_max:
-                continue
-            specs.append({"data": f"synthetic-{n // 1000}k", "n": n, "method": method})
-    if not args.skip_real:
-        for data, k in (("beauty", args.codebook), ("ml-100k", 64)):
-            for method in ("rq-kmeans", "rq-kmeans-balanced", "rq-vae", "e2e"):
-                spec = {"data": data, "method": method, "k": k}
-                if data == "beauty" and method in ("rq-kmeans", "e2e"):
-                    spec["save_codes"] = str(tmp / f"codes-{method}.npy")
-                specs.append(spec)
-    rows = []
-    for spec in specs:
-        spec = {"levels": args.levels, "k": args.codebook, "tmp": str(tmp), "cache": str(cache), **spec}
-        row = run_isolated(spec)
-        print({k: row.get(k) for k in ("data", "method", "fit_s", "collision_rate", "error")}, flush=True)
-        rows.append(row)
-        save("tokenizers", {"rows": rows, "note": NOTE})
-    print_table(rows, "Semantic-ID tokenizers")
-    figures = {"rows": rows, "note": NOTE}
-    if args.probe and not args.skip_real:
-        codes = {m: tmp / f"codes-{m}.npy" for m in ("rq-kmeans", "e2e") if (tmp / f"codes-{m}.npy").is_file()}
-        figures["probe_beauty"] = probe(tmp, cache, codes, args.levels, args.codebook)
-        print_table(figures["probe_beauty"], "Downstream on Beauty: SASRec-on-SIDs (full softmax CE), test")
-    save("tokenizers", figures)
+    probe_rows(args) if args.probe else fit_rows(args)
 
 
 if __name__ == "__main__":
