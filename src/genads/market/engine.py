@@ -1,0 +1,185 @@
+"""One episode of traffic through a pipeline: auctions, budgets, clicks and the market's figures.
+
+Requests arrive in batches. For each batch the bidders bid, the pipeline proposes candidates with
+their pCTR, its auction allocates the ad slots and sets per-click prices, and the page (ads at the
+ad positions, the organic feed elsewhere) is shown. Clicks come from the true click model through
+common random numbers fixed by the traffic (one uniform per request and position), so two
+pipelines on the same traffic differ only by what they show and charge.
+
+Budgets are never overspent: an ad takes part only while its advertiser's remaining budget covers
+its bid (the most one click can cost, since price <= bid), and clicks are charged in request and
+slot order, each at most what is left of the budget; a click that finds less than its price left
+is charged only the rest (the platform absorbs the difference and reports it, ``absorbed``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from genads.auction.mechanisms import Allocation
+from genads.market.bidders import STRATEGIC, TRUTHFUL, AuctionBatch, BidderConfig, Bidders
+from genads.market.world import World
+
+
+class Pipeline(Protocol):
+    name: str
+
+    def propose(self, history: np.ndarray, live: np.ndarray, bids: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def auction(self, bids: np.ndarray, quality: np.ndarray) -> Allocation: ...
+
+
+@dataclass(frozen=True)
+class EpisodeConfig:
+    requests: int = 6000
+    batch_size: int = 200
+    """Requests per batch; bidders re-pace and best-respond after every batch."""
+    audit_auctions: int = 256
+    """Auctions kept (evenly over the episode) for the regret audit."""
+    organic_noise: float = 1.0
+    """Gumbel noise scale of the organic ranker (it ranks organic items by noisy true CTR)."""
+
+    def __post_init__(self) -> None:
+        for name in ("requests", "batch_size", "audit_auctions"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        if self.organic_noise < 0:
+            raise ValueError(f"organic_noise={self.organic_noise} must be >= 0")
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """The requests of an episode and every random draw that decides its clicks."""
+
+    users: np.ndarray
+    """(T,) user of each request."""
+    click_draw: np.ndarray
+    """(T, page_size) uniforms: position p is clicked iff draw < examination[p] * ctr."""
+    conversion_draw: np.ndarray
+    """(T, page_size) uniforms: a click converts iff draw < cvr."""
+    organic: np.ndarray
+    """(T, page_size - ad_load) organic items of each request (best first)."""
+
+
+def make_traffic(world: World, cfg: EpisodeConfig, rng: np.random.Generator) -> Traffic:
+    wc = world.config
+    users = rng.integers(wc.n_users, size=cfg.requests)
+    n_org = wc.page_size - wc.ad_load
+    organic = np.empty((cfg.requests, n_org), dtype=np.int64)
+    for s in range(0, cfg.requests, 1024):
+        keys = np.log(world.organic_ctr(users[s:s + 1024])) + cfg.organic_noise * rng.gumbel(size=(len(users[s:s + 1024]), wc.n_organic))
+        organic[s:s + 1024] = np.argsort(-keys, axis=1)[:, :n_org]
+    return Traffic(users=users, click_draw=rng.random((cfg.requests, wc.page_size)),
+                   conversion_draw=rng.random((cfg.requests, wc.page_size)), organic=organic)
+
+
+def charge_clicks(win_ads: np.ndarray, prices: np.ndarray, clicked: np.ndarray, owner: np.ndarray,
+                  remaining: np.ndarray) -> np.ndarray:
+    """(B, k) amount charged per click, in request then slot order, never more than the budget left."""
+    left = remaining.copy()
+    charged = np.zeros(prices.shape)
+    for r, j in zip(*np.nonzero(clicked), strict=True):  # row-major: request order, then slot
+        adv = owner[win_ads[r, j]]
+        charged[r, j] = min(prices[r, j], max(left[adv], 0.0))
+        left[adv] -= charged[r, j]
+    return charged
+
+
+class Tally:
+    """Running sums of an episode."""
+
+    def __init__(self, n_adv: int) -> None:
+        self.sums: dict[str, float] = dict.fromkeys(
+            ("revenue", "clicks", "impressions", "conversions", "adv_welfare", "user_welfare", "expected_clicks",
+             "expected_revenue", "ir_violations", "ir_value_violations", "absorbed", "slots"), 0.0)
+        self.util_by_adv = np.zeros(n_adv)
+
+    def add(self, **kw: float) -> None:
+        for k, v in kw.items():
+            self.sums[k] += float(v)
+
+
+def run_episode(world: World, pipeline: Pipeline, histories: np.ndarray, traffic: Traffic, bidder_cfg: BidderConfig,
+                cfg: EpisodeConfig, seed: int) -> dict:
+    """Serve ``traffic`` with ``pipeline``; ``histories`` (n_users, L) left-padded click histories.
+
+    Returns the episode's figures (per-mille rates, CTR, welfare, IR and budget checks, strategic
+    bidders' multipliers) and ``audit``: candidate sets for the regret audit.
+    """
+    wc, exam, slot_ctr = world.config, world.examination, world.slot_ctr
+    ad_pos = np.asarray(wc.ad_positions)
+    org_pos = np.setdiff1d(np.arange(wc.page_size), ad_pos)
+    T = len(traffic.users)
+    bidders = Bidders(world, bidder_cfg, T, cfg.batch_size, np.random.default_rng(seed))
+    tally = Tally(wc.n_advertisers)
+    audit_rows = set(np.linspace(0, T - 1, min(cfg.audit_auctions, T)).round().astype(int).tolist())
+    audit: dict[str, list] = {"ads": [], "quality": [], "ctr": []}
+    for s in range(0, T, cfg.batch_size):
+        rows = np.arange(s, min(s + cfg.batch_size, T))
+        users = traffic.users[rows]
+        bids = bidders.bids()
+        live = (bidders.remaining()[world.owner] >= bids) & (bids > 0)  # one click at most costs the bid
+        ads, quality = pipeline.propose(histories[users], live, bids)
+        cand_bids = np.where(ads >= 0, bids[np.maximum(ads, 0)], 0.0)
+        alloc = pipeline.auction(cand_bids, quality)
+        win = np.where(alloc.winners >= 0, np.take_along_axis(ads, np.maximum(alloc.winners, 0), 1), -1)
+        win_bid = np.where(win >= 0, np.take_along_axis(cand_bids, np.maximum(alloc.winners, 0), 1), 0.0)
+        prices = alloc.prices
+        ad_ctr = world.ad_ctr(users, win)  # (B, k)
+        org_ctr = np.take_along_axis(world.organic_ctr(users), traffic.organic[rows], 1)
+        click_p_ads = exam[ad_pos][None] * ad_ctr
+        clicked = (traffic.click_draw[rows][:, ad_pos] < click_p_ads) & (win >= 0)
+        converted = clicked & (traffic.conversion_draw[rows][:, ad_pos] < world.cvr[np.maximum(win, 0)])
+        values = world.value[np.maximum(win, 0)]
+        charge = charge_clicks(win, prices, clicked, world.owner, bidders.remaining())
+        tally.add(absorbed=(np.where(clicked, prices, 0.0) - charge).sum(), slots=win.size)
+        spend = np.zeros(wc.n_advertisers)
+        np.add.at(spend, world.owner[np.maximum(win, 0)][clicked], charge[clicked])
+        bidders.charge(np.arange(wc.n_advertisers), spend)
+        gain = np.where(clicked, values - charge, 0.0)
+        np.add.at(tally.util_by_adv, world.owner[np.maximum(win, 0)][clicked], gain[clicked])
+        truthful = bidders.kind[world.owner[np.maximum(win, 0)]] == TRUTHFUL
+        tally.add(revenue=charge.sum(), clicks=clicked.sum(), impressions=(win >= 0).sum(),
+                  conversions=converted.sum(), adv_welfare=gain.sum(),
+                  user_welfare=click_p_ads.sum() + (exam[org_pos][None] * org_ctr).sum(),
+                  expected_clicks=click_p_ads.sum(), expected_revenue=(click_p_ads * prices).sum(),
+                  ir_violations=((win >= 0) & (prices > win_bid + 1e-9)).sum(),
+                  ir_value_violations=((win >= 0) & truthful & (prices > values + 1e-9)).sum())
+        cand_ctr = world.ad_ctr(users, ads)
+        for r in np.flatnonzero(np.isin(rows, list(audit_rows))):
+            audit["ads"].append(ads[r])
+            audit["quality"].append(quality[r])
+            audit["ctr"].append(cand_ctr[r])
+        bidders.update(spend, AuctionBatch(ads, cand_bids, quality, cand_ctr), pipeline.auction, slot_ctr)
+    return summarise(tally, bidders, T, world) | {"audit": {k: np.array(v) for k, v in audit.items()}}
+
+
+def summarise(tally: Tally, bidders: Bidders, T: int, world: World) -> dict:
+    t = tally.sums
+    per_mille = 1000.0 / T
+    strategic = bidders.kind == STRATEGIC
+    overspend = np.maximum(bidders.spend - bidders.budget, 0.0)
+    return {
+        "requests": T,
+        "rpm": t["revenue"] * per_mille,
+        "rpm_expected": t["expected_revenue"] * per_mille,
+        "ctr": t["clicks"] / max(t["impressions"], 1.0),
+        "ctr_expected": t["expected_clicks"] / max(t["impressions"], 1.0),
+        "clicks_per_mille": t["clicks"] * per_mille,
+        "conversions_per_mille": t["conversions"] * per_mille,
+        "advertiser_welfare_per_mille": t["adv_welfare"] * per_mille,
+        "user_welfare": t["user_welfare"] / T,
+        "fill_rate": t["impressions"] / max(t["slots"], 1.0),
+        "absorbed_per_mille": t["absorbed"] * per_mille,
+        "ir_violations": int(t["ir_violations"]),
+        "ir_value_violations_truthful": int(t["ir_value_violations"]),
+        "budget_overspend": float(overspend.sum()),
+        "budget_spent_share": float(bidders.spend.sum() / bidders.budget.sum()),
+        "advertisers_exhausted": int((bidders.remaining() <= 1e-6 * np.maximum(bidders.budget, 1e-12)).sum()),
+        "strategic_gamma_mean": float(np.mean(bidders.history_gamma[-5:])) if bidders.history_gamma else 1.0,
+        "strategic_utility_per_mille": float(tally.util_by_adv[strategic].sum() * per_mille),
+        "truthful_utility_per_mille": float(tally.util_by_adv[bidders.kind == TRUTHFUL].sum() * per_mille),
+    }

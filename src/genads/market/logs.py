@@ -1,0 +1,116 @@
+"""Training logs the simulator produces: click histories and an exploration impression log.
+
+Both pipelines learn only from these logs (never from the latent vectors): the sequence models
+(SASRec, the slate model) from click histories, the pCTR ranker, the reward model and the payment
+network from the logged impressions. Items are indexed as in :mod:`genads.data.split`: ad ``a`` is
+item ``a + 1`` and 0 is padding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from genads.data.split import EvalSet, SequenceSplit, SplitConfig, left_pad
+from genads.market.world import World
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """How much history and exploration traffic the models are trained on."""
+
+    history_len: int = 20
+    """Ads each user clicked before the logs start (drawn from its true CTRs)."""
+    history_sharpness: float = 2.0
+    """Past clicks are drawn with probability proportional to ctr ** sharpness."""
+    log_requests: int = 30000
+    """Requests served by the exploration policy (random live ads in random ad slots)."""
+    max_history: int = 30
+
+    def __post_init__(self) -> None:
+        for name in ("history_len", "log_requests", "max_history"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        if self.history_len < 3:
+            raise ValueError(f"history_len={self.history_len} must be >= 3 (train + validation + test)")
+        if self.history_sharpness < 0:
+            raise ValueError(f"history_sharpness={self.history_sharpness} must be >= 0")
+
+
+@dataclass(frozen=True)
+class Impressions:
+    """The exploration log: one row per ad shown."""
+
+    user: np.ndarray
+    """(M,) user of the request."""
+    history: np.ndarray
+    """(M, max_history) left-padded item indices the user had clicked before the request."""
+    item: np.ndarray
+    """(M,) item index (ad + 1) shown."""
+    slot: np.ndarray
+    """(M,) ad slot (0 = the top ad position)."""
+    click: np.ndarray
+    """(M,) 1.0 if clicked."""
+
+
+@dataclass(frozen=True)
+class Logs:
+    histories: list[np.ndarray]
+    """Per user, clicked item indices in time order (past clicks, then clicks in the log)."""
+    impressions: Impressions
+    n_ads: int
+
+    def split(self) -> SequenceSplit:
+        """Leave-one-out split of the click histories (every user has at least 3 clicks)."""
+        return sequence_split(self.histories, self.n_ads)
+
+
+def make_logs(world: World, cfg: LogConfig, rng: np.random.Generator) -> Logs:
+    """Past clicks for every user, then the exploration log on top of them."""
+    imp, histories = exploration_log(world, past_clicks(world, cfg, rng), cfg, rng)
+    return Logs(histories=histories, impressions=imp, n_ads=world.config.n_ads)
+
+
+def sequence_split(histories: list[np.ndarray], n_ads: int, max_history: int = 50) -> SequenceSplit:
+    """Leave-one-out split (last click = test, second last = validation) over items 1..n_ads."""
+    users = np.arange(len(histories))
+    item_ids = np.arange(-1, n_ads, dtype=np.int64)  # item index i <-> ad i - 1
+    valid = EvalSet(users, left_pad([s[:-2] for s in histories], max_history), np.array([s[-2] for s in histories]))
+    test = EvalSet(users, left_pad([s[:-1] for s in histories], max_history), np.array([s[-1] for s in histories]))
+    cfg = SplitConfig(max_history=max_history)
+    return SequenceSplit(item_ids, users, [s[:-2] for s in histories], valid, test, cfg)
+
+
+def past_clicks(world: World, cfg: LogConfig, rng: np.random.Generator) -> list[np.ndarray]:
+    """``history_len`` distinct ads per user, drawn without replacement with weight ctr ** sharpness."""
+    out = []
+    for start in range(0, world.config.n_users, 512):
+        users = np.arange(start, min(start + 512, world.config.n_users))
+        logw = cfg.history_sharpness * np.log(world.all_ad_ctr(users))
+        keys = logw + rng.gumbel(size=logw.shape)  # Gumbel top-k = sampling without replacement
+        top = np.argsort(-keys, axis=1)[:, : cfg.history_len]
+        out += [row[::-1] + 1 for row in top]  # least likely first: the strongest interest is the latest
+    return out
+
+
+def exploration_log(world: World, histories: list[np.ndarray], cfg: LogConfig,
+                    rng: np.random.Generator) -> tuple[Impressions, list[np.ndarray]]:
+    """Serve ``log_requests`` requests with uniformly random ads; clicks follow the true click model.
+
+    Returns the impressions and the histories extended with the clicks of the log (in request order).
+    """
+    k = world.config.ad_load
+    users = rng.integers(world.config.n_users, size=cfg.log_requests)
+    ads = np.stack([rng.choice(world.config.n_ads, k, replace=False) for _ in range(cfg.log_requests)])
+    ctr = world.ad_ctr(users, ads) * world.slot_ctr[None]
+    clicks = rng.random(ctr.shape) < ctr
+    extended = [list(h) for h in histories]
+    hist_rows = []
+    for r in range(cfg.log_requests):
+        hist_rows.append(np.asarray(extended[users[r]][-cfg.max_history:], dtype=np.int64))
+        extended[users[r]] += [int(a) + 1 for a in ads[r][clicks[r]]]
+    history = left_pad([h for h in hist_rows for _ in range(k)], cfg.max_history)
+    imp = Impressions(user=np.repeat(users, k), history=history, item=ads.reshape(-1) + 1,
+                      slot=np.tile(np.arange(k), cfg.log_requests), click=clicks.reshape(-1).astype(np.float32))
+    return imp, [np.asarray(h, dtype=np.int64) for h in extended]
