@@ -1,0 +1,72 @@
+"""Serving fixtures: a tiny synthetic bundle (built once), apps on fresh ledgers, the PostgreSQL DSN."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from genads.serve.app import create_app
+from genads.serve.bundle import load_bundle
+from genads.serve.engine import AdEngine, ServeConfig, seed_campaigns
+from genads.serve.ledger import SQLiteLedger
+from genads.serve.synthetic import synthetic_bundle
+
+ADMIN = "admin-test-key"
+PG_ENV = "GENADS_TEST_PG_DSN"
+"""Set by .ci/run (which starts a local PostgreSQL); when set, an unreachable server fails the tests."""
+PG_DEFAULT = "postgresql://genads:genads@localhost:5432/genads_test"
+
+
+@pytest.fixture(scope="session")
+def bundle_dir(tmp_path_factory) -> Path:
+    return synthetic_bundle(tmp_path_factory.mktemp("bundle") / "serve", 300, n_advertisers=4, budget=50.0)
+
+
+@pytest.fixture(scope="session")
+def bundle(bundle_dir):
+    return load_bundle(bundle_dir)
+
+
+def make_engine(bundle, ledger, **config) -> AdEngine:
+    seed_campaigns(ledger, bundle)
+    ledger.add_key(None, ADMIN)
+    return AdEngine(bundle, ledger, ServeConfig(refresh_s=0.0, **config))
+
+
+@pytest.fixture
+def engine(bundle, tmp_path):
+    ledger = SQLiteLedger(tmp_path / "ledger.sqlite", synchronous="OFF")
+    yield make_engine(bundle, ledger)
+    ledger.close()
+
+
+@pytest.fixture
+def client(engine):
+    from fastapi.testclient import TestClient
+
+    with TestClient(create_app(engine)) as c:
+        yield c
+
+
+def pg_dsn() -> str:
+    """A reachable PostgreSQL DSN, or skip (fail when $GENADS_TEST_PG_DSN is set: CI promised a server)."""
+    dsn = os.environ.get(PG_ENV)
+    try:
+        import psycopg
+
+        with psycopg.connect(dsn or PG_DEFAULT, connect_timeout=3):
+            pass
+    except Exception as err:
+        if dsn:
+            pytest.fail(f"${PG_ENV}={dsn} is set but PostgreSQL is unreachable: {err}")
+        pytest.skip(f"no PostgreSQL server at {PG_DEFAULT} (set ${PG_ENV}; .ci/run starts one): "
+                    f"{type(err).__name__}")
+    return dsn or PG_DEFAULT
+
+
+def copy_bundle(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
