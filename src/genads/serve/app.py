@@ -160,7 +160,7 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None) -> FastAPI:
         if not result.duplicate:
             metrics.charged.inc(result.charged_micros / MICROS)
         if result.exhausted and result.charged_micros and not result.duplicate:
-            engine.mark_stale()  # the campaign stops serving
+            engine.refresh(force=True)  # the campaign stops serving
         return EventOut(idempotency_key=ev.idempotency_key, charged=result.charged_micros / MICROS,
                         duplicate=result.duplicate, campaign_exhausted=result.exhausted)
 
@@ -174,7 +174,7 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None) -> FastAPI:
         advertiser = body.advertiser_id if is_admin else own
         check_ads(body.ad_ids, advertiser)
         c = ledger.create_campaign(advertiser, body.name, body.ad_ids, body.bid, body.budget, body.status)
-        engine.mark_stale()
+        engine.refresh(force=True)
         return campaign_out(c)
 
     @app.get("/v1/campaigns", response_model=list[CampaignOut], tags=["campaigns"])
@@ -191,21 +191,21 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None) -> FastAPI:
         if body.ad_ids is not None:
             check_ads(body.ad_ids, c.advertiser_id)
         out = ledger.update_campaign(campaign_id, **body.model_dump(exclude_none=True))
-        engine.mark_stale()
+        engine.refresh(force=True)
         return campaign_out(out)
 
     @app.post("/v1/campaigns/{campaign_id}/pause", response_model=CampaignOut, tags=["campaigns"])
     def pause(campaign_id: CampaignId, who: tuple = Depends(principal)) -> CampaignOut:
         owned(campaign_id, who)
         out = ledger.update_campaign(campaign_id, status="paused")
-        engine.mark_stale()
+        engine.refresh(force=True)
         return campaign_out(out)
 
     @app.post("/v1/campaigns/{campaign_id}/resume", response_model=CampaignOut, tags=["campaigns"])
     def resume(campaign_id: CampaignId, who: tuple = Depends(principal)) -> CampaignOut:
         owned(campaign_id, who)
         out = ledger.update_campaign(campaign_id, status="active")
-        engine.mark_stale()
+        engine.refresh(force=True)
         return campaign_out(out)
 
     @app.post("/v1/advertisers/{advertiser_id}/keys", response_model=KeyOut, status_code=201, tags=["campaigns"])
