@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import tempfile
 import time
 from dataclasses import asdict, replace
@@ -32,7 +33,7 @@ import torch
 
 from _common import RESULTS, print_table, save
 from genads.baselines import Popularity
-from genads.data.dataset import load_dataset
+from genads.data.dataset import atomic_write_text, load_dataset
 from genads.data.ingest import import_dataset
 from genads.data.loaders import S3RecSource
 from genads.data.split import EvalSet, SplitConfig, leave_one_out
@@ -112,8 +113,10 @@ def cached_sids(cache: Path, dataset, split, method: str, seed: int) -> tuple[np
     sids, stats = beauty_sids(dataset, split, method, levels=3, codebook=256, seed=seed)
     seconds = time.perf_counter() - start
     cache.parent.mkdir(parents=True, exist_ok=True)
-    np.save(cache, sids, allow_pickle=False)
-    stats_path.write_text(json.dumps(stats))
+    tmp = cache.with_name(f".{cache.name}.{os.getpid()}.npy")
+    np.save(tmp, sids, allow_pickle=False)
+    os.replace(tmp, cache)
+    atomic_write_text(stats_path, json.dumps(stats))
     return sids, stats, seconds
 
 
@@ -154,6 +157,8 @@ def main() -> None:
                     help="tuning run: validation metrics on N users instead of the test table")
     ap.add_argument("--beams", default="20", help="beam widths for --pilot (comma-separated)")
     ap.add_argument("--tag", default="", help="suffix of the result file")
+    ap.add_argument("--sids", type=Path, help="use the SIDs of a `genads tokenize` folder (sids.parquet) "
+                    "instead of computing them; --tokenizer then only names the row")
     ap.add_argument("--sid-cache", type=Path, default=Path("runs/beauty-gen-cache"),
                     help="folder caching the SIDs between runs")
     args = ap.parse_args()
@@ -163,9 +168,21 @@ def main() -> None:
         import_dataset(S3RecSource(args.data / f"{args.name}.txt"), Path(tmp) / "ds", progress=False)
         dataset = load_dataset(Path(tmp) / "ds")
         split = leave_one_out(dataset, SplitConfig(max_history=50))
-    cache = args.sid_cache / f"{args.name.lower()}_{args.tokenizer}_seed{args.seed}.npy"
-    sids, sid_stats, sid_seconds = cached_sids(cache, dataset, split, args.tokenizer, args.seed)
-    print(f"SIDs ({sid_seconds:.0f}s, cache {cache}): {sid_stats}")
+    if args.sids:
+        from genads.commands.slate import aligned_sids
+
+        sids, sid_seconds = aligned_sids(args.sids, split), 0.0
+        codes = sids[1:, :-1]
+        sid_stats = {"method": args.tokenizer, "from": str(args.sids),
+                     "collision_rate": 1 - len(np.unique(codes, axis=0)) / len(codes),
+                     "disambiguation_vocab": int(sids[:, -1].max() + 1)}
+        meta = args.sids / "sids.json"
+        if meta.is_file():
+            sid_stats["tokenize"] = json.loads(meta.read_text())
+    else:
+        cache = args.sid_cache / f"{args.name.lower()}_{args.tokenizer}_seed{args.seed}.npy"
+        sids, sid_stats, sid_seconds = cached_sids(cache, dataset, split, args.tokenizer, args.seed)
+    print(f"SIDs ({sid_seconds:.0f}s): {sid_stats}")
 
     train = replace(TRAIN_PRESETS[args.preset], time_budget_s=args.budget_min * 60)
     if args.epochs:

@@ -83,12 +83,13 @@ class SlateRecommender:
 
 
 class WithPrefix:
-    """A :class:`SlateModel` whose history pass (the first ``trunk`` call, no cache) gets fixed user
-    and context ids, so beam search, which calls ``trunk(tokens, positions, valid[, past])``, decodes
-    with the user and context tokens without knowing about them."""
+    """A :class:`SlateModel` whose history pass (a ``trunk`` call without a cache) gets fixed user and
+    context ids; every other attribute is the model's. Beam search reads the history with
+    ``trunk(tokens, positions, valid)`` and extends it from the model's weights, so it decodes with
+    the user and context tokens without knowing about them."""
 
     def __init__(self, model: SlateModel, users: torch.Tensor | None, context: torch.Tensor | None) -> None:
-        self.model, self.config = model, model.config
+        self.model = model
         device = next(model.parameters()).device
         self.users = None if users is None else users.to(device)
         self.context = None if context is None else context.to(device)
@@ -98,12 +99,9 @@ class WithPrefix:
             return self.model.trunk(tokens, positions, valid, None, users=self.users, context=self.context)
         return self.model.trunk(tokens, positions, valid, past)
 
-    def level_logits(self, h, level):
-        return self.model.level_logits(h, level)
-
     def eval(self) -> WithPrefix:
         self.model.eval()
         return self
 
-    def parameters(self):
-        return self.model.parameters()
+    def __getattr__(self, name: str):
+        return getattr(self.model, name)
