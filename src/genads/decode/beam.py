@@ -32,8 +32,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from genads.decode.bidding import BidConfig, BidTable
-from genads.slate.model import N_SPECIAL, PAD, SlateModel, history_tokens
-from genads.tokenize.trie import PrefixTrie
+from genads.decode.stepper import BeamStepper
+from genads.slate.model import N_SPECIAL, SlateModel, history_tokens
+from genads.tokenize.trie import PrefixTrie, TrieIndex, expand_ranges
 
 
 @dataclass
@@ -60,71 +61,91 @@ def live_trie(sids: np.ndarray, items: np.ndarray | None = None) -> PrefixTrie:
 
 def allowed_tokens(trie: PrefixTrie, prefixes: Tensor, width: int, reference: bool = False) -> Tensor:
     """(N, width) bool mask of next codes that keep a path to a live ad."""
-    if trie.vocab_size > width:
-        raise ValueError(f"trie vocab_size={trie.vocab_size} exceeds the model's codebook_size={width}")
+    check_width(trie, width)
     mask = trie.mask_reference(prefixes) if reference else trie.mask(prefixes)
     return F.pad(mask, (0, width - trie.vocab_size), value=False)
 
 
-def select_top(cand: Tensor, beam: int) -> tuple[Tensor, Tensor]:
-    """The ``beam`` best of each row (B, C), ties to the lower index: (values, indices), (B, min(beam, C))."""
-    values, idx = torch.sort(cand, dim=1, descending=True, stable=True)
-    return values[:, :beam], idx[:, :beam]
-
-
-def bid_term(trie: PrefixTrie, prefixes: Tensor, width: int, bids: BidTable | None, config: BidConfig,
-             reference: bool = False) -> Tensor:
-    """(N, width) float additive term of each next token: 0 (or log(bid^alpha + beta)) where allowed, -inf elsewhere."""
-    if bids is None:
-        allowed = allowed_tokens(trie, prefixes, width, reference)
-        return torch.zeros(allowed.shape).masked_fill_(~allowed, -torch.inf)
-    if bids.trie is not trie:
+def check_width(trie: PrefixTrie, width: int, bids: BidTable | None = None) -> None:
+    if trie.vocab_size > width:
+        raise ValueError(f"trie vocab_size={trie.vocab_size} exceeds the model's codebook_size={width}")
+    if bids is not None and bids.trie is not trie:
         raise ValueError("bids is a BidTable over another trie than the one decoding uses")
-    allowed_tokens(trie, prefixes[:0], width)  # the codebook-width check
-    term = bids.log_weight_reference(prefixes, config) if reference else bids.log_weight(prefixes, config)
-    return F.pad(term, (0, width - trie.vocab_size), value=-torch.inf)
 
 
-def resolve(trie: PrefixTrie, sids: Tensor, scores: Tensor, logprob: Tensor, slate_size: int,
-            bids: BidTable | None = None, config: BidConfig | None = None) -> Slate:
-    """Beams (B, k, L) with scores and model log-probs (B, k), best first -> ``slate_size`` distinct live ads.
+def top_per_group(group: np.ndarray, score: np.ndarray, r: int, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``r`` best scores of each group, ties to the earlier element: (element index, rank in group)."""
+    order = np.lexsort((-score, group))  # stable: by group, then score descending, then position
+    counts = np.bincount(group, minlength=n_groups)
+    rank = np.arange(len(order)) - (np.cumsum(counts) - counts)[group[order]]
+    keep = rank < r
+    return order[keep], rank[keep]
 
-    Every ad of every finite-score beam is a candidate scored ``logprob + log(own bid ** alpha + beta)``
-    (just ``logprob`` without bids); candidates are sorted by that score, ties kept in beam then ad
-    order, and -inf scores (a zero bid with beta = 0) are never allocated.
+
+def extend(index: TrieIndex, node: np.ndarray, logprob: np.ndarray, logp: Tensor, level: int, beam: int,
+           bids: BidTable | None, config: BidConfig) -> tuple[np.ndarray, ...]:
+    """One level of beam search over the live children of each beam's trie node.
+
+    Args:
+        node, logprob: (B, k) depth-``level`` trie node of each beam (-1: a dead slot) and its SID log-prob.
+        logp: (B * k, W) the model's log-probabilities of the next code.
+
+    Returns:
+        (node, parent, code, logprob, score), each (B, k'): the new beams' depth-``level + 1`` nodes,
+        the beam they extend, their last code, log-probability and score (log-prob + bid term).
     """
-    B = sids.shape[0]
+    B, k = node.shape
+    row, child = index.children(level, node.reshape(-1))  # (M,) live continuations only
+    code = index.token[level + 1][child]
+    flat = torch.from_numpy(row * logp.shape[1] + code).to(logp.device)
+    lp = logprob.reshape(-1)[row] + logp.reshape(-1)[flat].cpu().numpy()  # (M,) float32
+    score = lp if bids is None else lp + bids.node_log_weight(level + 1, child, config).astype(np.float32)
+    req = row // k
+    top, slot = top_per_group(req, score, beam, B)
+    width = max(1, int(slot.max(initial=0)) + 1)
+    out = [np.full((B, width), fill, dtype) for fill, dtype in
+           ((-1, np.int64), (0, np.int64), (0, np.int64), (-np.inf, np.float32), (-np.inf, np.float32))]
+    r = req[top]
+    for arr, values in zip(out, (child, row % k, code, lp, score), strict=True):
+        arr[r, slot] = values[top]
+    return tuple(out)
+
+
+def resolve(index: TrieIndex, node: np.ndarray, score: np.ndarray, logprob: np.ndarray, slate_size: int,
+            bids: BidTable | None = None, config: BidConfig | None = None) -> Slate:
+    """Finished beams -> a slate of ``slate_size`` distinct live ads per request.
+
+    Every ad of every finite-score beam (``node`` (B, k): depth-L trie nodes, -1 dead) is a candidate
+    scored ``logprob + log(own bid ** alpha + beta)`` (just ``logprob`` without bids); candidates are
+    sorted by that score, ties kept in beam then ad order, and -inf scores (a zero bid with beta = 0)
+    are never allocated.
+    """
+    B = node.shape[0]
+    b, j = np.nonzero((node >= 0) & (score > -np.inf))  # request-major, beam order
+    n = node[b, j]
+    lo = index.start[index.depth][n]
+    owner, pos = expand_ranges(lo, index.start[index.depth][n + 1] - lo)  # ads of an SID: in id order
+    req, lp = b[owner], logprob[b, j].astype(np.float64)[owner]
+    bid = bids.position_bids()[pos] if bids is not None else np.full(len(pos), np.nan)
+    cand = lp + config.log_weight(bid) if bids is not None else lp
+    finite = cand > -np.inf
+    top, slot = top_per_group(req[finite], cand[finite], slate_size, B)
     ads = np.full((B, slate_size), -1, dtype=np.int64)
     out, lp_out, bid_out = (np.full((B, slate_size), v) for v in (-np.inf, -np.inf, np.nan))
-    for b, (sid_b, score_b, lp_b) in enumerate(zip(sids.tolist(), scores.tolist(), logprob.tolist(), strict=True)):
-        cands = _candidates(trie, sid_b, score_b, lp_b, bids, config)
-        for j, (score, lp, ad, bid) in enumerate(cands[:slate_size]):
-            ads[b, j], out[b, j], lp_out[b, j], bid_out[b, j] = ad, score, lp, bid
+    r = req[finite][top]
+    for arr, values in zip((ads, out, lp_out, bid_out), (index.ads[pos], cand, lp, bid), strict=True):
+        arr[r, slot] = values[finite][top]
     return Slate(ads, out, lp_out, bid_out)
-
-
-def _candidates(trie: PrefixTrie, sids: list, scores: list[float], logprob: list[float],
-                bids: BidTable | None, config: BidConfig | None) -> list[tuple[float, float, int, float]]:
-    """(score, logprob, ad, bid) of the ads of one request's finished beams, best first."""
-    cands = []
-    for sid, score, lp in zip(sids, scores, logprob, strict=True):
-        if score == -np.inf:
-            continue
-        for ad in trie.ads(sid):
-            if bids is None:
-                cands.append((lp, lp, ad, np.nan))
-            else:
-                bid = bids.bid(ad)
-                cands.append((lp + float(config.log_weight(np.array(bid))), lp, ad, bid))
-    cands.sort(key=lambda c: -c[0])  # stable: ties keep beam, then ad, order
-    return [c for c in cands if c[0] > -np.inf]
 
 
 @torch.no_grad()
 def beam_search(model: SlateModel, trie: PrefixTrie, tokens: Tensor, positions: Tensor,
                 *, beam: int, slate_size: int, bids: BidTable | None = None,
                 bid_config: BidConfig | None = None) -> Slate:
-    """Batched constrained beam search with a KV cache.
+    """Batched constrained beam search.
+
+    The history is read once into a KV cache shared by the request's beams (:class:`BeamStepper`);
+    each beam carries its trie node, so a level scores only the live children of the beam's node.
 
     Args:
         tokens, positions: (B, T) left-padded history tokens and item positions (:func:`history_tokens`
@@ -136,30 +157,21 @@ def beam_search(model: SlateModel, trie: PrefixTrie, tokens: Tensor, positions: 
     """
     model.eval()
     cfg = model.config
+    check_width(trie, cfg.codebook_size, bids)
     bid_config = bid_config or BidConfig()
-    B, W, device = tokens.shape[0], cfg.codebook_size, tokens.device
-    valid = tokens != PAD
-    h, cache = model.trunk(tokens, positions, valid)
-    logits = model.level_logits(h[:, -1], 0)  # (B, W)
-    logprob = torch.zeros(B, 1, device=device)
-    prefix = torch.zeros(B, 1, 0, dtype=torch.int64, device=device)  # (B, k, level)
+    B, device = tokens.shape[0], tokens.device
+    index = trie.index()  # the trie lives on CPU
+    stepper = BeamStepper(model, tokens, positions)
+    node = np.full((B, 1), 0 if len(index.ads) else -1, dtype=np.int64)  # the root
+    logprob = score = np.zeros((B, 1), dtype=np.float32)
+    logits = model.level_logits(stepper.last[:, None], 0)  # (B, 1, W)
     for level in range(cfg.levels):
-        k = prefix.shape[1]
-        term = bid_term(trie, prefix.reshape(B * k, level).cpu(), W, bids, bid_config).to(device)  # trie on CPU
-        cand_lp = logprob.reshape(B * k, 1) + F.log_softmax(logits.float(), dim=-1)  # (B * k, W)
-        scores, idx = select_top((cand_lp + term).reshape(B, k * W), beam)  # (B, k')
-        logprob = cand_lp.reshape(B, k * W).gather(1, idx)
-        parent, token = idx // W, idx % W
-        prefix = torch.cat([prefix.gather(1, parent[..., None].expand(-1, -1, level)), token[..., None]], dim=2)
+        logp = F.log_softmax(logits.float(), dim=-1).reshape(-1, cfg.codebook_size)  # (B * k, W)
+        node, parent, code, logprob, score = extend(index, node, logprob, logp, level, beam, bids, bid_config)
         if level + 1 < cfg.levels:
-            rows = (torch.arange(B, device=device)[:, None] * k + parent).reshape(-1)  # (B * k',)
-            cache = [(kk.index_select(0, rows), vv.index_select(0, rows)) for kk, vv in cache]
-            valid = torch.cat([valid.index_select(0, rows), torch.ones(len(rows), 1, dtype=torch.bool, device=device)], dim=1)
-            new = (N_SPECIAL + level * W + token).reshape(-1, 1)  # (B * k', 1)
-            pos = torch.full_like(new, cfg.max_items)
-            h, cache = model.trunk(new, pos, valid, cache)
-            logits = model.level_logits(h[:, -1], level + 1)
-    return resolve(trie, prefix.cpu(), scores.cpu(), logprob.cpu(), slate_size, bids, bid_config)
+            stepper.reorder(torch.from_numpy(parent).to(device))
+            logits = model.level_logits(stepper.step(torch.from_numpy(code).to(device), level), level + 1)
+    return resolve(index, node, score, logprob, slate_size, bids, bid_config)
 
 
 def generate_slate(model: SlateModel, trie: PrefixTrie, sids: np.ndarray, history: np.ndarray,
@@ -205,11 +217,16 @@ def beam_search_reference(model: SlateModel, trie: PrefixTrie, sids: np.ndarray,
             logp = F.log_softmax(model.level_logits(model(seq, pos)[0, -1], level).float(), dim=-1)
             done = torch.tensor([prefix], dtype=torch.int64).reshape(1, level)
             ok = allowed_tokens(trie, done, cfg.codebook_size, reference=True)[0]
-            term = bid_term(trie, done, cfg.codebook_size, bids, bid_config, reference=True)[0]
+            term = torch.zeros(cfg.codebook_size) if bids is None else bids.log_weight_reference(done, bid_config)[0]
             cands += [((*prefix, c), lp + float(logp[c]) + float(term[c]), lp + float(logp[c]))
                       for c in range(cfg.codebook_size) if ok[c]]
         beams = sorted(cands, key=lambda pc: -pc[1])[:beam]  # stable: ties keep (beam, code) order
-    ranked = _candidates(trie, [b[0] for b in beams], [b[1] for b in beams], [b[2] for b in beams], bids, bid_config)
-    ranked = ranked[:slate_size]
+    ranked = []  # (score, logprob, ad, bid) of every ad of every finished beam
+    for sid, score, lp in beams:
+        for ad in trie.ads(sid) if score > -np.inf else []:
+            bid = np.nan if bids is None else bids.bid(ad)
+            ad_score = lp if bids is None else lp + float(bid_config.log_weight(np.array(bid)))
+            ranked += [(ad_score, lp, ad, bid)] if ad_score > -np.inf else []
+    ranked = sorted(ranked, key=lambda c: -c[0])[:slate_size]  # stable: ties keep beam, then ad, order
     row = lambda j, fill: np.array([[c[j] for c in ranked] + [fill] * (slate_size - len(ranked))])  # noqa: E731
     return Slate(row(2, -1).astype(np.int64), row(0, -np.inf), row(1, -np.inf), row(3, np.nan))

@@ -25,9 +25,9 @@ Public API::
 
 Syncing: the table reads the trie's live ads. An ad inserted into or removed from the trie is
 picked up at the next query (the trie's ``version`` changed: the aggregates are rebuilt, vectorised).
-A bid change on an unchanged trie is applied in place: sums and counts per prefix in O(depth), the
-max in O(depth) when it rises and by re-scanning the prefix's contiguous ad range when the top
-bid falls. Bids may be set for ads that are not live (yet); only live ads count. ``remove`` forgets
+A bid change on an unchanged trie is applied in place: the max per prefix in O(depth) when it
+rises and by re-scanning the prefix's contiguous ad range when the top bid falls; the sums behind
+the mean are recomputed (one vectorised pass, exact) at the next mean query. Bids may be set for ads that are not live (yet); only live ads count. ``remove`` forgets
 an ad's bid (it falls back to ``default_bid`` if the ad is still live).
 """
 
@@ -105,7 +105,13 @@ class BidTable:
         self._moved(ad, old, bid)
 
     def update(self, bids: Mapping[int, float]) -> None:
-        for ad, bid in bids.items():
+        """Set many bids; past a few dozen changes the aggregates are rebuilt at the next query instead."""
+        changed = {int(ad): _check_bid(int(ad), bid) for ad, bid in bids.items() if self.bid(ad) != bid}
+        if len(changed) > 32:
+            self._bids.update(changed)
+            self._version = -1
+            return
+        for ad, bid in changed.items():
             self.set_bid(ad, bid)
 
     def remove(self, ad: int) -> None:
@@ -124,7 +130,7 @@ class BidTable:
             self._sorted = self.bids_of(index.ads)  # (n,) bids in SID order
             self._by_id = np.argsort(index.ads)
             self._count = [np.diff(s).astype(np.float64) for s in index.start]
-            self._sum = [np.add.reduceat(self._sorted, s[:-1]) if len(s) > 1 else np.zeros(0) for s in index.start]
+            self._sum: list[np.ndarray] | None = None  # summed on demand (the mean is the ablation)
             self._max = [np.maximum.reduceat(self._sorted, s[:-1]) if len(s) > 1 else np.zeros(0)
                          for s in index.start]
             self._version = self.trie.version
@@ -137,9 +143,9 @@ class BidTable:
         index = self._index
         pos = int(self._by_id[np.searchsorted(index.ads[self._by_id], ad)])
         self._sorted[pos] = new
+        self._sum = None  # re-summed exactly at the next mean query (running sums would drift off 0)
         for t in range(index.depth + 1):
             node = int(index.node_of(t, np.array([pos]))[0])
-            self._sum[t][node] += new - old
             if new >= self._max[t][node]:
                 self._max[t][node] = new
             elif old == self._max[t][node]:
@@ -147,13 +153,25 @@ class BidTable:
 
     def _aggregate(self, t: int, aggregate: Aggregate) -> np.ndarray:
         """(n_t,) max or mean bid of each depth-t node."""
-        return self._max[t] if aggregate == "max" else self._sum[t] / np.maximum(self._count[t], 1)
+        if aggregate == "max":
+            return self._max[t]
+        if self._sum is None:
+            self._sum = [np.add.reduceat(self._sorted, s[:-1]) if len(s) > 1 else np.zeros(0)
+                         for s in self._index.start]
+        return self._sum[t] / np.maximum(self._count[t], 1)
 
     def prefix_bid(self, prefix: Sequence[int], aggregate: Aggregate = "max") -> float:
         """Max or mean bid of the live ads under ``prefix`` (length 0..depth); NaN if none."""
         index = self._sync()
         node = int(index.lookup(np.asarray(prefix, dtype=np.int64).reshape(1, -1))[0])
         return float(self._aggregate(len(prefix), aggregate)[node]) if node >= 0 else float("nan")
+
+    def position_bids(self) -> np.ndarray:
+        """(n,) bid of each live ad in ``trie.index().ads`` order (read-only view)."""
+        self._sync()
+        view = self._sorted.view()
+        view.flags.writeable = False
+        return view
 
     def node_log_weight(self, t: int, nodes: np.ndarray, config: BidConfig) -> np.ndarray:
         """log(bid^alpha + beta) of depth-t ``nodes`` (any shape, valid node ids)."""

@@ -22,6 +22,12 @@ import numpy as np
 import torch
 
 
+def expand_ranges(lo: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ranges ``lo[i] : lo[i] + count[i]`` flattened: (owner i, value), each (count.sum(),)."""
+    owner = np.repeat(np.arange(len(lo)), count)
+    return owner, lo[owner] + np.arange(len(owner)) - (np.cumsum(count) - count)[owner]
+
+
 @dataclass(frozen=True)
 class TrieIndex:
     """Snapshot of the live SIDs as a level-by-level tree (nodes of depth t = distinct length-t prefixes).
@@ -79,10 +85,7 @@ class TrieIndex:
         """Children of depth-t ``nodes`` (N,), -1 = none: (row in ``nodes``, child node at depth t + 1), each (M,)."""
         bounds = np.append(self.child[t], self.child[t][-1])  # a sentinel row for nodes = -1
         lo, hi = bounds[nodes], bounds[np.where(nodes >= 0, nodes + 1, -1)]
-        cnt = hi - lo
-        row = np.repeat(np.arange(len(nodes)), cnt)
-        offset = np.arange(len(row)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-        return row, np.repeat(lo, cnt) + offset
+        return expand_ranges(lo, hi - lo)
 
     def node_of(self, t: int, positions: np.ndarray) -> np.ndarray:
         """Depth-t node that covers each ad position (index into :attr:`ads`)."""
