@@ -24,6 +24,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from genads.serve.creatives import BannerCache
 from genads.serve.engine import AdEngine
@@ -87,6 +88,14 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None) -> FastAPI:
     async def ledger_error(request: Request, err: LedgerError) -> JSONResponse:
         return JSONResponse({"detail": [{"loc": ["body", err.field], "msg": err.message, "type": "value_error"}]},
                             status_code=err.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
+        detail = err.detail
+        if not isinstance(detail, list):  # Starlette's own (unparsable body, unknown route): name the part
+            where = "body" if err.status_code in (400, 413, 415) else "path"
+            detail = [{"loc": [where], "msg": str(detail), "type": "http_error"}]
+        return JSONResponse({"detail": detail}, status_code=err.status_code, headers=getattr(err, "headers", None))
 
     def principal(key: str | None = Security(API_KEY)) -> tuple[bool, int | None]:
         if not key:
