@@ -179,9 +179,9 @@ def probe_rows(args: argparse.Namespace) -> None:
         index = split.index_of(ds.catalogue["ad_id"].to_numpy())
         k = CODEBOOK[data]
         tokenizers = {}
-        for method in METHODS:
-            path = args.sids / f"{data}-{method}" / "sids.parquet"
-            if path.is_file():
+        for path in sorted(args.sids.glob(f"{data}-*/sids.parquet")):  # the three methods and any variants
+            method = path.parent.name[len(data) + 1:]
+            if method in args.methods or not args.methods:
                 table = pd.read_parquet(path)
                 order = pd.Series(np.arange(len(table)), index=table["ad_id"]).loc[ds.catalogue["ad_id"]].to_numpy()
                 tokenizers[method] = np.stack(table["sid"].to_numpy())[order]
@@ -228,6 +228,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=ROOT / "runs" / "data", help="imported data sets")
     parser.add_argument("--skip-real", action="store_true")
     parser.add_argument("--probe", action="store_true", help="only the downstream SASRec-on-SIDs comparison")
+    parser.add_argument("--methods", nargs="*", default=[], help="probe only these DATA-METHOD folders (default all)")
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1])
     parser.add_argument("--epochs", type=int, default=20, help="probe epoch cap")
     parser.add_argument("--max-len", type=int, default=50, help="probe history length")

@@ -36,7 +36,7 @@ def make_tokenizer(args: argparse.Namespace):
     common = {"levels": args.levels, "codebook_size": args.codebook}
     epochs = {"epochs": args.epochs} if args.epochs else {}
     if args.method == "rq-kmeans":
-        return RQKMeansTokenizer(RQKMeansConfig(**common, balanced=args.balanced))
+        return RQKMeansTokenizer(RQKMeansConfig(**common, balanced=args.balanced, residual=args.residual))
     if args.method == "rq-vae":
         return RQVAETokenizer(RQVAEConfig(**common, **epochs))
     return UniSIDTokenizer(UniSIDConfig(**common, **epochs))
@@ -104,6 +104,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"comma-separated item-vector sources from {','.join(SOURCES)}, or auto (all available)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (rq-vae, e2e)")
     p.add_argument("--balanced", action="store_true", help="rq-kmeans: balanced (capacity-capped) clusters")
+    p.add_argument("--residual", choices=("spherical", "l2"), default="spherical",
+                   help="rq-kmeans: cluster residual directions (default; no hub-centroid collapse) or raw residuals")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="MiniLM vector cache folder")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the text-vector cache")
