@@ -109,10 +109,15 @@ class Bidders:
             self.history_gamma.append(float(self.gamma[self.kind == STRATEGIC].mean()))
 
     def _best_gamma(self, adv: int, batch: AuctionBatch, auction: Auction, slot_ctr: np.ndarray) -> float:
+        totals = self.replay_utilities(adv, batch, auction, slot_ctr)
+        return float(self.gamma[adv]) if totals is None else float(self.cfg.gammas[int(np.argmax(totals))])
+
+    def replay_utilities(self, adv: int, batch: AuctionBatch, auction: Auction, slot_ctr: np.ndarray) -> np.ndarray | None:
+        """(len(gammas),) utility ``adv`` would have had in ``batch`` with each multiplier (None: not in it)."""
         own = (batch.ads >= 0) & (self.world.owner[np.maximum(batch.ads, 0)] == adv)  # (B, n)
         rows = np.flatnonzero(own.any(1))
         if not len(rows):
-            return float(self.gamma[adv])
+            return None
         grid = np.asarray(self.cfg.gammas, dtype=float)
         g = len(grid)
         mine = np.tile(own[rows], (g, 1))  # (G*R, n)
@@ -122,5 +127,4 @@ class Bidders:
         alloc = auction(bids, quality)
         values = self.world.value[np.maximum(np.tile(batch.ads[rows], (g, 1)), 0)]
         util = (alloc.click_rates(ctr, slot_ctr) * (values - alloc.bidder_prices(bids.shape[1])) * mine).sum(1)
-        totals = util.reshape(g, len(rows)).sum(1)
-        return float(grid[int(np.argmax(totals))])
+        return util.reshape(g, len(rows)).sum(1)

@@ -76,7 +76,7 @@ def build_e2e(world: World, logs: Logs, cfg: SimConfig, seed: int) -> tuple[EndT
     info = {"slate_epochs": len(slate_log),
             "slate_valid_ndcg@10": max((r.get("valid_ndcg@10", 0.0) for r in slate_log), default=0.0),
             "quality_model": "slate model log-probability, Platt-calibrated on the impression log",
-            "calibration": [float(quality.a), float(quality.b)], "payment_training": pay_log}
+            "calibration": [float(quality.a.detach()), float(quality.b.detach())], "payment_training": pay_log}
     return pipe, info
 
 

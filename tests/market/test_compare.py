@@ -1,0 +1,72 @@
+"""Golden numbers and determinism of the whole comparison on the tiny market.
+
+The golden values pin the simulator, both pipelines' training and the audit on one machine type
+(CPU, one thread); when a model or the simulator changes on purpose, re-run this file's
+``_tiny()`` and update them (diffusers' practice).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from genads.commands.simulate import load_config, write_run
+from genads.market.compare import METRICS, aggregate, interval, run_comparison, run_seed
+
+TINY = Path(__file__).resolve().parents[2] / "configs" / "market_tiny.yaml"
+GOLDEN = {"cascade": {"rpm": 41.278767971688765, "ctr": 0.04833333333333333, "psi": 0.29982423782348633,
+                      "user_welfare": 0.571780545610464},
+          "e2e": {"rpm": 38.122578279932284, "ctr": 0.06, "psi": 0.4747747778892517,
+                  "user_welfare": 0.5789392648290013}}
+
+
+@pytest.fixture(scope="module")
+def tiny() -> dict:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return run_comparison(load_config(TINY), log=lambda m: None)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_golden_numbers(tiny: dict) -> None:
+    for name, figures in GOLDEN.items():
+        got = tiny["per_seed"][0]["variants"][name]
+        for key, want in figures.items():
+            assert got[key] == pytest.approx(want, rel=1e-6, abs=1e-9), (name, key)
+
+
+def test_every_variant_is_rational_and_within_budget(tiny: dict) -> None:
+    for name, res in tiny["per_seed"][0]["variants"].items():
+        assert res["ir_violations"] == 0, name
+        assert res["budget_overspend"] == 0.0, name
+        assert res["psi"] >= 0.0 and res["rpm"] >= 0.0
+
+
+def test_same_seed_same_numbers() -> None:
+    cfg = replace(load_config(TINY), variants=("cascade", "e2e"), episode=replace(load_config(TINY).episode, requests=200))
+    a, b = run_seed(cfg, 5, log=lambda m: None), run_seed(cfg, 5, log=lambda m: None)
+    assert a["variants"] == b["variants"]
+
+
+def test_report_is_written(tiny: dict, tmp_path: Path) -> None:
+    path = write_run(tmp_path / "run", load_config(TINY), tiny)
+    html = path.read_text()
+    for needle in ("RPM", "CTR", "Ψ", "EGA", "192.45", "IR viol.", "overspend", "mean token bid", "GSP prices"):
+        assert needle in html, needle
+    assert (tmp_path / "run" / "results.json").is_file()
+
+
+def test_intervals_and_paired_lift() -> None:
+    assert interval(np.array([1.0])) == (1.0, 1.0, 1.0)
+    m, lo, hi = interval(np.array([1.0, 2.0, 3.0]))
+    assert m == 2.0 and lo < 2.0 < hi
+    seeds = [{"variants": {"cascade": dict.fromkeys(METRICS, c), "e2e": dict.fromkeys(METRICS, 1.1 * c)}}
+             for c in (1.0, 2.0, 3.0)]
+    lift = aggregate(seeds)["e2e"]["rpm"]["lift_vs_cascade"]
+    assert lift["mean"] == pytest.approx(0.1) and lift["ci95"][0] == pytest.approx(0.1)
