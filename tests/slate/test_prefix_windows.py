@@ -10,8 +10,16 @@ from hypothesis import strategies as st
 
 from genads.data.split import EvalSet, SequenceSplit, SplitConfig
 from genads.decode.beam import generate_slate, live_trie
-from genads.slate.model import PRESETS, SlateConfig, SlateModel, history_tokens, sized_for, user_bucket
-from genads.slate.recommender import SlateRecommender, WithPrefix
+from genads.slate.model import (
+    PRESETS,
+    SlateConfig,
+    SlateModel,
+    WithPrefix,
+    history_tokens,
+    sized_for,
+    user_bucket,
+)
+from genads.slate.recommender import SlateRecommender
 from genads.slate.train import TrainConfig, training_windows
 
 SIDS = np.array([[0, 0], [1, 2], [3, 0], [2, 2], [0, 1]])

@@ -72,6 +72,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             train_cfg = replace(train_cfg, epochs=args.epochs)
         if args.batch_size:
             train_cfg = replace(train_cfg, batch_size=args.batch_size)
+        if args.user_buckets:
+            model_cfg = replace(model_cfg, user_buckets=args.user_buckets)
         cfg = {"dataset": str(Path(args.dataset).resolve()), "sids": str(Path(args.sids).resolve()),
                "max_history": args.max_history, "seed": args.seed, "preset": args.preset,
                "model": asdict(model_cfg), "train": asdict(train_cfg), "world_size": world}
@@ -113,7 +115,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     if pos >= len(users) or users[pos] != args.user:
         raise ValueError(f"--user {args.user}: no events for this user in {cfg['dataset']}")
     history = seqs[pos][-rec.config.max_items:][None]
-    slate = rec.slate(history, args.k)
+    slate = rec.slate(history, args.k, users=np.array([args.user]) if rec.config.user_buckets else None)
     titles = dataset.titles()
     print(f"user {args.user}: {len(seqs[pos])} past ads; slate of {args.k}:")
     for rank, (item, score) in enumerate(zip(slate.ads[0], slate.scores[0], strict=True), 1):
@@ -135,6 +137,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, help="override the preset's maximum epochs")
     p.add_argument("--batch-size", type=int, help="override the preset's global batch size")
     p.add_argument("--max-history", type=int, default=50)
+    p.add_argument("--user-buckets", type=int, default=0,
+                   help="add a user token: user ids hashed into this many buckets (0 = none)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_checked_train)

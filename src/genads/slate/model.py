@@ -278,3 +278,28 @@ class SlateModel(nn.Module):
                 context: Tensor | None = None) -> Tensor:
         """Trunk states (B, T, D) of full left-padded token sequences (no cache)."""
         return self.trunk(tokens, positions, tokens != PAD, users=users, context=context)[0]
+
+
+class WithPrefix:
+    """A :class:`SlateModel` whose history pass (a ``trunk`` call without a cache) gets fixed user and
+    context ids; every other attribute is the model's. Beam search reads the history with
+    ``trunk(tokens, positions, valid)`` and extends it from the model's weights, so it decodes with
+    the user and context tokens without knowing about them."""
+
+    def __init__(self, model: SlateModel, users: Tensor | None, context: Tensor | None) -> None:
+        self.model = model
+        device = next(model.parameters()).device
+        self.users = None if users is None else users.to(device)
+        self.context = None if context is None else context.to(device)
+
+    def trunk(self, tokens, positions, valid, past=None):
+        if past is None:
+            return self.model.trunk(tokens, positions, valid, None, users=self.users, context=self.context)
+        return self.model.trunk(tokens, positions, valid, past)
+
+    def eval(self) -> WithPrefix:
+        self.model.eval()
+        return self
+
+    def __getattr__(self, name: str):
+        return getattr(self.model, name)

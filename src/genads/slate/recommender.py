@@ -16,7 +16,7 @@ import torch
 from genads.data.split import SequenceSplit
 from genads.decode.beam import Slate, generate_slate, live_trie
 from genads.slate.checkpoint import load_weights
-from genads.slate.model import PRESETS, SlateConfig, SlateModel, sized_for, user_bucket
+from genads.slate.model import PRESETS, SlateConfig, SlateModel, WithPrefix, sized_for, user_bucket
 from genads.slate.train import TRAIN_PRESETS, TrainConfig, fit
 from genads.tokenize.trie import PrefixTrie
 
@@ -51,9 +51,10 @@ class SlateRecommender:
         return fit(self.model, self.sids, split, self.train, seed=seed, run_dir=self.run_dir, resume=resume,
                    progress=progress)
 
-    def recommend(self, history: np.ndarray, k: int) -> np.ndarray:
-        """(n, k) item indices, best first; -1 only if fewer than k ads are live."""
-        return self.slate(history, k).ads
+    def recommend(self, history: np.ndarray, k: int, users: np.ndarray | None = None) -> np.ndarray:
+        """(n, k) item indices, best first; -1 only if fewer than k ads are live. ``users``: raw user
+        ids for the user token (ignored by a model without one)."""
+        return self.slate(history, k, users=users if self.config.user_buckets else None).ads
 
     def slate(self, history: np.ndarray, k: int, users: np.ndarray | None = None,
               context: np.ndarray | None = None) -> Slate:
@@ -81,27 +82,3 @@ class SlateRecommender:
         return rec
 
 
-
-class WithPrefix:
-    """A :class:`SlateModel` whose history pass (a ``trunk`` call without a cache) gets fixed user and
-    context ids; every other attribute is the model's. Beam search reads the history with
-    ``trunk(tokens, positions, valid)`` and extends it from the model's weights, so it decodes with
-    the user and context tokens without knowing about them."""
-
-    def __init__(self, model: SlateModel, users: torch.Tensor | None, context: torch.Tensor | None) -> None:
-        self.model = model
-        device = next(model.parameters()).device
-        self.users = None if users is None else users.to(device)
-        self.context = None if context is None else context.to(device)
-
-    def trunk(self, tokens, positions, valid, past=None):
-        if past is None:
-            return self.model.trunk(tokens, positions, valid, None, users=self.users, context=self.context)
-        return self.model.trunk(tokens, positions, valid, past)
-
-    def eval(self) -> WithPrefix:
-        self.model.eval()
-        return self
-
-    def __getattr__(self, name: str):
-        return getattr(self.model, name)

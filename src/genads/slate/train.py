@@ -29,7 +29,7 @@ from genads.data.split import EvalSet, SequenceSplit, left_pad
 from genads.decode.beam import generate_slate, live_trie
 from genads.eval.metrics import ranking_metrics
 from genads.slate import checkpoint as ckpt
-from genads.slate.model import N_SPECIAL, PAD, SlateModel, history_tokens, user_bucket
+from genads.slate.model import N_SPECIAL, PAD, SlateModel, WithPrefix, history_tokens, user_bucket
 
 
 @dataclass(frozen=True)
@@ -221,7 +221,11 @@ def validate(model: SlateModel, sids: np.ndarray, eval_set: EvalSet, cfg: TrainC
     total = 0.0
     for i in range(0, len(mine), 256):
         idx = mine[i:i + 256]
-        slate = generate_slate(model, trie, sids, eval_set.history[idx], beam=cfg.beam, slate_size=10)
+        reader = model
+        if model.config.user_buckets:
+            users = torch.from_numpy(user_bucket(eval_set.users[idx], model.config.user_buckets))
+            reader = WithPrefix(model, users, None)
+        slate = generate_slate(reader, trie, sids, eval_set.history[idx], beam=cfg.beam, slate_size=10)
         total += ranking_metrics(slate.ads, eval_set.target[idx], ks=(10,))["ndcg@10"] * len(idx)
     return float(all_sum(torch.tensor([total], dtype=torch.float64))[0]) / max(len(cases), 1)
 
