@@ -137,7 +137,7 @@ def test_kill_9_under_load_then_restart(bundle_dir, tmp_path, ledger_url):
     stored = ledger.event_charges()
     assert all(stored.get(k) == c for k, c in accepted.items())  # nothing accepted is lost or changed
     spent, charged, n = ledger.totals(campaign)
-    assert spent == charged == sum(stored.values())  # nothing charged without its event, nor twice
+    assert spent == charged == sum(stored.values()) and n == len(stored)  # nothing charged without its event, nor twice
     server = Server(bundle, ledger_url).start()  # restart; the clients retry everything they sent
     try:
         replay: dict[str, int] = {}
