@@ -30,6 +30,7 @@ STEPS: tuple[tuple[str, str], ...] = (
     ("auction", "genads.auction.demo_step:run"),
     ("creatives", "genads.creative.demo_step:run"),
     ("market", "genads.market.demo_step:run"),
+    ("serve", "genads.serve.demo_step:run"),
 )
 """(step name, "module:function"); each function takes a DemoContext. Order is the pipeline order:
 data -> tokenize -> train -> auction -> creatives -> serve."""
