@@ -4,6 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 RUN     ?= runs/demo
+PORT    ?= 8000
 
 .PHONY: setup demo test lint bench serve clean
 
@@ -29,6 +30,10 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts
+
+serve: $(STAMP)
+	@test -f $(RUN)/serve/manifest.json || { echo "no serving bundle in $(RUN)/serve: run make demo first"; exit 1; }
+	$(BIN)/genads serve $(RUN)/serve --port $(PORT)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/beauty_baselines.py
