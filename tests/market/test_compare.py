@@ -20,8 +20,8 @@ from genads.market.compare import METRICS, aggregate, interval, run_comparison, 
 TINY = Path(__file__).resolve().parents[2] / "configs" / "market_tiny.yaml"
 GOLDEN = {"cascade": {"rpm": 41.278767971688765, "ctr": 0.04833333333333333, "psi": 0.29982423782348633,
                       "user_welfare": 0.571780545610464},
-          "e2e": {"rpm": 38.122578279932284, "ctr": 0.06, "psi": 0.4747747778892517,
-                  "user_welfare": 0.5789392648290013}}
+          "e2e": {"rpm": 38.3680585202112, "ctr": 0.06, "psi": 0.33379867672920227,
+                  "user_welfare": 0.5784443877923153}}
 
 
 @pytest.fixture(scope="module")

@@ -97,6 +97,10 @@ class Bidders:
 
     def charge(self, advertiser: np.ndarray, amounts: np.ndarray) -> None:
         np.add.at(self.spend, advertiser, amounts)
+        # a charge that empties the budget is computed as budget - spend; summing it back can land one
+        # rounding error above the budget: snap that (only that) back, so real overspend still shows
+        rounding = (self.spend > self.budget) & (self.spend - self.budget <= 1e-9 * np.maximum(self.budget, 1.0))
+        self.spend[rounding] = self.budget[rounding]
 
     def update(self, batch_spend: np.ndarray, batch: AuctionBatch, auction: Auction, slot_ctr: np.ndarray) -> None:
         """After a batch: pace on ``batch_spend`` (n_advertisers,), strategic bidders re-choose gamma."""

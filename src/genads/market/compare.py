@@ -21,10 +21,11 @@ from genads.data.split import left_pad
 from genads.market.audit import AuditedAuction, psi
 from genads.market.cascade import build_cascade
 from genads.market.config import SimConfig
-from genads.market.e2e import EndToEnd, SlateScoreCTR, train_slate
+from genads.market.e2e import EndToEnd, RewardCTR, SlateScoreCTR, train_slate
 from genads.market.engine import make_traffic, run_episode
 from genads.market.logs import Logs, make_logs
 from genads.market.world import World, make_world
+from genads.reward.train import RewardTrainConfig
 
 METRICS = ("rpm", "ctr", "advertiser_welfare_per_mille", "user_welfare", "psi", "ir_violations",
            "budget_overspend", "clicks_per_mille", "rpm_expected", "ctr_expected", "fill_rate",
@@ -66,8 +67,16 @@ def train_payments(bids: np.ndarray, quality: np.ndarray, slot_ctr: np.ndarray, 
 
 def build_e2e(world: World, logs: Logs, cfg: SimConfig, seed: int) -> tuple[EndToEnd, dict]:
     model, sids, slate_log = train_slate(logs, world.ad_features, cfg.e2e, seed)
-    quality = SlateScoreCTR(model, sids)
-    quality.fit(logs.impressions, world.slot_ctr, rows=20000, seed=seed)
+    if cfg.e2e.quality == "reward":
+        quality = RewardCTR(sids, world.slot_ctr, cfg.logs.max_history, seed)
+        quality.fit(logs.impressions, world.config.ad_load, RewardTrainConfig(epochs=cfg.e2e.reward_epochs), seed)
+        quality_info = {"quality_model": "permutation-aware slate reward model",
+                        "reward_fit": {k: v for k, v in quality.log.items() if not isinstance(v, np.ndarray)}}
+    else:
+        quality = SlateScoreCTR(model, sids)
+        quality.fit(logs.impressions, world.slot_ctr, rows=20000, seed=seed)
+        quality_info = {"quality_model": "slate model log-probability, Platt-calibrated on the impression log",
+                        "calibration": [float(quality.a.detach()), float(quality.b.detach())]}
     pipe = EndToEnd(model, sids, quality, None, cfg.e2e, world.slot_ctr)
     b, q = payment_profiles(world, pipe, logs, cfg.e2e.payment_profiles, cfg.logs.max_history,
                             np.random.default_rng(seed + 7))
@@ -75,8 +84,7 @@ def build_e2e(world: World, logs: Logs, cfg: SimConfig, seed: int) -> tuple[EndT
     pipe.net = net
     info = {"slate_epochs": len(slate_log),
             "slate_valid_ndcg@10": max((r.get("valid_ndcg@10", 0.0) for r in slate_log), default=0.0),
-            "quality_model": "slate model log-probability, Platt-calibrated on the impression log",
-            "calibration": [float(quality.a.detach()), float(quality.b.detach())], "payment_training": pay_log}
+            **quality_info, "payment_training": pay_log}
     return pipe, info
 
 

@@ -25,6 +25,10 @@ from genads.auction.payment_net import LearnedPayments, PaymentNet
 from genads.decode.beam import generate_slate, live_trie
 from genads.decode.bidding import BidConfig, BidTable
 from genads.market.logs import Impressions, Logs
+from genads.reward.model import RewardConfig, SlateRewardModel, slate_inputs
+from genads.reward.simulate import ImpressionLog
+from genads.reward.train import RewardTrainConfig
+from genads.reward.train import fit as fit_reward
 from genads.slate.model import N_SPECIAL, PRESETS, SlateConfig, SlateModel, history_tokens, sized_for
 from genads.slate.train import TRAIN_PRESETS, TrainConfig, fit
 from genads.tokenize.collisions import disambiguate
@@ -41,7 +45,9 @@ class EndToEndConfig:
     train: TrainConfig = field(default_factory=lambda: replace(TRAIN_PRESETS["small"], epochs=12, eval_every=2, patience=2, eval_users=500))
     bidding: BidConfig = field(default_factory=lambda: BidConfig(alpha=1.0, beta=0.0, aggregate="max"))
     payments: Literal["learned", "gsp"] = "learned"
-    quality: Literal["reward", "slate"] = "slate"
+    quality: Literal["reward", "slate"] = "reward"
+    """pCTR of the candidates: the slate reward model, or the slate model's calibrated log-probability."""
+    reward_epochs: int = 5
     payment_iterations: int = 600
     payment_profiles: int = 4000
     """Auctions (from training traffic) the payment network is trained on."""
@@ -119,6 +125,46 @@ class SlateScoreCTR(nn.Module):
         del bids  # the slate score does not read bids
         score = torch.from_numpy(sid_logprob(self.model, self.sids, history, items))
         return torch.sigmoid(self.a.double() + self.b.double() * score).numpy()
+
+
+class RewardCTR:
+    """Position-free pCTR from the permutation-aware slate reward model (:mod:`genads.reward`).
+
+    Trained on the impression log (each request's ads in their slots, with the user's history as
+    context). A candidate's quality is the model's click probability for it at the top ad slot of
+    the candidate slate (the others following in generated order), divided by that slot's
+    examination. Bids enter the model as a constant: in this market a bid never changes a CTR, and
+    a pCTR that read the bid would let a bidder buy quality.
+    """
+
+    def __init__(self, sids: np.ndarray, slot_ctr: np.ndarray, max_history: int, seed: int) -> None:
+        self.sids, self.slot_ctr, self.max_history = sids, np.asarray(slot_ctr, dtype=float), max_history
+        cfg = RewardConfig(levels=sids.shape[1], codebook_size=int(sids.max()) + 1, max_slate=16, d_model=32,
+                           n_layer=2, n_head=2, use_history=True)
+        torch.manual_seed(seed)
+        self.model = SlateRewardModel(cfg)
+        self.log: dict = {}
+
+    def fit(self, imp: Impressions, k: int, cfg: RewardTrainConfig, seed: int) -> None:
+        """Fit on the log: ``k`` ads per request, rows of ``imp`` grouped by request."""
+        n = len(imp.item) // k
+        log = ImpressionLog(slates=imp.item.reshape(n, k), clicks=imp.click.reshape(n, k), conversions=None,
+                            rows=np.arange(n))
+        history = imp.history[::k]
+        ones = np.ones(len(self.sids))
+        self.log = fit_reward(self.model, log, self.sids, ones, cfg, seed=seed, history=history)
+
+    @torch.no_grad()
+    def pctr(self, history: np.ndarray, items: np.ndarray, bids: np.ndarray) -> np.ndarray:
+        del bids  # constant bid input (see the class docstring)
+        b, n = items.shape
+        order = (np.arange(n)[:, None] + np.arange(n)[None]) % n  # rotation c puts candidate c on top
+        slates = items[:, order].reshape(b * n, n)  # (B*n, n)
+        s, bid, valid = slate_inputs(slates, self.sids, np.ones(len(self.sids)))
+        hist = np.repeat(np.asarray(history, dtype=np.int64)[:, -self.max_history:], n, axis=0)
+        hs = torch.as_tensor(self.sids[np.maximum(hist, 0)])
+        p = self.model.predict(s, bid, valid, hs, torch.as_tensor(hist > 0))[:, 0, 0].double().numpy()
+        return np.clip(p.reshape(b, n) / self.slot_ctr[0], 1e-9, 1.0)
 
 
 class EndToEnd:
