@@ -11,7 +11,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from genads.serve.server import run
 
     run(args.run_dir, host=args.host, port=args.port, ledger_url=args.ledger,
-        config=ServeConfig(mechanism=args.mechanism, refresh_s=args.refresh), log_level=args.log_level)
+        config=ServeConfig(mechanism=args.mechanism, refresh_s=args.refresh, beam=args.beam), log_level=args.log_level)
     return 0
 
 
@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="sqlite:///PATH or postgresql://... (default: SQLite in RUN_DIR/state/ledger.sqlite)")
     p.add_argument("--mechanism", choices=MECHANISMS, default="learned",
                    help="learned: the payment network where it fits the auction, GSP otherwise; gsp: always GSP")
+    p.add_argument("--beam", type=int, default=0, help="decoding beam width (0: the bundle's; at least slots + 2)")
     p.add_argument("--refresh", type=float, default=1.0, help="seconds between checks for campaign changes")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=cmd_serve)

@@ -38,7 +38,6 @@ from genads.serve.schemas import (
     EventIn,
     EventOut,
     KeyOut,
-    SlotOut,
 )
 from genads.serve.tokens import TokenError, verify
 
@@ -62,6 +61,31 @@ class Metrics:
         self.live_ads = Gauge("genads_live_ads", "Ads that can be served", registry=r)
 
 
+class MetricsMiddleware:
+    """Request counts and latency per route template (plain ASGI: no per-request task or body copy)."""
+
+    def __init__(self, app, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start, status = time.perf_counter(), [500]
+
+        async def send_status(message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(route, str(status[0])).inc()
+            self.metrics.latency.labels(route).observe(time.perf_counter() - start)
+
+
 def campaign_out(c: Campaign) -> CampaignOut:
     return CampaignOut(campaign_id=c.campaign_id, advertiser_id=c.advertiser_id, name=c.name, ad_ids=list(c.ad_ids),
                        bid=c.bid_micros / MICROS, budget=c.budget_micros / MICROS, spent=c.spent_micros / MICROS,
@@ -75,14 +99,7 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None) -> FastAPI:
     app = FastAPI(title="genads", version="1", description="Generative ads: slates, prices, creatives, budgets.")
     app.state.engine, app.state.metrics = engine, metrics
 
-    @app.middleware("http")
-    async def count(request: Request, call_next):
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        metrics.requests.labels(route, str(response.status_code)).inc()
-        metrics.latency.labels(route).observe(time.perf_counter() - start)
-        return response
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     @app.exception_handler(LedgerError)
     async def ledger_error(request: Request, err: LedgerError) -> JSONResponse:
@@ -134,7 +151,9 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None) -> FastAPI:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/v1/ads", response_model=AdResponse, tags=["ads"])
-    def ads(req: AdRequest, request: Request) -> AdResponse:
+    async def ads(req: AdRequest, request: Request) -> JSONResponse:
+        # async and answered as built JSON: one worker decodes one request at a time anyway (the engine
+        # holds a lock), and a thread hop plus re-validating the response would cost more than the auction.
         if req.history is not None:
             items, bad = engine.history_items(req.history)
             if bad is not None:
@@ -144,10 +163,10 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None) -> FastAPI:
         result = engine.serve(items, req.slots, set(req.context.exclude))
         metrics.mechanism.labels(result.mechanism).inc()
         base = str(request.base_url).rstrip("/")
-        slate = [SlotOut(ad_id=p.ad_id, position=p.position, campaign_id=p.campaign_id, price=p.price, pctr=p.pctr,
-                         creative={"title": p.title, "image_url": f"{base}/v1/creatives/{p.ad_id}/banner.png"},
-                         token=p.token) for p in result.placements]
-        return AdResponse(request_id=result.request_id, mechanism=result.mechanism, slate=slate)
+        slate = [{"ad_id": p.ad_id, "position": p.position, "campaign_id": p.campaign_id, "price": p.price,
+                  "pctr": p.pctr, "creative": {"title": p.title, "image_url": f"{base}/v1/creatives/{p.ad_id}/banner.png"},
+                  "token": p.token} for p in result.placements]
+        return JSONResponse({"request_id": result.request_id, "mechanism": result.mechanism, "slate": slate})
 
     @app.get("/v1/creatives/{ad_id}/banner.png", tags=["ads"], response_class=Response,
              responses={200: {"content": {"image/png": {}}}, 404: {"description": "unknown ad"}})

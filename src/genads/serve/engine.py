@@ -54,6 +54,8 @@ class ServeConfig:
     bid_alpha: float = 1.0
     """Token-level bidding: beam scores add log(bid ** bid_alpha + bid_beta); 0 turns bids off."""
     bid_beta: float = 0.0
+    beam: int = 0
+    """Beam width of decoding (at least the candidates needed); 0 = the bundle's."""
 
     def __post_init__(self) -> None:
         if self.mechanism not in MECHANISMS:
@@ -63,6 +65,8 @@ class ServeConfig:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
         if self.extra_candidates < 0 or self.refresh_s < 0 or self.token_ttl_s <= 0:
             raise ValueError("need extra_candidates >= 0, refresh_s >= 0 and token_ttl_s > 0")
+        if self.beam < 0:
+            raise ValueError(f"beam={self.beam} must be >= 0 (0 = the bundle's)")
         if self.bid_alpha < 0 or self.bid_beta < 0:
             raise ValueError(f"bid_alpha={self.bid_alpha} and bid_beta={self.bid_beta} must be >= 0")
 
@@ -184,13 +188,13 @@ class AdEngine:
             hist[0, m - len(tail):] = tail
         request_id = uuid.uuid4().hex
         with self.lock:
-            live = dict(self.live)
+            live = self.live  # never mutated: _apply swaps in a new dict
             n_cand = min(max(self.config.min_candidates, slots + self.config.extra_candidates) + len(exclude), len(live))
             if n_cand == 0:
                 return AdResult(request_id, "none", [])
             extra = {"bids": self.bids, "bid_config": self.bid_config} if self.bids is not None else {}
             slate = generate_slate(self.bundle.model, self.trie, self.bundle.sids, hist,
-                                   beam=max(self.bundle.beam, n_cand), slate_size=n_cand, **extra)
+                                   beam=max(self.config.beam or self.bundle.beam, n_cand), slate_size=n_cand, **extra)
         items = [int(i) for i in slate.ads[0] if i > 0 and int(self.ad_of[i]) not in exclude]
         items = items[:max(self.config.min_candidates, slots + self.config.extra_candidates)]
         return self._auction(request_id, items, live, slots, hist)
