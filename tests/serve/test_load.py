@@ -127,7 +127,8 @@ def test_kill_9_under_load_then_restart(bundle_dir, tmp_path, ledger_url):
     threads = [threading.Thread(target=fire, args=(server.url, b, accepted, sent, lock)) for b in batches]
     for th in threads:
         th.start()
-    while len(accepted) < 100:  # under load
+    deadline = time.monotonic() + 60
+    while len(accepted) < 100 and time.monotonic() < deadline:  # under load
         time.sleep(0.01)
     server.kill()
     for th in threads:
