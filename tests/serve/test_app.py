@@ -135,3 +135,17 @@ def test_ops_routes(client):
     png = client.get("/v1/creatives/1001/banner.png")
     assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
     assert client.get("/v1/creatives/5/banner.png").status_code == 404
+
+
+def test_servers_sharing_a_ledger_follow_each_other(bundle, tmp_path):
+    from genads.serve.engine import AdEngine, ServeConfig
+    from genads.serve.ledger import SQLiteLedger
+    from tests.serve.conftest import make_engine
+
+    first = make_engine(bundle, SQLiteLedger(tmp_path / "shared.sqlite"))
+    second = AdEngine(bundle, SQLiteLedger(tmp_path / "shared.sqlite"), ServeConfig(refresh_s=0.0))
+    c = first.ledger.campaigns()[0]
+    first.ledger.update_campaign(c.campaign_id, status="paused")
+    second.serve(second.user_history(1), 3)  # a request re-reads the ledger's change counter
+    assert not {second.item_of[a] for a in c.ad_ids} & set(second.live)
+    assert second.secret == first.secret  # tokens from one server are charged by the other
