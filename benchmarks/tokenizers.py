@@ -70,7 +70,7 @@ def make(method: str, levels: int, k: int, n: int):
 
     if method.startswith("rq-kmeans"):
         return RQKMeansTokenizer(RQKMeansConfig(levels=levels, codebook_size=k, balanced=method.endswith("balanced")))
-    epochs = max(1, min(30, 300_000 // max(n, 1)))  # ~300k item-visits: 30 epochs at 10k, 3 at 100k, 1 at >= 300k
+    epochs = max(1, min(30, 100_000 // max(n, 1)))  # ~100k item-visits: 10 epochs at 10k, 1 at >= 100k (throughput rows)
     if method == "rq-vae":
         return RQVAETokenizer(RQVAEConfig(levels=levels, codebook_size=k, epochs=epochs, batch_size=1024))
     return UniSIDTokenizer(UniSIDConfig(levels=levels, codebook_size=k, epochs=epochs, n_layers=1))
@@ -134,8 +134,10 @@ def real_row(data: str, method: str, sids: Path, datasets: Path, levels: int) ->
 
 
 def fit_rows(args: argparse.Namespace) -> None:
-    rows = []
-    specs = []
+    rows, specs = [], []
+    if args.reuse_synthetic:  # assemble: synthetic rows of the last run + the real rows of fresh CLI runs
+        last = json.loads((Path(__file__).parent / "results" / "tokenizers.json").read_text())["figures"]["rows"]
+        rows = [r for r in last if r["data"].startswith("synthetic")]
     for n in args.sizes:
         for method in ("rq-kmeans", "rq-kmeans-balanced", "rq-vae", "e2e"):
             data = f"synthetic-{n // 1000}k"
@@ -227,6 +229,8 @@ def main() -> None:
     parser.add_argument("--sids", type=Path, default=ROOT / "runs" / "sids", help="CLI output folders DATA-METHOD")
     parser.add_argument("--data-dir", type=Path, default=ROOT / "runs" / "data", help="imported data sets")
     parser.add_argument("--skip-real", action="store_true")
+    parser.add_argument("--reuse-synthetic", action="store_true",
+                        help="keep the synthetic rows of benchmarks/results/tokenizers.json (use with --sizes and no size)")
     parser.add_argument("--probe", action="store_true", help="only the downstream SASRec-on-SIDs comparison")
     parser.add_argument("--methods", nargs="*", default=[], help="probe only these DATA-METHOD folders (default all)")
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1])
