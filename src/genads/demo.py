@@ -28,6 +28,7 @@ STEPS: tuple[tuple[str, str], ...] = (
     ("baselines", "genads.baselines.demo_step:run"),
     ("slate", "genads.slate.demo_step:run"),
     ("auction", "genads.auction.demo_step:run"),
+    ("rerank", "genads.reward.demo_step:run"),
     ("creatives", "genads.creative.demo_step:run"),
     ("market", "genads.market.demo_step:run"),
     ("serve", "genads.serve.demo_step:run"),

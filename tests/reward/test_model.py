@@ -26,7 +26,7 @@ def trained(market, decay: float, **cfg) -> tuple[SlateRewardModel, dict]:
     torch.manual_seed(0)
     model = SlateRewardModel(RewardConfig(levels=2, codebook_size=8, max_slate=S, d_model=16, n_layer=1, n_head=2,
                                           **cfg))
-    return model, fit(model, log, sids, bids, RewardTrainConfig(epochs=4, batch_size=128, lr=1e-2), seed=0)
+    return model, fit(model, log, sids, bids, RewardTrainConfig(epochs=6, batch_size=64, lr=1e-2), seed=0)
 
 
 def first_and_last(model, market) -> np.ndarray:

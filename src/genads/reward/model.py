@@ -12,7 +12,9 @@ With ``use_history`` a context token, the mean SID embedding of the user's recen
 front. A small bidirectional transformer encoder lets every position see every other one, so the
 predicted pCTR of an ad depends on where it sits and on what it sits next to (the permutation-aware
 part: the same ads in another order get other predictions). Heads: pCTR per position and, with
-``cvr``, pCVR (conversion given click) per position.
+``cvr``, pCVR (conversion given click) per position; each head also has a learned per-slot logit
+bias, a direct path for the plain position effect (the position-bias tower of PAL, Guo et al.
+2019) that leaves the attention free for the context effects.
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ class SlateRewardModel(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, c.n_layer, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(c.d_model)
         self.head = nn.Linear(c.d_model, 2 if c.cvr else 1)
+        self.slot_bias = nn.Parameter(torch.zeros(c.max_slate, 2 if c.cvr else 1))
         self.register_buffer("level_offset", torch.arange(c.levels) * c.codebook_size, persistent=False)
         nn.init.normal_(self.codes.weight, std=0.1)
         nn.init.normal_(self.position.weight, std=0.1)
@@ -129,7 +132,7 @@ class SlateRewardModel(nn.Module):
         h = self.norm(self.encoder(x, src_key_padding_mask=pad))
         if c.use_history:
             h = h[:, 1:]
-        return self.head(h)
+        return self.head(h) + self.slot_bias[:S]
 
     def predict(self, sids: Tensor, bids: Tensor, valid: Tensor, history: Tensor | None = None,
                 history_valid: Tensor | None = None) -> Tensor:

@@ -39,7 +39,7 @@ class RerankConfig:
     """Money value of a click when w < 1 (e.g. the median bid)."""
     batch_size: int = 256
     """Requests per forward batch (each brings C slates)."""
-    swap_passes: int = 10
+    swap_passes: int = 3
     """Most rounds of best-pairwise-swap polishing after the greedy fill (0 = none)."""
 
     def __post_init__(self) -> None:

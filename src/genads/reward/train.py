@@ -7,6 +7,7 @@ position-only baseline (the mean CTR of each slot), so a report can show what th
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -21,9 +22,9 @@ from genads.reward.simulate import ImpressionLog
 class RewardTrainConfig:
     """Optimisation settings."""
 
-    epochs: int = 5
-    batch_size: int = 256
-    lr: float = 3e-3
+    epochs: int = 8
+    batch_size: int = 128
+    lr: float = 1e-2
     weight_decay: float = 0.01
     valid_share: float = 0.1
     """Share of impressions held out for the reported log-loss / AUC."""
@@ -104,7 +105,9 @@ def fit(model: SlateRewardModel, log: ImpressionLog, sids: np.ndarray, bids: np.
     valid_idx, train_idx = order[:n_valid], order[n_valid:]
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * max(1, -(-len(train_idx) // cfg.batch_size))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.1)
+    warm = max(1, steps // 10)  # linear warm-up over 10% of the steps, then cosine decay to 0
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda t: min(1.0, (t + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(t, steps) / steps)))
     clicks = torch.as_tensor(log.clicks, dtype=torch.float32)
     conv = torch.as_tensor(log.conversions, dtype=torch.float32) if log.conversions is not None else None
     losses = []
@@ -146,4 +149,6 @@ def evaluate_log(model: SlateRewardModel, log: ImpressionLog, sids: np.ndarray, 
     base = np.broadcast_to(np.nan_to_num(slot_ctr), y.shape)
     return {"valid_logloss": logloss(y[valid], p[valid]), "valid_auc": auc(y[valid], p[valid]),
             "position_only_logloss": logloss(y[valid], base[valid]), "position_only_auc": auc(y[valid], base[valid]),
-            "valid_ctr": float(y[valid].mean()), "predicted_ctr": float(p[valid].mean())}
+            "valid_ctr": float(y[valid].mean()), "predicted_ctr": float(p[valid].mean()),
+            "slot_ctr": np.nan_to_num(slot_ctr).tolist(),
+            "slot_pctr": np.nan_to_num(np.nanmean(np.where(valid, p, np.nan), axis=0)).tolist()}
