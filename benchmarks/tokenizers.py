@@ -7,7 +7,7 @@ and MovieLens-100k (MiniLM text of title + genres + year, attributes, collaborat
 its own; real rows read the ``metrics.json`` that the CLI run wrote (its command, fit wall/CPU time,
 peak RSS, SID quality) and run the CLI when that folder is missing.
 
-With ``--probe`` (a separate run, written to tokenizers_probe.json): the downstream comparison, the
+With ``--probe`` (a separate run, written to tokenizers_probe_DATASETS.json): the downstream comparison, the
 SASRec-on-SIDs probe (genads.tokenize.probe) trained on every tokenizer's SIDs of each data set with
 identical settings and seeds, plus a control with random SIDs of the same shape; test R@10/N@10.
 
@@ -174,6 +174,7 @@ def probe_rows(args: argparse.Namespace) -> None:
     from genads.tokenize.probe import ProbeConfig, SIDProbe
 
     cfg = ProbeConfig(max_len=args.max_len, epochs=args.epochs, eval_every=2, patience=2)
+    name = "tokenizers_probe_" + "_".join(args.datasets)
     rows = []
     for data in args.datasets:
         ds = load_dataset(args.data_dir / data)
@@ -204,14 +205,14 @@ def probe_rows(args: argparse.Namespace) -> None:
                        **{m: test[m] for m in ("recall@5", "ndcg@5", "recall@10", "ndcg@10")}}
                 print(row, flush=True)
                 rows.append(row)
-                save("tokenizers_probe", {"rows": rows, "config": cfg.__dict__, "note": PROBE_NOTE})
+                save(name, {"rows": rows, "config": cfg.__dict__, "note": PROBE_NOTE})
     summary = []
     for (data, name), group in pd.DataFrame(rows).groupby(["data", "tokenizer"], sort=False):
         summary.append({"data": data, "tokenizer": name, "seeds": len(group),
                         **{f"{m}_mean": group[m].mean() for m in ("recall@10", "ndcg@10")},
                         **{f"{m}_std": group[m].std(ddof=0) for m in ("recall@10", "ndcg@10")}})
     print_table(summary, "Downstream: SASRec-on-SIDs (full softmax CE), test, mean over seeds")
-    save("tokenizers_probe", {"rows": rows, "summary": summary, "config": cfg.__dict__, "note": PROBE_NOTE})
+    save(name, {"rows": rows, "summary": summary, "config": cfg.__dict__, "note": PROBE_NOTE})
 
 
 PROBE_NOTE = ("Leave-one-out, full ranking over all items, history items not ruled out; item embedding = sum of "
