@@ -159,8 +159,9 @@ class AdEngine:
                 self.trie.remove(item)
             for item in set(live) - set(self.live):
                 self.trie.insert(item, self.bundle.sids[item].tolist())
-            if self.bids is not None:
-                self.bids.update({item: bid / MICROS for item, (_, bid) in live.items()})
+            if self.bids is not None:  # only what changed: a campaign edit must not stall decoding on 100k ads
+                self.bids.update({item: bid / MICROS for item, (_, bid) in live.items()
+                                  if item not in self.live or self.live[item][1] != bid})
             self.live = live
 
     # --- requests -----------------------------------------------------------------------------
