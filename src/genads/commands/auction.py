@@ -7,13 +7,13 @@ import json
 import os
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from genads.auction.optimality import QUICK, SETTINGS, BenchConfig, mechanism_table, run_setting
+from genads.auction.optimality import SETTINGS, bench_config, mechanism_table, run_setting
 from genads.auction.payment_net import PaymentNet, PaymentNetConfig, PaymentTrainConfig, train_payment_net
 from genads.auction.regret import AscentConfig, grid_regret, misreport_regret
 
@@ -31,24 +31,22 @@ def _print_rows(title: str, rows: list[dict]) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    cfg = QUICK if args.quick else BenchConfig()
-    if args.iterations:
-        cfg = replace(cfg, train=replace(cfg.train, iterations=args.iterations))
     keys = [k for k in args.settings.split(",") if k]
     unknown = sorted(set(keys) - set(SETTINGS))
     if unknown:
         raise ValueError(f"--settings: unknown {unknown}; known: {sorted(SETTINGS)}")
+    cfgs = [bench_config(k, args.quick, args.iterations) for k in keys]
     mech_rows = mechanism_table(profiles=args.profiles)
     _print_rows("Pure mechanisms: Monte Carlo revenue (U[0,1] values)", mech_rows)
     if args.jobs > 1 and len(keys) > 1:
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            rows = list(pool.map(run_setting, keys, [cfg] * len(keys)))
+            rows = list(pool.map(run_setting, keys, cfgs))
     else:
-        rows = [run_setting(k, cfg) for k in keys]
+        rows = [run_setting(k, c) for k, c in zip(keys, cfgs, strict=True)]
     if rows:
         _print_rows("Learned (RegretNet) against the optimum; regret = mean per bidder, (b) = gradient ascent", rows)
     if args.out:
-        record = {"mechanisms": mech_rows, "learned": dict(zip(keys, rows, strict=True)), "config": asdict(cfg)}
+        record = {"mechanisms": mech_rows, "learned": dict(zip(keys, rows, strict=True)), "config": dict(zip(keys, map(asdict, cfgs), strict=True))}
         _atomic_write(args.out, json.dumps(record, indent=2, default=float) + "\n")
     return 0
 
