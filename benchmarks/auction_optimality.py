@@ -27,7 +27,7 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import print_table, save
@@ -40,9 +40,10 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=3, help="settings trained in parallel processes")
     parser.add_argument("--settings", default=",".join(SETTINGS), help=f"comma list of {sorted(SETTINGS)}")
     parser.add_argument("--iterations", type=int, help="override training iterations")
+    parser.add_argument("--seed", type=int, default=0, help="training/audit seed (results file gets _seedN when not 0)")
     args = parser.parse_args()
     keys = args.settings.split(",")
-    cfgs = {key: bench_config(key, args.quick, args.iterations) for key in keys}
+    cfgs = {key: replace(bench_config(key, args.quick, args.iterations), seed=args.seed) for key in keys}
     start = time.perf_counter()
     mech_rows = mechanism_table(profiles=20_000 if args.quick else 200_000)
     print_table(mech_rows, "Pure mechanisms: Monte Carlo revenue (U[0,1] values)")
@@ -56,7 +57,8 @@ def main() -> None:
     print_table(rows, "RegretNet against the optimum (regret: mean per bidder; (b) = gradient ascent)")
     figures = {"learned": dict(zip(keys, rows, strict=True)), "mechanisms": mech_rows,
                "config": {key: asdict(cfg) for key, cfg in cfgs.items()}, "quick": args.quick, "seconds": time.perf_counter() - start}
-    print(f"wrote {save('auction_optimality_quick' if args.quick else 'auction_optimality', figures)}")
+    name = "auction_optimality" + ("_quick" if args.quick else "") + (f"_seed{args.seed}" if args.seed else "")
+    print(f"wrote {save(name, figures)}")
 
 
 if __name__ == "__main__":
