@@ -4,7 +4,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from genads.decode.beam import beam_search_reference, generate_slate, live_trie
+from genads.decode.beam import beam_search_reference, generate_slate, live_trie, top_per_group
 from genads.slate.model import PRESETS, SlateModel, sized_for
 from genads.tokenize import RQKMeansConfig, RQKMeansTokenizer, disambiguate
 from genads.tokenize.trie import PrefixTrie
@@ -82,3 +82,18 @@ def test_trie_wider_than_the_model_is_refused():
     trie.insert(1, SIDS[1])
     with pytest.raises(ValueError, match="codebook_size"):
         generate_slate(model, trie, SIDS, histories(0), beam=4, slate_size=4)
+
+
+@settings(max_examples=80, deadline=None)
+@given(sizes=st.lists(st.integers(0, 12), min_size=1, max_size=5), r=st.integers(1, 6), seed=st.integers(0, 10**6))
+def test_top_per_group_equals_a_stable_sort_per_group(sizes, r, seed):
+    rng = np.random.default_rng(seed)
+    group = np.repeat(np.arange(len(sizes)), sizes)
+    score = rng.choice(np.array([-np.inf, -2.0, -1.0, -0.5, 0.0], dtype=np.float32), size=len(group))  # many ties
+    idx, rank = top_per_group(group, score, r, len(sizes))
+    want = []
+    for g in range(len(sizes)):
+        members = np.flatnonzero(group == g)
+        want += sorted(members.tolist(), key=lambda i: -score[i])[:r]  # stable: ties keep index order
+    assert idx.tolist() == want
+    assert rank.tolist() == [j for g in range(len(sizes)) for j in range(min(r, sizes[g]))]

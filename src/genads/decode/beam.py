@@ -74,12 +74,30 @@ def check_width(trie: PrefixTrie, width: int, bids: BidTable | None = None) -> N
 
 
 def top_per_group(group: np.ndarray, score: np.ndarray, r: int, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``r`` best scores of each group, ties to the earlier element: (element index, rank in group)."""
-    order = np.lexsort((-score, group))  # stable: by group, then score descending, then position
+    """The ``r`` best scores of each group, ties to the earlier element: (element index, rank in group).
+
+    ``group`` (M,) must be sorted (elements of a group contiguous). Wide groups are cut down first
+    with a row-wise ``np.partition`` (O(M)); only the kept elements are sorted.
+    """
     counts = np.bincount(group, minlength=n_groups)
-    rank = np.arange(len(order)) - (np.cumsum(counts) - counts)[group[order]]
-    keep = rank < r
-    return order[keep], rank[keep]
+    if len(group) and counts.max() > r:
+        starts = np.cumsum(counts) - counts
+        dense = np.full((n_groups, counts.max()), np.inf, dtype=score.dtype)  # negated scores, padded with +inf
+        dense[group, np.arange(len(group)) - starts[group]] = -score
+        kth = -np.partition(dense, r - 1, axis=1)[:, r - 1][group]  # r-th best of each element's group
+        above, tie = score > kth, score == kth
+        n_above = np.bincount(group[above], minlength=n_groups)
+        tie_idx = np.flatnonzero(tie)
+        tie_rank = np.arange(len(tie_idx)) - np.searchsorted(group[tie_idx], group[tie_idx])  # ties: index order
+        keep = above
+        keep[tie_idx[tie_rank < (r - n_above)[group[tie_idx]]]] = True
+        sel = np.flatnonzero(keep)
+    else:
+        sel = np.arange(len(group))
+    order = sel[np.lexsort((-score[sel], group[sel]))]  # stable: by group, then score descending, then index
+    kept = np.bincount(group[order], minlength=n_groups)
+    rank = np.arange(len(order)) - (np.cumsum(kept) - kept)[group[order]]
+    return order[rank < r], rank[rank < r]
 
 
 def extend(index: TrieIndex, node: np.ndarray, logprob: np.ndarray, logp: Tensor, level: int, beam: int,

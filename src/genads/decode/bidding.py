@@ -66,8 +66,12 @@ class BidConfig:
 
     def log_weight(self, bid: np.ndarray) -> np.ndarray:
         """log(bid ** alpha + beta), elementwise (0 ** 0 = 1)."""
+        bid = np.asarray(bid, dtype=np.float64)
+        if self.alpha == 0:
+            return np.full(bid.shape, np.log1p(self.beta))
         with np.errstate(divide="ignore"):
-            return np.log(np.power(np.asarray(bid, dtype=np.float64), self.alpha) + self.beta)
+            powered = bid if self.alpha == 1 else np.power(bid, self.alpha)
+            return np.log(powered + self.beta) if self.beta else np.log(powered)
 
 
 def _check_bid(ad: int, bid: float) -> float:

@@ -32,17 +32,21 @@ class BeamStepper:
         h, cache = model.trunk(tokens, positions, valid)
         self.last = h[:, -1]  # (B, D) state that predicts level 0
         self.history = cache  # per layer (B, H, T, hd)
-        self.bias = torch.zeros(valid.shape, dtype=h.dtype, device=h.device).masked_fill_(~valid, -torch.inf)
-        self.bias = self.bias[:, None, None, :]  # (B, 1, 1, T) added to attention scores
-        self.generated: list[tuple[Tensor, Tensor]] = []  # per layer (B, k, H, l, hd), empty before step 1
+        self.bias = None if bool(valid.all()) else torch.zeros(
+            valid.shape, dtype=h.dtype, device=h.device).masked_fill_(~valid, -torch.inf)[:, None, None, :]
+        """(B, 1, 1, T) added to the (B, H, k, T) history attention scores: -inf at PAD keys (None: no PAD)."""
+        self.generated: Tensor | None = None
+        """(n_layer, 2, B, k, H, l, hd) keys and values of the l generated tokens of each beam."""
         self.pos_emb = model.pos.weight[cfg.max_items]  # every generated token sits at item position max_items
+        self.scale = 1.0 / math.sqrt(cfg.d_model // cfg.n_head)
 
     def reorder(self, parent: Tensor) -> None:
         """Beam j of request b continues beam ``parent[b, j]``: (B, k') indices into the current k beams."""
-        if self.generated:
-            idx = parent[:, :, None, None, None]
-            self.generated = [(k.gather(1, idx.expand(-1, -1, *k.shape[2:])), v.gather(1, idx.expand(-1, -1, *v.shape[2:])))
-                              for k, v in self.generated]
+        if self.generated is not None:
+            n_layer, _, B, k, *rest = self.generated.shape
+            rows = (torch.arange(B, device=parent.device)[:, None] * k + parent).reshape(-1)  # (B * k',)
+            flat = self.generated.reshape(n_layer * 2, B * k, *rest).index_select(1, rows)
+            self.generated = flat.reshape(n_layer, 2, B, parent.shape[1], *rest)
 
     def step(self, codes: Tensor, level: int) -> Tensor:
         """Append level-``level`` codes (B, k), one per beam; returns their final hidden states (B, k, D)."""
@@ -55,24 +59,24 @@ class BeamStepper:
             new.append(kv)
             x = x + a
             x = x + block.mlp(block.ln2(x))
-        self.generated = new
+        self.generated = torch.stack(new)
         return x
 
-    def _attend(self, attn: torch.nn.Module, x: Tensor, layer: int) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    def _attend(self, attn: torch.nn.Module, x: Tensor, layer: int) -> tuple[Tensor, Tensor]:
         B, k, D = x.shape
         H = attn.n_head
-        q, kk, vv = (t.view(B, k, H, D // H) for t in attn.qkv(x).split(D, dim=2))  # (B, k, H, hd)
-        if self.generated:
-            kk = torch.cat([self.generated[layer][0], kk[:, :, :, None]], dim=3)  # (B, k, H, l + 1, hd)
-            vv = torch.cat([self.generated[layer][1], vv[:, :, :, None]], dim=3)
-        else:
-            kk, vv = kk[:, :, :, None], vv[:, :, :, None]
+        qkv = attn.qkv(x).view(B, k, 3, H, D // H)
+        q = qkv[:, :, 0] * self.scale  # (B, k, H, hd)
+        kv = qkv[:, :, 1:].permute(2, 0, 1, 3, 4)[:, :, :, :, None]  # (2, B, k, H, 1, hd)
+        if self.generated is not None:
+            kv = torch.cat([self.generated[layer], kv], dim=4)  # (2, B, k, H, l + 1, hd)
         hk, hv = self.history[layer]  # (B, H, T, hd)
-        scale = 1.0 / math.sqrt(D // H)
-        qh = q.transpose(1, 2)  # (B, H, k, hd)
-        s_hist = (qh @ hk.transpose(2, 3)) * scale + self.bias  # (B, H, k, T)
-        s_gen = torch.einsum("bkhd,bkhld->bhkl", q, kk) * scale  # (B, H, k, l + 1)
+        s_hist = q.transpose(1, 2) @ hk.transpose(2, 3)  # (B, H, k, T)
+        if self.bias is not None:
+            s_hist = s_hist + self.bias
+        s_gen = (kv[0] * q[:, :, :, None, :]).sum(-1).transpose(1, 2)  # (B, H, k, l + 1)
         p = F.softmax(torch.cat([s_hist, s_gen], dim=3), dim=3)
         T = hk.shape[2]
-        y = p[..., :T] @ hv + torch.einsum("bhkl,bkhld->bhkd", p[..., T:], vv)  # (B, H, k, hd)
-        return attn.proj(y.transpose(1, 2).reshape(B, k, D)), (kk, vv)
+        y_gen = (p[..., T:].transpose(1, 2)[..., None] * kv[1]).sum(3)  # (B, k, H, hd)
+        y = (p[..., :T] @ hv).transpose(1, 2) + y_gen  # (B, k, H, hd)
+        return attn.proj(y.reshape(B, k, D)), kv
