@@ -18,10 +18,10 @@ from genads.commands.simulate import load_config, write_run
 from genads.market.compare import METRICS, aggregate, interval, run_comparison, run_seed
 
 TINY = Path(__file__).resolve().parents[2] / "configs" / "market_tiny.yaml"
-GOLDEN = {"cascade": {"rpm": 41.278767971688765, "ctr": 0.04833333333333333, "psi": 0.29982423782348633,
-                      "user_welfare": 0.571780545610464},
-          "e2e": {"rpm": 38.3680585202112, "ctr": 0.06, "psi": 0.33379867672920227,
-                  "user_welfare": 0.5784443877923153}}
+GOLDEN = {"cascade": {"rpm": 79.61352712598853, "ctr": 0.05416666666666667, "psi": 0.25689417123794556,
+                      "user_welfare": 0.578704959641413},
+          "e2e": {"rpm": 63.658622930888384, "ctr": 0.06416666666666666, "psi": 0.4552442729473114,
+                  "user_welfare": 0.5772668689646239}}
 
 
 @pytest.fixture(scope="module")

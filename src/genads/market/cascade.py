@@ -29,7 +29,7 @@ class CascadeConfig:
     candidates: int = 6
     """Ads that enter the auction (top eCPM among the retrieved)."""
     sasrec: SASRecConfig = field(default_factory=lambda: SASRecConfig(
-        max_len=30, d_model=32, n_layers=2, n_heads=1, dropout=0.2, loss="ce", epochs=30, eval_every=3, patience=2,
+        max_len=30, d_model=32, n_layers=2, n_heads=1, dropout=0.2, loss="ce", epochs=20, eval_every=3, patience=2,
         batch_size=128))
     ranker: RankerConfig = field(default_factory=RankerConfig)
 

@@ -36,8 +36,8 @@ EGA_GAMMA_STEP = tuple(round(0.2 * i, 1) for i in range(1, 11))
 
 def payment_profiles(world: World, pipe: EndToEnd, logs: Logs, n: int, max_history: int,
                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(bids, pCTR), each (n, candidates): auctions of training traffic, bids = value / ROI target."""
-    bids = world.value / world.roi_target[world.owner]
+    """(values, pCTR), each (n, candidates): auctions of training traffic at truthful bids (the audit's profiles)."""
+    bids = world.value
     live = np.ones(world.config.n_ads, dtype=bool)
     hist = left_pad(logs.histories, max_history)
     out_b, out_q = [], []

@@ -42,13 +42,13 @@ class EndToEndConfig:
     beam: int = 12
     tokenizer: RQKMeansConfig = field(default_factory=lambda: RQKMeansConfig(levels=2, codebook_size=16, n_iter=20))
     slate: SlateConfig = field(default_factory=lambda: replace(PRESETS["small"], max_items=20, dropout=0.1))
-    train: TrainConfig = field(default_factory=lambda: replace(TRAIN_PRESETS["small"], epochs=12, eval_every=2, patience=2, eval_users=500))
+    train: TrainConfig = field(default_factory=lambda: replace(TRAIN_PRESETS["small"], epochs=10, eval_every=2, patience=2, eval_users=500))
     bidding: BidConfig = field(default_factory=lambda: BidConfig(alpha=1.0, beta=0.0, aggregate="max"))
     payments: Literal["learned", "gsp"] = "learned"
     quality: Literal["reward", "slate"] = "reward"
     """pCTR of the candidates: the slate reward model, or the slate model's calibrated log-probability."""
-    reward_epochs: int = 5
-    payment_iterations: int = 600
+    reward_epochs: int = 3
+    payment_iterations: int = 1000
     payment_profiles: int = 4000
     """Auctions (from training traffic) the payment network is trained on."""
 

@@ -51,7 +51,7 @@ class WorldConfig:
     """Log-normal spread of advertisers' values per click."""
     conversions: bool = False
     """Values come from conversions: value per click = cvr x value per conversion (and conversions are drawn)."""
-    budget_per_1000: float = 2.5
+    budget_per_1000: float = 6.0
     """Mean advertiser budget per 1000 requests of the episode."""
     budget_sigma: float = 0.8
     roi_target_max: float = 1.3
