@@ -14,12 +14,38 @@ per-beam cache (tests/decode/test_stepper.py).
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from genads.slate.model import N_SPECIAL, PAD, SlateModel
+
+
+class LayerWeights(NamedTuple):
+    """One transformer block's weights, read once per decode (functional calls skip module overhead)."""
+
+    ln1: nn.LayerNorm
+    qkv: nn.Linear
+    proj: nn.Linear
+    ln2: nn.LayerNorm
+    fc: nn.Linear
+    gelu: str
+    out: nn.Linear
+
+    @classmethod
+    def of(cls, block: nn.Module) -> LayerWeights:
+        mlp = list(block.mlp)
+        if not (len(mlp) >= 3 and isinstance(mlp[0], nn.Linear) and isinstance(mlp[1], nn.GELU)
+                and isinstance(mlp[2], nn.Linear) and all(isinstance(m, nn.Dropout) for m in mlp[3:])):
+            raise TypeError("BeamStepper expects Block.mlp = Linear, GELU, Linear[, Dropout]: "
+                            "update genads/decode/stepper.py with the model")
+        return cls(block.ln1, block.attn.qkv, block.attn.proj, block.ln2, mlp[0], mlp[1].approximate, mlp[2])
+
+
+def _ln(x: Tensor, ln: nn.LayerNorm) -> Tensor:
+    return F.layer_norm(x, ln.normalized_shape, ln.weight, ln.bias, ln.eps)
 
 
 class BeamStepper:
@@ -31,13 +57,16 @@ class BeamStepper:
         valid = tokens != PAD
         h, cache = model.trunk(tokens, positions, valid)
         self.last = h[:, -1]  # (B, D) state that predicts level 0
-        self.history = cache  # per layer (B, H, T, hd)
-        self.bias = None if bool(valid.all()) else torch.zeros(
-            valid.shape, dtype=h.dtype, device=h.device).masked_fill_(~valid, -torch.inf)[:, None, None, :]
-        """(B, 1, 1, T) added to the (B, H, k, T) history attention scores: -inf at PAD keys (None: no PAD)."""
+        B, H, T, hd = cache[0][0].shape
+        self.keys_t = [k.reshape(B * H, T, hd).transpose(1, 2) for k, _ in cache]  # per layer (B * H, hd, T)
+        self.values = [v.reshape(B * H, T, hd) for _, v in cache]  # per layer (B * H, T, hd)
+        self.bias = None if bool(valid.all()) else torch.zeros(valid.shape, dtype=h.dtype, device=h.device).masked_fill_(
+            ~valid, -torch.inf)[:, None, None, :].expand(B, H, 1, T).reshape(B * H, 1, T)
+        """(B * H, 1, T) added to history attention scores: -inf at PAD keys (None: no PAD)."""
         self.generated: Tensor | None = None
         """(n_layer, 2, B, k, H, l, hd) keys and values of the l generated tokens of each beam."""
-        self.pos_emb = model.pos.weight[cfg.max_items]  # every generated token sits at item position max_items
+        self.layers = [LayerWeights.of(block) for block in model.blocks]
+        self.level_pos = model.level.weight[:cfg.levels] + model.pos.weight[cfg.max_items]  # (levels, D): at max_items
         self.scale = 1.0 / math.sqrt(cfg.d_model // cfg.n_head)
 
     def reorder(self, parent: Tensor) -> None:
@@ -50,33 +79,34 @@ class BeamStepper:
 
     def step(self, codes: Tensor, level: int) -> Tensor:
         """Append level-``level`` codes (B, k), one per beam; returns their final hidden states (B, k, D)."""
-        model, cfg = self.model, self.model.config
-        tokens = N_SPECIAL + level * cfg.codebook_size + codes
-        x = model.tok(tokens) + model.level.weight[level] + self.pos_emb  # (B, k, D)
+        cfg = self.model.config
+        B, k = codes.shape
+        tokens = codes.reshape(-1) + (N_SPECIAL + level * cfg.codebook_size)
+        x = F.embedding(tokens, self.model.tok.weight) + self.level_pos[level]  # (B * k, D)
         new = []
-        for i, block in enumerate(model.blocks):
-            a, kv = self._attend(block.attn, block.ln1(x), i)
+        for i, w in enumerate(self.layers):
+            a, kv = self._attend(F.linear(_ln(x, w.ln1), w.qkv.weight, w.qkv.bias), B, k, i)
             new.append(kv)
-            x = x + a
-            x = x + block.mlp(block.ln2(x))
+            x = x + F.linear(a, w.proj.weight, w.proj.bias)
+            hidden = F.gelu(F.linear(_ln(x, w.ln2), w.fc.weight, w.fc.bias), approximate=w.gelu)
+            x = x + F.linear(hidden, w.out.weight, w.out.bias)
         self.generated = torch.stack(new)
-        return x
+        return x.view(B, k, -1)
 
-    def _attend(self, attn: torch.nn.Module, x: Tensor, layer: int) -> tuple[Tensor, Tensor]:
-        B, k, D = x.shape
-        H = attn.n_head
-        qkv = attn.qkv(x).view(B, k, 3, H, D // H)
+    def _attend(self, qkv: Tensor, B: int, k: int, layer: int) -> tuple[Tensor, Tensor]:
+        """Attention of the new tokens' ``qkv`` (B * k, 3 D): output (B * k, D) and the beams' keys/values."""
+        H = self.model.config.n_head
+        qkv = qkv.view(B, k, 3, H, -1)
         q = qkv[:, :, 0] * self.scale  # (B, k, H, hd)
-        kv = qkv[:, :, 1:].permute(2, 0, 1, 3, 4)[:, :, :, :, None]  # (2, B, k, H, 1, hd)
+        kv = qkv[:, :, 1:].permute(2, 0, 1, 3, 4).unsqueeze(4)  # (2, B, k, H, 1, hd)
         if self.generated is not None:
             kv = torch.cat([self.generated[layer], kv], dim=4)  # (2, B, k, H, l + 1, hd)
-        hk, hv = self.history[layer]  # (B, H, T, hd)
-        s_hist = q.transpose(1, 2) @ hk.transpose(2, 3)  # (B, H, k, T)
-        if self.bias is not None:
-            s_hist = s_hist + self.bias
-        s_gen = (kv[0] * q[:, :, :, None, :]).sum(-1).transpose(1, 2)  # (B, H, k, l + 1)
-        p = F.softmax(torch.cat([s_hist, s_gen], dim=3), dim=3)
-        T = hk.shape[2]
-        y_gen = (p[..., T:].transpose(1, 2)[..., None] * kv[1]).sum(3)  # (B, k, H, hd)
-        y = (p[..., :T] @ hv).transpose(1, 2) + y_gen  # (B, k, H, hd)
-        return attn.proj(y.reshape(B, k, D)), kv
+        qh = q.transpose(1, 2).reshape(B * H, k, -1)  # (B * H, k, hd)
+        s_hist = torch.bmm(qh, self.keys_t[layer]) if self.bias is None else \
+            torch.baddbmm(self.bias, qh, self.keys_t[layer])  # (B * H, k, T)
+        T = s_hist.shape[2]
+        s_gen = (kv[0] * q.unsqueeze(3)).sum(-1).transpose(1, 2)  # (B, H, k, l + 1)
+        p = torch.softmax(torch.cat([s_hist.view(B, H, k, T), s_gen], dim=3), dim=3)  # (B, H, k, T + l + 1)
+        y = torch.bmm(p.view(B * H, k, -1)[:, :, :T], self.values[layer]).view(B, H, k, -1).transpose(1, 2)
+        y = y + (p[..., T:].transpose(1, 2).unsqueeze(-1) * kv[1]).sum(3)  # (B, k, H, hd)
+        return y.reshape(B * k, -1), kv
