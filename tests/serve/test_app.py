@@ -149,3 +149,14 @@ def test_servers_sharing_a_ledger_follow_each_other(bundle, tmp_path):
     second.serve(second.user_history(1), 3)  # a request re-reads the ledger's change counter
     assert not {second.item_of[a] for a in c.ad_ids} & set(second.live)
     assert second.secret == first.secret  # tokens from one server are charged by the other
+
+
+def test_unencodable_text_is_a_422_not_a_crash(client):
+    """JSON may carry lone surrogates, which neither UTF-8 responses nor the ledger can hold."""
+    c = campaign_of(client, 1)
+    head = {**admin(), "content-type": "application/json"}
+    for path, body in (("/v1/ads", '{"context": {"page": "\\ud800"}, "\\ud801": 1}'),
+                       (f"/v1/campaigns/{c['campaign_id']}", '{"name": "x\\udc00"}')):
+        call = client.post if path == "/v1/ads" else client.patch
+        r = call(path, content=body, headers=head)
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"][0] == "body", r.text

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response, Security
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 from prometheus_client import (
@@ -43,6 +44,11 @@ from genads.serve.tokens import TokenError, verify
 
 API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, description="An advertiser's key or the admin key")
 CampaignId = Annotated[int, Path(ge=1, le=2**62)]
+
+
+def _safe(x: object) -> object:
+    """Text that encodes as UTF-8 (lone surrogates escaped); other values unchanged."""
+    return x.encode("utf-8", "backslashreplace").decode("utf-8") if isinstance(x, str) else x
 
 
 def field_error(status: int, loc: list, msg: str) -> HTTPException:
@@ -105,6 +111,13 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None) -> FastAPI:
     async def ledger_error(request: Request, err: LedgerError) -> JSONResponse:
         return JSONResponse({"detail": [{"loc": ["body", err.field], "msg": err.message, "type": "value_error"}]},
                             status_code=err.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, err: RequestValidationError) -> JSONResponse:
+        # FastAPI's default echoes the input, which may not even encode (a lone surrogate): keep loc/msg/type only
+        detail = [{"loc": [_safe(x) for x in e.get("loc", ())], "msg": _safe(e.get("msg", "")), "type": e.get("type", "")}
+                  for e in err.errors()]
+        return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+
+def _utf8(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid UTF-8 text (no lone surrogates)") from None
+    return text
+
+
+Text = Annotated[str, AfterValidator(_utf8)]
+"""A string that can be stored and sent back (JSON allows lone surrogates; UTF-8 does not)."""
 
 AdId = Field(ge=1, le=2**62)
 Money = Field(allow_inf_nan=False)
@@ -18,7 +30,7 @@ class Strict(BaseModel):
 
 
 class RequestContext(Strict):
-    page: str | None = Field(default=None, max_length=200, pattern=r"^[^\x00-\x1f]*$")
+    page: Text | None = Field(default=None, max_length=200, pattern=r"^[^\x00-\x1f]*$")
     """Where the slots are shown (for logs)."""
     exclude: list[int] = Field(default_factory=list, max_length=100)
     """Ad ids not to show (already on the page)."""
@@ -65,7 +77,7 @@ class AdResponse(BaseModel):
 
 
 class CampaignIn(Strict):
-    name: str = Name
+    name: Text = Name
     ad_ids: list[int] = Field(min_length=1, max_length=10_000)
     bid: float = Field(gt=0, le=1e6, allow_inf_nan=False)
     """Bid per click."""
@@ -76,7 +88,7 @@ class CampaignIn(Strict):
 
 
 class CampaignPatch(Strict):
-    name: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]*$")
+    name: Text | None = Field(default=None, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]*$")
     ad_ids: list[int] | None = Field(default=None, min_length=1, max_length=10_000)
     bid: float | None = Field(default=None, gt=0, le=1e6, allow_inf_nan=False)
     budget: float | None = Field(default=None, ge=0, le=1e9, allow_inf_nan=False)
