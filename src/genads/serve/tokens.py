@@ -12,7 +12,7 @@ import base64
 import hashlib
 import hmac
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,9 @@ def _b64(data: bytes) -> str:
 
 
 def sign(token: SlotToken, secret: bytes) -> str:
-    payload = json.dumps(asdict(token), separators=(",", ":"), sort_keys=True).encode()
+    fields = {"ad_id": token.ad_id, "campaign_id": token.campaign_id, "issued_at": token.issued_at,
+              "price_micros": token.price_micros, "request_id": token.request_id}  # asdict() is slow per slot
+    payload = json.dumps(fields, separators=(",", ":")).encode()
     return _b64(payload) + "." + _b64(hmac.new(secret, payload, hashlib.sha256).digest())
 
 
