@@ -83,9 +83,13 @@ class TrieIndex:
 
     def children(self, t: int, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Children of depth-t ``nodes`` (N,), -1 = none: (row in ``nodes``, child node at depth t + 1), each (M,)."""
-        bounds = np.append(self.child[t], self.child[t][-1])  # a sentinel row for nodes = -1
-        lo, hi = bounds[nodes], bounds[np.where(nodes >= 0, nodes + 1, -1)]
-        return expand_ranges(lo, hi - lo)
+        bounds = self.child[t]
+        if len(bounds) == 1:  # no live ad
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        ok = nodes >= 0
+        safe = np.where(ok, nodes, 0)
+        lo = bounds[safe]
+        return expand_ranges(lo, np.where(ok, bounds[safe + 1] - lo, 0))
 
     def node_of(self, t: int, positions: np.ndarray) -> np.ndarray:
         """Depth-t node that covers each ad position (index into :attr:`ads`)."""
