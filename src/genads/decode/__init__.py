@@ -1,1 +1,1 @@
-"""Decoding: trie-constrained beam search over Semantic IDs."""
+"""Decoding: trie-constrained beam search over Semantic IDs (beam.py), token-level bidding (bidding.py)."""

@@ -1,11 +1,14 @@
 """Trie-constrained beam search over Semantic IDs: every generated SID names a live ad.
 
 :func:`beam_search` decodes a batch of requests at once: one pass over the histories fills a KV
-cache, then each of the L levels extends every beam by one token, keeping the ``beam`` best
-continuations per request among those the :class:`~genads.tokenize.trie.PrefixTrie` allows.
-Finished SIDs are resolved to ads with ``trie.ads``: an SID shared by several ads yields each of
-them once (in ad order, at that SID's score), never one ad twice. :func:`beam_search_reference`
-is the naive per-request loop (no cache, no batching) the fast path is tested against.
+cache that a request's beams share (:class:`~genads.decode.stepper.BeamStepper`), then each of the
+L levels extends every beam by one token, keeping the ``beam`` best continuations per request among
+those the :class:`~genads.tokenize.trie.PrefixTrie` allows. Each beam carries its node of the trie's
+:class:`~genads.tokenize.trie.TrieIndex`, so a level scores only the live children of each beam
+(no (B * k, V) masks, no prefix lookups). Finished SIDs are resolved to their ads: an SID shared by
+several ads yields each of them once (in ad order, at that SID's score), never one ad twice.
+:func:`beam_search_reference` is the naive per-request loop (no cache, no batching, masks and bid
+terms from full scans) the fast path is tested against.
 
 Token-level bidding (optional ``bids`` = :class:`~genads.decode.bidding.BidTable` and ``bid_config``):
 a beam's score is its model log-probability plus the bid term ``log(bid(prefix) ** alpha + beta)`` of
