@@ -163,3 +163,18 @@ def test_bids_over_another_trie_are_refused():
     with pytest.raises(ValueError, match="another trie"):
         generate_slate(model, live_trie(SIDS), SIDS, histories(0), beam=4, slate_size=4,
                        bids=BidTable(live_trie(SIDS)))
+
+
+def test_bulk_update_rebuilds_and_matches_one_by_one():
+    trie = live_trie(SIDS)
+    bulk, single = BidTable(trie, random_bids(3)), BidTable(trie, random_bids(3))
+    new = random_bids(4)
+    bulk.prefix_bid(()), single.prefix_bid(())  # aggregates current: single's changes go in place
+    bulk.update(new)  # 40 changes: rebuilt at the next query
+    for ad, bid in new.items():
+        single.set_bid(ad, bid)  # in place
+    cfg = BidConfig(aggregate="max")
+    for t in range(SIDS.shape[1]):
+        prefixes = torch.from_numpy(np.unique(SIDS[1:, :t], axis=0))
+        torch.testing.assert_close(bulk.log_weight(prefixes, cfg), single.log_weight(prefixes, cfg))
+        torch.testing.assert_close(bulk.log_weight(prefixes, cfg), bulk.log_weight_reference(prefixes, cfg))
