@@ -69,7 +69,8 @@ PUBLISHED_BY_DATASET = {  # TIGER (NeurIPS 2023), Table 2
 KEYS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10")
 
 
-def beauty_sids(dataset, split, method: str, levels: int, codebook: int, seed: int) -> tuple[np.ndarray, dict]:
+def beauty_sids(dataset, split, method: str, levels: int, codebook: int, seed: int,
+                residual: str = "spherical") -> tuple[np.ndarray, dict]:
     """(n_items + 1, levels + 1) SIDs over attribute + training-only collaborative vectors.
 
     ``method``: "rq-kmeans" (residual k-means) or "e2e" (the UniSID-style tokenizer, with attribute
@@ -85,11 +86,12 @@ def beauty_sids(dataset, split, method: str, levels: int, codebook: int, seed: i
         codes = UniSIDTokenizer(UniSIDConfig(levels=levels, codebook_size=codebook)).fit(vectors, seed=seed,
                                                                                          features=features)
     else:
-        codes = RQKMeansTokenizer(RQKMeansConfig(levels=levels, codebook_size=codebook)).fit(vectors, seed=seed)
+        codes = RQKMeansTokenizer(RQKMeansConfig(levels=levels, codebook_size=codebook, residual=residual)).fit(
+            vectors, seed=seed)
     sids = np.zeros((split.n_items + 1, levels + 1), dtype=np.int64)
     sids[1:] = disambiguate(codes)
     n_unique = len(np.unique(codes, axis=0))
-    return sids, {"method": method, "collision_rate": 1 - n_unique / len(codes),
+    return sids, {"method": method, **({"residual": residual} if method == "rq-kmeans" else {}), "collision_rate": 1 - n_unique / len(codes),
                   "disambiguation_vocab": int(sids[:, -1].max() + 1),
                   "vector_dims": {"attributes": attrs.shape[1], "collab": collab.shape[1]}}
 
@@ -111,13 +113,13 @@ def overrides(pairs: list[str], model: SlateConfig, train: TrainConfig) -> tuple
     return model, train
 
 
-def cached_sids(cache: Path, dataset, split, method: str, seed: int) -> tuple[np.ndarray, dict, float]:
+def cached_sids(cache: Path, dataset, split, method: str, seed: int, residual: str) -> tuple[np.ndarray, dict, float]:
     """SIDs from ``cache`` (.npy + .json) when present, else computed and stored there."""
     stats_path = cache.with_suffix(".json")
     if cache.is_file() and stats_path.is_file():
         return np.load(cache, allow_pickle=False), json.loads(stats_path.read_text()), 0.0
     start = time.perf_counter()
-    sids, stats = beauty_sids(dataset, split, method, levels=3, codebook=256, seed=seed)
+    sids, stats = beauty_sids(dataset, split, method, levels=3, codebook=256, seed=seed, residual=residual)
     seconds = time.perf_counter() - start
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(f".{cache.name}.{os.getpid()}.npy")
@@ -155,6 +157,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, help="override the preset's maximum epochs")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     ap.add_argument("--tokenizer", choices=["rq-kmeans", "e2e"], default="rq-kmeans", help="how SIDs are made")
+    ap.add_argument("--residual", choices=["spherical", "l2"], default="spherical",
+                    help="RQ-KMeans residual mode (spherical: the tokenizer's default; l2: classic)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="override a SlateConfig/TrainConfig field of the preset (repeatable)")
@@ -189,8 +193,9 @@ def main() -> None:
         if meta.is_file():
             sid_stats["tokenize"] = json.loads(meta.read_text())
     else:
-        cache = args.sid_cache / f"{args.name.lower()}_{args.tokenizer}_seed{args.seed}.npy"
-        sids, sid_stats, sid_seconds = cached_sids(cache, dataset, split, args.tokenizer, args.seed)
+        mode = f"_{args.residual}" if args.tokenizer == "rq-kmeans" else ""
+        cache = args.sid_cache / f"{args.name.lower()}_{args.tokenizer}{mode}_seed{args.seed}.npy"
+        sids, sid_stats, sid_seconds = cached_sids(cache, dataset, split, args.tokenizer, args.seed, args.residual)
     print(f"SIDs ({sid_seconds:.0f}s): {sid_stats}")
 
     train = replace(TRAIN_PRESETS[args.preset], time_budget_s=args.budget_min * 60)
