@@ -64,7 +64,7 @@ def run(ctx) -> None:  # ctx: DemoContext (demo.py imports the steps)
     s = ctx.report.section("Slate reward model and bid-aware decoding")
     s.paragraphs.append(
         "The demo data logs interactions, not impressions, so impressions are <em>simulated</em>: for "
-        f"{sim['requests']} validation cases, slates of {SLATE} ads drawn from the slate model's beam (half of the "
+        f"{figures['requests_simulated']} validation cases ({sim['repeats']} impressions each), slates of {SLATE} ads drawn from the slate model's beam (half of the "
         f"requests) or from popularity samples, the user's validation item put in with probability "
         f"{sim['include_prob']}, shown in random order; clicks follow a position-based model (examination "
         f"1/(1+slot)^{sim['click']['position_decay']}, attractiveness {sim['click']['relevant_ctr']} for the "
@@ -84,13 +84,13 @@ def _run(ctx, rec) -> tuple[dict, list[dict], object]:
     bids = item_bids(ctx.dataset.catalogue, split.item_ids)
     pop = item_popularity(split.train, split.n_items)
     click = ClickModel()
-    sim = SimulationConfig(requests=300 if ctx.fast else 2000, repeats=2, slate_size=SLATE, pool_size=POOL,
-                           click=click)
+    sim = SimulationConfig(requests=300 if ctx.fast else 4000, repeats=2 if ctx.fast else 3, slate_size=SLATE,
+                           pool_size=POOL, click=click)
     log, hist = training_log(split.valid.history[:, -HISTORY:], split.valid.target, pop, sim, seed=ctx.seed,
                              model=rec.model, trie=rec.trie, sids=sids)
     torch.manual_seed(ctx.seed)
     reward = SlateRewardModel(with_bid_scale(RewardConfig(levels=sids.shape[1], codebook_size=int(sids.max()) + 1,
-                                                          max_slate=SLATE, use_history=True), bids[1:]))
+                                                          max_slate=SLATE, use_history=True, dropout=0.1), bids[1:]))
     report = fit(reward, log, sids, bids, RewardTrainConfig(epochs=2 if ctx.fast else 8), seed=ctx.seed, history=hist)
     n_test = 60 if ctx.fast else 500
     pick = np.sort(np.random.default_rng(ctx.seed).choice(len(split.test), min(n_test, len(split.test)), replace=False))
@@ -99,5 +99,5 @@ def _run(ctx, rec) -> tuple[dict, list[dict], object]:
     ctx.artifacts["reward_model"] = reward
     plot = _plot(np.array(report["slot_ctr"]), np.array(report["slot_pctr"]), click.examination(SLATE), rows)
     figures = {"simulation": {**asdict(sim), "note": "simulated impressions"}, "fit": report,
-               "reward_config": asdict(reward.config), "test_users": len(pick)}
+               "reward_config": asdict(reward.config), "test_users": len(pick), "requests_simulated": len(hist)}
     return figures, rows, plot

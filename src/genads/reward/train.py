@@ -23,11 +23,15 @@ class RewardTrainConfig:
     """Optimisation settings."""
 
     epochs: int = 8
-    batch_size: int = 128
+    batch_size: int = 64
     lr: float = 1e-2
     weight_decay: float = 0.01
     valid_share: float = 0.1
-    """Share of impressions held out for the reported log-loss / AUC."""
+    """Share of requests (all their impressions) held out for the reported log-loss / AUC."""
+    dev_share: float = 0.1
+    """Share of requests held out for early stopping (best epoch's weights kept); 0 = no early stopping."""
+    patience: int = 2
+    """Epochs without a better dev log-loss before stopping."""
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -35,8 +39,11 @@ class RewardTrainConfig:
                 raise ValueError(f"RewardTrainConfig.{name}={getattr(self, name)} must be >= 1")
         if self.lr <= 0 or self.weight_decay < 0:
             raise ValueError(f"RewardTrainConfig: lr={self.lr} must be > 0, weight_decay={self.weight_decay} >= 0")
-        if not 0.0 <= self.valid_share < 1.0:
-            raise ValueError(f"RewardTrainConfig.valid_share={self.valid_share} must be in [0, 1)")
+        if not (self.valid_share >= 0.0 and self.dev_share >= 0.0 and self.valid_share + self.dev_share < 1.0):
+            raise ValueError(f"RewardTrainConfig: valid_share={self.valid_share} and dev_share={self.dev_share} "
+                             "must be >= 0 with a sum < 1")
+        if self.patience < 1:
+            raise ValueError(f"RewardTrainConfig.patience={self.patience} must be >= 1")
 
 
 def auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -100,9 +107,12 @@ def fit(model: SlateRewardModel, log: ImpressionLog, sids: np.ndarray, bids: np.
         raise ValueError(f"log slates have {log.slates.shape[1]} slots > max_slate={model.config.max_slate}")
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    order = rng.permutation(len(log))
-    n_valid = round(cfg.valid_share * len(log))
-    valid_idx, train_idx = order[:n_valid], order[n_valid:]
+    requests = rng.permutation(np.unique(log.rows))  # split by request: a user's impressions stay together
+    n_valid, n_dev = round(cfg.valid_share * len(requests)), round(cfg.dev_share * len(requests))
+    part_of = np.zeros(int(log.rows.max()) + 1 if len(log) else 0, dtype=np.int8)
+    part_of[requests[:n_valid]], part_of[requests[n_valid:n_valid + n_dev]] = 1, 2
+    valid_idx, dev_idx, train_idx = (np.nonzero(part_of[log.rows] == k)[0] for k in (1, 2, 0))
+    train_idx = rng.permutation(train_idx)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * max(1, -(-len(train_idx) // cfg.batch_size))
     warm = max(1, steps // 10)  # linear warm-up over 10% of the steps, then cosine decay to 0
@@ -110,7 +120,7 @@ def fit(model: SlateRewardModel, log: ImpressionLog, sids: np.ndarray, bids: np.
         opt, lambda t: min(1.0, (t + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(t, steps) / steps)))
     clicks = torch.as_tensor(log.clicks, dtype=torch.float32)
     conv = torch.as_tensor(log.conversions, dtype=torch.float32) if log.conversions is not None else None
-    losses = []
+    losses, dev_losses, best, best_state, stale = [], [], np.inf, None, 0
     model.train()
     for _ in range(cfg.epochs):
         total, count = 0.0, 0
@@ -132,8 +142,22 @@ def fit(model: SlateRewardModel, log: ImpressionLog, sids: np.ndarray, bids: np.
             total, count = total + float(loss.detach()) * len(part), count + len(part)
         losses.append(total / max(count, 1))
         train_idx = rng.permutation(train_idx)
+        if len(dev_idx):
+            p = predict_log(model, log, sids, bids, history if model.config.use_history else None, dev_idx)[..., 0]
+            filled = log.slates[dev_idx] > 0
+            dev_losses.append(logloss(log.clicks[dev_idx][filled], p[filled]))
+            if dev_losses[-1] < best:
+                best, stale = dev_losses[-1], 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                stale += 1
+                if stale >= cfg.patience:
+                    break
+    if best_state is not None:
+        model.load_state_dict(best_state)
     model.eval()
-    return {"train_loss": losses, "impressions": len(log), "valid_impressions": n_valid,
+    return {"train_loss": losses, "dev_loss": dev_losses, "best_epoch": int(np.argmin(dev_losses)) + 1 if dev_losses
+            else len(losses), "impressions": len(log), "valid_impressions": len(valid_idx),
             **evaluate_log(model, log, sids, bids, valid_idx, history=history)}
 
 
