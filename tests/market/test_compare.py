@@ -1,8 +1,7 @@
-"""Golden numbers and determinism of the whole comparison on the tiny market.
+"""The whole comparison on the tiny market: determinism, invariants, the report.
 
-The golden values pin the simulator, both pipelines' training and the audit on one machine type
-(CPU, one thread); when a model or the simulator changes on purpose, re-run this file's
-``_tiny()`` and update them (diffusers' practice).
+Golden numbers live in test_engine.py (the simulator with an oracle pipeline): the pipelines here
+train models owned by other packages, whose improvements would move any pinned figure.
 """
 
 from __future__ import annotations
@@ -18,11 +17,6 @@ from genads.commands.simulate import load_config, write_run
 from genads.market.compare import METRICS, aggregate, interval, run_comparison, run_seed
 
 TINY = Path(__file__).resolve().parents[2] / "configs" / "market_tiny.yaml"
-GOLDEN = {"cascade": {"rpm": 79.61352712598853, "ctr": 0.05416666666666667, "psi": 0.25689417123794556,
-                      "user_welfare": 0.578704959641413},
-          "e2e": {"rpm": 63.658622930888384, "ctr": 0.06416666666666666, "psi": 0.4552442729473114,
-                  "user_welfare": 0.5772668689646239}}
-
 
 @pytest.fixture(scope="module")
 def tiny() -> dict:
@@ -32,13 +26,6 @@ def tiny() -> dict:
         return run_comparison(load_config(TINY), log=lambda m: None)
     finally:
         torch.set_num_threads(threads)
-
-
-def test_golden_numbers(tiny: dict) -> None:
-    for name, figures in GOLDEN.items():
-        got = tiny["per_seed"][0]["variants"][name]
-        for key, want in figures.items():
-            assert got[key] == pytest.approx(want, rel=1e-6, abs=1e-9), (name, key)
 
 
 def test_every_variant_is_rational_and_within_budget(tiny: dict) -> None:
@@ -52,6 +39,8 @@ def test_same_seed_same_numbers() -> None:
     cfg = replace(load_config(TINY), variants=("cascade", "e2e"), episode=replace(load_config(TINY).episode, requests=200))
     a, b = run_seed(cfg, 5, log=lambda m: None), run_seed(cfg, 5, log=lambda m: None)
     assert a["variants"] == b["variants"]
+    c = run_seed(cfg, 6, log=lambda m: None)
+    assert c["variants"]["cascade"]["rpm"] != a["variants"]["cascade"]["rpm"]
 
 
 def test_report_is_written(tiny: dict, tmp_path: Path) -> None:

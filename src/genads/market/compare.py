@@ -29,7 +29,8 @@ from genads.reward.train import RewardTrainConfig
 
 METRICS = ("rpm", "ctr", "advertiser_welfare_per_mille", "user_welfare", "psi", "ir_violations",
            "budget_overspend", "clicks_per_mille", "rpm_expected", "ctr_expected", "fill_rate",
-           "strategic_gamma_mean", "psi_grid", "psi_ascent")
+           "strategic_gamma_mean", "psi_grid", "psi_ascent", "value_efficiency", "pctr_true_ctr_spearman",
+           "pctr_over_true_ctr", "candidate_true_ctr")
 EGA_GAMMA_STEP = tuple(round(0.2 * i, 1) for i in range(1, 11))
 """{0.2, 0.4, ..., 2.0}: EGA's misreport grid at its coarser step (payment-network training)."""
 
@@ -96,6 +97,15 @@ def variant(name: str, cascade, e2e: EndToEnd):
     return e2e.with_config(**changes)
 
 
+def pctr_quality(pctr: np.ndarray, ctr: np.ndarray, ads: np.ndarray) -> dict[str, float]:
+    """How well a pipeline's pCTR tracks the ground truth on its audited candidates."""
+    ok = ads >= 0
+    p, t = pctr[ok], ctr[ok]
+    return {"pctr_true_ctr_spearman": float(stats.spearmanr(p, t)[0]) if len(p) > 2 else float("nan"),
+            "pctr_over_true_ctr": float(p.mean() / max(t.mean(), 1e-12)),
+            "candidate_true_ctr": float(t.mean())}
+
+
 def run_seed(cfg: SimConfig, seed: int, log=print) -> dict:
     """Every variant on one seed's market and traffic: {variant: figures} plus training info and timings."""
     t0, c0 = time.perf_counter(), time.process_time()
@@ -117,6 +127,7 @@ def run_seed(cfg: SimConfig, seed: int, log=print) -> dict:
         values = np.where(aud["ads"] >= 0, world.value[np.maximum(aud["ads"], 0)], 0.0)
         net = e2e.net if name != "cascade" and pipe.cfg.payments == "learned" else None
         res.update(psi(AuditedAuction(world.slot_ctr, net), values, aud["quality"], aud["ctr"], cfg.audit, seed))
+        res.update(pctr_quality(aud["quality"], aud["ctr"], aud["ads"]))
         out["variants"][name] = res
         log(f"seed {seed}: {name:13s} RPM {res['rpm']:.2f}  CTR {res['ctr']:.4f}  Ψ {res['psi']:.4f}")
     out["seconds"] = round(time.perf_counter() - t0, 1)

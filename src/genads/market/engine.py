@@ -94,7 +94,7 @@ class Tally:
     def __init__(self, n_adv: int) -> None:
         self.sums: dict[str, float] = dict.fromkeys(
             ("revenue", "clicks", "impressions", "conversions", "adv_welfare", "user_welfare", "expected_clicks",
-             "expected_revenue", "ir_violations", "ir_value_violations", "absorbed", "slots"), 0.0)
+             "expected_revenue", "expected_value", "oracle_value", "ir_violations", "ir_value_violations", "absorbed", "slots"), 0.0)
         self.util_by_adv = np.zeros(n_adv)
 
     def add(self, **kw: float) -> None:
@@ -149,12 +149,22 @@ def run_episode(world: World, pipeline: Pipeline, histories: np.ndarray, traffic
                   ir_violations=((win >= 0) & (prices > win_bid + 1e-9)).sum(),
                   ir_value_violations=((win >= 0) & truthful & (prices > values + 1e-9)).sum())
         cand_ctr = world.ad_ctr(users, ads)
+        tally.add(expected_value=(click_p_ads * values).sum(), oracle_value=oracle_value(world, users, live))
         for r in np.flatnonzero(np.isin(rows, list(audit_rows))):
             audit["ads"].append(ads[r])
             audit["quality"].append(quality[r])
             audit["ctr"].append(cand_ctr[r])
         bidders.update(spend, AuctionBatch(ads, cand_bids, quality, cand_ctr), pipeline.auction, slot_ctr)
     return summarise(tally, bidders, T, world) | {"audit": {k: np.array(v) for k, v in audit.items()}}
+
+
+def oracle_value(world: World, users: np.ndarray, live: np.ndarray) -> float:
+    """Expected advertiser value of the best possible ad slots: the live ads of highest value x true CTR
+    over the whole catalogue, in order (what a pipeline with perfect retrieval and pCTR would show)."""
+    k = world.config.ad_load
+    ev = np.where(live[None], world.all_ad_ctr(users) * world.value[None], 0.0)  # (B, n_ads)
+    top = -np.sort(-np.partition(ev, ev.shape[1] - k, axis=1)[:, -k:], axis=1)  # (B, k) best first
+    return float((top * world.slot_ctr[None]).sum())
 
 
 def summarise(tally: Tally, bidders: Bidders, T: int, world: World) -> dict:
@@ -172,6 +182,7 @@ def summarise(tally: Tally, bidders: Bidders, T: int, world: World) -> dict:
         "conversions_per_mille": t["conversions"] * per_mille,
         "advertiser_welfare_per_mille": t["adv_welfare"] * per_mille,
         "user_welfare": t["user_welfare"] / T,
+        "value_efficiency": t["expected_value"] / max(t["oracle_value"], 1e-12),
         "fill_rate": t["impressions"] / max(t["slots"], 1.0),
         "absorbed_per_mille": t["absorbed"] * per_mille,
         "ir_violations": int(t["ir_violations"]),

@@ -98,6 +98,17 @@ def comparison_rows(summary: dict) -> list[dict]:
     return rows
 
 
+def diagnosis_rows(summary: dict) -> list[dict]:
+    """Ground-truth diagnostics: how close each pipeline gets to the best slots, and how good its pCTR is."""
+    rows = []
+    for name, s in summary.items():
+        rows.append({"pipeline": LABELS[name], "value efficiency": _cell(s["value_efficiency"], 3),
+                     "pCTR–true CTR Spearman": _cell(s["pctr_true_ctr_spearman"], 3),
+                     "mean pCTR / true CTR": _cell(s["pctr_over_true_ctr"], 2),
+                     "candidates' true CTR": _cell(s["candidate_true_ctr"])})
+    return rows
+
+
 def ega_rows(summary: dict) -> list[dict]:
     rows = []
     for key, label in (("rpm", "RPM"), ("ctr", "CTR"), ("psi", "Ψ")):
@@ -142,6 +153,9 @@ def add_section(report: Report, result: dict, title: str = "Market simulator: ca
     s.tables.append(("All pipelines (mean [95% CI] over seeds)", comparison_rows(summary)))
     s.tables.append(("Beside EGA's published offline figures (currency units differ: compare the changes)",
                      ega_rows(summary)))
+    s.tables.append(("Why: ground-truth diagnostics (value efficiency = expected value of the shown ads / that of "
+                     "the best live ads by value × true CTR; pCTR rank correlation with the true CTR on audited "
+                     "candidates)", diagnosis_rows(summary)))
     s.images.append(("Every figure, per pipeline (95% intervals over seeds)", figure_png(metric_figure(summary))))
     s.images.append(("End-to-end vs cascade: our change beside EGA's", figure_png(lift_figure(summary))))
     s.images.append(("EGA's ablations on the simulator", figure_png(ablation_figure(summary))))
