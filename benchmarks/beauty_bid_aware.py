@@ -47,7 +47,7 @@ from genads.reward.pipeline import (
     item_popularity,
     training_log,
 )
-from genads.reward.train import with_bid_scale
+from genads.reward.train import with_bid_scale, with_score_scale
 from genads.slate.checkpoint import save_weights
 from genads.slate.model import PRESETS
 from genads.slate.recommender import SlateRecommender
@@ -89,7 +89,9 @@ def train_reward(rec, split, bids, pop, args) -> tuple[SlateRewardModel, dict]:
                              model=rec.model, trie=rec.trie, sids=rec.sids)
     sim_cpu = time.process_time() - cpu
     config = with_bid_scale(RewardConfig(levels=rec.sids.shape[1], codebook_size=int(rec.sids.max()) + 1,
-                                         max_slate=SLATE, use_history=True, dropout=0.1), bids[1:])
+                                         max_slate=SLATE, use_history=True, use_score=not args.no_score,
+                                         dropout=0.1), bids[1:])
+    config = with_score_scale(config, log.scores if config.use_score else None)
     torch.manual_seed(args.seed)
     model = SlateRewardModel(config)
     cpu = time.process_time()
@@ -97,16 +99,17 @@ def train_reward(rec, split, bids, pop, args) -> tuple[SlateRewardModel, dict]:
     figures = {"simulation": {**asdict(sim), "note": "simulated impressions: Beauty has no impression log"},
                "fit": report, "simulate_cpu_s": round(sim_cpu, 1), "fit_cpu_s": round(time.process_time() - cpu, 1),
                "config": asdict(config)}
-    save_reward_model(model, args.run / "reward", {"history_items": HISTORY, **figures})
+    save_reward_model(model, args.run / args.reward_dir, {"history_items": HISTORY, **figures})
     return model, figures
 
 
 def position_check(model: SlateRewardModel, rec, split, bids: np.ndarray, pick: np.ndarray) -> dict:
     """Mean pCTR of the same plain-beam slates in beam order and reversed, per slot."""
     history = split.test.history[pick, -HISTORY:]
-    slates = decode(rec.model, rec.trie, rec.sids, history, beam=SLATE * 2, slate_size=SLATE)
-    fwd = score_slates(model, slates, rec.sids, bids, RerankConfig(slate_size=SLATE), history)[0]
-    rev = score_slates(model, slates[:, ::-1].copy(), rec.sids, bids, RerankConfig(slate_size=SLATE), history)[0]
+    slates, scores = decode(rec.model, rec.trie, rec.sids, history, beam=SLATE * 2, slate_size=SLATE)
+    fwd = score_slates(model, slates, rec.sids, bids, RerankConfig(slate_size=SLATE), history, scores)[0]
+    rev = score_slates(model, slates[:, ::-1].copy(), rec.sids, bids, RerankConfig(slate_size=SLATE), history,
+                       scores[:, ::-1].copy())[0]
     top_fwd, bottom_rev = fwd[:, 0], rev[:, -1]  # the same ad at the top, then at the bottom
     return {"users": len(pick), "mean_pctr_by_slot": fwd.mean(0).tolist(),
             "same_ad_top_vs_bottom": float(top_fwd.mean() / bottom_rev.mean())}
@@ -135,6 +138,8 @@ def main() -> None:
     ap.add_argument("--alpha", type=float, default=1.0)
     ap.add_argument("--beta", type=float, default=0.0)
     ap.add_argument("--retrain-reward", action="store_true", help="train the reward model even if RUN/reward exists")
+    ap.add_argument("--no-score", action="store_true", help="reward model without the generator-score feature")
+    ap.add_argument("--reward-dir", default="reward", help="RUN/<this> holds the reward model")
     ap.add_argument("--suffix", default="", help="results/beauty_bid_aware{suffix}.json")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -148,10 +153,10 @@ def main() -> None:
     cfg, split, rec = load_recommender(args.run)
     dataset = load_dataset(cfg["dataset"])
     bids, pop = item_bids(dataset.catalogue, split.item_ids), item_popularity(split.train, split.n_items)
-    if args.retrain_reward or not (args.run / "reward" / "reward.safetensors").is_file():
+    if args.retrain_reward or not (args.run / args.reward_dir / "reward.safetensors").is_file():
         reward, reward_figures = train_reward(rec, split, bids, pop, args)
     else:
-        reward, record = load_reward_model(args.run / "reward")
+        reward, record = load_reward_model(args.run / args.reward_dir)
         reward_figures = {k: v for k, v in record.items() if k != "history_items"}
     fit_report = reward_figures["fit"]
     print(f"reward model: held-out log-loss {fit_report['valid_logloss']:.4f} (position-only "

@@ -40,8 +40,9 @@ def test_training_log_and_comparison(world):
     assert all(len(set(r.tolist())) == 4 for r in log.slates) and (log.slates > 0).all()
     again, _ = training_log(history, targets, pop, cfg, seed=0, model=model, trie=trie, sids=sids)
     assert (again.clicks == log.clicks).all()
+    assert log.scores.shape == log.slates.shape and np.isfinite(log.scores).all() and (log.scores < 0).all()
     reward = SlateRewardModel(RewardConfig(levels=3, codebook_size=4, max_slate=4, d_model=8, n_layer=1, n_head=1,
-                                           use_history=True))
+                                           use_history=True, use_score=True))
     rows = compare_decoders(model, trie, sids, bids, pop, history[:10], targets[:10], reward, ClickModel(),
                             slate_size=4, beam=6, pool_size=8)
     assert [r["decoder"] for r in rows][:3] == ["plain beam", "bid-aware (max)", "bid-aware (mean)"]
@@ -68,3 +69,16 @@ def test_item_bids_by_index():
         item_bids(cat.drop(columns="bid"), np.array([-1, 10]))
     with pytest.raises(ValueError, match="pool_size"):
         SimulationConfig(slate_size=10, pool_size=5)
+
+
+def test_sid_logprob_matches_the_beam(world):
+    from genads.decode.beam import generate_slate
+    from genads.reward.features import sid_logprob
+
+    sids, model, trie, _, history, _ = world
+    slate = generate_slate(model, trie, sids, history[:7], beam=8, slate_size=8)
+    ads = slate.ads.copy()
+    ads[:, -1] = -1
+    lp = sid_logprob(model, sids, history[:7], ads, batch_size=3)
+    np.testing.assert_allclose(lp[:, :-1], slate.logprob[:, :-1], rtol=1e-5, atol=1e-5)
+    assert np.isneginf(lp[:, -1]).all()

@@ -15,7 +15,7 @@ class Oracle(SlateRewardModel):
         self.attract = torch.as_tensor(attract, dtype=torch.float32)
         self.decay = decay
 
-    def forward(self, sids, bids, valid, history=None, history_valid=None):
+    def forward(self, sids, bids, valid, history=None, history_valid=None, scores=None):
         exam = 1.0 / (1.0 + torch.arange(valid.shape[1])) ** self.decay
         p = (exam * self.attract[sids[..., 0]]).clamp(1e-6, 1 - 1e-6)
         return torch.logit(p)[..., None]
@@ -76,3 +76,17 @@ def test_learned_model_runs_with_history():
         rerank(model, cands, sids, bids, RerankConfig(slate_size=5))
     with pytest.raises(ValueError, match="revenue_weight"):
         RerankConfig(revenue_weight=2.0)
+
+
+def test_scores_travel_with_their_ads():
+    sids, _, bids, rng = setup()
+    model = SlateRewardModel(RewardConfig(levels=1, codebook_size=64, max_slate=6, d_model=8, n_layer=1, n_head=1,
+                                          use_score=True))
+    cands = np.stack([rng.permutation(np.arange(1, 31))[:9] for _ in range(4)])
+    scores = -cands.astype(np.float32) / 10  # a score that names its ad
+    out = rerank(model, cands, sids, bids, RerankConfig(slate_size=5), scores=scores)
+    np.testing.assert_allclose(out.scores, -out.ads / 10, rtol=1e-6)
+    _, v = score_slates(model, out.ads, sids, bids, RerankConfig(slate_size=5), scores=out.scores)
+    np.testing.assert_allclose(v, out.value, rtol=1e-5)
+    with pytest.raises(ValueError, match="scores"):
+        rerank(model, cands, sids, bids, RerankConfig(slate_size=5))

@@ -36,7 +36,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         save_reward_model,
     )
     from genads.reward.pipeline import SimulationConfig, training_log
-    from genads.reward.train import with_bid_scale
+    from genads.reward.train import with_bid_scale, with_score_scale
 
     torch.set_num_threads(args.threads)
     cfg, split, rec = load_recommender(args.run)
@@ -48,7 +48,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                                 seed=args.seed, model=rec.model, trie=rec.trie, sids=rec.sids)
     config = with_bid_scale(RewardConfig(levels=rec.sids.shape[1], codebook_size=int(rec.sids.max()) + 1,
                                          max_slate=args.slate_size, d_model=args.d_model, n_layer=args.layers,
-                                         n_head=2, use_history=not args.no_history), bids[1:])
+                                         n_head=2, use_history=not args.no_history, use_score=not args.no_score,
+                                         dropout=0.1), bids[1:])
+    config = with_score_scale(config, log.scores if config.use_score else None)
     torch.manual_seed(args.seed)
     model = SlateRewardModel(config)
     report = fit(model, log, rec.sids, bids, RewardTrainConfig(epochs=args.epochs), seed=args.seed,
@@ -78,14 +80,14 @@ def cmd_slate(args: argparse.Namespace) -> int:
         raise ValueError(f"--user {args.user}: no events for this user in {cfg['dataset']}")
     history = seqs[pos][-rec.config.max_items:][None]
     bid_cfg = BidConfig(alpha=args.alpha, beta=args.beta, aggregate=args.aggregate)
-    pool = decode(rec.model, rec.trie, rec.sids, history, beam=args.pool, slate_size=args.pool,
-                  bids=None if args.alpha == 0 else bid_table(rec.trie, bids), bid_config=bid_cfg)
+    pool, scores = decode(rec.model, rec.trie, rec.sids, history, beam=args.pool, slate_size=args.pool,
+                          bids=None if args.alpha == 0 else bid_table(rec.trie, bids), bid_config=bid_cfg)
     if reward.config.max_slate < args.k:
         raise ValueError(f"-k {args.k} exceeds the reward model's max_slate={reward.config.max_slate}")
     r_cfg = RerankConfig(slate_size=args.k, revenue_weight=args.revenue_weight,
                          bid_ref=float(np.median(bids[bids > 0])))
     h = history[:, -record.get("history_items", 20):] if reward.config.use_history else None
-    out = rerank(reward, pool, rec.sids, bids, r_cfg, history=h)
+    out = rerank(reward, pool, rec.sids, bids, r_cfg, history=h, scores=scores)
     titles = dataset.titles()
     print(f"user {args.user}: {len(seqs[pos])} past ads; pool of {int((pool > 0).sum())} from bid-aware beam "
           f"(alpha={args.alpha}, beta={args.beta}, {args.aggregate}); modelled value {out.value[0]:.4f} "
@@ -95,7 +97,8 @@ def cmd_slate(args: argparse.Namespace) -> int:
             break
         ad = int(split.item_ids[item])
         was = int(np.nonzero(pool[0] == item)[0][0]) + 1
-        print(f"{rank:3d}. ad {ad}  bid {bids[item]:7.3f}  pCTR {pctr:.4f}  (pool #{was:2d})  "
+        print(f"{rank:3d}. ad {ad}  bid {bids[item]:7.3f}  pCTR {pctr:.4f}  logp {scores[0, was - 1]:7.2f}  "
+              f"(pool #{was:2d})  "
               f"{titles.get(ad, '') or '(no title)'}")
     return 0
 
@@ -116,6 +119,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--position-decay", type=float, default=1.0, help="examination = 1/(1+slot)^decay; 0 = none")
     t.add_argument("--history", type=int, default=20, help="history items the reward model reads")
     t.add_argument("--no-history", action="store_true", help="no user context token")
+    t.add_argument("--no-score", action="store_true", help="do not read the slate model's log P(SID | history)")
     t.add_argument("--d-model", type=int, default=32)
     t.add_argument("--layers", type=int, default=2)
     t.add_argument("--epochs", type=int, default=5)

@@ -18,7 +18,7 @@ from genads.reward.pipeline import (
     training_log,
 )
 from genads.reward.simulate import ClickModel
-from genads.reward.train import RewardTrainConfig, fit, with_bid_scale
+from genads.reward.train import RewardTrainConfig, fit, with_bid_scale, with_score_scale
 
 SLATE, POOL, HISTORY = 10, 20, 20
 
@@ -69,7 +69,8 @@ def run(ctx) -> None:  # ctx: DemoContext (demo.py imports the steps)
         f"{sim['include_prob']}, shown in random order; clicks follow a position-based model (examination "
         f"1/(1+slot)^{sim['click']['position_decay']}, attractiveness {sim['click']['relevant_ctr']} for the "
         f"relevant ad, ≈{sim['click']['base_ctr']} scaled by popularity otherwise). The reward model (self-attention "
-        "over the slate: SID embedding + slot + log-bid, with a user-history token) predicts per-slot pCTR; "
+        "over the slate: SID embedding + slot + log-bid + the slate model's log P(SID | history), with a "
+        "user-history token) predicts per-slot pCTR; "
         f"held-out log-loss {figures['fit']['valid_logloss']:.4f} vs {figures['fit']['position_only_logloss']:.4f} "
         "for the per-slot mean CTR. Test users: plain beam search, token-level bid-aware beam search (score + "
         "log bid of the prefix's max or mean live bid), and the bid-aware beam's pool of "
@@ -89,8 +90,9 @@ def _run(ctx, rec) -> tuple[dict, list[dict], object]:
     log, hist = training_log(split.valid.history[:, -HISTORY:], split.valid.target, pop, sim, seed=ctx.seed,
                              model=rec.model, trie=rec.trie, sids=sids)
     torch.manual_seed(ctx.seed)
-    reward = SlateRewardModel(with_bid_scale(RewardConfig(levels=sids.shape[1], codebook_size=int(sids.max()) + 1,
-                                                          max_slate=SLATE, use_history=True, dropout=0.1), bids[1:]))
+    config = with_bid_scale(RewardConfig(levels=sids.shape[1], codebook_size=int(sids.max()) + 1, max_slate=SLATE,
+                                         use_history=True, use_score=True, dropout=0.1), bids[1:])
+    reward = SlateRewardModel(with_score_scale(config, log.scores))
     report = fit(reward, log, sids, bids, RewardTrainConfig(epochs=2 if ctx.fast else 8), seed=ctx.seed, history=hist)
     n_test = 60 if ctx.fast else 500
     pick = np.sort(np.random.default_rng(ctx.seed).choice(len(split.test), min(n_test, len(split.test)), replace=False))

@@ -9,7 +9,9 @@ Every position of a slate is one token, the sum of
   that the ad has a bid at all.
 
 With ``use_history`` a context token, the mean SID embedding of the user's recent ads, is put in
-front. A small bidirectional transformer encoder lets every position see every other one, so the
+front. With ``use_score`` each position also gets a linear map of the slate model's log-probability
+of the ad's SID given the user's history (normalised like the bid): the generator's own relevance
+estimate, which EGA's reward model reads from the shared generative backbone. A small bidirectional transformer encoder lets every position see every other one, so the
 predicted pCTR of an ad depends on where it sits and on what it sits next to (the permutation-aware
 part: the same ads in another order get other predictions). Heads: pCTR per position and, with
 ``cvr``, pCVR (conversion given click) per position; each head also has a learned per-slot logit
@@ -54,9 +56,14 @@ class RewardConfig:
     """Prepend a user context token (mean SID embedding of the history)."""
     cvr: bool = False
     """Also predict pCVR (conversion given click) per position."""
+    use_score: bool = False
+    """Read a per-position score: the slate model's log P(ad's SID | history)."""
     bid_mean: float = 0.0
-    """Mean of log(bid) in the training data (set by :func:`genads.reward.train.fit`)."""
+    """Mean of log(bid) in the training data (:func:`genads.reward.train.with_scales`)."""
     bid_std: float = 1.0
+    score_mean: float = 0.0
+    """Mean of the generator scores in the training data."""
+    score_std: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("levels", "codebook_size", "max_slate", "d_model", "n_layer", "n_head"):
@@ -66,8 +73,10 @@ class RewardConfig:
             raise ValueError(f"RewardConfig.d_model={self.d_model} must be divisible by n_head={self.n_head}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"RewardConfig.dropout={self.dropout} must be in [0, 1)")
-        if not self.bid_std > 0 or not math.isfinite(self.bid_mean):
-            raise ValueError(f"RewardConfig.bid_std={self.bid_std} must be > 0 and bid_mean={self.bid_mean} finite")
+        for name in ("bid", "score"):
+            mean, std = getattr(self, f"{name}_mean"), getattr(self, f"{name}_std")
+            if not std > 0 or not math.isfinite(mean):
+                raise ValueError(f"RewardConfig.{name}_std={std} must be > 0 and {name}_mean={mean} finite")
 
 
 def bid_features(bids: Tensor, mean: float, std: float) -> Tensor:
@@ -86,6 +95,7 @@ class SlateRewardModel(nn.Module):
         self.codes = nn.Embedding(c.levels * c.codebook_size, c.d_model)
         self.position = nn.Embedding(c.max_slate, c.d_model)
         self.bid = nn.Linear(2, c.d_model)
+        self.score = nn.Linear(1, c.d_model) if c.use_score else None
         self.context = nn.Linear(c.d_model, c.d_model)
         layer = nn.TransformerEncoderLayer(c.d_model, c.n_head, 4 * c.d_model, c.dropout, batch_first=True,
                                            norm_first=True)
@@ -104,7 +114,7 @@ class SlateRewardModel(nn.Module):
         return self.codes(sids + self.level_offset).sum(dim=-2)
 
     def forward(self, sids: Tensor, bids: Tensor, valid: Tensor, history: Tensor | None = None,
-                history_valid: Tensor | None = None) -> Tensor:
+                history_valid: Tensor | None = None, scores: Tensor | None = None) -> Tensor:
         """Logits (B, S, 1 or 2): pCTR logit and, with ``cvr``, pCVR logit per position.
 
         Args:
@@ -113,6 +123,7 @@ class SlateRewardModel(nn.Module):
             valid: (B, S) bool, False at padding positions (their outputs are meaningless).
             history, history_valid: (B, H, L) SIDs of the user's recent ads and (B, H) bool; needed
                 when ``use_history``.
+            scores: (B, S) the slate model's log P(SID | history) of each ad; needed when ``use_score``.
         """
         c = self.config
         B, S = valid.shape
@@ -120,6 +131,11 @@ class SlateRewardModel(nn.Module):
             raise ValueError(f"slate of {S} positions, the model takes at most max_slate={c.max_slate}")
         pos = torch.arange(S, device=sids.device)
         x = self.sid_embedding(sids) + self.position(pos) + self.bid(bid_features(bids.float(), c.bid_mean, c.bid_std))
+        if c.use_score:
+            if scores is None:
+                raise ValueError("this reward model reads generator scores: pass scores")
+            z = torch.where(valid, (scores.float().clamp_min(-1e4) - c.score_mean) / c.score_std, 0.0)
+            x = x + self.score(z[..., None])
         pad = ~valid
         if c.use_history:
             if history is None or history_valid is None:
@@ -135,12 +151,12 @@ class SlateRewardModel(nn.Module):
         return self.head(h) + self.slot_bias[:S]
 
     def predict(self, sids: Tensor, bids: Tensor, valid: Tensor, history: Tensor | None = None,
-                history_valid: Tensor | None = None) -> Tensor:
+                history_valid: Tensor | None = None, scores: Tensor | None = None) -> Tensor:
         """Probabilities (B, S, 1 or 2), 0 at padding positions; eval mode, no gradient."""
         was = self.training
         self.eval()
         with torch.no_grad():
-            p = torch.sigmoid(self.forward(sids, bids, valid, history, history_valid))
+            p = torch.sigmoid(self.forward(sids, bids, valid, history, history_valid, scores))
         self.train(was)
         return p * valid[..., None]
 

@@ -25,6 +25,7 @@ import pandas as pd
 from genads.decode.beam import generate_slate
 from genads.decode.bidding import BidConfig, BidTable
 from genads.eval.metrics import ranking_metrics
+from genads.reward.features import sid_logprob
 from genads.reward.model import SlateRewardModel
 from genads.reward.rerank import RerankConfig, rerank, score_slates
 from genads.reward.simulate import ClickModel, ImpressionLog, popularity_pools, simulate_log
@@ -83,28 +84,36 @@ def bid_table(trie: PrefixTrie, bids: np.ndarray) -> BidTable:
 
 
 def decode(model: SlateModel, trie: PrefixTrie, sids: np.ndarray, history: np.ndarray, *, beam: int, slate_size: int,
-           bids: BidTable | None = None, bid_config: BidConfig | None = None, batch_size: int = 256) -> np.ndarray:
-    """(B, slate_size) ads from (bid-aware) beam search, in batches."""
+           bids: BidTable | None = None, bid_config: BidConfig | None = None,
+           batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """(ads (B, slate_size), their SID log-probabilities) from (bid-aware) beam search, in batches."""
     out = [generate_slate(model, trie, sids, history[lo:lo + batch_size], beam=beam, slate_size=slate_size,
-                          bids=bids, bid_config=bid_config).ads for lo in range(0, len(history), batch_size)]
-    return np.concatenate(out) if out else np.zeros((0, slate_size), dtype=np.int64)
+                          bids=bids, bid_config=bid_config) for lo in range(0, len(history), batch_size)]
+    if not out:
+        return np.zeros((0, slate_size), dtype=np.int64), np.zeros((0, slate_size), dtype=np.float32)
+    return np.concatenate([s.ads for s in out]), np.concatenate([s.logprob for s in out]).astype(np.float32)
 
 
 def training_log(history: np.ndarray, relevant: np.ndarray, popularity: np.ndarray, cfg: SimulationConfig, *,
                  seed: int, model: SlateModel | None = None, trie: PrefixTrie | None = None,
                  sids: np.ndarray | None = None) -> tuple[ImpressionLog, np.ndarray]:
-    """(simulated log, the sampled requests' histories) for cases ``history`` (N, H) -> ``relevant`` (N,)."""
+    """(simulated log, the sampled requests' histories) for cases ``history`` (N, H) -> ``relevant`` (N,).
+
+    With a slate ``model`` the log also carries each shown ad's generator score (``log.scores``).
+    """
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(len(relevant), size=min(cfg.requests, len(relevant)), replace=False))
     hist, rel = np.asarray(history)[pick], np.asarray(relevant)[pick]
     pools = popularity_pools(popularity, len(pick), cfg.pool_size, rng)
     n_beam = round(cfg.beam_share * len(pick)) if model is not None else 0
     if n_beam:
-        beam = decode(model, trie, sids, hist[:n_beam], beam=cfg.pool_size, slate_size=cfg.pool_size)
+        beam = decode(model, trie, sids, hist[:n_beam], beam=cfg.pool_size, slate_size=cfg.pool_size)[0]
         short = (beam > 0).sum(1) < cfg.slate_size  # too few live ads found: keep the popularity pool
         pools[:n_beam] = np.where(short[:, None], pools[:n_beam], beam)
     log = simulate_log(pools, rel, popularity, cfg.click, slate_size=cfg.slate_size, include_prob=cfg.include_prob,
                        repeats=cfg.repeats, seed=int(rng.integers(2**31)))
+    if model is not None:  # generator scores of every shown ad, for reward models with use_score
+        log.scores = sid_logprob(model, sids, hist[log.rows], log.slates)
     return log, hist
 
 
@@ -132,21 +141,22 @@ def compare_decoders(model: SlateModel, trie: PrefixTrie, sids: np.ndarray, bids
     table = bid_table(trie, bids)
     mean_cfg = BidConfig(alpha=bid.alpha, beta=bid.beta, aggregate="mean")
     max_cfg = BidConfig(alpha=bid.alpha, beta=bid.beta, aggregate="max")
+    h = history if reward.config.use_history else None
     rows = []
 
     def add(name: str, make) -> None:
         start = time.process_time()
-        slates = make()
+        slates, scores = make()
         seconds = time.process_time() - start
-        value = score_slates(reward, slates, sids, bids, rerank_cfg, history if reward.config.use_history else None)[1]
+        value = score_slates(reward, slates, sids, bids, rerank_cfg, h, scores)[1]
         rows.append({"decoder": name, **slate_outcomes(slates, targets, bids, popularity, click),
                      "model_value": float(value.mean()), "cpu_s": round(seconds, 1)})
 
-    def reranked(bids_cfg: BidConfig | None) -> np.ndarray:
-        pool = decode(model, trie, sids, history, beam=pool_size, slate_size=pool_size,
-                      bids=table if bids_cfg else None, bid_config=bids_cfg)
-        h = history if reward.config.use_history else None
-        return rerank(reward, pool, sids, bids, rerank_cfg, history=h).ads
+    def reranked(bids_cfg: BidConfig | None) -> tuple[np.ndarray, np.ndarray]:
+        pool, scores = decode(model, trie, sids, history, beam=pool_size, slate_size=pool_size,
+                              bids=table if bids_cfg else None, bid_config=bids_cfg)
+        out = rerank(reward, pool, sids, bids, rerank_cfg, history=h, scores=scores)
+        return out.ads, out.scores
 
     add("plain beam", lambda: decode(model, trie, sids, history, beam=beam, slate_size=slate_size))
     add("bid-aware (max)", lambda: decode(model, trie, sids, history, beam=beam, slate_size=slate_size, bids=table,

@@ -90,6 +90,8 @@ class ImpressionLog:
     """(N, S) 0/1 (only where clicked), or None when not simulated."""
     rows: np.ndarray
     """(N,) which request (row of the inputs) each impression belongs to."""
+    scores: np.ndarray | None = None
+    """(N, S) generator scores of the shown ads (the slate model's log P(SID | history)), if computed."""
 
     def __len__(self) -> int:
         return len(self.slates)

@@ -63,6 +63,23 @@ def logloss(labels: np.ndarray, p: np.ndarray) -> float:
     return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean()) if len(y) else float("nan")
 
 
+def with_score_scale(config: RewardConfig, scores: np.ndarray | None) -> RewardConfig:
+    """``config`` with score_mean / score_std from the finite generator scores (unchanged without)."""
+    if scores is None:
+        return config
+    x = np.asarray(scores, dtype=float)
+    x = x[np.isfinite(x)]
+    return replace(config, score_mean=float(x.mean()), score_std=float(max(x.std(), 1e-3))) if len(x) else config
+
+
+def _score_inputs(log: ImpressionLog, part: np.ndarray, model: SlateRewardModel) -> torch.Tensor | None:
+    if not model.config.use_score:
+        return None
+    if log.scores is None:
+        raise ValueError("the reward model reads generator scores: the log has none (simulate with a slate model)")
+    return torch.as_tensor(np.nan_to_num(log.scores[part].astype(np.float32), neginf=-1e4))
+
+
 def with_bid_scale(config: RewardConfig, bids: np.ndarray) -> RewardConfig:
     """``config`` with bid_mean / bid_std set from the log bids of the ads that have one."""
     logb = np.log(np.asarray(bids, dtype=float)[np.asarray(bids) > 0])
@@ -88,7 +105,7 @@ def predict_log(model: SlateRewardModel, log: ImpressionLog, sids: np.ndarray, b
         part = idx[lo:lo + batch_size]
         s, b, v = slate_inputs(log.slates[part], sids, bids)
         hs, hv = _history_inputs(history, log.rows[part], sids) if model.config.use_history else (None, None)
-        out.append(model.predict(s, b, v, hs, hv).numpy())
+        out.append(model.predict(s, b, v, hs, hv, _score_inputs(log, part, model)).numpy())
     return np.concatenate(out) if out else np.zeros((0, log.slates.shape[1], 1))
 
 
@@ -128,7 +145,7 @@ def fit(model: SlateRewardModel, log: ImpressionLog, sids: np.ndarray, bids: np.
             part = train_idx[lo:lo + cfg.batch_size]
             s, b, v = slate_inputs(log.slates[part], sids, bids)
             hs, hv = _history_inputs(history, log.rows[part], sids) if model.config.use_history else (None, None)
-            logits = model(s, b, v, hs, hv)
+            logits = model(s, b, v, hs, hv, _score_inputs(log, part, model))
             y = clicks[part]
             loss = F.binary_cross_entropy_with_logits(logits[..., 0][v], y[v])
             if model.config.cvr and conv is not None:
