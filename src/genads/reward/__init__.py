@@ -3,7 +3,10 @@
 * :mod:`genads.reward.model` — self-attention over a slate's ads (SID + position + bid) -> pCTR/pCVR.
 * :mod:`genads.reward.simulate` — position-based click model and simulated impression logs for data
   sets without impressions.
+* :mod:`genads.reward.features` — generator scores: the slate model's log P(SID | history) of given ads.
 * :mod:`genads.reward.train` — fitting the model to a log; held-out log-loss / AUC.
+* :mod:`genads.reward.pipeline` — simulated training logs and the decoder comparison used by the
+  CLI, the demo step and benchmarks/beauty_bid_aware.py.
 * :mod:`genads.reward.rerank` — choose and order a slate from the decoder's candidate pool.
 """
 
