@@ -97,3 +97,11 @@ def test_top_per_group_equals_a_stable_sort_per_group(sizes, r, seed):
         want += sorted(members.tolist(), key=lambda i: -score[i])[:r]  # stable: ties keep index order
     assert idx.tolist() == want
     assert rank.tolist() == [j for g in range(len(sizes)) for j in range(min(r, sizes[g]))]
+
+
+def test_no_live_ad_gives_an_empty_slate():
+    model, trie = model_for(SIDS), live_trie(SIDS)
+    for ad in range(1, N_ITEMS + 1):
+        trie.remove(ad)
+    slate = generate_slate(model, trie, SIDS, histories(0), beam=4, slate_size=3)
+    assert (slate.ads == -1).all() and np.isneginf(slate.scores).all()
