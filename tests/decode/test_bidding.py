@@ -178,3 +178,19 @@ def test_bulk_update_rebuilds_and_matches_one_by_one():
         prefixes = torch.from_numpy(np.unique(SIDS[1:, :t], axis=0))
         torch.testing.assert_close(bulk.log_weight(prefixes, cfg), single.log_weight(prefixes, cfg))
         torch.testing.assert_close(bulk.log_weight(prefixes, cfg), bulk.log_weight_reference(prefixes, cfg))
+
+
+def test_large_ad_ids_outside_the_dense_array():
+    big = BidTable.DENSE_IDS + 7
+    trie = PrefixTrie.from_codes([3, big, big + 1], np.array([[0, 1], [0, 1], [1, 0]]), vocab_size=2)
+    table = BidTable(trie, {3: 1.0, big: 5.0, big + 1: 2.0})
+    assert table.prefix_bid((0,)) == 5.0 and table.bid(big) == 5.0
+    table.set_bid(big, 0.5)
+    assert table.prefix_bid((0, 1)) == 1.0 and table.prefix_bid(()) == 2.0
+    np.testing.assert_array_equal(table.bids_of(np.array([big, big + 1, -1, 99])), [0.5, 2.0, np.nan, 0.0])
+    cfg = BidConfig()
+    for t in range(2):
+        prefixes = torch.zeros((1, t), dtype=torch.int64)
+        torch.testing.assert_close(table.log_weight(prefixes, cfg), table.log_weight_reference(prefixes, cfg))
+    with pytest.raises(ValueError, match="ad ids must be >= 0"):
+        trie.insert(-1, (0, 0))

@@ -73,3 +73,24 @@ def test_runtime_insert_remove_and_errors():
         trie.insert(5, (0, 3))
     with pytest.raises(ValueError, match="depth"):
         trie.mask(torch.zeros((1, 2), dtype=torch.int64))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(ops, st.just([("query", 0, (0,) * DEPTH)])), max_size=12))
+def test_patched_index_equals_a_fresh_build(chunks):
+    base = np.random.default_rng(0).integers(0, VOCAB, size=(64, DEPTH))
+    trie = PrefixTrie.from_codes(range(100, 164), base, VOCAB)  # many ads, few changes: the patch path
+    trie.index()
+    for chunk in chunks:
+        for op, ad, sid in chunk:
+            if op == "insert":
+                trie.insert(ad, sid)
+            elif op == "remove" and ad in trie:
+                trie.remove(ad)
+        patched = trie.index()  # patches the previous index when few ads changed
+        fresh = PrefixTrie.from_codes(list(trie._sid), np.array(list(trie._sid.values())).reshape(-1, DEPTH), VOCAB)
+        for name in ("ads", "codes"):
+            np.testing.assert_array_equal(getattr(patched, name), getattr(fresh.index(), name))
+        for name in ("keys", "start", "child", "token"):
+            for a, b in zip(getattr(patched, name), getattr(fresh.index(), name), strict=True):
+                np.testing.assert_array_equal(a, b)

@@ -33,7 +33,7 @@ an ad's bid (it falls back to ``default_bid`` if the ad is still live).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -84,10 +84,14 @@ def _check_bid(ad: int, bid: float) -> float:
 class BidTable:
     """Bids of live ads and their per-prefix max / mean, beside a :class:`PrefixTrie`."""
 
+    DENSE_IDS = 1 << 22
+    """Bids of ad ids in [0, DENSE_IDS) are also kept in an array, so syncing gathers them in one pass."""
+
     def __init__(self, trie: PrefixTrie, bids: Mapping[int, float] | None = None, *, default_bid: float = 0.0) -> None:
         self.trie = trie
         self.default_bid = _check_bid(-1, default_bid)
         self._bids: dict[int, float] = {}
+        self._dense = np.full(0, self.default_bid)
         self._version = -1  # trie version the aggregates below describe
         self.update(bids or {})
 
@@ -98,21 +102,40 @@ class BidTable:
     def bids_of(self, ads: np.ndarray) -> np.ndarray:
         """Bids of an int array of ads (any shape); NaN where the id is negative (no ad)."""
         ads = np.asarray(ads, dtype=np.int64)
-        out = np.array([self.bid(a) if a >= 0 else np.nan for a in ads.reshape(-1).tolist()], dtype=np.float64)
-        return out.reshape(ads.shape)
+        out = np.full(ads.shape, self.default_bid)
+        dense = (ads >= 0) & (ads < len(self._dense))
+        out[dense] = self._dense[ads[dense]]
+        far = ads >= max(len(self._dense), 1)  # beyond the array: only ids >= DENSE_IDS can have a bid there
+        out[far] = [self.bid(a) for a in ads[far].tolist()]
+        out[ads < 0] = np.nan
+        return out
+
+    def _store(self, ad: int, bid: float | None) -> None:
+        """Record ``ad``'s bid (None: forget it)."""
+        if bid is None:
+            self._bids.pop(ad)
+        else:
+            self._bids[ad] = bid
+        if 0 <= ad < self.DENSE_IDS:
+            if ad >= len(self._dense):
+                grown = np.full(min(max(2 * len(self._dense), ad + 1, 1024), self.DENSE_IDS), self.default_bid)
+                grown[:len(self._dense)] = self._dense
+                self._dense = grown
+            self._dense[ad] = self.default_bid if bid is None else bid
 
     def set_bid(self, ad: int, bid: float) -> None:
         """Set or change ``ad``'s bid (the ad need not be live yet)."""
         ad, bid = int(ad), _check_bid(int(ad), bid)
         old = self.bid(ad)
-        self._bids[ad] = bid
+        self._store(ad, bid)
         self._moved(ad, old, bid)
 
     def update(self, bids: Mapping[int, float]) -> None:
         """Set many bids; past a few dozen changes the aggregates are rebuilt at the next query instead."""
         changed = {int(ad): _check_bid(int(ad), bid) for ad, bid in bids.items() if self.bid(ad) != bid}
         if len(changed) > 32:
-            self._bids.update(changed)
+            for ad, bid in changed.items():
+                self._store(ad, bid)
             self._version = -1
             return
         for ad, bid in changed.items():
@@ -123,7 +146,8 @@ class BidTable:
         ad = int(ad)
         if ad not in self._bids:
             raise KeyError(f"ad {ad} has no bid in the table")
-        old = self._bids.pop(ad)
+        old = self._bids[ad]
+        self._store(ad, None)
         self._moved(ad, old, self.default_bid)
 
     # -- aggregates ----------------------------------------------------------------------------
@@ -132,7 +156,7 @@ class BidTable:
         if self._version != self.trie.version:
             self._index = index
             self._sorted = self.bids_of(index.ads)  # (n,) bids in SID order
-            self._by_id = np.argsort(index.ads)
+            self._position = self._positions(index.ads)
             self._count = [np.diff(s).astype(np.float64) for s in index.start]
             self._sum: list[np.ndarray] | None = None  # summed on demand (the mean is the ablation)
             self._max = [np.maximum.reduceat(self._sorted, s[:-1]) if len(s) > 1 else np.zeros(0)
@@ -140,12 +164,23 @@ class BidTable:
             self._version = self.trie.version
         return index
 
+    @staticmethod
+    def _positions(ads: np.ndarray) -> Callable[[int], int]:
+        """ad id -> its index in ``ads`` (a scatter table for small ids, else a sorted search)."""
+        if len(ads) and ads.min() >= 0 and ads.max() < BidTable.DENSE_IDS:
+            table = np.full(int(ads.max()) + 1, -1, dtype=np.int64)
+            table[ads] = np.arange(len(ads))
+            return lambda ad: int(table[ad])
+        by_id = np.argsort(ads)
+        ids = ads[by_id]
+        return lambda ad: int(by_id[np.searchsorted(ids, ad)])
+
     def _moved(self, ad: int, old: float, new: float) -> None:
         """Apply one bid change in place when the aggregates are current (else the next sync does)."""
         if self._version != self.trie.version or old == new or ad not in self.trie:
             return
         index = self._index
-        pos = int(self._by_id[np.searchsorted(index.ads[self._by_id], ad)])
+        pos = self._position(ad)
         self._sorted[pos] = new
         self._sum = None  # re-summed exactly at the next mean query (running sums would drift off 0)
         for t in range(index.depth + 1):

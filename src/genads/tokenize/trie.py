@@ -5,7 +5,8 @@ so structures kept beside the trie (the bid table of :mod:`genads.decode.bidding
 re-sync. Decoding asks, for a batch of partial SIDs, which next tokens lead to at least one live
 ad: :meth:`PrefixTrie.mask` answers with a (B, V) bool tensor.
 
-The fast path reads an immutable :class:`TrieIndex` (rebuilt lazily after changes): live ads sorted
+The fast path reads an immutable :class:`TrieIndex` (rebuilt lazily after changes, by patching the
+previous one when few ads changed): live ads sorted
 by SID, and per depth the distinct prefixes as nodes in sorted order. Because the order is
 lexicographic, the ads under a node and the children of a node are contiguous ranges (CSR), so a
 mask is a ``searchsorted`` for the node plus a scatter of its children, with memory O(n_ads * depth)
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 import torch
@@ -53,15 +55,18 @@ class TrieIndex:
 
     @classmethod
     def build(cls, depth: int, vocab_size: int, ads: np.ndarray, codes: np.ndarray) -> TrieIndex:
-        order = np.lexsort((ads, *codes.T[::-1])) if len(ads) else np.zeros(0, np.int64)
-        ads, codes = ads[order], codes[order].reshape(-1, depth)
+        """The index of live ``ads`` (n,) with SIDs ``codes`` (n, depth), in any order."""
+        codes = codes.reshape(-1, depth)
+        full = np.zeros(len(ads), dtype=np.int64)  # mixed-radix key of the whole SID (< vocab ** depth)
+        for t in range(depth):
+            full = full * vocab_size + codes[:, t]
+        order = np.lexsort((ads, full))
+        ads, codes, full = ads[order], codes[order], full[order]
         n = len(ads)
         keys, start, token = [], [], []
-        key = np.zeros(n, dtype=np.int64)
         for t in range(depth + 1):
-            if t:
-                key = key * vocab_size + codes[:, t - 1]
-            first = np.flatnonzero(np.diff(key, prepend=-1) != 0) if n else np.zeros(0, np.int64)
+            key = full // vocab_size ** (depth - t)  # the length-t prefix's key
+            first = np.flatnonzero(np.diff(key, prepend=-1) != 0)
             keys.append(key[first])
             start.append(np.append(first, n).astype(np.int64))
             token.append(codes[first, t - 1] if t else np.full(len(first), -1, np.int64))
@@ -113,6 +118,8 @@ class PrefixTrie:
         self._sid: dict[int, tuple[int, ...]] = {}
         self._ads: dict[tuple[int, ...], set[int]] = {}
         self._index: TrieIndex | None = None
+        self._last: TrieIndex | None = None  # the latest index built, patched by the next build
+        self._dirty: set[int] = set()  # ads inserted, moved or removed since ``_last``
 
     @classmethod
     def from_codes(cls, ad_ids: Iterable[int], codes: np.ndarray, vocab_size: int | None = None) -> PrefixTrie:
@@ -132,6 +139,8 @@ class PrefixTrie:
     def insert(self, ad_id: int, sid: Sequence[int]) -> None:
         """Make ``ad_id`` live under ``sid`` (re-inserting an ad moves it)."""
         sid = tuple(int(t) for t in sid)
+        if ad_id < 0:
+            raise ValueError(f"ad {ad_id}: ad ids must be >= 0 (-1 marks 'no ad' in slates)")
         if len(sid) != self.depth:
             raise ValueError(f"ad {ad_id}: sid has {len(sid)} tokens, the trie depth is {self.depth}")
         if any(t < 0 or t >= self.vocab_size for t in sid):
@@ -140,7 +149,7 @@ class PrefixTrie:
             self.remove(ad_id)
         self._sid[ad_id] = sid
         self._ads.setdefault(sid, set()).add(ad_id)
-        self._changed()
+        self._changed(ad_id)
 
     def remove(self, ad_id: int) -> None:
         """Take ``ad_id`` out; its SID stays reachable only if another live ad shares it."""
@@ -150,10 +159,11 @@ class PrefixTrie:
         self._ads[sid].discard(ad_id)
         if not self._ads[sid]:
             del self._ads[sid]
-        self._changed()
+        self._changed(ad_id)
 
-    def _changed(self) -> None:
+    def _changed(self, ad_id: int) -> None:
         self._index = None
+        self._dirty.add(ad_id)
         self.version += 1
 
     def ads(self, sid: Sequence[int]) -> list[int]:
@@ -168,11 +178,26 @@ class PrefixTrie:
         return set(self._ads)
 
     def index(self) -> TrieIndex:
-        """The current :class:`TrieIndex` (built on first use after a change)."""
+        """The current :class:`TrieIndex`, built on first use after a change.
+
+        After a few changes the previous index is patched (its arrays minus the changed ads, plus
+        their live rows) rather than re-read from the dict of all live ads.
+        """
         if self._index is None:
-            ads = np.fromiter(self._sid, dtype=np.int64, count=len(self._sid))
-            codes = np.array(list(self._sid.values()), dtype=np.int64).reshape(-1, self.depth)
-            self._index = TrieIndex.build(self.depth, self.vocab_size, ads, codes)
+            last, dirty = self._last, self._dirty
+            if last is not None and 4 * len(dirty) < len(last.ads):
+                changed = np.fromiter(dirty, dtype=np.int64, count=len(dirty))
+                keep = ~np.isin(last.ads, changed)
+                live = [ad for ad in dirty if ad in self._sid]
+                ads = np.concatenate([last.ads[keep], np.array(live, dtype=np.int64)])
+                new = np.array([self._sid[ad] for ad in live], dtype=np.int64).reshape(-1, self.depth)
+                codes = np.concatenate([last.codes[keep], new])
+            else:
+                n = len(self._sid)
+                ads = np.fromiter(self._sid, dtype=np.int64, count=n)
+                codes = np.fromiter(chain.from_iterable(self._sid.values()), dtype=np.int64, count=n * self.depth)
+            self._index = self._last = TrieIndex.build(self.depth, self.vocab_size, ads, codes)
+            self._dirty = set()
         return self._index
 
     def mask(self, prefixes: torch.Tensor) -> torch.Tensor:
