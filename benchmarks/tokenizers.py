@@ -188,8 +188,9 @@ def probe_rows(args: argparse.Namespace) -> None:
                 table = pd.read_parquet(path)
                 order = pd.Series(np.arange(len(table)), index=table["ad_id"]).loc[ds.catalogue["ad_id"]].to_numpy()
                 tokenizers[method] = np.stack(table["sid"].to_numpy())[order]
-        rng = np.random.default_rng(0)
-        tokenizers["random"] = disambiguate(rng.integers(0, k, (len(ds.catalogue), args.levels)))
+        if not args.no_random:
+            rng = np.random.default_rng(0)
+            tokenizers["random"] = disambiguate(rng.integers(0, k, (len(ds.catalogue), args.levels)))
         for name, sids in tokenizers.items():
             aligned = np.zeros((split.n_items + 1, sids.shape[1]), dtype=np.int64)
             aligned[index] = sids
@@ -234,6 +235,7 @@ def main() -> None:
                         help="keep the synthetic rows of benchmarks/results/tokenizers.json (use with --sizes and no size)")
     parser.add_argument("--probe", action="store_true", help="only the downstream SASRec-on-SIDs comparison")
     parser.add_argument("--methods", nargs="*", default=[], help="probe only these DATA-METHOD folders (default all)")
+    parser.add_argument("--no-random", action="store_true", help="probe: no random-SID control")
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1])
     parser.add_argument("--epochs", type=int, default=20, help="probe epoch cap")
     parser.add_argument("--max-len", type=int, default=50, help="probe history length")
