@@ -164,6 +164,8 @@ def main() -> None:
                     help="override a SlateConfig/TrainConfig field of the preset (repeatable)")
     ap.add_argument("--run-dir", type=Path, help="write metrics.jsonl and a resumable checkpoint here")
     ap.add_argument("--resume", action="store_true", help="continue the checkpoint in --run-dir")
+    ap.add_argument("--prior-seconds", type=float, nargs=2, default=(0.0, 0.0), metavar=("WALL", "CPU"),
+                    help="with --resume: training time (wall, CPU) of the earlier calls, added to this one's")
     ap.add_argument("--eval-only", action="store_true",
                     help="evaluate the best weights so far of --run-dir (e.g. a run that was cut off)")
     ap.add_argument("--pilot", type=int, default=0, metavar="N",
@@ -216,6 +218,10 @@ def main() -> None:
     else:
         log = rec.fit(split, seed=args.seed, progress=True, resume=args.resume)
         train_seconds, train_cpu = time.perf_counter() - start, time.process_time() - cpu_start
+        if args.resume:  # the whole run: every epoch's row, and the earlier calls' time
+            log = [json.loads(line) for line in (args.run_dir / "metrics.jsonl").read_text().splitlines() if line]
+            train_seconds += args.prior_seconds[0]
+            train_cpu += args.prior_seconds[1]
     if args.pilot:
         beams = [int(b) for b in args.beams.split(",")]
         valid = pilot_metrics(rec, subset(split.valid, args.pilot), beams)
