@@ -83,15 +83,30 @@ def build_e2e(world: World, logs: Logs, cfg: SimConfig, seed: int) -> tuple[EndT
                             np.random.default_rng(seed + 7))
     net, pay_log = train_payments(b, q, world.slot_ctr, cfg.e2e.payment_iterations, seed)
     pipe.net = net
+    held = slice(len(b) - min(cfg.episode.audit_auctions, len(b) // 4), len(b))  # audit on the training distribution
+    for name, mech in (("learned", AuditedAuction(world.slot_ctr, net)), ("gsp", AuditedAuction(world.slot_ctr))):
+        pay_log[f"psi_training_profiles_{name}"] = psi(mech, b[held], q[held], q[held], cfg.audit, seed)["psi"]
     info = {"slate_epochs": len(slate_log),
             "slate_valid_ndcg@10": max((r.get("valid_ndcg@10", 0.0) for r in slate_log), default=0.0),
             **quality_info, "payment_training": pay_log}
     return pipe, info
 
 
+class RankerQuality:
+    """The cascade's DIN pCTR behind the end-to-end quality interface (the diagnostic hybrid)."""
+
+    def __init__(self, ranker) -> None:
+        self.ranker = ranker
+
+    def pctr(self, history: np.ndarray, items: np.ndarray, bids: np.ndarray) -> np.ndarray:
+        return self.ranker.pctr(history, items)
+
+
 def variant(name: str, cascade, e2e: EndToEnd):
     if name == "cascade":
         return cascade
+    if name == "e2e_din_pctr":
+        return e2e.with_config(quality=RankerQuality(cascade.ranker), payments="gsp")
     changes = {"e2e": {}, "e2e_mean_bid": {"bidding": replace(e2e.cfg.bidding, aggregate="mean")},
                "e2e_gsp": {"payments": "gsp"}, "e2e_no_bid": {"bidding": replace(e2e.cfg.bidding, alpha=0.0)}}[name]
     return e2e.with_config(**changes)

@@ -27,9 +27,11 @@ from genads.slate.model import SlateConfig
 from genads.slate.train import TrainConfig
 from genads.tokenize.rq_kmeans import RQKMeansConfig
 
-VARIANTS = ("cascade", "e2e", "e2e_mean_bid", "e2e_gsp", "e2e_no_bid")
+VARIANTS = ("cascade", "e2e", "e2e_mean_bid", "e2e_gsp", "e2e_no_bid", "e2e_din_pctr")
 """Pipelines a run can compare: the cascade, genads end to end (max token bid, learned payments) and
-its ablations: mean token bid, GSP prices on the same allocation, no token-level bidding (alpha = 0)."""
+its ablations: mean token bid, GSP prices on the same allocation, no token-level bidding (alpha = 0),
+and a diagnostic hybrid — the end-to-end candidates ranked by the cascade's DIN pCTR with GSP prices
+(against ``e2e_gsp`` it isolates what the pCTR model costs or brings)."""
 
 
 @dataclass(frozen=True)

@@ -179,9 +179,10 @@ class EndToEnd:
         self._trie_key: bytes | None = None
         self._trie = None
 
-    def with_config(self, **changes) -> EndToEnd:
-        """The same trained parts under other decoding or payment settings (the ablations)."""
-        return EndToEnd(self.model, self.sids, self.quality, self.net, replace(self.cfg, **changes), self.slot_ctr)
+    def with_config(self, quality=None, **changes) -> EndToEnd:
+        """The same trained parts under other decoding, payment or pCTR settings (the ablations)."""
+        return EndToEnd(self.model, self.sids, quality or self.quality, self.net, replace(self.cfg, **changes),
+                        self.slot_ctr)
 
     def _live_trie(self, live: np.ndarray):
         key = np.packbits(live).tobytes()

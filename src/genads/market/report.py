@@ -22,9 +22,10 @@ PANELS = (("rpm", "RPM (revenue per 1000 requests)"), ("ctr", "CTR (ad clicks / 
           ("user_welfare", "user welfare (expected clicks per page)"), ("psi", "Ψ = regret / utility (strong)"),
           ("ir_violations", "IR violations (price > bid)"), ("budget_overspend", "budget overspend"))
 LABELS = {"cascade": "cascade", "e2e": "end-to-end", "e2e_mean_bid": "e2e, mean token bid",
-          "e2e_gsp": "e2e, GSP prices", "e2e_no_bid": "e2e, no token bidding"}
+          "e2e_gsp": "e2e, GSP prices", "e2e_no_bid": "e2e, no token bidding",
+          "e2e_din_pctr": "e2e candidates, DIN pCTR, GSP"}
 COLORS = {"cascade": "#7f7f7f", "e2e": "#1f77b4", "e2e_mean_bid": "#aec7e8", "e2e_gsp": "#ff7f0e",
-          "e2e_no_bid": "#98df8a"}
+          "e2e_no_bid": "#98df8a", "e2e_din_pctr": "#9467bd"}
 
 
 def _cell(stat: dict, digits: int = 4) -> str:
@@ -159,5 +160,10 @@ def add_section(report: Report, result: dict, title: str = "Market simulator: ca
     s.images.append(("Every figure, per pipeline (95% intervals over seeds)", figure_png(metric_figure(summary))))
     s.images.append(("End-to-end vs cascade: our change beside EGA's", figure_png(lift_figure(summary))))
     s.images.append(("EGA's ablations on the simulator", figure_png(ablation_figure(summary))))
+    pay = [{"seed": r["seed"], "learned": r["training"]["e2e"]["payment_training"].get("psi_training_profiles_learned"),
+            "GSP": r["training"]["e2e"]["payment_training"].get("psi_training_profiles_gsp")}
+           for r in result["per_seed"]]
+    s.tables.append(("Ψ on the payment network's own training distribution (held-out profiles, pCTR as the click "
+                     "rate): learned payments vs GSP", pay))
     timing = [{"seed": r["seed"], "wall s": r["seconds"], "CPU s": r["cpu_seconds"]} for r in result["per_seed"]]
     s.tables.append(("Time per seed", timing))
