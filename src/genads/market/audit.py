@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from genads.auction.payment_net import PaymentNet, position_allocation
-from genads.auction.regret import AscentConfig, regret_report
+from genads.auction.regret import AscentConfig, grid_regret, regret_report
 
 
 @dataclass(frozen=True)
@@ -74,3 +74,10 @@ def psi(mechanism: AuditedAuction, values: np.ndarray, quality: np.ndarray, ctr:
     return {"psi": max(rep["grid_psi"], rep["ascent_psi"]), "psi_grid": rep["grid_psi"],
             "psi_ascent": rep["ascent_psi"], "mean_regret": max(rep["grid_mean_regret"], rep["ascent_mean_regret"]),
             "mean_utility": rep["ascent_mean_utility"]}
+
+
+def psi_in_model(mechanism: AuditedAuction, values: np.ndarray, quality: np.ndarray) -> float:
+    """Ψ on EGA's grid when clicks follow the pipeline's own pCTR (the world the payments were trained in)."""
+    v = torch.as_tensor(values, dtype=torch.float32)[..., None]
+    q = torch.as_tensor(quality, dtype=torch.float32)
+    return grid_regret(mechanism, v, torch.stack([q, q], -1)).psi

@@ -18,7 +18,7 @@ from scipy import stats
 
 from genads.auction.payment_net import PaymentNet, PaymentNetConfig, PaymentTrainConfig, train_payment_net
 from genads.data.split import left_pad
-from genads.market.audit import AuditedAuction, psi
+from genads.market.audit import AuditedAuction, psi, psi_in_model
 from genads.market.cascade import build_cascade
 from genads.market.config import SimConfig
 from genads.market.e2e import EndToEnd, RewardCTR, SlateScoreCTR, train_slate
@@ -30,7 +30,7 @@ from genads.reward.train import RewardTrainConfig
 METRICS = ("rpm", "ctr", "advertiser_welfare_per_mille", "user_welfare", "psi", "ir_violations",
            "budget_overspend", "clicks_per_mille", "rpm_expected", "ctr_expected", "fill_rate",
            "strategic_gamma_mean", "psi_grid", "psi_ascent", "value_efficiency", "pctr_true_ctr_spearman",
-           "pctr_over_true_ctr", "candidate_true_ctr")
+           "pctr_over_true_ctr", "candidate_true_ctr", "psi_in_model_grid")
 EGA_GAMMA_STEP = tuple(round(0.2 * i, 1) for i in range(1, 11))
 """{0.2, 0.4, ..., 2.0}: EGA's misreport grid at its coarser step (payment-network training)."""
 
@@ -141,7 +141,9 @@ def run_seed(cfg: SimConfig, seed: int, log=print) -> dict:
         aud = res.pop("audit")
         values = np.where(aud["ads"] >= 0, world.value[np.maximum(aud["ads"], 0)], 0.0)
         net = e2e.net if name != "cascade" and pipe.cfg.payments == "learned" else None
-        res.update(psi(AuditedAuction(world.slot_ctr, net), values, aud["quality"], aud["ctr"], cfg.audit, seed))
+        mech = AuditedAuction(world.slot_ctr, net)
+        res.update(psi(mech, values, aud["quality"], aud["ctr"], cfg.audit, seed))
+        res["psi_in_model_grid"] = psi_in_model(mech, values, aud["quality"])
         res.update(pctr_quality(aud["quality"], aud["ctr"], aud["ads"]))
         out["variants"][name] = res
         log(f"seed {seed}: {name:13s} RPM {res['rpm']:.2f}  CTR {res['ctr']:.4f}  Ψ {res['psi']:.4f}")

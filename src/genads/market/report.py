@@ -93,7 +93,7 @@ def comparison_rows(summary: dict) -> list[dict]:
         rows.append({"pipeline": LABELS[name], "RPM": _cell(s["rpm"], 2), "CTR": _cell(s["ctr"]),
                      "adv. welfare /1000": _cell(s["advertiser_welfare_per_mille"], 2),
                      "user welfare": _cell(s["user_welfare"]), "Ψ (strong)": _cell(s["psi"]),
-                     "Ψ grid": _cell(s["psi_grid"]), "IR viol.": _cell(s["ir_violations"], 0),
+                     "Ψ grid": _cell(s["psi_grid"]), "Ψ grid, pCTR world": _cell(s["psi_in_model_grid"]), "IR viol.": _cell(s["ir_violations"], 0),
                      "overspend": _cell(s["budget_overspend"], 2), "fill": _cell(s["fill_rate"], 3),
                      "strategic γ": _cell(s["strategic_gamma_mean"], 2)})
     return rows
