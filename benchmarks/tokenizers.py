@@ -135,11 +135,13 @@ def real_row(data: str, method: str, sids: Path, datasets: Path, levels: int) ->
 
 def fit_rows(args: argparse.Namespace) -> None:
     rows, specs = [], []
-    if args.reuse_synthetic:  # assemble: synthetic rows of the last run + the real rows of fresh CLI runs
+    methods = args.methods or ["rq-kmeans", "rq-kmeans-balanced", "rq-vae", "e2e"]
+    redo = {(f"synthetic-{n // 1000}k", m) for n in args.sizes for m in methods}
+    if args.reuse_synthetic:  # merge: the last run's synthetic rows that this run does not redo
         last = json.loads((Path(__file__).parent / "results" / "tokenizers.json").read_text())["figures"]["rows"]
-        rows = [r for r in last if r["data"].startswith("synthetic")]
+        rows = [r for r in last if r["data"].startswith("synthetic") and (r["data"], r["method"]) not in redo]
     for n in args.sizes:
-        for method in ("rq-kmeans", "rq-kmeans-balanced", "rq-vae", "e2e"):
+        for method in methods:
             data = f"synthetic-{n // 1000}k"
             if method != "rq-kmeans" and n > args.learned_max:
                 why = ("balanced assignment holds a dense (n, K) distance matrix (1 GB at 1M x 256) plus a copy"
@@ -232,9 +234,9 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=ROOT / "runs" / "data", help="imported data sets")
     parser.add_argument("--skip-real", action="store_true")
     parser.add_argument("--reuse-synthetic", action="store_true",
-                        help="keep the synthetic rows of benchmarks/results/tokenizers.json (use with --sizes and no size)")
+                        help="keep the synthetic rows of benchmarks/results/tokenizers.json that this run does not redo")
     parser.add_argument("--probe", action="store_true", help="only the downstream SASRec-on-SIDs comparison")
-    parser.add_argument("--methods", nargs="*", default=[], help="probe only these DATA-METHOD folders (default all)")
+    parser.add_argument("--methods", nargs="*", default=[], help="only these methods (fits: synthetic rows; probe: DATA-METHOD folders); default all")
     parser.add_argument("--no-random", action="store_true", help="probe: no random-SID control")
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1])
     parser.add_argument("--epochs", type=int, default=20, help="probe epoch cap")
