@@ -135,6 +135,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=20000, help="validation cases with simulated impressions")
     ap.add_argument("--pool", type=int, default=30, help="beam = candidate pool re-ranked")
     ap.add_argument("--beam", type=int, default=20, help="beam of the plain / bid-aware rows")
+    ap.add_argument("--weights", default="1,0.5,0", help="re-rank objectives: w in (1-w) x bid_ref + w x bid per click")
     ap.add_argument("--alpha", type=float, default=1.0)
     ap.add_argument("--beta", type=float, default=0.0)
     ap.add_argument("--retrain-reward", action="store_true", help="train the reward model even if RUN/reward exists")
@@ -167,7 +168,8 @@ def main() -> None:
     cpu, wall = time.process_time(), time.perf_counter()
     rows = compare_decoders(rec.model, rec.trie, rec.sids, bids, pop, split.test.history[pick, -HISTORY:],
                             split.test.target[pick], reward, ClickModel(), slate_size=SLATE, beam=args.beam,
-                            pool_size=args.pool, bid=BidConfig(alpha=args.alpha, beta=args.beta))
+                            pool_size=args.pool, bid=BidConfig(alpha=args.alpha, beta=args.beta),
+                            revenue_weights=tuple(float(w) for w in args.weights.split(",")))
     compare_cpu, compare_wall = time.process_time() - cpu, time.perf_counter() - wall
     position = position_check(reward, rec, split, bids, pick[:500])
     print_table(rows, f"Beauty: {len(pick)} sampled test users, slates of {SLATE} (alpha={args.alpha}, "
@@ -175,7 +177,8 @@ def main() -> None:
     print(f"position check: same ad at the top vs the bottom of the same slate, mean pCTR ratio "
           f"{position['same_ad_top_vs_bottom']:.2f}")
     figures = {"dataset": "Beauty", "test_users_sampled": len(pick), "test_users_total": len(split.test),
-               "slate_size": SLATE, "beam": args.beam, "pool": args.pool, "alpha": args.alpha, "beta": args.beta,
+               "slate_size": SLATE, "beam": args.beam, "revenue_weights": args.weights,
+               "rerank_objective": "value per click = (1 - w) x median bid + w x bid; model_value uses w = 1", "pool": args.pool, "alpha": args.alpha, "beta": args.beta,
                "bids": {"synthetic": True, "median": float(np.median(bids[1:])), "mean": float(bids[1:].mean())},
                "click_model": asdict(ClickModel()), "rows": rows, "reward": reward_figures,
                "position_check": position, "compare_cpu_s": round(compare_cpu, 1),

@@ -48,6 +48,13 @@ def test_training_log_and_comparison(world):
     assert [r["decoder"] for r in rows][:3] == ["plain beam", "bid-aware (max)", "bid-aware (mean)"]
     assert rows[1]["mean_bid"] >= rows[0]["mean_bid"] - 1e-9  # bids pull the slate toward higher bids
     assert all(0 <= r["recall@4"] <= 1 and r["sim_ctr"] >= 0 for r in rows)
+    both = compare_decoders(model, trie, sids, bids, pop, history[:10], targets[:10], reward, ClickModel(),
+                            slate_size=4, beam=6, pool_size=8, revenue_weights=(1.0, 0.0))
+    assert [r["decoder"] for r in both][3:] == ["plain pool 8 + reward re-rank (w=1)",
+                                                "bid-aware (max) pool 8 + reward re-rank (w=1)",
+                                                "plain pool 8 + reward re-rank (w=0)",
+                                                "bid-aware (max) pool 8 + reward re-rank (w=0)"]
+    assert both[3]["model_value"] >= both[5]["model_value"] - 1e-6  # w=1 maximises the value model_value reports
 
 
 def test_slate_outcomes_by_hand():

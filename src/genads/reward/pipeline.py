@@ -17,7 +17,7 @@ three measure the same thing:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -134,8 +134,13 @@ def slate_outcomes(slates: np.ndarray, targets: np.ndarray, bids: np.ndarray, po
 def compare_decoders(model: SlateModel, trie: PrefixTrie, sids: np.ndarray, bids: np.ndarray,
                      popularity: np.ndarray, history: np.ndarray, targets: np.ndarray, reward: SlateRewardModel,
                      click: ClickModel, *, slate_size: int = 10, beam: int = 20, pool_size: int = 30,
-                     bid: BidConfig | None = None, rerank_cfg: RerankConfig | None = None) -> list[dict]:
-    """Rows of :func:`slate_outcomes` (+ the reward model's value and CPU seconds) per decoding variant."""
+                     bid: BidConfig | None = None, rerank_cfg: RerankConfig | None = None,
+                     revenue_weights: tuple[float, ...] = (1.0,)) -> list[dict]:
+    """Rows of :func:`slate_outcomes` (+ the reward model's value and CPU seconds) per decoding variant.
+
+    Re-ranked rows come once per ``revenue_weights`` entry w (value per click (1 - w) × bid_ref + w × bid);
+    ``model_value`` of every row is under ``rerank_cfg``'s own weight.
+    """
     bid = bid or BidConfig()
     rerank_cfg = rerank_cfg or RerankConfig(slate_size=slate_size, bid_ref=float(np.median(bids[bids > 0])))
     table = bid_table(trie, bids)
@@ -152,10 +157,15 @@ def compare_decoders(model: SlateModel, trie: PrefixTrie, sids: np.ndarray, bids
         rows.append({"decoder": name, **slate_outcomes(slates, targets, bids, popularity, click),
                      "model_value": float(value.mean()), "cpu_s": round(seconds, 1)})
 
-    def reranked(bids_cfg: BidConfig | None) -> tuple[np.ndarray, np.ndarray]:
-        pool, scores = decode(model, trie, sids, history, beam=pool_size, slate_size=pool_size,
-                              bids=table if bids_cfg else None, bid_config=bids_cfg)
-        out = rerank(reward, pool, sids, bids, rerank_cfg, history=h, scores=scores)
+    pools: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def reranked(bids_cfg: BidConfig | None, w: float) -> tuple[np.ndarray, np.ndarray]:
+        key = "bid" if bids_cfg else "plain"
+        if key not in pools:  # decoded once, re-ranked under every weight
+            pools[key] = decode(model, trie, sids, history, beam=pool_size, slate_size=pool_size,
+                                bids=table if bids_cfg else None, bid_config=bids_cfg)
+        pool, scores = pools[key]
+        out = rerank(reward, pool, sids, bids, replace(rerank_cfg, revenue_weight=w), history=h, scores=scores)
         return out.ads, out.scores
 
     add("plain beam", lambda: decode(model, trie, sids, history, beam=beam, slate_size=slate_size))
@@ -163,6 +173,8 @@ def compare_decoders(model: SlateModel, trie: PrefixTrie, sids: np.ndarray, bids
                                           bid_config=max_cfg))
     add("bid-aware (mean)", lambda: decode(model, trie, sids, history, beam=beam, slate_size=slate_size, bids=table,
                                            bid_config=mean_cfg))
-    add(f"plain pool {pool_size} + reward re-rank", lambda: reranked(None))
-    add(f"bid-aware (max) pool {pool_size} + reward re-rank", lambda: reranked(max_cfg))
+    for w in revenue_weights:
+        tag = "" if tuple(revenue_weights) == (1.0,) else f" (w={w:g})"
+        add(f"plain pool {pool_size} + reward re-rank{tag}", lambda w=w: reranked(None, w))
+        add(f"bid-aware (max) pool {pool_size} + reward re-rank{tag}", lambda w=w: reranked(max_cfg, w))
     return rows
