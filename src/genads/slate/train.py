@@ -80,8 +80,8 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     "tiny": TrainConfig(batch_size=16, lr=3e-3, warmup_steps=2, epochs=2, eval_every=1, patience=2, beam=20),
     "small": TrainConfig(batch_size=128, lr=3e-3, warmup_steps=50, epochs=20, eval_every=2, patience=3,
                          eval_users=1000),
-    "beauty": TrainConfig(batch_size=256, lr=3e-3, warmup_steps=300, epochs=36, eval_every=4, patience=3,
-                          eval_users=1500),
+    "beauty": TrainConfig(batch_size=256, lr=3e-3, warmup_steps=300, epochs=45, eval_every=3, patience=10,
+                          eval_users=2000),
 }
 
 
