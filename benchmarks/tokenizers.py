@@ -193,7 +193,7 @@ def probe_rows(args: argparse.Namespace) -> None:
         if not args.no_random:
             rng = np.random.default_rng(0)
             tokenizers["random"] = disambiguate(rng.integers(0, k, (len(ds.catalogue), args.levels)))
-        for name, sids in tokenizers.items():
+        for tokenizer, sids in tokenizers.items():
             aligned = np.zeros((split.n_items + 1, sids.shape[1]), dtype=np.int64)
             aligned[index] = sids
             vocab = [k] * args.levels + [int(sids[:, -1].max()) + 1]
@@ -202,7 +202,7 @@ def probe_rows(args: argparse.Namespace) -> None:
                 start, cpu0 = time.perf_counter(), time.process_time()
                 log = model.fit(split, seed=seed)
                 test = evaluate(model, split.test)
-                row = {"data": data, "tokenizer": name, "seed": seed, "epochs": len(log),
+                row = {"data": data, "tokenizer": tokenizer, "seed": seed, "epochs": len(log),
                        "train_s": round(time.perf_counter() - start), "train_cpu_s": round(time.process_time() - cpu0),
                        "best_valid_ndcg@10": max(r.get("valid_ndcg@10", -1) for r in log),
                        **{m: test[m] for m in ("recall@5", "ndcg@5", "recall@10", "ndcg@10")}}
@@ -210,8 +210,8 @@ def probe_rows(args: argparse.Namespace) -> None:
                 rows.append(row)
                 save(name, {"rows": rows, "config": cfg.__dict__, "note": PROBE_NOTE})
     summary = []
-    for (data, name), group in pd.DataFrame(rows).groupby(["data", "tokenizer"], sort=False):
-        summary.append({"data": data, "tokenizer": name, "seeds": len(group),
+    for (data, tokenizer), group in pd.DataFrame(rows).groupby(["data", "tokenizer"], sort=False):
+        summary.append({"data": data, "tokenizer": tokenizer, "seeds": len(group),
                         **{f"{m}_mean": group[m].mean() for m in ("recall@10", "ndcg@10")},
                         **{f"{m}_std": group[m].std(ddof=0) for m in ("recall@10", "ndcg@10")}})
     print_table(summary, "Downstream: SASRec-on-SIDs (full softmax CE), test, mean over seeds")
