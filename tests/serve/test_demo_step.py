@@ -17,7 +17,7 @@ from genads.slate.train import TRAIN_PRESETS
 from genads.tokenize import disambiguate
 
 
-def fake_ctx(tmp_path, dataset, reward: bool = False) -> DemoContext:
+def fake_ctx(tmp_path, dataset, reward: bool = False, use_score: bool = False) -> DemoContext:
     split = leave_one_out(dataset)
     rng = np.random.default_rng(0)
     sids = np.zeros((split.n_items + 1, 3), dtype=np.int64)
@@ -32,7 +32,7 @@ def fake_ctx(tmp_path, dataset, reward: bool = False) -> DemoContext:
     if reward:
         model = pytest.importorskip("genads.reward.model")
         ctx.artifacts["reward_model"] = model.SlateRewardModel(model.RewardConfig(
-            levels=3, codebook_size=int(sids.max()) + 1, max_slate=5, use_history=True)).eval()
+            levels=3, codebook_size=int(sids.max()) + 1, max_slate=5, use_history=True, use_score=use_score)).eval()
     return ctx
 
 
@@ -50,7 +50,10 @@ def test_serve_step_writes_a_bundle_that_serves(tmp_path, cycle_dataset, capsys)
     assert any(sec.title == "Serving" for sec in ctx.report.sections)
 
 
-def test_serve_step_bundles_the_reward_model(tmp_path, cycle_dataset):
-    ctx = fake_ctx(tmp_path, cycle_dataset, reward=True)
+@pytest.mark.parametrize("use_score", [False, True], ids=["bids-history", "generator-score"])
+def test_serve_step_bundles_the_reward_model(tmp_path, cycle_dataset, use_score):
+    """A reward model that reads the slate model's log-probabilities gets them from the decoder's slate."""
+    ctx = fake_ctx(tmp_path, cycle_dataset, reward=True, use_score=use_score)
     demo_step.run(ctx)
     assert ctx.metrics["serve"]["reward_model"] and load_bundle(ctx.out / "serve").reward is not None
+    assert len(ctx.metrics["serve"]["example"]["slate"]) == 3

@@ -196,11 +196,13 @@ class AdEngine:
             extra = {"bids": self.bids, "bid_config": self.bid_config} if self.bids is not None else {}
             slate = generate_slate(self.bundle.model, self.trie, self.bundle.sids, hist,
                                    beam=max(self.config.beam or self.bundle.beam, n_cand), slate_size=n_cand, **extra)
-        items = [int(i) for i in slate.ads[0] if i > 0 and int(self.ad_of[i]) not in exclude]
-        items = items[:max(self.config.min_candidates, slots + self.config.extra_candidates)]
-        return self._auction(request_id, items, live, slots, hist)
+        keep = [j for j, i in enumerate(slate.ads[0].tolist()) if i > 0 and int(self.ad_of[i]) not in exclude]
+        keep = keep[:max(self.config.min_candidates, slots + self.config.extra_candidates)]
+        items = [int(slate.ads[0, j]) for j in keep]
+        logprob = np.asarray(slate.logprob[0], dtype=np.float64)[keep]
+        return self._auction(request_id, items, live, slots, hist, logprob)
 
-    def _quality(self, items: list[int], bids: np.ndarray, hist: np.ndarray) -> np.ndarray:
+    def _quality(self, items: list[int], bids: np.ndarray, hist: np.ndarray, logprob: np.ndarray) -> np.ndarray:
         """pCTR of each candidate: the reward model on the candidate slate if there is one, else the prior."""
         reward = self.bundle.reward
         if reward is None or len(items) > reward.config.max_slate:
@@ -214,14 +216,17 @@ class AdEngine:
         if reward.config.use_history:
             h = hist[:, hist[0] > 0]
             kwargs = {"history": torch.as_tensor(self.bundle.sids[h]), "history_valid": torch.ones(h.shape, dtype=torch.bool)}
+        if reward.config.use_score:  # the slate model's log P(SID | history) of each candidate
+            kwargs["scores"] = torch.as_tensor(logprob, dtype=torch.float32)[None]
         p = reward.predict(sids, b, valid, **kwargs)[0, :, 0].double().numpy()
         return np.clip(p, 1e-6, 1.0)
 
-    def _auction(self, request_id: str, items: list[int], live: dict, slots: int, hist: np.ndarray) -> AdResult:
+    def _auction(self, request_id: str, items: list[int], live: dict, slots: int, hist: np.ndarray,
+                 logprob: np.ndarray) -> AdResult:
         if not items:
             return AdResult(request_id, "none", [])
         bids = np.array([live[i][1] / MICROS for i in items])
-        quality = self._quality(items, bids, hist)
+        quality = self._quality(items, bids, hist, logprob)
         k = min(slots, len(items))
         net = self.bundle.payment_net
         fits = net is not None and net.config.n_bidders == len(items) and len(net.config.slot_ctr) == k
