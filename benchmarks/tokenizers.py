@@ -70,9 +70,10 @@ def make(method: str, levels: int, k: int, n: int):
 
     if method.startswith("rq-kmeans"):
         return RQKMeansTokenizer(RQKMeansConfig(levels=levels, codebook_size=k, balanced=method.endswith("balanced")))
-    epochs = max(1, min(30, 100_000 // max(n, 1)))  # ~100k item-visits: 10 epochs at 10k, 1 at >= 100k (throughput rows)
-    if method == "rq-vae":
+    if method == "rq-vae":  # cheap per epoch: ~1M item-visits (30 epochs at 10k, 10 at 100k, 1 at 1M)
+        epochs = max(1, min(30, 1_000_000 // max(n, 1)))
         return RQVAETokenizer(RQVAEConfig(levels=levels, codebook_size=k, epochs=epochs, batch_size=1024))
+    epochs = max(1, min(30, 100_000 // max(n, 1)))  # e2e: ~100k item-visits, 10 epochs at 10k, 1 at >= 100k
     return UniSIDTokenizer(UniSIDConfig(levels=levels, codebook_size=k, epochs=epochs, n_layers=1))
 
 
@@ -143,7 +144,7 @@ def fit_rows(args: argparse.Namespace) -> None:
     for n in args.sizes:
         for method in methods:
             data = f"synthetic-{n // 1000}k"
-            if method != "rq-kmeans" and n > args.learned_max:
+            if method != "rq-kmeans" and n > (args.rqvae_max if method == "rq-vae" else args.learned_max):
                 why = ("balanced assignment holds a dense (n, K) distance matrix (1 GB at 1M x 256) plus a copy"
                        if method.endswith("balanced") else
                        "one epoch at 1M needs ~10x the CPU of the 100k row; over this session's slot budget")
@@ -228,10 +229,11 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--levels", type=int, default=3)
     parser.add_argument("--codebook", type=int, default=256, help="K for the synthetic rows")
-    parser.add_argument("--learned-max", type=int, default=100_000, help="largest synthetic size for the others than rq-kmeans")
+    parser.add_argument("--learned-max", type=int, default=100_000, help="largest synthetic size for e2e and balanced rq-kmeans")
     parser.add_argument("--datasets", nargs="*", default=["beauty", "ml-100k"], choices=sorted(CODEBOOK))
     parser.add_argument("--sids", type=Path, default=ROOT / "runs" / "sids", help="CLI output folders DATA-METHOD")
     parser.add_argument("--data-dir", type=Path, default=ROOT / "runs" / "data", help="imported data sets")
+    parser.add_argument("--rqvae-max", type=int, default=1_000_000, help="largest synthetic size for rq-vae")
     parser.add_argument("--skip-real", action="store_true")
     parser.add_argument("--reuse-synthetic", action="store_true",
                         help="keep the synthetic rows of benchmarks/results/tokenizers.json that this run does not redo")
