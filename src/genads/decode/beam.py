@@ -176,7 +176,8 @@ def beam_search(model: SlateModel, trie: PrefixTrie, tokens: Tensor, positions: 
         bids: live ads' bids (over this ``trie``); None decodes on the model's log-probabilities alone.
         bid_config: alpha, beta and max/mean aggregation of the bid term (default ``BidConfig()``).
     """
-    model.eval()
+    if model.training:  # eval() walks every submodule: ~0.5 ms per serving request when repeated
+        model.eval()
     cfg = model.config
     check_width(trie, cfg.codebook_size, bids)
     bid_config = bid_config or BidConfig()
