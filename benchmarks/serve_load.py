@@ -21,7 +21,6 @@ import argparse
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -34,6 +33,7 @@ from _common import print_table, save
 from genads.serve.bundle import load_bundle
 from genads.serve.engine import AdEngine, ServeConfig, seed_campaigns
 from genads.serve.ledger import SQLiteLedger
+from genads.serve.server import spawn
 from genads.serve.synthetic import synthetic_bundle
 
 
@@ -43,19 +43,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 def start(bundle: Path, port: int, mechanism: str, beam: int) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "GENADS_TORCH_THREADS": "1", "GENADS_ADMIN_KEY": "bench"}
-    proc = subprocess.Popen([sys.executable, "-m", "genads.cli", "serve", str(bundle), "--port", str(port),
-                             "--mechanism", mechanism, "--log-level", "warning", "--beam", str(beam)], env=env)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise RuntimeError("server not ready in 300 s")
+    env = {"OMP_NUM_THREADS": "1", "GENADS_TORCH_THREADS": "1", "GENADS_ADMIN_KEY": "bench"}
+    return spawn(bundle, port, "--mechanism", mechanism, "--log-level", "warning", "--beam", str(beam),
+                 env=env, ready_timeout=300)
 
 
 def closed_loop(url: str, bodies: list[dict]) -> list[float]:

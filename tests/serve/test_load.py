@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -15,6 +13,7 @@ import httpx
 import pytest
 
 from genads.serve.ledger import MICROS, open_ledger
+from genads.serve.server import spawn
 from genads.serve.tokens import SlotToken, sign
 from tests.serve.conftest import ADMIN, copy_bundle, pg_dsn
 
@@ -32,19 +31,9 @@ class Server:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Server:
-        env = {**os.environ, "GENADS_ADMIN_KEY": ADMIN, "OMP_NUM_THREADS": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "genads.cli", "serve", str(self.bundle), "--port", str(self.port),
-                                      "--ledger", self.ledger_url, "--log-level", "warning"], env=env)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("server did not become ready in 60 s")
+        self.proc = spawn(self.bundle, self.port, "--ledger", self.ledger_url, "--log-level", "warning",
+                          env={"GENADS_ADMIN_KEY": ADMIN, "OMP_NUM_THREADS": "1"})
+        return self
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:

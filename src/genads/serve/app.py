@@ -235,19 +235,19 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None) -> FastAPI:
         engine.refresh(force=True)
         return campaign_out(out)
 
-    @app.post("/v1/campaigns/{campaign_id}/pause", response_model=CampaignOut, tags=["campaigns"])
-    def pause(campaign_id: CampaignId, who: tuple = Depends(principal)) -> CampaignOut:
+    def set_status(campaign_id: int, who: tuple, status: str) -> CampaignOut:
         owned(campaign_id, who)
-        out = ledger.update_campaign(campaign_id, status="paused")
+        out = ledger.update_campaign(campaign_id, status=status)
         engine.refresh(force=True)
         return campaign_out(out)
 
+    @app.post("/v1/campaigns/{campaign_id}/pause", response_model=CampaignOut, tags=["campaigns"])
+    def pause(campaign_id: CampaignId, who: tuple = Depends(principal)) -> CampaignOut:
+        return set_status(campaign_id, who, "paused")
+
     @app.post("/v1/campaigns/{campaign_id}/resume", response_model=CampaignOut, tags=["campaigns"])
     def resume(campaign_id: CampaignId, who: tuple = Depends(principal)) -> CampaignOut:
-        owned(campaign_id, who)
-        out = ledger.update_campaign(campaign_id, status="active")
-        engine.refresh(force=True)
-        return campaign_out(out)
+        return set_status(campaign_id, who, "active")
 
     @app.post("/v1/advertisers/{advertiser_id}/keys", response_model=KeyOut, status_code=201, tags=["campaigns"])
     def new_key(advertiser_id: Annotated[int, Path(ge=0, le=2**62)], who: tuple = Depends(principal)) -> KeyOut:

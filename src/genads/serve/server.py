@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -62,3 +65,27 @@ def run(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, ledger_u
     torch.set_num_threads(int(os.environ.get("GENADS_TORCH_THREADS", "1")))  # one core per worker
     app = build_app(run_dir, ledger_url, config)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+
+
+def spawn(run_dir: str | Path, port: int, *args: str, env: dict[str, str] | None = None,
+          ready_timeout: float = 60.0) -> subprocess.Popen:
+    """``genads serve RUN_DIR --port PORT ARGS...`` in a child process, returned once /readyz answers 200.
+
+    Raises RuntimeError if the server exits first or is not ready within ``ready_timeout`` seconds
+    (the child is killed then). Used by the load tests and benchmarks/serve_load.py.
+    """
+    import httpx
+
+    proc = subprocess.Popen([sys.executable, "-m", "genads.cli", "serve", str(run_dir), "--port", str(port), *args],
+                            env={**os.environ, **(env or {})})
+    deadline = time.monotonic() + ready_timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"server not ready in {ready_timeout:g} s")
