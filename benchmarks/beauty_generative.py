@@ -260,7 +260,8 @@ def main() -> None:
     print_table(rows, f"{args.name}: full ranking, leave-one-out (test)")
     figures = {"dataset": args.name, "users": len(split.users), "items": split.n_items, "sids": sid_stats,
                "sid_seconds": round(sid_seconds, 1), "train_seconds": round(train_seconds, 1),
-               "train_cpu_seconds": round(train_cpu, 1), "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+               "train_cpu_seconds": round(train_cpu, 1),
+               "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
                "eval_seconds": round(eval_seconds, 1), "threads": args.threads, "epochs": len(log),
                "stopped_by_time_budget": any(r.get("stopped_by_time_budget") for r in log),
                "test": ours, "table": rows, "config": asdict(rec.config), "train": asdict(train), "log": log,
