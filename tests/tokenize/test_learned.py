@@ -1,7 +1,10 @@
 """RQ-VAE and the end-to-end (UniSID) tokenizer on tiny data: shapes, seeds, save/load, learning."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
+import torch
 
 from genads.tokenize import (
     ItemFeatures,
@@ -13,6 +16,7 @@ from genads.tokenize import (
     save_tokenizer,
 )
 from genads.tokenize.metrics import level_stats, quantisation_error
+from genads.tokenize.unisid import prefix_split
 
 
 def _data(n=256, d=16, groups=8, seed=0):
@@ -70,7 +74,7 @@ def test_e2e_fit_is_seeded_learns_groups_and_round_trips(tmp_path):
     codes = tok.fit(x, seed=2, features=feats)
     assert codes.shape == (256, 2) and codes.min() >= 0 and codes.max() < 8
     assert np.array_equal(codes, UniSIDTokenizer(E2E_TINY).fit(x, seed=2, features=feats))
-    assert set(tok.history[0]) == {"contrastive", "reconstruction", "balance", "collaborative"}
+    assert set(tok.history[0]) == {"contrastive", "reconstruction", "balance", "split", "sharp", "collaborative"}
     # codes carry the group: items of one group mostly share their first level
     purity = np.mean([np.bincount(codes[label == g, 0]).max() / (label == g).sum() for g in range(8)])
     assert purity > 0.6
@@ -90,3 +94,41 @@ def test_e2e_feature_errors_name_the_field():
         UniSIDTokenizer(E2E_TINY).fit(x, features=ItemFeatures(pairs=np.array([[0, 99]])))
     with pytest.raises(ValueError, match="d_model"):
         UniSIDConfig(d_model=10, n_heads=4)
+
+
+def test_prefix_split_charges_only_items_that_share_a_prefix():
+    eye = torch.eye(4)
+    codes = torch.tensor([[0, 0], [0, 0], [1, 0], [0, 3]])
+    # items 0, 1 and 3 share level 1 (code 0); 0 and 1 also pick the same level-2 code, 3 another one
+    probs = torch.stack([eye[[0, 0, 1, 2]], eye[[0, 0, 0, 3]]], dim=1)  # (4 items, 2 levels, K=4)
+    assert float(prefix_split(probs, codes)) == pytest.approx(2 / 6)  # ordered pairs (0,1), (1,0) of 6
+    codes[1, 0] = 2  # item 1 no longer shares a prefix with anyone: nothing clashes
+    assert float(prefix_split(probs, codes)) == 0.0
+    assert float(prefix_split(probs[:, :1], codes[:, :1])) == 0.0  # one level: no deeper level to split
+
+
+def test_e2e_split_term_gives_more_distinct_sids():
+    # Parallel heads that all see the whole item tend to repeat each other (level 2 = level 1 again), so
+    # items of one group share their whole SID; the split (+ sharpness) term makes level 2 split the group.
+    rng = np.random.default_rng(0)
+    label = rng.integers(0, 8, 128)
+    x = (rng.normal(size=(8, 16))[label] * 3 + rng.normal(size=(128, 16))).astype(np.float32)
+    feats = ItemFeatures(tokens=np.stack([label + 1, label % 2 + 9], axis=1), vocab_size=11)
+    plain = replace(E2E_TINY, epochs=30, batch_size=32, w_split=0.0, w_sharp=0.0)
+    split = replace(plain, w_split=5.0, w_sharp=0.5)
+    unique = {name: sum(len(np.unique(UniSIDTokenizer(cfg).fit(x, seed=s, features=feats), axis=0)) for s in range(3))
+              for name, cfg in (("plain", plain), ("split", split))}
+    assert unique["split"] > 1.25 * unique["plain"], unique  # measured: 41 vs 30 distinct SIDs over 3 seeds
+    assert UniSIDConfig().w_split > 0 and UniSIDConfig().w_sharp > 0  # on by default
+
+
+def test_e2e_folders_from_before_the_split_term_load_with_it_off(tmp_path):
+    x, _, feats = _data(n=64)
+    tok = UniSIDTokenizer(replace(E2E_TINY, epochs=1))
+    tok.fit(x, seed=0, features=feats)
+    tensors, meta = tok.state()
+    for key in ("w_split", "w_sharp"):
+        del meta["config"][key]
+    old = UniSIDTokenizer.from_state(tensors, meta)
+    assert old.config.w_split == 0.0 and old.config.w_sharp == 0.0
+    assert np.array_equal(old.encode(x, feats), tok.encode(x, feats))

@@ -39,7 +39,8 @@ def make_tokenizer(args: argparse.Namespace):
         return RQKMeansTokenizer(RQKMeansConfig(**common, balanced=args.balanced, residual=args.residual))
     if args.method == "rq-vae":
         return RQVAETokenizer(RQVAEConfig(**common, **epochs))
-    return UniSIDTokenizer(UniSIDConfig(**common, **epochs))
+    weights = {k: v for k, v in (("w_split", args.w_split), ("w_sharp", args.w_sharp)) if v is not None}
+    return UniSIDTokenizer(UniSIDConfig(**common, **epochs, **weights))
 
 
 def write_sids(path: Path, ad_ids: np.ndarray, codes: np.ndarray, sids: np.ndarray) -> None:
@@ -106,6 +107,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--balanced", action="store_true", help="rq-kmeans: balanced (capacity-capped) clusters")
     p.add_argument("--residual", choices=("spherical", "l2"), default="spherical",
                    help="rq-kmeans: cluster residual directions (default; no hub-centroid collapse) or raw residuals")
+    p.add_argument("--w-split", type=float, default=None,
+                   help="e2e: weight of the split term (items sharing a prefix differ at the next level; default 5, 0 = off)")
+    p.add_argument("--w-sharp", type=float, default=None,
+                   help="e2e: weight of the per-item code entropy (confident level heads; default 0.5, 0 = off)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="MiniLM vector cache folder")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the text-vector cache")
