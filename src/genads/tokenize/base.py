@@ -44,6 +44,20 @@ class Tokenizer(Protocol):
         ...
 
 
+class ShapeFromConfig:
+    """``levels`` and ``codebook_size`` read from the tokenizer's ``config`` (every config has both)."""
+
+    config: Any
+
+    @property
+    def levels(self) -> int:
+        return self.config.levels
+
+    @property
+    def codebook_size(self) -> int:
+        return self.config.codebook_size
+
+
 def check_vectors(vectors: np.ndarray, name: str = "vectors", dim: int | None = None) -> np.ndarray:
     """(n, d) finite float32, C-contiguous; errors name the argument."""
     x = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))

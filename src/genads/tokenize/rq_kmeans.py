@@ -26,7 +26,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from genads.tokenize.base import check_vectors
+from genads.tokenize.base import ShapeFromConfig, check_vectors
 
 RESIDUAL_MODES = ("spherical", "l2")
 
@@ -111,7 +111,7 @@ def balanced_assign(distances: np.ndarray, capacity: int | None = None) -> np.nd
     return out
 
 
-class RQKMeansTokenizer:
+class RQKMeansTokenizer(ShapeFromConfig):
     """Residual k-means tokenizer (faiss)."""
 
     method = "rq-kmeans"
@@ -122,14 +122,6 @@ class RQKMeansTokenizer:
         """(L, K, d) float32 after fit: what each code adds to the reconstruction."""
         self.directions: np.ndarray | None = None
         """(L, K, d) unit float32 assignment directions (``residual="spherical"`` only)."""
-
-    @property
-    def levels(self) -> int:
-        return self.config.levels
-
-    @property
-    def codebook_size(self) -> int:
-        return self.config.codebook_size
 
     @property
     def spherical(self) -> bool:

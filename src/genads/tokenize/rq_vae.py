@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from genads.tokenize.base import check_vectors
+from genads.tokenize.base import ShapeFromConfig, check_vectors
 from genads.tokenize.rq_kmeans import RQKMeansConfig, RQKMeansTokenizer
 
 
@@ -89,7 +89,7 @@ class RQVAE(nn.Module):
         return loss, codes, recon, residuals
 
 
-class RQVAETokenizer:
+class RQVAETokenizer(ShapeFromConfig):
     """RQ-VAE Semantic-ID tokenizer."""
 
     method = "rq-vae"
@@ -99,14 +99,6 @@ class RQVAETokenizer:
         self.model: RQVAE | None = None
         self.history: list[dict[str, float]] = []
         """Per epoch: loss, restarted codes."""
-
-    @property
-    def levels(self) -> int:
-        return self.config.levels
-
-    @property
-    def codebook_size(self) -> int:
-        return self.config.codebook_size
 
     def _kmeans_init(self, x: torch.Tensor, seed: int) -> None:
         with torch.no_grad():

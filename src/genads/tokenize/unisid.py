@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genads.tokenize.base import check_vectors
+from genads.tokenize.base import ShapeFromConfig, check_vectors
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,7 @@ def unisid_losses(model: UniSIDModel, x: torch.Tensor, tokens: torch.Tensor, tau
             "sharp": sharp}
 
 
-class UniSIDTokenizer:
+class UniSIDTokenizer(ShapeFromConfig):
     """End-to-end tokenizer: SID levels predicted in parallel from the whole item context."""
 
     method = "e2e"
@@ -186,14 +186,6 @@ class UniSIDTokenizer:
         self.config = config or UniSIDConfig()
         self.model: UniSIDModel | None = None
         self.history: list[dict[str, float]] = []
-
-    @property
-    def levels(self) -> int:
-        return self.config.levels
-
-    @property
-    def codebook_size(self) -> int:
-        return self.config.codebook_size
 
     def fit(self, vectors: np.ndarray, seed: int = 0, features: ItemFeatures | None = None) -> np.ndarray:
         """Train on (n, d) vectors (+ optional tokens / co-occurrence pairs); return codes (n, L)."""
