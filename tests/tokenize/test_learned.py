@@ -119,7 +119,7 @@ def test_e2e_split_term_gives_more_distinct_sids():
     unique = {name: sum(len(np.unique(UniSIDTokenizer(cfg).fit(x, seed=s, features=feats), axis=0)) for s in range(3))
               for name, cfg in (("plain", plain), ("split", split))}
     assert unique["split"] > 1.25 * unique["plain"], unique  # measured: 41 vs 30 distinct SIDs over 3 seeds
-    assert UniSIDConfig().w_split > 0 and UniSIDConfig().w_sharp > 0  # on by default
+    assert UniSIDConfig().w_split == 0 and UniSIDConfig().w_sharp == 0  # off by default: worse downstream
 
 
 def test_e2e_folders_from_before_the_split_term_load_with_it_off(tmp_path):

@@ -108,9 +108,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--residual", choices=("spherical", "l2"), default="spherical",
                    help="rq-kmeans: cluster residual directions (default; no hub-centroid collapse) or raw residuals")
     p.add_argument("--w-split", type=float, default=None,
-                   help="e2e: weight of the split term (items sharing a prefix differ at the next level; default 5, 0 = off)")
+                   help="e2e: weight of the split term (items sharing a prefix differ at the next level; default 0 = off; 5 with --w-sharp 0.5 cuts collisions)")
     p.add_argument("--w-sharp", type=float, default=None,
-                   help="e2e: weight of the per-item code entropy (confident level heads; default 0.5, 0 = off)")
+                   help="e2e: weight of the per-item code entropy (confident level heads; default 0 = off)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="MiniLM vector cache folder")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the text-vector cache")

@@ -85,7 +85,7 @@ def run(ctx) -> None:  # ctx: DemoContext (not imported: demo.py imports the ste
         f"ads share an SID. Item vectors: all-MiniLM-L6-v2 (offline) over title, brand, category and the head of the "
         f"description ({vectors.shape[1]} dims, {t_vec:.1f}s with the content-hash cache). RQ-KMeans = residual k-means "
         "(faiss); end-to-end = the UniSID-style tokenizer (all levels predicted in parallel from the whole item context, "
-        "trained with multi-granularity contrastive, reconstruction, co-occurrence, balance and prefix-split losses). The pipeline "
+        "trained with multi-granularity contrastive, reconstruction, co-occurrence and balance losses). The pipeline "
         f"uses the RQ-KMeans SIDs; the largest bucket needs a disambiguation vocabulary of {vocab[-1]}."
     )
     s.tables.append(("Collisions and codebook use (before disambiguation)", rows))

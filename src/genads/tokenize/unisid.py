@@ -13,11 +13,13 @@ Trained jointly with a dense item embedding z:
   attribute / word tokens (multi-label BCE) - the CPU stand-in for UniSID's summary reconstruction;
 * collaborative: z of items that co-occur in user sequences are pulled together (in-batch InfoNCE);
 * balance: the batch-mean code distribution of every level is kept near uniform (KL), against collapse;
-* split: two in-batch items that share their first l codes are charged the probability that their
-  level-l heads pick the same code (the inner product of the two code distributions). Parallel heads
-  that see the whole item tend to agree with each other - level 2 re-describes level 1 - so without
-  this term nothing makes a deeper level separate what the earlier levels grouped (45-93% of items
-  collided); residual quantisers get that separation from the residual itself.
+* split (optional, off by default): two in-batch items that share their first l codes are charged
+  the probability that their level-l heads pick the same code (the inner product of the two code
+  distributions), with a per-item sharpness (entropy) term beside it. Parallel heads that see the
+  whole item tend to agree with each other - level 2 re-describes level 1 - so nothing else makes a
+  deeper level separate what the earlier levels grouped (45-93% of items collide); residual
+  quantisers get that separation from the residual itself. It lowers collisions a lot but, measured
+  downstream, makes worse SIDs (docs/tokenize.md), so it is an option, not the default.
 """
 
 from __future__ import annotations
@@ -56,9 +58,11 @@ class UniSIDConfig:
     w_reconstruction: float = 1.0
     w_collaborative: float = 0.5
     w_balance: float = 1.0
-    w_split: float = 5.0
-    """Weight of the split term (items sharing a prefix should differ at the next level); 0 = off."""
-    w_sharp: float = 0.5
+    w_split: float = 0.0
+    """Weight of the split term (items sharing a prefix should differ at the next level); 0 = off (default).
+    With ``w_sharp`` = 0.5 and 5.0 here, ml-100k collisions fall from .67 to .21 but the downstream probe's
+    R@10 from .048 to .021 (docs/tokenize.md): fewer collisions, worse SIDs for a sequence model."""
+    w_sharp: float = 0.0
     """Weight of the mean per-item code entropy (confident heads, so that Gumbel noise does not pick the codes)."""
 
     def __post_init__(self) -> None:
