@@ -10,6 +10,7 @@ Settings run in parallel processes (one torch thread each); each has its own bud
 
     1x2     64 units, gradient-only adversary   101.0%  2.1e-3   | + 8 random restarts  100.0%  2.2e-4
     2items  64 units, gradient-only adversary   100.1%  1.3e-3   | + 8 random restarts   99.7%  5.5e-4
+                                                                  | 128 units + restarts 100.6%  4.6e-4
     1x4     64 units, gradient-only adversary    99.5%  4.8e-4   | + 8 random restarts   98.3%  2.2e-4
     1x5     64 units, gradient-only adversary    97.4%  3.7e-4   | 128 units             99.8%  3.6e-4
                                                                   | 128 units + restarts  99.1%  2.1e-4
@@ -41,6 +42,8 @@ def main() -> None:
     parser.add_argument("--settings", default=",".join(SETTINGS), help=f"comma list of {sorted(SETTINGS)}")
     parser.add_argument("--iterations", type=int, help="override training iterations")
     parser.add_argument("--seed", type=int, default=0, help="training/audit seed (results file gets _seedN when not 0)")
+    parser.add_argument("--tag", default="", help="suffix of the results file (a run of a few settings must not "
+                        "replace the full table)")
     args = parser.parse_args()
     keys = args.settings.split(",")
     cfgs = {key: replace(bench_config(key, args.quick, args.iterations), seed=args.seed) for key in keys}
@@ -58,6 +61,7 @@ def main() -> None:
     figures = {"learned": dict(zip(keys, rows, strict=True)), "mechanisms": mech_rows,
                "config": {key: asdict(cfg) for key, cfg in cfgs.items()}, "quick": args.quick, "seconds": time.perf_counter() - start}
     name = "auction_optimality" + ("_quick" if args.quick else "") + (f"_seed{args.seed}" if args.seed else "")
+    name += f"_{args.tag}" if args.tag else ""
     print(f"wrote {save(name, figures)}")
 
 
