@@ -14,6 +14,7 @@ from genads.auction.payment_net import (
     PaymentNet,
     PaymentNetConfig,
     PaymentTrainConfig,
+    config_from_json,
     position_allocation,
     train_payment_net,
 )
@@ -105,6 +106,28 @@ def test_config_errors_name_the_field() -> None:
         PaymentNetConfig(n_bidders=3, temperature=-1.0)
     with pytest.raises(ValueError, match="gammas"):
         PaymentTrainConfig(gammas=())
+    with pytest.raises(ValueError, match="bid_norm"):
+        PaymentNetConfig(n_bidders=3, bid_norm="median")
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(2, 6), st.floats(0.05, 20.0), st.integers(0, 10_000))
+def test_auction_normalised_prices_scale_with_the_bids(n: int, c: float, seed: int) -> None:
+    # p(c * b) = c * p(b): the ratio of regret to utility does not depend on the bid level (pacing)
+    torch.manual_seed(seed)
+    net = PaymentNet(PaymentNetConfig(n_bidders=n, slot_ctr=(1.0, 0.5), hidden=8)).eval()
+    gen = torch.Generator().manual_seed(seed)
+    bids = torch.rand(16, n, 1, generator=gen) + 0.01
+    ctx = torch.rand(16, n, 1, generator=gen) * 0.1 + 0.01
+    with torch.no_grad():
+        assert torch.allclose(net.prices(bids * c, ctx), net.prices(bids, ctx) * c, rtol=1e-4, atol=1e-6)
+
+
+def test_configs_saved_before_bid_norm_load_as_fixed() -> None:
+    old = {"n_bidders": 3, "slot_ctr": [1.0, 0.5], "hidden": 8, "layers": 2, "n_features": 0, "temperature": 0.0,
+           "bid_scale": 2.0, "quality_scale": 0.05}
+    assert config_from_json(old).bid_norm == "fixed" and config_from_json(old).slot_ctr == (1.0, 0.5)
+    assert config_from_json({**old, "bid_norm": "auction"}).bid_norm == "auction"
 
 
 @pytest.mark.slow

@@ -28,6 +28,13 @@ from torch import Tensor, nn
 from genads.auction.mechanisms import Allocation, _check, _rank
 from genads.auction.regret import EGA_GAMMAS, _own_utility
 
+BID_NORMS = ("auction", "fixed")
+
+
+def config_from_json(data: dict) -> PaymentNetConfig:
+    """A saved config; one written before ``bid_norm`` existed loads as ``"fixed"`` (what it was trained with)."""
+    return PaymentNetConfig(**{"bid_norm": "fixed", **data, "slot_ctr": tuple(data["slot_ctr"])})
+
 
 @dataclass(frozen=True)
 class PaymentNetConfig:
@@ -42,7 +49,13 @@ class PaymentNetConfig:
     temperature: float = 0.0
     """0: hard ranking by bid × pCTR; > 0: soft ranking over log scores with this temperature."""
     bid_scale: float = 1.0
-    """Bids are divided by this before entering the network (a typical bid)."""
+    """With ``bid_norm="fixed"``: bids are divided by this before entering the network (a typical bid)."""
+    bid_norm: str = "auction"
+    """"auction": every bid feature is divided by the auction's highest bid, so prices scale with the bids
+    (p(c * b) = c * p(b)) and regret / utility does not depend on the bid level. A net trained at truthful
+    bids then still fits when pacing lowers every bid (the market simulator: value-level training profiles,
+    candidates at ~0.4x in the episode, Ψ .18 -> 6.5 with "fixed"). "fixed": divided by ``bid_scale``
+    (networks saved before this option)."""
     quality_scale: float = 1.0
     """Allocation × pCTR is divided by this before entering the network (a typical pCTR)."""
 
@@ -54,6 +67,8 @@ class PaymentNetConfig:
             raise ValueError(f"slot_ctr={self.slot_ctr} must be positive and non-increasing")
         if self.hidden < 1 or self.layers < 1 or self.n_features < 0:
             raise ValueError(f"need hidden={self.hidden} >= 1, layers={self.layers} >= 1, n_features >= 0")
+        if self.bid_norm not in BID_NORMS:
+            raise ValueError(f"bid_norm={self.bid_norm!r} must be one of {BID_NORMS}")
         if self.temperature < 0 or self.bid_scale <= 0 or self.quality_scale <= 0:
             raise ValueError(f"need temperature={self.temperature} >= 0, bid_scale={self.bid_scale} > 0 "
                              f"and quality_scale={self.quality_scale} > 0")
@@ -105,7 +120,10 @@ class PaymentNet(nn.Module):
 
     def price_fraction(self, bids: Tensor, quality: Tensor, click: Tensor, features: Tensor | None) -> Tensor:
         """(N, n) sigmoid(MLP(features)): the share of its bid each ad pays per click."""
-        scale = self.config.bid_scale
+        if self.config.bid_norm == "auction":
+            scale = bids.amax(-1, keepdim=True).clamp_min(1e-12)[..., None]  # (N, 1, 1): the auction's highest bid
+        else:
+            scale = self.config.bid_scale
         other_bids, other_scores = others_sorted(bids, quality)
         parts = [bids[..., None] / scale, torch.log(quality)[..., None], click[..., None] / self.config.quality_scale,
                  other_bids / scale, other_scores / scale]

@@ -14,7 +14,13 @@ import numpy as np
 import torch
 
 from genads.auction.optimality import SETTINGS, bench_config, mechanism_table, run_setting
-from genads.auction.payment_net import PaymentNet, PaymentNetConfig, PaymentTrainConfig, train_payment_net
+from genads.auction.payment_net import (
+    PaymentNet,
+    PaymentNetConfig,
+    PaymentTrainConfig,
+    config_from_json,
+    train_payment_net,
+)
 from genads.auction.regret import AscentConfig, grid_regret, misreport_regret
 
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
@@ -84,7 +90,7 @@ def load_payment_net(folder: Path) -> PaymentNet:
 
     meta = json.loads((folder / CONFIG_FILE).read_text())
     cfg = meta["payment_net"]
-    net = PaymentNet(PaymentNetConfig(**{**cfg, "slot_ctr": tuple(cfg["slot_ctr"])}))
+    net = PaymentNet(config_from_json(cfg))
     net.load_state_dict(load_file(folder / WEIGHTS_FILE))
     return net
 

@@ -132,7 +132,8 @@ def load_bundle(path: str | Path) -> Bundle:
         raise ValueError(f"{path / 'ads.parquet'}: missing column(s) {missing}")
     net = None
     if manifest.get("payment"):
-        net = PaymentNet(_config(PaymentNetConfig, manifest["payment"]["config"], f"{mf}: payment.config"))
+        net = PaymentNet(_config(PaymentNetConfig, {"bid_norm": "fixed", **manifest["payment"]["config"]},
+                                 f"{mf}: payment.config"))  # bundles from before bid_norm: trained "fixed"
         load_weights(net, path / "payment.safetensors")
         net.eval()
     histories = None
