@@ -7,6 +7,10 @@ score, with their per-click score relative to its own pCTR), and charges per cli
 
     price_i = sigmoid(MLP(features_i)) * bid_i        (so price <= bid: individually rational)
 
+Bid features are divided by the auction's highest bid (``bid_norm="auction"``), so the mechanism is
+scale-equivariant like GSP and VCG: multiplying every bid by c multiplies every price by c, and a
+network trained at one bid level is not out of its distribution when budget pacing lowers all bids.
+
 Training maximises expected revenue subject to zero ex-post regret with the augmented Lagrangian
 ``-revenue + lambda * rgt + rho / 2 * rgt^2``, ``lambda <- lambda + rho * rgt``, where rgt is the
 empirical regret over EGA's misreport grid (bid × gamma, gamma in {0.2, ..., 2.0}).
