@@ -123,6 +123,19 @@ def test_auction_normalised_prices_scale_with_the_bids(n: int, c: float, seed: i
         assert torch.allclose(net.prices(bids * c, ctx), net.prices(bids, ctx) * c, rtol=1e-4, atol=1e-6)
 
 
+def test_a_saturated_network_never_charges_above_the_float64_bid() -> None:
+    # sigmoid -> 1.0 in float32 makes the price float32(bid), which rounds above the bid for most float64 bids
+    net = PaymentNet(PaymentNetConfig(n_bidders=4, slot_ctr=(1.0, 0.5), hidden=8)).eval()
+    with torch.no_grad():
+        net.head.bias.fill_(100.0)
+    rng = np.random.default_rng(0)
+    bids, quality = rng.uniform(0.1, 3.0, (500, 4)), rng.uniform(0.01, 0.1, (500, 4))
+    alloc = LearnedPayments(net)(bids, quality, 2)
+    won = np.take_along_axis(bids, np.maximum(alloc.winners, 0), 1)
+    assert (alloc.winners >= 0).all() and (alloc.prices <= won).all()
+    assert np.allclose(alloc.prices, won)  # it does charge the full bid (first price), exactly
+
+
 def test_configs_saved_before_bid_norm_load_as_fixed() -> None:
     old = {"n_bidders": 3, "slot_ctr": [1.0, 0.5], "hidden": 8, "layers": 2, "n_features": 0, "temperature": 0.0,
            "bid_scale": 2.0, "quality_scale": 0.05}

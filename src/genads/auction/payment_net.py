@@ -168,6 +168,7 @@ class LearnedPayments:
         with torch.no_grad():
             t = torch.tensor(bids, dtype=torch.float32)[..., None]
             per_ad = self.net.prices(t, torch.tensor(quality, dtype=torch.float32)[..., None]).double().numpy()
+        per_ad = np.minimum(per_ad, bids)  # a saturated sigmoid times float32(bid) can round above the float64 bid
         prices = np.where(winners >= 0, np.take_along_axis(per_ad, np.maximum(winners, 0), axis=1), 0.0)
         return Allocation(winners=winners, prices=np.maximum(prices, np.where(winners >= 0, reserve, 0.0)))
 
