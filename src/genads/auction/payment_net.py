@@ -35,9 +35,13 @@ from genads.auction.regret import EGA_GAMMAS, _own_utility
 BID_NORMS = ("auction", "fixed")
 
 
+SAVED_DEFAULTS = {"bid_norm": "fixed"}
+"""Fields a saved config may lack: a net written before ``bid_norm`` existed was trained with "fixed"."""
+
+
 def config_from_json(data: dict) -> PaymentNetConfig:
-    """A saved config; one written before ``bid_norm`` existed loads as ``"fixed"`` (what it was trained with)."""
-    return PaymentNetConfig(**{"bid_norm": "fixed", **data, "slot_ctr": tuple(data["slot_ctr"])})
+    """A saved config (JSON), with :data:`SAVED_DEFAULTS` for fields older files lack."""
+    return PaymentNetConfig(**{**SAVED_DEFAULTS, **data, "slot_ctr": tuple(data["slot_ctr"])})
 
 
 @dataclass(frozen=True)

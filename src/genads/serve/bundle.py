@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 
+from genads.auction.payment_net import SAVED_DEFAULTS as PAYMENT_SAVED_DEFAULTS
 from genads.auction.payment_net import PaymentNet, PaymentNetConfig
 from genads.data.dataset import replace_dir
 from genads.slate.checkpoint import load_weights, save_weights
@@ -132,8 +133,8 @@ def load_bundle(path: str | Path) -> Bundle:
         raise ValueError(f"{path / 'ads.parquet'}: missing column(s) {missing}")
     net = None
     if manifest.get("payment"):
-        net = PaymentNet(_config(PaymentNetConfig, {"bid_norm": "fixed", **manifest["payment"]["config"]},
-                                 f"{mf}: payment.config"))  # bundles from before bid_norm: trained "fixed"
+        net = PaymentNet(_config(PaymentNetConfig, {**PAYMENT_SAVED_DEFAULTS, **manifest["payment"]["config"]},
+                                 f"{mf}: payment.config"))
         load_weights(net, path / "payment.safetensors")
         net.eval()
     histories = None
