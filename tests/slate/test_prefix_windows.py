@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from genads.data.split import EvalSet, SequenceSplit, SplitConfig
 from genads.decode.beam import generate_slate, live_trie
+from genads.eval.harness import rank_all
 from genads.slate.model import (
     PRESETS,
     SlateConfig,
@@ -115,3 +116,19 @@ def test_training_with_user_tokens_and_label_smoothing(cycle_split, cycle_sids):
     assert rec.model.user.weight.grad is not None or rec.model.user.weight.abs().sum() > 0
     slate = rec.slate(cycle_split.test.history[:4], 3, users=cycle_split.test.users[:4])
     assert slate.ads.shape == (4, 3) and (slate.ads > 0).all()
+
+
+def test_harness_scores_a_user_token_model_with_its_users(cycle_split, cycle_sids):
+    """``genads eval`` (evaluate_split) ranks as trained: with the user token, never silently without it."""
+    rec = SlateRecommender(cycle_sids, replace(PRESETS["tiny"], user_buckets=8),
+                           TrainConfig(batch_size=16, lr=5e-3, warmup_steps=2, epochs=1, eval_every=1))
+    rec.fit(cycle_split, seed=0, progress=False)
+    with torch.no_grad():
+        rec.model.user.weight.mul_(50)  # make the user token decide the ranking
+    cases = cycle_split.test
+    with_users = rec.recommend(cases.history, 5, users=cases.users)
+    assert rec.uses_users and np.array_equal(rank_all(rec, cases, 5), with_users)
+    plain = generate_slate(rec.model, rec.trie, rec.sids, cases.history, beam=rec.train.beam, slate_size=5).ads
+    assert not np.array_equal(plain, with_users)  # the token matters, so dropping it would show
+    with pytest.raises(ValueError, match="user_buckets=8"):
+        rec.recommend(cases.history, 5)

@@ -25,8 +25,17 @@ class Recommender(Protocol):
 
 
 def rank_all(model: Recommender, eval_set: EvalSet, k: int, batch_size: int = 1024) -> np.ndarray:
-    """Ranked lists (n, k) for every case of ``eval_set``."""
-    parts = [model.recommend(eval_set.history[i:i + batch_size], k) for i in range(0, len(eval_set), batch_size)]
+    """Ranked lists (n, k) for every case of ``eval_set``.
+
+    A model whose ``uses_users`` attribute is true (the slate model with a user token) also gets each
+    case's raw user id as ``recommend(history, k, users=...)``, so it is scored exactly as it was trained.
+    """
+    with_users = bool(getattr(model, "uses_users", False))
+    parts = []
+    for i in range(0, len(eval_set), batch_size):
+        history = eval_set.history[i:i + batch_size]
+        parts.append(model.recommend(history, k, users=eval_set.users[i:i + batch_size]) if with_users
+                     else model.recommend(history, k))
     return np.concatenate(parts) if parts else np.zeros((0, k), dtype=np.int64)
 
 

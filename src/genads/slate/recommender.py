@@ -51,9 +51,18 @@ class SlateRecommender:
         return fit(self.model, self.sids, split, self.train, seed=seed, run_dir=self.run_dir, resume=resume,
                    progress=progress)
 
+    @property
+    def uses_users(self) -> bool:
+        """True when the model has a user token: the harness then passes each case's user id."""
+        return bool(self.config.user_buckets)
+
     def recommend(self, history: np.ndarray, k: int, users: np.ndarray | None = None) -> np.ndarray:
         """(n, k) item indices, best first; -1 only if fewer than k ads are live. ``users``: raw user
-        ids for the user token (ignored by a model without one)."""
+        ids for the user token (ignored by a model without one; required by a model with one, which
+        would otherwise be scored without the token it was trained with)."""
+        if self.config.user_buckets and users is None:
+            raise ValueError(f"this model has a user token (user_buckets={self.config.user_buckets}): "
+                             "recommend needs users=")
         return self.slate(history, k, users=users if self.config.user_buckets else None).ads
 
     def slate(self, history: np.ndarray, k: int, users: np.ndarray | None = None,
