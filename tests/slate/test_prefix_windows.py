@@ -132,3 +132,13 @@ def test_harness_scores_a_user_token_model_with_its_users(cycle_split, cycle_sid
     assert not np.array_equal(plain, with_users)  # the token matters, so dropping it would show
     with pytest.raises(ValueError, match="user_buckets=8"):
         rec.recommend(cases.history, 5)
+
+
+def test_a_beam_below_the_slate_size_is_an_error_not_a_wider_beam(cycle_split, cycle_sids):
+    rec = SlateRecommender(cycle_sids, PRESETS["tiny"], TrainConfig(batch_size=16, epochs=1, eval_every=1, beam=5))
+    rec.fit(cycle_split, seed=0, progress=False)
+    history = cycle_split.test.history[:3]
+    assert rec.recommend(history, 5).shape == (3, 5)
+    with pytest.raises(ValueError, match=r"beam width 5 .* below the slate size k=10"):
+        rec.recommend(history, 10)
+    assert rec.slate(history, 10, beam=10).ads.shape == (3, 10)  # a wider beam only when asked for

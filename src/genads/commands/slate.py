@@ -115,7 +115,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     if pos >= len(users) or users[pos] != args.user:
         raise ValueError(f"--user {args.user}: no events for this user in {cfg['dataset']}")
     history = seqs[pos][-rec.config.max_items:][None]
-    slate = rec.slate(history, args.k, users=np.array([args.user]) if rec.config.user_buckets else None)
+    slate = rec.slate(history, args.k, users=np.array([args.user]) if rec.config.user_buckets else None,
+                      beam=max(rec.train.beam, args.k))  # a longer list than validated: widen, explicitly
     titles = dataset.titles()
     print(f"user {args.user}: {len(seqs[pos])} past ads; slate of {args.k}:")
     for rank, (item, score) in enumerate(zip(slate.ads[0], slate.scores[0], strict=True), 1):

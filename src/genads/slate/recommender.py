@@ -66,9 +66,14 @@ class SlateRecommender:
         return self.slate(history, k, users=users if self.config.user_buckets else None).ads
 
     def slate(self, history: np.ndarray, k: int, users: np.ndarray | None = None,
-              context: np.ndarray | None = None) -> Slate:
+              context: np.ndarray | None = None, beam: int | None = None) -> Slate:
         """A slate of ``k`` live ads per history; ``users`` (raw user ids) and ``context`` (ids) feed
-        the model's optional user and context tokens."""
+        the model's optional user and context tokens. ``beam``: the beam width (default
+        ``train.beam``); a width below ``k`` is an error, never silently widened."""
+        beam = self.train.beam if beam is None else beam
+        if beam < k:
+            raise ValueError(f"beam width {beam} (TrainConfig.beam unless given) is below the slate size k={k}: "
+                             "ask for a beam of at least k")
         if self.model is None:
             raise RuntimeError("SlateRecommender.recommend called before fit (or load)")
         model = self.model
@@ -76,7 +81,7 @@ class SlateRecommender:
             buckets = None if users is None else torch.from_numpy(user_bucket(users, max(self.config.user_buckets, 1)))
             ctx = None if context is None else torch.as_tensor(np.asarray(context, dtype=np.int64))
             model = WithPrefix(self.model, buckets, ctx)
-        return generate_slate(model, self.trie, self.sids, history, beam=max(self.train.beam, k), slate_size=k)
+        return generate_slate(model, self.trie, self.sids, history, beam=beam, slate_size=k)
 
     def describe(self) -> dict:
         return {"model": self.name, "architecture": asdict(self.config), "train": asdict(self.train)}
