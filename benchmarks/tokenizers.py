@@ -7,12 +7,17 @@ and MovieLens-100k (MiniLM text of title + genres + year, attributes, collaborat
 its own; real rows read the ``metrics.json`` that the CLI run wrote (its command, fit wall/CPU time,
 peak RSS, SID quality) and run the CLI when that folder is missing.
 
-With ``--probe`` (a separate run, written to tokenizers_probe_DATASETS.json): the downstream comparison, the
-SASRec-on-SIDs probe (genads.tokenize.probe) trained on every tokenizer's SIDs of each data set with
-identical settings and seeds, plus a control with random SIDs of the same shape; test R@10/N@10.
+With ``--probe`` (a separate run, written to tokenizers_probe_DATASETS[_TAG].json): the downstream comparison,
+the SASRec-on-SIDs probe (genads.tokenize.probe) trained on every tokenizer's SIDs of each data set with
+identical settings and seeds, plus a control with random SIDs of the same shape; test R@10/N@10. Every row
+names its protocol, and the best tokenizer is the one with the best mean *validation* NDCG@10.
+
+A ``runs/sids/DATA-METHOD`` folder is reused only when its metrics.json has the inputs key this run would
+write (dataset bytes, tokenize options, features from training events only: issue 20); otherwise it is
+tokenized again. The probe refuses SID folders whose features saw validation or test events.
 
     .venv/bin/python benchmarks/tokenizers.py [--sizes 10000 100000 1000000] [--sids runs/sids]
-    .venv/bin/python benchmarks/tokenizers.py --probe --seeds 0 1 [--datasets beauty ml-100k]
+    .venv/bin/python benchmarks/tokenizers.py --probe --seeds 0 1 [--datasets beauty ml-100k] [--tag noleak]
 """
 
 from __future__ import annotations
@@ -115,14 +120,27 @@ def genads(*args: str) -> None:
     subprocess.run([str(Path(sys.executable).with_name("genads")), *args], check=True)
 
 
-def real_row(data: str, method: str, sids: Path, datasets: Path, levels: int) -> dict:
-    """The row of a CLI run: read its metrics.json, or import + tokenize first when it is missing."""
+def tokenized(data: str, method: str, sids: Path, datasets: Path, levels: int) -> Path:
+    """``sids/DATA-METHOD`` from ``genads tokenize``: reused only when its inputs key is this run's."""
+    from genads.cli import build_parser
+    from genads.commands.tokenize import inputs_key
+
     out = sids / f"{data}-{method}"
-    if not (out / "metrics.json").is_file():
-        if not (datasets / data / "meta.json").is_file():
-            genads("data", "import", *IMPORT[data], "--out", str(datasets / data), "--quiet")
-        genads("tokenize", "--method", method, "--levels", str(levels), "--codebook", str(CODEBOOK[data]),
-               str(datasets / data), "--out", str(out), "--quiet")
+    if not (datasets / data / "meta.json").is_file():
+        genads("data", "import", *IMPORT[data], "--out", str(datasets / data), "--quiet")
+    argv = ["tokenize", "--method", method, "--levels", str(levels), "--codebook", str(CODEBOOK[data]),
+            str(datasets / data), "--out", str(out), "--quiet"]
+    key = inputs_key(datasets / data, build_parser().parse_args(argv))
+    metrics = out / "metrics.json"
+    if not metrics.is_file() or json.loads(metrics.read_text()).get("inputs_sha256") != key:
+        print(f"{out}: missing or stale (inputs changed), tokenizing", flush=True)
+        genads(*argv)
+    return out
+
+
+def real_row(data: str, method: str, sids: Path, datasets: Path, levels: int) -> dict:
+    """The row of a CLI run: read its metrics.json, import + tokenize first when missing or stale."""
+    out = tokenized(data, method, sids, datasets, levels)
     m = json.loads((out / "metrics.json").read_text())
     sec, s = m["seconds"], m["summary"]
     return {"data": data, "method": method, "items": s["items"], "dim": sum(m["sources"].values()),
@@ -131,6 +149,7 @@ def real_row(data: str, method: str, sids: Path, datasets: Path, levels: int) ->
             "items_per_s": round(s["items"] / max(sec["fit"], 1e-9)), "peak_rss_mb": m.get("peak_rss_mb"),
             **{k: v for k, v in s.items() if k != "items"},
             "perplexity_levels": [round(r["perplexity"], 1) for r in m["levels"]], "cli": m.get("command"),
+            "features_from": m.get("features_from", LEAKY),
             "folder": str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out)}
 
 
@@ -167,10 +186,55 @@ def fit_rows(args: argparse.Namespace) -> None:
     save("tokenizers", {"rows": rows, "note": NOTE})
 
 
-def probe_rows(args: argparse.Namespace) -> None:
-    """SASRec-on-SIDs per data set x tokenizer x seed (same model, same settings), plus random SIDs."""
+LEAKY = "all events (before issue 20: validation and test events included)"
+PROTOCOL = ("leave-one-out test, full ranking, history not ruled out; best epoch by validation NDCG@10; "
+            "SID features from training events only")
+
+
+def probe_sids(args: argparse.Namespace, data: str, ds) -> dict[str, tuple[np.ndarray, str | None]]:
+    """Tokenizer name -> (SIDs in catalogue order, inputs key) for every leak-free DATA-* folder."""
     import pandas as pd
 
+    for method in METHODS:  # the CLI defaults: made (or remade) here when missing or stale
+        if method in args.methods or not args.methods:
+            tokenized(data, method, args.sids, args.data_dir, args.levels)
+    out = {}
+    for path in sorted(args.sids.glob(f"{data}-*/sids.parquet")):  # the three methods and any variants
+        method = path.parent.name[len(data) + 1:]
+        if args.methods and method not in args.methods:
+            continue
+        metrics = path.with_name("metrics.json")
+        m = json.loads(metrics.read_text()) if metrics.is_file() else {}
+        if not m.get("features_from", LEAKY).startswith("training events"):
+            raise SystemExit(f"{path.parent}: its SIDs were built from {LEAKY}; run its genads tokenize "
+                             f"command again ({m.get('command') or 'see metrics.json'})")
+        table = pd.read_parquet(path)
+        order = pd.Series(np.arange(len(table)), index=table["ad_id"]).loc[ds.catalogue["ad_id"]].to_numpy()
+        out[method] = (np.stack(table["sid"].to_numpy())[order], m.get("inputs_sha256"))
+    return out
+
+
+def probe_summary(rows: list[dict]) -> list[dict]:
+    """Mean/sd per (data, tokenizer) over seeds; ``best`` marks each data set's best mean validation NDCG@10."""
+    import pandas as pd
+
+    summary = []
+    for (data, tokenizer), group in pd.DataFrame(rows).groupby(["data", "tokenizer"], sort=False):
+        summary.append({"data": data, "tokenizer": tokenizer, "seeds": len(group),
+                        "valid_ndcg@10_mean": group["best_valid_ndcg@10"].mean(),
+                        **{f"{m}_mean": group[m].mean() for m in ("recall@10", "ndcg@10")},
+                        **{f"{m}_std": group[m].std(ddof=0) for m in ("recall@10", "ndcg@10")},
+                        "protocol": group["protocol"].iloc[0]})
+    for data in {r["data"] for r in summary}:
+        mine = [r for r in summary if r["data"] == data]
+        best = max(mine, key=lambda r: r["valid_ndcg@10_mean"])
+        for r in mine:
+            r["best"] = "by validation" if r is best else ""
+    return summary
+
+
+def probe_rows(args: argparse.Namespace) -> None:
+    """SASRec-on-SIDs per data set x tokenizer x seed (same model, same settings), plus random SIDs."""
     from genads.data.dataset import load_dataset
     from genads.data.split import leave_one_out
     from genads.eval.harness import evaluate
@@ -178,24 +242,20 @@ def probe_rows(args: argparse.Namespace) -> None:
     from genads.tokenize.probe import ProbeConfig, SIDProbe
 
     cfg = ProbeConfig(max_len=args.max_len, epochs=args.epochs, eval_every=2, patience=2)
-    name = "tokenizers_probe_" + "_".join(args.datasets)
+    name = "tokenizers_probe_" + "_".join(args.datasets) + (f"_{args.tag}" if args.tag else "")
     rows = []
     for data in args.datasets:
+        if not (args.data_dir / data / "meta.json").is_file():
+            genads("data", "import", *IMPORT[data], "--out", str(args.data_dir / data), "--quiet")
         ds = load_dataset(args.data_dir / data)
         split = leave_one_out(ds)
         index = split.index_of(ds.catalogue["ad_id"].to_numpy())
         k = CODEBOOK[data]
-        tokenizers = {}
-        for path in sorted(args.sids.glob(f"{data}-*/sids.parquet")):  # the three methods and any variants
-            method = path.parent.name[len(data) + 1:]
-            if method in args.methods or not args.methods:
-                table = pd.read_parquet(path)
-                order = pd.Series(np.arange(len(table)), index=table["ad_id"]).loc[ds.catalogue["ad_id"]].to_numpy()
-                tokenizers[method] = np.stack(table["sid"].to_numpy())[order]
+        tokenizers = probe_sids(args, data, ds)
         if not args.no_random:
             rng = np.random.default_rng(0)
-            tokenizers["random"] = disambiguate(rng.integers(0, k, (len(ds.catalogue), args.levels)))
-        for tokenizer, sids in tokenizers.items():
+            tokenizers["random"] = (disambiguate(rng.integers(0, k, (len(ds.catalogue), args.levels))), None)
+        for tokenizer, (sids, key) in tokenizers.items():
             aligned = np.zeros((split.n_items + 1, sids.shape[1]), dtype=np.int64)
             aligned[index] = sids
             vocab = [k] * args.levels + [int(sids[:, -1].max()) + 1]
@@ -207,22 +267,22 @@ def probe_rows(args: argparse.Namespace) -> None:
                 row = {"data": data, "tokenizer": tokenizer, "seed": seed, "epochs": len(log),
                        "train_s": round(time.perf_counter() - start), "train_cpu_s": round(time.process_time() - cpu0),
                        "best_valid_ndcg@10": max(r.get("valid_ndcg@10", -1) for r in log),
-                       **{m: test[m] for m in ("recall@5", "ndcg@5", "recall@10", "ndcg@10")}}
+                       **{m: test[m] for m in ("recall@5", "ndcg@5", "recall@10", "ndcg@10")},
+                       "protocol": PROTOCOL, "sids_inputs_sha256": key}
                 print(row, flush=True)
                 rows.append(row)
                 save(name, {"rows": rows, "config": cfg.__dict__, "note": PROBE_NOTE})
-    summary = []
-    for (data, tokenizer), group in pd.DataFrame(rows).groupby(["data", "tokenizer"], sort=False):
-        summary.append({"data": data, "tokenizer": tokenizer, "seeds": len(group),
-                        **{f"{m}_mean": group[m].mean() for m in ("recall@10", "ndcg@10")},
-                        **{f"{m}_std": group[m].std(ddof=0) for m in ("recall@10", "ndcg@10")}})
-    print_table(summary, "Downstream: SASRec-on-SIDs (full softmax CE), test, mean over seeds")
+    summary = probe_summary(rows)
+    print_table([{k: v for k, v in r.items() if k != "protocol"} for r in summary],
+                f"Downstream: SASRec-on-SIDs (full softmax CE), test, mean over seeds; protocol: {PROTOCOL}")
     save(name, {"rows": rows, "summary": summary, "config": cfg.__dict__, "note": PROBE_NOTE})
 
 
 PROBE_NOTE = ("Leave-one-out, full ranking over all items, history items not ruled out; item embedding = sum of "
               "its SID tokens' embeddings (disambiguation level included); same ProbeConfig and seeds for every "
-              "tokenizer; best epoch by validation NDCG@10. 'random' = uniformly random codes + disambiguation.")
+              "tokenizer; best epoch by validation NDCG@10; 'best' = best mean validation NDCG@10 (test figures "
+              "never select). SIDs from genads tokenize runs whose collaborative features and co-occurring pairs "
+              "saw training events only (issue 20). 'random' = uniformly random codes + disambiguation.")
 
 
 def main() -> None:
@@ -244,6 +304,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1])
     parser.add_argument("--epochs", type=int, default=20, help="probe epoch cap")
     parser.add_argument("--max-len", type=int, default=50, help="probe history length")
+    parser.add_argument("--tag", default="", help="probe: results file tokenizers_probe_DATASETS_TAG.json")
     args = parser.parse_args()
     probe_rows(args) if args.probe else fit_rows(args)
 

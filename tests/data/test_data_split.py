@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from genads.data.dataset import load_dataset
+from genads.data.dataset import Dataset, load_dataset
 from genads.data.loaders import TabularSource
-from genads.data.split import SplitConfig, as_frame, leave_one_out, split_stats
+from genads.data.split import (
+    SplitConfig,
+    as_frame,
+    leave_one_out,
+    split_stats,
+    training_events,
+    user_sequences,
+)
 from tests.data.datahelpers import do_import, write
 
 
@@ -143,3 +151,35 @@ def test_split_partitions_each_sequence(tmp_path_factory, seqs, max_history):
         assert _ads(split, hist[hist > 0]) == seq[:-2][-max_history:]
         k += 1
     assert k == len(split.test)
+
+
+@st.composite
+def _event_logs(draw) -> Dataset:
+    """Up to 8 users, 6 ads, mixed actions (impression/click/conversion) and tied timestamps."""
+    n = draw(st.integers(1, 40))
+    col = lambda lo, hi: draw(st.lists(st.integers(lo, hi), min_size=n, max_size=n))  # noqa: E731
+    events = pd.DataFrame({"user_id": col(1, 8), "ad_id": col(1, 6), "timestamp": col(0, 5), "action": col(0, 2)})
+    return Dataset(catalogue=pd.DataFrame({"ad_id": np.arange(1, 7)}), events=events, meta={})
+
+
+@settings(max_examples=60, deadline=None)
+@given(ds=_event_logs(), min_events=st.integers(3, 4))
+def test_training_events_are_exactly_the_training_sequences(ds, min_events):
+    config = SplitConfig(min_events=min_events)
+    split = leave_one_out(ds, config) if ds.events["action"].isin([1, 2]).any() else None
+    kept = training_events(ds, config)
+    assert set(kept.index) <= set(ds.events.index)
+    if split is None:
+        assert len(kept) == len(ds.events)
+        return
+    _, users, seqs = user_sequences(Dataset(ds.catalogue, kept, {}), config)
+    train = {u: s for u, s in zip(split.users, split.train, strict=True) if len(s)}
+    assert dict(zip(users.tolist(), map(list, seqs), strict=True)) == {u: list(s) for u, s in train.items()}
+    for user, target_time in zip(split.valid.users, _valid_times(ds, split, config), strict=True):
+        assert (kept.loc[kept["user_id"] == user, "timestamp"] <= target_time).all()  # nothing after validation
+
+
+def _valid_times(ds: Dataset, split, config: SplitConfig) -> list[int]:
+    """Per evaluated user, the timestamp of their validation event (second-last positive in time order)."""
+    ev = ds.events[ds.events["action"].isin([1, 2])].sort_values(["user_id", "timestamp"], kind="stable")
+    return [int(ev.loc[ev["user_id"] == u, "timestamp"].iloc[-2]) for u in split.valid.users]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -15,12 +16,25 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from genads.data.dataset import atomic_write_text, load_dataset
+from genads.data.dataset import atomic_write_text, content_sha256, load_dataset
 
 METHODS = ("rq-kmeans", "rq-vae", "e2e")
 SOURCES = ("text", "attributes", "collab", "embedding")
 """genads.tokenize.features.SOURCES (not imported here: torch and faiss load only when the command runs)."""
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "genads" / "text"
+FEATURES_FROM = "training events (leave-one-out, SplitConfig defaults: validation and test events held out)"
+"""What the collaborative vectors and co-occurring pairs are built from; part of the inputs key."""
+KEYED = ("method", "levels", "codebook", "features", "epochs", "balanced", "residual", "w_split", "w_sharp", "seed")
+"""The options that change the SIDs (not --out, the cache or the progress bar)."""
+
+
+def inputs_key(dataset: Path, args: argparse.Namespace) -> str:
+    """sha256 of everything a tokenize run's SIDs depend on: the dataset's bytes, the keyed options and
+    what the event features are built from. A folder whose metrics.json has another key is stale."""
+    settings = {name: getattr(args, name) for name in KEYED}
+    text = json.dumps({"data": content_sha256(dataset), "settings": settings, "features_from": FEATURES_FROM},
+                      sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def make_tokenizer(args: argparse.Namespace):
@@ -66,7 +80,7 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
     tok = make_tokenizer(args)
     start, cpu0, load0 = time.perf_counter(), time.process_time(), os.getloadavg()[0]
     if args.method == "e2e":
-        codes = tok.fit(vectors, seed=args.seed, features=item_features(ds))
+        codes = tok.fit(vectors, seed=args.seed, features=item_features(ds))  # training events only
     else:
         codes = tok.fit(vectors, seed=args.seed)
     t_fit, cpu_fit = time.perf_counter() - start, time.process_time() - cpu0
@@ -77,6 +91,7 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
     write_sids(args.out / "sids.parquet", ds.catalogue["ad_id"].to_numpy(), codes, sids)
     summary = sid_summary(codes, args.codebook, vectors, tok.reconstruct(codes))
     report = {"dataset": str(args.dataset), "method": args.method, "sources": dims, "seed": args.seed,
+              "features_from": FEATURES_FROM, "inputs_sha256": inputs_key(args.dataset, args),
               "command": " ".join(["genads", *sys.argv[1:]]) if sys.argv[0].endswith("genads") else None,
               "seconds": {"vectors": round(t_vectors, 2), "fit": round(t_fit, 2), "fit_cpu": round(cpu_fit, 2)},
               "loadavg": round(load, 1), "threads": int(os.environ.get("OMP_NUM_THREADS", "0")) or None,
@@ -93,7 +108,8 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tokenize", help="fit a Semantic-ID tokenizer; write it and sids.parquet",
                        description="Item vectors from the dataset (MiniLM text, multi-hot attributes, "
-                       "collaborative PPMI-SVD, precomputed embeddings; fused), then RQ-KMeans, RQ-VAE or the "
+                       "collaborative PPMI-SVD, precomputed embeddings; fused; collaborative vectors and co-occurring "
+                       "pairs from the training events only, validation and test held out), then RQ-KMeans, RQ-VAE or the "
                        "end-to-end (UniSID-style) tokenizer. Writes tokenizer.json + tokenizer.safetensors, "
                        "sids.parquet (ad_id, unique sid incl. the disambiguation level, raw codes) and metrics.json.")
     p.add_argument("dataset", type=Path, help="dataset folder (genads data import)")

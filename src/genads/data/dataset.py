@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -52,6 +53,17 @@ def load_dataset(path: str | Path, columns: list[str] | None = None) -> Dataset:
     events = pd.read_parquet(path / EVENTS_FILE)
     meta = json.loads((path / META_FILE).read_text())
     return Dataset(catalogue=catalogue, events=events, meta=meta, path=path)
+
+
+def content_sha256(path: str | Path) -> str:
+    """sha256 over the bytes of a dataset folder's catalogue and event files: changes when the data do."""
+    digest = hashlib.sha256()
+    for name in (CATALOGUE_FILE, EVENTS_FILE):
+        digest.update(name.encode())
+        with open(Path(path) / name, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def write_meta(folder: Path, meta: dict) -> None:

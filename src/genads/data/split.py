@@ -101,6 +101,31 @@ def user_sequences(dataset: Dataset, config: SplitConfig) -> tuple[np.ndarray, n
     return item_ids, users, seqs
 
 
+def training_events(dataset: Dataset, config: SplitConfig | None = None) -> pd.DataFrame:
+    """The event log as far as training may see it under :func:`leave_one_out` with ``config``.
+
+    For every user with a validation and a test case, the validation event, the test event and every
+    later event of that user (impressions included) are dropped; users who only train keep all their
+    events. Everything that enters a tokenizer, an encoder or a model (co-occurrence pairs,
+    collaborative vectors, popularity) is built from this frame, never from ``dataset.events``.
+
+    Returns:
+        The kept rows of ``dataset.events``, in their original order.
+    """
+    config = config or SplitConfig()
+    events = dataset.events.reset_index(drop=True)
+    ordered = events.sort_values(["user_id", "timestamp"], kind="stable")  # the order of user_sequences
+    codes = [ACTION_CODE[a] for a in config.positive_actions]
+    positive = pd.Series(ordered["action"].isin(codes).to_numpy().astype(np.int64))
+    users = ordered["user_id"].to_numpy()
+    seen = positive.groupby(users).cumsum().to_numpy()  # positives up to and including this row
+    total = positive.groupby(users).transform("sum").to_numpy()
+    held_out = (total >= config.min_events) & (seen >= total - 1)  # the validation positive and after
+    keep = np.ones(len(events), dtype=bool)
+    keep[ordered.index.to_numpy()[held_out]] = False
+    return dataset.events[keep]
+
+
 def leave_one_out(dataset: Dataset, config: SplitConfig | None = None) -> SequenceSplit:
     """Split a dataset into train sequences and validation/test next-item cases."""
     config = config or SplitConfig()

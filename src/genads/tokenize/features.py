@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from genads.data.dataset import Dataset
+from genads.data.split import SplitConfig, training_events
 from genads.encode.attributes import multi_hot
 from genads.encode.collaborative import (
     CollabConfig,
@@ -49,6 +50,7 @@ def item_vectors(
     cache_dir: str | Path | None = None,
     encoder: TextEncoder | None = None,
     collab: CollabConfig | None = None,
+    split: SplitConfig | None = None,
     seed: int = 0,
     progress: bool = True,
 ) -> tuple[np.ndarray, dict[str, int]]:
@@ -58,6 +60,8 @@ def item_vectors(
         sources: subset of SOURCES; default: all :func:`available_sources`.
         weights: per-source fusion weights (default 1 each).
         cache_dir: folder of the MiniLM content-hash cache (no cache if None).
+        split: the leave-one-out split whose validation and test events the collaborative vectors
+            must not see (:func:`~genads.data.split.training_events`; default ``SplitConfig()``).
 
     Returns:
         ((n_ads, d) float32, {source: its dimension}).
@@ -78,16 +82,21 @@ def item_vectors(
         elif name == "attributes":
             parts[name] = multi_hot(cat["attributes"].tolist())[0]
         elif name == "collab":
-            seqs = sequences_from_events(dataset.events, cat["ad_id"].to_numpy())
+            seqs = sequences_from_events(training_events(dataset, split), cat["ad_id"].to_numpy())
             parts[name] = collaborative_vectors(seqs, len(cat), collab, seed=seed)
         else:
             parts[name] = precomputed_vectors(cat)
     return fuse(parts, weights), {k: v.shape[1] for k, v in parts.items()}
 
 
-def item_features(dataset: Dataset, max_tokens: int = 32, window: int = 3) -> ItemFeatures:
-    """Attribute/word tokens and co-occurring pairs of the catalogue rows, for the end-to-end tokenizer."""
+def item_features(dataset: Dataset, max_tokens: int = 32, window: int = 3,
+                  split: SplitConfig | None = None) -> ItemFeatures:
+    """Attribute/word tokens and co-occurring pairs of the catalogue rows, for the end-to-end tokenizer.
+
+    The pairs come from the training events of ``split`` only (default ``SplitConfig()``): a pair seen
+    only in validation or test events never reaches the tokenizer.
+    """
     tokens, vocab = item_tokens(dataset.catalogue, max_tokens=max_tokens)
-    seqs = sequences_from_events(dataset.events, dataset.catalogue["ad_id"].to_numpy())
+    seqs = sequences_from_events(training_events(dataset, split), dataset.catalogue["ad_id"].to_numpy())
     pairs = cooccurring_pairs(seqs, window) if seqs else None
     return ItemFeatures(tokens=tokens, vocab_size=len(vocab), pairs=pairs)
