@@ -133,7 +133,8 @@ def test_a_saturated_network_never_charges_above_the_float64_bid() -> None:
     alloc = LearnedPayments(net)(bids, quality, 2)
     won = np.take_along_axis(bids, np.maximum(alloc.winners, 0), 1)
     assert (alloc.winners >= 0).all() and (alloc.prices <= won).all()
-    assert np.allclose(alloc.prices, won)  # it does charge the full bid (first price), exactly
+    # a first-price network is held to the critical bid: the lowest bid that keeps the slot, GSP's price
+    assert np.allclose(alloc.prices, gsp(bids, quality, 2).prices) and (alloc.prices < won).any()
 
 
 def test_configs_saved_before_bid_norm_load_as_fixed() -> None:
@@ -154,3 +155,30 @@ def test_learned_payments_approach_second_price() -> None:
     stats = grid_regret(net, held, torch.ones_like(held))
     assert stats.mean_regret < 5e-3
     assert stats.revenue == pytest.approx(0.5, abs=0.03)  # E[second highest of 3 U[0,1]] = 1/2
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(3, 6), st.floats(-6.0, 6.0), st.integers(0, 10_000), st.booleans())
+def test_learned_price_never_exceeds_the_critical_bid(n: int, log_bid: float, seed: int, saturated: bool) -> None:
+    """Bids from 1e-6 to 1e6 against bids near 1: a winner pays at most the lowest bid that keeps its slot
+    (GSP's price), and its price does not move when it raises its own bid (1e6 pays what a just-winning bid pays)."""
+    torch.manual_seed(seed)
+    net = PaymentNet(PaymentNetConfig(n_bidders=n, slot_ctr=(1.0, 0.5), hidden=8)).eval()
+    if saturated:  # a first-price network: the worst case for a high bid
+        with torch.no_grad():
+            net.head.bias.fill_(50.0)
+    rng = np.random.default_rng(seed)
+    bids, quality = rng.uniform(0.5, 1.5, (1, n)), rng.uniform(0.01, 0.1, (1, n))
+    mech = LearnedPayments(net)
+    bids[0, 0] = 10.0**log_bid
+    alloc = mech(bids, quality, 2)
+    critical = gsp(bids, quality, 2).prices
+    won = alloc.winners >= 0
+    assert (alloc.prices[won] <= critical[won] + 1e-12).all()
+    assert (alloc.prices[won] <= np.take_along_axis(bids, np.maximum(alloc.winners, 0), 1)[won]).all()
+    if alloc.winners[0, 0] == 0:  # bidder 0 holds the top slot: bidding 1000x more keeps it at the same price
+        higher = bids.copy()
+        higher[0, 0] *= 1e3
+        again = mech(higher, quality, 2)
+        assert again.winners[0, 0] == 0
+        np.testing.assert_allclose(again.prices[0, 0], alloc.prices[0, 0], rtol=1e-5, atol=1e-12)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from genads.auction.mechanisms import Allocation, _check, _rank
+from genads.auction.mechanisms import Allocation, _check, _rank, gsp
 from genads.auction.regret import EGA_GAMMAS, _own_utility
 
 BID_NORMS = ("auction", "fixed")
@@ -158,7 +158,15 @@ class PaymentNet(nn.Module):
 @dataclass(frozen=True)
 class LearnedPayments:
     """A trained :class:`PaymentNet` as a :class:`~genads.auction.mechanisms.Mechanism`:
-    hard ranking by bid × pCTR, per-click prices from the network."""
+    hard ranking by bid × pCTR, per-click prices from the network, capped at the critical bid.
+
+    The critical bid of a winner is the lowest bid that keeps its slot (the next score down over
+    its own pCTR, or the reserve: GSP's price). Each winner pays what the network charges it when
+    it bids its critical bid (capped at that bid): the price depends on the others' bids and the
+    slot, not on its own bid, so raising one's bid cannot raise one's price, however far out of
+    the training distribution the bid is (a bid of 1e6 against bids near 1 pays what a bid just
+    winning that slot would), and no winner pays more than GSP would charge it.
+    """
 
     net: PaymentNet
 
@@ -169,12 +177,23 @@ class LearnedPayments:
             raise ValueError(f"the network was trained for n_bidders={self.net.config.n_bidders} and "
                              f"{len(self.net.config.slot_ctr)} slots, got {bids.shape[1]} and num_slots={num_slots}")
         winners, _ = _rank(bids * quality, (bids >= reserve) & (bids > 0), num_slots)
+        critical = gsp(bids, quality, num_slots, reserve=reserve).prices  # (B, k); same ranking, same winners
+        probe = np.repeat(bids[:, None, :], num_slots, axis=1)  # (B, k, n): row j = the bids with winner j at its
+        b, j = np.nonzero(winners >= 0)                         # critical bid (a hair above: ties keep the slot)
+        probe[b, j, winners[b, j]] = critical[b, j] * (1 + 1e-6)
+        at_critical = self._winner_prices(probe.reshape(-1, bids.shape[1]), np.repeat(quality, num_slots, axis=0),
+                                          winners.reshape(-1, 1)).reshape(winners.shape)  # (B*k, n) -> (B, k)
+        prices = np.minimum(at_critical, critical)
+        prices = np.where(winners >= 0, prices, 0.0)
+        return Allocation(winners=winners, prices=np.maximum(prices, np.where(winners >= 0, reserve, 0.0)))
+
+    def _winner_prices(self, bids: np.ndarray, quality: np.ndarray, winners: np.ndarray) -> np.ndarray:
+        """(B, k) the network's per-click price of each winner (0 for empty slots), at most its bid."""
         with torch.no_grad():
             t = torch.tensor(bids, dtype=torch.float32)[..., None]
             per_ad = self.net.prices(t, torch.tensor(quality, dtype=torch.float32)[..., None]).double().numpy()
         per_ad = np.minimum(per_ad, bids)  # a saturated sigmoid times float32(bid) can round above the float64 bid
-        prices = np.where(winners >= 0, np.take_along_axis(per_ad, np.maximum(winners, 0), axis=1), 0.0)
-        return Allocation(winners=winners, prices=np.maximum(prices, np.where(winners >= 0, reserve, 0.0)))
+        return np.where(winners >= 0, np.take_along_axis(per_ad, np.maximum(winners, 0), axis=1), 0.0)
 
 
 @dataclass(frozen=True)
