@@ -70,3 +70,21 @@ def pg_dsn() -> str:
 def copy_bundle(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger(request, tmp_path):
+    """A fresh ledger on each backend (PostgreSQL: see pg_dsn)."""
+    if request.param == "sqlite":
+        led = SQLiteLedger(tmp_path / "ledger.sqlite")
+        yield led
+        led.close()
+        return
+    from genads.serve.ledger_pg import PostgresLedger
+
+    led = PostgresLedger(pg_dsn())
+    led.drop_all()
+    led = PostgresLedger(led.dsn)
+    yield led
+    led.drop_all()
+    led.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from tests.serve.conftest import ADMIN
 
 
@@ -56,10 +58,16 @@ def test_advertisers_are_isolated(client):
     a, b = key_for(client, 1), key_for(client, 2)
     mine, theirs = campaign_of(client, 1), campaign_of(client, 2)
     assert {c["advertiser_id"] for c in client.get("/v1/campaigns", headers=a).json()} == {1}
-    assert client.get(f"/v1/campaigns/{theirs['campaign_id']}", headers=a).status_code == 403
-    assert client.patch(f"/v1/campaigns/{theirs['campaign_id']}", json={"bid": 9.0}, headers=a).status_code == 403
-    assert client.post(f"/v1/campaigns/{theirs['campaign_id']}/pause", headers=a).status_code == 403
-    assert client.get(f"/v1/campaigns/{mine['campaign_id']}", headers=b).status_code == 403
+    # another advertiser's campaign answers exactly as a campaign that does not exist: nothing is revealed
+    missing = client.get("/v1/campaigns/999999", headers=a).json()["detail"][0]
+    for call in (lambda cid: client.get(f"/v1/campaigns/{cid}", headers=a),
+                 lambda cid: client.patch(f"/v1/campaigns/{cid}", json={"bid": 9.0}, headers=a),
+                 lambda cid: client.post(f"/v1/campaigns/{cid}/pause", headers=a)):
+        r = call(theirs["campaign_id"])
+        assert r.status_code == 404 and r.json()["detail"][0]["msg"].replace(str(theirs["campaign_id"]), "999999") \
+            == missing["msg"] and r.json()["detail"][0]["loc"] == missing["loc"]
+    assert client.get(f"/v1/campaigns/{mine['campaign_id']}", headers=b).status_code == 404
+    assert campaign_of(client, 2)["status"] == "active" and campaign_of(client, 2)["bid"] == theirs["bid"]
     r = client.post("/v1/campaigns", headers=a, json={"name": "x", "ad_ids": theirs["ad_ids"][:1], "bid": 1, "budget": 1})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "ad_ids", 0]
     r = client.post("/v1/campaigns", headers=a, json={"name": "x", "ad_ids": mine["ad_ids"][:1], "bid": 1, "budget": 1,
@@ -140,15 +148,19 @@ def test_ops_routes(client):
 def test_servers_sharing_a_ledger_follow_each_other(bundle, tmp_path):
     from genads.serve.engine import AdEngine, ServeConfig
     from genads.serve.ledger import SQLiteLedger
+    from genads.serve.server import token_secrets
     from tests.serve.conftest import make_engine
 
-    first = make_engine(bundle, SQLiteLedger(tmp_path / "shared.sqlite"))
-    second = AdEngine(bundle, SQLiteLedger(tmp_path / "shared.sqlite"), ServeConfig(refresh_s=0.0))
+    ledgers = SQLiteLedger(tmp_path / "shared.sqlite"), SQLiteLedger(tmp_path / "shared.sqlite")
+    first = make_engine(bundle, ledgers[0])
+    first.secrets = token_secrets(ledgers[0], tmp_path / "state")
+    second = AdEngine(bundle, ledgers[1], ServeConfig(refresh_s=0.0), token_secrets(ledgers[1], tmp_path / "state"))
     c = first.ledger.campaigns()[0]
     first.ledger.update_campaign(c.campaign_id, status="paused")
     second.serve(second.user_history(1), 3)  # a request re-reads the ledger's change counter
     assert not {second.item_of[a] for a in c.ad_ids} & set(second.live)
-    assert second.secret == first.secret  # tokens from one server are charged by the other
+    token = first.serve(first.user_history(1), 3).placements[0].token  # one secret file: one server's tokens
+    assert second.secrets.verify(token, time.time(), 60).ad_id  # are charged by the other
 
 
 def test_unencodable_text_is_a_422_not_a_crash(client):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import signal
 import socket
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 
 from genads.serve.ledger import MICROS, open_ledger
 from genads.serve.server import spawn
-from genads.serve.tokens import SlotToken, sign
+from genads.serve.tokens import SlotToken, TokenSecrets, sign
 from tests.serve.conftest import ADMIN, copy_bundle, pg_dsn
 
 
@@ -79,8 +80,15 @@ def fire(url: str, tokens: list[tuple[str, str]], accepted: dict, sent: set, loc
                     accepted[key] = round(r.json()["charged"] * MICROS)
 
 
+def secret_of(server: Server) -> bytes:
+    """The token secret the server signs with (its state/token.secret, mode 0600)."""
+    return TokenSecrets.load(server.bundle / "state" / "token.secret").current
+
+
 def clicks(secret: bytes, campaign: int, ad: int, prefix: str, n: int) -> list[tuple[str, str]]:
-    return [(f"{prefix}-{i}", sign(SlotToken(f"r{prefix}{i}", ad, campaign, 300_000 + 1_000 * (i % 7), time.time()), secret))
+    """n clicks on n different slots (each its own request id) of a campaign bidding 1.0."""
+    return [(f"{prefix}-{i}", sign(SlotToken(hashlib.sha1(f"{prefix}-{i}".encode()).hexdigest(), ad, campaign,
+                                             300_000 + 1_000 * (i % 7), 1_000_000, time.time()), secret))
             for i in range(n)]
 
 
@@ -89,7 +97,7 @@ def test_64_clients_charge_one_campaign_exactly(bundle_dir, tmp_path):
     server = Server(copy_bundle(bundle_dir, tmp_path / "b"), url).start()
     try:
         campaign, ad = new_campaign(server.url, budget=40.0)
-        secret = open_ledger(url).token_secret()
+        secret = secret_of(server)
         accepted, sent, lock = {}, set(), threading.Lock()
         threads = [threading.Thread(target=fire, args=(server.url, clicks(secret, campaign, ad, f"c{t}", 4), accepted, sent, lock))
                    for t in range(64)]
@@ -110,7 +118,7 @@ def test_kill_9_under_load_then_restart(bundle_dir, tmp_path, ledger_url):
     bundle = copy_bundle(bundle_dir, tmp_path / "b")
     server = Server(bundle, ledger_url).start()
     campaign, ad = new_campaign(server.url, budget=1000.0)
-    secret = open_ledger(ledger_url).token_secret()
+    secret = secret_of(server)
     accepted, sent, lock = {}, set(), threading.Lock()
     batches = [clicks(secret, campaign, ad, f"k{t}", 200) for t in range(16)]
     threads = [threading.Thread(target=fire, args=(server.url, b, accepted, sent, lock)) for b in batches]

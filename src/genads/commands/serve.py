@@ -1,23 +1,58 @@
-"""``genads serve RUN_DIR``: the HTTP ad service (uvicorn, one worker) on a serving bundle."""
+"""``genads serve RUN_DIR``: the HTTP ad service (uvicorn, one worker) on a serving bundle; ``genads keys``: its keys."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 
 from genads.serve.engine import MECHANISMS, ServeConfig
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from genads.serve.limits import Limits
     from genads.serve.server import run
 
+    limits = Limits(max_body_bytes=args.max_body, max_queue=args.max_queue, body_timeout_s=args.body_timeout)
     run(args.run_dir, host=args.host, port=args.port, ledger_url=args.ledger,
-        config=ServeConfig(mechanism=args.mechanism, refresh_s=args.refresh, beam=args.beam), log_level=args.log_level)
+        config=ServeConfig(mechanism=args.mechanism, refresh_s=args.refresh, beam=args.beam), log_level=args.log_level,
+        limits=limits, public_url=args.public_url)
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from genads.serve.keys import key_id
+    from genads.serve.server import open_state, rotate_admin_key, rotate_token_secret
+
+    ledger, state = open_state(args.run_dir, args.ledger)
+    if args.action == "list":
+        for k in ledger.list_keys(args.advertiser):
+            print(json.dumps(asdict(k)))
+    elif args.action == "issue":
+        if args.advertiser is None:
+            raise ValueError("issue needs --advertiser ID (the admin key is rotated with rotate-admin)")
+        key = ledger.add_key(args.advertiser)
+        print(json.dumps({"advertiser_id": args.advertiser, "key_id": key_id(key), "api_key": key}))
+    elif args.action == "revoke":
+        if not args.key_id:
+            raise ValueError("revoke needs the KEY_ID (genads keys list shows them)")
+        print(json.dumps(asdict(ledger.revoke_key(args.key_id))))
+    elif args.action == "rotate-admin":
+        rotate_admin_key(ledger, state)
+        print(f"new admin key written to {state / 'admin.key'}; every other admin key is revoked", file=sys.stderr)
+    else:  # rotate-secret
+        rotate_token_secret(state, args.drop_previous)
+        print(f"new token secret in {state / 'token.secret'}"
+              + ("; older tokens are void" if args.drop_previous else "; older tokens stay valid until they expire"),
+              file=sys.stderr)
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="serve ads over HTTP from a bundle (runs/demo/serve after `make demo`)",
-                       description="Start the ad service: POST /v1/ads, campaigns, events, /metrics, /docs. "
+                       description="Start the ad service: POST /v1/ads, campaigns, events, keys, /metrics, /docs. "
                                    "The admin key is in RUN_DIR/state/admin.key (or $GENADS_ADMIN_KEY).")
     p.add_argument("run_dir", help="a serving bundle folder, or a run folder with one in serve/")
     p.add_argument("--host", default="127.0.0.1")
@@ -28,5 +63,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="learned: the payment network where it fits the auction, GSP otherwise; gsp: always GSP")
     p.add_argument("--beam", type=int, default=0, help="decoding beam width (0: the bundle's; at least slots + 2)")
     p.add_argument("--refresh", type=float, default=1.0, help="seconds between checks for campaign changes")
+    p.add_argument("--public-url", default=None,
+                   help="base URL of creative links (https://ads.example.com); default: relative links")
+    p.add_argument("--max-body", type=int, default=1 << 20, help="request body limit in bytes (413 above)")
+    p.add_argument("--max-queue", type=int, default=64, help="ad requests waiting for decoding before 503")
+    p.add_argument("--body-timeout", type=float, default=10.0, help="seconds a request body may stall (408)")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=cmd_serve)
+
+    k = sub.add_parser("keys", help="list, issue, revoke and rotate the service's API keys and token secret",
+                       description="Key lifecycle of `genads serve RUN_DIR` (works while it runs: keys are checked "
+                                   "in the ledger on every request, the token secret file is re-read within 1 s).")
+    k.add_argument("action", choices=("list", "issue", "revoke", "rotate-admin", "rotate-secret"))
+    k.add_argument("run_dir", help="the serving bundle folder (as given to genads serve)")
+    k.add_argument("key_id", nargs="?", default=None, help="revoke: the key's id (from list)")
+    k.add_argument("--advertiser", type=int, default=None, help="list: only this advertiser's keys; issue: for it")
+    k.add_argument("--ledger", default=None, help="as for genads serve")
+    k.add_argument("--drop-previous", action="store_true",
+                   help="rotate-secret: void tokens signed by the old secret at once (a leaked secret)")
+    k.set_defaults(func=cmd_keys)

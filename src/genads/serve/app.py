@@ -1,15 +1,26 @@
 """The HTTP API: ``create_app(engine) -> FastAPI``. Routes only translate between schemas and the engine/ledger.
 
-Auth: ``X-API-Key``. An advertiser's key reads and changes only that advertiser's campaigns
-(another's gives 403); the admin key sees every campaign and issues advertiser keys. Ad requests
-and events need no key (publishers and beacons send them); an event is charged by the signed
-slot token it carries. Every 4xx body is ``{"detail": [{"loc": [...], "msg": ..., "type": ...}]}``,
-the ``loc`` naming the offending field, as FastAPI's own validation errors do.
+Auth: ``X-API-Key``. An advertiser's key reads and changes only that advertiser's campaigns and
+keys (another's campaign answers 404, exactly as a missing one: nothing is revealed); the admin key
+sees everything and issues advertiser keys. Keys are listed, revoked and rotated under ``/v1/keys``.
+Ad requests and events need no key (publishers and beacons send them); an event is charged by the
+signed slot token it carries, at most once per slot. Every error body (5xx too) is ``{"detail":
+[{"loc": [...], "msg": ..., "type": ...}]}``, the ``loc`` naming the offending field, as FastAPI's own
+validation errors do.
+
+Decoding runs in one worker thread beside the event loop (the engine decodes one request at a
+time anyway), so /healthz and the event and campaign routes answer while slates are built; at
+most ``Limits.max_queue`` ad requests wait, more get 503 with ``Retry-After``. Latency is measured
+from the moment a request reaches the app, so queueing is included.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 import numpy as np
@@ -29,7 +40,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from genads.serve.creatives import BannerCache
 from genads.serve.engine import AdEngine
+from genads.serve.keys import MAX_KEY_CHARS, KeyInfo, Principal, key_id
 from genads.serve.ledger import MICROS, Campaign, Event, LedgerError
+from genads.serve.limits import Limits, LimitsMiddleware, StrictJSONRoute
 from genads.serve.schemas import (
     AdRequest,
     AdResponse,
@@ -38,12 +51,14 @@ from genads.serve.schemas import (
     CampaignPatch,
     EventIn,
     EventOut,
+    KeyInfoOut,
     KeyOut,
 )
-from genads.serve.tokens import TokenError, verify
+from genads.serve.tokens import TokenError
 
 API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, description="An advertiser's key or the admin key")
 CampaignId = Annotated[int, Path(ge=1, le=2**62)]
+KeyId = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")]
 
 
 def _safe(x: object) -> object:
@@ -60,15 +75,17 @@ class Metrics:
         self.registry = r = CollectorRegistry()
         self.requests = Counter("genads_http_requests_total", "HTTP requests", ["route", "status"], registry=r)
         self.latency = Histogram("genads_http_request_seconds", "Request latency", ["route"], registry=r,
-                                 buckets=(0.002, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 1.0))
+                                 buckets=(0.002, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5, 10.0))
         self.events = Counter("genads_events_total", "Events", ["type", "outcome"], registry=r)
         self.charged = Counter("genads_charged_total", "Money charged (currency units)", registry=r)
         self.mechanism = Counter("genads_auctions_total", "Ad requests by pricing mechanism", ["mechanism"], registry=r)
         self.live_ads = Gauge("genads_live_ads", "Ads that can be served", registry=r)
+        self.queue = Gauge("genads_ads_queue", "POST /v1/ads requests decoding or waiting to", registry=r)
 
 
 class MetricsMiddleware:
-    """Request counts and latency per route template (plain ASGI: no per-request task or body copy)."""
+    """Request counts and latency per route template, from arrival at the app (plain ASGI: no per-request
+    task or body copy). The outermost layer: refusals by the limits and queueing for decoding are counted."""
 
     def __init__(self, app, metrics: Metrics) -> None:
         self.app, self.metrics = app, metrics
@@ -92,24 +109,69 @@ class MetricsMiddleware:
             self.metrics.latency.labels(route).observe(time.perf_counter() - start)
 
 
+ApiKey = Annotated[str | None, Security(API_KEY)]
+
+
+def principal(request: Request, key: ApiKey = None) -> Principal:
+    """Who holds the X-API-Key (401 when missing, unknown, revoked or over-long)."""
+    if not key:
+        raise field_error(401, ["header", "X-API-Key"], "missing API key")
+    found = request.app.state.engine.ledger.principal(key) if len(key) <= MAX_KEY_CHARS else None
+    if found is None:
+        raise field_error(401, ["header", "X-API-Key"], "unknown or revoked API key")
+    return found
+
+
+Who = Annotated[Principal, Depends(principal)]
+
+
 def campaign_out(c: Campaign) -> CampaignOut:
     return CampaignOut(campaign_id=c.campaign_id, advertiser_id=c.advertiser_id, name=c.name, ad_ids=list(c.ad_ids),
                        bid=c.bid_micros / MICROS, budget=c.budget_micros / MICROS, spent=c.spent_micros / MICROS,
                        remaining=c.remaining_micros / MICROS, status=c.status, serving=c.serving)
 
 
-def create_app(engine: AdEngine, banners: BannerCache | None = None) -> FastAPI:
+def key_out(k: KeyInfo) -> KeyInfoOut:
+    return KeyInfoOut(key_id=k.key_id, advertiser_id=k.advertiser_id, is_admin=k.is_admin, created_at=k.created_at,
+                      revoked_at=k.revoked_at, live=k.revoked_at is None)
+
+
+def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: Limits | None = None,
+               public_url: str | None = None, on_admin_rotate: Callable[[str], None] | None = None) -> FastAPI:
+    """The API over an engine (and its ledger).
+
+    Args:
+        limits: body/header sizes, timeouts, the decoding queue (defaults: :class:`Limits`).
+        public_url: the service's public base URL for creative links (``https://ads.example.com``); the
+            request's Host header is never used. None: links are relative (``/v1/creatives/...``).
+        on_admin_rotate: called with the new admin key after ``POST /v1/keys/rotate`` by the admin
+            (the server writes it to ``state/admin.key``).
+    """
     ledger = engine.ledger
     metrics = Metrics()
+    limits = limits or Limits()
     banners = banners or BannerCache(engine.bundle.ads)
-    app = FastAPI(title="genads", version="1", description="Generative ads: slates, prices, creatives, budgets.")
-    app.state.engine, app.state.metrics = engine, metrics
+    base = (public_url or "").rstrip("/")
+    decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="genads-decode")
+    waiting = [0]
 
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        decoder.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(title="genads", version="1", description="Generative ads: slates, prices, creatives, budgets.",
+                  lifespan=lifespan)
+    app.router.route_class = StrictJSONRoute
+    app.state.engine, app.state.metrics, app.state.limits = engine, metrics, limits
+
+    app.add_middleware(LimitsMiddleware, limits=limits)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees refusals and 500s too
 
     @app.exception_handler(LedgerError)
     async def ledger_error(request: Request, err: LedgerError) -> JSONResponse:
-        return JSONResponse({"detail": [{"loc": ["body", err.field], "msg": err.message, "type": "value_error"}]},
+        where = "header" if err.field == "X-API-Key" else "body"
+        return JSONResponse({"detail": [{"loc": [where, err.field], "msg": err.message, "type": "value_error"}]},
                             status_code=err.status)
 
     @app.exception_handler(RequestValidationError)
@@ -127,30 +189,19 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None) -> FastAPI:
             detail = [{"loc": [where], "msg": str(detail), "type": "http_error"}]
         return JSONResponse({"detail": detail}, status_code=err.status_code, headers=getattr(err, "headers", None))
 
-    def principal(key: str | None = Security(API_KEY)) -> tuple[bool, int | None]:
-        if not key:
-            raise field_error(401, ["header", "X-API-Key"], "missing API key")
-        found = ledger.principal(key)
-        if found is None:
-            raise field_error(401, ["header", "X-API-Key"], "unknown API key")
-        return found
-
-    def owned(campaign_id: int, who: tuple[bool, int | None]) -> Campaign:
+    def owned(campaign_id: int, who: Principal) -> Campaign:
         c = ledger.campaign(campaign_id)
-        if c is None:
+        if c is None or not (who.is_admin or c.advertiser_id == who.advertiser_id):  # the same answer: reveals nothing
             raise field_error(404, ["path", "campaign_id"], f"no campaign {campaign_id}")
-        if not who[0] and c.advertiser_id != who[1]:
-            raise field_error(403, ["path", "campaign_id"], "campaign belongs to another advertiser")
         return c
 
     def check_ads(ad_ids: list[int], advertiser_id: int) -> None:
         for i, ad in enumerate(ad_ids):
             if engine.advertiser_of.get(ad) != advertiser_id:
-                why = "unknown ad" if ad not in engine.advertiser_of else f"ad belongs to advertiser {engine.advertiser_of[ad]}"
-                raise field_error(422, ["body", "ad_ids", i], f"ad {ad}: {why}")
+                raise field_error(422, ["body", "ad_ids", i], f"ad {ad} is not an ad of advertiser {advertiser_id}")
 
     @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict:
+    async def healthz() -> dict:
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["ops"], responses={503: {"description": "ledger unreachable"}})
@@ -161,21 +212,31 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None) -> FastAPI:
     @app.get("/metrics", tags=["ops"], response_class=Response)
     def prometheus() -> Response:
         metrics.live_ads.set(len(engine.live))
+        metrics.queue.set(waiting[0])
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/v1/ads", response_model=AdResponse, tags=["ads"])
-    async def ads(req: AdRequest, request: Request) -> JSONResponse:
-        # async and answered as built JSON: one worker decodes one request at a time anyway (the engine
-        # holds a lock), and a thread hop plus re-validating the response would cost more than the auction.
+    def decide(req: AdRequest):  # in the decoding thread
         if req.history is not None:
             items, bad = engine.history_items(req.history)
             if bad is not None:
                 raise field_error(422, ["body", "history", bad], f"unknown ad_id {req.history[bad]}")
         else:
             items = engine.user_history(req.user_id) if req.user_id is not None else np.zeros(0, np.int64)
-        result = engine.serve(items, req.slots, set(req.context.exclude))
+        return engine.serve(items, req.slots, set(req.context.exclude))
+
+    @app.post("/v1/ads", response_model=AdResponse, tags=["ads"],
+              responses={503: {"description": "too many requests waiting for decoding (see Retry-After)"}})
+    async def ads(req: AdRequest) -> JSONResponse:
+        # decoded in the worker thread, answered as built JSON (re-validating the response costs more than the auction)
+        if waiting[0] >= limits.max_queue:
+            raise StarletteHTTPException(503, headers={"Retry-After": "1"}, detail=[
+                {"loc": ["server", "queue"], "msg": f"{waiting[0]} ad requests are waiting; retry", "type": "busy"}])
+        waiting[0] += 1
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(decoder, decide, req)
+        finally:
+            waiting[0] -= 1
         metrics.mechanism.labels(result.mechanism).inc()
-        base = str(request.base_url).rstrip("/")
         slate = [{"ad_id": p.ad_id, "position": p.position, "campaign_id": p.campaign_id, "price": p.price,
                   "pctr": p.pctr, "creative": {"title": p.title, "image_url": f"{base}/v1/creatives/{p.ad_id}/banner.png"},
                   "token": p.token} for p in result.placements]
@@ -189,70 +250,90 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None) -> FastAPI:
         return Response(banners.png(ad_id), media_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
     @app.post("/v1/events", response_model=EventOut, tags=["events"],
-              responses={409: {"description": "idempotency key reused for another event"}})
+              responses={409: {"description": "idempotency key reused for another event, or the slot's event "
+                                              "already recorded under another key"}})
     def events(ev: EventIn) -> EventOut:
+        engine.secrets.reload()
         try:
-            tok = verify(ev.token, engine.secret, time.time(), engine.config.token_ttl_s)
+            tok = engine.secrets.verify(ev.token, time.time(), engine.config.token_ttl_s)
         except TokenError as err:
             raise field_error(422, ["body", "token"], str(err)) from None
         result = ledger.record_event(Event(ev.idempotency_key, ev.type, tok.campaign_id, tok.ad_id, tok.request_id,
-                                           tok.price_micros))
+                                           tok.price_micros, tok.bid_micros))
         metrics.events.labels(ev.type, "duplicate" if result.duplicate else "recorded").inc()
         if not result.duplicate:
             metrics.charged.inc(result.charged_micros / MICROS)
         if result.exhausted and result.charged_micros and not result.duplicate:
-            engine.refresh(force=True)  # the campaign stops serving
+            engine.refresh(force=True)  # the campaign stops serving before this answer
         return EventOut(idempotency_key=ev.idempotency_key, charged=result.charged_micros / MICROS,
                         duplicate=result.duplicate, campaign_exhausted=result.exhausted)
 
     @app.post("/v1/campaigns", response_model=CampaignOut, status_code=201, tags=["campaigns"])
-    def create(body: CampaignIn, who: tuple = Depends(principal)) -> CampaignOut:
-        is_admin, own = who
-        if is_admin and body.advertiser_id is None:
+    def create(body: CampaignIn, who: Who) -> CampaignOut:
+        if who.is_admin and body.advertiser_id is None:
             raise field_error(422, ["body", "advertiser_id"], "the admin key must name the advertiser")
-        if not is_admin and body.advertiser_id not in (None, own):
+        if not who.is_admin and body.advertiser_id not in (None, who.advertiser_id):
             raise field_error(403, ["body", "advertiser_id"], "an advertiser key creates campaigns only for itself")
-        advertiser = body.advertiser_id if is_admin else own
+        advertiser = body.advertiser_id if who.is_admin else who.advertiser_id
         check_ads(body.ad_ids, advertiser)
         c = ledger.create_campaign(advertiser, body.name, body.ad_ids, body.bid, body.budget, body.status)
         engine.refresh(force=True)
         return campaign_out(c)
 
     @app.get("/v1/campaigns", response_model=list[CampaignOut], tags=["campaigns"])
-    def list_campaigns(who: tuple = Depends(principal)) -> list[CampaignOut]:
-        return [campaign_out(c) for c in ledger.campaigns(None if who[0] else who[1])]
+    def list_campaigns(who: Who) -> list[CampaignOut]:
+        return [campaign_out(c) for c in ledger.campaigns(None if who.is_admin else who.advertiser_id)]
 
     @app.get("/v1/campaigns/{campaign_id}", response_model=CampaignOut, tags=["campaigns"])
-    def get_campaign(campaign_id: CampaignId, who: tuple = Depends(principal)) -> CampaignOut:
+    def get_campaign(campaign_id: CampaignId, who: Who) -> CampaignOut:
         return campaign_out(owned(campaign_id, who))
 
     @app.patch("/v1/campaigns/{campaign_id}", response_model=CampaignOut, tags=["campaigns"])
-    def update(campaign_id: CampaignId, body: CampaignPatch, who: tuple = Depends(principal)) -> CampaignOut:
+    def update(campaign_id: CampaignId, body: CampaignPatch, who: Who) -> CampaignOut:
         c = owned(campaign_id, who)
         if body.ad_ids is not None:
             check_ads(body.ad_ids, c.advertiser_id)
         out = ledger.update_campaign(campaign_id, **body.model_dump(exclude_none=True))
-        engine.refresh(force=True)
+        engine.refresh(force=True)  # applied before this answer: the next request is built from the new live set
         return campaign_out(out)
 
-    def set_status(campaign_id: int, who: tuple, status: str) -> CampaignOut:
+    def set_status(campaign_id: int, who: Principal, status: str) -> CampaignOut:
         owned(campaign_id, who)
         out = ledger.update_campaign(campaign_id, status=status)
         engine.refresh(force=True)
         return campaign_out(out)
 
     @app.post("/v1/campaigns/{campaign_id}/pause", response_model=CampaignOut, tags=["campaigns"])
-    def pause(campaign_id: CampaignId, who: tuple = Depends(principal)) -> CampaignOut:
+    def pause(campaign_id: CampaignId, who: Who) -> CampaignOut:
         return set_status(campaign_id, who, "paused")
 
     @app.post("/v1/campaigns/{campaign_id}/resume", response_model=CampaignOut, tags=["campaigns"])
-    def resume(campaign_id: CampaignId, who: tuple = Depends(principal)) -> CampaignOut:
+    def resume(campaign_id: CampaignId, who: Who) -> CampaignOut:
         return set_status(campaign_id, who, "active")
 
-    @app.post("/v1/advertisers/{advertiser_id}/keys", response_model=KeyOut, status_code=201, tags=["campaigns"])
-    def new_key(advertiser_id: Annotated[int, Path(ge=0, le=2**62)], who: tuple = Depends(principal)) -> KeyOut:
-        if not who[0]:
+    @app.post("/v1/advertisers/{advertiser_id}/keys", response_model=KeyOut, status_code=201, tags=["keys"])
+    def new_key(advertiser_id: Annotated[int, Path(ge=0, le=2**62)], who: Who) -> KeyOut:
+        if not who.is_admin:
             raise field_error(403, ["header", "X-API-Key"], "only the admin key issues advertiser keys")
-        return KeyOut(advertiser_id=advertiser_id, api_key=ledger.add_key(advertiser_id))
+        key = ledger.add_key(advertiser_id)
+        return KeyOut(advertiser_id=advertiser_id, key_id=key_id(key), api_key=key)
+
+    @app.get("/v1/keys", response_model=list[KeyInfoOut], tags=["keys"])
+    def list_keys(who: Who) -> list[KeyInfoOut]:
+        """The admin sees every key; an advertiser its own. Keys themselves are never shown again, only ids."""
+        return [key_out(k) for k in ledger.list_keys(None if who.is_admin else who.advertiser_id)]
+
+    @app.delete("/v1/keys/{key_id}", response_model=KeyInfoOut, tags=["keys"])
+    def revoke(key_id: KeyId, who: Who) -> KeyInfoOut:
+        """Revoke a key at once (an advertiser: only its own; another's answers 404 like an unknown id)."""
+        return key_out(ledger.revoke_key(key_id, None if who.is_admin else who.advertiser_id))
+
+    @app.post("/v1/keys/rotate", response_model=KeyOut, status_code=201, tags=["keys"])
+    def rotate(who: Who, key: ApiKey = None) -> KeyOut:
+        """A new key for the caller; the key that made this call stops working at once."""
+        new = ledger.rotate_key(key)
+        if who.is_admin and on_admin_rotate is not None:
+            on_admin_rotate(new)
+        return KeyOut(advertiser_id=who.advertiser_id, key_id=key_id(new), api_key=new)
 
     return app

@@ -9,7 +9,9 @@ capped at the bid -> a signed token per slot, which a later click event is charg
 
 The live set follows the ledger: :meth:`AdEngine.refresh` compares the ledger's change counter
 (at most every ``refresh_s`` seconds, at once after a local change) and updates the trie in place
-by the difference, under the lock that decoding holds.
+by the difference, under the lock that decoding holds. Refreshes are serialised and only ever
+move forward (a refresh that read an older counter never replaces a newer live set), so once a
+pause or an exhausted budget was applied no later request is built from the old set.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from genads.auction.payment_net import LearnedPayments
 from genads.decode.beam import generate_slate
 from genads.serve.bundle import Bundle
 from genads.serve.ledger import MICROS, Campaign, SQLLedger
-from genads.serve.tokens import SlotToken, sign
+from genads.serve.tokens import SlotToken, TokenSecrets
 from genads.tokenize.trie import PrefixTrie
 
 try:  # token-level bidding (genads.decode.bidding) is optional: without it, bids enter at the auction only
@@ -104,7 +106,8 @@ def seed_campaigns(ledger: SQLLedger, bundle: Bundle) -> int:
 
 
 class AdEngine:
-    def __init__(self, bundle: Bundle, ledger: SQLLedger, config: ServeConfig | None = None) -> None:
+    def __init__(self, bundle: Bundle, ledger: SQLLedger, config: ServeConfig | None = None,
+                 secrets: TokenSecrets | None = None) -> None:
         self.bundle, self.ledger, self.config = bundle, ledger, config or ServeConfig()
         ads = bundle.ads
         self.item_of = dict(zip(ads["ad_id"].astype(int).tolist(), ads["item"].astype(int).tolist(), strict=True))
@@ -121,8 +124,10 @@ class AdEngine:
         """item -> (campaign_id, bid_micros) of the best-bidding serving campaign holding it."""
         self.bids = BidTable(self.trie, default_bid=0.0) if BID_AWARE else None
         self.bid_config = BidConfig(alpha=self.config.bid_alpha, beta=self.config.bid_beta) if BID_AWARE else None
-        self.secret = ledger.token_secret()
+        self.secrets = secrets or TokenSecrets.generate()
+        """Signs slot tokens (a fresh in-memory secret unless given: the server passes state/token.secret)."""
         self.lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
         self._version, self._checked = -1, 0.0
         self.payments = LearnedPayments(bundle.payment_net) if bundle.payment_net is not None else None
         self.refresh(force=True)
@@ -130,16 +135,16 @@ class AdEngine:
     # --- live ads -----------------------------------------------------------------------------
     def refresh(self, force: bool = False) -> bool:
         """Re-read the campaigns if the ledger changed; True when the live set was rebuilt."""
-        now = time.monotonic()
-        if not force and now - self._checked < self.config.refresh_s:
+        if not force and time.monotonic() - self._checked < self.config.refresh_s:
             return False
-        self._checked = now
-        version = self.ledger.version()
-        if version == self._version:
-            return False
-        self._apply(self.ledger.campaigns())
-        self._version = version
-        return True
+        with self._refresh_lock:  # one refresh at a time: an older read never lands after a newer one
+            self._checked = time.monotonic()
+            version = self.ledger.version()  # read before the campaigns: they are at least this new
+            if version <= self._version:
+                return False
+            self._apply(self.ledger.campaigns())
+            self._version = version
+            return True
 
     def mark_stale(self) -> None:
         """A local change: re-read the ledger before the next request."""
@@ -239,9 +244,9 @@ class AdEngine:
                 continue
             item = items[w]
             campaign_id, bid_micros = live[item]
-            price_micros = min(round(price * MICROS), bid_micros)  # never above the bid
+            price_micros = max(min(round(price * MICROS), bid_micros), 0)  # never above the bid
             ad_id = int(self.ad_of[item])
-            token = sign(SlotToken(request_id, ad_id, campaign_id, price_micros, now), self.secret)
+            token = self.secrets.sign(SlotToken(request_id, ad_id, campaign_id, price_micros, bid_micros, now))
             out.append(Placement(ad_id, pos + 1, campaign_id, bid_micros / MICROS, price_micros / MICROS,
                                  float(quality[w]), self.titles.get(ad_id, ""), token))
         return AdResult(request_id, "learned" if use_learned else "gsp", out)

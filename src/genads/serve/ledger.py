@@ -3,8 +3,17 @@
 Money is stored in integer micro-units (1e-6 of the currency) so sums are exact. Charging an
 event is one transaction: lock the campaign row, insert the event under its idempotency key
 (a replayed key inserts nothing and returns the stored outcome), charge
-``min(price, budget - spent)`` and write the charge beside the event. So the spent total always
-equals the sum of the charged events, and never exceeds the budget, whatever the concurrency.
+``min(price, bid now, budget - spent)`` (nothing while the campaign is paused) and write the
+charge beside the event. So the spent total always equals the sum of the charged events, and
+never exceeds the budget, whatever the concurrency. A slot (``request_id``, ``ad_id``) is charged
+at most once per event type whatever the idempotency key: ``slot_events`` holds the one key
+each slot's click (impression, conversion) was recorded under, and another key is refused (409).
+
+Schema changes are numbered migrations (:data:`MIGRATIONS`, the number in ``meta.schema``) run at
+start-up on both backends, so an existing ``ledger.sqlite`` (or PostgreSQL database) is upgraded in
+place. The token secret is no longer kept here (see :mod:`genads.serve.tokens`); a ledger that has
+one hands it over once (:meth:`SQLLedger.legacy_token_secret`) and forgets it. The SQLite file is
+mode 0600.
 
 :class:`SQLLedger` holds the SQL, written once with ``?`` placeholders;
 :class:`SQLiteLedger` (WAL, the embedded default, one connection per thread, writers serialised
@@ -16,8 +25,7 @@ servers sharing a ledger notice each other's changes.
 
 from __future__ import annotations
 
-import hashlib
-import secrets
+import os
 import sqlite3
 import threading
 import time
@@ -25,6 +33,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from genads.serve.keys import KeyStore, LedgerError
+from genads.serve.tokens import MAX_BID_MICROS, MAX_ID
 
 MICROS = 1_000_000
 STATUSES = ("active", "paused")
@@ -66,6 +77,8 @@ class Event:
     request_id: str
     price_micros: int
     """Price per click; only clicks are charged."""
+    bid_micros: int | None = None
+    """The campaign's bid when the slot was served (the price may not exceed it); None: not checked."""
 
 
 @dataclass(frozen=True)
@@ -76,18 +89,6 @@ class EventResult:
     """True when the key was seen before: nothing new was charged; the stored outcome is returned."""
     exhausted: bool
     """The campaign has no budget left after this event."""
-
-
-class LedgerError(ValueError):
-    """A request the ledger refuses; ``field`` names the offending input."""
-
-    def __init__(self, field: str, message: str, status: int = 422) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field, self.message, self.status = field, message, status
-
-
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 SCHEMA = """
@@ -103,9 +104,25 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS api_keys (key_hash TEXT PRIMARY KEY, advertiser_id BIGINT, is_admin INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+"""The first schema (every ledger file written before migrations existed has it)."""
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 2: one charge per slot whatever the idempotency key; API key ids and revocation
+    ("CREATE TABLE IF NOT EXISTS slot_events (request_id TEXT NOT NULL, ad_id BIGINT NOT NULL, type TEXT NOT NULL, "
+     "idempotency_key TEXT NOT NULL, PRIMARY KEY (request_id, ad_id, type))",
+     "INSERT INTO slot_events (request_id, ad_id, type, idempotency_key) "
+     "SELECT request_id, ad_id, type, MIN(idempotency_key) FROM events GROUP BY request_id, ad_id, type",
+     "ALTER TABLE api_keys ADD COLUMN key_id TEXT",
+     "ALTER TABLE api_keys ADD COLUMN created_at DOUBLE PRECISION",
+     "ALTER TABLE api_keys ADD COLUMN revoked_at DOUBLE PRECISION",
+     "UPDATE api_keys SET key_id = SUBSTR(key_hash, 1, 16)",
+     "CREATE INDEX IF NOT EXISTS api_keys_key_id ON api_keys (key_id)"),
+)
+"""Schema version i + 2 = MIGRATIONS[i] applied to version i + 1 (statements run in one transaction)."""
+SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 
-class SQLLedger:
+class SQLLedger(KeyStore):
     """The ledger's logic over a DB-API connection; subclasses give ``_tx`` and the dialect."""
 
     serial = "INTEGER PRIMARY KEY AUTOINCREMENT"
@@ -127,18 +144,37 @@ class SQLLedger:
             for stmt in SCHEMA.format(serial=self.serial).split(";"):
                 if stmt.strip():
                     self._run(cur, stmt)
-            for name, value in (("version", "0"), ("token_secret", secrets.token_hex(32))):
-                self._run(cur, "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", (name, value))
+            self._run(cur, "INSERT INTO meta (name, value) VALUES ('version', '0') ON CONFLICT (name) DO NOTHING")
+        for version in range(2, SCHEMA_VERSION + 1):
+            with self._tx() as cur:  # read inside the write transaction: two servers starting at once migrate once
+                row = self._run(cur, "SELECT value FROM meta WHERE name = 'schema'").fetchone()
+                if (1 if row is None else int(row[0])) >= version:
+                    continue
+                for stmt in MIGRATIONS[version - 2]:
+                    self._run(cur, stmt)
+                self._run(cur, "INSERT INTO meta (name, value) VALUES ('schema', ?) ON CONFLICT (name) "
+                               "DO UPDATE SET value = excluded.value", (str(version),))
+
+    def schema_version(self) -> int:
+        with self._tx(write=False) as cur:
+            row = self._run(cur, "SELECT value FROM meta WHERE name = 'schema'").fetchone()
+        return 1 if row is None else int(row[0])
 
     # --- meta ---------------------------------------------------------------------------------
     def version(self) -> int:
         with self._tx(write=False) as cur:
             return int(self._run(cur, "SELECT value FROM meta WHERE name = 'version'").fetchone()[0])
 
-    def token_secret(self) -> bytes:
-        """The HMAC secret for click tokens, shared by every server on this ledger."""
+    def legacy_token_secret(self) -> bytes | None:
+        """The token secret a ledger written before secrets moved to a file still holds (else None)."""
         with self._tx(write=False) as cur:
-            return bytes.fromhex(self._run(cur, "SELECT value FROM meta WHERE name = 'token_secret'").fetchone()[0])
+            row = self._run(cur, "SELECT value FROM meta WHERE name = 'token_secret'").fetchone()
+        return None if row is None else bytes.fromhex(row[0])
+
+    def forget_legacy_token_secret(self) -> None:
+        """Delete it from the ledger (after it was written to the secret file)."""
+        with self._tx() as cur:
+            self._run(cur, "DELETE FROM meta WHERE name = 'token_secret'")
 
     def _bump(self, cur) -> None:
         self._run(cur, "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT) WHERE name = 'version'")
@@ -149,27 +185,6 @@ class SQLLedger:
             return True
         except Exception:
             return False
-
-    # --- keys ---------------------------------------------------------------------------------
-    def add_key(self, advertiser_id: int | None, key: str | None = None) -> str:
-        """Register an API key (a new random one unless given); ``advertiser_id`` None = admin."""
-        key = key or secrets.token_urlsafe(24)
-        with self._tx() as cur:
-            self._run(cur, "INSERT INTO api_keys (key_hash, advertiser_id, is_admin) VALUES (?, ?, ?) "
-                           "ON CONFLICT (key_hash) DO NOTHING",
-                      (hash_key(key), advertiser_id, int(advertiser_id is None)))
-        return key
-
-    def principal(self, key: str) -> tuple[bool, int | None] | None:
-        """(is_admin, advertiser_id) for a known key, else None."""
-        with self._tx(write=False) as cur:
-            row = self._run(cur, "SELECT is_admin, advertiser_id FROM api_keys WHERE key_hash = ?",
-                            (hash_key(key),)).fetchone()
-        return None if row is None else (bool(row[0]), None if row[1] is None else int(row[1]))
-
-    def has_admin(self) -> bool:
-        with self._tx(write=False) as cur:
-            return self._run(cur, "SELECT COUNT(*) FROM api_keys WHERE is_admin = 1").fetchone()[0] > 0
 
     # --- campaigns ----------------------------------------------------------------------------
     def _load(self, cur, where: str = "", params: tuple = ()) -> list[Campaign]:
@@ -201,7 +216,7 @@ class SQLLedger:
         with self._tx() as cur:
             cid = self._run(cur, "INSERT INTO campaigns (advertiser_id, name, bid_micros, budget_micros, spent_micros, status) "
                                  "VALUES (?, ?, ?, ?, 0, ?) RETURNING campaign_id",
-                            (advertiser_id, name, to_micros(bid), to_micros(budget), status)).fetchone()[0]
+                            (advertiser_id, name, _bid_micros(bid), to_micros(budget), status)).fetchone()[0]
             self._set_ads(cur, int(cid), ad_ids)
             self._bump(cur)
             return self._load(cur, "WHERE campaign_id = ?", (cid,))[0]
@@ -212,7 +227,7 @@ class SQLLedger:
             for advertiser_id, name, ad_ids, bid, budget in rows:
                 cid = self._run(cur, "INSERT INTO campaigns (advertiser_id, name, bid_micros, budget_micros, spent_micros, "
                                      "status) VALUES (?, ?, ?, ?, 0, 'active') RETURNING campaign_id",
-                                (advertiser_id, name, to_micros(bid), to_micros(budget))).fetchone()[0]
+                                (advertiser_id, name, _bid_micros(bid), to_micros(budget))).fetchone()[0]
                 self._set_ads(cur, int(cid), ad_ids)
             self._bump(cur)
 
@@ -233,7 +248,7 @@ class SQLLedger:
                 raise LedgerError("campaign_id", f"no campaign {campaign_id}", status=404)
             if budget is not None and to_micros(budget) < int(row[0]):
                 raise LedgerError("budget", f"{budget} is below the {int(row[0]) / MICROS} already spent")
-            for column, value in (("name", name), ("bid_micros", None if bid is None else to_micros(bid)),
+            for column, value in (("name", name), ("bid_micros", None if bid is None else _bid_micros(bid)),
                                   ("budget_micros", None if budget is None else to_micros(budget)), ("status", status)):
                 if value is not None:
                     self._run(cur, f"UPDATE campaigns SET {column} = ? WHERE campaign_id = ?", (value, campaign_id))
@@ -244,23 +259,37 @@ class SQLLedger:
 
     # --- events -------------------------------------------------------------------------------
     def record_event(self, event: Event) -> EventResult:
-        """Insert the event and charge its campaign (clicks only) in one transaction; idempotent by key."""
-        if event.type not in EVENT_TYPES:
-            raise LedgerError("type", f"{event.type!r} is not one of {EVENT_TYPES}")
+        """Insert the event and charge its campaign (clicks only) in one transaction; idempotent by key.
+
+        Checked before anything is written (LedgerError naming the field; nothing written on failure):
+        the type, integer micros with ``0 <= price <= bid at serving``, the campaign exists and holds
+        the ad, and the slot has no event of this type under another key (409). A click is charged
+        ``min(price, bid now, budget left)``, and nothing while the campaign is paused.
+        """
+        _check_event(event)
         with self._tx() as cur:
-            row = self._run(cur, f"SELECT budget_micros, spent_micros FROM campaigns WHERE campaign_id = ?{self.lock_suffix}",
-                            (event.campaign_id,)).fetchone()
-            if row is None:
-                raise LedgerError("token", f"campaign {event.campaign_id} no longer exists", status=409)
-            budget, spent = int(row[0]), int(row[1])
-            charge = min(event.price_micros, budget - spent) if event.type == "click" else 0
+            row = self._run(cur, "SELECT budget_micros, spent_micros, status, bid_micros FROM campaigns "
+                                 f"WHERE campaign_id = ?{self.lock_suffix}", (event.campaign_id,)).fetchone()
+            stored = self._stored(cur, event.idempotency_key)
+            if stored is not None:
+                return self._replay(cur, event, stored)
+            if row is None or self._run(cur, "SELECT 1 FROM campaign_ads WHERE campaign_id = ? AND ad_id = ?",
+                                        (event.campaign_id, event.ad_id)).fetchone() is None:
+                raise LedgerError("token", f"ad {event.ad_id} is not in campaign {event.campaign_id}")
+            claimed = self._run(cur, "INSERT INTO slot_events (request_id, ad_id, type, idempotency_key) VALUES (?, ?, ?, ?) "
+                                     "ON CONFLICT (request_id, ad_id, type) DO NOTHING RETURNING idempotency_key",
+                                (event.request_id, event.ad_id, event.type, event.idempotency_key)).fetchone()
+            if claimed is None:
+                return self._slot_taken(cur, event)
+            budget, spent, status, bid_now = (int(row[0]), int(row[1]), row[2], int(row[3]))
+            charge = min(event.price_micros, bid_now, budget - spent) if event.type == "click" and status == "active" else 0
             inserted = self._run(cur, "INSERT INTO events (idempotency_key, type, campaign_id, ad_id, request_id, price_micros, "
                                       "charged_micros, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                                       "ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key",
                                  (event.idempotency_key, event.type, event.campaign_id, event.ad_id, event.request_id,
                                   event.price_micros, charge, time.time())).fetchone()
-            if inserted is None:
-                return self._replay(cur, event)
+            if inserted is None:  # the key was taken meanwhile by an event of another campaign: undo the slot claim
+                raise LedgerError("idempotency_key", "already used for a different event", status=409)
             if charge:
                 self._run(cur, "UPDATE campaigns SET spent_micros = spent_micros + ? WHERE campaign_id = ?",
                           (charge, event.campaign_id))
@@ -269,14 +298,25 @@ class SQLLedger:
                 self._bump(cur)  # the campaign stops serving
             return EventResult(event.idempotency_key, charge, False, exhausted)
 
-    def _replay(self, cur, event: Event) -> EventResult:
-        stored = self._run(cur, "SELECT type, campaign_id, ad_id, request_id, charged_micros FROM events "
-                                "WHERE idempotency_key = ?", (event.idempotency_key,)).fetchone()
+    def _stored(self, cur, key: str) -> tuple | None:
+        return self._run(cur, "SELECT type, campaign_id, ad_id, request_id, charged_micros FROM events "
+                              "WHERE idempotency_key = ?", (key,)).fetchone()
+
+    def _slot_taken(self, cur, event: Event) -> EventResult:
+        owner = self._run(cur, "SELECT idempotency_key FROM slot_events WHERE request_id = ? AND ad_id = ? AND type = ?",
+                          (event.request_id, event.ad_id, event.type)).fetchone()
+        stored = self._stored(cur, event.idempotency_key) if owner and owner[0] == event.idempotency_key else None
+        if stored is not None:  # the same event committed meanwhile by another server (PostgreSQL)
+            return self._replay(cur, event, stored)
+        raise LedgerError("token", f"this slot's {event.type} was already recorded under another idempotency_key",
+                          status=409)
+
+    def _replay(self, cur, event: Event, stored: tuple) -> EventResult:
         if tuple(stored[:4]) != (event.type, event.campaign_id, event.ad_id, event.request_id):
             raise LedgerError("idempotency_key", "already used for a different event", status=409)
         row = self._run(cur, "SELECT budget_micros, spent_micros FROM campaigns WHERE campaign_id = ?",
                         (event.campaign_id,)).fetchone()
-        return EventResult(event.idempotency_key, int(stored[4]), True, int(row[1]) >= int(row[0]))
+        return EventResult(event.idempotency_key, int(stored[4]), True, row is None or int(row[1]) >= int(row[0]))
 
     def totals(self, campaign_id: int) -> tuple[int, int, int]:
         """(spent_micros, sum of charged_micros over its events, number of events) of a campaign."""
@@ -290,6 +330,42 @@ class SQLLedger:
         """idempotency_key -> charged_micros of every stored event."""
         with self._tx(write=False) as cur:
             return {k: int(c) for k, c in self._run(cur, "SELECT idempotency_key, charged_micros FROM events").fetchall()}
+
+
+    def audit(self) -> dict[str, int]:
+        """The money invariants over the whole ledger: each count should be 0 (``campaigns``/``charged_micros``:
+        totals). spent_mismatch: campaigns whose spent differs from the sum of their charged events;
+        over_budget: campaigns that spent more than their budget; slots_charged_twice: (request, ad) slots
+        with more than one charged click."""
+        with self._tx(write=False) as cur:
+            q = lambda sql: int(self._run(cur, sql).fetchone()[0])  # noqa: E731
+            return {
+                "campaigns": q("SELECT COUNT(*) FROM campaigns"),
+                "charged_micros": q("SELECT COALESCE(SUM(charged_micros), 0) FROM events"),
+                "spent_mismatch": q("SELECT COUNT(*) FROM campaigns c WHERE c.spent_micros <> (SELECT "
+                                    "COALESCE(SUM(e.charged_micros), 0) FROM events e WHERE e.campaign_id = c.campaign_id)"),
+                "over_budget": q("SELECT COUNT(*) FROM campaigns WHERE spent_micros > budget_micros"),
+                "slots_charged_twice": q("SELECT COUNT(*) FROM (SELECT request_id, ad_id FROM events WHERE type = 'click' "
+                                         "AND charged_micros > 0 GROUP BY request_id, ad_id HAVING COUNT(*) > 1) AS twice"),
+            }
+
+
+def _check_event(event: Event) -> None:
+    if event.type not in EVENT_TYPES:
+        raise LedgerError("type", f"{event.type!r} is not one of {EVENT_TYPES}")
+    bid = MAX_BID_MICROS if event.bid_micros is None else event.bid_micros
+    for name, value, high in (("campaign_id", event.campaign_id, MAX_ID), ("ad_id", event.ad_id, MAX_ID),
+                              ("bid_micros", bid, MAX_BID_MICROS), ("price_micros", event.price_micros, bid)):
+        low = 0 if name == "price_micros" else 1
+        if type(value) is not int or not low <= value <= high:
+            raise LedgerError("token", f"{name} must be an integer in [{low}, {high}]")
+
+
+def _bid_micros(bid: float) -> int:
+    micros = to_micros(bid)
+    if not 1 <= micros <= MAX_BID_MICROS:
+        raise LedgerError("bid", f"{bid} must be between 0.000001 (one micro) and {MAX_BID_MICROS // MICROS}")
+    return micros
 
 
 def _check_status(status: str) -> None:
@@ -307,6 +383,10 @@ class SQLiteLedger(SQLLedger):
     def __init__(self, path: str | Path, synchronous: str = "FULL") -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))  # a new file is never world-readable
+        for part in (self.path, self.path.with_name(self.path.name + "-wal"), self.path.with_name(self.path.name + "-shm")):
+            if part.exists():
+                part.chmod(0o600)  # and files written before this rule are closed up
         self.synchronous = synchronous
         self._local = threading.local()
         conn = self._conn()

@@ -1,4 +1,8 @@
-"""Request and response bodies of the serving API (pydantic); every bound is in the OpenAPI schema."""
+"""Request and response bodies of the serving API (pydantic); every bound is in the OpenAPI schema.
+
+Inputs are strict: no coercion (``true`` is not a number, ``"3"`` is not an integer), unknown fields
+refused; the app refuses duplicate JSON keys before these models see the body.
+"""
 
 from __future__ import annotations
 
@@ -18,15 +22,15 @@ def _utf8(text: str) -> str:
 Text = Annotated[str, AfterValidator(_utf8)]
 """A string that can be stored and sent back (JSON allows lone surrogates; UTF-8 does not)."""
 
-AdId = Field(ge=1, le=2**62)
-Money = Field(allow_inf_nan=False)
+MIN_BID = 1e-6
+"""One micro: the smallest bid the ledger can hold (a smaller one would be stored as 0)."""
 Name = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]*$")
 """Printable names: no control characters (PostgreSQL text cannot hold NUL)."""
 MAX_HISTORY = 200
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class RequestContext(Strict):
@@ -79,8 +83,8 @@ class AdResponse(BaseModel):
 class CampaignIn(Strict):
     name: Text = Name
     ad_ids: list[int] = Field(min_length=1, max_length=10_000)
-    bid: float = Field(gt=0, le=1e6, allow_inf_nan=False)
-    """Bid per click."""
+    bid: float = Field(ge=MIN_BID, le=1e6, allow_inf_nan=False)
+    """Bid per click (at least one micro, 0.000001)."""
     budget: float = Field(ge=0, le=1e9, allow_inf_nan=False)
     status: Literal["active", "paused"] = "active"
     advertiser_id: int | None = Field(default=None, ge=0, le=2**62)
@@ -90,7 +94,7 @@ class CampaignIn(Strict):
 class CampaignPatch(Strict):
     name: Text | None = Field(default=None, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]*$")
     ad_ids: list[int] | None = Field(default=None, min_length=1, max_length=10_000)
-    bid: float | None = Field(default=None, gt=0, le=1e6, allow_inf_nan=False)
+    bid: float | None = Field(default=None, ge=MIN_BID, le=1e6, allow_inf_nan=False)
     budget: float | None = Field(default=None, ge=0, le=1e9, allow_inf_nan=False)
     status: Literal["active", "paused"] | None = None
 
@@ -114,7 +118,8 @@ class EventIn(Strict):
     """Unique per event: a replay with the same key is answered from the ledger, never charged twice."""
     type: Literal["impression", "click", "conversion"]
     token: str = Field(min_length=1, max_length=2000, pattern=r"^[A-Za-z0-9_.-]+$")
-    """The slot token from the ad response."""
+    """The slot token from the ad response. A slot's click (impression, conversion) is recorded once:
+    another idempotency_key for the same slot and type is refused (409)."""
 
 
 class EventOut(BaseModel):
@@ -125,5 +130,18 @@ class EventOut(BaseModel):
 
 
 class KeyOut(BaseModel):
-    advertiser_id: int
+    advertiser_id: int | None
+    """None for an admin key."""
+    key_id: str
+    """The key's public id (listings, revocation)."""
     api_key: str
+    """Shown once: only its hash is stored."""
+
+
+class KeyInfoOut(BaseModel):
+    key_id: str
+    advertiser_id: int | None
+    is_admin: bool
+    created_at: float | None
+    revoked_at: float | None
+    live: bool

@@ -1,14 +1,17 @@
 """Start the service on a run folder: bundle + ledger + keys -> app -> uvicorn.
 
 ``RUN_DIR`` is a bundle folder (or a folder holding one in ``serve/``). State lives beside it in
-``RUN_DIR/state/``: the SQLite ledger (unless ``--ledger postgresql://...``) and ``admin.key``
-(mode 0600; or the ``GENADS_ADMIN_KEY`` environment variable).
+``RUN_DIR/state/``: the SQLite ledger (unless ``--ledger postgresql://...``), ``admin.key`` (or
+``$GENADS_ADMIN_KEY``) and ``token.secret`` (or ``$GENADS_TOKEN_SECRET``, hex), all mode 0600.
+The admin key a server starts with is the only live admin key: replacing ``admin.key`` and
+restarting revokes the old one; a revoked key is refused at start.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import stat
 import subprocess
 import sys
 import time
@@ -16,11 +19,15 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from genads.data.dataset import atomic_write_text
 from genads.serve.app import create_app
 from genads.serve.bundle import load_bundle
 from genads.serve.engine import AdEngine, ServeConfig, seed_campaigns
+from genads.serve.keys import LedgerError
 from genads.serve.ledger import SQLLedger, open_ledger
+from genads.serve.limits import Limits
+from genads.serve.tokens import TokenSecrets, write_secret
+
+ADMIN_ENV, SECRET_ENV = "GENADS_ADMIN_KEY", "GENADS_TOKEN_SECRET"
 
 
 def bundle_dir(run_dir: str | Path) -> Path:
@@ -32,39 +39,107 @@ def bundle_dir(run_dir: str | Path) -> Path:
     raise FileNotFoundError(f"{run_dir} holds no serving bundle (manifest.json); `make demo` writes runs/demo/serve")
 
 
+def _read_private(path: Path) -> str:
+    if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        path.chmod(0o600)  # written by an older version, or by hand: close it up
+    return path.read_text().strip()
+
+
 def admin_key(ledger: SQLLedger, state: Path) -> str:
-    """The admin key: $GENADS_ADMIN_KEY, else state/admin.key, else a new one written there; registered in the ledger."""
-    key = os.environ.get("GENADS_ADMIN_KEY")
+    """The admin key: $GENADS_ADMIN_KEY, else state/admin.key, else a new one written there (0600).
+    Installed as the ledger's only live admin key; a revoked one raises ValueError."""
+    key = os.environ.get(ADMIN_ENV)
     path = state / "admin.key"
     if not key and path.is_file():
-        key = path.read_text().strip()
+        key = _read_private(path)
     if not key:
-        key = secrets.token_urlsafe(24)
-        state.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, key + "\n")
-        path.chmod(0o600)
-    ledger.add_key(None, key)
+        key = secrets.token_urlsafe(32)
+        write_secret(path, key + "\n")
+    try:
+        ledger.install_admin_key(key)
+    except LedgerError as err:
+        where = f"${ADMIN_ENV}" if os.environ.get(ADMIN_ENV) else str(path)
+        raise ValueError(f"the admin key in {where}: {err.message}") from None
     return key
 
 
-def build_app(run_dir: str | Path, ledger_url: str | None = None, config: ServeConfig | None = None) -> FastAPI:
+def rotate_admin_key(ledger: SQLLedger, state: Path) -> str:
+    """A new admin key in state/admin.key (0600), the only live one from now on (running servers too)."""
+    key = secrets.token_urlsafe(32)
+    write_secret(state / "admin.key", key + "\n")  # first: a key the ledger knows is never lost
+    ledger.install_admin_key(key)
+    return key
+
+
+def rotate_token_secret(state: Path, drop_previous: bool = False) -> TokenSecrets:
+    """A new token secret in state/token.secret; tokens signed by the old one stay valid until they expire
+    (none with ``drop_previous``). Running servers re-read the file within a second."""
+    if os.environ.get(SECRET_ENV):
+        raise ValueError(f"${SECRET_ENV} is set: rotate it where it is set")
+    path = state / "token.secret"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: start the server once first")
+    out = TokenSecrets.load(path).rotate(keep_previous=not drop_previous)
+    out.save(path)
+    return out
+
+
+def open_state(run_dir: str | Path, ledger_url: str | None = None) -> tuple[SQLLedger, Path]:
+    """The ledger and the state folder of a run (for the key commands)."""
+    state = bundle_dir(run_dir) / "state"
+    return open_ledger(ledger_url or str(state / "ledger.sqlite")), state
+
+
+def token_secrets(ledger: SQLLedger, state: Path) -> TokenSecrets:
+    """$GENADS_TOKEN_SECRET (hex), else state/token.secret, else a new file (0600). A ledger that still holds
+    the secret (written before secrets moved out) hands it over to the file and forgets it."""
+    env = os.environ.get(SECRET_ENV)
+    if env:
+        try:
+            current = bytes.fromhex(env)
+        except ValueError:
+            raise ValueError(f"${SECRET_ENV} must be hex") from None
+        if len(current) < 16:
+            raise ValueError(f"${SECRET_ENV} must hold at least 16 bytes (32 hex digits)")
+        return TokenSecrets(current)
+    path = state / "token.secret"
+    legacy = ledger.legacy_token_secret()
+    if path.is_file():
+        _read_private(path)
+        out = TokenSecrets.load(path)
+    else:
+        out = TokenSecrets(legacy) if legacy else TokenSecrets.generate()
+        out.save(path)
+    if legacy is not None:
+        ledger.forget_legacy_token_secret()
+    return out
+
+
+def build_app(run_dir: str | Path, ledger_url: str | None = None, config: ServeConfig | None = None,
+              limits: Limits | None = None, public_url: str | None = None) -> FastAPI:
     folder = bundle_dir(run_dir)
     state = folder / "state"
     ledger = open_ledger(ledger_url or str(state / "ledger.sqlite"))
     bundle = load_bundle(folder)
     seed_campaigns(ledger, bundle)
     admin_key(ledger, state)
-    return create_app(AdEngine(bundle, ledger, config))
+    from_file = not os.environ.get(ADMIN_ENV)
+    on_rotate = (lambda key: write_secret(state / "admin.key", key + "\n")) if from_file else None
+    return create_app(AdEngine(bundle, ledger, config, token_secrets(ledger, state)), limits=limits,
+                      public_url=public_url, on_admin_rotate=on_rotate)
 
 
 def run(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, ledger_url: str | None = None,
-        config: ServeConfig | None = None, log_level: str = "info") -> None:
+        config: ServeConfig | None = None, log_level: str = "info", limits: Limits | None = None,
+        public_url: str | None = None) -> None:
     import torch
     import uvicorn
 
     torch.set_num_threads(int(os.environ.get("GENADS_TORCH_THREADS", "1")))  # one core per worker
-    app = build_app(run_dir, ledger_url, config)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    limits = limits or Limits()
+    app = build_app(run_dir, ledger_url, config, limits, public_url)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, timeout_keep_alive=limits.keep_alive_s,
+                h11_max_incomplete_event_size=limits.max_header_bytes, limit_concurrency=limits.max_connections)
 
 
 def spawn(run_dir: str | Path, port: int, *args: str, env: dict[str, str] | None = None,

@@ -2,8 +2,19 @@
 
 The price of a click is decided by the auction when the slate is served; the event that reports
 the click only carries the token. A token is ``base64url(JSON payload) + "." + HMAC-SHA256``
-under the ledger's secret, so a client can neither forge a price nor move a charge to another
-campaign, and servers sharing a ledger accept each other's tokens.
+under the service's token secret, so a client can neither forge a price nor move a charge to
+another campaign. The payload names the slot (``request_id``, ``ad_id``), the ``campaign_id``,
+the per-click ``price_micros`` and the campaign's ``bid_micros`` when the slate was served, and
+``issued_at``. :func:`verify` checks every field's type and range even under a valid signature
+(integers, ``0 <= price <= bid <= MAX_BID_MICROS``), so a leaked secret cannot mint negative or
+absurd prices either.
+
+The secret lives in a file of mode 0600 (``state/token.secret``), never in the ledger: a JSON
+object ``{"current": HEX, "previous": [{"secret": HEX, "retired_at": UNIX_TIME}]}``.
+:meth:`TokenSecrets.rotate` makes a new current secret; the retired one still verifies the tokens
+issued before it was retired, until they expire (``--drop-previous`` voids them at once). Servers
+sharing a PostgreSQL ledger share this file (or ``$GENADS_TOKEN_SECRET``, hex) to accept each
+other's tokens.
 """
 
 from __future__ import annotations
@@ -12,7 +23,22 @@ import base64
 import hashlib
 import hmac
 import json
-from dataclasses import dataclass
+import math
+import os
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MICROS = 1_000_000
+MAX_BID_MICROS = 1_000_000 * MICROS
+"""The highest bid a campaign can hold (1e6 per click), in micros."""
+MAX_ID = 2**62
+CLOCK_SKEW_S = 300.0
+"""How far in the future a token's ``issued_at`` may lie (servers' clocks differ)."""
+FIELDS = ("ad_id", "bid_micros", "campaign_id", "issued_at", "price_micros", "request_id")
+REQUEST_ID = re.compile(r"^[0-9a-f]{1,64}$")
 
 
 @dataclass(frozen=True)
@@ -21,6 +47,9 @@ class SlotToken:
     ad_id: int
     campaign_id: int
     price_micros: int
+    """Price per click set by the auction."""
+    bid_micros: int
+    """The campaign's bid per click when the slate was served (price_micros <= bid_micros)."""
     issued_at: float
 
 
@@ -32,26 +61,153 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+def _mac(secret: bytes, payload: bytes) -> str:
+    return _b64(hmac.new(secret, payload, hashlib.sha256).digest())
+
+
 def sign(token: SlotToken, secret: bytes) -> str:
-    fields = {"ad_id": token.ad_id, "campaign_id": token.campaign_id, "issued_at": token.issued_at,
-              "price_micros": token.price_micros, "request_id": token.request_id}  # asdict() is slow per slot
+    fields = {"ad_id": token.ad_id, "bid_micros": token.bid_micros, "campaign_id": token.campaign_id,
+              "issued_at": token.issued_at, "price_micros": token.price_micros,
+              "request_id": token.request_id}  # asdict() is slow per slot
     payload = json.dumps(fields, separators=(",", ":")).encode()
-    return _b64(payload) + "." + _b64(hmac.new(secret, payload, hashlib.sha256).digest())
+    return _b64(payload) + "." + _mac(secret, payload)
+
+
+def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise TokenError("malformed token (duplicate payload field)")
+    return out
+
+
+def _int(data: dict, name: str, low: int, high: int) -> int:
+    value = data[name]
+    if type(value) is not int or not low <= value <= high:  # bool is an int subclass: refused too
+        raise TokenError(f"payload {name} must be an integer in [{low}, {high}]")
+    return value
+
+
+def parse_payload(payload: bytes) -> SlotToken:
+    """The token's fields, every type and range checked (TokenError naming the payload field)."""
+    try:
+        data = json.loads(payload, object_pairs_hook=_no_duplicates)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise TokenError(f"malformed token ({type(err).__name__})") from None
+    if not isinstance(data, dict) or tuple(sorted(data)) != FIELDS:
+        raise TokenError(f"malformed token (payload fields must be exactly {list(FIELDS)})")
+    request_id, issued_at = data["request_id"], data["issued_at"]
+    if not isinstance(request_id, str) or not REQUEST_ID.match(request_id):
+        raise TokenError("payload request_id must be 1-64 lowercase hex digits")
+    if type(issued_at) not in (int, float) or not math.isfinite(issued_at):
+        raise TokenError("payload issued_at must be a finite number")
+    bid = _int(data, "bid_micros", 1, MAX_BID_MICROS)
+    return SlotToken(request_id, _int(data, "ad_id", 1, MAX_ID), _int(data, "campaign_id", 1, MAX_ID),
+                     _int(data, "price_micros", 0, bid), bid, float(issued_at))
+
+
+@dataclass
+class TokenSecrets:
+    """The HMAC secret that signs slot tokens, and retired ones that still verify older tokens.
+
+    ``previous``: (secret, retired_at) pairs; a token verified by a retired secret must have been
+    issued before that secret was retired. :meth:`reload` re-reads the file (at most once a second)
+    so a running server follows a rotation made by the CLI.
+    """
+
+    current: bytes
+    previous: tuple[tuple[bytes, float], ...] = ()
+    path: Path | None = None
+    _mtime: float = field(default=0.0, repr=False)
+    _checked: float = field(default=0.0, repr=False)
+
+    @classmethod
+    def generate(cls, path: Path | None = None) -> TokenSecrets:
+        return cls(secrets.token_bytes(32), (), path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> TokenSecrets:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+            previous = tuple((bytes.fromhex(p["secret"]), float(p["retired_at"])) for p in data.get("previous", []))
+            out = cls(bytes.fromhex(data["current"]), previous, path)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{path}: not a token secret file ({type(err).__name__}: {err})") from None
+        if len(out.current) < 16:
+            raise ValueError(f"{path}: current secret is shorter than 16 bytes")
+        out._mtime = path.stat().st_mtime
+        return out
+
+    def save(self, path: str | Path | None = None) -> Path:
+        path = Path(path or self.path)
+        text = json.dumps({"current": self.current.hex(),
+                           "previous": [{"secret": s.hex(), "retired_at": t} for s, t in self.previous]}, indent=1)
+        write_secret(path, text + "\n")
+        self.path, self._mtime = path, path.stat().st_mtime
+        return path
+
+    def rotate(self, keep_previous: bool = True, now: float | None = None) -> TokenSecrets:
+        """A new current secret; the old one verifies tokens issued until now (unless ``keep_previous`` is False).
+        Only the latest retired secret is kept: rotating twice within a token's lifetime voids the oldest tokens."""
+        retired = ((self.current, time.time() if now is None else now),) if keep_previous else ()
+        return TokenSecrets(secrets.token_bytes(32), retired, self.path)
+
+    def reload(self, every_s: float = 1.0) -> None:
+        """Re-read the file if it changed (checked at most every ``every_s`` seconds)."""
+        now = time.monotonic()
+        if self.path is None or now - self._checked < every_s:
+            return
+        self._checked = now
+        try:
+            mtime = self.path.stat().st_mtime
+        except OSError:
+            return
+        if mtime != self._mtime:
+            fresh = TokenSecrets.load(self.path)
+            self.current, self.previous, self._mtime = fresh.current, fresh.previous, fresh._mtime
+
+    def sign(self, token: SlotToken) -> str:
+        return sign(token, self.current)
+
+    def verify(self, text: str, now: float, ttl_s: float) -> SlotToken:
+        """The token's fields if a secret signed it and it is younger than ``ttl_s``; TokenError otherwise."""
+        try:
+            body, sig = text.split(".")
+            payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        except (ValueError, TypeError) as err:
+            raise TokenError(f"malformed token ({type(err).__name__})") from None
+        retired_at = None
+        if not hmac.compare_digest(_mac(self.current, payload), sig):
+            retired_at = next((t for s, t in self.previous if hmac.compare_digest(_mac(s, payload), sig)), None)
+            if retired_at is None:
+                raise TokenError("bad signature")
+        token = parse_payload(payload)
+        if retired_at is not None and token.issued_at > retired_at:
+            raise TokenError("bad signature (a retired secret)")
+        if now - token.issued_at > ttl_s:
+            raise TokenError(f"expired ({now - token.issued_at:.0f}s old, ttl {ttl_s:.0f}s)")
+        if token.issued_at - now > CLOCK_SKEW_S:
+            raise TokenError("payload issued_at lies in the future")
+        return token
 
 
 def verify(text: str, secret: bytes, now: float, ttl_s: float) -> SlotToken:
-    """The token's fields if the signature holds and it is younger than ``ttl_s``; TokenError otherwise."""
+    """:meth:`TokenSecrets.verify` with a single secret."""
+    return TokenSecrets(secret).verify(text, now, ttl_s)
+
+
+def write_secret(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically with mode 0600 from the start (never readable by others)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        body, sig = text.split(".")
-        payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-        expected = _b64(hmac.new(secret, payload, hashlib.sha256).digest())
-        if not hmac.compare_digest(expected, sig):
-            raise TokenError("bad signature")
-        token = SlotToken(**json.loads(payload))
-    except TokenError:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
         raise
-    except (ValueError, TypeError) as err:
-        raise TokenError(f"malformed token ({type(err).__name__})") from err
-    if now - token.issued_at > ttl_s:
-        raise TokenError(f"expired ({now - token.issued_at:.0f}s old, ttl {ttl_s:.0f}s)")
-    return token

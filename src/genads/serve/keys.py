@@ -1,0 +1,146 @@
+"""API keys in the ledger: issue, look up (constant time), list, revoke, rotate; and the ledger's error type.
+
+Only a key's SHA-256 is stored. Its first 16 hex digits are the key's public id (``key_id``):
+what listings show and revocation names. A lookup fetches the live keys with that id and compares
+the full hashes with :func:`hmac.compare_digest`. A revoked key stays in the table with its
+``revoked_at`` (it can never be registered again); rotation issues a new key for the same
+principal and revokes the old one in one transaction. The admin key the server starts with is
+the only live admin key (:meth:`KeyStore.install_admin_key`), so replacing ``admin.key`` and
+restarting voids the old one.
+
+:class:`KeyStore` is a mixin of :class:`~genads.serve.ledger.SQLLedger` (it uses its ``_tx`` and
+``_run``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from typing import NamedTuple
+
+MAX_KEY_CHARS = 256
+"""Longer X-API-Key values are refused without a lookup."""
+
+
+class LedgerError(ValueError):
+    """A request the ledger refuses; ``field`` names the offending input."""
+
+    def __init__(self, field: str, message: str, status: int = 422) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field, self.message, self.status = field, message, status
+
+
+class Principal(NamedTuple):
+    is_admin: bool
+    advertiser_id: int | None
+    """None for the admin."""
+    key_id: str
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    key_id: str
+    advertiser_id: int | None
+    is_admin: bool
+    created_at: float | None
+    """None for keys issued before key ids existed."""
+    revoked_at: float | None
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def key_id(key: str) -> str:
+    return hash_key(key)[:16]
+
+
+COLUMNS = "key_id, advertiser_id, is_admin, created_at, revoked_at"
+
+
+def _info(row: tuple) -> KeyInfo:
+    return KeyInfo(row[0], None if row[1] is None else int(row[1]), bool(row[2]), row[3], row[4])
+
+
+class KeyStore:
+    def _insert_key(self, cur, advertiser_id: int | None, key: str) -> None:
+        h = hash_key(key)
+        self._run(cur, "INSERT INTO api_keys (key_hash, key_id, advertiser_id, is_admin, created_at) VALUES (?, ?, ?, ?, ?) "
+                       "ON CONFLICT (key_hash) DO NOTHING", (h, h[:16], advertiser_id, int(advertiser_id is None), time.time()))
+
+    def add_key(self, advertiser_id: int | None, key: str | None = None) -> str:
+        """Register an API key (a new random one unless given); ``advertiser_id`` None = admin.
+        A key that was revoked stays revoked."""
+        key = key or secrets.token_urlsafe(32)
+        with self._tx() as cur:
+            self._insert_key(cur, advertiser_id, key)
+        return key
+
+    def _lookup(self, cur, key: str) -> tuple | None:
+        if not key or len(key) > MAX_KEY_CHARS:
+            return None
+        h = hash_key(key)
+        rows = self._run(cur, f"SELECT key_hash, {COLUMNS} FROM api_keys WHERE key_id = ?", (h[:16],)).fetchall()
+        return next((r[1:] for r in rows if hmac.compare_digest(str(r[0]), h)), None)
+
+    def principal(self, key: str) -> Principal | None:
+        """(is_admin, advertiser_id, key_id) of a live key, else None (unknown, revoked or over-long)."""
+        with self._tx(write=False) as cur:
+            row = self._lookup(cur, key)
+        if row is None or row[4] is not None:
+            return None
+        return Principal(bool(row[2]), None if row[1] is None else int(row[1]), row[0])
+
+    def has_admin(self) -> bool:
+        with self._tx(write=False) as cur:
+            return self._run(cur, "SELECT COUNT(*) FROM api_keys WHERE is_admin = 1 AND revoked_at IS NULL").fetchone()[0] > 0
+
+    def list_keys(self, advertiser_id: int | None = None) -> list[KeyInfo]:
+        """Every key (None) or one advertiser's, live and revoked, oldest first."""
+        where, params = ("", ()) if advertiser_id is None else ("WHERE advertiser_id = ? AND is_admin = 0", (advertiser_id,))
+        with self._tx(write=False) as cur:
+            rows = self._run(cur, f"SELECT {COLUMNS} FROM api_keys {where} ORDER BY COALESCE(created_at, 0), key_id", params).fetchall()
+        return [_info(r) for r in rows]
+
+    def revoke_key(self, key_id: str, advertiser_id: int | None = None) -> KeyInfo:
+        """Revoke a key by id; with ``advertiser_id``, only that advertiser's keys are found (404 otherwise,
+        the same answer as for an unknown id). The last live admin key cannot be revoked (409): rotate it."""
+        scope, params = ("", (key_id,)) if advertiser_id is None else (" AND advertiser_id = ? AND is_admin = 0",
+                                                                       (key_id, advertiser_id))
+        with self._tx() as cur:
+            rows = self._run(cur, f"SELECT {COLUMNS} FROM api_keys WHERE key_id = ?{scope}", params).fetchall()
+            if not rows:
+                raise LedgerError("key_id", f"no key {key_id}", status=404)
+            if any(r[2] and r[4] is None for r in rows) and self._run(
+                    cur, "SELECT COUNT(*) FROM api_keys WHERE is_admin = 1 AND revoked_at IS NULL AND key_id <> ?",
+                    (key_id,)).fetchone()[0] == 0:
+                raise LedgerError("key_id", "the last admin key cannot be revoked: rotate it instead", status=409)
+            self._run(cur, f"UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL{scope}",
+                      (time.time(), *params))
+            return _info(self._run(cur, f"SELECT {COLUMNS} FROM api_keys WHERE key_id = ?{scope}", params).fetchone())
+
+    def rotate_key(self, key: str) -> str:
+        """A new key for the same principal as the live ``key``, which is revoked (one transaction)."""
+        new = secrets.token_urlsafe(32)
+        with self._tx() as cur:
+            row = self._lookup(cur, key)
+            if row is None or row[4] is not None:
+                raise LedgerError("X-API-Key", "unknown API key", status=401)
+            self._insert_key(cur, None if row[2] else int(row[1]), new)
+            self._run(cur, "UPDATE api_keys SET revoked_at = ? WHERE key_hash = ?", (time.time(), hash_key(key)))
+        return new
+
+    def install_admin_key(self, key: str) -> None:
+        """Make ``key`` the one live admin key: register it and revoke every other admin key.
+        A key that was revoked is refused (LedgerError, field admin_key): a replaced key never comes back."""
+        with self._tx() as cur:
+            row = self._lookup(cur, key)
+            if row is not None and (row[4] is not None or not row[2]):
+                raise LedgerError("admin_key", "this key was revoked or belongs to an advertiser: "
+                                               "write a new one (genads keys rotate-admin)", status=409)
+            self._insert_key(cur, None, key)
+            self._run(cur, "UPDATE api_keys SET revoked_at = ? WHERE is_admin = 1 AND revoked_at IS NULL AND key_hash <> ?",
+                      (time.time(), hash_key(key)))
