@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("dataset", type=Path, help="dataset folder from `genads data import`")
     p.add_argument("--models", default="popularity,sasrec", help="comma-separated: popularity,sasrec")
     p.add_argument("--preset", default="paper", choices=sorted(PRESETS), help="SASRec preset")
-    p.add_argument("--loss", choices=["bce", "ce"], help="SASRec loss (default: the preset's)")
+    p.add_argument("--loss", choices=["bce", "ce", "ss"], help="SASRec loss (default: the preset's)")
     p.add_argument("--epochs", type=int, help="override the preset's maximum epochs")
     p.add_argument("--max-history", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)

@@ -1,0 +1,156 @@
+"""The parallel-code generator behind the evaluation harness's Recommender protocol, with exact scoring.
+
+``recommend`` ranks every live ad exactly (:class:`genads.parallel.scoring.LiveAds`), so the harness
+scores what serving would show. ``add_ad`` makes a new ad recommendable at once: its codes come from
+its item vector through the fitted :class:`PQCodebook` (cold start, no retraining).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genads.data.dataset import atomic_write_text
+from genads.data.split import SequenceSplit
+from genads.decode.beam import Slate
+from genads.decode.bidding import BidConfig
+from genads.parallel.codes import PQCodebook
+from genads.parallel.model import ParallelConfig, ParallelModel
+from genads.parallel.scoring import LiveAds
+from genads.parallel.train import ParallelTrainConfig, fit
+from genads.slate.checkpoint import load_weights, save_weights
+
+MODEL_CONFIG, MODEL_WEIGHTS, CODES_FILE = "parallel.json", "model.safetensors", "codes.npy"
+
+PRESETS: dict[str, tuple[ParallelConfig, ParallelTrainConfig]] = {
+    "tiny": (ParallelConfig(d_model=16, d_code=4, n_layer=1, max_items=10),
+             ParallelTrainConfig(batch_size=16, epochs=2, warmup_steps=2, n_negatives=16, patience=2)),
+    "small": (ParallelConfig(d_model=64, n_layer=2, max_items=20),
+              ParallelTrainConfig(batch_size=64, epochs=30, warmup_steps=20, n_negatives=64, patience=5)),
+    "beauty": (ParallelConfig(), ParallelTrainConfig()),
+}
+"""One preset for Beauty and Sports ('beauty'); 'small' for the demo's catalogue, 'tiny' for tests."""
+
+
+def sized_config(config: ParallelConfig, item_codes: np.ndarray, n_items: int) -> ParallelConfig:
+    """The config with ``n_codes``/``codebook_size`` taken from the codes and the ID table sized to the items
+    (an ID table is kept only when the config asks for one: ``n_items`` > 0 means "use IDs")."""
+    return replace(config, n_codes=int(item_codes.shape[1]), codebook_size=int(item_codes.max()) + 1,
+                   n_items=n_items if config.n_items else 0)
+
+
+class ParallelRecommender:
+    """Train with :func:`genads.parallel.train.fit`; recommend by exact scoring over the live ads.
+
+    Args:
+        item_codes: (n_items + 1, m) codes of every item index (row 0 = padding).
+        config: architecture (``n_codes``/``codebook_size`` come from ``item_codes``; ``n_items`` > 0
+            turns the ID embedding on and is resized to the split).
+        codebook: the fitted PQ transform, to encode ads added later (optional).
+    """
+
+    name = "generative-parallel"
+
+    def __init__(self, item_codes: np.ndarray, config: ParallelConfig | None = None,
+                 train: ParallelTrainConfig | None = None, run_dir: str | Path | None = None,
+                 codebook: PQCodebook | None = None) -> None:
+        self.item_codes = np.asarray(item_codes, dtype=np.int64)
+        base = config or replace(PRESETS["beauty"][0], n_items=1)
+        self.config = sized_config(base, self.item_codes, len(self.item_codes) - 1)
+        self.train = train or PRESETS["beauty"][1]
+        self.run_dir = run_dir
+        self.codebook = codebook
+        self.live = LiveAds(self.item_codes)
+        self.model: ParallelModel | None = None
+
+    def fit(self, split: SequenceSplit, *, seed: int = 0, progress: bool = True, resume: bool = False) -> list[dict]:
+        if len(self.item_codes) != split.n_items + 1:
+            raise ValueError(f"item_codes has {len(self.item_codes)} rows; the split needs {split.n_items + 1}")
+        torch.manual_seed(seed)
+        self.model = ParallelModel(self.config)
+        return fit(self.model, self.item_codes, split, self.train, seed=seed, run_dir=self.run_dir, resume=resume,
+                   progress=progress)
+
+    def _codes_of(self, history: np.ndarray) -> torch.Tensor:
+        """(B, L, m) codes of history keys: known items from the table, added ads from the live set."""
+        hist = np.asarray(history, dtype=np.int64)
+        codes = np.zeros((*hist.shape, self.item_codes.shape[1]), dtype=np.int64)
+        known = hist < len(self.item_codes)
+        codes[known] = self.item_codes[hist[known]]
+        for pos in zip(*np.nonzero(~known), strict=True):
+            key = int(hist[pos])
+            if key not in self.live:
+                raise KeyError(f"history item {key} is neither a trained item nor a live ad")
+            codes[pos] = self.live.codes_of(key)
+        return torch.from_numpy(codes)
+
+    @torch.no_grad()
+    def logprobs(self, history: np.ndarray) -> torch.Tensor:
+        """(B, m, K) log p_k of the next item's codes for left-padded histories (B, L)."""
+        if self.model is None:
+            raise RuntimeError("ParallelRecommender used before fit (or load)")
+        self.model.eval()
+        hist = np.ascontiguousarray(np.asarray(history, dtype=np.int64)[:, -self.config.max_items:])
+        width = max(1, int((hist > 0).sum(1).max())) if hist.size else 1
+        hist = hist[:, -width:]
+        return self.model.next_logprobs(torch.from_numpy(hist), self._codes_of(hist))
+
+    def recommend(self, history: np.ndarray, k: int) -> np.ndarray:
+        """(n, k) item keys, best first by exact score over the live ads (nothing ruled out)."""
+        out = [self.slate(history[i:i + 512], k).ads for i in range(0, len(history), 512)]
+        return np.concatenate(out) if out else np.zeros((0, k), dtype=np.int64)
+
+    def slate(self, history: np.ndarray, k: int, bid_config: BidConfig | None = None,
+              exclude: np.ndarray | None = None) -> Slate:
+        """The best ``k`` live ads per history, with ``log(bid ** alpha + beta)`` added when ``bid_config``."""
+        return self.live.topk(self.logprobs(history), k, bid_config=bid_config, exclude=exclude)
+
+    def add_ad(self, key: int, vector: np.ndarray | None = None, codes: np.ndarray | None = None,
+               bid: float | None = None) -> np.ndarray:
+        """Make ad ``key`` live now: its codes given, or encoded from its item ``vector`` (cold start)."""
+        if codes is None:
+            if vector is None:
+                raise ValueError(f"add_ad({key}): give the ad's item vector or its codes")
+            if self.codebook is None:
+                raise ValueError("add_ad with a vector needs the recommender's codebook (PQCodebook)")
+            codes = self.codebook.encode(np.asarray(vector, dtype=np.float32).reshape(1, -1))[0]
+        self.live.add(key, codes, bid=bid)
+        return np.asarray(codes)
+
+    def describe(self) -> dict:
+        return {"model": self.name, **asdict(self.config), "train": asdict(self.train)}
+
+    def save(self, folder: str | Path) -> None:
+        """config, weights (safetensors), item codes (.npy, no pickle) and the codebook, each written atomically."""
+        if self.model is None:
+            raise RuntimeError("nothing to save: fit or load first")
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_weights(self.model, folder / MODEL_WEIGHTS)
+        tmp = folder / f".{CODES_FILE}.tmp.npy"
+        np.save(tmp, self.item_codes, allow_pickle=False)
+        tmp.replace(folder / CODES_FILE)
+        if self.codebook is not None:
+            self.codebook.save(folder)
+        atomic_write_text(folder / MODEL_CONFIG, json.dumps({"model": asdict(self.config),
+                                                              "train": asdict(self.train)}, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, folder: str | Path, weights: str | Path | None = None) -> ParallelRecommender:
+        folder = Path(folder)
+        for name in (MODEL_CONFIG, CODES_FILE):
+            if not (folder / name).is_file():
+                raise FileNotFoundError(f"{folder / name} not found: is {folder} a parallel-family model folder?")
+        cfg = json.loads((folder / MODEL_CONFIG).read_text())
+        codebook = PQCodebook.load(folder) if (folder / "codebook.json").is_file() else None
+        rec = cls(np.load(folder / CODES_FILE, allow_pickle=False), ParallelConfig(**cfg["model"]),
+                  ParallelTrainConfig(**cfg["train"]), codebook=codebook)
+        rec.config = ParallelConfig(**cfg["model"])  # exactly as trained
+        rec.model = ParallelModel(rec.config)
+        load_weights(rec.model, Path(weights) if weights else folder / MODEL_WEIGHTS)
+        rec.model.eval()
+        return rec

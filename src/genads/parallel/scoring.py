@@ -1,0 +1,174 @@
+"""Exact scoring over the live ads, with bids: the parallel family's replacement for trie + beam search.
+
+Every live ad is scored
+
+    score(ad) = Σ_k log p_k(code_k(ad))  +  log(bid(ad) ** alpha + beta)
+
+(EGA's token-level bid term, which beam search can only apply per SID prefix, is exact per ad here.)
+One request costs m gathers over the live ads' code table. Ads can be added (with their codes, e.g.
+from :meth:`PQCodebook.encode` for an ad the model never saw), removed (paused, out of budget) and
+re-bid at any time; the next query sees the change.
+
+    live = LiveAds(item_codes)                   # every item 1..N live, no bids
+    live.add(ad, codes, bid=2.0); live.remove(ad); live.set_bid(ad, 1.5)
+    slate = live.topk(logp, k=10, bid_config=BidConfig(alpha=1.0))   # a genads.decode.beam.Slate
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from genads.decode.beam import Slate
+from genads.decode.bidding import BidConfig
+
+
+class LiveAds:
+    """Codes and bids of the ads that may be shown, keyed by an integer ad key (item index or ad id).
+
+    Args:
+        item_codes: (n + 1, m) codes of keys 0..n; row 0 (padding) is never live.
+        live: the keys that start live (default: 1..n).
+        bids: initial bids per key {key: bid}; keys without a bid use ``default_bid``.
+    """
+
+    def __init__(self, item_codes: np.ndarray, live: Iterable[int] | None = None,
+                 bids: dict[int, float] | None = None, default_bid: float = 0.0) -> None:
+        codes = np.asarray(item_codes, dtype=np.int64)
+        if codes.ndim != 2:
+            raise ValueError(f"item_codes must be (n + 1, m), got {codes.shape}")
+        self.n_codes = codes.shape[1]
+        self.default_bid = float(default_bid)
+        self._codes: dict[int, np.ndarray] = {}
+        self._bids: dict[int, float] = {}
+        self._lock = threading.Lock()
+        self._version = 0
+        self._built: tuple[int, Tensor, Tensor, Tensor] | None = None
+        keys = range(1, len(codes)) if live is None else live
+        for key in keys:
+            self._codes[int(key)] = codes[int(key)]
+        for key, bid in (bids or {}).items():
+            self.set_bid(key, bid)
+
+    def __len__(self) -> int:
+        return len(self._codes)
+
+    def __contains__(self, key: int) -> bool:
+        return int(key) in self._codes
+
+    @property
+    def keys(self) -> np.ndarray:
+        return np.fromiter(self._codes.keys(), dtype=np.int64, count=len(self._codes))
+
+    def codes_of(self, key: int) -> np.ndarray:
+        return self._codes[int(key)]
+
+    def add(self, key: int, codes: np.ndarray, bid: float | None = None) -> None:
+        """Make ``key`` live with ``codes`` (m,) (replacing any earlier codes), optionally with a bid."""
+        key, codes = int(key), np.asarray(codes, dtype=np.int64).reshape(-1)
+        if key <= 0:
+            raise ValueError(f"ad key {key} must be >= 1 (0 is padding)")
+        if codes.shape != (self.n_codes,):
+            raise ValueError(f"ad {key}: {codes.shape[0]} codes, the model reads {self.n_codes}")
+        if (codes < 0).any():
+            raise ValueError(f"ad {key}: negative code")
+        with self._lock:
+            self._codes[key] = codes
+            self._version += 1
+        if bid is not None:
+            self.set_bid(key, bid)
+
+    def remove(self, key: int) -> None:
+        """Take ``key`` out of the live set (paused, spent); its bid is kept for when it comes back."""
+        with self._lock:
+            if self._codes.pop(int(key), None) is not None:
+                self._version += 1
+
+    def set_bid(self, key: int, bid: float) -> None:
+        bid = float(bid)
+        if not (np.isfinite(bid) and bid >= 0):
+            raise ValueError(f"ad {key}: bid {bid} must be finite and >= 0")
+        with self._lock:
+            self._bids[int(key)] = bid
+            self._version += 1
+
+    def bid(self, key: int) -> float:
+        return self._bids.get(int(key), self.default_bid)
+
+    def _table(self) -> tuple[Tensor, Tensor, Tensor]:
+        """(keys (n,), codes (m, n), bids (n,)) of the live ads, rebuilt only after a change."""
+        with self._lock:
+            built = self._built
+            if built is None or built[0] != self._version:
+                keys = np.fromiter(self._codes.keys(), dtype=np.int64, count=len(self._codes))
+                codes = (np.stack([self._codes[k] for k in keys.tolist()]) if len(keys)
+                         else np.zeros((0, self.n_codes), dtype=np.int64))
+                bids = np.array([self._bids.get(k, self.default_bid) for k in keys.tolist()], dtype=np.float64)
+                built = (self._version, torch.from_numpy(keys), torch.from_numpy(np.ascontiguousarray(codes.T)),
+                         torch.from_numpy(bids))
+                self._built = built
+        return built[1], built[2], built[3]
+
+    def scores(self, logp: Tensor) -> tuple[Tensor, Tensor]:
+        """(keys (n,), model log-probabilities (B, n)) of every live ad for ``logp`` (B, m, K)."""
+        keys, codes, _ = self._table()
+        out = logp.new_zeros(logp.shape[0], len(keys))
+        for k in range(codes.shape[0]):
+            out += logp[:, k, :].index_select(1, codes[k])
+        return keys, out
+
+    @torch.no_grad()
+    def topk(self, logp: Tensor, k: int, bid_config: BidConfig | None = None,
+             exclude: np.ndarray | None = None, with_bids: bool = False) -> Slate:
+        """The best ``k`` live ads per row of ``logp`` (B, m, K), best first.
+
+        ``bid_config``: add ``log(bid ** alpha + beta)`` per ad (None: no bid term). ``exclude`` (B, L) keys not to
+        return (0 entries ignored). Rows with fewer than ``k`` live ads are padded with -1 / -inf.
+        """
+        if k < 1:
+            raise ValueError(f"k={k} must be >= 1")
+        keys, _, bids = self._table()
+        _, logprob = self.scores(logp)
+        total = logprob
+        if bid_config is not None:
+            weight = torch.log(bids.pow(bid_config.alpha) + bid_config.beta).to(logprob.dtype)
+            total = logprob + weight
+        if exclude is not None and len(keys):
+            ex = torch.as_tensor(np.asarray(exclude, dtype=np.int64))
+            hit = (keys.view(1, -1, 1) == ex.unsqueeze(1)).any(-1)  # keys are >= 1: padding 0 never hits
+            total = total.masked_fill(hit, float("-inf"))
+        B, n = logprob.shape
+        take = min(k, n)
+        best = torch.topk(total, take, dim=1)
+        ads = np.full((B, k), -1, dtype=np.int64)
+        scores = np.full((B, k), -np.inf)
+        lp = np.full((B, k), -np.inf)
+        bid_out = np.full((B, k), np.nan)
+        if take:
+            idx = best.indices
+            found = torch.isfinite(best.values)
+            ads[:, :take] = np.where(found.numpy(), keys[idx].numpy(), -1)
+            scores[:, :take] = np.where(found.numpy(), best.values.double().numpy(), -np.inf)
+            lp[:, :take] = np.where(found.numpy(), logprob.gather(1, idx).double().numpy(), -np.inf)
+            if with_bids or bid_config is not None:
+                bid_out[:, :take] = np.where(found.numpy(), bids[idx].numpy(), np.nan)
+        return Slate(ads=ads, scores=scores, logprob=lp, bids=bid_out if (with_bids or bid_config) else None)
+
+    @torch.no_grad()
+    def topk_reference(self, logp: Tensor, k: int, bid_config: BidConfig | None = None) -> Slate:
+        """The naive per-ad loop :meth:`topk` is tested against (one row of ``logp``)."""
+        rows = []
+        for key, codes in self._codes.items():
+            s = sum(float(logp[0, j, int(c)]) for j, c in enumerate(codes))
+            w = 0.0
+            if bid_config is not None:
+                w = float(np.log(self.bid(key) ** bid_config.alpha + bid_config.beta))
+            rows.append((s + w, s, key))
+        rows.sort(key=lambda r: (-r[0], r[2]))
+        rows = rows[:k] + [(-np.inf, -np.inf, -1)] * max(0, k - len(rows))
+        return Slate(ads=np.array([[r[2] for r in rows]]), scores=np.array([[r[0] for r in rows]]),
+                     logprob=np.array([[r[1] for r in rows]]))

@@ -1,0 +1,276 @@
+"""Training the parallel-code generator: per-code cross-entropy plus an item-level sampled softmax.
+
+Two losses at every position of every training window:
+- **code CE** (RPG): the mean over the m heads of the cross-entropy of the next item's code;
+- **item softmax** (the item-level contrastive term of ACERec/LIGER, and the loss of SASRec+SS): the
+  exact item score Σ_k logit_k(code_k) of the next item against ``n_negatives`` items drawn uniformly
+  per position. It trains the very quantity the recommender ranks by; the code CE alone treats the m
+  codes as independent, which is looser.
+
+Resumes exactly (weights, optimiser, RNG, data position; negatives are drawn from a generator seeded by
+the step), validates by exact full ranking (NDCG@10, nothing ruled out: the protocol of the rows it is
+compared with), and trains with DDP under torchrun like the SID family (gloo on CPU, NCCL on GPU).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from genads.data.split import EvalSet, SequenceSplit
+from genads.eval.metrics import ranking_metrics, topk_from_scores
+from genads.parallel.model import ParallelModel, score_items
+from genads.slate import checkpoint as ckpt
+from genads.slate.train import (
+    _append_jsonl,
+    _over_budget,
+    _read_best,
+    all_sum,
+    epoch_batches,
+    lr_at,
+    train_device,
+    training_windows,
+    world_info,
+)
+
+
+@dataclass(frozen=True)
+class ParallelTrainConfig:
+    """Optimisation and early-stopping settings of the parallel family."""
+
+    batch_size: int = 128
+    """Global batch (windows), split over the DDP ranks."""
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 100
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    epochs: int = 100
+    code_weight: float = 1.0
+    """Weight of the per-code cross-entropy."""
+    code_heads: int = 8
+    """Code heads whose cross-entropy a step computes (a random subset: an unbiased estimate of the mean
+    over all m at a fraction of the cost; 0 = all)."""
+    item_weight: float = 1.0
+    """Weight of the item-level sampled softmax."""
+    n_negatives: int = 256
+    item_temperature: float = 0.05
+    """The item logit is mean_k cos_k / item_temperature (same order as the exact score)."""
+    eval_every: int = 1
+    patience: int = 8
+    """Stop after this many validations without a better NDCG@10; the best weights are restored."""
+    eval_users: int = 0
+    """Validation cases for early stopping (evenly spaced; 0 = all: exact scoring makes them cheap)."""
+    time_budget_s: float = 0.0
+    """Stop at the first epoch end after this many seconds in this call (0 = no limit)."""
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "epochs", "eval_every", "patience", "n_negatives"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        for name in ("lr", "grad_clip", "item_temperature"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}={getattr(self, name)} must be > 0")
+        for name in ("warmup_steps", "weight_decay", "code_weight", "code_heads", "item_weight", "eval_users",
+                     "time_budget_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
+        if self.code_weight == 0 and self.item_weight == 0:
+            raise ValueError("code_weight and item_weight are both 0: nothing to train")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ValueError(f"min_lr_ratio={self.min_lr_ratio} must be in [0, 1]")
+
+
+class Objective(nn.Module):
+    """Code CE + item sampled softmax over one batch of windows (a module, so DDP can wrap it)."""
+
+    def __init__(self, model: ParallelModel, item_codes: Tensor, cfg: ParallelTrainConfig) -> None:
+        super().__init__()
+        self.model, self.cfg = model, cfg
+        self.register_buffer("item_codes", item_codes, persistent=False)  # (N+1, m)
+
+    def forward(self, items: Tensor, targets: Tensor, gen: torch.Generator, norm: Tensor) -> tuple[Tensor, Tensor]:
+        """Losses summed over this rank's positions and divided by ``norm``, the positions of the whole
+        (global) batch, so that DDP's gradient average over ranks equals one process on the whole batch."""
+        model, cfg = self.model, self.cfg
+        h = model(items, self.item_codes[items])
+        mask = targets > 0
+        q = model.code_queries(h[mask])  # (M, m, D), already / temperature
+        table = model.code_table()  # (m, K, D)
+        pos = targets[mask]
+        m = q.shape[1]
+        pos_codes = self.item_codes[pos]  # (M, m)
+        zero = q.new_zeros(())
+        code_ce = item_ce = zero
+        if cfg.code_weight > 0:
+            heads = torch.arange(m)
+            if 0 < cfg.code_heads < m:
+                heads = torch.randperm(m, generator=gen)[:cfg.code_heads]
+            heads = heads.to(pos.device)
+            logits = torch.bmm(q[:, heads].transpose(0, 1), table[heads].transpose(1, 2))  # (h, M, K)
+            code_ce = F.cross_entropy(logits.flatten(0, 1), pos_codes[:, heads].T.flatten(),
+                                      reduction="sum") / (norm * len(heads))
+        if cfg.item_weight > 0:
+            # item logit = mean_k cos_k / item_temperature: the exact score's order. Negatives are shared by
+            # the batch (one (M, m·D) x (m·D, n) product), never the positive itself.
+            scale = model.config.temperature / (m * cfg.item_temperature)
+            ks = torch.arange(m, device=pos.device)
+            pos_logit = (q * table[ks, pos_codes]).sum((1, 2)) * scale  # (M,)
+            neg = torch.randint(1, len(self.item_codes), (cfg.n_negatives,), generator=gen).to(pos.device)
+            neg_vecs = table[ks, self.item_codes[neg]]  # (n, m, D)
+            neg_logit = (q.flatten(1) @ neg_vecs.flatten(1).T) * scale  # (M, n)
+            neg_logit = neg_logit.masked_fill(neg.unsqueeze(0) == pos.unsqueeze(1), float("-inf"))
+            item_logits = torch.cat([pos_logit.unsqueeze(1), neg_logit], dim=1)
+            item_ce = F.cross_entropy(item_logits, torch.zeros(len(pos), dtype=torch.long, device=pos.device),
+                                      reduction="sum") / norm
+        loss = cfg.code_weight * code_ce + cfg.item_weight * item_ce
+        return loss, torch.stack([code_ce.detach(), item_ce.detach()])
+
+
+def make_optimizer(model: nn.Module, cfg: ParallelTrainConfig) -> torch.optim.AdamW:
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": rest, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
+
+
+@torch.no_grad()
+def exact_topk(model: ParallelModel, item_codes: Tensor, history: np.ndarray, k: int,
+               batch_size: int = 512) -> np.ndarray:
+    """Top-k item indices (n, k) by exact score over every item for left-padded histories (n, L)."""
+    model.eval()
+    out = []
+    for i in range(0, len(history), batch_size):
+        seq = torch.from_numpy(np.ascontiguousarray(history[i:i + batch_size][:, -model.config.max_items:]))
+        width = int((seq > 0).sum(1).max().clamp(min=1))
+        seq = seq[:, -width:].to(item_codes.device)
+        scores = score_items(model.next_logprobs(seq, item_codes[seq]), item_codes)
+        out.append(topk_from_scores(scores.cpu(), k).numpy())
+    return np.concatenate(out) if out else np.zeros((0, k), dtype=np.int64)
+
+
+def validate(model: ParallelModel, item_codes: Tensor, eval_set: EvalSet, cfg: ParallelTrainConfig) -> float:
+    """NDCG@10 by exact full ranking on (a subset of) ``eval_set``; DDP ranks share the cases."""
+    rank, world = world_info()
+    n = len(eval_set)
+    cases = np.linspace(0, n - 1, cfg.eval_users).round().astype(int) if 0 < cfg.eval_users < n else np.arange(n)
+    mine = cases[rank::world]
+    ranked = exact_topk(model, item_codes, eval_set.history[mine], 10)
+    total = ranking_metrics(ranked, eval_set.target[mine], ks=(10,))["ndcg@10"] * len(mine) if len(mine) else 0.0
+    return float(all_sum(torch.tensor([total], dtype=torch.float64))[0]) / max(len(cases), 1)
+
+
+def fit(model: ParallelModel, item_codes: np.ndarray, split: SequenceSplit, cfg: ParallelTrainConfig, *,
+        seed: int = 0, run_dir: str | Path | None = None, resume: bool = False, until_step: int | None = None,
+        progress: bool = True) -> list[dict]:
+    """Train ``model`` in place on ``split.train``, early stopping on ``split.valid``.
+
+    Args:
+        item_codes: (n_items + 1, m) codes of every item index (row 0: padding, any value).
+        run_dir: folder for metrics.jsonl and checkpoint/ (None: nothing written, no resume).
+        resume: continue exactly from ``run_dir/checkpoint``.
+        until_step: stop (and checkpoint) after this many optimiser steps in total.
+
+    Returns:
+        One row per epoch finished in this call (loss, code_ce, item_ce, lr, seconds, valid_ndcg@10).
+    """
+    rank, world = world_info()
+    run_dir = Path(run_dir) if run_dir is not None else None
+    folder = run_dir / "checkpoint" if run_dir is not None else None
+    torch.manual_seed(seed)
+    device = train_device()
+    model.to(device)
+    codes_t = torch.as_tensor(item_codes, dtype=torch.long)
+    objective: nn.Module = Objective(model, codes_t.to(device), cfg)
+    opt = make_optimizer(model, cfg)
+    state = ckpt.Progress()
+    best_weights = None
+    if resume:
+        if folder is None or not ckpt.has_checkpoint(folder):
+            raise FileNotFoundError(f"resume: no checkpoint in {folder}")
+        state = ckpt.load_checkpoint(folder, model, opt)
+        if (folder / ckpt.BEST).is_file():
+            best_weights = {k: v.clone() for k, v in _read_best(folder).items()}
+    if world > 1:
+        objective = nn.parallel.DistributedDataParallel(objective)
+    windows, _ = training_windows(split, model.config.max_items)
+    windows = torch.from_numpy(windows)
+    lengths = (windows > 0).sum(1).numpy()
+    steps_per_epoch = len(epoch_batches(lengths, cfg.batch_size, seed, 0, world))
+    total = steps_per_epoch * cfg.epochs
+    log: list[dict] = []
+    bar = tqdm(total=total, initial=state.step, desc="parallel", disable=not progress or rank != 0)
+    epoch_start = started = time.perf_counter()
+    while not state.done and (until_step is None or state.step < until_step):
+        batches = epoch_batches(lengths, cfg.batch_size, seed, state.epoch, world)
+        while state.batch < len(batches) and (until_step is None or state.step < until_step):
+            rows = torch.from_numpy(batches[state.batch][rank::world])
+            win = windows[rows]
+            width = int((win > 0).sum(1).max())
+            win = win[:, -width:]
+            gen = torch.Generator().manual_seed(seed * 1_000_003 + state.step * 7919)  # the same on every rank
+            targets = win[:, 1:]
+            norm = all_sum(torch.tensor([float((targets > 0).sum())], dtype=torch.float64))[0].float().to(device)
+            model.train()
+            loss, parts = objective(win[:, :-1].to(device), targets.to(device), gen, norm.clamp(min=1.0))
+            for group in opt.param_groups:
+                group["lr"] = lr_at(state.step, total, cfg)
+            opt.zero_grad(set_to_none=True)
+            (loss * world).backward()  # DDP averages gradients over ranks; the loss already uses global counts
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            parts = all_sum(parts.double().cpu())  # each rank's share of the global mean
+            state.batch, state.step = state.batch + 1, state.step + 1
+            state.epoch_loss += float(parts[0])
+            state.epoch_mtp += float(parts[1])  # the item softmax, in the slot the SID family uses for MTP
+            state.epoch_batches += 1
+            bar.update(1)
+        if state.batch >= len(batches):
+            row, best_weights = _end_epoch(model, codes_t.to(device), split, cfg, state, best_weights, total,
+                                           epoch_start)
+            if cfg.time_budget_s and not state.done and _over_budget(started, cfg.time_budget_s):
+                state.done = row["stopped_by_time_budget"] = True
+            bar.set_postfix(code=f"{row['code_ce']:.3f}", item=f"{row['item_ce']:.3f}", ndcg10=f"{state.best:.4f}")
+            epoch_start = time.perf_counter()
+            log.append(row)
+            if run_dir is not None and rank == 0:
+                _append_jsonl(run_dir / "metrics.jsonl", row)
+                if row.get("improved"):
+                    ckpt.save_weights(model, folder / ckpt.BEST)
+        if folder is not None and rank == 0:
+            ckpt.save_checkpoint(folder, model, opt, state)
+    bar.close()
+    if state.done and best_weights is not None:
+        model.load_state_dict(best_weights)
+    model.cpu()
+    model.eval()
+    return log
+
+
+def _end_epoch(model: ParallelModel, item_codes: Tensor, split: SequenceSplit, cfg: ParallelTrainConfig,
+               state: ckpt.Progress, best_weights: dict | None, total: int, start: float) -> tuple[dict, dict | None]:
+    n = max(state.epoch_batches, 1)
+    row = {"epoch": state.epoch + 1, "step": state.step, "code_ce": state.epoch_loss / n,
+           "item_ce": state.epoch_mtp / n, "lr": lr_at(state.step, total, cfg),
+           "seconds": round(time.perf_counter() - start, 2)}
+    row["loss"] = cfg.code_weight * row["code_ce"] + cfg.item_weight * row["item_ce"]
+    last = state.epoch + 1 >= cfg.epochs
+    if (state.epoch + 1) % cfg.eval_every == 0 or last:
+        row["valid_ndcg@10"] = validate(model, item_codes, split.valid, cfg)
+        if row["valid_ndcg@10"] > state.best:
+            state.best, state.best_epoch, state.stale = row["valid_ndcg@10"], state.epoch + 1, 0
+            best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            row["improved"] = True
+        else:
+            state.stale += 1
+    state.done = last or state.stale >= cfg.patience
+    state.epoch, state.batch = state.epoch + 1, 0
+    state.epoch_loss, state.epoch_mtp, state.epoch_batches = 0.0, 0.0, 0
+    return row, best_weights

@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+import torch
+
+from genads.decode.bidding import BidConfig
+from genads.parallel import LiveAds, score_items
+
+
+def random_logp(b: int, m: int, k: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.log_softmax(torch.randn(b, m, k, generator=g, dtype=torch.float64), -1)
+
+
+def test_exact_scores_equal_a_naive_per_ad_sum():
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 8, size=(41, 5))
+    logp = random_logp(3, 5, 8)
+    fast = score_items(logp, torch.from_numpy(codes))
+    for b in range(3):
+        for n in range(41):
+            assert fast[b, n].item() == pytest.approx(sum(logp[b, j, codes[n, j]].item() for j in range(5)))
+
+
+def test_topk_equals_reference_with_and_without_bids_and_only_live_ads():
+    rng = np.random.default_rng(1)
+    codes = rng.integers(0, 8, size=(31, 4))
+    live = LiveAds(codes, bids={i: float(rng.uniform(0.1, 5)) for i in range(1, 31)})
+    for gone in (3, 7, 11):
+        live.remove(gone)
+    logp = random_logp(1, 4, 8, seed=2)
+    for cfg in (None, BidConfig(alpha=1.0, beta=0.1)):
+        fast = live.topk(logp, 10, bid_config=cfg)
+        ref = live.topk_reference(logp, 10, bid_config=cfg)
+        np.testing.assert_array_equal(fast.ads, ref.ads)
+        np.testing.assert_allclose(fast.scores, ref.scores, rtol=1e-9)
+        assert not set(fast.ads[0]) & {3, 7, 11, 0}
+    everything = live.topk(logp, 40)
+    assert (everything.ads[0, :27] > 0).all() and (everything.ads[0, 27:] == -1).all()
+
+
+def test_raising_a_bid_never_lowers_the_ads_rank():
+    rng = np.random.default_rng(3)
+    codes = rng.integers(0, 8, size=(21, 4))
+    live = LiveAds(codes, bids={i: 1.0 for i in range(1, 21)})
+    logp = random_logp(1, 4, 8, seed=4)
+    cfg = BidConfig(alpha=1.0, beta=0.0)
+    ad = int(live.topk(logp, 20, bid_config=cfg).ads[0, -1])  # the worst-placed ad
+    ranks = []
+    for bid in (1.0, 2.0, 5.0, 50.0, 5000.0):
+        live.set_bid(ad, bid)
+        ranks.append(list(live.topk(logp, 20, bid_config=cfg).ads[0]).index(ad))
+    assert ranks == sorted(ranks, reverse=True) and ranks[-1] == 0 and ranks[0] == 19
+
+
+def test_added_ad_is_scored_at_once_and_exclude_works():
+    codes = np.zeros((4, 2), dtype=np.int64)
+    codes[1:] = [[1, 1], [2, 2], [3, 3]]
+    live = LiveAds(codes)
+    logp = torch.log_softmax(torch.tensor([[[0.0, 0.0, 0.0, 0.0, 9.0], [0.0, 0.0, 0.0, 0.0, 9.0]]]), -1)
+    assert 100 not in set(live.topk(logp, 3).ads[0])
+    live.add(100, np.array([4, 4]), bid=1.0)  # a brand-new ad whose codes the user's state prefers
+    assert live.topk(logp, 1).ads[0, 0] == 100
+    assert live.topk(logp, 1, exclude=np.array([[100, 0]])).ads[0, 0] != 100
+    with pytest.raises(ValueError, match="3 codes"):
+        live.add(5, np.array([1, 2, 3]))
+    with pytest.raises(ValueError, match="bid -1"):
+        live.set_bid(1, -1)

@@ -1,0 +1,107 @@
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from safetensors.torch import load_file, save_file
+
+from genads.baselines import Popularity
+from genads.data.dataset import load_dataset
+from genads.data.split import leave_one_out
+from genads.eval.metrics import ranking_metrics
+from genads.parallel import ParallelConfig, ParallelModel, ParallelTrainConfig, fit
+from genads.parallel.recommender import sized_config
+from genads.parallel.train import exact_topk
+
+TINY = ParallelTrainConfig(batch_size=16, lr=5e-3, warmup_steps=2, epochs=3, eval_every=1, patience=5, n_negatives=8,
+                           code_heads=2)
+
+
+def build(codes: np.ndarray, seed: int = 0, **overrides) -> ParallelModel:
+    torch.manual_seed(seed)
+    base = ParallelConfig(d_model=16, d_code=4, n_layer=1, max_items=10, n_items=1, dropout=0.1)
+    return ParallelModel(replace(sized_config(base, codes, len(codes) - 1), **overrides))
+
+
+def test_learns_the_cycle_and_beats_popularity(cycle_split, cycle_codes):
+    model = build(cycle_codes, d_model=32, dropout=0.0)
+    cfg = ParallelTrainConfig(batch_size=16, lr=1e-2, warmup_steps=3, epochs=40, eval_every=10, patience=3,
+                              n_negatives=16)
+    log = fit(model, cycle_codes, cycle_split, cfg, seed=0, progress=False)
+    assert log[-1]["loss"] < log[0]["loss"]
+    ranked = exact_topk(model, torch.from_numpy(cycle_codes), cycle_split.test.history, 10)
+    ours = ranking_metrics(ranked, cycle_split.test.target, ks=(10,))["recall@10"]
+    pop = Popularity()
+    pop.fit(cycle_split)
+    base = ranking_metrics(pop.recommend(cycle_split.test.history, 10), cycle_split.test.target, ks=(10,))["recall@10"]
+    assert ours > 0.6 and ours > base + 0.3
+
+
+def test_codes_only_model_learns_too(cycle_split, cycle_codes):
+    model = build(cycle_codes, d_model=32, dropout=0.0, n_items=0)
+    assert model.item is None
+    cfg = ParallelTrainConfig(batch_size=16, lr=1e-2, warmup_steps=3, epochs=40, eval_every=10, patience=3,
+                              n_negatives=16)
+    fit(model, cycle_codes, cycle_split, cfg, seed=0, progress=False)
+    ranked = exact_topk(model, torch.from_numpy(cycle_codes), cycle_split.test.history, 10)
+    assert ranking_metrics(ranked, cycle_split.test.target, ks=(10,))["recall@10"] > 0.5
+
+
+def test_resume_is_exact(cycle_split, cycle_codes, tmp_path):
+    cfg = replace(TINY, epochs=4)
+    straight = build(cycle_codes)
+    fit(straight, cycle_codes, cycle_split, cfg, seed=1, run_dir=tmp_path / "a", until_step=10, progress=False)
+    half = build(cycle_codes)
+    fit(half, cycle_codes, cycle_split, cfg, seed=1, run_dir=tmp_path / "b", until_step=5, progress=False)
+    resumed = build(cycle_codes, seed=99)  # weights must come from the checkpoint
+    fit(resumed, cycle_codes, cycle_split, cfg, seed=1, run_dir=tmp_path / "b", resume=True, until_step=10,
+        progress=False)
+    for k, v in straight.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k]), k
+    rows = [[{k: v for k, v in json.loads(line).items() if k != "seconds"}
+             for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()] for run in ("a", "b")]
+    assert rows[0] == rows[1] and len(rows[0]) == 2 and "valid_ndcg@10" in rows[0][0]
+
+
+def _ddp_worker(rank: int, world: int, folder: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{folder}/rendezvous", rank=rank, world_size=world)
+    try:
+        split = leave_one_out(load_dataset(f"{folder}/ds"))
+        codes = np.load(f"{folder}/codes.npy")
+        model = build(codes, dropout=0.0, id_dropout=0.0)
+        fit(model, codes, split, TINY, seed=2, until_step=6, progress=False)
+        if rank == 0:
+            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, f"{folder}/ddp.safetensors")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_ddp_processes_match_one(cycle_dataset, cycle_codes, tmp_path):
+    np.save(tmp_path / "codes.npy", cycle_codes)
+    mp.spawn(_ddp_worker, args=(2, str(cycle_dataset.path.parent)), nprocs=2, join=True)
+    single = build(cycle_codes, dropout=0.0, id_dropout=0.0)
+    fit(single, cycle_codes, leave_one_out(cycle_dataset), TINY, seed=2, until_step=6, progress=False)
+    ddp = load_file(str(cycle_dataset.path.parent / "ddp.safetensors"))
+    moved = 0.0
+    for k, v in single.state_dict().items():
+        theirs = ddp[k]
+        if k.endswith("in_proj_bias"):  # the key bias has a zero gradient (softmax is shift-invariant): Adam
+            d = len(v) // 3             # turns its float noise into +-lr steps, so only q and v biases are compared
+            v, theirs = torch.cat([v[:d], v[2 * d:]]), torch.cat([theirs[:d], theirs[2 * d:]])
+        torch.testing.assert_close(theirs, v, atol=2e-5, rtol=1e-4)
+        moved = max(moved, float((single.state_dict()[k] - build(cycle_codes, dropout=0.0, id_dropout=0.0)
+                                  .state_dict()[k]).abs().max()))
+    assert moved > 1e-3
+
+
+def test_config_errors_name_the_field():
+    with pytest.raises(ValueError, match="batch_size=0"):
+        ParallelTrainConfig(batch_size=0)
+    with pytest.raises(ValueError, match="both 0"):
+        ParallelTrainConfig(code_weight=0, item_weight=0)
+    with pytest.raises(ValueError, match="temperature=0"):
+        ParallelConfig(temperature=0)
