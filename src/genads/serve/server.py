@@ -138,8 +138,9 @@ def run(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, ledger_u
     torch.set_num_threads(int(os.environ.get("GENADS_TORCH_THREADS", "1")))  # one core per worker
     limits = limits or Limits()
     app = build_app(run_dir, ledger_url, config, limits, public_url)
+    # h11's own bound on a header block still arriving is looser, so that LimitsMiddleware answers (JSON 431) first
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, timeout_keep_alive=limits.keep_alive_s,
-                h11_max_incomplete_event_size=limits.max_header_bytes, limit_concurrency=limits.max_connections)
+                h11_max_incomplete_event_size=4 * limits.max_header_bytes, limit_concurrency=limits.max_connections)
 
 
 def spawn(run_dir: str | Path, port: int, *args: str, env: dict[str, str] | None = None,
