@@ -27,6 +27,7 @@ STEPS: tuple[tuple[str, str], ...] = (
     ("tokenize", "genads.tokenize.demo_step:run"),
     ("baselines", "genads.baselines.demo_step:run"),
     ("slate", "genads.slate.demo_step:run"),
+    ("parallel", "genads.parallel.demo_step:run"),
     ("auction", "genads.auction.demo_step:run"),
     ("rerank", "genads.reward.demo_step:run"),
     ("creatives", "genads.creative.demo_step:run"),

@@ -1,7 +1,11 @@
-"""``genads train`` / ``genads eval`` / ``genads recommend``: the generative slate model from the command line.
+"""``genads train`` / ``genads eval`` / ``genads recommend``: the generative models from the command line.
 
-A run folder holds config.json (dataset, SIDs, architecture, training settings, seed),
-metrics.jsonl (a row per epoch), checkpoint/ (exact resume) and model.safetensors (the best weights).
+Two families (``--family``): ``sid`` (default), the SID slate model with trie-constrained beam search over
+a ``genads tokenize`` folder; ``parallel``, the parallel-code generator with exact scoring, which makes its
+own PQ codes from the dataset's item vectors (training events only) and keeps the codebook in the run.
+A run folder holds config.json (family, dataset, codes, architecture, training settings, seed),
+metrics.jsonl (a row per epoch), checkpoint/ (exact resume) and model.safetensors (the best weights);
+a parallel run also holds parallel.json, codes.npy and codebook.{json,safetensors}.
 ``torchrun --nproc_per_node=N -m genads.cli train ...`` trains with DDP (gloo on CPU, NCCL on GPU).
 """
 
@@ -18,6 +22,9 @@ import pandas as pd
 from genads.data.dataset import atomic_write_text, load_dataset
 from genads.data.split import SequenceSplit, SplitConfig, leave_one_out, user_sequences
 from genads.eval.harness import evaluate_split
+from genads.parallel import PRESETS as PARALLEL_PRESETS
+from genads.parallel import ParallelRecommender
+from genads.parallel.catalogue import fit_codes
 from genads.slate.checkpoint import save_weights
 from genads.slate.model import PRESETS, SlateConfig
 from genads.slate.recommender import SlateRecommender
@@ -51,15 +58,64 @@ def load_run(run: Path) -> tuple[dict, SequenceSplit, np.ndarray]:
     return cfg, split, aligned_sids(Path(cfg["sids"]), split)
 
 
-def load_recommender(run: Path) -> tuple[dict, SequenceSplit, SlateRecommender]:
+def load_recommender(run: Path) -> tuple[dict, SequenceSplit, SlateRecommender | ParallelRecommender]:
+    """The run's config, split and recommender (either family), with the run's best weights."""
+    if _family(run) == "parallel":
+        cfg = json.loads((run / CONFIG).read_text())
+        split = leave_one_out(load_dataset(cfg["dataset"]), SplitConfig(max_history=cfg["max_history"]))
+        weights = run / WEIGHTS if (run / WEIGHTS).is_file() else run / "checkpoint" / "best.safetensors"
+        return cfg, split, ParallelRecommender.load(run, weights=weights)
     cfg, split, sids = load_run(run)
     weights = run / WEIGHTS if (run / WEIGHTS).is_file() else run / "checkpoint" / WEIGHTS
     rec = SlateRecommender.load(weights, SlateConfig(**cfg["model"]), TrainConfig(**cfg["train"]), sids)
     return cfg, split, rec
 
 
+def _family(run: Path) -> str:
+    if not (run / CONFIG).is_file():
+        raise FileNotFoundError(f"{run / CONFIG} not found: is {run} a run folder from `genads train`?")
+    return json.loads((run / CONFIG).read_text()).get("family", "sid")
+
+
+def train_parallel(args: argparse.Namespace, rank: int, world: int) -> int:
+    """``genads train --family parallel``: PQ codes from the dataset, then the parallel-code generator."""
+    if args.resume:
+        cfg = json.loads((args.out / CONFIG).read_text())
+        split = leave_one_out(load_dataset(cfg["dataset"]), SplitConfig(max_history=cfg["max_history"]))
+        rec = ParallelRecommender.load(args.out, weights=args.out / "checkpoint" / WEIGHTS)
+    else:
+        if args.preset not in PARALLEL_PRESETS:
+            raise ValueError(f"--preset {args.preset!r}: the parallel family has {sorted(PARALLEL_PRESETS)}")
+        dataset = load_dataset(args.dataset)
+        split = leave_one_out(dataset, SplitConfig(max_history=args.max_history))
+        model_cfg, train_cfg = PARALLEL_PRESETS[args.preset]
+        model_cfg = replace(model_cfg, max_items=min(model_cfg.max_items, args.max_history), n_items=1)
+        if args.epochs:
+            train_cfg = replace(train_cfg, epochs=args.epochs)
+        if args.batch_size:
+            train_cfg = replace(train_cfg, batch_size=args.batch_size)
+        sources = args.sources.split(",") if args.sources else None
+        codebook, codes, stats, _ = fit_codes(dataset, split, sources=sources, cache_dir=args.out / "cache",
+                                           seed=args.seed, progress=not args.quiet)
+        rec = ParallelRecommender(codes, model_cfg, train_cfg, codebook=codebook)
+        cfg = {"family": "parallel", "dataset": str(Path(args.dataset).resolve()), "max_history": args.max_history,
+               "seed": args.seed, "preset": args.preset, "codes": stats, "world_size": world}
+        if rank == 0:  # everything but the weights first, so that a run cut off can --resume
+            rec.save(args.out, weights=False)
+            atomic_write_text(args.out / CONFIG, json.dumps(cfg, indent=2) + "\n")
+    rec.run_dir = args.out
+    log = rec.fit(split, seed=cfg["seed"], progress=not args.quiet, resume=args.resume)
+    if rank == 0:
+        rec.save(args.out)
+        best = max((r["valid_ndcg@10"] for r in log if "valid_ndcg@10" in r), default=float("nan"))
+        print(f"{args.out}: {len(log)} epochs this run on {world} process(es), best valid NDCG@10 {best:.4f}")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     rank, world = init_distributed()
+    if args.family == "parallel" or (args.resume and _family(args.out) == "parallel"):
+        return train_parallel(args, rank, world)
     if args.resume:
         cfg, split, sids = load_run(args.out)
         model_cfg, train_cfg = SlateConfig(**cfg["model"]), TrainConfig(**cfg["train"])
@@ -115,24 +171,33 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     if pos >= len(users) or users[pos] != args.user:
         raise ValueError(f"--user {args.user}: no events for this user in {cfg['dataset']}")
     history = seqs[pos][-rec.config.max_items:][None]
-    slate = rec.slate(history, args.k, users=np.array([args.user]) if rec.config.user_buckets else None,
-                      beam=max(rec.train.beam, args.k))  # a longer list than validated: widen, explicitly
+    if isinstance(rec, ParallelRecommender):  # exact scoring: any k, no beam
+        slate, codes = rec.slate(history, args.k), rec.item_codes
+    else:
+        slate = rec.slate(history, args.k, users=np.array([args.user]) if rec.config.user_buckets else None,
+                          beam=max(rec.train.beam, args.k))  # a longer list than validated: widen, explicitly
+        codes = rec.sids
     titles = dataset.titles()
     print(f"user {args.user}: {len(seqs[pos])} past ads; slate of {args.k}:")
     for rank, (item, score) in enumerate(zip(slate.ads[0], slate.scores[0], strict=True), 1):
         if item < 0:
             break
         ad = int(split.item_ids[item])
-        sid = "-".join(map(str, rec.sids[item]))
+        sid = "-".join(map(str, codes[item][:8])) + ("-..." if codes.shape[1] > 8 else "")
         print(f"{rank:3d}. ad {ad}  [{sid}]  logp {score:7.3f}  {titles.get(ad, '') or '(no title)'}")
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train the generative slate model over Semantic IDs (DDP under torchrun)")
+    p = sub.add_parser("train", help="train a generative model: SID slate model or parallel codes (DDP under torchrun)")
     p.add_argument("dataset", type=Path, nargs="?", help="dataset folder (genads data import); not with --resume")
-    p.add_argument("--sids", type=Path, help="folder with sids.parquet (genads tokenize)")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="small", help="architecture + training preset")
+    p.add_argument("--family", choices=["sid", "parallel"], default="sid",
+                   help="sid: Semantic IDs + beam search (needs --sids); parallel: PQ codes + exact scoring")
+    p.add_argument("--sids", type=Path, help="folder with sids.parquet (genads tokenize); --family sid")
+    p.add_argument("--sources", help="--family parallel: item-vector sources (text,attributes,collab,embedding; "
+                   "default: all the dataset has)")
+    p.add_argument("--preset", choices=sorted(set(PRESETS) | set(PARALLEL_PRESETS)), default="small",
+                   help="architecture + training preset (the family's own presets)")
     p.add_argument("--out", type=Path, required=True, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     p.add_argument("--epochs", type=int, help="override the preset's maximum epochs")
@@ -158,6 +223,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _checked_train(args: argparse.Namespace) -> int:
-    if not args.resume and (args.dataset is None or args.sids is None):
-        raise ValueError("train needs DATASET and --sids (or --resume with an existing --out)")
+    if not args.resume and args.dataset is None:
+        raise ValueError("train needs DATASET (or --resume with an existing --out)")
+    if not args.resume and args.family == "sid" and args.sids is None:
+        raise ValueError("train --family sid needs --sids (a genads tokenize folder); --family parallel makes its codes")
     return cmd_train(args)

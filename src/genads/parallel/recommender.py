@@ -124,13 +124,15 @@ class ParallelRecommender:
     def describe(self) -> dict:
         return {"model": self.name, **asdict(self.config), "train": asdict(self.train)}
 
-    def save(self, folder: str | Path) -> None:
-        """config, weights (safetensors), item codes (.npy, no pickle) and the codebook, each written atomically."""
-        if self.model is None:
-            raise RuntimeError("nothing to save: fit or load first")
+    def save(self, folder: str | Path, weights: bool = True) -> None:
+        """config, weights (safetensors; ``weights=False``: not yet, e.g. before training), item codes (.npy, no
+        pickle) and the codebook, each written atomically."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        save_weights(self.model, folder / MODEL_WEIGHTS)
+        if weights:
+            if self.model is None:
+                raise RuntimeError("no weights to save: fit or load first")
+            save_weights(self.model, folder / MODEL_WEIGHTS)
         tmp = folder / f".{CODES_FILE}.tmp.npy"
         np.save(tmp, self.item_codes, allow_pickle=False)
         tmp.replace(folder / CODES_FILE)
