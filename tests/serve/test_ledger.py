@@ -40,8 +40,8 @@ def test_impressions_are_recorded_not_charged(ledger):
 
 def test_reused_key_for_another_event_is_refused(ledger):
     c = ledger.create_campaign(1, "c", [7], bid=1.0, budget=5.0)
-    ledger.record_event(click("k", c.campaign_id, 0.1))
-    with pytest.raises(LedgerError) as err:
+    ledger.record_event(click("k", c.campaign_id, 0.1, request="ab"))
+    with pytest.raises(LedgerError) as err:  # the same key, the same request: another event
         ledger.record_event(Event("k", "conversion", c.campaign_id, 7, "ab", 0))
     assert err.value.field == "idempotency_key" and err.value.status == 409
 

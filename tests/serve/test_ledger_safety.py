@@ -34,6 +34,17 @@ def test_a_slot_is_charged_once_whatever_the_key(ledger):
     assert ledger.audit()["slots_charged_twice"] == 0
 
 
+def test_idempotency_keys_are_scoped_to_the_request(ledger):
+    c = ledger.create_campaign(1, "c", [7], bid=1.0, budget=100.0)
+    squat = ledger.record_event(slot_click("click-1", c.campaign_id, 1_000, request="attacker"))
+    mine = ledger.record_event(slot_click("click-1", c.campaign_id, 2_000, request="victim"))  # the same key
+    assert (squat.charged_micros, mine.charged_micros, mine.duplicate) == (1_000, 2_000, False)
+    assert ledger.event_charges() == {("attacker", "click-1"): 1_000, ("victim", "click-1"): 2_000}
+    with pytest.raises(LedgerError) as err:  # within one request a key still names one event
+        ledger.record_event(Event("click-1", "conversion", c.campaign_id, 7, "victim", 0))
+    assert err.value.field == "idempotency_key"
+
+
 def test_paused_campaigns_pay_nothing_and_lowered_bids_cap_the_price(ledger):
     c = ledger.create_campaign(1, "c", [7], bid=3.0, budget=100.0)
     ledger.update_campaign(c.campaign_id, bid=0.01)  # tokens priced at the old bid keep arriving

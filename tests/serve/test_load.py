@@ -66,7 +66,7 @@ def new_campaign(url: str, budget: float) -> int:
 
 
 def fire(url: str, tokens: list[tuple[str, str]], accepted: dict, sent: set, lock: threading.Lock) -> None:
-    """POST click events (key, token) in order; record what the server answered."""
+    """POST click events (key, token) in order; record what the server answered, by (request id, key)."""
     with httpx.Client(base_url=url, timeout=10) as client:
         for key, token in tokens:
             with lock:
@@ -77,7 +77,7 @@ def fire(url: str, tokens: list[tuple[str, str]], accepted: dict, sent: set, loc
                 return  # the server died
             if r.status_code == 200:
                 with lock:
-                    accepted[key] = round(r.json()["charged"] * MICROS)
+                    accepted[(request_of(key), key)] = round(r.json()["charged"] * MICROS)
 
 
 def secret_of(server: Server) -> bytes:
@@ -85,10 +85,14 @@ def secret_of(server: Server) -> bytes:
     return TokenSecrets.load(server.bundle / "state" / "token.secret").current
 
 
+def request_of(key: str) -> str:
+    return hashlib.sha1(key.encode()).hexdigest()
+
+
 def clicks(secret: bytes, campaign: int, ad: int, prefix: str, n: int) -> list[tuple[str, str]]:
     """n clicks on n different slots (each its own request id) of a campaign bidding 1.0."""
-    return [(f"{prefix}-{i}", sign(SlotToken(hashlib.sha1(f"{prefix}-{i}".encode()).hexdigest(), ad, campaign,
-                                             300_000 + 1_000 * (i % 7), 1_000_000, time.time()), secret))
+    return [(f"{prefix}-{i}", sign(SlotToken(request_of(f"{prefix}-{i}"), ad, campaign, 300_000 + 1_000 * (i % 7),
+                                             1_000_000, time.time()), secret))
             for i in range(n)]
 
 

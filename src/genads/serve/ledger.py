@@ -8,6 +8,8 @@ charge beside the event. So the spent total always equals the sum of the charged
 never exceeds the budget, whatever the concurrency. A slot (``request_id``, ``ad_id``) is charged
 at most once per event type whatever the idempotency key: ``slot_events`` holds the one key
 each slot's click (impression, conversion) was recorded under, and another key is refused (409).
+Idempotency keys are scoped to the token's request: the same key under another request is another
+event, so one client cannot squat the keys of another.
 
 Schema changes are numbered migrations (:data:`MIGRATIONS`, the number in ``meta.schema``) run at
 start-up on both backends, so an existing ``ledger.sqlite`` (or PostgreSQL database) is upgraded in
@@ -117,6 +119,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
      "ALTER TABLE api_keys ADD COLUMN revoked_at DOUBLE PRECISION",
      "UPDATE api_keys SET key_id = SUBSTR(key_hash, 1, 16)",
      "CREATE INDEX IF NOT EXISTS api_keys_key_id ON api_keys (key_id)"),
+    # 3: idempotency keys scoped to the token's request (one client can no longer squat another's key)
+    ("CREATE TABLE events_scoped (idempotency_key TEXT NOT NULL, type TEXT NOT NULL, campaign_id BIGINT NOT NULL, "
+     "ad_id BIGINT NOT NULL, request_id TEXT NOT NULL, price_micros BIGINT NOT NULL, charged_micros BIGINT NOT NULL, "
+     "created_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (request_id, idempotency_key))",
+     "INSERT INTO events_scoped (idempotency_key, type, campaign_id, ad_id, request_id, price_micros, charged_micros, "
+     "created_at) SELECT idempotency_key, type, campaign_id, ad_id, request_id, price_micros, charged_micros, created_at "
+     "FROM events",
+     "DROP TABLE events",
+     "ALTER TABLE events_scoped RENAME TO events",
+     "CREATE INDEX IF NOT EXISTS events_campaign ON events (campaign_id)"),
 )
 """Schema version i + 2 = MIGRATIONS[i] applied to version i + 1 (statements run in one transaction)."""
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
@@ -270,7 +282,7 @@ class SQLLedger(KeyStore):
         with self._tx() as cur:
             row = self._run(cur, "SELECT budget_micros, spent_micros, status, bid_micros FROM campaigns "
                                  f"WHERE campaign_id = ?{self.lock_suffix}", (event.campaign_id,)).fetchone()
-            stored = self._stored(cur, event.idempotency_key)
+            stored = self._stored(cur, event)
             if stored is not None:
                 return self._replay(cur, event, stored)
             if row is None or self._run(cur, "SELECT 1 FROM campaign_ads WHERE campaign_id = ? AND ad_id = ?",
@@ -285,7 +297,7 @@ class SQLLedger(KeyStore):
             charge = min(event.price_micros, bid_now, budget - spent) if event.type == "click" and status == "active" else 0
             inserted = self._run(cur, "INSERT INTO events (idempotency_key, type, campaign_id, ad_id, request_id, price_micros, "
                                       "charged_micros, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                                      "ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key",
+                                      "ON CONFLICT (request_id, idempotency_key) DO NOTHING RETURNING idempotency_key",
                                  (event.idempotency_key, event.type, event.campaign_id, event.ad_id, event.request_id,
                                   event.price_micros, charge, time.time())).fetchone()
             if inserted is None:  # the key was taken meanwhile by an event of another campaign: undo the slot claim
@@ -298,14 +310,15 @@ class SQLLedger(KeyStore):
                 self._bump(cur)  # the campaign stops serving
             return EventResult(event.idempotency_key, charge, False, exhausted)
 
-    def _stored(self, cur, key: str) -> tuple | None:
+    def _stored(self, cur, event: Event) -> tuple | None:
+        """The event stored under this key for this request (keys are scoped to the token's request)."""
         return self._run(cur, "SELECT type, campaign_id, ad_id, request_id, charged_micros FROM events "
-                              "WHERE idempotency_key = ?", (key,)).fetchone()
+                              "WHERE request_id = ? AND idempotency_key = ?", (event.request_id, event.idempotency_key)).fetchone()
 
     def _slot_taken(self, cur, event: Event) -> EventResult:
         owner = self._run(cur, "SELECT idempotency_key FROM slot_events WHERE request_id = ? AND ad_id = ? AND type = ?",
                           (event.request_id, event.ad_id, event.type)).fetchone()
-        stored = self._stored(cur, event.idempotency_key) if owner and owner[0] == event.idempotency_key else None
+        stored = self._stored(cur, event) if owner and owner[0] == event.idempotency_key else None
         if stored is not None:  # the same event committed meanwhile by another server (PostgreSQL)
             return self._replay(cur, event, stored)
         raise LedgerError("token", f"this slot's {event.type} was already recorded under another idempotency_key",
@@ -326,10 +339,11 @@ class SQLLedger(KeyStore):
                                    (campaign_id,)).fetchone()
         return int(spent[0]) if spent else 0, int(charged), int(n)
 
-    def event_charges(self) -> dict[str, int]:
-        """idempotency_key -> charged_micros of every stored event."""
+    def event_charges(self) -> dict[tuple[str, str], int]:
+        """(request_id, idempotency_key) -> charged_micros of every stored event."""
         with self._tx(write=False) as cur:
-            return {k: int(c) for k, c in self._run(cur, "SELECT idempotency_key, charged_micros FROM events").fetchall()}
+            rows = self._run(cur, "SELECT request_id, idempotency_key, charged_micros FROM events").fetchall()
+        return {(r, k): int(c) for r, k, c in rows}
 
 
     def audit(self) -> dict[str, int]:
