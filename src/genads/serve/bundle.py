@@ -2,12 +2,14 @@
 
 ::
 
-    manifest.json          format + version, slate config and beam, payment-net config (or null),
+    manifest.json          format + version, model family ("sid" or "parallel"), slate config and beam
+                           (sid) or parallel config (parallel), payment-net config (or null),
                            reward model (or null), creative settings, counts
     ads.parquet            one row per ad: item (index into sids), ad_id, advertiser_id, title, brand,
                            bid, budget, pctr (prior click rate), creative_title
-    sids.safetensors       "sids": (n_items + 1, L) int64 Semantic IDs by item index (row 0 = padding)
-    slate.safetensors      the slate transformer's weights
+    sids.safetensors       "sids": (n_items + 1, L) int64 Semantic IDs by item index (row 0 = padding);
+                           for the parallel family the (n_items + 1, m) parallel codes
+    slate.safetensors      the generator's weights (SlateModel, or ParallelModel for the parallel family)
     payment.safetensors    the learned payment network's weights (optional)
     histories.safetensors  "users": (U,) int64 user ids, "items": (U, max_items) left-padded histories
     reward/                the slate reward model, in genads.reward's own format (optional)
@@ -34,6 +36,7 @@ from safetensors.torch import load_file, save_file
 from genads.auction.payment_net import SAVED_DEFAULTS as PAYMENT_SAVED_DEFAULTS
 from genads.auction.payment_net import PaymentNet, PaymentNetConfig
 from genads.data.dataset import replace_dir
+from genads.parallel.model import ParallelConfig, ParallelModel
 from genads.slate.checkpoint import load_weights, save_weights
 from genads.slate.model import SlateConfig, SlateModel
 
@@ -46,9 +49,9 @@ class Bundle:
     """A loaded bundle (see the module docstring)."""
 
     path: Path
-    model: SlateModel
+    model: SlateModel | ParallelModel
     sids: np.ndarray
-    """(n_items + 1, L) int64."""
+    """(n_items + 1, L) int64: Semantic IDs (family "sid") or parallel codes (family "parallel")."""
     ads: pd.DataFrame
     """AD_COLUMNS, one row per ad, ``item`` in 1..n_items."""
     beam: int
@@ -58,6 +61,11 @@ class Bundle:
     histories: dict[int, np.ndarray] | None = None
     """user_id -> (max_items,) left-padded item history."""
     manifest: dict | None = None
+
+    @property
+    def family(self) -> str:
+        """"sid" (trie + beam search) or "parallel" (exact scoring over the live ads)."""
+        return "parallel" if isinstance(self.model, ParallelModel) else "sid"
 
 
 def _config(cls, data: dict, where: str):  # a frozen dataclass from JSON, naming the bad field
@@ -69,7 +77,7 @@ def _config(cls, data: dict, where: str):  # a frozen dataclass from JSON, namin
     return cls(**data)
 
 
-def write_bundle(out: str | Path, *, model: SlateModel, sids: np.ndarray, ads: pd.DataFrame, beam: int,
+def write_bundle(out: str | Path, *, model: SlateModel | ParallelModel, sids: np.ndarray, ads: pd.DataFrame, beam: int,
                  payment_net: PaymentNet | None = None, histories: tuple[np.ndarray, np.ndarray] | None = None,
                  reward_dir: str | Path | None = None, extra: dict | None = None) -> Path:
     """Write a bundle folder (replacing ``out`` atomically).
@@ -99,7 +107,9 @@ def write_bundle(out: str | Path, *, model: SlateModel, sids: np.ndarray, ads: p
             save_file({"users": torch.from_numpy(users), "items": torch.from_numpy(items)}, str(tmp / "histories.safetensors"))
         if reward_dir is not None:
             shutil.copytree(reward_dir, tmp / "reward")
-        manifest = {"format": FORMAT, "version": VERSION, "slate": {"config": asdict(model.config), "beam": int(beam)},
+        family = "parallel" if isinstance(model, ParallelModel) else "sid"
+        manifest = {"format": FORMAT, "version": VERSION, "family": family,
+                    "slate": {"config": asdict(model.config), "beam": int(beam)},
                     "payment": None if payment_net is None else {"config": asdict(payment_net.config)},
                     "reward": None if reward_dir is None else {"folder": "reward"},
                     "n_ads": len(ads), "n_users": 0 if histories is None else len(histories[0]), **(extra or {})}
@@ -123,7 +133,13 @@ def load_bundle(path: str | Path) -> Bundle:
         raise ValueError(f"{mf}: format/version {manifest.get('format')}/{manifest.get('version')}, "
                          f"expected {FORMAT}/{VERSION}")
     torch.manual_seed(0)
-    model = SlateModel(_config(SlateConfig, manifest["slate"]["config"], f"{mf}: slate.config"))
+    family = manifest.get("family", "sid")  # bundles from before the parallel family are SID bundles
+    if family not in ("sid", "parallel"):
+        raise ValueError(f"{mf}: family {family!r} must be 'sid' or 'parallel'")
+    if family == "parallel":
+        model = ParallelModel(_config(ParallelConfig, manifest["slate"]["config"], f"{mf}: slate.config"))
+    else:
+        model = SlateModel(_config(SlateConfig, manifest["slate"]["config"], f"{mf}: slate.config"))
     load_weights(model, path / "slate.safetensors")
     model.eval()
     sids = load_file(str(path / "sids.safetensors"))["sids"].numpy()

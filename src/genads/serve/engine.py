@@ -1,5 +1,9 @@
 """The ad engine: live ads from the ledger, constrained bid-aware decoding, the auction, slot tokens.
 
+The decoder follows the bundle's family: "sid" bundles decode by trie-constrained, bid-aware beam
+search; "parallel" bundles score every live ad exactly (:class:`genads.parallel.scoring.LiveAds`), with
+the bid term ``log(bid ** alpha + beta)`` added per ad, and take the best ``C``.
+
 One request: the user's history -> trie-constrained beam search over the ads whose campaigns are
 active with budget left (with token-level bids when :mod:`genads.decode.bidding` is present) ->
 ``C`` candidate ads -> pCTR of each (the bundle's prior, or the slate reward model on the
@@ -28,6 +32,7 @@ import torch
 from genads.auction.mechanisms import gsp
 from genads.auction.payment_net import LearnedPayments
 from genads.decode.beam import generate_slate
+from genads.parallel.scoring import LiveAds
 from genads.serve.bundle import Bundle
 from genads.serve.ledger import MICROS, Campaign, SQLLedger
 from genads.serve.tokens import SlotToken, TokenSecrets
@@ -119,10 +124,12 @@ class AdEngine:
         self.titles = dict(zip(ads["ad_id"].astype(int).tolist(), ads["creative_title"].astype(str).tolist(), strict=True))
         self.advertiser_of = dict(zip(ads["ad_id"].astype(int).tolist(), ads["advertiser_id"].astype(int).tolist(),
                                       strict=True))
+        self.exact = LiveAds(bundle.sids, live=[]) if bundle.family == "parallel" else None
+        """Parallel family: the live ads' codes and bids, scored exactly (then no trie is kept)."""
         self.trie = PrefixTrie(bundle.sids.shape[1], int(bundle.sids.max()) + 1)
         self.live: dict[int, tuple[int, int]] = {}
         """item -> (campaign_id, bid_micros) of the best-bidding serving campaign holding it."""
-        self.bids = BidTable(self.trie, default_bid=0.0) if BID_AWARE else None
+        self.bids = BidTable(self.trie, default_bid=0.0) if BID_AWARE and self.exact is None else None
         self.bid_config = BidConfig(alpha=self.config.bid_alpha, beta=self.config.bid_beta) if BID_AWARE else None
         self.secrets = secrets or TokenSecrets.generate()
         """Signs slot tokens (a fresh in-memory secret unless given: the server passes state/token.secret)."""
@@ -160,9 +167,17 @@ class AdEngine:
                 if item is not None and (item not in live or c.bid_micros > live[item][1]):
                     live[item] = (c.campaign_id, c.bid_micros)
         with self.lock:
-            for item in set(self.live) - set(live):
+            if self.exact is not None:
+                for item in set(self.live) - set(live):
+                    self.exact.remove(item)
+                for item, (_, bid) in live.items():
+                    if item not in self.live:
+                        self.exact.add(item, self.bundle.sids[item], bid=bid / MICROS)
+                    elif self.live[item][1] != bid:
+                        self.exact.set_bid(item, bid / MICROS)
+            for item in set(self.live) - set(live) if self.exact is None else ():
                 self.trie.remove(item)
-            for item in set(live) - set(self.live):
+            for item in set(live) - set(self.live) if self.exact is None else ():
                 self.trie.insert(item, self.bundle.sids[item].tolist())
             if self.bids is not None:  # only what changed: a campaign edit must not stall decoding on 100k ads
                 self.bids.update({item: bid / MICROS for item, (_, bid) in live.items()
@@ -198,19 +213,32 @@ class AdEngine:
             n_cand = min(max(self.config.min_candidates, slots + self.config.extra_candidates) + len(exclude), len(live))
             if n_cand == 0:
                 return AdResult(request_id, "none", [])
-            extra = {"bids": self.bids, "bid_config": self.bid_config} if self.bids is not None else {}
-            slate = generate_slate(self.bundle.model, self.trie, self.bundle.sids, hist,
-                                   beam=max(self.config.beam or self.bundle.beam, n_cand), slate_size=n_cand, **extra)
+            if self.exact is not None:
+                slate = self._score_exact(hist, n_cand)
+            else:
+                extra = {"bids": self.bids, "bid_config": self.bid_config} if self.bids is not None else {}
+                slate = generate_slate(self.bundle.model, self.trie, self.bundle.sids, hist,
+                                       beam=max(self.config.beam or self.bundle.beam, n_cand), slate_size=n_cand,
+                                       **extra)
         keep = [j for j, i in enumerate(slate.ads[0].tolist()) if i > 0 and int(self.ad_of[i]) not in exclude]
         keep = keep[:max(self.config.min_candidates, slots + self.config.extra_candidates)]
         items = [int(slate.ads[0, j]) for j in keep]
         logprob = np.asarray(slate.logprob[0], dtype=np.float64)[keep]
         return self._auction(request_id, items, live, slots, hist, logprob)
 
+    @torch.no_grad()
+    def _score_exact(self, hist: np.ndarray, n_cand: int):
+        """Parallel family: the best ``n_cand`` live ads by exact score + log(bid ** alpha + beta) (caller holds the lock)."""
+        width = max(1, int((hist[0] > 0).sum()))
+        items = torch.from_numpy(np.ascontiguousarray(hist[:, -width:]))
+        logp = self.bundle.model.next_logprobs(items, torch.from_numpy(self.bundle.sids)[items])
+        bid = BidConfig(alpha=self.config.bid_alpha, beta=self.config.bid_beta) if self.config.bid_alpha > 0 else None
+        return self.exact.topk(logp, n_cand, bid_config=bid)
+
     def _quality(self, items: list[int], bids: np.ndarray, hist: np.ndarray, logprob: np.ndarray) -> np.ndarray:
         """pCTR of each candidate: the reward model on the candidate slate if there is one, else the prior."""
         reward = self.bundle.reward
-        if reward is None or len(items) > reward.config.max_slate:
+        if reward is None or len(items) > reward.config.max_slate or self.exact is not None:
             return self.pctr[items]
         from genads.reward.model import slate_inputs  # present whenever a reward model was loaded
 

@@ -1,4 +1,5 @@
-"""A synthetic serving bundle of any size (random SIDs, an untrained model): for tests and load benchmarks.
+"""A synthetic serving bundle of any size (random SIDs or parallel codes, an untrained model): for tests and
+load benchmarks.
 
 Latency depends on the model's size, the number of live ads and the trie, not on trained weights,
 so the load benchmark measures 12k and 100k ads this way; the tests use a tiny one.
@@ -13,6 +14,7 @@ import pandas as pd
 import torch
 
 from genads.auction.payment_net import PaymentNet, PaymentNetConfig
+from genads.parallel.model import ParallelConfig, ParallelModel
 from genads.serve.bundle import write_bundle
 from genads.slate.model import PRESETS, SlateModel, sized_for
 from genads.tokenize import disambiguate
@@ -20,16 +22,27 @@ from genads.tokenize import disambiguate
 
 def synthetic_bundle(out: str | Path, n_ads: int, *, n_advertisers: int = 20, levels: int = 3, codebook: int = 32,
                      preset: str = "tiny", beam: int = 10, n_users: int = 50, budget: float = 1000.0,
-                     seed: int = 0) -> Path:
-    """Write a bundle with ``n_ads`` ads (ids 1001..) over ``n_advertisers`` advertisers (ids 1..)."""
+                     seed: int = 0, family: str = "sid", n_codes: int = 32, code_size: int = 256) -> Path:
+    """Write a bundle with ``n_ads`` ads (ids 1001..) over ``n_advertisers`` advertisers (ids 1..).
+
+    ``family="parallel"``: ``n_codes`` random codes of ``code_size`` values per ad and a parallel-code model
+    (d 64, 2 layers, histories of 50: the Beauty preset's shape) instead of SIDs and the slate model.
+    """
+    if family not in ("sid", "parallel"):
+        raise ValueError(f"family={family!r} must be 'sid' or 'parallel'")
     if n_ads < 1 or n_advertisers < 1:
         raise ValueError(f"need n_ads={n_ads} >= 1 and n_advertisers={n_advertisers} >= 1")
     rng = np.random.default_rng(seed)
-    codes = rng.integers(0, codebook, size=(n_ads, levels))
-    sids = np.zeros((n_ads + 1, levels + 1), dtype=np.int64)
-    sids[1:] = disambiguate(codes)
     torch.manual_seed(seed)
-    model = SlateModel(sized_for(PRESETS[preset], sids)).eval()
+    if family == "parallel":
+        sids = np.zeros((n_ads + 1, n_codes), dtype=np.int64)
+        sids[1:] = rng.integers(0, code_size, size=(n_ads, n_codes))
+        model = ParallelModel(ParallelConfig(n_codes=n_codes, codebook_size=code_size, n_items=n_ads)).eval()
+    else:
+        codes = rng.integers(0, codebook, size=(n_ads, levels))
+        sids = np.zeros((n_ads + 1, levels + 1), dtype=np.int64)
+        sids[1:] = disambiguate(codes)
+        model = SlateModel(sized_for(PRESETS[preset], sids)).eval()
     net = PaymentNet(PaymentNetConfig(n_bidders=5, slot_ctr=(1.0, 0.6, 0.3), hidden=16, bid_scale=1.0,
                                       quality_scale=0.05)).eval()
     ad_ids = np.arange(1001, 1001 + n_ads)
