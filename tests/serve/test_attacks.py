@@ -40,7 +40,7 @@ class Live:
 def live(bundle_dir, tmp_path_factory):
     bundle = copy_bundle(bundle_dir, tmp_path_factory.mktemp("attack") / "b")
     port = free_port()
-    proc = spawn(bundle, port, "--log-level", "warning", "--body-timeout", "1", "--max-body", "65536",
+    proc = spawn(bundle, port, "--log-level", "warning", "--body-timeout", "1", "--head-timeout", "2", "--max-body", "65536",
                  env={"GENADS_ADMIN_KEY": ADMIN, "OMP_NUM_THREADS": "1"})
     server = Live(bundle, port, proc)
     yield server
@@ -208,6 +208,29 @@ def test_a_stalled_body_gets_408(live):
     head = b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
     status, body = raw(live.port, head, b'{"type": ')  # then nothing: the server waits --body-timeout (1 s)
     assert status == 408 and json.loads(body)["detail"][0]["loc"] == ["body"]
+
+
+def test_slow_or_silent_connections_are_closed(live):
+    """A client trickling its request head (or sending nothing) loses the connection after --head-timeout (2 s);
+    one that sends its head in time is served on the same kind of connection."""
+    for trickle in (b"", b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: "):
+        with socket.create_connection(("127.0.0.1", live.port), timeout=20) as s:
+            s.sendall(trickle)
+            closed = False
+            for _ in range(15):  # a byte a second keeps the connection busy, never complete
+                try:
+                    s.sendall(b"a")
+                    s.settimeout(1.0)
+                    closed = s.recv(1024) == b""
+                except TimeoutError:
+                    continue
+                except OSError:
+                    closed = True
+                if closed:
+                    break
+            assert closed, trickle
+    status, body = raw(live.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 200 and json.loads(body) == {"status": "ok"}
 
 
 def test_oversized_headers_get_431(live):

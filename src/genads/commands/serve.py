@@ -13,7 +13,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from genads.serve.limits import Limits
     from genads.serve.server import run
 
-    limits = Limits(max_body_bytes=args.max_body, max_queue=args.max_queue, body_timeout_s=args.body_timeout)
+    limits = Limits(max_body_bytes=args.max_body, max_queue=args.max_queue, body_timeout_s=args.body_timeout,
+                    head_timeout_s=args.head_timeout)
     run(args.run_dir, host=args.host, port=args.port, ledger_url=args.ledger,
         config=ServeConfig(mechanism=args.mechanism, refresh_s=args.refresh, beam=args.beam), log_level=args.log_level,
         limits=limits, public_url=args.public_url)
@@ -68,6 +69,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-body", type=int, default=1 << 20, help="request body limit in bytes (413 above)")
     p.add_argument("--max-queue", type=int, default=64, help="ad requests waiting for decoding before 503")
     p.add_argument("--body-timeout", type=float, default=10.0, help="seconds a request body may stall (408)")
+    p.add_argument("--head-timeout", type=float, default=10.0,
+                   help="seconds a connection has to send a complete request head (then it is closed)")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=cmd_serve)
 

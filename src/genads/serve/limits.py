@@ -33,6 +33,9 @@ class Limits:
     """Request headers (names + values) over this get 431."""
     body_timeout_s: float = 10.0
     """A body that sends nothing for this long gets 408."""
+    head_timeout_s: float = 10.0
+    """uvicorn: a connection that has not sent a complete request line and headers this long after connecting
+    (or after its previous answer) is closed, however slowly it trickles bytes."""
     max_queue: int = 64
     """POST /v1/ads requests decoding or waiting to: more get 503 with Retry-After."""
     keep_alive_s: int = 5
@@ -44,8 +47,9 @@ class Limits:
         for name in ("max_body_bytes", "max_header_bytes", "max_queue", "keep_alive_s", "max_connections"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
-        if self.body_timeout_s <= 0:
-            raise ValueError(f"body_timeout_s={self.body_timeout_s} must be > 0")
+        for name in ("body_timeout_s", "head_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}={getattr(self, name)} must be > 0")
 
 
 def error_body(loc: list, msg: str, kind: str = "value_error") -> bytes:

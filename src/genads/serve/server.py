@@ -129,6 +129,51 @@ def build_app(run_dir: str | Path, ledger_url: str | None = None, config: ServeC
                       public_url=public_url, on_admin_rotate=on_rotate)
 
 
+def head_deadline_protocol(head_timeout_s: float) -> type:
+    """uvicorn's h11 protocol with a deadline for each request head (uvicorn has none: a client that trickles a
+    byte every few seconds, or sends nothing, holds its connection forever). The deadline starts when the
+    connection opens and again after each answer; a complete request head clears it."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeadDeadlineH11(H11Protocol):
+        _head_timer = None
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._head_timer = self.loop.call_later(head_timeout_s, self._expire)
+
+        def _disarm(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _expire(self) -> None:
+            self._head_timer = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def handle_events(self) -> None:
+            cycle = self.cycle
+            super().handle_events()
+            if self.cycle is not cycle:  # a request head arrived
+                self._disarm()
+
+        def on_response_complete(self) -> None:
+            if not self.transport.is_closing():
+                self._arm()  # before the next (pipelined) request is parsed, which disarms it again
+            super().on_response_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return HeadDeadlineH11
+
+
 def run(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, ledger_url: str | None = None,
         config: ServeConfig | None = None, log_level: str = "info", limits: Limits | None = None,
         public_url: str | None = None) -> None:
@@ -140,7 +185,8 @@ def run(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, ledger_u
     app = build_app(run_dir, ledger_url, config, limits, public_url)
     # h11's own bound on a header block still arriving is looser, so that LimitsMiddleware answers (JSON 431) first
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, timeout_keep_alive=limits.keep_alive_s,
-                h11_max_incomplete_event_size=4 * limits.max_header_bytes, limit_concurrency=limits.max_connections)
+                h11_max_incomplete_event_size=4 * limits.max_header_bytes, limit_concurrency=limits.max_connections,
+                http=head_deadline_protocol(limits.head_timeout_s))
 
 
 def spawn(run_dir: str | Path, port: int, *args: str, env: dict[str, str] | None = None,
