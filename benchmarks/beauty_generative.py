@@ -8,6 +8,11 @@ sequences only (validation and test items never shape the SIDs). ~43% of Beauty 
 timestamps on their validation and test items (see ../shared/data/README.md): numbers carry that noise.
 SASRec rows (Beauty) come from the committed benchmarks/results/beauty_baselines*.json (not retrained).
 ``--name Sports_and_Outdoors`` runs the same protocol on Sports, beside TIGER's Sports figures.
+``--family parallel`` runs the parallel-code generator (exact scoring) and SASRec with sampled softmax in the
+same run (two worker processes, one thread each), one preset for every data set; see benchmarks/_parallel_bench.py.
+
+    python benchmarks/beauty_generative.py --family parallel [--name Sports_and_Outdoors] [--budget-min 100]
+        [--set parallel.d_model=96 --set sasrec.dropout=0.3 ...] [--models parallel,sasrec] [--tag NAME]
 
     python benchmarks/beauty_generative.py [--budget-min 100] [--preset beauty] [--threads 1]
         [--set d_model=128 --set lr=1e-3 ...] [--run-dir runs/beauty-gen] [--pilot 3000 --tag NAME]
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import os
 import tempfile
@@ -65,6 +71,12 @@ PUBLISHED_BY_DATASET = {  # TIGER (NeurIPS 2023), Table 2
     "Sports_and_Outdoors": {
         "TIGER (published)": {"recall@5": 0.0264, "ndcg@5": 0.0181, "recall@10": 0.0400, "ndcg@10": 0.0225},
     },
+}
+PUBLISHED_STRONG = {  # shared/research/generative-retrieval-2026.md: eSASRec benchmark README [V], BARGE Table II [S]
+    "Beauty": {"SASRec+SS (eSASRec benchmark, published)": {"recall@10": 0.0921, "ndcg@10": 0.0531},
+               "BARGE (preprint, published)": {"recall@10": 0.0927, "ndcg@10": 0.0547}},
+    "Sports_and_Outdoors": {"SASRec+SS (eSASRec benchmark, published)": {"recall@10": 0.0569, "ndcg@10": 0.0314},
+                            "BARGE (preprint, published)": {"recall@10": 0.0544, "ndcg@10": 0.0308}},
 }
 KEYS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10")
 
@@ -175,8 +187,18 @@ def main() -> None:
     ap.add_argument("--sids", type=Path, help="use the SIDs of a `genads tokenize` folder (sids.parquet) "
                     "instead of computing them; --tokenizer then only names the row")
     ap.add_argument("--sid-cache", type=Path, default=Path(__file__).resolve().parents[1] / "runs" / "beauty-gen-cache",
-                    help="folder caching the SIDs between runs")
+                    help="folder caching the SIDs (and parallel codes) between runs, keyed by a hash of their inputs")
+    ap.add_argument("--family", choices=["sid", "parallel"], default="sid",
+                    help="sid: the SID slate model (this script's original run); parallel: the parallel-code "
+                    "generator beside SASRec with sampled softmax, trained in the same run")
+    ap.add_argument("--models", default="parallel,sasrec", help="--family parallel: which models to train")
     args = ap.parse_args()
+    if args.family == "parallel":
+        from _parallel_bench import run
+
+        run(args, PUBLISHED_BY_DATASET.get(args.name, {}) | PUBLISHED_STRONG.get(args.name, {}), print_table, save,
+            RESULTS)
+        return
     torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -196,7 +218,13 @@ def main() -> None:
             sid_stats["tokenize"] = json.loads(meta.read_text())
     else:
         mode = f"_{args.residual}" if args.tokenizer == "rq-kmeans" else ""
-        cache = args.sid_cache / f"{args.name.lower()}_{args.tokenizer}{mode}_seed{args.seed}.npy"
+        from _parallel_bench import file_sha  # the cache key: a hash of what the SIDs are made from
+
+        inputs = {"data_sha256": file_sha(args.data / f"{args.name}.txt"), "tokenizer": args.tokenizer,
+                  "residual": args.residual, "seed": args.seed, "levels": 3, "codebook": 256,
+                  "vectors": "attributes+collab(train)"}
+        digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:12]
+        cache = args.sid_cache / f"{args.name.lower()}_{args.tokenizer}{mode}_seed{args.seed}_{digest}.npy"
         sids, sid_stats, sid_seconds = cached_sids(cache, dataset, split, args.tokenizer, args.seed, args.residual)
     print(f"SIDs ({sid_seconds:.0f}s): {sid_stats}")
 
