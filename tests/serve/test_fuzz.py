@@ -27,8 +27,10 @@ def check(case) -> None:
 def test_no_server_errors_and_named_fields(engine):
     schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(engine))
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) >= 12
+    assert len(operations) >= 15
     for op in operations:
+        if op.path == "/v1/keys/rotate":  # it would revoke the admin key every later case runs with (test_attacks)
+            continue
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):  # valid inputs, then invalid ones
             run = settings(max_examples=15, deadline=None, database=None,
                            suppress_health_check=list(HealthCheck))(given(case=op.as_strategy(mode))(check))
