@@ -100,10 +100,11 @@ def test_a_retired_secret_verifies_only_what_it_signed_before_retiring():
     old = TokenSecrets.generate()
     new = old.rotate(now=1000.0)
     before = old.sign(SlotToken("ab", 1, 1, 5, 10, 999.0))
-    after = old.sign(SlotToken("ab", 1, 1, 5, 10, 1001.0))  # someone still holding the retired secret
-    assert new.verify(before, 1002.0, 3600).price_micros == 5
+    late = old.sign(SlotToken("ab", 1, 1, 5, 10, 1005.0))  # a server that had not re-read the file yet
+    after = old.sign(SlotToken("ab", 1, 1, 5, 10, 1060.0))  # someone still holding the retired secret
+    assert new.verify(before, 1061.0, 3600).price_micros == 5 and new.verify(late, 1061.0, 3600).issued_at == 1005.0
     with pytest.raises(TokenError, match="retired"):
-        new.verify(after, 1002.0, 3600)
+        new.verify(after, 1061.0, 3600)
 
 
 def test_a_ledger_holding_the_secret_hands_it_to_the_file(tmp_path):

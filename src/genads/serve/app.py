@@ -216,6 +216,7 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     def decide(req: AdRequest):  # in the decoding thread
+        engine.secrets.reload()  # sign with the current secret within a second of a rotation
         if req.history is not None:
             items, bad = engine.history_items(req.history)
             if bad is not None:

@@ -37,6 +37,9 @@ MAX_BID_MICROS = 1_000_000 * MICROS
 MAX_ID = 2**62
 CLOCK_SKEW_S = 300.0
 """How far in the future a token's ``issued_at`` may lie (servers' clocks differ)."""
+ROTATION_GRACE_S = 10.0
+"""A retired secret still verifies tokens issued this long after it was retired: running servers pick up a
+rotation within a second (:meth:`TokenSecrets.reload`) and sign with the old secret until then."""
 FIELDS = ("ad_id", "bid_micros", "campaign_id", "issued_at", "price_micros", "request_id")
 REQUEST_ID = re.compile(r"^[0-9a-f]{1,64}$")
 
@@ -110,7 +113,7 @@ class TokenSecrets:
     """The HMAC secret that signs slot tokens, and retired ones that still verify older tokens.
 
     ``previous``: (secret, retired_at) pairs; a token verified by a retired secret must have been
-    issued before that secret was retired. :meth:`reload` re-reads the file (at most once a second)
+    issued before that secret was retired (give or take :data:`ROTATION_GRACE_S`). :meth:`reload` re-reads the file (at most once a second)
     so a running server follows a rotation made by the CLI.
     """
 
@@ -182,7 +185,7 @@ class TokenSecrets:
             if retired_at is None:
                 raise TokenError("bad signature")
         token = parse_payload(payload)
-        if retired_at is not None and token.issued_at > retired_at:
+        if retired_at is not None and token.issued_at > retired_at + ROTATION_GRACE_S:
             raise TokenError("bad signature (a retired secret)")
         if now - token.issued_at > ttl_s:
             raise TokenError(f"expired ({now - token.issued_at:.0f}s old, ttl {ttl_s:.0f}s)")
