@@ -71,8 +71,15 @@ def test_cli_lists_issues_revokes_and_rotates(run_dir, capsys):
     assert app.get("/v1/campaigns", headers=adv).status_code == 200
     assert main(["keys", "list", str(run_dir), "--advertiser", "2"]) == 0
     assert [json.loads(line)["key_id"] for line in capsys.readouterr().out.splitlines()] == [issued["key_id"]]
-    assert main(["keys", "revoke", str(run_dir), issued["key_id"]]) == 0
+    assert main(["keys", "rotate", str(run_dir), issued["key_id"]]) == 0
+    rotated = json.loads(capsys.readouterr().out)
+    assert rotated["advertiser_id"] == 2 and app.get("/v1/campaigns", headers=adv).status_code == 401
+    adv = {"X-API-Key": rotated["api_key"]}
+    assert app.get("/v1/campaigns", headers=adv).status_code == 200
+    assert main(["keys", "revoke", str(run_dir), rotated["key_id"]]) == 0
     assert app.get("/v1/campaigns", headers=adv).status_code == 401
+    admin_id = app.get("/v1/keys", headers=admin_of(run_dir)).json()[0]["key_id"]
+    assert main(["keys", "rotate", str(run_dir), admin_id]) == 2  # admin keys: rotate-admin (it writes the file)
     old = admin_of(run_dir)
     assert main(["keys", "rotate-admin", str(run_dir)]) == 0
     assert app.get("/v1/campaigns", headers=old).status_code == 401  # the running server follows at once

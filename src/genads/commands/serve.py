@@ -40,6 +40,11 @@ def cmd_keys(args: argparse.Namespace) -> int:
         if not args.key_id:
             raise ValueError("revoke needs the KEY_ID (genads keys list shows them)")
         print(json.dumps(asdict(ledger.revoke_key(args.key_id))))
+    elif args.action == "rotate":
+        if not args.key_id:
+            raise ValueError("rotate needs the KEY_ID of an advertiser key (genads keys list shows them)")
+        advertiser, key = ledger.rotate_key_id(args.key_id)
+        print(json.dumps({"advertiser_id": advertiser, "key_id": key_id(key), "api_key": key, "revoked": args.key_id}))
     elif args.action == "rotate-admin":
         rotate_admin_key(ledger, state)
         print(f"new admin key written to {state / 'admin.key'}; every other admin key is revoked", file=sys.stderr)
@@ -77,9 +82,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     k = sub.add_parser("keys", help="list, issue, revoke and rotate the service's API keys and token secret",
                        description="Key lifecycle of `genads serve RUN_DIR` (works while it runs: keys are checked "
                                    "in the ledger on every request, the token secret file is re-read within 1 s).")
-    k.add_argument("action", choices=("list", "issue", "revoke", "rotate-admin", "rotate-secret"))
+    k.add_argument("action", choices=("list", "issue", "revoke", "rotate", "rotate-admin", "rotate-secret"))
     k.add_argument("run_dir", help="the serving bundle folder (as given to genads serve)")
-    k.add_argument("key_id", nargs="?", default=None, help="revoke: the key's id (from list)")
+    k.add_argument("key_id", nargs="?", default=None, help="revoke, rotate: the key's id (from list)")
     k.add_argument("--advertiser", type=int, default=None, help="list: only this advertiser's keys; issue: for it")
     k.add_argument("--ledger", default=None, help="as for genads serve")
     k.add_argument("--drop-previous", action="store_true",

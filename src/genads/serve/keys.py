@@ -133,6 +133,22 @@ class KeyStore:
             self._run(cur, "UPDATE api_keys SET revoked_at = ? WHERE key_hash = ?", (time.time(), hash_key(key)))
         return new
 
+    def rotate_key_id(self, key_id: str) -> tuple[int, str]:
+        """By id (the CLI, which does not hold the key): a new key for the advertiser of the live key ``key_id``,
+        which is revoked; (advertiser_id, new key). Admin keys are rotated with :meth:`install_admin_key`."""
+        new = secrets.token_urlsafe(32)
+        with self._tx() as cur:
+            rows = self._run(cur, f"SELECT {COLUMNS} FROM api_keys WHERE key_id = ? AND revoked_at IS NULL",
+                             (key_id,)).fetchall()
+            if len(rows) != 1:
+                raise LedgerError("key_id", f"no live key {key_id}", status=404)
+            if rows[0][2]:
+                raise LedgerError("key_id", "an admin key: rotate it with genads keys rotate-admin", status=409)
+            advertiser = int(rows[0][1])
+            self._insert_key(cur, advertiser, new)
+            self._run(cur, "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL", (time.time(), key_id))
+        return advertiser, new
+
     def install_admin_key(self, key: str) -> None:
         """Make ``key`` the one live admin key: register it and revoke every other admin key.
         A key that was revoked is refused (LedgerError, field admin_key): a replaced key never comes back."""
