@@ -92,7 +92,7 @@ def job(kind: str, data: str, name: str, seed: int, sets: list[str], cache: str,
         from genads.baselines import SASRec
         from genads.baselines.sasrec import PRESETS, SASRecConfig
 
-        cfg = _override(PRESETS["ss"], SASRecConfig, sets, "sasrec.")
+        cfg = _override(replace(PRESETS["ss"], time_budget_s=budget_min * 60), SASRecConfig, sets, "sasrec.")
         model = SASRec(cfg)
         log = model.fit(split, seed=seed, progress=False)
         described = asdict(cfg)

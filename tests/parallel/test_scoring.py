@@ -65,3 +65,21 @@ def test_added_ad_is_scored_at_once_and_exclude_works():
         live.add(5, np.array([1, 2, 3]))
     with pytest.raises(ValueError, match="bid -1"):
         live.set_bid(1, -1)
+
+
+def test_matrix_ranking_equals_exact_log_probability_ranking():
+    from genads.parallel import ParallelConfig, ParallelModel
+    from genads.parallel.train import exact_topk
+
+    torch.manual_seed(0)
+    model = ParallelModel(ParallelConfig(n_codes=4, codebook_size=8, d_code=4, d_model=16, n_layer=1, max_items=6,
+                                         n_items=30)).eval()
+    codes = torch.randint(0, 8, (31, 4))
+    codes[0] = 0
+    history = np.random.default_rng(0).integers(1, 31, size=(5, 6))
+    fast = exact_topk(model, codes, history, 10)
+    with torch.no_grad():
+        logp = model.next_logprobs(torch.from_numpy(history), codes[torch.from_numpy(history)])
+        live = LiveAds(codes.numpy())
+        exact = live.topk(logp.double(), 10).ads
+    np.testing.assert_array_equal(fast, exact)

@@ -105,3 +105,21 @@ def test_config_errors_name_the_field():
         ParallelTrainConfig(code_weight=0, item_weight=0)
     with pytest.raises(ValueError, match="temperature=0"):
         ParallelConfig(temperature=0)
+
+
+def test_recommender_ranks_like_exact_scoring_and_serves_a_new_ad(cycle_split, cycle_codes, cycle_codebook,
+                                                                     cycle_vectors):
+    from genads.parallel import ParallelRecommender
+
+    base = ParallelConfig(d_model=16, d_code=4, n_layer=1, max_items=10, n_items=1)
+    rec = ParallelRecommender(cycle_codes, base, replace(TINY, epochs=2), codebook=cycle_codebook)
+    rec.fit(cycle_split, seed=0, progress=False)
+    hist = cycle_split.test.history[:8]
+    np.testing.assert_array_equal(rec.recommend(hist, 10), rec.slate(hist, 10).ads)
+    top = int(rec.recommend(hist[:1], 1)[0, 0])
+    new_key = len(cycle_codes) + 5  # never trained: no ID embedding, codes from its vector alone
+    codes = rec.add_ad(new_key, vector=cycle_vectors[top - 1])
+    np.testing.assert_array_equal(codes, cycle_codes[top])
+    ranked = rec.recommend(hist[:1], 2)[0].tolist()
+    assert new_key in ranked  # ties with the ad it copies: both at the top
+    assert rec.recommend(np.array([[*hist[0][1:], new_key]]), 5).shape == (1, 5)  # a history may hold it too

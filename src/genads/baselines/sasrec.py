@@ -54,6 +54,8 @@ class SASRecConfig:
     """Stop after this many validations without improvement; the best weights are restored."""
     exclude_history: bool = False
     """Rule out items already in the history when ranking (the literature's protocol does not)."""
+    time_budget_s: float = 0.0
+    """Stop at the first validation after this many seconds of training (0 = no limit); best weights kept."""
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
@@ -210,6 +212,7 @@ class SASRec:
         self._log_q = item_log_q(targets, split.n_items) if cfg.negatives == "popularity" else None
         log: list[dict] = []
         best, best_state, stale = -1.0, None, 0
+        started = time.perf_counter()
         bar = tqdm(range(1, cfg.epochs + 1), desc=f"sasrec[{cfg.loss}]", disable=not progress)
         for epoch in bar:
             net.train()
@@ -228,8 +231,10 @@ class SASRec:
                 else:
                     stale += 1
                 bar.set_postfix(loss=f"{row['loss']:.4f}", ndcg10=f"{row['valid_ndcg@10']:.4f}")
+            if cfg.time_budget_s and "valid_ndcg@10" in row and time.perf_counter() - started > cfg.time_budget_s:
+                row["stopped_by_time_budget"] = True
             log.append(row)
-            if stale >= cfg.patience:
+            if stale >= cfg.patience or row.get("stopped_by_time_budget"):
                 break
         if best_state is not None:
             net.load_state_dict(best_state)

@@ -136,6 +136,16 @@ class ParallelModel(nn.Module):
         q = self.code_queries(h)
         return torch.matmul(q.unsqueeze(-2), self.code_table().transpose(1, 2)).squeeze(-2)
 
+    def item_vectors(self, item_codes: Tensor) -> Tensor:
+        """(N, m * d_code): each item's unit code embeddings, concatenated.
+
+        For a query ``q = code_queries(h).flatten(-2)``, ``q @ item_vectors.T`` is Σ_k logit_k(code_k), which is the
+        exact score Σ_k log p_k(code_k) plus Σ_k logsumexp_k, a constant per history: the same ranking, computed as
+        one matrix product (what validation over many users uses; one request uses the m gathers of LiveAds).
+        """
+        m = self.config.n_codes
+        return self.code_table()[torch.arange(m, device=item_codes.device), item_codes].flatten(1)
+
     def code_logprobs(self, h: Tensor) -> Tensor:
         """(..., D) → (..., m, K) log p_k(code) of every code of the next item."""
         return torch.log_softmax(self.code_logits(h), dim=-1)

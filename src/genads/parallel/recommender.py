@@ -99,10 +99,29 @@ class ParallelRecommender:
         hist = hist[:, -width:]
         return self.model.next_logprobs(torch.from_numpy(hist), self._codes_of(hist))
 
+    @torch.no_grad()
     def recommend(self, history: np.ndarray, k: int) -> np.ndarray:
-        """(n, k) item keys, best first by exact score over the live ads (nothing ruled out)."""
-        out = [self.slate(history[i:i + 512], k).ads for i in range(0, len(history), 512)]
-        return np.concatenate(out) if out else np.zeros((0, k), dtype=np.int64)
+        """(n, k) item keys, best first by exact score over the live ads (nothing ruled out).
+
+        Ranks by one matrix product per 512 histories (the exact score up to a per-history constant, see
+        :meth:`ParallelModel.item_vectors`); :meth:`slate` gives the scores themselves, and bids.
+        """
+        if self.model is None:
+            raise RuntimeError("ParallelRecommender used before fit (or load)")
+        self.model.eval()
+        keys, codes, _ = self.live.arrays()
+        vectors = self.model.item_vectors(codes.T)  # (n_live, m * d_code)
+        out = np.full((len(history), k), -1, dtype=np.int64)
+        take = min(k, len(keys))
+        for i in range(0, len(history), 512):
+            hist = np.ascontiguousarray(np.asarray(history[i:i + 512], dtype=np.int64)[:, -self.config.max_items:])
+            width = max(1, int((hist > 0).sum(1).max())) if hist.size else 1
+            hist = hist[:, -width:]
+            h = self.model(torch.from_numpy(hist), self._codes_of(hist))[:, -1]
+            scores = self.model.code_queries(h).flatten(1) @ vectors.T
+            if take:
+                out[i:i + len(hist), :take] = keys[torch.topk(scores, take, dim=1).indices].numpy()
+        return out
 
     def slate(self, history: np.ndarray, k: int, bid_config: BidConfig | None = None,
               exclude: np.ndarray | None = None) -> Slate:

@@ -99,6 +99,10 @@ class LiveAds:
     def bid(self, key: int) -> float:
         return self._bids.get(int(key), self.default_bid)
 
+    def arrays(self) -> tuple[Tensor, Tensor, Tensor]:
+        """(keys (n,), codes (m, n), bids (n,)) of the live ads (shared, read-only)."""
+        return self._table()
+
     def _table(self) -> tuple[Tensor, Tensor, Tensor]:
         """(keys (n,), codes (m, n), bids (n,)) of the live ads, rebuilt only after a change."""
         with self._lock:

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from genads.data.split import EvalSet, SequenceSplit
 from genads.eval.metrics import ranking_metrics, topk_from_scores
-from genads.parallel.model import ParallelModel, score_items
+from genads.parallel.model import ParallelModel
 from genads.slate import checkpoint as ckpt
 from genads.slate.train import (
     _append_jsonl,
@@ -144,15 +144,20 @@ def make_optimizer(model: nn.Module, cfg: ParallelTrainConfig) -> torch.optim.Ad
 @torch.no_grad()
 def exact_topk(model: ParallelModel, item_codes: Tensor, history: np.ndarray, k: int,
                batch_size: int = 512) -> np.ndarray:
-    """Top-k item indices (n, k) by exact score over every item for left-padded histories (n, L)."""
+    """Top-k item indices (n, k) by exact score over every item for left-padded histories (n, L).
+
+    Ranks by ``code_queries · item_vectors`` (the exact score up to a per-history constant, see
+    :meth:`ParallelModel.item_vectors`): one matrix product per batch instead of m gathers.
+    """
     model.eval()
+    vectors = model.item_vectors(item_codes)  # (N+1, m*d_code)
     out = []
     for i in range(0, len(history), batch_size):
         seq = torch.from_numpy(np.ascontiguousarray(history[i:i + batch_size][:, -model.config.max_items:]))
         width = int((seq > 0).sum(1).max().clamp(min=1))
         seq = seq[:, -width:].to(item_codes.device)
-        scores = score_items(model.next_logprobs(seq, item_codes[seq]), item_codes)
-        out.append(topk_from_scores(scores.cpu(), k).numpy())
+        q = model.code_queries(model(seq, item_codes[seq])[:, -1]).flatten(1)
+        out.append(topk_from_scores((q @ vectors.T).cpu(), k).numpy())
     return np.concatenate(out) if out else np.zeros((0, k), dtype=np.int64)
 
 
