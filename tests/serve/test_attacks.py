@@ -296,3 +296,30 @@ def test_a_stale_refresh_never_lands_after_a_pause(bundle, tmp_path):
     assert not items & set(engine.live)
     served = engine.serve(engine.user_history(1), 8)
     assert all(p.campaign_id != c.campaign_id for p in served.placements)
+
+
+def test_a_bid_of_a_million_pays_no_more_than_the_critical_bid(engine, monkeypatch):
+    """Served end to end with the learned payment network: the winner bidding 1e6 pays at most what GSP charges
+    on the same candidates (the critical bid), not a share of its own bid (850,452 per click before)."""
+    import numpy as np
+
+    from genads.auction.mechanisms import gsp
+
+    home = engine.ledger.campaigns()[0]
+    c = engine.ledger.create_campaign(home.advertiser_id, "one ad at 1e6", list(home.ad_ids[:1]), bid=1e6, budget=1e9)
+    engine.refresh(force=True)
+    seen, won = [], 0
+    quality = engine._quality
+    monkeypatch.setattr(engine, "_quality", lambda items, bids, *a: seen.append((bids, quality(items, bids, *a))) or seen[-1][1])
+    ad_history = engine.history_items(list(home.ad_ids[:3]))[0]
+    for user in range(1, 11):
+        out = engine.serve(ad_history if user % 2 else engine.user_history(user), 3)
+        bids, q = seen[-1]
+        critical = gsp(bids[None], q[None], 3).prices[0]
+        assert out.mechanism == "learned" and len(out.placements) == 3
+        for p, limit in zip(out.placements, critical, strict=True):
+            assert p.price <= limit + 1e-6, (user, p, limit)
+        rich = [p for p in out.placements if p.campaign_id == c.campaign_id]
+        assert all(p.price < 10 for p in rich) and np.isfinite(critical).all()  # other bids are ~1
+        won += len(rich)
+    assert won  # the 1e6 ad did win slots
