@@ -135,7 +135,10 @@ def test_revoked_and_rotated_keys_get_401(live):
     new = {"X-API-Key": rotated.json()["api_key"]}
     assert live.http.get("/v1/campaigns", headers=new).status_code == 200
     other = live.http.post("/v1/advertisers/2/keys", headers=ADMIN_HEAD).json()
-    assert live.http.delete(f"/v1/keys/{other['key_id']}", headers=new).status_code == 404  # not its own
+    foreign = live.http.delete(f"/v1/keys/{other['key_id']}", headers=new)  # not its own: as if unknown
+    unknown = live.http.delete("/v1/keys/0123456789abcdef", headers=new)
+    assert foreign.status_code == unknown.status_code == 404
+    assert foreign.json()["detail"][0]["loc"] == unknown.json()["detail"][0]["loc"] == ["path", "key_id"]
     assert live.http.delete(f"/v1/keys/{rotated.json()['key_id']}", headers=new).status_code == 200  # itself
     assert live.http.get("/v1/campaigns", headers=new).status_code == 401
     assert live.http.delete(f"/v1/keys/{other['key_id']}", headers=ADMIN_HEAD).json()["live"] is False

@@ -170,7 +170,7 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
 
     @app.exception_handler(LedgerError)
     async def ledger_error(request: Request, err: LedgerError) -> JSONResponse:
-        where = "header" if err.field == "X-API-Key" else "body"
+        where = {"X-API-Key": "header", "key_id": "path", "campaign_id": "path"}.get(err.field, "body")
         return JSONResponse({"detail": [{"loc": [where, err.field], "msg": err.message, "type": "value_error"}]},
                             status_code=err.status)
 
