@@ -83,3 +83,25 @@ def test_matrix_ranking_equals_exact_log_probability_ranking():
         live = LiveAds(codes.numpy())
         exact = live.topk(logp.double(), 10).ads
     np.testing.assert_array_equal(fast, exact)
+
+
+def test_in_place_updates_stay_consistent_with_the_reference():
+    rng = np.random.default_rng(5)
+    codes = rng.integers(0, 8, size=(60, 4))
+    live = LiveAds(codes, live=range(1, 20), bids={i: 1.0 for i in range(1, 60)})
+    for _ in range(200):  # random adds, removes, re-adds and bid changes (swap-with-last removal)
+        key = int(rng.integers(1, 60))
+        op = rng.integers(3)
+        if op == 0:
+            live.add(key, codes[key])
+        elif op == 1:
+            live.remove(key)
+        else:
+            live.set_bid(key, float(rng.uniform(0.1, 3)))
+    keys = set(live.keys.tolist())
+    assert len(keys) == len(live) and all(k in live for k in keys)
+    for key in keys:
+        np.testing.assert_array_equal(live.codes_of(key), codes[key])
+    logp = random_logp(1, 4, 8, seed=6)
+    cfg = BidConfig(alpha=1.0, beta=0.0)
+    np.testing.assert_array_equal(live.topk(logp, 15, bid_config=cfg).ads, live.topk_reference(logp, 15, cfg).ads)

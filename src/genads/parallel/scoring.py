@@ -30,6 +30,10 @@ from genads.decode.bidding import BidConfig
 class LiveAds:
     """Codes and bids of the ads that may be shown, keyed by an integer ad key (item index or ad id).
 
+    Stored densely (keys, codes (m, capacity), bids) and updated in place: adding an ad appends a row,
+    removing one moves the last row into its place, a bid change writes one number, so a change costs
+    O(m) whatever the catalogue size and a query never rebuilds anything.
+
     Args:
         item_codes: (n + 1, m) codes of keys 0..n; row 0 (padding) is never live.
         live: the keys that start live (default: 1..n).
@@ -43,29 +47,43 @@ class LiveAds:
             raise ValueError(f"item_codes must be (n + 1, m), got {codes.shape}")
         self.n_codes = codes.shape[1]
         self.default_bid = float(default_bid)
-        self._codes: dict[int, np.ndarray] = {}
+        self._lock = threading.RLock()
         self._bids: dict[int, float] = {}
-        self._lock = threading.Lock()
-        self._version = 0
-        self._built: tuple[int, Tensor, Tensor, Tensor] | None = None
-        keys = range(1, len(codes)) if live is None else live
-        for key in keys:
-            self._codes[int(key)] = codes[int(key)]
+        keys = np.arange(1, len(codes), dtype=np.int64) if live is None else np.fromiter(live, dtype=np.int64)
+        if (keys <= 0).any():
+            raise ValueError("ad keys must be >= 1 (0 is padding)")
+        self._n = len(keys)
+        cap = max(16, self._n)
+        self._keys = torch.zeros(cap, dtype=torch.long)
+        self._codes = torch.zeros(self.n_codes, cap, dtype=torch.long)
+        self._bid = torch.full((cap,), self.default_bid, dtype=torch.float64)
+        self._keys[:self._n] = torch.from_numpy(keys)
+        self._codes[:, :self._n] = torch.from_numpy(np.ascontiguousarray(codes[keys].T))
+        self._row: dict[int, int] = dict(zip(keys.tolist(), range(self._n), strict=True))
         for key, bid in (bids or {}).items():
             self.set_bid(key, bid)
 
     def __len__(self) -> int:
-        return len(self._codes)
+        return self._n
 
     def __contains__(self, key: int) -> bool:
-        return int(key) in self._codes
+        return int(key) in self._row
 
     @property
     def keys(self) -> np.ndarray:
-        return np.fromiter(self._codes.keys(), dtype=np.int64, count=len(self._codes))
+        return self._keys[:self._n].numpy().copy()
 
     def codes_of(self, key: int) -> np.ndarray:
-        return self._codes[int(key)]
+        return self._codes[:, self._row[int(key)]].numpy().copy()
+
+    def _grow(self) -> None:
+        cap = 2 * self._keys.shape[0]
+        keys, codes, bid = self._keys, self._codes, self._bid
+        self._keys = torch.zeros(cap, dtype=torch.long)
+        self._codes = torch.zeros(self.n_codes, cap, dtype=torch.long)
+        self._bid = torch.full((cap,), self.default_bid, dtype=torch.float64)
+        self._keys[:self._n], self._codes[:, :self._n], self._bid[:self._n] = (
+            keys[:self._n], codes[:, :self._n], bid[:self._n])
 
     def add(self, key: int, codes: np.ndarray, bid: float | None = None) -> None:
         """Make ``key`` live with ``codes`` (m,) (replacing any earlier codes), optionally with a bid."""
@@ -76,17 +94,32 @@ class LiveAds:
             raise ValueError(f"ad {key}: {codes.shape[0]} codes, the model reads {self.n_codes}")
         if (codes < 0).any():
             raise ValueError(f"ad {key}: negative code")
-        with self._lock:
-            self._codes[key] = codes
-            self._version += 1
         if bid is not None:
             self.set_bid(key, bid)
+        with self._lock:
+            row = self._row.get(key)
+            if row is None:
+                if self._n == self._keys.shape[0]:
+                    self._grow()
+                row, self._n = self._n, self._n + 1
+                self._row[key] = row
+                self._keys[row] = key
+            self._codes[:, row] = torch.from_numpy(codes)
+            self._bid[row] = self._bids.get(key, self.default_bid)
 
     def remove(self, key: int) -> None:
         """Take ``key`` out of the live set (paused, spent); its bid is kept for when it comes back."""
         with self._lock:
-            if self._codes.pop(int(key), None) is not None:
-                self._version += 1
+            row = self._row.pop(int(key), None)
+            if row is None:
+                return
+            last = self._n - 1
+            if row != last:  # the last row fills the gap
+                moved = int(self._keys[last])
+                self._keys[row], self._codes[:, row], self._bid[row] = (
+                    self._keys[last], self._codes[:, last], self._bid[last])
+                self._row[moved] = row
+            self._n = last
 
     def set_bid(self, key: int, bid: float) -> None:
         bid = float(bid)
@@ -94,28 +127,21 @@ class LiveAds:
             raise ValueError(f"ad {key}: bid {bid} must be finite and >= 0")
         with self._lock:
             self._bids[int(key)] = bid
-            self._version += 1
+            row = self._row.get(int(key))
+            if row is not None:
+                self._bid[row] = bid
 
     def bid(self, key: int) -> float:
         return self._bids.get(int(key), self.default_bid)
 
     def arrays(self) -> tuple[Tensor, Tensor, Tensor]:
-        """(keys (n,), codes (m, n), bids (n,)) of the live ads (shared, read-only)."""
+        """(keys (n,), codes (m, n), bids (n,)) of the live ads: views, valid until the next change."""
         return self._table()
 
     def _table(self) -> tuple[Tensor, Tensor, Tensor]:
-        """(keys (n,), codes (m, n), bids (n,)) of the live ads, rebuilt only after a change."""
         with self._lock:
-            built = self._built
-            if built is None or built[0] != self._version:
-                keys = np.fromiter(self._codes.keys(), dtype=np.int64, count=len(self._codes))
-                codes = (np.stack([self._codes[k] for k in keys.tolist()]) if len(keys)
-                         else np.zeros((0, self.n_codes), dtype=np.int64))
-                bids = np.array([self._bids.get(k, self.default_bid) for k in keys.tolist()], dtype=np.float64)
-                built = (self._version, torch.from_numpy(keys), torch.from_numpy(np.ascontiguousarray(codes.T)),
-                         torch.from_numpy(bids))
-                self._built = built
-        return built[1], built[2], built[3]
+            n = self._n
+            return self._keys[:n], self._codes[:, :n], self._bid[:n]
 
     def scores(self, logp: Tensor) -> tuple[Tensor, Tensor]:
         """(keys (n,), model log-probabilities (B, n)) of every live ad for ``logp`` (B, m, K)."""
@@ -166,7 +192,8 @@ class LiveAds:
     def topk_reference(self, logp: Tensor, k: int, bid_config: BidConfig | None = None) -> Slate:
         """The naive per-ad loop :meth:`topk` is tested against (one row of ``logp``)."""
         rows = []
-        for key, codes in self._codes.items():
+        for key in self.keys.tolist():
+            codes = self.codes_of(key)
             s = sum(float(logp[0, j, int(c)]) for j, c in enumerate(codes))
             w = 0.0
             if bid_config is not None:
