@@ -248,6 +248,9 @@ def test_strict_input_and_no_host_reflection(live):
         assert r.status_code == 422 and r.json()["detail"][0]["loc"][: len(loc)] == loc, (body, r.text)
     r = live.http.post("/v1/ads", content=b'{"slots": 1, "slots": 20}', headers={"content-type": "application/json"})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "slots"]
+    r = live.http.post("/v1/ads", content=b'{"slots": 1,}', headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", 12]
+    assert r.json()["detail"][0]["msg"].startswith("invalid JSON at character 12: Expecting property name")
     c = live.campaigns()[0]
     r = live.http.patch(f"/v1/campaigns/{c['campaign_id']}", headers=ADMIN_HEAD, json={"bid": 4e-7})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "bid"]

@@ -66,6 +66,13 @@ def _safe(x: object) -> object:
     return x.encode("utf-8", "backslashreplace").decode("utf-8") if isinstance(x, str) else x
 
 
+def _message(e: dict) -> str:
+    """The error's message; an unparsable body says what and where (its loc is ["body", character offset])."""
+    if e.get("type") == "json_invalid" and isinstance(e.get("ctx"), dict):
+        return f"invalid JSON at character {e['loc'][-1]}: {e['ctx'].get('error', '')}"
+    return str(e.get("msg", ""))
+
+
 def field_error(status: int, loc: list, msg: str) -> HTTPException:
     return HTTPException(status, detail=[{"loc": loc, "msg": msg, "type": "value_error"}])
 
@@ -177,7 +184,7 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, err: RequestValidationError) -> JSONResponse:
         # FastAPI's default echoes the input, which may not even encode (a lone surrogate): keep loc/msg/type only
-        detail = [{"loc": [_safe(x) for x in e.get("loc", ())], "msg": _safe(e.get("msg", "")), "type": e.get("type", "")}
+        detail = [{"loc": [_safe(x) for x in e.get("loc", ())], "msg": _safe(_message(e)), "type": e.get("type", "")}
                   for e in err.errors()]
         return JSONResponse({"detail": detail}, status_code=422)
 
