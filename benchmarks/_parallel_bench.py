@@ -103,8 +103,10 @@ def job(kind: str, data: str, name: str, seed: int, sets: list[str], cache: str,
                "pq": "PQConfig()", "version": 1}
         codes, stats, code_seconds = parallel_codes(dataset, split, Path(cache), key, seed)
         arch, train = PRESETS["beauty"]
-        arch = _override(replace(arch, n_items=1), ParallelConfig, sets, "parallel.")
-        train = _override(replace(train, time_budget_s=budget_min * 60), ParallelTrainConfig, sets, "parallel.")
+        arch_sets = [x for x in sets if x.partition("=")[0].removeprefix("parallel.") in ParallelConfig.__dataclass_fields__]
+        arch = _override(replace(arch, n_items=1), ParallelConfig, arch_sets, "parallel.")
+        train = _override(replace(train, time_budget_s=budget_min * 60), ParallelTrainConfig,
+                          [x for x in sets if x not in arch_sets], "parallel.")
         model = ParallelRecommender(codes, arch, train, run_dir=run_dir)
         log = model.fit(split, seed=seed, progress=False)
         described = {"model": asdict(model.config), "train": asdict(model.train)}

@@ -12,11 +12,19 @@ seconds because the machine is shared. A second table times the run-time updates
 rebuilding the trie index and bid aggregates after an ad comes or goes, and one in-place bid change.
 
     python benchmarks/decode_latency.py [--requests 400] [--batches 25] [--name decode_latency]
+
+``--family parallel`` times the parallel family's exact scoring instead (the Beauty preset: 32 codes x 256,
+d 64, 2 layers, 50-item histories; random weights and codes): model forward + Σ_k log p_k over every live
+ad + log(bid^alpha + beta) per ad + top 10, at 12k, 100k and 1M live ads, batch 1 and 32, and the cost of
+the run-time changes (an ad added / removed, a bid changed):
+
+    python benchmarks/decode_latency.py --family parallel [--sizes 12000 100000 1000000] [--name decode_latency_parallel]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from dataclasses import asdict
 from functools import partial
@@ -88,6 +96,54 @@ def update_row(n_ads: int, trie, table, sids: np.ndarray, rng: np.random.Generat
             "set_bid_p50_us": float(np.median(bid_us)), "set_bid_p99_us": float(np.percentile(bid_us, 99))}
 
 
+@torch.no_grad()
+def exact_request(model, codes: torch.Tensor, live, bid_config, history: np.ndarray) -> None:
+    """One (batch of) request(s) of the parallel family: forward, exact scores of every live ad, top 10."""
+    items = torch.from_numpy(history)
+    slate = live.topk(model.next_logprobs(items, codes[items]), 10, bid_config=bid_config)
+    assert (slate.ads > 0).all()
+
+
+def parallel_main(args) -> None:
+    """Exact scoring latency (see the module docstring)."""
+    from genads.parallel import LiveAds, ParallelConfig, ParallelModel
+
+    torch.set_num_threads(1)
+    cfg = BidConfig(alpha=1.0, beta=0.1)
+    rows, updates = [], []
+    for n_ads in args.sizes:
+        rng = np.random.default_rng(args.seed)
+        codes = rng.integers(0, 256, size=(n_ads + 1, 32))
+        torch.manual_seed(args.seed)
+        model = ParallelModel(ParallelConfig(n_items=min(n_ads, 200_000))).eval()
+        live = LiveAds(codes, bids=dict(enumerate(rng.lognormal(size=n_ads + 1).tolist())))
+        codes_t = torch.from_numpy(codes)
+
+        for batch, n in ((1, args.requests), (32, args.batches)):
+            hist = rng.integers(1, n_ads + 1, size=(n + 3, batch, model.config.max_items))
+            for bids in (False, True):
+                call = partial(exact_request, model, codes_t, live, cfg if bids else None)
+                row = latency_row(n_ads, batch, bids, *time_calls(call, hist))
+                row.update(beam=None, scoring="exact")
+                rows.append(row)
+                print_table(rows[-1:])
+        change = []
+        for ad in rng.integers(1, n_ads + 1, size=50).tolist():
+            start = time.perf_counter()
+            live.remove(ad)
+            live.add(ad, codes[ad])
+            live.set_bid(ad, float(rng.lognormal()))
+            change.append((time.perf_counter() - start) * 1e6)
+        updates.append({"live_ads": n_ads, "remove+add+set_bid_p50_us": float(np.median(change)),
+                        "remove+add+set_bid_p99_us": float(np.percentile(change, 99))})
+    print_table(rows, "Exact scoring latency, end to end (one thread, shared machine)")
+    print_table(updates, "Run-time updates (in place)")
+    figures = {"rows": rows, "updates": updates, "threads": 1, "bid_config": {"alpha": 1.0, "beta": 0.1},
+               "architecture": {"family": "parallel", **asdict(model.config)}, "shared_machine": True,
+               "load_average_at_end": [round(x, 2) for x in os.getloadavg()], "note": args.note}
+    print(f"\nwrote {save(args.name, figures)}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=400, help="timed batch-1 requests per setting")
@@ -96,7 +152,16 @@ def main() -> None:
     ap.add_argument("--name", default="decode_latency", help="results/NAME.json")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--note", default="", help="free text stored in the JSON (e.g. which code was timed)")
+    ap.add_argument("--family", choices=["sid", "parallel"], default="sid",
+                    help="sid: trie-constrained beam search; parallel: exact scoring over every live ad")
     args = ap.parse_args()
+    if args.family == "parallel":
+        if args.sizes == [12_000, 100_000]:
+            args.sizes = [12_000, 100_000, 1_000_000]
+        if args.name == "decode_latency":
+            args.name = "decode_latency_parallel"
+        parallel_main(args)
+        return
     torch.set_num_threads(1)
     rows, updates = [], []
     for n_ads in args.sizes:

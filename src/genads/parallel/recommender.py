@@ -30,7 +30,7 @@ PRESETS: dict[str, tuple[ParallelConfig, ParallelTrainConfig]] = {
     "tiny": (ParallelConfig(d_model=16, d_code=4, n_layer=1, max_items=10),
              ParallelTrainConfig(batch_size=16, epochs=2, warmup_steps=2, n_negatives=16, patience=2)),
     "small": (ParallelConfig(d_model=64, n_layer=2, max_items=20),
-              ParallelTrainConfig(batch_size=64, epochs=30, warmup_steps=20, n_negatives=64, patience=5)),
+              ParallelTrainConfig(batch_size=64, epochs=30, warmup_steps=20, n_negatives=512, patience=5)),
     "beauty": (ParallelConfig(), ParallelTrainConfig()),
 }
 """One preset for Beauty and Sports ('beauty'); 'small' for the demo's catalogue, 'tiny' for tests."""

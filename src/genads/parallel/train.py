@@ -4,7 +4,7 @@ Two losses at every position of every training window:
 - **code CE** (RPG): the mean over the m heads of the cross-entropy of the next item's code;
 - **item softmax** (the item-level contrastive term of ACERec/LIGER, and the loss of SASRec+SS): the
   exact item score Σ_k logit_k(code_k) of the next item against ``n_negatives`` items drawn uniformly
-  per position. It trains the very quantity the recommender ranks by; the code CE alone treats the m
+  and shared by the batch. It trains the very quantity the recommender ranks by; the code CE alone treats the m
   codes as independent, which is looser.
 
 Resumes exactly (weights, optimiser, RNG, data position; negatives are drawn from a generator seeded by
@@ -60,7 +60,9 @@ class ParallelTrainConfig:
     over all m at a fraction of the cost; 0 = all)."""
     item_weight: float = 1.0
     """Weight of the item-level sampled softmax."""
-    n_negatives: int = 256
+    n_negatives: int = 2048
+    """Negatives of the item softmax, drawn uniformly and shared by the batch: one (M, m·d) x (m·d, n) product,
+    so many negatives cost little (2048 vs 256: +20% step time), and more negatives track the full softmax."""
     item_temperature: float = 0.05
     """The item logit is mean_k cos_k / item_temperature (same order as the exact score)."""
     eval_every: int = 1
