@@ -152,10 +152,11 @@ def run_size(n_ads: int, args: argparse.Namespace, port: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         bundle = synthetic_bundle(Path(tmp) / "serve", n_ads, n_advertisers=max(20, n_ads // 100), preset=args.preset,
-                                  beam=args.beam, n_users=500, budget=1e8, seed=0)
+                                  beam=args.beam, n_users=500, budget=1e8, seed=0, family=args.family)
         build_s = time.perf_counter() - t
         bodies = [{"user_id": int(u), "slots": args.slots} for u in rng.integers(1, 501, size=args.requests + args.warmup)]
-        row = {"live_ads": n_ads, "slots": args.slots, "preset": args.preset, "bundle_s": round(build_s, 1),
+        row = {"live_ads": n_ads, "family": args.family, "slots": args.slots, "preset": args.preset,
+               "bundle_s": round(build_s, 1),
                "serve_beam": args.serve_beam or args.beam, **engine_latency(bundle, bodies[: min(300, len(bodies))], args.serve_beam)}
         proc = start(bundle, port, args.mechanism, args.serve_beam)
         url = f"http://127.0.0.1:{port}"
@@ -222,6 +223,8 @@ def main() -> None:
     p.add_argument("--serve-beam", type=int, default=0, help="genads serve --beam (0: the bundle's)")
     p.add_argument("--preset", default="small", help="slate model preset (the demo uses small)")
     p.add_argument("--mechanism", default="learned", choices=("learned", "gsp"))
+    p.add_argument("--family", default="sid", choices=("sid", "parallel"),
+                   help="sid: SID bundle (beam search); parallel: parallel-code bundle (exact scoring, 32 x 256 codes)")
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--name", default="serve_load", help="results file name")
