@@ -94,7 +94,8 @@ class LimitsMiddleware:
         async def limited_receive():
             nonlocal received
             try:
-                message = await asyncio.wait_for(receive(), lim.body_timeout_s)
+                async with asyncio.timeout(lim.body_timeout_s):  # no task per call, unlike wait_for
+                    message = await receive()
             except TimeoutError:
                 raise HTTPException(408, detail=[{"loc": ["body"], "msg": f"no body data for {lim.body_timeout_s:g} s",
                                                   "type": "timeout"}]) from None
