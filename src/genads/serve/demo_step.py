@@ -58,12 +58,20 @@ def run(ctx) -> None:  # ctx: DemoContext
                      payment_net=ctx.artifacts.get("payment_net"), histories=histories, reward_dir=reward_dir,
                      extra={"source": str(ctx.data_dir)})
     example = _smoke(out, int(split.users[0]))
+    parallel = ctx.artifacts.get("parallel_model")
+    example_parallel = None
+    if parallel is not None:  # the second family, served from its own bundle by exact scoring
+        p_hist = (histories[0], left_pad(list(split.train), parallel.config.max_items))
+        write_bundle(ctx.out / "serve-parallel", model=parallel.model, sids=parallel.item_codes, ads=ads, beam=10,
+                     payment_net=ctx.artifacts.get("payment_net"), histories=p_hist,
+                     extra={"source": str(ctx.data_dir)})
+        example_parallel = _smoke(ctx.out / "serve-parallel", int(split.users[0]))
     seconds = time.perf_counter() - start
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     ctx.metrics["serve"] = {"ads": len(ads), "users": len(histories[0]), "bundle_bytes": size,
                             "payment_net": ctx.artifacts.get("payment_net") is not None,
                             "reward_model": reward_dir is not None, "seconds": round(seconds, 2),
-                            "example": example}
+                            "example": example, "example_parallel": example_parallel}
     curl = (f"curl -s localhost:8000/v1/ads -H 'content-type: application/json' "
             f"-d '{{\"user_id\": {int(split.users[0])}, \"slots\": 3}}'")
     print(f"serving bundle: {out} ({len(ads)} ads, {size / 1e6:.1f} MB)\n"
@@ -78,6 +86,12 @@ def run(ctx) -> None:  # ctx: DemoContext
         "never exceed the bids, and clicks are charged against each advertiser's budget in the ledger. "
         f"An example request, answered in-process while exporting: <pre>{curl}</pre>")
     s.tables.append(("Example slate (in-process)", example["slate"]))
+    if example_parallel is not None:
+        s.paragraphs.append(
+            "The parallel-code generator is exported as a second bundle (serve-parallel/: its codes instead of SIDs); "
+            "<code>genads serve runs/demo/serve-parallel</code> serves it, and POST /v1/ads then scores every live ad "
+            "exactly (codes + log(bid) per ad) instead of running beam search. The same request, in-process:")
+        s.tables.append(("Example slate, parallel bundle (in-process)", example_parallel["slate"]))
 
 
 def _smoke(bundle_dir: Path, user_id: int) -> dict:
