@@ -239,6 +239,13 @@ def test_slow_or_silent_connections_are_closed(live):
 def test_oversized_headers_get_431(live):
     r = live.http.get("/v1/campaigns", headers={**ADMIN_HEAD, "X-Padding": "p" * 17_000})
     assert r.status_code == 431 and r.json()["detail"][0]["loc"] == ["header"]
+    # a head that never ends is cut at the limit, not buffered: 200 KB of one header line, no blank line
+    status, body = raw(live.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Endless: " + b"e" * 200_000)
+    assert status == 431 and json.loads(body)["detail"][0]["loc"] == ["header"]
+    big_body = b'{"slots": 1}' + b" " * 60_000  # sent in one write with its head: over the head limit, under --max-body
+    status, body = raw(live.port, b"POST /v1/ads HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                  b"Content-Length: %d\r\n\r\n" % len(big_body), big_body)
+    assert status == 200, body  # a large body right after a small head is not mistaken for a large head
 
 
 def test_strict_input_and_no_host_reflection(live):

@@ -7,8 +7,9 @@ between chunks, 431 for oversized headers, and turns any unhandled error into a 
 connection stays usable). :class:`StrictJSONRoute` parses bodies refusing duplicate keys (422
 naming the key). Every error body has the API's shape ``{"detail": [{"loc", "msg", "type"}]}``.
 
-uvicorn adds the socket-level limits (``genads serve``: keep-alive timeout, header size, concurrent
-connections; see :func:`genads.serve.server.run`).
+Under uvicorn (``genads serve``) :func:`guarded_protocol` adds what ASGI cannot see: a deadline for
+each request head and a bound on its size while it arrives; uvicorn itself closes idle keep-alive
+connections and answers 503 beyond ``max_connections`` (see :func:`genads.serve.server.run`).
 """
 
 from __future__ import annotations
@@ -118,6 +119,78 @@ class LimitsMiddleware:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if not started:
                 await send_json(send, 500, error_body(["server"], "internal error (logged)", "server_error"))
+
+
+def guarded_protocol(limits: Limits) -> type:
+    """uvicorn's HTTP protocol (httptools, the fast C parser, when installed; else h11) with two guards on each
+    request head, which uvicorn lacks: it must be complete within ``head_timeout_s`` of the connection opening
+    (or of the previous answer), or the connection is closed, however slowly the client trickles bytes; and
+    while incomplete it may not grow past ``max_header_bytes`` (JSON 431, then closed), so nothing is buffered
+    without bound before the app sees the request."""
+    try:
+        import httptools  # noqa: F401
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Base
+    except ImportError:  # pragma: no cover - httptools ships with uvicorn[standard]
+        from uvicorn.protocols.http.h11_impl import H11Protocol as Base
+    too_large = error_body(["header"], f"request head exceeds {limits.max_header_bytes} bytes", "too_large")
+    answer = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+              b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(too_large), too_large))
+
+    class GuardedProtocol(Base):
+        _timer, _open, _bytes = None, False, 0
+
+        def _arm(self) -> None:  # a head is due
+            self._disarm()
+            self._open, self._bytes = True, 0
+            self._timer = self.loop.call_later(limits.head_timeout_s, self._expire)
+
+        def _disarm(self) -> None:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+        def _head_done(self) -> None:
+            self._open = False
+            self._disarm()
+
+        def _expire(self) -> None:
+            self._timer = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            if self._open:
+                self._bytes += len(data)
+            super().data_received(data)  # a head completed in this read clears _open: its body bytes do not count
+            if self._open and self._bytes > limits.max_header_bytes and not self.transport.is_closing():
+                self._disarm()
+                self.transport.write(answer)
+                self.transport.close()
+
+        def on_headers_complete(self) -> None:  # httptools
+            self._head_done()
+            super().on_headers_complete()
+
+        def handle_events(self) -> None:  # h11: a new cycle means a complete head
+            cycle = getattr(self, "cycle", None)
+            super().handle_events()
+            if getattr(self, "cycle", None) is not cycle:
+                self._head_done()
+
+        def on_response_complete(self) -> None:
+            if not self.transport.is_closing() and not getattr(self, "pipeline", None):
+                self._arm()  # unless a pipelined request's head is already in (httptools); h11 parses it next
+            super().on_response_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return GuardedProtocol
 
 
 def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:

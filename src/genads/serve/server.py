@@ -24,7 +24,7 @@ from genads.serve.bundle import load_bundle
 from genads.serve.engine import AdEngine, ServeConfig, seed_campaigns
 from genads.serve.keys import LedgerError
 from genads.serve.ledger import SQLLedger, open_ledger
-from genads.serve.limits import Limits
+from genads.serve.limits import Limits, guarded_protocol
 from genads.serve.tokens import TokenSecrets, write_secret
 
 ADMIN_ENV, SECRET_ENV = "GENADS_ADMIN_KEY", "GENADS_TOKEN_SECRET"
@@ -129,51 +129,6 @@ def build_app(run_dir: str | Path, ledger_url: str | None = None, config: ServeC
                       public_url=public_url, on_admin_rotate=on_rotate)
 
 
-def head_deadline_protocol(head_timeout_s: float) -> type:
-    """uvicorn's h11 protocol with a deadline for each request head (uvicorn has none: a client that trickles a
-    byte every few seconds, or sends nothing, holds its connection forever). The deadline starts when the
-    connection opens and again after each answer; a complete request head clears it."""
-    from uvicorn.protocols.http.h11_impl import H11Protocol
-
-    class HeadDeadlineH11(H11Protocol):
-        _head_timer = None
-
-        def _arm(self) -> None:
-            self._disarm()
-            self._head_timer = self.loop.call_later(head_timeout_s, self._expire)
-
-        def _disarm(self) -> None:
-            if self._head_timer is not None:
-                self._head_timer.cancel()
-                self._head_timer = None
-
-        def _expire(self) -> None:
-            self._head_timer = None
-            if not self.transport.is_closing():
-                self.transport.close()
-
-        def connection_made(self, transport) -> None:
-            super().connection_made(transport)
-            self._arm()
-
-        def handle_events(self) -> None:
-            cycle = self.cycle
-            super().handle_events()
-            if self.cycle is not cycle:  # a request head arrived
-                self._disarm()
-
-        def on_response_complete(self) -> None:
-            if not self.transport.is_closing():
-                self._arm()  # before the next (pipelined) request is parsed, which disarms it again
-            super().on_response_complete()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
-            super().connection_lost(exc)
-
-    return HeadDeadlineH11
-
-
 def run(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, ledger_url: str | None = None,
         config: ServeConfig | None = None, log_level: str = "info", limits: Limits | None = None,
         public_url: str | None = None) -> None:
@@ -183,10 +138,10 @@ def run(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, ledger_u
     torch.set_num_threads(int(os.environ.get("GENADS_TORCH_THREADS", "1")))  # one core per worker
     limits = limits or Limits()
     app = build_app(run_dir, ledger_url, config, limits, public_url)
-    # h11's own bound on a header block still arriving is looser, so that LimitsMiddleware answers (JSON 431) first
+    # h11's own bound on a head still arriving (if httptools is missing) is looser: the guard answers (JSON 431) first
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, timeout_keep_alive=limits.keep_alive_s,
                 h11_max_incomplete_event_size=4 * limits.max_header_bytes, limit_concurrency=limits.max_connections,
-                http=head_deadline_protocol(limits.head_timeout_s))
+                http=guarded_protocol(limits))
 
 
 def spawn(run_dir: str | Path, port: int, *args: str, env: dict[str, str] | None = None,
