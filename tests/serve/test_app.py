@@ -138,6 +138,7 @@ def test_ops_routes(client):
     client.post("/v1/ads", json={"slots": 2})
     text = client.get("/metrics").text
     assert 'genads_http_requests_total{route="/v1/ads",status="200"}' in text and "genads_live_ads" in text
+    assert "genads_ads_queue_wait_seconds_count 1.0" in text  # the one ad request above waited for the decoder
     spec = client.get("/openapi.json").json()
     assert {"/v1/ads", "/v1/events", "/v1/campaigns", "/v1/campaigns/{campaign_id}"} <= set(spec["paths"])
     png = client.get("/v1/creatives/1001/banner.png")

@@ -88,6 +88,8 @@ class Metrics:
         self.mechanism = Counter("genads_auctions_total", "Ad requests by pricing mechanism", ["mechanism"], registry=r)
         self.live_ads = Gauge("genads_live_ads", "Ads that can be served", registry=r)
         self.queue = Gauge("genads_ads_queue", "POST /v1/ads requests decoding or waiting to", registry=r)
+        self.queue_wait = Histogram("genads_ads_queue_wait_seconds", "Time an ad request waited for the decoder",
+                                    registry=r, buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5, 10.0))
 
 
 class MetricsMiddleware:
@@ -222,7 +224,8 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
         metrics.queue.set(waiting[0])
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    def decide(req: AdRequest):  # in the decoding thread
+    def decide(req: AdRequest, queued: float):  # in the decoding thread
+        metrics.queue_wait.observe(time.perf_counter() - queued)
         engine.secrets.reload()  # sign with the current secret within a second of a rotation
         if req.history is not None:
             items, bad = engine.history_items(req.history)
@@ -241,7 +244,7 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
                 {"loc": ["server", "queue"], "msg": f"{waiting[0]} ad requests are waiting; retry", "type": "busy"}])
         waiting[0] += 1
         try:
-            result = await asyncio.get_running_loop().run_in_executor(decoder, decide, req)
+            result = await asyncio.get_running_loop().run_in_executor(decoder, decide, req, time.perf_counter())
         finally:
             waiting[0] -= 1
         metrics.mechanism.labels(result.mechanism).inc()
