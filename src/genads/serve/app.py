@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -39,7 +39,7 @@ from prometheus_client import (
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from genads.serve.creatives import BannerCache
-from genads.serve.engine import AdEngine
+from genads.serve.engine import AdEngine, AdResult
 from genads.serve.keys import MAX_KEY_CHARS, KeyInfo, Principal, key_id
 from genads.serve.ledger import MICROS, Campaign, Event, LedgerError
 from genads.serve.limits import Limits, LimitsMiddleware, StrictJSONRoute
@@ -165,7 +165,7 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
     waiting = [0]
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         decoder.shutdown(wait=False, cancel_futures=True)
 
@@ -224,7 +224,7 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
         metrics.queue.set(waiting[0])
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    def decide(req: AdRequest, queued: float):  # in the decoding thread
+    def decide(req: AdRequest, queued: float) -> AdResult:  # in the decoding thread
         metrics.queue_wait.observe(time.perf_counter() - queued)
         engine.secrets.reload()  # sign with the current secret within a second of a rotation
         if req.history is not None:

@@ -17,11 +17,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.responses import Response
 
 log = logging.getLogger("genads.serve")
 
@@ -92,7 +94,7 @@ class LimitsMiddleware:
             return
         lim, received, started = self.limits, 0, False
 
-        async def limited_receive():
+        async def limited_receive() -> dict:
             nonlocal received
             try:
                 async with asyncio.timeout(lim.body_timeout_s):  # no task per call, unlike wait_for
@@ -213,10 +215,10 @@ class StrictJSONRequest(Request):
 class StrictJSONRoute(APIRoute):
     """A route whose JSON body may not repeat a key (``{"bid": 1, "bid": 1000}`` is refused, not resolved)."""
 
-    def get_route_handler(self):
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
         handler = super().get_route_handler()
 
-        async def route(request: Request):
+        async def route(request: Request) -> Response:
             return await handler(StrictJSONRequest(request.scope, request.receive))
 
         return route
