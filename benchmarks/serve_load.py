@@ -61,8 +61,9 @@ def start(bundle: Path, port: int, mechanism: str, beam: int) -> subprocess.Pope
 
 
 def closed_loop(url: str, bodies: list[dict], click_every: int = 0, clicks: dict | None = None) -> list[float]:
-    """Send the bodies one after another; seconds per request from sending it. With ``click_every``, click the
-    first slot of every n-th slate and replay its token under a fresh key (counted in ``clicks``)."""
+    """Send the bodies one after another; seconds per request from sending it. With ``click_every``, report the
+    first slot's impression of every n-th slate, click it and replay the click under a fresh key (counted in
+    ``clicks``)."""
     out = []
     with httpx.Client(base_url=url, timeout=60) as client:
         for i, body in enumerate(bodies):
@@ -73,6 +74,8 @@ def closed_loop(url: str, bodies: list[dict], click_every: int = 0, clicks: dict
                 raise RuntimeError(f"bad answer {r.status_code}: {r.text[:200]}")
             if click_every and i % click_every == 0:
                 token = r.json()["slate"][0]["token"]
+                client.post("/v1/events", json={"idempotency_key": f"{r.json()['request_id']}-i", "type": "impression",
+                                                "token": token}).raise_for_status()
                 first, replay = (client.post("/v1/events", json={"idempotency_key": f"{r.json()['request_id']}-{k}",
                                                                  "type": "click", "token": token}) for k in "ab")
                 clicks["charged"] += first.status_code == 200

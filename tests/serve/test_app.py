@@ -95,6 +95,7 @@ def test_paused_and_spent_campaigns_stop_serving(client, engine):
         slate = client.post("/v1/ads", json={"history": c["ad_ids"][:3], "slots": 10}).json()["slate"]
         for s in (s for s in slate if s["campaign_id"] == c["campaign_id"]):
             k += 1
+            client.post("/v1/events", json={"idempotency_key": f"i{k}", "type": "impression", "token": s["token"]})
             out = client.post("/v1/events", json={"idempotency_key": f"k{k}", "type": "click", "token": s["token"]}).json()
             spent += out["charged"]
         client.patch(f"/v1/campaigns/{c['campaign_id']}", headers=own, json={"bid": 50.0})  # win more often
@@ -106,6 +107,9 @@ def test_paused_and_spent_campaigns_stop_serving(client, engine):
 def test_events_are_idempotent(client):
     slot = client.post("/v1/ads", json={"user_id": 5, "slots": 1}).json()["slate"][0]
     body = {"idempotency_key": "evt-1", "type": "click", "token": slot["token"]}
+    early = client.post("/v1/events", json=body)  # a click before its slot's impression: refused, nothing written
+    assert early.status_code == 409 and early.json()["detail"][0]["loc"] == ["body", "token"]
+    assert client.post("/v1/events", json={**body, "idempotency_key": "imp-1", "type": "impression"}).status_code == 200
     first, second = client.post("/v1/events", json=body).json(), client.post("/v1/events", json=body).json()
     assert first["charged"] == second["charged"] == slot["price"] and second["duplicate"] and not first["duplicate"]
     r = client.post("/v1/events", json={**body, "type": "conversion"})

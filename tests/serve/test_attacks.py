@@ -70,9 +70,26 @@ def _length(data: bytes) -> int:
     return 0
 
 
+def seen(live: Live, token: str) -> None:
+    """Report the slot's impression (a click is charged only after it)."""
+    r = live.http.post("/v1/events", json={"idempotency_key": f"imp-{token[-16:]}", "type": "impression", "token": token})
+    assert r.status_code == 200, r.text
+
+
+def test_a_click_before_its_impression_is_refused_until_it_arrives(live):
+    slot = live.http.post("/v1/ads", json={"user_id": 9, "slots": 1}).json()["slate"][0]
+    click = {"idempotency_key": "early", "type": "click", "token": slot["token"]}
+    early = live.http.post("/v1/events", json=click)
+    assert early.status_code == 409 and early.json()["detail"][0]["loc"] == ["body", "token"]
+    seen(live, slot["token"])
+    late = live.http.post("/v1/events", json=click)  # the same key, retried: nothing was written the first time
+    assert late.status_code == 200 and late.json()["charged"] == slot["price"] and not late.json()["duplicate"]
+
+
 def test_a_slot_token_replayed_with_fresh_keys_is_charged_once(live):
     slot = live.http.post("/v1/ads", json={"user_id": 5, "slots": 1}).json()["slate"][0]
     before = next(c for c in live.campaigns() if c["campaign_id"] == slot["campaign_id"])["spent"]
+    seen(live, slot["token"])
     answers = [live.http.post("/v1/events", json={"idempotency_key": f"replay-{i}", "type": "click", "token": slot["token"]})
                for i in range(10)]
     assert [r.status_code for r in answers] == [200] + [409] * 9
@@ -98,6 +115,9 @@ def test_forged_payloads_with_the_real_secret_are_refused_or_capped(live):
                         ("future", {"issued_at": now + 3600}), ("absurd-bid", {"bid_micros": 10**15, "price_micros": 10**15})):
         r = send(key, **fields)
         assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "token"], (key, r.text)
+    tok = {"request_id": b"huge".hex(), "ad_id": ad, "campaign_id": cid, "price_micros": 10**12, "bid_micros": 10**12,
+           "issued_at": now}
+    seen(live, sign(SlotToken(**tok), live.secret))
     huge = send("huge", price_micros=10**12, bid_micros=10**12)  # the largest legal payload: capped at today's bid
     assert huge.status_code == 200 and huge.json()["charged"] <= c["bid"]
     now_spent = next(x for x in live.campaigns() if x["campaign_id"] == cid)["spent"]
@@ -114,6 +134,8 @@ def test_paused_and_lowered_bid_campaigns_follow_the_policy(live):
         for s in live.http.post("/v1/ads", json={"history": c["ad_ids"][:3], "slots": 10}).json()["slate"]:
             if s["campaign_id"] == cid:
                 tokens.append(s)
+    for t in tokens:
+        seen(live, t["token"])
     assert live.http.patch(f"/v1/campaigns/{cid}", headers=ADMIN_HEAD, json={"bid": 0.01}).status_code == 200
     cut = live.http.post("/v1/events", json={"idempotency_key": "cut", "type": "click", "token": tokens[0]["token"]})
     assert cut.json()["charged"] == pytest.approx(min(tokens[0]["price"], 0.01))

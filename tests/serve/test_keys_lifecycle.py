@@ -92,6 +92,7 @@ def test_token_secret_rotation_keeps_old_tokens_until_they_expire(run_dir, capsy
     slate = app.post("/v1/ads", json={"user_id": 2, "slots": 2}).json()["slate"]
     assert main(["keys", "rotate-secret", str(run_dir)]) == 0
     app.app.state.engine.secrets._checked = 0.0  # the server re-reads the file within a second; now
+    app.post("/v1/events", json={"idempotency_key": "seen", "type": "impression", "token": slate[0]["token"]})
     r = app.post("/v1/events", json={"idempotency_key": "before", "type": "click", "token": slate[0]["token"]})
     assert r.status_code == 200  # issued before the rotation: still valid
     fresh = app.post("/v1/ads", json={"user_id": 2, "slots": 1}).json()["slate"][0]["token"]

@@ -34,6 +34,15 @@ def test_a_slot_is_charged_once_whatever_the_key(ledger):
     assert ledger.audit()["slots_charged_twice"] == 0
 
 
+def test_a_click_waits_for_its_impression_when_required(ledger):
+    c = ledger.create_campaign(1, "c", [7], bid=1.0, budget=100.0)
+    with pytest.raises(LedgerError) as err:
+        ledger.record_event(slot_click("c1", c.campaign_id, 5_000), require_impression=True)
+    assert (err.value.field, err.value.status) == ("token", 409) and ledger.totals(c.campaign_id) == (0, 0, 0)
+    ledger.record_event(Event("i1", "impression", c.campaign_id, 7, "feed", 5_000), require_impression=True)
+    assert ledger.record_event(slot_click("c1", c.campaign_id, 5_000), require_impression=True).charged_micros == 5_000
+
+
 def test_idempotency_keys_are_scoped_to_the_request(ledger):
     c = ledger.create_campaign(1, "c", [7], bid=1.0, budget=100.0)
     squat = ledger.record_event(slot_click("click-1", c.campaign_id, 1_000, request="attacker"))

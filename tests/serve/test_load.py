@@ -66,12 +66,14 @@ def new_campaign(url: str, budget: float) -> int:
 
 
 def fire(url: str, tokens: list[tuple[str, str]], accepted: dict, sent: set, lock: threading.Lock) -> None:
-    """POST click events (key, token) in order; record what the server answered, by (request id, key)."""
+    """POST each slot's impression, then its click (key, token), in order; record what the server answered to
+    the clicks, by (request id, key)."""
     with httpx.Client(base_url=url, timeout=10) as client:
         for key, token in tokens:
             with lock:
                 sent.add((key, token))
             try:
+                client.post("/v1/events", json={"idempotency_key": f"{key}-imp", "type": "impression", "token": token})
                 r = client.post("/v1/events", json={"idempotency_key": key, "type": "click", "token": token})
             except httpx.HTTPError:
                 return  # the server died
@@ -115,7 +117,7 @@ def test_64_clients_charge_one_campaign_exactly(bundle_dir, tmp_path):
     assert len(accepted) == 256  # every event answered
     spent, charged, n = open_ledger(url).totals(campaign)
     assert spent == charged == sum(accepted.values()) == 40 * MICROS  # ~77 s of clicks on a 40 budget: capped exactly
-    assert n == 256 and round(state["spent"] * MICROS) == spent and not state["serving"]
+    assert n == 2 * 256 and round(state["spent"] * MICROS) == spent and not state["serving"]  # impressions + clicks
 
 
 def test_kill_9_under_load_then_restart(bundle_dir, tmp_path, ledger_url):
@@ -153,4 +155,4 @@ def test_kill_9_under_load_then_restart(bundle_dir, tmp_path, ledger_url):
         server.kill()
     assert all(replay[k] == c for k, c in accepted.items())  # replays answered from the ledger
     spent2, charged2, n2 = open_ledger(ledger_url).totals(campaign)
-    assert spent2 == charged2 == sum(replay.values()) and n2 == len(sent) and spent2 <= 1000 * MICROS
+    assert spent2 == charged2 == sum(replay.values()) and n2 == 2 * len(sent) and spent2 <= 1000 * MICROS

@@ -17,7 +17,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     head_timeout_s=args.head_timeout)
     run(args.run_dir, host=args.host, port=args.port, ledger_url=args.ledger,
         config=ServeConfig(mechanism=args.mechanism, refresh_s=args.refresh, beam=args.beam), log_level=args.log_level,
-        limits=limits, public_url=args.public_url)
+        limits=limits, public_url=args.public_url, clicks_need_impression=not args.clicks_without_impression)
     return 0
 
 
@@ -76,6 +76,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--body-timeout", type=float, default=10.0, help="seconds a request body may stall (408)")
     p.add_argument("--head-timeout", type=float, default=10.0,
                    help="seconds a connection has to send a complete request head (then it is closed)")
+    p.add_argument("--clicks-without-impression", action="store_true",
+                   help="charge a click even when its slot's impression was never reported (default: 409 until it is)")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=cmd_serve)
 

@@ -146,7 +146,8 @@ def key_out(k: KeyInfo) -> KeyInfoOut:
 
 
 def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: Limits | None = None,
-               public_url: str | None = None, on_admin_rotate: Callable[[str], None] | None = None) -> FastAPI:
+               public_url: str | None = None, on_admin_rotate: Callable[[str], None] | None = None,
+               clicks_need_impression: bool = True) -> FastAPI:
     """The API over an engine (and its ledger).
 
     Args:
@@ -155,6 +156,8 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
             request's Host header is never used. None: links are relative (``/v1/creatives/...``).
         on_admin_rotate: called with the new admin key after ``POST /v1/keys/rotate`` by the admin
             (the server writes it to ``state/admin.key``).
+        clicks_need_impression: a click is charged only after its slot's impression was recorded (409
+            before: send the impression, then retry the click).
     """
     ledger = engine.ledger
     metrics = Metrics()
@@ -261,8 +264,8 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
         return Response(banners.png(ad_id), media_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
     @app.post("/v1/events", response_model=EventOut, tags=["events"],
-              responses={409: {"description": "idempotency key reused for another event, or the slot's event "
-                                              "already recorded under another key"}})
+              responses={409: {"description": "idempotency key reused for another event, the slot's event "
+                                              "already recorded under another key, or a click before its impression"}})
     def events(ev: EventIn) -> EventOut:
         engine.secrets.reload()
         try:
@@ -270,7 +273,7 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
         except TokenError as err:
             raise field_error(422, ["body", "token"], str(err)) from None
         result = ledger.record_event(Event(ev.idempotency_key, ev.type, tok.campaign_id, tok.ad_id, tok.request_id,
-                                           tok.price_micros, tok.bid_micros))
+                                           tok.price_micros, tok.bid_micros), require_impression=clicks_need_impression)
         metrics.events.labels(ev.type, "duplicate" if result.duplicate else "recorded").inc()
         if not result.duplicate:
             metrics.charged.inc(result.charged_micros / MICROS)

@@ -270,13 +270,15 @@ class SQLLedger(KeyStore):
             return self._load(cur, "WHERE campaign_id = ?", (campaign_id,))[0]
 
     # --- events -------------------------------------------------------------------------------
-    def record_event(self, event: Event) -> EventResult:
+    def record_event(self, event: Event, require_impression: bool = False) -> EventResult:
         """Insert the event and charge its campaign (clicks only) in one transaction; idempotent by key.
 
         Checked before anything is written (LedgerError naming the field; nothing written on failure):
         the type, integer micros with ``0 <= price <= bid at serving``, the campaign exists and holds
-        the ad, and the slot has no event of this type under another key (409). A click is charged
-        ``min(price, bid now, budget left)``, and nothing while the campaign is paused.
+        the ad, the slot has no event of this type under another key (409), and with
+        ``require_impression`` a click's slot has its impression recorded (409 otherwise: send the
+        impression, then retry the click). A click is charged ``min(price, bid now, budget left)``,
+        and nothing while the campaign is paused.
         """
         _check_event(event)
         with self._tx() as cur:
@@ -288,6 +290,11 @@ class SQLLedger(KeyStore):
             if row is None or self._run(cur, "SELECT 1 FROM campaign_ads WHERE campaign_id = ? AND ad_id = ?",
                                         (event.campaign_id, event.ad_id)).fetchone() is None:
                 raise LedgerError("token", f"ad {event.ad_id} is not in campaign {event.campaign_id}")
+            if require_impression and event.type == "click" and self._run(
+                    cur, "SELECT 1 FROM slot_events WHERE request_id = ? AND ad_id = ? AND type = 'impression'",
+                    (event.request_id, event.ad_id)).fetchone() is None:
+                raise LedgerError("token", "no impression was recorded for this slot: send it, then retry the click",
+                                  status=409)
             claimed = self._run(cur, "INSERT INTO slot_events (request_id, ad_id, type, idempotency_key) VALUES (?, ?, ?, ?) "
                                      "ON CONFLICT (request_id, ad_id, type) DO NOTHING RETURNING idempotency_key",
                                 (event.request_id, event.ad_id, event.type, event.idempotency_key)).fetchone()

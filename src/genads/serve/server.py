@@ -116,7 +116,7 @@ def token_secrets(ledger: SQLLedger, state: Path) -> TokenSecrets:
 
 
 def build_app(run_dir: str | Path, ledger_url: str | None = None, config: ServeConfig | None = None,
-              limits: Limits | None = None, public_url: str | None = None) -> FastAPI:
+              limits: Limits | None = None, public_url: str | None = None, clicks_need_impression: bool = True) -> FastAPI:
     folder = bundle_dir(run_dir)
     state = folder / "state"
     ledger = open_ledger(ledger_url or str(state / "ledger.sqlite"))
@@ -126,18 +126,18 @@ def build_app(run_dir: str | Path, ledger_url: str | None = None, config: ServeC
     from_file = not os.environ.get(ADMIN_ENV)
     on_rotate = (lambda key: write_secret(state / "admin.key", key + "\n")) if from_file else None
     return create_app(AdEngine(bundle, ledger, config, token_secrets(ledger, state)), limits=limits,
-                      public_url=public_url, on_admin_rotate=on_rotate)
+                      public_url=public_url, on_admin_rotate=on_rotate, clicks_need_impression=clicks_need_impression)
 
 
 def run(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, ledger_url: str | None = None,
         config: ServeConfig | None = None, log_level: str = "info", limits: Limits | None = None,
-        public_url: str | None = None) -> None:
+        public_url: str | None = None, clicks_need_impression: bool = True) -> None:
     import torch
     import uvicorn
 
     torch.set_num_threads(int(os.environ.get("GENADS_TORCH_THREADS", "1")))  # one core per worker
     limits = limits or Limits()
-    app = build_app(run_dir, ledger_url, config, limits, public_url)
+    app = build_app(run_dir, ledger_url, config, limits, public_url, clicks_need_impression)
     # h11's own bound on a head still arriving (if httptools is missing) is looser: the guard answers (JSON 431) first
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, timeout_keep_alive=limits.keep_alive_s,
                 h11_max_incomplete_event_size=4 * limits.max_header_bytes, limit_concurrency=limits.max_connections,
