@@ -307,7 +307,7 @@ class SQLLedger(KeyStore):
                                       "ON CONFLICT (request_id, idempotency_key) DO NOTHING RETURNING idempotency_key",
                                  (event.idempotency_key, event.type, event.campaign_id, event.ad_id, event.request_id,
                                   event.price_micros, charge, time.time())).fetchone()
-            if inserted is None:  # the key was taken meanwhile by an event of another campaign: undo the slot claim
+            if inserted is None:  # the key was taken meanwhile for another ad of this request: undo the slot claim
                 raise LedgerError("idempotency_key", "already used for a different event", status=409)
             if charge:
                 self._run(cur, "UPDATE campaigns SET spent_micros = spent_micros + ? WHERE campaign_id = ?",
