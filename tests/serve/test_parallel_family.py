@@ -16,7 +16,7 @@ from tests.serve.conftest import ADMIN, make_engine
 @pytest.fixture(scope="module")
 def parallel_bundle(tmp_path_factory):
     path = synthetic_bundle(tmp_path_factory.mktemp("pbundle") / "serve", 200, n_advertisers=4, budget=50.0,
-                            family="parallel", n_codes=8, code_size=16)
+                            family="parallel")  # 32 x 256 codes: the Beauty shape
     return load_bundle(path)
 
 
@@ -39,7 +39,7 @@ def client(engine):
 
 def test_bundle_knows_its_family(parallel_bundle):
     assert parallel_bundle.family == "parallel" and parallel_bundle.manifest["family"] == "parallel"
-    assert parallel_bundle.sids.shape == (201, 8)
+    assert parallel_bundle.sids.shape == (201, 32) and engine_has_no_trie(parallel_bundle)
 
 
 def test_candidates_equal_the_naive_exact_reference(engine):
@@ -77,3 +77,16 @@ def test_a_higher_bid_moves_an_ad_up(engine):
     item = base[-1]
     engine.exact.set_bid(item, engine.exact.bid(item) * 1e6)
     assert engine._score_exact(hist, 200).ads[0].tolist().index(item) < len(base) - 1
+
+
+def engine_has_no_trie(bundle, tmp_dir=None) -> bool:
+    """32 codes of 256 values cannot be a prefix trie's keys (256**33 overflows): the engine must not build one."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ledger = SQLiteLedger(Path(tmp) / "ledger.sqlite", synchronous="OFF")
+        try:
+            return make_engine(bundle, ledger).trie is None
+        finally:
+            ledger.close()

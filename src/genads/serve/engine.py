@@ -126,7 +126,7 @@ class AdEngine:
                                       strict=True))
         self.exact = LiveAds(bundle.sids, live=[]) if bundle.family == "parallel" else None
         """Parallel family: the live ads' codes and bids, scored exactly (then no trie is kept)."""
-        self.trie = PrefixTrie(bundle.sids.shape[1], int(bundle.sids.max()) + 1)
+        self.trie = PrefixTrie(bundle.sids.shape[1], int(bundle.sids.max()) + 1) if self.exact is None else None
         self.live: dict[int, tuple[int, int]] = {}
         """item -> (campaign_id, bid_micros) of the best-bidding serving campaign holding it."""
         self.bids = BidTable(self.trie, default_bid=0.0) if BID_AWARE and self.exact is None else None
