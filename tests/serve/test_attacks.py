@@ -358,3 +358,33 @@ def test_a_bid_of_a_million_pays_no_more_than_the_critical_bid(engine, monkeypat
         assert all(p.price < 10 for p in rich) and np.isfinite(critical).all()  # other bids are ~1
         won += len(rich)
     assert won  # the 1e6 ad did win slots
+
+
+def test_a_server_error_is_json_and_keeps_the_connection(bundle_dir, tmp_path):
+    """A broken ledger (a table gone) makes a route fail: the answer is a JSON 500, and the same connection
+    serves the next request (it used to be text/plain and reset the connection)."""
+    import sqlite3
+
+    bundle = copy_bundle(bundle_dir, tmp_path / "b")
+    port = free_port()
+    proc = spawn(bundle, port, "--log-level", "critical", env={"GENADS_ADMIN_KEY": ADMIN, "OMP_NUM_THREADS": "1"})
+    try:
+        with sqlite3.connect(bundle / "state" / "ledger.sqlite") as conn:
+            conn.execute("DROP TABLE campaign_ads")
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+            answers = []
+            for path, key in (("/v1/campaigns", ADMIN.encode()), ("/healthz", b"")):
+                s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\n\r\n" % (path.encode(), key))
+                data = b""
+                while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < _length(data):
+                    chunk = s.recv(65536)
+                    assert chunk, f"the server closed the connection after {answers}"
+                    data += chunk
+                answers.append((int(data.split(b" ", 2)[1]), data.split(b"\r\n\r\n", 1)))
+        (status, (head, body)), (status2, (_, body2)) = answers
+        assert status == 500 and b"application/json" in head.lower()
+        assert json.loads(body)["detail"][0]["loc"] == ["server"] and b"campaign_ads" not in body
+        assert status2 == 200 and json.loads(body2) == {"status": "ok"}  # on the same connection
+    finally:
+        proc.kill()
+        proc.wait()
