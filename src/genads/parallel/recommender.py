@@ -110,7 +110,7 @@ class ParallelRecommender:
             raise RuntimeError("ParallelRecommender used before fit (or load)")
         self.model.eval()
         keys, codes, _ = self.live.arrays()
-        vectors = self.model.item_vectors(codes.T)  # (n_live, m * d_code)
+        vectors = self.model.item_vectors(codes.T.long())  # (n_live, m * d_code)
         out = np.full((len(history), k), -1, dtype=np.int64)
         take = min(k, len(keys))
         for i in range(0, len(history), 512):
