@@ -24,7 +24,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 
 import numpy as np
-from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response, Security
+from fastapi import Depends, FastAPI, Path, Request, Response, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
@@ -38,6 +38,9 @@ from prometheus_client import (
 )
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from genads.serve import actions
+from genads.serve.actions import field_error
+from genads.serve.console import mount_console
 from genads.serve.creatives import BannerCache
 from genads.serve.engine import AdEngine, AdResult
 from genads.serve.keys import MAX_KEY_CHARS, KeyInfo, Principal, key_id
@@ -73,10 +76,6 @@ def _message(e: dict) -> str:
     return str(e.get("msg", ""))
 
 
-def field_error(status: int, loc: list, msg: str) -> HTTPException:
-    return HTTPException(status, detail=[{"loc": loc, "msg": msg, "type": "value_error"}])
-
-
 class Metrics:
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
@@ -86,10 +85,12 @@ class Metrics:
         self.events = Counter("genads_events_total", "Events", ["type", "outcome"], registry=r)
         self.charged = Counter("genads_charged_total", "Money charged (currency units)", registry=r)
         self.mechanism = Counter("genads_auctions_total", "Ad requests by pricing mechanism", ["mechanism"], registry=r)
+        self.slots = Counter("genads_slots_total", "Slots asked for by POST /v1/ads, and filled", ["outcome"], registry=r)
         self.live_ads = Gauge("genads_live_ads", "Ads that can be served", registry=r)
         self.queue = Gauge("genads_ads_queue", "POST /v1/ads requests decoding or waiting to", registry=r)
         self.queue_wait = Histogram("genads_ads_queue_wait_seconds", "Time an ad request waited for the decoder",
                                     registry=r, buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5, 10.0))
+        self.started = time.time()
 
 
 class MetricsMiddleware:
@@ -201,17 +202,6 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
             detail = [{"loc": [where], "msg": str(detail), "type": "http_error"}]
         return JSONResponse({"detail": detail}, status_code=err.status_code, headers=getattr(err, "headers", None))
 
-    def owned(campaign_id: int, who: Principal) -> Campaign:
-        c = ledger.campaign(campaign_id)
-        if c is None or not (who.is_admin or c.advertiser_id == who.advertiser_id):  # the same answer: reveals nothing
-            raise field_error(404, ["path", "campaign_id"], f"no campaign {campaign_id}")
-        return c
-
-    def check_ads(ad_ids: list[int], advertiser_id: int) -> None:
-        for i, ad in enumerate(ad_ids):
-            if engine.advertiser_of.get(ad) != advertiser_id:
-                raise field_error(422, ["body", "ad_ids", i], f"ad {ad} is not an ad of advertiser {advertiser_id}")
-
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict:
         return {"status": "ok"}
@@ -238,19 +228,27 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
             items = engine.user_history(req.user_id) if req.user_id is not None else np.zeros(0, np.int64)
         return engine.serve(items, req.slots, set(req.context.exclude))
 
-    @app.post("/v1/ads", response_model=AdResponse, tags=["ads"],
-              responses={503: {"description": "too many requests waiting for decoding (see Retry-After)"}})
-    async def ads(req: AdRequest) -> JSONResponse:
-        # decoded in the worker thread, answered as built JSON (re-validating the response costs more than the auction)
+    async def decode(req: AdRequest) -> AdResult:
+        """The slate for a request, built in the decoding thread (503 when ``limits.max_queue`` are waiting)."""
         if waiting[0] >= limits.max_queue:
             raise StarletteHTTPException(503, headers={"Retry-After": "1"}, detail=[
                 {"loc": ["server", "queue"], "msg": f"{waiting[0]} ad requests are waiting; retry", "type": "busy"}])
         waiting[0] += 1
         try:
-            result = await asyncio.get_running_loop().run_in_executor(decoder, decide, req, time.perf_counter())
+            return await asyncio.get_running_loop().run_in_executor(decoder, decide, req, time.perf_counter())
         finally:
             waiting[0] -= 1
+
+    app.state.decode = decode  # the console's slate preview decodes through the same thread and queue bound
+
+    @app.post("/v1/ads", response_model=AdResponse, tags=["ads"],
+              responses={503: {"description": "too many requests waiting for decoding (see Retry-After)"}})
+    async def ads(req: AdRequest) -> JSONResponse:
+        # decoded in the worker thread, answered as built JSON (re-validating the response costs more than the auction)
+        result = await decode(req)
         metrics.mechanism.labels(result.mechanism).inc()
+        metrics.slots.labels("requested").inc(req.slots)
+        metrics.slots.labels("filled").inc(len(result.placements))
         slate = [{"ad_id": p.ad_id, "position": p.position, "campaign_id": p.campaign_id, "price": p.price,
                   "pctr": p.pctr, "creative": {"title": p.title, "image_url": f"{base}/v1/creatives/{p.ad_id}/banner.png"},
                   "token": p.token} for p in result.placements]
@@ -284,15 +282,7 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
 
     @app.post("/v1/campaigns", response_model=CampaignOut, status_code=201, tags=["campaigns"])
     def create(body: CampaignIn, who: Who) -> CampaignOut:
-        if who.is_admin and body.advertiser_id is None:
-            raise field_error(422, ["body", "advertiser_id"], "the admin key must name the advertiser")
-        if not who.is_admin and body.advertiser_id not in (None, who.advertiser_id):
-            raise field_error(403, ["body", "advertiser_id"], "an advertiser key creates campaigns only for itself")
-        advertiser = body.advertiser_id if who.is_admin else who.advertiser_id
-        check_ads(body.ad_ids, advertiser)
-        c = ledger.create_campaign(advertiser, body.name, body.ad_ids, body.bid, body.budget, body.status)
-        engine.refresh(force=True)
-        return campaign_out(c)
+        return campaign_out(actions.create_campaign(engine, body, who))
 
     @app.get("/v1/campaigns", response_model=list[CampaignOut], tags=["campaigns"])
     def list_campaigns(who: Who) -> list[CampaignOut]:
@@ -300,36 +290,23 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
 
     @app.get("/v1/campaigns/{campaign_id}", response_model=CampaignOut, tags=["campaigns"])
     def get_campaign(campaign_id: CampaignId, who: Who) -> CampaignOut:
-        return campaign_out(owned(campaign_id, who))
+        return campaign_out(actions.owned(ledger, campaign_id, who))
 
     @app.patch("/v1/campaigns/{campaign_id}", response_model=CampaignOut, tags=["campaigns"])
     def update(campaign_id: CampaignId, body: CampaignPatch, who: Who) -> CampaignOut:
-        c = owned(campaign_id, who)
-        if body.ad_ids is not None:
-            check_ads(body.ad_ids, c.advertiser_id)
-        out = ledger.update_campaign(campaign_id, **body.model_dump(exclude_none=True))
-        engine.refresh(force=True)  # applied before this answer: the next request is built from the new live set
-        return campaign_out(out)
-
-    def set_status(campaign_id: int, who: Principal, status: str) -> CampaignOut:
-        owned(campaign_id, who)
-        out = ledger.update_campaign(campaign_id, status=status)
-        engine.refresh(force=True)
-        return campaign_out(out)
+        return campaign_out(actions.update_campaign(engine, campaign_id, body, who))
 
     @app.post("/v1/campaigns/{campaign_id}/pause", response_model=CampaignOut, tags=["campaigns"])
     def pause(campaign_id: CampaignId, who: Who) -> CampaignOut:
-        return set_status(campaign_id, who, "paused")
+        return campaign_out(actions.set_status(engine, campaign_id, who, "paused"))
 
     @app.post("/v1/campaigns/{campaign_id}/resume", response_model=CampaignOut, tags=["campaigns"])
     def resume(campaign_id: CampaignId, who: Who) -> CampaignOut:
-        return set_status(campaign_id, who, "active")
+        return campaign_out(actions.set_status(engine, campaign_id, who, "active"))
 
     @app.post("/v1/advertisers/{advertiser_id}/keys", response_model=KeyOut, status_code=201, tags=["keys"])
     def new_key(advertiser_id: Annotated[int, Path(ge=0, le=2**62)], who: Who) -> KeyOut:
-        if not who.is_admin:
-            raise field_error(403, ["header", "X-API-Key"], "only the admin key issues advertiser keys")
-        key = ledger.add_key(advertiser_id)
+        key = actions.issue_key(ledger, who, advertiser_id)
         return KeyOut(advertiser_id=advertiser_id, key_id=key_id(key), api_key=key)
 
     @app.get("/v1/keys", response_model=list[KeyInfoOut], tags=["keys"])
@@ -350,4 +327,5 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
             on_admin_rotate(new)
         return KeyOut(advertiser_id=who.advertiser_id, key_id=key_id(new), api_key=new)
 
+    mount_console(app, public_url=public_url)
     return app

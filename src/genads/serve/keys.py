@@ -94,6 +94,15 @@ class KeyStore:
             return None
         return Principal(bool(row[2]), None if row[1] is None else int(row[1]), row[0])
 
+    def principal_by_hash(self, key_hash: str) -> Principal | None:
+        """The principal of the live key with this SHA-256 (the console keeps the hash of a session's key,
+        never the key); None once it is revoked."""
+        with self._tx(write=False) as cur:
+            row = self._run(cur, f"SELECT {COLUMNS} FROM api_keys WHERE key_hash = ?", (key_hash,)).fetchone()
+        if row is None or row[4] is not None:
+            return None
+        return Principal(bool(row[2]), None if row[1] is None else int(row[1]), row[0])
+
     def has_admin(self) -> bool:
         with self._tx(write=False) as cur:
             return self._run(cur, "SELECT COUNT(*) FROM api_keys WHERE is_admin = 1 AND revoked_at IS NULL").fetchone()[0] > 0

@@ -27,6 +27,7 @@ servers sharing a ledger notice each other's changes.
 
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
 import threading
@@ -346,6 +347,34 @@ class SQLLedger(KeyStore):
                                    (campaign_id,)).fetchone()
         return int(spent[0]) if spent else 0, int(charged), int(n)
 
+    def event_counts(self, advertiser_id: int | None = None) -> dict[int, dict[str, tuple[int, int]]]:
+        """campaign_id -> event type -> (events, charged_micros) over every campaign, or one advertiser's."""
+        where, params = ("", ()) if advertiser_id is None else (" WHERE c.advertiser_id = ?", (advertiser_id,))
+        with self._tx(write=False) as cur:
+            rows = self._run(cur, "SELECT e.campaign_id, e.type, COUNT(*), COALESCE(SUM(e.charged_micros), 0) FROM events e "
+                                  f"JOIN campaigns c ON c.campaign_id = e.campaign_id{where} GROUP BY e.campaign_id, e.type",
+                             params).fetchall()
+        out: dict[int, dict[str, tuple[int, int]]] = {}
+        for cid, kind, n, charged in rows:
+            out.setdefault(int(cid), {})[kind] = (int(n), int(charged))
+        return out
+
+    def event_span(self, campaign_id: int) -> tuple[float, float] | None:
+        """(first, last) ``created_at`` of a campaign's events; None when it has none."""
+        with self._tx(write=False) as cur:
+            row = self._run(cur, "SELECT MIN(created_at), MAX(created_at) FROM events WHERE campaign_id = ?",
+                            (campaign_id,)).fetchone()
+        return None if row is None or row[0] is None else (float(row[0]), float(row[1]))
+
+    def event_series(self, campaign_id: int, start: float, bucket_s: float) -> list[tuple[int, str, int, int]]:
+        """A campaign's events from ``start`` in buckets of ``bucket_s`` seconds: (bucket index, type, events,
+        charged_micros) per non-empty bucket and type, oldest first."""
+        with self._tx(write=False) as cur:
+            rows = self._run(cur, "SELECT FLOOR((created_at - ?) / ?) AS b, type, COUNT(*), COALESCE(SUM(charged_micros), 0) "
+                                  "FROM events WHERE campaign_id = ? AND created_at >= ? GROUP BY b, type ORDER BY b",
+                             (start, bucket_s, campaign_id, start)).fetchall()
+        return [(int(b), kind, int(n), int(charged)) for b, kind, n, charged in rows]
+
     def event_charges(self) -> dict[tuple[str, str], int]:
         """(request_id, idempotency_key) -> charged_micros of every stored event."""
         with self._tx(write=False) as cur:
@@ -420,6 +449,7 @@ class SQLiteLedger(SQLLedger):
             conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
             conn.execute("PRAGMA busy_timeout=30000")
+            conn.create_function("FLOOR", 1, math.floor, deterministic=True)  # SQLite builds without math functions
             self._local.conn = conn
         return conn
 
