@@ -115,7 +115,9 @@ def test_recommender_ranks_like_exact_scoring_and_serves_a_new_ad(cycle_split, c
     rec = ParallelRecommender(cycle_codes, base, replace(TINY, epochs=2), codebook=cycle_codebook)
     rec.fit(cycle_split, seed=0, progress=False)
     hist = cycle_split.test.history[:8]
-    np.testing.assert_array_equal(rec.recommend(hist, 10), rec.slate(hist, 10).ads)
+    slate = rec.slate(hist, 10)
+    np.testing.assert_array_equal(rec.recommend(hist, 10), slate.ads)
+    np.testing.assert_allclose(rec.logprob_of(hist, slate.ads), slate.logprob, rtol=1e-5)  # the reward pipeline's
     top = int(rec.recommend(hist[:1], 1)[0, 0])
     new_key = len(cycle_codes) + 5  # never trained: no ID embedding, codes from its vector alone
     codes = rec.add_ad(new_key, vector=cycle_vectors[top - 1])

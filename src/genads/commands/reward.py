@@ -44,16 +44,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     sim = SimulationConfig(requests=args.requests, repeats=args.repeats, slate_size=args.slate_size,
                            pool_size=args.pool, beam_share=args.beam_share, include_prob=args.include_prob,
                            click=ClickModel(position_decay=args.position_decay))
+    gen, trie, sids = _generator(rec)
     log, history = training_log(split.valid.history[:, -args.history:], split.valid.target, popularity, sim,
-                                seed=args.seed, model=rec.model, trie=rec.trie, sids=rec.sids)
-    config = with_bid_scale(RewardConfig(levels=rec.sids.shape[1], codebook_size=int(rec.sids.max()) + 1,
+                                seed=args.seed, model=gen, trie=trie, sids=sids)
+    config = with_bid_scale(RewardConfig(levels=sids.shape[1], codebook_size=int(sids.max()) + 1,
                                          max_slate=args.slate_size, d_model=args.d_model, n_layer=args.layers,
                                          n_head=2, use_history=not args.no_history, use_score=not args.no_score,
                                          dropout=0.1), bids[1:])
     config = with_score_scale(config, log.scores if config.use_score else None)
     torch.manual_seed(args.seed)
     model = SlateRewardModel(config)
-    report = fit(model, log, rec.sids, bids, RewardTrainConfig(epochs=args.epochs), seed=args.seed,
+    report = fit(model, log, sids, bids, RewardTrainConfig(epochs=args.epochs), seed=args.seed,
                  history=history if config.use_history else None)
     extra = {"run": str(args.run.resolve()), "seed": args.seed, "history_items": args.history,
              "simulation": {**asdict(sim), "note": "simulated impressions (no impression log in the data)"},
@@ -63,6 +64,16 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"{report['valid_logloss']:.4f} (position-only {report['position_only_logloss']:.4f}), "
           f"AUC {report['valid_auc']:.3f} (position-only {report['position_only_auc']:.3f})")
     return 0
+
+
+def _generator(rec) -> tuple[object, object, np.ndarray]:
+    """(what decodes, its trie or None, the item descriptors the reward model reads) for either family:
+    the SID model with its trie and SIDs, or the parallel recommender (exact scoring) with its codes."""
+    from genads.parallel import ParallelRecommender
+
+    if isinstance(rec, ParallelRecommender):
+        return rec, None, rec.item_codes
+    return rec.model, rec.trie, rec.sids
 
 
 def cmd_slate(args: argparse.Namespace) -> int:
@@ -80,14 +91,19 @@ def cmd_slate(args: argparse.Namespace) -> int:
         raise ValueError(f"--user {args.user}: no events for this user in {cfg['dataset']}")
     history = seqs[pos][-rec.config.max_items:][None]
     bid_cfg = BidConfig(alpha=args.alpha, beta=args.beta, aggregate=args.aggregate)
-    pool, scores = decode(rec.model, rec.trie, rec.sids, history, beam=args.pool, slate_size=args.pool,
-                          bids=None if args.alpha == 0 else bid_table(rec.trie, bids), bid_config=bid_cfg)
+    gen, trie, sids = _generator(rec)
+    if trie is None:  # parallel family: exact bid-aware scoring of every ad (per-ad bids, no prefix aggregate)
+        pool, scores = decode(gen, None, sids, history, beam=args.pool, slate_size=args.pool,
+                              bids=None if args.alpha == 0 else bids, bid_config=None if args.alpha == 0 else bid_cfg)
+    else:
+        pool, scores = decode(gen, trie, sids, history, beam=args.pool, slate_size=args.pool,
+                              bids=None if args.alpha == 0 else bid_table(trie, bids), bid_config=bid_cfg)
     if reward.config.max_slate < args.k:
         raise ValueError(f"-k {args.k} exceeds the reward model's max_slate={reward.config.max_slate}")
     r_cfg = RerankConfig(slate_size=args.k, revenue_weight=args.revenue_weight,
                          bid_ref=float(np.median(bids[bids > 0])))
     h = history[:, -record.get("history_items", 20):] if reward.config.use_history else None
-    out = rerank(reward, pool, rec.sids, bids, r_cfg, history=h, scores=scores)
+    out = rerank(reward, pool, sids, bids, r_cfg, history=h, scores=scores)
     titles = dataset.titles()
     print(f"user {args.user}: {len(seqs[pos])} past ads; pool of {int((pool > 0).sum())} from bid-aware beam "
           f"(alpha={args.alpha}, beta={args.beta}, {args.aggregate}); modelled value {out.value[0]:.4f} "

@@ -128,6 +128,39 @@ class ParallelRecommender:
         """The best ``k`` live ads per history, with ``log(bid ** alpha + beta)`` added when ``bid_config``."""
         return self.live.topk(self.logprobs(history), k, bid_config=bid_config, exclude=exclude)
 
+    def pool(self, history: np.ndarray, size: int, bids: np.ndarray | None = None,
+             bid_config: BidConfig | None = None, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """(ads (B, size), their exact log-probabilities) for the reward pipeline: the best ``size`` live ads per
+        history, with ``log(bid ** alpha + beta)`` when ``bid_config`` and ``bids`` ((n_items + 1,) by item) are given.
+        """
+        if bids is not None and bid_config is not None:
+            keys = self.live.keys
+            for key, bid in zip(keys.tolist(), np.asarray(bids, dtype=float)[keys].tolist(), strict=True):
+                self.live.set_bid(key, bid)
+        else:
+            bid_config = None
+        ads, logp = [], []
+        for i in range(0, len(history), batch_size):
+            slate = self.slate(history[i:i + batch_size], size, bid_config=bid_config)
+            ads.append(slate.ads)
+            logp.append(slate.logprob)
+        if not ads:
+            return np.zeros((0, size), dtype=np.int64), np.zeros((0, size), dtype=np.float32)
+        return np.concatenate(ads), np.concatenate(logp).astype(np.float32)
+
+    @torch.no_grad()
+    def logprob_of(self, history: np.ndarray, items: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """(B, K) exact log-probability Σ_k log p_k(code_k) of ``items[b]`` after ``history[b]``; -inf where items <= 0."""
+        items = np.asarray(items, dtype=np.int64)
+        out = np.full(items.shape, -np.inf, dtype=np.float32)
+        for i in range(0, len(items), batch_size):
+            logp = self.logprobs(history[i:i + batch_size])  # (b, m, K)
+            block = items[i:i + batch_size]
+            codes = torch.from_numpy(self.item_codes[np.maximum(block, 0)])  # (b, S, m)
+            picked = logp.unsqueeze(1).expand(-1, block.shape[1], -1, -1).gather(-1, codes.unsqueeze(-1))
+            out[i:i + batch_size] = np.where(block > 0, picked.squeeze(-1).sum(-1).numpy(), -np.inf)
+        return out
+
     def add_ad(self, key: int, vector: np.ndarray | None = None, codes: np.ndarray | None = None,
                bid: float | None = None) -> np.ndarray:
         """Make ad ``key`` live now: its codes given, or encoded from its item ``vector`` (cold start)."""

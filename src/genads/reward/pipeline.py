@@ -86,7 +86,14 @@ def bid_table(trie: PrefixTrie, bids: np.ndarray) -> BidTable:
 def decode(model: SlateModel, trie: PrefixTrie, sids: np.ndarray, history: np.ndarray, *, beam: int, slate_size: int,
            bids: BidTable | None = None, bid_config: BidConfig | None = None,
            batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """(ads (B, slate_size), their SID log-probabilities) from (bid-aware) beam search, in batches."""
+    """(ads (B, slate_size), their SID log-probabilities) from (bid-aware) beam search, in batches.
+
+    ``model`` may also be a :class:`genads.parallel.ParallelRecommender` (``trie``/``sids`` unused): exact
+    scoring of every live ad, with bids taken from ``bids`` (a per-item array, see :func:`item_bids`).
+    """
+    if hasattr(model, "pool"):  # the parallel family
+        per_item = bids if isinstance(bids, np.ndarray) else None
+        return model.pool(history, slate_size, bids=per_item, bid_config=bid_config, batch_size=batch_size)
     out = [generate_slate(model, trie, sids, history[lo:lo + batch_size], beam=beam, slate_size=slate_size,
                           bids=bids, bid_config=bid_config) for lo in range(0, len(history), batch_size)]
     if not out:
@@ -113,7 +120,8 @@ def training_log(history: np.ndarray, relevant: np.ndarray, popularity: np.ndarr
     log = simulate_log(pools, rel, popularity, cfg.click, slate_size=cfg.slate_size, include_prob=cfg.include_prob,
                        repeats=cfg.repeats, seed=int(rng.integers(2**31)))
     if model is not None:  # generator scores of every shown ad, for reward models with use_score
-        log.scores = sid_logprob(model, sids, hist[log.rows], log.slates)
+        log.scores = (model.logprob_of(hist[log.rows], log.slates) if hasattr(model, "logprob_of")
+                      else sid_logprob(model, sids, hist[log.rows], log.slates))
     return log, hist
 
 
