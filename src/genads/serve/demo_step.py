@@ -77,6 +77,7 @@ def run(ctx) -> None:  # ctx: DemoContext
     print(f"serving bundle: {out} ({len(ads)} ads, {size / 1e6:.1f} MB)\n"
           f"start the server:  make serve   (= genads serve {out})\n"
           f"ask for ads:       {curl}\n"
+          f"console:           http://localhost:8000/console (sign in with the admin key or an advertiser's)\n"
           f"admin key:         {out / 'state' / 'admin.key'} (written on first start); API docs at /docs")
     s = ctx.report.section("Serving")
     s.paragraphs.append(
