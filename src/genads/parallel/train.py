@@ -35,6 +35,7 @@ from genads.slate.train import (
     all_sum,
     epoch_batches,
     lr_at,
+    make_optimizer,
     train_device,
     training_windows,
     world_info,
@@ -134,13 +135,6 @@ class Objective(nn.Module):
                                       reduction="sum") / norm
         loss = cfg.code_weight * code_ce + cfg.item_weight * item_ce
         return loss, torch.stack([code_ce.detach(), item_ce.detach()])
-
-
-def make_optimizer(model: nn.Module, cfg: ParallelTrainConfig) -> torch.optim.AdamW:
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    rest = [p for p in model.parameters() if p.dim() < 2]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                              {"params": rest, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
 
 
 @torch.no_grad()
