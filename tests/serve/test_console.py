@@ -350,3 +350,28 @@ def test_histogram_quantile_interpolates_inside_buckets():
 
 def test_bucket_width_keeps_charts_short():
     assert bucket_width(30) == 60 and bucket_width(3 * 3600) == 300 and bucket_width(40 * 86400) == 86400
+
+
+def test_the_console_s_ledger_reads_on_both_backends(ledger):
+    """event_counts / event_series / principal_by_hash, the ledger reads the console adds (SQL on both dialects)."""
+    from genads.serve.keys import hash_key
+    from genads.serve.ledger import Event
+
+    a = ledger.create_campaign(1, "a", [11, 12], 1.0, 100.0)
+    b = ledger.create_campaign(2, "b", [21], 2.0, 100.0)
+    for i, (c, ad) in enumerate([(a, 11), (a, 12), (a, 11), (b, 21)]):
+        ledger.record_event(Event(f"i{i}", "impression", c.campaign_id, ad, f"r{i}", 500_000, c.bid_micros))
+        if i < 2:
+            ledger.record_event(Event(f"c{i}", "click", c.campaign_id, ad, f"r{i}", 500_000, c.bid_micros))
+    assert ledger.event_counts() == {a.campaign_id: {"impression": (3, 0), "click": (2, 1_000_000)},
+                                     b.campaign_id: {"impression": (1, 0)}}
+    assert ledger.event_counts(2) == {b.campaign_id: {"impression": (1, 0)}}
+    first, last = ledger.event_span(a.campaign_id)
+    assert first <= last and ledger.event_span(999) is None
+    series = ledger.event_series(a.campaign_id, first - 30.0, 60.0)  # every event within a minute: bucket 0
+    assert sorted(series) == [(0, "click", 2, 1_000_000), (0, "impression", 3, 0)]
+    assert ledger.event_series(a.campaign_id, first - 3600.0, 60.0)[0][0] == 60  # an hour before: bucket 60
+    key = ledger.add_key(1)
+    assert ledger.principal_by_hash(hash_key(key)) == ledger.principal(key)
+    ledger.revoke_key(ledger.principal(key).key_id, 1)
+    assert ledger.principal_by_hash(hash_key(key)) is None and ledger.principal_by_hash("0" * 64) is None

@@ -141,6 +141,7 @@ def mount_console(app: FastAPI, *, public_url: str | None = None) -> None:
         who = await run_in_threadpool(ledger.principal, key) if 0 < len(key) <= MAX_KEY_CHARS else None
         if who is None:
             return signin_page("Unknown or revoked API key.", status=401)
+        sessions.close(request.cookies.get(COOKIE))  # a browser holds one session: the one it signed in last
         response = redirect("/console")
         response.set_cookie(COOKIE, sessions.open(who, key), path="/console", httponly=True, samesite="strict",
                             secure=secure)

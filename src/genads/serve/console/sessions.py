@@ -7,6 +7,8 @@ rotating the key ends its console sessions at once. Sessions expire after ``idle
 request and ``max_age_s`` after sign-in; at most ``max_sessions`` are kept (the oldest go first).
 Every state-changing form carries the CSRF token, compared in constant time. The sign-in form
 itself carries a token bound to a pre-session cookie, so no other site can sign a browser in.
+Sessions live in the server process: servers sharing a ledger do not share them (route a browser to
+one server, or sign in on each), and a restart signs everyone out.
 """
 
 from __future__ import annotations
