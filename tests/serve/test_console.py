@@ -315,6 +315,10 @@ def test_operator_view_shows_what_metrics_reports_and_issues_keys(app, engine):
     assert r.status_code == 422 and 'id="err-advertiser_id"' in r.text
     r = c.post("/console/operator/keys", data={"csrf": csrf, "advertiser_id": "3"})
     assert r.status_code == 201
+    row = r.text.split('data-advertiser="3"')[1].split("</tr>")[0]
+    assert 'class="num keys">1<' in row and 'class="num campaigns">1<' in row and 'class="num serving">1<' in row
+    row = r.text.split('data-advertiser="1"')[1].split("</tr>")[0]
+    assert 'class="num keys">0<' in row and 'class="num serving">0<' in row  # its one campaign was paused above
     key = re.search(r'id="new-key">([^<]+)<', r.text).group(1)
     assert {x["advertiser_id"] for x in api.get("/v1/campaigns", headers={"X-API-Key": key}).json()} == {3}
     assert key not in c.get("/console/operator").text  # shown once

@@ -15,6 +15,7 @@ from html import escape
 
 from markupsafe import Markup
 
+from genads.serve.keys import KeyInfo
 from genads.serve.ledger import MICROS, Campaign
 
 
@@ -41,6 +42,27 @@ def campaign_rows(campaigns: list[Campaign], counts: dict[int, dict[str, tuple[i
 
     return [CampaignRow(c, n(c.campaign_id, "impression"), n(c.campaign_id, "click"), n(c.campaign_id, "conversion"))
             for c in campaigns]
+
+
+def advertiser_rows(campaigns: list[Campaign], advertiser_of: dict[int, int], keys: list[KeyInfo]) -> list[dict]:
+    """Per advertiser (of an ad or a campaign): ads, campaigns, serving campaigns, budget and spent (micros),
+    live keys; the biggest spender first."""
+    rows: dict[int, dict] = {}
+
+    def row(adv: int) -> dict:
+        return rows.setdefault(adv, {"advertiser_id": adv, "ads": 0, "campaigns": 0, "active": 0, "budget": 0,
+                                     "spent": 0, "keys": 0})
+
+    for adv in advertiser_of.values():
+        row(adv)["ads"] += 1
+    for c in campaigns:
+        r = row(c.advertiser_id)
+        r["campaigns"], r["active"] = r["campaigns"] + 1, r["active"] + c.serving
+        r["budget"], r["spent"] = r["budget"] + c.budget_micros, r["spent"] + c.spent_micros
+    for k in keys:
+        if k.advertiser_id is not None and k.revoked_at is None:
+            row(k.advertiser_id)["keys"] += 1
+    return sorted(rows.values(), key=lambda r: (-r["spent"], r["advertiser_id"]))
 
 
 # --- operator figures from the metrics registry ------------------------------------------------

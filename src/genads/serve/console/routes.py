@@ -335,25 +335,8 @@ def mount_console(app: FastAPI, *, public_url: str | None = None) -> None:
         total = sum(r.requests for r in routes)
         rps, window = rate.rate(time.time(), total)
         campaigns = ledger.campaigns()
-        by_adv: dict[int, dict] = {}
-        for adv in set(engine.advertiser_of.values()):
-            by_adv[adv] = {"advertiser_id": adv, "campaigns": 0, "active": 0, "budget": 0, "spent": 0, "ads": 0}
-        for adv in engine.advertiser_of.values():
-            by_adv[adv]["ads"] += 1
-        for c in campaigns:
-            a = by_adv.setdefault(c.advertiser_id, {"advertiser_id": c.advertiser_id, "campaigns": 0, "active": 0,
-                                                    "budget": 0, "spent": 0, "ads": 0})
-            a["campaigns"] += 1
-            a["active"] += c.serving
-            a["budget"] += c.budget_micros
-            a["spent"] += c.spent_micros
+        advertisers = figures.advertiser_rows(campaigns, engine.advertiser_of, ledger.list_keys())
         budget, spent = sum(c.budget_micros for c in campaigns), sum(c.spent_micros for c in campaigns)
-        keys = ledger.list_keys()
-        live_keys: dict[int | None, int] = {}
-        for k in keys:
-            if k.revoked_at is None:
-                live_keys[k.advertiser_id] = live_keys.get(k.advertiser_id, 0) + 1
-        advertisers = sorted(by_adv.values(), key=lambda a: (-a["spent"], a["advertiser_id"]))
         events = {kind: int(figures.counter_total(registry, "genads_events_total", type=kind))
                   for kind in ("impression", "click", "conversion")}
         return render("operator.html", session, status=status, routes=routes, total=total, rps=rps, window=window,
@@ -361,7 +344,7 @@ def mount_console(app: FastAPI, *, public_url: str | None = None) -> None:
                     events=events, live_ads=len(engine.live), uptime=time.time() - metrics.started,
                     utilisation=spent / budget if budget else None, budget=budget, spent=spent,
                     n_campaigns=len(campaigns), n_serving=sum(c.serving for c in campaigns),
-                    advertisers=advertisers[:200], n_advertisers=len(advertisers), live_keys=live_keys,
+                    advertisers=advertisers[:200], n_advertisers=len(advertisers),
                     issued=issued, errors=errors or {}, values={})
 
     @router.get("/operator")
