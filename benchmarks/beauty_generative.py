@@ -278,10 +278,13 @@ def main() -> None:
         path = RESULTS / file
         if not path.is_file():
             continue
-        for name, rec_b in json.loads(path.read_text())["figures"]["models"].items():
+        baseline_figures = json.loads(path.read_text())["figures"]
+        stopped_on = baseline_figures.get("early_stopping_protocol", "excl")  # files before the flag stopped on excl
+        for name, rec_b in baseline_figures["models"].items():
             if name.startswith("sasrec"):  # "all": nothing ruled out, the protocol used here and by TIGER
                 test_b = rec_b["all"]["test"] if "all" in rec_b else rec_b["test"]
-                rows.append({"model": f"{name} ({file}, history not ruled out)", **{k: test_b[k] for k in KEYS},
+                rows.append({"model": f"{name} ({file}, history not ruled out; early-stopped on {stopped_on})",
+                             **{k: test_b[k] for k in KEYS},
                              "train_min": round(rec_b.get("train_seconds", 0) / 60, 1)})
     published = PUBLISHED_BY_DATASET.get(args.name, {})
     rows += [{"model": name, **fig} for name, fig in published.items()]
