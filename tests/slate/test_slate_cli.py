@@ -50,3 +50,11 @@ def test_train_refuses_sids_that_miss_catalogue_ads(cycle_dataset, cycle_sids, t
     write_sids(tmp_path / "sids", split.item_ids[2:], cycle_sids[2:])  # the first ad has no SID
     code = main(["train", str(cycle_dataset.path), "--sids", str(tmp_path / "sids"), "--out", str(tmp_path / "r")])
     assert code == 2 and "1 catalogue ads have no SID" in capsys.readouterr().err
+
+
+def test_train_refuses_sids_made_from_all_events(cycle_dataset, cycle_sids, tmp_path, capsys):
+    split = leave_one_out(cycle_dataset)
+    write_sids(tmp_path / "sids", split.item_ids[1:], cycle_sids[1:])
+    (tmp_path / "sids" / "metrics.json").write_text(json.dumps({"method": "rq-kmeans"}))  # before issue 20's fix
+    code = main(["train", str(cycle_dataset.path), "--sids", str(tmp_path / "sids"), "--out", str(tmp_path / "r")])
+    assert code == 2 and "run `genads tokenize` again" in capsys.readouterr().err

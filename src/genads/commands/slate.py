@@ -38,6 +38,10 @@ def aligned_sids(sids_dir: Path, split: SequenceSplit) -> np.ndarray:
     path = Path(sids_dir) / "sids.parquet"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: make it with `genads tokenize DATASET --out {sids_dir}`")
+    made = Path(sids_dir) / "metrics.json"
+    if made.is_file() and "features_from" not in json.loads(made.read_text()):
+        raise ValueError(f"{made}: these SIDs were made before tokenizer features came from training events only "
+                         "(their co-occurrence features saw validation and test events); run `genads tokenize` again")
     table = pd.read_parquet(path)
     index = split.index_of(table["ad_id"].to_numpy())
     sids = np.stack(table["sid"].to_numpy()).astype(np.int64)
