@@ -11,9 +11,10 @@ def test_encode_matches_faiss_and_reconstructs_better_than_chance():
     x = rng.normal(size=(600, 24)).astype(np.float32) @ rng.normal(size=(24, 24)).astype(np.float32)
     cb = PQCodebook.fit(x, PQConfig(n_codes=4, nbits=4, dim=16, opq_iterations=5))
     codes = cb.encode(x)
-    assert codes.shape == (600, 4) and codes.min() >= 0 and codes.max() < 16
+    k = cb.config.codebook_size  # 600 points: at most 600 / 39 values per code, so 8
+    assert k == 8 and codes.shape == (600, 4) and codes.min() >= 0 and codes.max() < k
     # our numpy assignment = faiss's own PQ assignment with the same centroids
-    pq = faiss.ProductQuantizer(16, 4, 4)
+    pq = faiss.ProductQuantizer(16, 4, cb.config.nbits)
     faiss.copy_array_to_vector(cb.centroids.ravel(), pq.centroids)
     theirs = pq.decode(pq.compute_codes(np.ascontiguousarray(cb.transform(x), dtype=np.float32)))  # packed codes
     recon = cb.centroids[np.arange(4)[None], codes]  # (600, 4, 4) our assignment's reconstruction

@@ -56,9 +56,10 @@ class PQConfig:
 
 
 def sized_for(cfg: PQConfig, n_items: int, in_dim: int) -> PQConfig:
-    """The config, shrunk where the data is too small: about 16 items per code value, at most the input's
-    dimension, and m dividing the PCA dimension. Beauty (12k items, 1.3k dims) keeps 32 × 256 over 128."""
-    nbits = max(1, min(cfg.nbits, int(math.log2(max(n_items, 2) / 16)) if n_items >= 32 else 1))
+    """The config, shrunk where the data is too small: at least 39 items per code value (faiss's k-means
+    minimum), at most the input's dimension, and m dividing the PCA dimension. Beauty (12k items, 1.3k dims)
+    keeps 32 × 256 over 128; the demo's 3.7k ads get 32 × 64."""
+    nbits = max(1, min(cfg.nbits, int(math.log2(n_items / 39)) if n_items >= 78 else 1))
     dim = min(cfg.dim, in_dim, n_items - 1 if n_items > 1 else 1)
     n_codes = min(cfg.n_codes, dim)
     dim = max(n_codes, dim // n_codes * n_codes)
