@@ -8,38 +8,22 @@ import torch
 
 from genads.decode.bidding import BidConfig
 from genads.serve.bundle import load_bundle
-from genads.serve.ledger import SQLiteLedger
 from genads.serve.synthetic import synthetic_bundle
-from tests.serve.conftest import ADMIN, make_engine
+from tests.serve.conftest import ADMIN
 
 
 @pytest.fixture(scope="module")
-def parallel_bundle(tmp_path_factory):
+def bundle(tmp_path_factory):
+    """Overrides conftest's SID bundle, so its ``engine`` and ``client`` fixtures serve a parallel bundle."""
     path = synthetic_bundle(tmp_path_factory.mktemp("pbundle") / "serve", 200, n_advertisers=4, budget=50.0,
                             family="parallel")  # 32 x 256 codes: the Beauty shape
     return load_bundle(path)
 
 
-@pytest.fixture
-def engine(parallel_bundle, tmp_path):
-    ledger = SQLiteLedger(tmp_path / "ledger.sqlite", synchronous="OFF")
-    yield make_engine(parallel_bundle, ledger)
-    ledger.close()
-
-
-@pytest.fixture
-def client(engine):
-    from fastapi.testclient import TestClient
-
-    from genads.serve.app import create_app
-
-    with TestClient(create_app(engine)) as c:
-        yield c
-
-
-def test_bundle_knows_its_family(parallel_bundle):
-    assert parallel_bundle.family == "parallel" and parallel_bundle.manifest["family"] == "parallel"
-    assert parallel_bundle.sids.shape == (201, 32) and engine_has_no_trie(parallel_bundle)
+def test_bundle_knows_its_family(bundle, engine):
+    assert bundle.family == "parallel" and bundle.manifest["family"] == "parallel"
+    assert bundle.sids.shape == (201, 32)
+    assert engine.trie is None  # 32 codes of 256 values cannot be a prefix trie's keys (256**33 overflows)
 
 
 def test_candidates_equal_the_naive_exact_reference(engine):
@@ -78,15 +62,3 @@ def test_a_higher_bid_moves_an_ad_up(engine):
     engine.exact.set_bid(item, engine.exact.bid(item) * 1e6)
     assert engine._score_exact(hist, 200).ads[0].tolist().index(item) < len(base) - 1
 
-
-def engine_has_no_trie(bundle, tmp_dir=None) -> bool:
-    """32 codes of 256 values cannot be a prefix trie's keys (256**33 overflows): the engine must not build one."""
-    import tempfile
-    from pathlib import Path
-
-    with tempfile.TemporaryDirectory() as tmp:
-        ledger = SQLiteLedger(Path(tmp) / "ledger.sqlite", synchronous="OFF")
-        try:
-            return make_engine(bundle, ledger).trie is None
-        finally:
-            ledger.close()

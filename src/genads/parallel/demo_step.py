@@ -19,9 +19,8 @@ from genads.parallel.catalogue import fit_codes
 KEYS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10", "recall@20", "ndcg@20")
 
 
-def cold_start_check(rec: ParallelRecommender, vector: np.ndarray, history: np.ndarray) -> dict:
-    """Add a brand-new ad with ``vector`` (that of the ad the model ranks first); report where it lands."""
-    top = int(rec.recommend(history, 1)[0, 0])
+def cold_start_check(rec: ParallelRecommender, vector: np.ndarray, history: np.ndarray, top: int) -> dict:
+    """Add a brand-new ad with ``vector`` (that of ``top``, the ad the model ranks first); report where it lands."""
     key = int(max(rec.live.keys.max(), len(rec.item_codes) - 1) + 1)
     codes = rec.add_ad(key, vector=vector)
     ranked = rec.recommend(history, 10)[0].tolist()
@@ -48,7 +47,7 @@ def run(ctx) -> None:  # ctx: DemoContext (demo.py imports the steps)
     hist = split.test.history[:1]
     top = int(rec.recommend(hist, 1)[0, 0])
     row = np.nonzero(split.index_of(ds.catalogue["ad_id"].to_numpy()) == top)[0]
-    cold = cold_start_check(rec, vectors[row[0]], hist) if len(row) else {}
+    cold = cold_start_check(rec, vectors[row[0]], hist, top) if len(row) else {}
     ctx.metrics["parallel"] = {**result, "epochs": len(log), "train_seconds": round(seconds, 1),
                                "code_seconds": round(code_seconds, 1), "codes": stats, "cold_start": cold,
                                "config": asdict(rec.config), "train": asdict(rec.train), "log": log}

@@ -126,6 +126,9 @@ class AdEngine:
                                       strict=True))
         self.exact = LiveAds(bundle.sids, live=[]) if bundle.family == "parallel" else None
         """Parallel family: the live ads' codes and bids, scored exactly (then no trie is kept)."""
+        self.exact_bid = (BidConfig(alpha=self.config.bid_alpha, beta=self.config.bid_beta)
+                          if self.exact is not None and self.config.bid_alpha > 0 else None)
+        """The per-ad bid term of exact scoring (None: bids enter at the auction only)."""
         self.trie = PrefixTrie(bundle.sids.shape[1], int(bundle.sids.max()) + 1) if self.exact is None else None
         self.live: dict[int, tuple[int, int]] = {}
         """item -> (campaign_id, bid_micros) of the best-bidding serving campaign holding it."""
@@ -167,7 +170,7 @@ class AdEngine:
                 if item is not None and (item not in live or c.bid_micros > live[item][1]):
                     live[item] = (c.campaign_id, c.bid_micros)
         with self.lock:
-            if self.exact is not None:
+            if self.exact is not None:  # parallel family: codes and bids of the live ads, changed in place
                 for item in set(self.live) - set(live):
                     self.exact.remove(item)
                 for item, (_, bid) in live.items():
@@ -175,10 +178,11 @@ class AdEngine:
                         self.exact.add(item, self.bundle.sids[item], bid=bid / MICROS)
                     elif self.live[item][1] != bid:
                         self.exact.set_bid(item, bid / MICROS)
-            for item in set(self.live) - set(live) if self.exact is None else ():
-                self.trie.remove(item)
-            for item in set(live) - set(self.live) if self.exact is None else ():
-                self.trie.insert(item, self.bundle.sids[item].tolist())
+            else:
+                for item in set(self.live) - set(live):
+                    self.trie.remove(item)
+                for item in set(live) - set(self.live):
+                    self.trie.insert(item, self.bundle.sids[item].tolist())
             if self.bids is not None:  # only what changed: a campaign edit must not stall decoding on 100k ads
                 self.bids.update({item: bid / MICROS for item, (_, bid) in live.items()
                                   if item not in self.live or self.live[item][1] != bid})
@@ -232,8 +236,7 @@ class AdEngine:
         width = max(1, int((hist[0] > 0).sum()))
         items = torch.from_numpy(np.ascontiguousarray(hist[:, -width:]))
         logp = self.bundle.model.next_logprobs(items, torch.from_numpy(self.bundle.sids)[items])
-        bid = BidConfig(alpha=self.config.bid_alpha, beta=self.config.bid_beta) if self.config.bid_alpha > 0 else None
-        return self.exact.topk(logp, n_cand, bid_config=bid)
+        return self.exact.topk(logp, n_cand, bid_config=self.exact_bid)
 
     def _quality(self, items: list[int], bids: np.ndarray, hist: np.ndarray, logprob: np.ndarray) -> np.ndarray:
         """pCTR of each candidate: the reward model on the candidate slate if there is one, else the prior."""
