@@ -1,0 +1,169 @@
+"""List-wise RL fine-tuning of the end-to-end generator on the simulator's realised feedback.
+
+The supervised generator and value head (:mod:`genads.market.e2e_parallel`) learned from an
+exploration log. Here the pipeline acts: for a request, the policy draws the auction's whole
+candidate list without replacement from the Plackett-Luce distribution of its generation scores
+(``score / temperature`` over the live ads), the auction ranks and prices the list, and the
+simulator shows it and draws clicks from its ground truth. The reward of a list is
+
+    reward = revenue_weight * revenue + (1 - revenue_weight) * clicks * mean_bid
+
+(platform revenue and user clicks, both in currency units). Each request is answered ``group``
+times; the advantage of a list is its reward minus the group's mean, divided by the group's
+standard deviation (GRPO's group-relative baseline, no critic). The loss is
+
+    - mean(advantage * log pi(list)) + kl * KL(pi(first | h) || pi_ref(first | h))
+
+with the KL to the supervised policy computed exactly over the first pick. Trained: a copy of the
+value head that shapes generation only (the pipeline's ``policy_head``; the auction keeps ranking
+and pricing with the calibrated supervised pCTR), and optionally the generator's code heads; the
+transformer trunk stays frozen, so a user's state is computed once. Training episodes use their own seed and users; evaluation uses other
+seeds (the caller's episode traffic).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from genads.auction.mechanisms import gsp
+from genads.market.e2e_parallel import ParallelEndToEnd
+
+
+@dataclass(frozen=True)
+class RLConfig:
+    steps: int = 60
+    requests: int = 128
+    """Requests per step (users drawn uniformly)."""
+    group: int = 8
+    """Lists drawn per request (the group of the group-relative baseline)."""
+    lr: float = 5e-4
+    kl: float = 0.05
+    """Weight of KL(pi || pi_supervised) over the first pick."""
+    temperature: float = 1.0
+    """Sampling temperature of the Plackett-Luce policy (serving stays greedy)."""
+    revenue_weight: float = 0.5
+    """Mix of revenue and user clicks in the reward (1: revenue only; 0: clicks only)."""
+    train_code_heads: bool = False
+    """Fine-tune the generator's code heads too (they also move the auction's pCTR through the value head's
+    log P term, so off by default)."""
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "requests", "group"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        if self.group < 2:
+            raise ValueError(f"group={self.group} must be >= 2 (the baseline is the group's mean)")
+        if self.lr <= 0 or self.kl < 0 or self.temperature <= 0:
+            raise ValueError(f"need lr={self.lr} > 0, kl={self.kl} >= 0, temperature={self.temperature} > 0")
+        if not 0.0 <= self.revenue_weight <= 1.0:
+            raise ValueError(f"revenue_weight={self.revenue_weight} must be in [0, 1]")
+
+
+def plackett_luce_sample(scores: Tensor, n: int, gen: torch.Generator) -> Tensor:
+    """(B, n) lists drawn without replacement from softmax(scores) (Gumbel top-n; -inf scores never drawn)."""
+    u = torch.rand(scores.shape, generator=gen, dtype=torch.float64).clamp_(1e-12, 1 - 1e-12)
+    return torch.topk(scores.double() - torch.log(-torch.log(u)), n, dim=1).indices
+
+
+def plackett_luce_logprob(scores: Tensor, lists: Tensor) -> Tensor:
+    """(B,) log-probability of ordered ``lists`` (B, n) under Plackett-Luce over ``scores`` (B, N)."""
+    out = scores.new_zeros(len(scores))
+    masked = scores
+    for j in range(lists.shape[1]):
+        pick = lists[:, j:j + 1]
+        out = out + masked.gather(1, pick)[:, 0] - torch.logsumexp(masked, dim=1)
+        masked = masked.scatter(1, pick, float("-inf"))
+    return out
+
+
+def list_rewards(world, users: np.ndarray, ads: np.ndarray, pctr: np.ndarray, bids: np.ndarray, auction,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(revenue (R,), clicks (R,)) realised when candidate lists ``ads`` (R, n) go through ``auction`` and the
+    winners are shown in the ad slots; clicks are drawn from the world's ground truth."""
+    cand_bids = bids[ads]
+    alloc = auction(cand_bids, pctr)
+    win = np.where(alloc.winners >= 0, np.take_along_axis(ads, np.maximum(alloc.winners, 0), 1), -1)
+    p_click = world.slot_ctr[None] * world.ad_ctr(users, win)
+    clicked = (rng.random(p_click.shape) < p_click) & (win >= 0)
+    return (np.where(clicked, alloc.prices, 0.0)).sum(1), clicked.sum(1).astype(float)
+
+
+def finetune(pipe: ParallelEndToEnd, world, history: np.ndarray, bids: np.ndarray, cfg: RLConfig, seed: int,
+             progress=None) -> list[dict]:
+    """Fine-tune ``pipe`` in place on fresh simulated traffic; ``history`` (n_users, L) left-padded clicks,
+    ``bids`` (n_ads,) the bids the lists are auctioned at. Returns one row per step (reward, revenue, clicks, KL).
+
+    The auction inside the loop is GSP on the policy's pCTR (the payment network is trained afterwards, on the
+    fine-tuned pipeline's own profiles).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    n = pipe.cfg.candidates
+    k = len(pipe.slot_ctr)
+    mean_bid = float(np.mean(bids))
+    with torch.no_grad():
+        states = torch.cat([pipe.states(history[s:s + 1024]) for s in range(0, len(history), 1024)])
+    pipe.policy_head = copy.deepcopy(pipe.head)
+    params = list(pipe.policy_head.parameters()) + (list(pipe.model.head.parameters()) if cfg.train_code_heads else [])
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    live = torch.from_numpy(np.asarray(bids) > 0)
+
+    def auction(b: np.ndarray, q: np.ndarray):
+        return gsp(b, q, k, slot_ctr=pipe.slot_ctr)
+
+    def scores(h: Tensor) -> tuple[Tensor, Tensor]:
+        s, logit = pipe.policy_scores(h, pipe.relevance(h), bids)
+        return (s / cfg.temperature).masked_fill(~live[None], float("-inf")), logit
+
+    with torch.no_grad():  # the supervised policy's first-pick distribution of every user (the KL's reference)
+        ref = torch.cat([torch.log_softmax(scores(states[s:s + 512])[0], dim=1) for s in range(0, len(states), 512)])
+    log = []
+    pipe.policy_head.train()
+    for step in range(cfg.steps):
+        users = rng.integers(len(history), size=cfg.requests)
+        h = states[torch.from_numpy(users)]
+        s, logit = scores(h)
+        s_rep = s.repeat_interleave(cfg.group, dim=0)
+        lists = plackett_luce_sample(s_rep.detach(), n, gen)  # (R*G, n)
+        pctr = torch.sigmoid(logit.detach().double()).repeat_interleave(cfg.group, dim=0).gather(1, lists).numpy()
+        u_rep = np.repeat(users, cfg.group)
+        revenue, clicks = list_rewards(world, u_rep, lists.numpy(), np.maximum(pctr, 1e-9), bids, auction, rng)
+        reward = cfg.revenue_weight * revenue + (1.0 - cfg.revenue_weight) * clicks * mean_bid
+        r = torch.from_numpy(reward).view(cfg.requests, cfg.group)
+        adv = ((r - r.mean(1, keepdim=True)) / (r.std(1, keepdim=True) + 1e-6)).view(-1)
+        logp = plackett_luce_logprob(s_rep, lists)
+        p, p_ref = torch.log_softmax(s, dim=1), ref[torch.from_numpy(users)]
+        kl = (p.exp() * (p - p_ref)).nan_to_num(0.0).sum(1).mean()
+        loss = -(adv.to(logp.dtype) * logp).mean() + cfg.kl * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        row = {"step": step + 1, "reward": float(reward.mean()), "revenue": float(revenue.mean()),
+               "clicks": float(clicks.mean()), "kl": float(kl.detach())}
+        log.append(row)
+        if progress is not None:
+            progress(row)
+    pipe.policy_head.eval()
+    pipe._cache.clear()
+    return log
+
+
+def expected_list_value(pipe: ParallelEndToEnd, world, history: np.ndarray, users: np.ndarray, bids: np.ndarray,
+                        revenue_weight: float) -> dict:
+    """The greedy pipeline's expected reward on ``users`` under the ground truth (GSP on its own pCTR): the
+    figure RL should raise, with its two parts."""
+    ads, pctr = pipe.propose(history[users], np.asarray(bids) > 0, bids)
+    k = len(pipe.slot_ctr)
+    alloc = gsp(bids[np.maximum(ads, 0)] * (ads >= 0), pctr, k, slot_ctr=pipe.slot_ctr)
+    win = np.where(alloc.winners >= 0, np.take_along_axis(ads, np.maximum(alloc.winners, 0), 1), -1)
+    p_click = world.slot_ctr[None] * world.ad_ctr(users, win)
+    revenue = float((p_click * alloc.prices).sum(1).mean())
+    clicks = float(p_click.sum(1).mean())
+    return {"reward": revenue_weight * revenue + (1 - revenue_weight) * clicks * float(np.mean(bids)),
+            "revenue": revenue, "clicks": clicks}
