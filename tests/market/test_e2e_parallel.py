@@ -17,7 +17,7 @@ def test_candidates_are_live_distinct_and_ranked_by_generation_score(market) -> 
     assert live[ads].all()
     assert all(len(set(row)) == len(row) for row in ads.tolist())
     assert ((pctr > 0) & (pctr < 1)).all()
-    h, logp = pipe._state(hist)
+    h, logp = pipe.user_state(hist)
     score, _ = pipe.policy_scores(h, logp, world.value)
     got = np.take_along_axis(score.detach().numpy(), ads, 1)
     assert (np.diff(got, axis=1) <= 1e-9).all()
@@ -39,7 +39,7 @@ def test_fewer_live_ads_than_candidates_pad_with_minus_one(market) -> None:  # n
 def test_a_higher_bid_never_lowers_an_ads_generation_rank(market) -> None:  # noqa: F811
     world, logs, pipe, _ = market
     hist = left_pad(logs.histories, 12)[:20]
-    h, logp = pipe._state(hist)
+    h, logp = pipe.user_state(hist)
     bids = world.value.copy()
     base, _ = pipe.policy_scores(h, logp, bids)
     ad = 11

@@ -16,7 +16,9 @@ reward model for their pCTR. This one uses the parallel-code generator (:mod:`ge
 3. The auction ranks the candidates by bid x pCTR and charges the learned payment network's prices
    (EGA) or GSP's (``payments="gsp"``).
 
-The generator's state and log-probabilities are computed once per user and cached (the market's
+The value head reads the generator's state joined by the mean content vector of the history (the
+cascade's DIN reads the same content vectors). The state and log-probabilities are computed once per
+history batch and cached (the market's
 histories are fixed during an episode), so serving an episode costs one bilinear product per batch.
 List-wise RL (:mod:`genads.market.rl`) fine-tunes a copy of the value head that only shapes
 generation (``policy_head``), so the auction keeps the calibrated pCTR.
@@ -71,10 +73,14 @@ class ParallelEndToEnd:
     name = "end-to-end-parallel"
 
     def __init__(self, model: ParallelModel, item_codes: np.ndarray, head: ValueHead, cfg: ParallelE2EConfig,
-                 slot_ctr: np.ndarray, net: PaymentNet | None = None, policy_head: ValueHead | None = None) -> None:
+                 slot_ctr: np.ndarray, net: PaymentNet | None = None, policy_head: ValueHead | None = None,
+                 content: np.ndarray | None = None) -> None:
         self.model, self.head, self.cfg, self.net = model, head, cfg, net
         self.policy_head = policy_head if policy_head is not None else head
         self.item_codes = torch.as_tensor(item_codes, dtype=torch.long)
+        self.content = None if content is None else torch.cat([
+            torch.zeros(1, content.shape[1]), torch.as_tensor(np.asarray(content, dtype=np.float32))])
+        """(n_items + 1, c) content vectors by item index: their mean over the history joins the user state."""
         self.slot_ctr = np.asarray(slot_ctr, dtype=float)
         self._cache: dict[bytes, tuple[Tensor, Tensor]] = {}
 
@@ -83,8 +89,10 @@ class ParallelEndToEnd:
         """The same trained parts under other generation or payment settings (the ablations). A new ``head``
         without a ``policy_head`` generates with that head too."""
         policy = policy_head if policy_head is not None else (head if head is not None else self.policy_head)
-        return ParallelEndToEnd(self.model, self.item_codes.numpy(), head or self.head, replace(self.cfg, **changes),
-                                self.slot_ctr, self.net, policy)
+        out = ParallelEndToEnd(self.model, self.item_codes.numpy(), head or self.head, replace(self.cfg, **changes),
+                               self.slot_ctr, self.net, policy)
+        out.content = self.content
+        return out
 
     @torch.no_grad()
     def states(self, history: np.ndarray) -> Tensor:
@@ -105,14 +113,22 @@ class ParallelEndToEnd:
             out = out + logp[:, k, :].index_select(1, codes[:, k])
         return out
 
-    def _state(self, history: np.ndarray) -> tuple[Tensor, Tensor]:
+    @torch.no_grad()
+    def user_state(self, history: np.ndarray) -> tuple[Tensor, Tensor]:
+        """(user state (B, D [+ c]), relevance (B, n_ads)) of left-padded histories: the generator's state, joined
+        by the mean content vector of the history's items when the pipeline has content vectors."""
         key = np.ascontiguousarray(history).tobytes()
         if key not in self._cache:
             if len(self._cache) > 64:
                 self._cache.clear()
-            with torch.no_grad():
-                h = self.states(history)
-                self._cache[key] = (h, self.relevance(h))
+            h = self.states(history)
+            logp = self.relevance(h)
+            if self.content is not None:
+                hist = torch.as_tensor(np.asarray(history, dtype=np.int64))
+                real = (hist > 0).float()
+                pooled = (self.content[hist] * real[..., None]).sum(1) / real.sum(1, keepdim=True).clamp(min=1.0)
+                h = torch.cat([h, pooled], dim=1)
+            self._cache[key] = (h, logp)
         return self._cache[key]
 
     def policy_scores(self, h: Tensor, logp: Tensor, bids: np.ndarray) -> tuple[Tensor, Tensor]:
@@ -135,7 +151,7 @@ class ParallelEndToEnd:
         ok = np.asarray(live, dtype=bool) & (np.asarray(bids) > 0)
         if not ok.any():
             return np.full((b, n), -1), np.full((b, n), 1e-9)
-        h, logp = self._state(history)
+        h, logp = self.user_state(history)
         score, logit = self.policy_scores(h, logp, bids)
         score = score.double().masked_fill(torch.from_numpy(~ok)[None], -np.inf)
         take = min(n, int(ok.sum()))
@@ -184,14 +200,13 @@ def train_value_head(pipe_model: ParallelModel, codes: np.ndarray, logs: Logs, s
                      cfg: ValueConfig, seed: int, content: np.ndarray | None = None) -> tuple[ValueHead, dict]:
     """The value head on the impression log (``k`` ads per request, rows grouped by request in time order)."""
     torch.manual_seed(seed)
-    probe = ParallelEndToEnd(pipe_model, codes, None, ParallelE2EConfig(), slot_ctr)  # type: ignore[arg-type]
+    probe = ParallelEndToEnd(pipe_model, codes, None, ParallelE2EConfig(), slot_ctr,  # type: ignore[arg-type]
+                             content=content)
     imp = logs.impressions
     per_req = imp.history[::k]
     hs, rel = [], []
     for s in range(0, len(per_req), 1024):
-        with torch.no_grad():
-            h = probe.states(per_req[s:s + 1024])
-            logp = probe.relevance(h)
+        h, logp = probe.user_state(per_req[s:s + 1024])
         hs.append(h)
         rel.append(logp)
     h_req, logp_req = torch.cat(hs), torch.cat(rel)  # (R, D), (R, n_ads)
@@ -209,7 +224,7 @@ def build_parallel_e2e(world, logs: Logs, cfg: ParallelE2EConfig, seed: int) -> 
     model, codes, gen_log = train_generator(logs, world.ad_features, cfg, seed)
     head, value_info = train_value_head(model, codes, logs, world.slot_ctr, world.config.ad_load, cfg.value, seed,
                                         world.ad_features)
-    pipe = ParallelEndToEnd(model, codes, head, cfg, world.slot_ctr)
+    pipe = ParallelEndToEnd(model, codes, head, cfg, world.slot_ctr, content=world.ad_features)
     info = {"generator_epochs": len(gen_log),
             "generator_valid_ndcg@10": max((r.get("valid_ndcg@10", 0.0) for r in gen_log), default=0.0),
             "codes": f"{codes.shape[1]} x {int(codes.max()) + 1}", "value_head": value_info}

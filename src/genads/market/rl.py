@@ -16,8 +16,8 @@ standard deviation (GRPO's group-relative baseline, no critic). The loss is
 
 with the KL to the supervised policy computed exactly over the first pick. Trained: a copy of the
 value head that shapes generation only (the pipeline's ``policy_head``; the auction keeps ranking
-and pricing with the calibrated supervised pCTR), and optionally the generator's code heads; the
-transformer trunk stays frozen, so a user's state is computed once. Training episodes use their own seed and users; evaluation uses other
+and pricing with the calibrated supervised pCTR); the generator stays frozen, so a user's state and
+relevance are computed once. Training episodes use their own seed and users; evaluation uses other
 seeds (the caller's episode traffic).
 """
 
@@ -48,9 +48,6 @@ class RLConfig:
     """Sampling temperature of the Plackett-Luce policy (serving stays greedy)."""
     revenue_weight: float = 0.5
     """Mix of revenue and user clicks in the reward (1: revenue only; 0: clicks only)."""
-    train_code_heads: bool = False
-    """Fine-tune the generator's code heads too (they also move the auction's pCTR through the value head's
-    log P term, so off by default)."""
 
     def __post_init__(self) -> None:
         for name in ("steps", "requests", "group"):
@@ -106,28 +103,28 @@ def finetune(pipe: ParallelEndToEnd, world, history: np.ndarray, bids: np.ndarra
     n = pipe.cfg.candidates
     k = len(pipe.slot_ctr)
     mean_bid = float(np.mean(bids))
-    with torch.no_grad():
-        states = torch.cat([pipe.states(history[s:s + 1024]) for s in range(0, len(history), 1024)])
+    parts = [pipe.user_state(history[s:s + 1024]) for s in range(0, len(history), 1024)]
+    states, relevance = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
     pipe.policy_head = copy.deepcopy(pipe.head)
-    params = list(pipe.policy_head.parameters()) + (list(pipe.model.head.parameters()) if cfg.train_code_heads else [])
+    params = list(pipe.policy_head.parameters())
     opt = torch.optim.Adam(params, lr=cfg.lr)
     live = torch.from_numpy(np.asarray(bids) > 0)
 
     def auction(b: np.ndarray, q: np.ndarray):
         return gsp(b, q, k, slot_ctr=pipe.slot_ctr)
 
-    def scores(h: Tensor) -> tuple[Tensor, Tensor]:
-        s, logit = pipe.policy_scores(h, pipe.relevance(h), bids)
+    def scores(rows: Tensor) -> tuple[Tensor, Tensor]:
+        s, logit = pipe.policy_scores(states[rows], relevance[rows], bids)
         return (s / cfg.temperature).masked_fill(~live[None], float("-inf")), logit
 
     with torch.no_grad():  # the supervised policy's first-pick distribution of every user (the KL's reference)
-        ref = torch.cat([torch.log_softmax(scores(states[s:s + 512])[0], dim=1) for s in range(0, len(states), 512)])
+        ref = torch.cat([torch.log_softmax(scores(torch.arange(s, min(s + 512, len(states))))[0], dim=1)
+                         for s in range(0, len(states), 512)])
     log = []
     pipe.policy_head.train()
     for step in range(cfg.steps):
         users = rng.integers(len(history), size=cfg.requests)
-        h = states[torch.from_numpy(users)]
-        s, logit = scores(h)
+        s, logit = scores(torch.from_numpy(users))
         s_rep = s.repeat_interleave(cfg.group, dim=0)
         lists = plackett_luce_sample(s_rep.detach(), n, gen)  # (R*G, n)
         pctr = torch.sigmoid(logit.detach().double()).repeat_interleave(cfg.group, dim=0).gather(1, lists).numpy()
