@@ -30,17 +30,17 @@ from torch import Tensor, nn
 
 @dataclass(frozen=True)
 class ValueConfig:
-    d_value: int = 32
+    d_value: int = 16
     """Width of the bilinear user/ad factors."""
     factors: bool = True
     """False: Platt scaling of the generator's log-probability only (the ablation without a value head)."""
-    epochs: int = 12
+    epochs: int = 20
     batch_size: int = 512
-    lr: float = 5e-3
-    weight_decay: float = 1e-5
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
     holdout: float = 0.2
     """Share of the log's requests (the latest) held out for early stopping and the reported metrics."""
-    patience: int = 2
+    patience: int = 3
 
     def __post_init__(self) -> None:
         for name in ("d_value", "epochs", "batch_size", "patience"):
