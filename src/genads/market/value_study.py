@@ -28,7 +28,12 @@ from genads.market.audit import AuditedAuction, psi
 from genads.market.cascade import CascadeConfig, build_cascade
 from genads.market.compare import interval, payment_profiles, train_payments
 from genads.market.config import SimConfig
-from genads.market.e2e_parallel import ParallelE2EConfig, ParallelEndToEnd, build_parallel_e2e, train_value_head
+from genads.market.e2e_parallel import (
+    ParallelE2EConfig,
+    ParallelEndToEnd,
+    build_parallel_e2e,
+    train_value_head,
+)
 from genads.market.engine import make_traffic, run_episode
 from genads.market.logs import make_logs
 from genads.market.rl import RLConfig, expected_list_value, finetune
