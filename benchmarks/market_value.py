@@ -20,50 +20,16 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 from _common import print_table, save
 from genads.commands.simulate import load_config
 from genads.market.config import to_dict
+from genads.market.value_report import EGA, criteria_rows, curves_figure, rl_rows, variant_rows
 from genads.market.value_study import MARKETS, default_study, run_study
 
 ROOT = Path(__file__).resolve().parents[1]
-EGA = {"rpm": 0.197, "ctr": 0.097}
-"""EGA's published changes over its cascade (RPM +19.7%, CTR +9.7%; Ψ 3.6% -> 2.7%)."""
-
-
-def rows(summary: dict) -> list[dict]:
-    out = []
-    for name, metrics in summary["variants"].items():
-        row = {"variant": name}
-        for m in ("rpm", "ctr", "user_welfare", "advertiser_welfare_per_mille", "psi"):
-            stat = metrics[m]
-            lift = stat.get("lift_vs_cascade")
-            row[m] = f"{stat['mean']:.4g}" + (f" ({lift['mean']:+.1%} [{lift['ci95'][0]:+.1%}, {lift['ci95'][1]:+.1%}])"
-                                              if lift else "")
-        out.append(row)
-    return out
-
-
-def curves_figure(per_seed: list[dict]) -> plt.Figure:
-    fig, axes = plt.subplots(1, 4, figsize=(15, 3.2))
-    for s in per_seed:
-        curve = s["training"]["rl"]["curve"]
-        steps = [r["step"] for r in curve]
-        for ax, key in zip(axes, ("reward", "revenue", "clicks", "kl"), strict=True):
-            ax.plot(steps, [r[key] for r in curve], label=f"seed {s['seed']}", lw=1)
-            ax.set_title(f"RL {key} per list (sampled policy)")
-            ax.set_xlabel("step")
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "market.yaml")
@@ -84,17 +50,13 @@ def main() -> None:
     cpu = resource.getrusage(resource.RUSAGE_SELF).ru_utime + resource.getrusage(resource.RUSAGE_SELF).ru_stime
     for market in MARKETS:
         summary = result["summary"][market]
-        print_table(rows(summary), f"{market} market: mean (paired lift over the cascade [95% CI]) over seeds "
-                                   f"{args.seeds}")
-        print_table([{k: (f"{v:+.3f}" if isinstance(v, float) else v) for k, v in t.items()}
-                     for t in summary["criteria"]], f"{market} market: criteria for e2e_rl (Holm-adjusted)")
-    rl = [s["training"]["rl"] for s in result["per_seed"]]
-    print("RL, expected reward of the greedy pipeline at truthful bids (GSP), before -> after: "
-          + ", ".join(f"{r['expected_before']['reward']:.3f}->{r['expected_after']['reward']:.3f}" for r in rl))
+        print_table(variant_rows(summary), f"{market} market: mean (paired lift over the cascade [95% CI]) over "
+                                           f"seeds {args.seeds}")
+        print_table(criteria_rows(summary), f"{market} market: criteria for e2e_rl (Holm-adjusted)")
+    print_table(rl_rows(result["per_seed"]), "RL: the greedy pipeline's expected reward at truthful bids (GSP)")
     out_dir = ROOT / "runs" / args.name
     out_dir.mkdir(parents=True, exist_ok=True)
-    fig = curves_figure(result["per_seed"])
-    fig.savefig(out_dir / "rl_curves.png", dpi=110)
+    curves_figure(result["per_seed"]).savefig(out_dir / "rl_curves.png", dpi=110)
     figures = {**result, "config": {"sim": to_dict(study.sim), "parallel": to_dict(study.parallel),
                                     "rl": to_dict(study.rl), "cascade_grid": [list(c) for c in study.cascade_grid],
                                     "rl_revenue_weights": list(study.rl_revenue_weights)},

@@ -32,6 +32,7 @@ STEPS: tuple[tuple[str, str], ...] = (
     ("rerank", "genads.reward.demo_step:run"),
     ("creatives", "genads.creative.demo_step:run"),
     ("market", "genads.market.demo_step:run"),
+    ("market-rl", "genads.market.value_demo_step:run"),
     ("serve", "genads.serve.demo_step:run"),
 )
 """(step name, "module:function"); each function takes a DemoContext. Order is the pipeline order:
