@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy import stats
 
+from genads.auction.mechanisms import gsp
 from genads.data.split import left_pad
 from genads.market.audit import AuditedAuction, psi
 from genads.market.cascade import CascadeConfig, build_cascade
@@ -40,10 +41,11 @@ from genads.market.rl import RLConfig, expected_list_value, finetune
 from genads.market.value import ValueConfig
 from genads.market.world import make_world
 
-VARIANTS = ("cascade", "e2e_sl", "e2e_rl", "e2e_rl_gsp", "e2e_no_value", "e2e_rl_no_bid")
+VARIANTS = ("cascade", "e2e_sl", "e2e_rl", "e2e_rl_gsp", "e2e_no_value", "e2e_rl_no_bid", "oracle")
 """cascade; e2e before RL (value head, learned payments); after RL; after RL with GSP prices on the same
 allocation; without the value head (Platt-calibrated generator score, learned payments); after RL without the
-token bid (alpha = 0: bids do not shape generation)."""
+token bid (alpha = 0: bids do not shape generation); the oracle (true CTR x bid over every live ad, GSP): the
+ceiling of any pipeline in a world without slate effects, where a cascade with perfect pCTR would tie it."""
 METRICS = ("rpm", "ctr", "user_welfare", "advertiser_welfare_per_mille", "psi", "rpm_expected", "ctr_expected",
            "value_efficiency", "absorbed_per_mille", "budget_spent_share", "ir_violations", "budget_overspend",
            "candidate_true_ctr")
@@ -73,6 +75,27 @@ class StudyConfig:
 
 MARKETS = {"budget": 1.0, "unconstrained": 100.0}
 """Evaluation markets: advertisers' budgets as drawn (configs/market.yaml's budget-bound market) and x100."""
+
+
+class Oracle:
+    """Candidates: the live ads of highest true CTR x bid; pCTR: the true CTR; GSP."""
+
+    name = "oracle"
+
+    def __init__(self, market: Market, n: int) -> None:
+        self.market, self.n = market, n
+        self.user_of = {row.tobytes(): u for u, row in enumerate(market.hist)}
+
+    def propose(self, history: np.ndarray, live: np.ndarray, bids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        users = np.array([self.user_of[row.tobytes()] for row in np.asarray(history)])
+        ctr = self.market.world.all_ad_ctr(users)
+        score = np.where((live & (bids > 0))[None], ctr * bids[None], -np.inf)
+        ads = np.argsort(-score, axis=1, kind="stable")[:, : self.n]
+        ok = np.take_along_axis(score, ads, 1) > -np.inf
+        return np.where(ok, ads, -1), np.where(ok, np.take_along_axis(ctr, ads, 1), 1e-9)
+
+    def auction(self, bids: np.ndarray, quality: np.ndarray):
+        return gsp(bids, quality, len(self.market.world.slot_ctr), slot_ctr=self.market.world.slot_ctr)
 
 
 class Market:
@@ -158,7 +181,7 @@ def run_seed(study: StudyConfig, choice: dict, seed: int, log=print) -> dict:
         with_payments(cfg, m, pipe)
     pipes = {"cascade": (cascade, None), "e2e_sl": (sl, sl.net), "e2e_rl": (rl, rl.net),
              "e2e_rl_gsp": (rl.with_config(payments="gsp"), None), "e2e_no_value": (no_value, no_value.net),
-             "e2e_rl_no_bid": (rl.with_config(alpha=0.0), rl.net)}
+             "e2e_rl_no_bid": (rl.with_config(alpha=0.0), rl.net), "oracle": (Oracle(m, study.parallel.candidates), None)}
     out: dict = {"seed": seed, "training": {
         "cascade": {k: v for k, v in cas_info.items() if k != "ranker_loss"},
         "e2e": e2e_info, "no_value_head": platt_info,
