@@ -20,6 +20,14 @@ Trained jointly with a dense item embedding z:
   deeper level separate what the earlier levels grouped (45-93% of items collide); residual
   quantisers get that separation from the residual itself. It lowers collisions a lot but, measured
   downstream, makes worse SIDs (docs/tokenize.md), so it is an option, not the default.
+
+``conditioning="residual"`` (issue 17) makes the heads sequential: level l's head reads its query
+token plus a projection of [the sum of the code vectors chosen at levels < l, the item's dense
+embedding minus that sum] - the earlier codes and what they left unexplained - so a deeper level can
+separate what the earlier ones grouped. Training feeds the straight-through Gumbel choice forward;
+encoding feeds the argmax (greedy). ``collision_aware`` moves, after fitting, every item that shares its
+full code with a more confident item to its best last-level code still free under its prefix (the
+head's own ranking), so collisions fall without an extra disambiguation level.
 """
 
 from __future__ import annotations
@@ -33,6 +41,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from genads.tokenize.base import ShapeFromConfig, check_vectors
+
+
+CONDITIONING = ("parallel", "residual")
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,11 @@ class UniSIDConfig:
     R@10 from .048 to .021 (docs/tokenize.md): fewer collisions, worse SIDs for a sequence model."""
     w_sharp: float = 0.0
     """Weight of the mean per-item code entropy (confident heads, so that Gumbel noise does not pick the codes)."""
+    conditioning: str = "parallel"
+    """"parallel": every level head sees only the item (UniSID); "residual": level l also sees the codes chosen
+    at levels < l and the item embedding's residual after them (issue 17)."""
+    collision_aware: bool = False
+    """After fitting, re-assign colliding items' last-level code to their best free one (fit() codes only)."""
 
     def __post_init__(self) -> None:
         for name in ("levels", "d_model", "n_layers", "n_heads", "vector_tokens", "epochs", "batch_size"):
@@ -78,6 +94,8 @@ class UniSIDConfig:
         for name in ("w_contrastive", "w_reconstruction", "w_collaborative", "w_balance", "w_split", "w_sharp"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
+        if self.conditioning not in CONDITIONING:
+            raise ValueError(f"conditioning={self.conditioning!r} must be one of {CONDITIONING}")
 
 
 @dataclass
@@ -107,9 +125,38 @@ class UniSIDModel(nn.Module):
         self.emb_out = nn.Linear(d, d)
         self.vec_out = nn.Linear(d, in_dim)
         self.tok_out = nn.Linear(d, max(vocab_size, 1))
+        if cfg.conditioning == "residual":  # level l >= 1 reads [prefix, embedding - prefix]
+            self.cond = nn.ModuleList(nn.Linear(2 * d, d) for _ in range(cfg.levels - 1))
 
     def forward(self, x: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(logits (B, L, K), dense embedding z (B, d) unit-norm)."""
+        """(logits (B, L, K), dense embedding z (B, d) unit-norm); residual conditioning feeds the argmax codes."""
+        logits, z, _ = self.decode(x, tokens, None)
+        return logits, z
+
+    def decode(self, x: torch.Tensor, tokens: torch.Tensor, pick=None,
+               forced: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(logits (B, L, K), z (B, d), chosen one-hot codes (B, L, K)).
+
+        ``pick(logits) -> (B, K)`` one-hot (soft or straight-through) chooses each level's code (default:
+        argmax); ``forced`` (B, L) codes override the choices fed to later levels (teacher forcing, tests).
+        """
+        h, z, e = self._encode(x, tokens)
+        pick = pick or (lambda lg: F.one_hot(lg.argmax(-1), self.cfg.codebook_size).float())
+        logits, chosen = [], []
+        prefix = h.new_zeros(len(x), self.cfg.d_model)
+        for level, head in enumerate(self.heads):
+            inp = h[:, level]
+            if level and self.cfg.conditioning == "residual":
+                inp = inp + self.cond[level - 1](torch.cat([prefix, e - prefix], dim=-1))
+            lg = head(inp)
+            onehot = pick(lg) if forced is None else F.one_hot(forced[:, level], self.cfg.codebook_size).float()
+            prefix = prefix + onehot @ self.codebooks[level]
+            logits.append(lg)
+            chosen.append(onehot)
+        return torch.stack(logits, 1), z, torch.stack(chosen, 1)
+
+    def _encode(self, x: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(level query states (B, L, d), unit-norm z (B, d), raw embedding e (B, d))."""
         b, cfg = len(x), self.cfg
         vec = self.vec_in(x).view(b, cfg.vector_tokens, cfg.d_model) + self.kind[0]  # (B, V, d)
         tok = self.tok_emb(tokens) + self.kind[1]  # (B, T, d)
@@ -118,8 +165,8 @@ class UniSIDModel(nn.Module):
         pad = torch.cat([torch.zeros(b, cfg.vector_tokens, dtype=torch.bool), tokens == 0,
                          torch.zeros(b, cfg.levels + 1, dtype=torch.bool)], dim=1)
         h = self.encoder(seq, src_key_padding_mask=pad)[:, -(cfg.levels + 1):]  # (B, L+1, d)
-        logits = torch.stack([head(h[:, i]) for i, head in enumerate(self.heads)], dim=1)
-        return logits, F.normalize(self.emb_out(h[:, -1]), dim=-1)
+        e = self.emb_out(h[:, -1])
+        return h[:, :-1], F.normalize(e, dim=-1), e
 
     def code_embeddings(self, onehot: torch.Tensor) -> torch.Tensor:
         """(B, L, K) one-hot (or soft) codes -> (B, L, d) chosen code vectors."""
@@ -155,13 +202,17 @@ def unisid_losses(model: UniSIDModel, x: torch.Tensor, tokens: torch.Tensor, tau
                   gen: torch.Generator) -> dict[str, torch.Tensor]:
     """The per-batch losses (contrastive, reconstruction, balance, split) of one batch of items."""
     cfg = model.cfg
-    logits, z = model(x, tokens)
-    u = torch.rand(logits.shape, generator=gen).clamp(1e-9, 1 - 1e-9)
-    soft = F.softmax((logits - torch.log(-torch.log(u))) / tau, dim=-1)
-    hard = F.one_hot(soft.argmax(-1), cfg.codebook_size).float()
-    onehot = hard + soft - soft.detach()  # straight-through (B, L, K)
+
+    u = torch.rand((len(x), cfg.levels, cfg.codebook_size), generator=gen).clamp(1e-9, 1 - 1e-9)
+    noise, level = -torch.log(-torch.log(u)), iter(range(cfg.levels))
+
+    def gumbel(lg: torch.Tensor) -> torch.Tensor:  # straight-through Gumbel-softmax (B, K) of the next level
+        soft = F.softmax((lg + noise[:, next(level)]) / tau, dim=-1)
+        return F.one_hot(soft.argmax(-1), cfg.codebook_size).float() + soft - soft.detach()
+
+    logits, z, onehot = model.decode(x, tokens, gumbel)
     prefix = torch.cumsum(model.code_embeddings(onehot), dim=1)  # (B, L, d) prefix embeddings
-    codes = hard.argmax(-1)
+    codes = onehot.detach().argmax(-1)
     probs = F.softmax(logits, dim=-1)  # (B, L, K)
     contrast = x.new_zeros(())
     same = torch.ones(len(x), len(x), dtype=torch.bool)
@@ -223,13 +274,19 @@ class UniSIDTokenizer(ShapeFromConfig):
                 for k, v in parts.items():
                     sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(idx) / len(x)
             self.history.append(sums)
-        return self.encode(x.numpy(), features)
+        if not cfg.collision_aware:
+            return self.encode(x.numpy(), features)
+        was_training = self.model.training
+        self.model.eval()
+        logits, _ = self._forward(x.numpy(), features)
+        self.model.train(was_training)
+        return resolve_collisions(logits.argmax(-1).numpy().astype(np.int64), logits[:, -1].numpy())
 
     def _collab(self, x: torch.Tensor, tokens: torch.Tensor, pairs: torch.Tensor,
                 gen: torch.Generator) -> torch.Tensor:
         pick = pairs[torch.randint(len(pairs), (self.config.batch_size // 2,), generator=gen)]
-        _, za = self.model(x[pick[:, 0]], tokens[pick[:, 0]])
-        _, zb = self.model(x[pick[:, 1]], tokens[pick[:, 1]])
+        za = self.model._encode(x[pick[:, 0]], tokens[pick[:, 0]])[1]
+        zb = self.model._encode(x[pick[:, 1]], tokens[pick[:, 1]])[1]
         same = pick[:, 1][None, :] == pick[:, 1][:, None]  # duplicates of a positive are positives too
         return supcon(za, zb, same, self.config.temperature)
 
@@ -277,11 +334,38 @@ class UniSIDTokenizer(ShapeFromConfig):
 
     @classmethod
     def from_state(cls, tensors: dict[str, np.ndarray], meta: dict[str, Any]) -> UniSIDTokenizer:
-        tok = cls(UniSIDConfig(**{"w_split": 0.0, "w_sharp": 0.0, **meta["config"]}))  # folders from before the split term
+        tok = cls(UniSIDConfig(**{"w_split": 0.0, "w_sharp": 0.0, "conditioning": "parallel", **meta["config"]}))  # folders from before the split term
         tok.model = UniSIDModel(int(meta["in_dim"]), int(meta["vocab_size"]), tok.config)
         tok.model.load_state_dict({k: torch.from_numpy(v) for k, v in tensors.items()})
         tok.history = list(meta.get("history", []))
         return tok
+
+
+def resolve_collisions(codes: np.ndarray, last_logits: np.ndarray) -> np.ndarray:
+    """Codes where items sharing a full code keep it only for the most confident one; the others move to their
+    best-scored last-level code that no item under the same prefix holds (in decreasing confidence order).
+    Items whose prefix has no free code left keep their collision.
+
+    Args:
+        codes: (n, L) greedy codes.
+        last_logits: (n, K) the last level head's logits of the same items.
+    """
+    codes = np.array(codes, dtype=np.int64, copy=True)
+    n, levels = codes.shape
+    if n == 0:
+        return codes
+    conf = last_logits[np.arange(n), codes[:, -1]]
+    taken: dict[tuple, set] = {}
+    for i in np.argsort(-conf, kind="stable"):  # the most confident claim first
+        prefix = tuple(codes[i, :-1].tolist())
+        used = taken.setdefault(prefix, set())
+        if int(codes[i, -1]) in used:
+            for c in np.argsort(-last_logits[i], kind="stable"):
+                if int(c) not in used:
+                    codes[i, -1] = int(c)
+                    break
+        used.add(int(codes[i, -1]))
+    return codes
 
 
 def _tokens(features: ItemFeatures, n: int) -> torch.Tensor:
