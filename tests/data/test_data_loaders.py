@@ -49,7 +49,7 @@ def test_s3rec_without_attributes_builds_a_bare_catalogue(tmp_path):
 
 
 @pytest.mark.parametrize("line_text, line, field, kind, kept", [
-    ("5 1 x 3", 5, "item_id", "bad_id", 16),          # the good items of the line stay
+    ("5 1 -3 3", 5, "item_id", "bad_id", 16),          # the good items of the line stay
     ("5 1 2 99", 5, "item_id", "unknown_ad", 16),
     ("u5 1 2", 5, "user_id (first token)", "bad_id", 14),  # one issue for the line
     ("2 4 5", 5, "user_id (first token)", "duplicate", 14),
@@ -65,7 +65,7 @@ def test_s3rec_bad_sequence_line(tmp_path, line_text, line, field, kind, kept):
 
 @pytest.mark.parametrize("extra, field, kind", [
     ('"3": [9]', "item_id (key)", "duplicate"),
-    ('"x7": [1]', "item_id (key)", "bad_id"),
+    ('"7.5": [1]', "item_id (key)", "bad_id"),
     ('"7": "brand"', "attributes", "bad_value"),
 ])
 def test_s3rec_bad_attributes(tmp_path, extra, field, kind):
@@ -102,7 +102,7 @@ def test_recbole_fixture(tmp_path):
 @pytest.mark.parametrize("line_text, field, kind", [
     ("12\t101\t3\tlater", "timestamp", "bad_timestamp"),
     ("12\t101\t3", "row", "malformed_row"),
-    ("12\tabc\t3\t881260001", "item_id", "bad_id"),
+    ("12\t1.5\t3\t881260001", "item_id", "bad_id"),
     ("12\t999\t3\t881260001", "item_id", "unknown_ad"),
     ("10\t101\t1\t881250949", "event", "duplicate"),
 ])
@@ -158,7 +158,7 @@ TENCENT_CASES = [
     ('[[483, 1001, null, {}, 7, 1746300000], [483, 1002, null, {}, 1, 1746300001]]', "action_type (record[4])", "bad_action", 1),
     ('[[483, 1001, null, {}, null, 1746300000]]', "action_type (record[4])", "missing_field", 0),
     ('[[483, 4242, null, {}, 1, 1746300000]]', "item_id (record[1])", "unknown_ad", 0),
-    ('[[483, "abc", null, {}, 1, 1746300000]]', "item_id (record[1])", "bad_id", 0),
+    ('[[483, "-4", null, {}, 1, 1746300000]]', "item_id (record[1])", "bad_id", 0),
     ('[[483, 1001, null, {}, 1, "noon"]]', "timestamp (record[5])", "bad_timestamp", 0),
     ('[[483, 1001, null, {}, 1, true]]', "timestamp (record[5])", "bad_timestamp", 0),
     ('[[482, 1001, null, {}, 1, 1746300050]]', "event", "duplicate", 0),

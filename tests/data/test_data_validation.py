@@ -24,7 +24,7 @@ BAD_LINE = 9  # header + 7 events, then the bad line
 
 EVENT_CASES = [
     # (bad line, field, kind)
-    ("u9,1,100,click", "user_id", "bad_id"),
+    ("-9,1,100,click", "user_id", "bad_id"),
     ("4,-1,100,click", "ad_id", "bad_id"),
     ("4,1.5,100,click", "ad_id", "bad_id"),
     ("4,1e3,100,click", "ad_id", "bad_id"),
@@ -95,7 +95,7 @@ def test_blank_lines_are_not_rows(tmp_path):
 
 CATALOGUE_CASES = [
     ("2,Other kettle,Acme,kitchen,3", "ad_id", "duplicate"),
-    ("x5,Thing,Acme,kitchen,3", "ad_id", "bad_id"),
+    ("5.5,Thing,Acme,kitchen,3", "ad_id", "bad_id"),
     (",Thing,Acme,kitchen,3", "ad_id", "missing_field"),
     ("5,Thing,Acme,kitchen,cheap", "price", "bad_value"),
     ("5,Thing,Acme,kitchen,-3", "price", "bad_value"),
@@ -124,7 +124,7 @@ MONEY_CATALOGUE = "ad_id,title,advertiser_id,bid,budget\n1,a,7,0.5,100\n2,b,7,0.
     ("5,e,8,-0.1,50", "bid", "bad_value"),
     ("5,e,8,1.0,inf", "budget", "bad_value"),
     ("5,e,8,1.0,-5", "budget", "bad_value"),
-    ("5,e,a8,1.0,5", "advertiser_id", "bad_id"),
+    ("5,e,-8,1.0,5", "advertiser_id", "bad_id"),
 ], ids=_case_id)
 def test_bad_bid_budget_advertiser(tmp_path, case):
     text, field, kind = case
@@ -225,7 +225,7 @@ def test_refuses_to_replace_a_folder_that_is_not_a_dataset(tmp_path):
 
 
 def test_skip_counts_several_kinds(tmp_path):
-    bad = ["4,1,100,like", "x,1,100,click", "4,99,100,click", "1,2,200,click", "4,1,100,click,1", "4,2,t,click"]
+    bad = ["4,1,100,like", "1e3,1,100,click", "4,99,100,click", "1,2,200,click", "4,1,100,click,1", "4,2,t,click"]
     events = write(tmp_path / "events.csv", EVENTS_CSV + "\n".join(bad) + "\n")
     report = do_import(TabularSource(events, catalogue=write(tmp_path / "c.csv", CATALOGUE_CSV)), tmp_path / "ds", "skip")
     assert report.issues.counts == {"bad_action": 1, "bad_id": 1, "unknown_ad": 1, "duplicate": 1,

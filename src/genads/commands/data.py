@@ -11,6 +11,7 @@ from genads.data.dataset import load_dataset
 from genads.data.ingest import import_dataset
 from genads.data.loaders import FORMATS, parse_column_map
 from genads.data.split import SplitConfig, leave_one_out, split_stats
+from genads.data.validate import parse_action_map
 
 
 def make_source(args: argparse.Namespace):
@@ -30,7 +31,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     source = make_source(args)
     try:
         report = import_dataset(source, args.out, on_error=args.on_error, market=MarketParams(seed=args.seed),
-                                chunk_rows=args.chunk_rows, progress=not args.quiet)
+                                chunk_rows=args.chunk_rows, progress=not args.quiet,
+                                action_map=parse_action_map(args.action_map), string_ids=not args.integer_ids)
     except FileExistsError as e:  # the CLI reports ValueErrors as one-line errors
         raise ValueError(str(e)) from e
     print(f"{report.path}: {report.n_ads} ads, {report.n_users} users, {report.n_events} events")
@@ -59,6 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--map", help="event column map for csv/parquet, e.g. user_id=uid,ad_id=item,timestamp=ts")
     p.add_argument("--items-map", help="catalogue column map for csv/parquet, e.g. ad_id=item,title=name")
     p.add_argument("--default-action", default="click", help="action for csv/parquet without an action column")
+    p.add_argument("--action-map", help="the input's own action names, e.g. purchase=conversion,view=impression")
+    p.add_argument("--integer-ids", action="store_true",
+                   help="reject ids that are not integers (default: string ids such as u1 are kept in ids.parquet)")
     p.add_argument("--advertiser-feature", help="tencentgr: item feature that names the advertiser")
     p.add_argument("--on-error", choices=["stop", "skip"], default="stop",
                    help="stop at the first malformed row, or skip malformed rows and count them")

@@ -14,7 +14,9 @@ from genads.data.validate import (
     parse_ids,
     parse_numbers,
     parse_timestamps,
+    string_ids,
 )
+from genads.data.vocab import IdVocabulary
 
 
 def _issues(frame: pd.DataFrame, bad: np.ndarray, field: str, kind: str, message: str, column: str | None) -> list[Issue]:
@@ -32,12 +34,17 @@ def check_events(
     known_ads: np.ndarray | None,
     log: IssueLog,
     loader_issues: list[Issue] | None = None,
+    vocab: IdVocabulary | None = None,
+    action_map: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """Validate one raw event chunk; return the good rows typed as EVENT_SCHEMA (+ _file, _line).
 
     Each bad row yields exactly one issue, for the first field that fails, in column order.
     ``known_ads`` (sorted int64) enables the unknown-ad check. ``loader_issues`` (rows the loader
-    could not split) are logged together with this chunk's issues, in input order.
+    could not split) are logged together with this chunk's issues, in input order. With ``vocab``,
+    string ids are accepted: users (and, without a catalogue, ads) of good rows are added to it in
+    input order; with a catalogue a string ad id must already be in it (the catalogue's).
+    ``action_map`` adds the input's own action names (``{"purchase": "conversion"}``).
     """
     ok = np.ones(len(frame), dtype=bool)
     issues: list[Issue] = []
@@ -52,19 +59,32 @@ def check_events(
 
     for col in ("user_id", "ad_id", "timestamp", "action"):
         flag(is_missing(frame[col]), col, "missing_field", "required field is empty", show=False)
+    message = "must be a non-negative integer or a non-numeric string id" if vocab is not None \
+        else "must be a non-negative integer"
     users, good = parse_ids(frame["user_id"])
-    flag(~good, "user_id", "bad_id", "must be a non-negative integer")
+    user_str, user_text = string_ids(frame["user_id"], good) if vocab is not None else (np.zeros(len(frame), bool), None)
+    flag(~good & ~user_str, "user_id", "bad_id", message)
     ads, good = parse_ids(frame["ad_id"])
-    flag(~good, "ad_id", "bad_id", "must be a non-negative integer")
+    ad_str, ad_text = string_ids(frame["ad_id"], good) if vocab is not None else (np.zeros(len(frame), bool), None)
+    flag(~good & ~ad_str, "ad_id", "bad_id", message)
     ts, good = parse_timestamps(frame["timestamp"])
     flag(~good, "timestamp", "bad_timestamp", "must be a number (seconds since the epoch, or an ordinal)")
-    actions, good = parse_actions(frame["action"])
-    flag(~good, "action", "bad_action", "must be impression, click or conversion")
+    actions, good = parse_actions(frame["action"], action_map)
+    flag(~good, "action", "bad_action", "must be impression, click or conversion"
+         + (" (or a name in --action-map)" if action_map else " (map other names with --action-map)"))
+    if vocab is not None and known_ads is not None and (ad_str & ok).any():
+        rows = ad_str & ok
+        ads[rows] = vocab.lookup("ad", ad_text[rows])  # -1 (unknown_ad below) for ads not in the catalogue
     if known_ads is not None:
         pos = np.clip(np.searchsorted(known_ads, ads), 0, max(len(known_ads) - 1, 0))
         known = (known_ads[pos] == ads) if len(known_ads) else np.zeros(len(ads), bool)
         flag(~known, "ad_id", "unknown_ad", "no such ad in the catalogue")
     log.extend([*(loader_issues or []), *issues])
+    if vocab is not None:  # only accepted rows enter the vocabulary, in input order
+        if known_ads is None and (ad_str & ok).any():
+            ads[ad_str & ok] = vocab.encode("ad", ad_text[ad_str & ok])
+        if (user_str & ok).any():
+            users[user_str & ok] = vocab.encode("user", user_text[user_str & ok])
     return pd.DataFrame(
         {
             "user_id": users[ok],
@@ -85,8 +105,10 @@ def _as_list(value: object) -> list[str]:
     return [p.strip() for p in str(value).split("|") if p.strip()]
 
 
-def check_catalogue(raw: RawCatalogue, log: IssueLog) -> pd.DataFrame:
-    """Validate catalogue rows: ids, numbers, duplicates. Returns clean rows (bid/budget may be NaN)."""
+def check_catalogue(raw: RawCatalogue, log: IssueLog, vocab: IdVocabulary | None = None) -> pd.DataFrame:
+    """Validate catalogue rows: ids, numbers, duplicates. Returns clean rows (bid/budget may be NaN).
+
+    With ``vocab``, string ad and advertiser ids of the good rows are added to it in row order."""
     log.extend(raw.issues)
     frame = raw.frame.copy()
     for col in RAW_CATALOGUE_COLUMNS:
@@ -104,18 +126,25 @@ def check_catalogue(raw: RawCatalogue, log: IssueLog) -> pd.DataFrame:
             ok &= ~bad
 
     flag(is_missing(frame["ad_id"]), "ad_id", "missing_field", "required field is empty", show=False)
+    message = "must be a non-negative integer or a non-numeric string id" if vocab is not None \
+        else "must be a non-negative integer"
+    none = (np.zeros(len(frame), bool), None)
     ids, good = parse_ids(frame["ad_id"])
-    flag(~good, "ad_id", "bad_id", "must be a non-negative integer")
+    ad_str, ad_text = string_ids(frame["ad_id"], good) if vocab is not None else none
+    flag(~good & ~ad_str, "ad_id", "bad_id", message)
+    if ad_str.any():  # duplicates are found on the text: look the strings up without adding them yet
+        ids[ad_str] = -2 - pd.factorize(pd.Series(ad_text[ad_str]))[0]
     adv_present = ~is_missing(frame["advertiser_id"])
     advertisers, good = parse_ids(frame["advertiser_id"])
-    flag(adv_present & ~good, "advertiser_id", "bad_id", "must be a non-negative integer")
+    adv_str, adv_text = string_ids(frame["advertiser_id"], good) if vocab is not None else none
+    flag(adv_present & ~good & ~adv_str, "advertiser_id", "bad_id", message)
     numbers = {}
     for col in ("price", "bid", "budget"):
         present = ~is_missing(frame[col])
         numbers[col], good = parse_numbers(frame[col])
         flag(present & ~(good & (numbers[col] >= 0)), col, "bad_value", "must be a non-negative number")
         numbers[col] = np.where(present, numbers[col], np.nan)
-    keyed = pd.Series(np.where(ok, ids, -1))
+    keyed = pd.Series(np.where(ok, ids, -1))  # string ids are -2, -3, ... here
     dup = keyed.duplicated(keep="first").to_numpy() & ok
     if dup.any():
         lines = frame["_line"].to_numpy(dtype=np.int64)
@@ -125,6 +154,10 @@ def check_catalogue(raw: RawCatalogue, log: IssueLog) -> pd.DataFrame:
                                 f"ad_id already defined on line {first[int(ids[i])]}", str(frame["ad_id"].iloc[i])))
         ok &= ~dup
     log.extend(issues)
+    if ad_str.any() and (ad_str & ok).any():
+        ids[ad_str & ok] = vocab.encode("ad", ad_text[ad_str & ok])
+    if adv_str.any() and (adv_str & ok).any():
+        advertisers[adv_str & ok] = vocab.encode("advertiser", adv_text[adv_str & ok])
     text = lambda col: frame[col].fillna("").astype(str).str.strip().to_numpy()[ok]  # noqa: E731
     return pd.DataFrame(
         {

@@ -34,6 +34,15 @@ class Dataset:
     def name(self) -> str:
         return self.path.name if self.path else "dataset"
 
+    @property
+    def vocab(self):
+        """The dataset's id vocabulary (genads.data.vocab.IdVocabulary; empty for integer ids)."""
+        from genads.data.vocab import IdVocabulary
+
+        if getattr(self, "_vocab", None) is None:
+            self._vocab = IdVocabulary.load(self.path) if self.path is not None else IdVocabulary()
+        return self._vocab
+
     def titles(self) -> dict[int, str]:
         """ad_id -> title (empty string where the input had none)."""
         return dict(zip(self.catalogue["ad_id"].tolist(), self.catalogue["title"].tolist(), strict=True))

@@ -45,6 +45,7 @@ from genads.data.schema import (
 )
 from genads.data.source import Source
 from genads.data.validate import Issue, IssueLog, OnError
+from genads.data.vocab import IdVocabulary
 
 BUCKET_BYTES = 24 * 2**20
 """Target input bytes per sort bucket (about a million CSV events)."""
@@ -124,7 +125,8 @@ def _write_buckets(table: pa.Table, bucket: np.ndarray, paths: list[Path], write
 
 
 def _partition(
-    source: Source, known_ads: np.ndarray | None, log: IssueLog, tmp: Path, chunk_rows: int, progress: bool
+    source: Source, known_ads: np.ndarray | None, log: IssueLog, tmp: Path, chunk_rows: int, progress: bool,
+    vocab: IdVocabulary | None = None, action_map: dict[str, str] | None = None,
 ) -> tuple[list[Path], list[str], int]:
     """Pass 1: validate chunks, spill them to per-user-bucket Parquet files."""
     n_buckets = _bucket_count(source.size_hint())
@@ -135,7 +137,7 @@ def _partition(
     bar = tqdm(total=source.size_hint(), unit="B", unit_scale=True, desc="import events", disable=not progress)
     try:
         for chunk in source.event_chunks(chunk_rows):
-            good = check_events(chunk.frame, source.field_names, known_ads, log, chunk.issues)
+            good = check_events(chunk.frame, source.field_names, known_ads, log, chunk.issues, vocab, action_map)
             if len(good):
                 names, codes = np.unique(good["_file"].to_numpy().astype(str), return_inverse=True)
                 file_codes = np.array([files.setdefault(f, len(files)) for f in names.tolist()], dtype=np.int32)
@@ -331,8 +333,14 @@ def import_dataset(
     market: bids.MarketParams | None = None,
     chunk_rows: int = 200_000,
     progress: bool = True,
+    action_map: dict[str, str] | None = None,
+    string_ids: bool = True,
 ) -> ImportReport:
     """Validate ``source`` and write it as a dataset folder at ``out`` (atomically replaced).
+
+    ``action_map`` names the input's own actions (``{"purchase": "conversion"}``). With ``string_ids``
+    (the default) ids that are not integers (``u1``, ``ad-8f3a``) are kept in the dataset's id vocabulary
+    (``ids.parquet``, see genads.data.vocab); without it they are rejected as bad_id.
 
     Raises:
         ImportValidationError: on the first malformed row when ``on_error="stop"``; nothing is written
@@ -349,11 +357,12 @@ def import_dataset(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     default_mode(tmp, directory=True)
     try:
+        vocab = IdVocabulary() if string_ids else None
         raw_cat = source.catalogue()
-        cat = check_catalogue(raw_cat, log) if raw_cat is not None else None
+        cat = check_catalogue(raw_cat, log, vocab) if raw_cat is not None else None
         del raw_cat
         known = np.sort(cat["ad_id"].to_numpy()) if cat is not None else None
-        buckets, files, _ = _partition(source, known, log, tmp, chunk_rows, progress)
+        buckets, files, _ = _partition(source, known, log, tmp, chunk_rows, progress, vocab, action_map)
         runs, stats = _sort_buckets(buckets, files, log, progress)
         if runs:
             _merge_runs(runs, tmp / EVENTS_FILE)
@@ -373,6 +382,11 @@ def import_dataset(
             "source": source.notes,
             "market": money,
         }
+        if action_map:
+            meta["action_map"] = dict(sorted(action_map.items()))
+        if vocab is not None and len(vocab):
+            vocab.save(tmp)
+            meta["string_ids"] = {k: vocab.size(k) for k in ("user", "ad", "advertiser") if vocab.size(k)}
         if log.total > len(log.issues):
             meta["rejected_listed"] = len(log.issues)
         write_meta(tmp, meta)

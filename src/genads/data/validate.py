@@ -116,7 +116,8 @@ def _is_text(values: pd.Series) -> bool:
 _INT = r"^[+-]?\d{1,18}$"
 _ID = r"^\+?\d{1,19}$"
 """Ids are written as plain integers below 2**62 (parsed exactly, never through float64)."""
-MAX_ID = 2**62
+MAX_ID = 2**62  # = genads.data.vocab.MAX_ID: string ids get indices from it up
+MAX_ID_CHARS = 256
 _FLOAT = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 
 MAX_TIMESTAMP = 1e18
@@ -177,6 +178,20 @@ def parse_ids(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return out, ok
 
 
+def string_ids(values: pd.Series, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (outside ``ok``) holding a string id: text that is not a number (``u1``, ``ad-8f3a``).
+
+    Numbers that are not valid integer ids ("-1", "1.5", "1e3") stay errors: they are far more often a
+    broken column than an id. Returns (mask, the trimmed texts as an object array)."""
+    if not _is_text(values):
+        return np.zeros(len(values), dtype=bool), np.empty(len(values), dtype=object)
+    text = _text(values)
+    numeric = _mask(pc.match_substring_regex(text, _FLOAT))
+    length = pc.fill_null(pc.utf8_length(text), 0).to_numpy(zero_copy_only=False)
+    mask = ~ok & ~numeric & (length > 0) & (length <= MAX_ID_CHARS)
+    return mask, np.asarray(text.to_pylist(), dtype=object)
+
+
 def parse_numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Parse finite floats (booleans, "nan" and "inf" are not numbers). Returns (float64, ok mask)."""
     if pd.api.types.is_bool_dtype(values):
@@ -219,10 +234,30 @@ def is_missing(values: pd.Series) -> np.ndarray:
     return missing
 
 
-def parse_actions(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Map action spellings to ACTION codes. Returns (codes int8, ok mask)."""
+def parse_action_map(text: str | None) -> dict[str, str]:
+    """``"purchase=conversion,view=impression"`` -> ``{"purchase": "conversion", "view": "impression"}``.
+
+    Keys are the input's action names (case-insensitive), values one of impression, click, conversion."""
+    if not text:
+        return {}
+    out = {}
+    for part in text.split(","):
+        if "=" not in part:
+            raise ValueError(f"action map entry {part!r} must look like input_name=action (e.g. purchase=conversion)")
+        name, action = (p.strip() for p in part.split("=", 1))
+        if action not in ACTION_CODE:
+            raise ValueError(f"action map entry {part!r}: {action!r} must be one of {', '.join(ACTION_CODE)}")
+        if not name:
+            raise ValueError(f"action map entry {part!r} has an empty input name")
+        out[name.lower()] = action
+    return out
+
+
+def parse_actions(values: pd.Series, action_map: dict[str, str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Map action spellings (ACTION_ALIASES, then ``action_map``'s) to ACTION codes. Returns (codes int8, ok mask)."""
+    aliases = {**ACTION_ALIASES, **{k.lower(): v for k, v in (action_map or {}).items()}}
     encoded = pc.dictionary_encode(_text(values) if _is_text(values) else _text(values.astype(str)))
-    names = pd.Series(encoded.dictionary.to_pylist(), dtype=object).str.lower().map(ACTION_ALIASES)
+    names = pd.Series(encoded.dictionary.to_pylist(), dtype=object).str.lower().map(aliases)
     lookup = names.map(ACTION_CODE).fillna(-1).to_numpy(dtype=np.int64)
     idx = encoded.indices.to_numpy(zero_copy_only=False)
     nulls = encoded.indices.is_null().to_numpy(zero_copy_only=False)
