@@ -18,11 +18,23 @@ def command_modules() -> list[str]:
     return sorted(f"{pkg.__name__}.{m.name}" for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_"))
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("genads")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        from genads import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="genads",
         description="End-to-end generative advertising: data, Semantic IDs, slate model, auction, creatives, serving.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in command_modules():
         importlib.import_module(name).register(sub)
