@@ -18,6 +18,12 @@ tokenized again. The probe refuses SID folders whose features saw validation or 
 
     .venv/bin/python benchmarks/tokenizers.py [--sizes 10000 100000 1000000] [--sids runs/sids]
     .venv/bin/python benchmarks/tokenizers.py --probe --seeds 0 1 [--datasets beauty ml-100k] [--tag noleak]
+
+With ``--downstream`` (issue 17; benchmarks/_tokenizer_downstream.py): the same generator on each tokenizer's
+IDs - the SID slate model on RQ-KMeans / RQ-VAE / e2e / e2e-residual SIDs, the parallel-code generator on
+PQ / OPQ / learned codes - for Beauty and Sports, every seed; the defaults are the full protocol:
+
+    .venv/bin/python benchmarks/tokenizers.py --downstream --seeds 0 1
 """
 
 from __future__ import annotations
@@ -36,6 +42,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import print_table, save
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _tokenizer_downstream import add_arguments as add_downstream_arguments  # noqa: E402
+from _tokenizer_downstream import run as run_downstream  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -305,8 +315,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20, help="probe epoch cap")
     parser.add_argument("--max-len", type=int, default=50, help="probe history length")
     parser.add_argument("--tag", default="", help="probe: results file tokenizers_probe_DATASETS_TAG.json")
+    add_downstream_arguments(parser)
     args = parser.parse_args()
-    probe_rows(args) if args.probe else fit_rows(args)
+    if args.downstream:
+        run_downstream(args, print_table, save)
+    else:
+        probe_rows(args) if args.probe else fit_rows(args)
 
 
 if __name__ == "__main__":
