@@ -65,3 +65,18 @@ def test_command_sources_match_the_library():
     from genads.tokenize.features import SOURCES as LIBRARY_SOURCES
 
     assert SOURCES == LIBRARY_SOURCES
+
+
+def test_tokenize_command_residual_e2e_round_trips_and_keys_its_options(dataset, tmp_path):
+    out = tmp_path / "e2e-residual"
+    argv = ["tokenize", str(dataset), "--out", str(out), "--method", "e2e", "--levels", "2", "--codebook", "8",
+            "--features", "auto", "--epochs", "2", "--quiet", "--no-cache", "--conditioning", "residual",
+            "--collision-aware"]
+    assert main(argv) == 0
+    tok = load_tokenizer(out)
+    assert tok.config.conditioning == "residual" and tok.config.collision_aware
+    from genads.cli import build_parser
+    from genads.commands.tokenize import inputs_key
+
+    plain = [a for a in argv if a not in ("--conditioning", "residual", "--collision-aware")]
+    assert inputs_key(dataset, build_parser().parse_args(argv)) != inputs_key(dataset, build_parser().parse_args(plain))

@@ -32,6 +32,9 @@ def inputs_key(dataset: Path, args: argparse.Namespace) -> str:
     """sha256 of everything a tokenize run's SIDs depend on: the dataset's bytes, the keyed options and
     what the event features are built from. A folder whose metrics.json has another key is stale."""
     settings = {name: getattr(args, name) for name in KEYED}
+    settings |= {name: value for name, value in (("conditioning", getattr(args, "conditioning", "parallel")),
+                                                 ("collision_aware", getattr(args, "collision_aware", False)))
+                 if value not in ("parallel", False)}  # keyed only when set: older folders keep their key
     text = json.dumps({"data": content_sha256(dataset), "settings": settings, "features_from": FEATURES_FROM},
                       sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
@@ -54,7 +57,8 @@ def make_tokenizer(args: argparse.Namespace):
     if args.method == "rq-vae":
         return RQVAETokenizer(RQVAEConfig(**common, **epochs))
     weights = {k: v for k, v in (("w_split", args.w_split), ("w_sharp", args.w_sharp)) if v is not None}
-    return UniSIDTokenizer(UniSIDConfig(**common, **epochs, **weights))
+    return UniSIDTokenizer(UniSIDConfig(**common, **epochs, **weights, conditioning=args.conditioning,
+                                        collision_aware=args.collision_aware))
 
 
 def write_sids(path: Path, ad_ids: np.ndarray, codes: np.ndarray, sids: np.ndarray) -> None:
@@ -127,6 +131,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="e2e: weight of the split term (items sharing a prefix differ at the next level; default 0 = off; 5 with --w-sharp 0.5 cuts collisions)")
     p.add_argument("--w-sharp", type=float, default=None,
                    help="e2e: weight of the per-item code entropy (confident level heads; default 0 = off)")
+    p.add_argument("--conditioning", choices=["parallel", "residual"], default="parallel",
+                   help="e2e: parallel level heads (UniSID) or residual-conditioned ones (level l reads the earlier codes)")
+    p.add_argument("--collision-aware", action="store_true",
+                   help="e2e: move colliding items to their best free last-level code after fitting")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="MiniLM vector cache folder")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the text-vector cache")
