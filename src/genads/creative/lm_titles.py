@@ -1,0 +1,355 @@
+"""Ad titles from a pretrained small LM: LoRA fine-tuning and constrained sample-and-rerank decoding.
+
+Prompt (one template for English and Chinese)::
+
+    Selling points: p1; p2; p3
+    [Titles this user clicked:
+    - t1
+    - t2]
+    Ad title: <target><eos>
+
+Training (:func:`train_lora`): LoRA (peft) on the attention projections, loss on the title tokens
+only; batches are left-padded so every title ends at the last position, and the LM head runs
+only on the last ``title`` positions (the 262k-word head is most of a step's cost otherwise).
+
+Decoding (:class:`LMTitleGenerator`): the prompt is encoded once, its KV cache copied for
+``candidates`` samples; each step samples only among the tokens that can occur in an allowed title
+(pieces of the sources' text, function words, punctuation, end of text) and samples among those
+that keep the title a valid prefix under :class:`~genads.creative.constraint.TitleConstraint`
+(resampling when a draw breaks it). Finished candidates are reranked: fewest unsupported content
+words first, then no repetition, then mean token log-probability.
+The hot path of the service never calls this: titles are generated offline and stored.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from genads.creative.constraint import FUNCTION_EN, FUNCTION_ZH, TitleConstraint, content_support
+from genads.creative.metrics import repetition_rate
+from genads.creative.text import tokenize
+
+ADAPTER_META = "title_lm.json"
+
+
+@dataclass(frozen=True)
+class TitleExample:
+    selling_points: tuple[str, ...]
+    target: str
+    history: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    """Extra allowed sources beyond the selling points (brand, category)."""
+
+
+@dataclass(frozen=True)
+class LoraConfig:
+    rank: int = 8
+    alpha: int = 16
+    dropout: float = 0.05
+    targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    epochs: int = 2
+    batch_size: int = 8
+    lr: float = 2e-4
+    max_prompt_tokens: int = 160
+    max_title_tokens: int = 40
+    history_title_words: int = 12
+    """History titles are cut to this many words in the prompt."""
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("rank", "alpha", "epochs", "batch_size", "max_prompt_tokens", "max_title_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        if not 0 < self.lr < 1:
+            raise ValueError(f"lr={self.lr} must be in (0, 1)")
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    candidates: int = 4
+    temperature: float = 0.7
+    max_new_tokens: int = 32
+    resample_tries: int = 8
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.candidates < 1 or self.max_new_tokens < 1 or self.resample_tries < 1:
+            raise ValueError("candidates, max_new_tokens and resample_tries must be >= 1")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature={self.temperature} must be > 0")
+
+
+def _cut_words(text: str, n: int) -> str:
+    parts = text.split()
+    if len(parts) > 1:
+        return " ".join(parts[:n])
+    return text[: 2 * n]  # Chinese: about n words' worth of characters
+
+
+def prompt(selling_points: list[str] | tuple[str, ...], history: list[str] | tuple[str, ...] = (),
+           history_title_words: int = 12) -> str:
+    text = "Selling points: " + "; ".join(s.strip() for s in selling_points) + "\n"
+    if history:
+        text += "Titles this user clicked:\n" + "".join(f"- {_cut_words(h, history_title_words)}\n" for h in history)
+    return text + "Ad title:"
+
+
+def load_model(path: Path | str, adapter: Path | str | None = None, merge: bool = True):
+    """(model, tokenizer) from a transformers folder, with a LoRA adapter folder applied when given."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(path))
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter))
+        if merge:
+            model = model.merge_and_unload()
+    model.eval()
+    return model, tok
+
+
+def _encode_pair(tok, ex: TitleExample, cfg: LoraConfig) -> tuple[list[int], list[int]]:
+    p = tok(prompt(ex.selling_points, ex.history, cfg.history_title_words), add_special_tokens=True)["input_ids"]
+    t = tok(" " + ex.target.strip(), add_special_tokens=False)["input_ids"][: cfg.max_title_tokens - 1]
+    return p[-cfg.max_prompt_tokens:], [*t, tok.eos_token_id]
+
+
+def _batch(pairs: list[tuple[list[int], list[int]]], pad: int) -> tuple[torch.Tensor, ...]:
+    """Left-padded ids, mask, positions, and the (B, T) targets aligned to the last T positions."""
+    lens = [len(p) + len(t) for p, t in pairs]
+    n, tl = max(lens), max(len(t) for _, t in pairs)
+    ids = torch.full((len(pairs), n), pad, dtype=torch.long)
+    mask = torch.zeros((len(pairs), n), dtype=torch.long)
+    labels = torch.full((len(pairs), tl), -100, dtype=torch.long)
+    for i, (p, t) in enumerate(pairs):
+        seq = p + t
+        ids[i, n - len(seq):] = torch.tensor(seq)
+        mask[i, n - len(seq):] = 1
+        labels[i, tl - len(t):] = torch.tensor(t)
+    pos = (mask.cumsum(1) - 1).clamp(min=0)
+    return ids, mask, pos, labels
+
+
+def train_lora(model, tok, data: list[TitleExample], cfg: LoraConfig, progress: bool = True) -> tuple[object, dict]:
+    """Wrap ``model`` with a fresh LoRA adapter and fit it on ``data``; returns (peft model, info)."""
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
+
+    if not data:
+        raise ValueError("no training examples")
+    torch.manual_seed(cfg.seed)
+    peft_model = get_peft_model(model, PeftLoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
+                                                      target_modules=list(cfg.targets), task_type="CAUSAL_LM"))
+    pairs = [_encode_pair(tok, ex, cfg) for ex in data]
+    params = [p for p in peft_model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    rng = np.random.default_rng(cfg.seed)
+    steps = cfg.epochs * math.ceil(len(pairs) / cfg.batch_size)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 10) * max(0.0, 1 - s / steps))
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    losses, start = [], time.perf_counter()
+    peft_model.train()
+    bar = tqdm(total=steps, desc="LoRA", unit="batch", disable=not progress)
+    for _ in range(cfg.epochs):
+        order = rng.permutation(len(pairs))
+        for b in range(0, len(order), cfg.batch_size):
+            ids, mask, pos, labels = _batch([pairs[i] for i in order[b:b + cfg.batch_size]], pad)
+            tl = labels.shape[1]
+            out = peft_model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=tl + 1)
+            logits = out.logits[:, :-1]  # position k predicts token k + 1
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                                     ignore_index=-100)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+            bar.update(1)
+            bar.set_postfix(loss=f"{np.mean(losses[-10:]):.3f}")
+    bar.close()
+    peft_model.eval()
+    k = max(1, len(losses) // 10)
+    info = {"examples": len(data), "epochs": cfg.epochs, "batches": len(losses),
+            "seconds": round(time.perf_counter() - start, 1), "loss_first": float(np.mean(losses[:k])),
+            "loss_last": float(np.mean(losses[-k:])), "lora": asdict(cfg)}
+    return peft_model, info
+
+
+def save_adapter(peft_model, folder: Path | str, backbone: str, info: dict) -> Path:
+    """adapter_model.safetensors + adapter_config.json + title_lm.json, written to a temp folder and renamed."""
+    import os
+    import shutil
+    import tempfile
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        peft_model.save_pretrained(tmp, safe_serialization=True)
+        (tmp / ADAPTER_META).write_text(json.dumps({"backbone": backbone, **info}, indent=2, default=str) + "\n")
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def adapter_backbone(folder: Path | str) -> str:
+    meta = Path(folder) / ADAPTER_META
+    if not meta.exists():
+        raise FileNotFoundError(f"{meta} missing: {folder} is not an adapter written by `genads creative train`")
+    return json.loads(meta.read_text())["backbone"]
+
+
+_PUNCT_PIECES = (" ", ",", ".", "!", "-", "&", "/", "(", ")", "'", ":", "，", "。", "！", "、", "~", "～", "|", "+")
+
+
+def allowed_token_ids(tok, sources: list[str], cache: dict | None = None) -> list[int]:
+    """Vocabulary entries that can occur in an allowed title: substrings of the sources (original,
+    lower, Title, UPPER case), function words, punctuation. Found by dictionary look-up, not a scan."""
+    vocab = cache if cache is not None else tok.get_vocab()
+    space = "▁" if any(k.startswith("▁") for k in ("▁the", "▁a") if k in vocab) else "Ġ"
+    texts = set()
+    for s in [*sources, *FUNCTION_EN, *FUNCTION_ZH]:
+        for variant in {s, s.lower(), s.title(), s.upper(), s.capitalize()}:
+            texts.add(variant)
+    found: set[int] = set()
+    for text in texts:
+        n = len(text)
+        for i in range(n):
+            for j in range(i + 1, min(n, i + 16) + 1):
+                piece = text[i:j]
+                for cand in (piece, space + piece, piece.replace(" ", space)):
+                    tid = vocab.get(cand)
+                    if tid is not None:
+                        found.add(tid)
+    for p in _PUNCT_PIECES:
+        for cand in (p, space + p, space):
+            if cand in vocab:
+                found.add(vocab[cand])
+    found.add(tok.eos_token_id)
+    return sorted(found)
+
+
+_LAST_RUN = re.compile(r"(?:[A-Za-z0-9]+|[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff])[^A-Za-z0-9\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]*$")
+
+
+def _finish(title: str, constraint: TitleConstraint) -> str:
+    """A title cut off at the length limit may end inside a word: drop trailing pieces until it is valid."""
+    while title and not constraint.check(title):
+        title = _LAST_RUN.sub("", title).rstrip()
+    return title.rstrip(" ,，、-&/(:")
+
+
+@dataclass
+class TitleResult:
+    title: str
+    unsupported: int
+    content_words: int
+    repetition: float
+    logprob: float
+    candidates: list[str] = field(default_factory=list)
+
+
+class LMTitleGenerator:
+    """Titles from a (LoRA-adapted) causal LM under the constraint; implements the TitleGenerator protocol."""
+
+    def __init__(self, model, tok, decode: DecodeConfig | None = None, history_title_words: int = 12) -> None:
+        self.model, self.tok = model, tok
+        self.decode = decode or DecodeConfig()
+        self.history_title_words = history_title_words
+        self._vocab = tok.get_vocab()
+        self._pieces: dict[int, str] = {}
+
+    @classmethod
+    def from_dirs(cls, backbone: Path | str, adapter: Path | str | None, decode: DecodeConfig | None = None):
+        model, tok = load_model(backbone, adapter)
+        return cls(model, tok, decode)
+
+    def _piece(self, tid: int) -> str:
+        if tid not in self._pieces:
+            self._pieces[tid] = self.tok.decode([tid])
+        return self._pieces[tid]
+
+    @torch.no_grad()
+    def generate(self, selling_points: list[str], history_titles: list[str] = (), sources: list[str] = ()) -> TitleResult:
+        """The best of ``candidates`` constrained samples for one product (seeded by the prompt)."""
+        cfg = self.decode
+        srcs = [*selling_points, *sources]
+        constraint = TitleConstraint(srcs)
+        text = prompt(selling_points, list(history_titles), self.history_title_words)
+        ids = self.tok(text, return_tensors="pt")["input_ids"]
+        allowed = torch.tensor(allowed_token_ids(self.tok, srcs, self._vocab))
+        eos = int((allowed == self.tok.eos_token_id).nonzero()[0, 0])
+        seed = (cfg.seed * 1_000_003 + sum(map(ord, text)) * 7919) % (2**31)
+        gen = torch.Generator().manual_seed(seed)
+        k = cfg.candidates
+        out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
+        cache = out.past_key_values
+        cache.batch_repeat_interleave(k)
+        logits = out.logits[:, -1, allowed].expand(k, -1)  # (K, A): only tokens an allowed title can use
+        texts, done = [""] * k, [False] * k
+        logps = [[] for _ in range(k)]
+        pos = ids.shape[1]
+        for _step in range(cfg.max_new_tokens):
+            logp = torch.log_softmax(logits / cfg.temperature, -1)
+            nxt = torch.full((k,), eos, dtype=torch.long)
+            for r in range(k):
+                if done[r]:
+                    continue
+                probs = logp[r].exp().clone()
+                choice = eos
+                for _ in range(cfg.resample_tries):
+                    c = int(torch.multinomial(probs, 1, generator=gen))
+                    if c == eos:
+                        ok = bool(texts[r].strip()) and constraint.check(texts[r])
+                    else:
+                        ok = constraint.check(texts[r] + self._piece(int(allowed[c])), partial=True)
+                    if ok:
+                        choice = c
+                        break
+                    probs[c] = 0.0
+                    if probs.sum() <= 0:
+                        break
+                nxt[r] = choice
+                logps[r].append(float(logp[r, choice]))
+                if choice == eos:
+                    done[r] = True
+                else:
+                    texts[r] += self._piece(int(allowed[choice]))
+            if all(done):
+                break
+            step = self.model(input_ids=allowed[nxt][:, None], past_key_values=cache, use_cache=True,
+                              position_ids=torch.full((k, 1), pos), logits_to_keep=1)
+            cache, logits = step.past_key_values, step.logits[:, -1, allowed]
+            pos += 1
+        scored = []
+        for r in range(k):
+            title = _finish(re.sub(r"\s+", " ", texts[r]).strip(), constraint)
+            bad, n = content_support(title, srcs)
+            rep = repetition_rate([w for w in tokenize(title) if w not in FUNCTION_EN and w not in FUNCTION_ZH])
+            lp = float(np.mean(logps[r])) if logps[r] else -math.inf
+            scored.append((not title, bad, rep > 0, -lp, title, n, rep, lp))
+        best = min(scored)
+        return TitleResult(best[4], best[1], best[5], best[6], best[7], [s[4] for s in scored])
+
+    def title(self, selling_points: list[str], description: str = "", history_titles: list[str] = (),
+              sources: list[str] = ()) -> str:
+        return self.generate(list(selling_points), list(history_titles), list(sources)).title
+
+    def __call__(self, selling_points: list[str], description: str = "", history_titles: list[str] = ()) -> list[str]:
+        return tokenize(self.title(selling_points, description, history_titles))

@@ -1,0 +1,26 @@
+from genads.creative.constraint import TitleConstraint, content_support, is_function_word
+
+
+def test_english_function_words_free_content_words_from_sources():
+    c = TitleConstraint(["Stainless steel", "cordless drill", "20V battery"])
+    assert c.check("Cordless Drill with 20V Battery, Stainless Steel")
+    assert not c.check("Cordless Drill with Amazing Power")  # "amazing", "power" are not in the sources
+    assert not c.check("Drill with drill")  # a content word said twice
+    assert c.check("Cordless dri", partial=True)  # an unfinished word that can still become "drill"
+    assert not c.check("Cordless drx", partial=True)
+
+
+def test_chinese_runs_split_into_source_pieces_and_function_words():
+    c = TitleConstraint(["牛仔布", "白色", "刺绣", "外套"])
+    assert c.check("白色的牛仔布外套，刺绣")
+    assert not c.check("白色的牛仔布外套很可爱")  # 可爱 is unsupported
+    assert c.check("白色的牛", partial=True)
+    assert not c.check("白色的牛", partial=False)  # 牛 alone is not a piece
+    assert not c.check("刺绣刺绣")  # repeated content bigram
+
+
+def test_content_support_counts_unsupported_content_words():
+    bad, n = content_support("白色的牛仔外套很可爱", ["牛仔", "白色", "外套"])
+    assert n >= 3 and bad >= 1
+    assert content_support("Cordless drill with battery", ["cordless drill", "battery"]) == (0, 3)
+    assert is_function_word("with") and is_function_word("的") and not is_function_word("drill")
