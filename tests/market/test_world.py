@@ -51,3 +51,55 @@ def test_logs_histories_and_impressions() -> None:
     assert imp.item.min() >= 1 and imp.item.max() <= 40 and set(imp.slot.tolist()) <= {0, 1, 2}
     split = logs.split()
     assert split.n_items == 40 and len(split.test) == 50
+
+
+def _toy_page(click_model: str, stop: float, cannibalisation: float = 0.0):
+    cfg = WorldConfig(n_users=5, n_ads=6, n_advertisers=2, n_organic=4, dim=4, topics=2, page_size=4,
+                      ad_positions=(1, 3), click_model=click_model, stop_after_click=stop,
+                      cannibalisation=cannibalisation, base_logit=-1.0)
+    return make_world(cfg, np.random.default_rng(5))
+
+
+def test_cascade_click_model_matches_its_closed_form_on_a_toy_page() -> None:
+    w = _toy_page("cascade", 0.6)
+    users, ads, org = np.array([1]), np.array([[2, 4]]), np.array([[0, 3]])
+    a = [w.organic_item_ctr(users, org)[0, 0], w.ad_ctr(users, ads)[0, 0], w.organic_item_ctr(users, org)[0, 1],
+         w.ad_ctr(users, ads)[0, 1]]  # attractiveness by position (organic, ad, organic, ad)
+    e = w.examination
+    r = [e[1] / e[0], e[2] / e[1], e[3] / e[2]]
+    exam = [1.0]
+    for p in range(3):  # E_{p+1} = E_p r_p (1 - stop a_p), written out by hand
+        exam.append(exam[-1] * r[p] * (1 - 0.6 * a[p]))
+    np.testing.assert_allclose(w.page_click_prob(users, ads, org)[0], np.array(exam) * np.array(a), rtol=1e-12)
+    # the drawn clicks converge to it (common random numbers, 200k pages)
+    n, rng = 200_000, np.random.default_rng(0)
+    clicks = w.page_clicks(np.repeat(users, n), np.repeat(ads, n, 0), np.repeat(org, n, 0), rng.random((n, 4)),
+                           rng.random((n, 4)))
+    np.testing.assert_allclose(clicks.mean(0), np.array(exam) * np.array(a), atol=4e-3)
+
+
+def test_position_model_without_stop_is_the_original_world() -> None:
+    w, c = _toy_page("position", 0.0), _toy_page("cascade", 0.0)
+    users, ads, org = np.arange(3), np.array([[0, 1], [2, -1], [5, 4]]), np.array([[0, 1], [2, 3], [1, 0]])
+    expect = w.examination[None] * w.attractiveness(users, ads, org)
+    np.testing.assert_allclose(w.page_click_prob(users, ads, org), expect)
+    np.testing.assert_allclose(c.page_click_prob(users, ads, org), expect)  # no stopping: same examination
+    np.testing.assert_allclose(expect[:, [1, 3]], w.examination[[1, 3]] * w.ad_ctr(users, ads))
+    assert expect[1, 3] == 0.0  # the empty slot is never clicked
+
+
+def test_cannibalisation_lowers_the_lower_of_two_similar_ads() -> None:
+    w = _toy_page("position", 0.0, cannibalisation=0.8)
+    users = np.array([0, 0])
+    same = w.page_click_prob(users, np.array([[2, 2], [2, -1]]))  # the same ad twice vs once
+    factor = w.cannibalised(np.array([[2, 2]]))[0]
+    np.testing.assert_allclose(factor, [1.0, 0.2])  # cos = 1 with itself: 1 - 0.8
+    np.testing.assert_allclose(same[0, 3], 0.2 * w.examination[3] * w.ad_ctr(users[:1], np.array([[2]]))[0, 0])
+    assert same[0, 1] == same[1, 1]  # the top ad is not affected by what is below it
+
+
+def test_slate_effect_config_errors() -> None:
+    with pytest.raises(ValueError, match="click_model"):
+        WorldConfig(click_model="dbn")
+    with pytest.raises(ValueError, match="cannibalisation"):
+        WorldConfig(cannibalisation=1.5)
