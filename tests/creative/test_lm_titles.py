@@ -71,5 +71,5 @@ def test_bad_configs_are_rejected():
         lt.LoraConfig(lr=2.0)
     with pytest.raises(ValueError, match="temperature"):
         lt.DecodeConfig(temperature=0)
-    with pytest.raises(lm.MissingBackboneError, match="config.json"):
+    with pytest.raises(lm.MissingBackboneError, match=r"config\.json"):
         lm.load_backbone("/nonexistent/folder")

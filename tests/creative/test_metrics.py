@@ -88,3 +88,35 @@ def test_pbs_rejects_bad_masks():
         pbs(_img((1, 2, 3)), _img((1, 2, 3)), np.zeros((3, 3), dtype=bool))
     with pytest.raises(ValueError, match="whole image"):
         background_embedding(_img((1, 2, 3)), np.ones((64, 96), dtype=bool))
+
+
+def test_rouge_l_matches_rouge_score_to_1e6():
+    from genads.creative.metrics import rouge_l_f
+    from genads.creative.text import tokenize
+
+    pairs = [("Cordless drill with 20V battery", "20V cordless drill, battery included"),
+             ("白色的牛仔外套，简约刺绣", "简约而不简单的牛仔外套，白色的衣身十分百搭"),
+             ("red shirt", "blue coat")]
+    for h, r in pairs:
+        assert abs(rouge_l_f([h], [r]) - rouge_l(tokenize(h), tokenize(r))) < 1e-6
+
+
+def test_sacre_bleu_is_one_for_identical_and_zero_for_disjoint():
+    from genads.creative.metrics import sacre_bleu
+
+    refs = ["the quick brown fox jumps over the dog", "简约而不简单的牛仔外套，白色的衣身十分百搭"]
+    assert sacre_bleu(refs[:1], refs[:1]) == pytest.approx(1.0)
+    assert sacre_bleu(refs[1:], refs[1:]) == pytest.approx(1.0)
+    assert sacre_bleu(["zzz yyy xxx www"], refs[:1]) == 0.0
+    with pytest.raises(ValueError):
+        sacre_bleu(["a"], [])
+
+
+def test_distinct_history_copy_and_style():
+    from genads.creative.metrics import distinct_n, history_copy_rate, style_match
+
+    assert distinct_n(["a b c", "a b d"], 2) == pytest.approx(3 / 4)
+    assert history_copy_rate("red cotton slim shirt", ["a red cotton slim shirt here"]) == 1.0
+    assert history_copy_rate("red cotton slim shirt", ["blue wool coat"]) == 0.0
+    s = style_match("Red Cotton Shirt", ["Blue Wool Coat", "Red Linen Dress"])
+    assert s["caps_gap"] == 0.0 and 0 < s["word_overlap"] < 1

@@ -211,3 +211,74 @@ def pbs(image_a: Image.Image, image_b: Image.Image, mask_a: np.ndarray | None = 
         mask_b: np.ndarray | None = None) -> float:
     """Product background similarity: 0.6 * colour cosine + 0.4 * texture cosine, products masked."""
     return float(background_embedding(image_a, mask_a) @ background_embedding(image_b, mask_b))
+
+
+class _WordTokenizer:
+    """rouge-score's tokenizer interface over :func:`tokenize` (jieba for Chinese, regex words otherwise)."""
+
+    def tokenize(self, text: str) -> list[str]:
+        return tokenize(text)
+
+
+def sacre_bleu(hyps: list[str], refs: list[str], chinese: bool | None = None) -> float:
+    """Corpus BLEU-4 by sacrebleu (0-100 scale divided by 100): ``tokenize="zh"`` for Chinese, "13a" otherwise."""
+    import sacrebleu
+
+    if len(hyps) != len(refs):
+        raise ValueError(f"{len(hyps)} hypotheses for {len(refs)} references")
+    if chinese is None:
+        chinese = any(is_chinese(r) for r in refs)
+    return float(sacrebleu.corpus_bleu(hyps, [refs], tokenize="zh" if chinese else "13a").score / 100)
+
+
+def rouge_l_f(hyps: list[str], refs: list[str]) -> float:
+    """Mean ROUGE-L F1 by rouge-score on :func:`tokenize` words (the same words as ``rouge_l``)."""
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], tokenizer=_WordTokenizer())
+    if len(hyps) != len(refs):
+        raise ValueError(f"{len(hyps)} hypotheses for {len(refs)} references")
+    return float(np.mean([scorer.score(r, h)["rougeL"].fmeasure for h, r in zip(hyps, refs, strict=True)]))
+
+
+def distinct_n(texts: list[str], n: int) -> float:
+    """Distinct n-grams over all n-grams of the corpus (Li et al. 2016); 0.0 when there are none."""
+    total, seen = 0, set()
+    for t in texts:
+        grams = ngrams(tokenize(t), n)
+        total += sum(grams.values())
+        seen.update(grams)
+    return len(seen) / total if total else 0.0
+
+
+def history_copy_rate(title: str, history_titles: list[str], n: int = 4) -> float:
+    """Share of the title's word n-grams that occur in the user's history titles (1.0 = copied)."""
+    grams = ngrams(tokenize(title), n)
+    if not grams:
+        return 0.0
+    hist: set = set()
+    for h in history_titles:
+        hist.update(ngrams(tokenize(h), n))
+    return sum(c for g, c in grams.items() if g in hist) / sum(grams.values())
+
+
+def style_match(title: str, history_titles: list[str]) -> dict[str, float]:
+    """How much a title looks like the user's history titles: relative length gap, capitalised-word
+    share gap, punctuation-rate gap, and word overlap (share of the title's words seen in the history)."""
+    if not history_titles:
+        return {}
+    words = tokenize(title)
+
+    def caps(t: str) -> float:
+        ws = [w for w in t.split() if w[:1].isalpha()]
+        return sum(w[0].isupper() for w in ws) / len(ws) if ws else 0.0
+
+    def punct(t: str) -> float:
+        return sum(not c.isalnum() and not c.isspace() for c in t) / max(len(t), 1)
+
+    h_len = float(np.mean([len(tokenize(h)) for h in history_titles]))
+    vocab = {w for h in history_titles for w in tokenize(h)}
+    return {"length_gap": abs(len(words) - h_len) / max(h_len, 1.0),
+            "caps_gap": abs(caps(title) - float(np.mean([caps(h) for h in history_titles]))),
+            "punct_gap": abs(punct(title) - float(np.mean([punct(h) for h in history_titles]))),
+            "word_overlap": sum(w in vocab for w in words) / len(words) if words else 0.0}
