@@ -39,7 +39,8 @@ def test_state_files_are_private_and_a_replaced_admin_key_dies(run_dir):
     first = TestClient(build_app(run_dir))
     state = run_dir / "state"
     assert {p.name: mode(p) for p in state.iterdir()} == \
-        {"admin.key": 0o600, "token.secret": 0o600, **{f"ledger.sqlite{x}": 0o600 for x in ("", "-wal", "-shm")}}
+        {"admin.key": 0o600, "token.secret": 0o600, "served.jsonl": 0o600,
+         **{f"ledger.sqlite{x}": 0o600 for x in ("", "-wal", "-shm")}}
     old = admin_of(run_dir)
     assert first.get("/v1/campaigns", headers=old).status_code == 200
     (state / "admin.key").write_text("a-brand-new-admin-key-0123456789\n")  # the operator replaces it ...

@@ -21,6 +21,8 @@ def make_source(args: argparse.Namespace):
         return FORMATS[fmt](args.input, attributes=args.items)
     if fmt == "recbole":
         return FORMATS[fmt](args.input, item=args.items)
+    if fmt == "served-log":
+        return FORMATS[fmt](args.input, base=args.items)
     if fmt == "tencentgr":
         return FORMATS[fmt](args.input, item_feat=args.items, advertiser_feature=args.advertiser_feature)
     return FORMATS[fmt](args.input, catalogue=args.items, column_map=parse_column_map(args.map),
@@ -47,13 +49,25 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_example(args: argparse.Namespace) -> int:
+    from genads.data.example import ExampleConfig, write_example_shop
+
+    events, catalogue = write_example_shop(args.out, ExampleConfig(users=args.users, ads=args.ads, seed=args.seed))
+    print(f"wrote {events} and {catalogue}; import them with\n  genads data import {events} --format csv "
+          f"--items {catalogue} --map user_id=user,ad_id=item,timestamp=ts,action=kind "
+          f"--items-map advertiser_id=advertiser --action-map purchase=conversion --out data/shop")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="import and inspect datasets")
     dsub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
     p = dsub.add_parser("import", help="validate an input and write a dataset folder (catalogue, events, meta)",
                         description="Formats: s3rec (Amazon Beauty/Sports .txt), recbole (.inter/.item), "
-                        "tencentgr (seq.jsonl + item_feat_dict.json), csv / parquet (with --map).")
+                        "tencentgr (seq.jsonl + item_feat_dict.json), csv / parquet (with --map), "
+                        "served-log (genads serve's state/served.jsonl; --items: the dataset the model was trained on, "
+                        "whose catalogue and events come first).")
     p.add_argument("input", type=Path, help="events file (.txt, .inter, seq.jsonl, .csv[.gz], .tsv, .parquet)")
     p.add_argument("--format", required=True, choices=sorted(FORMATS), help="input format")
     p.add_argument("--out", required=True, type=Path, help="dataset folder to write (replaced atomically)")
@@ -71,6 +85,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chunk-rows", type=int, default=500_000, help="rows per streaming chunk")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_import)
+
+    p = dsub.add_parser("example", help="write a small shop with string ids as CSV (the walk-through's input)")
+    p.add_argument("--out", required=True, type=Path, help="folder for events.csv and catalogue.csv")
+    p.add_argument("--users", type=int, default=120)
+    p.add_argument("--ads", type=int, default=48)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_example)
 
     p = dsub.add_parser("info", help="print a dataset's meta.json and leave-one-out split statistics")
     p.add_argument("dataset", type=Path)

@@ -17,7 +17,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     head_timeout_s=args.head_timeout)
     run(args.run_dir, host=args.host, port=args.port, ledger_url=args.ledger,
         config=ServeConfig(mechanism=args.mechanism, refresh_s=args.refresh, beam=args.beam), log_level=args.log_level,
-        limits=limits, public_url=args.public_url, clicks_need_impression=not args.clicks_without_impression)
+        limits=limits, public_url=args.public_url, clicks_need_impression=not args.clicks_without_impression,
+        served_log=None if args.no_served_log else (args.served_log or ""))
     return 0
 
 
@@ -78,6 +79,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="seconds a connection has to send a complete request head (then it is closed)")
     p.add_argument("--clicks-without-impression", action="store_true",
                    help="charge a click even when its slot's impression was never reported (default: 409 until it is)")
+    p.add_argument("--served-log", default=None,
+                   help="append served slates and events here (default RUN_DIR/state/served.jsonl); "
+                        "`genads data import LOG --format served-log` reads it back as training data")
+    p.add_argument("--no-served-log", action="store_true", help="do not log served slates and events")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=cmd_serve)
 

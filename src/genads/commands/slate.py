@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from genads.data.dataset import atomic_write_text, load_dataset
+from genads.data.paths import relative_to_run, resolve_in_run
 from genads.data.split import SequenceSplit, SplitConfig, leave_one_out, user_sequences
 from genads.eval.harness import evaluate_split
 from genads.parallel import PRESETS as PARALLEL_PRESETS
@@ -53,10 +54,19 @@ def aligned_sids(sids_dir: Path, split: SequenceSplit) -> np.ndarray:
     return out
 
 
+def read_config(run: Path) -> dict:
+    """A run's config.json with its dataset and SID paths resolved (stored relative to the run folder)."""
+    cfg = json.loads((run / CONFIG).read_text())
+    for key in ("dataset", "sids"):
+        if cfg.get(key):
+            cfg[key] = str(resolve_in_run(cfg[key], run))
+    return cfg
+
+
 def load_run(run: Path) -> tuple[dict, SequenceSplit, np.ndarray]:
     if not (run / CONFIG).is_file():
         raise FileNotFoundError(f"{run / CONFIG} not found: is {run} a run folder from `genads train`?")
-    cfg = json.loads((run / CONFIG).read_text())
+    cfg = read_config(run)
     dataset = load_dataset(cfg["dataset"])
     split = leave_one_out(dataset, SplitConfig(max_history=cfg["max_history"]))
     return cfg, split, aligned_sids(Path(cfg["sids"]), split)
@@ -65,7 +75,7 @@ def load_run(run: Path) -> tuple[dict, SequenceSplit, np.ndarray]:
 def load_recommender(run: Path) -> tuple[dict, SequenceSplit, SlateRecommender | ParallelRecommender]:
     """The run's config, split and recommender (either family), with the run's best weights."""
     if _family(run) == "parallel":
-        cfg = json.loads((run / CONFIG).read_text())
+        cfg = read_config(run)
         split = leave_one_out(load_dataset(cfg["dataset"]), SplitConfig(max_history=cfg["max_history"]))
         weights = run / WEIGHTS if (run / WEIGHTS).is_file() else run / "checkpoint" / "best.safetensors"
         return cfg, split, ParallelRecommender.load(run, weights=weights)
@@ -84,7 +94,7 @@ def _family(run: Path) -> str:
 def train_parallel(args: argparse.Namespace, rank: int, world: int) -> int:
     """``genads train --family parallel``: PQ codes from the dataset, then the parallel-code generator."""
     if args.resume:
-        cfg = json.loads((args.out / CONFIG).read_text())
+        cfg = read_config(args.out)
         split = leave_one_out(load_dataset(cfg["dataset"]), SplitConfig(max_history=cfg["max_history"]))
         rec = ParallelRecommender.load(args.out, weights=args.out / "checkpoint" / WEIGHTS)
     else:
@@ -98,12 +108,22 @@ def train_parallel(args: argparse.Namespace, rank: int, world: int) -> int:
             train_cfg = replace(train_cfg, epochs=args.epochs)
         if args.batch_size:
             train_cfg = replace(train_cfg, batch_size=args.batch_size)
-        sources = args.sources.split(",") if args.sources else None
-        codebook, codes, stats, _ = fit_codes(dataset, split, sources=sources, cache_dir=args.out / "cache",
-                                           seed=args.seed, progress=not args.quiet)
+        if args.init is not None:  # the init run's codes and architecture: its weights must fit them
+            base = ParallelRecommender.load(args.init, weights=_init_weights(args.init))
+            if len(base.item_codes) != split.n_items + 1:
+                raise ValueError(f"--init {args.init}: its codes cover {len(base.item_codes) - 1} ads, this dataset "
+                                 f"has {split.n_items}: continue only on a dataset with the same catalogue")
+            model_cfg, codebook, codes = base.config, base.codebook, base.item_codes
+            stats = {**json.loads((args.init / CONFIG).read_text()).get("codes", {}), "from": "init run"}
+        else:
+            sources = args.sources.split(",") if args.sources else None
+            codebook, codes, stats, _ = fit_codes(dataset, split, sources=sources, cache_dir=args.out / "cache",
+                                               seed=args.seed, progress=not args.quiet)
         rec = ParallelRecommender(codes, model_cfg, train_cfg, codebook=codebook)
-        cfg = {"family": "parallel", "dataset": str(Path(args.dataset).resolve()), "max_history": args.max_history,
-               "seed": args.seed, "preset": args.preset, "codes": stats, "world_size": world}
+        rec.init_weights = _init_weights(args.init) if args.init is not None else None
+        cfg = {"family": "parallel", "dataset": relative_to_run(args.dataset, args.out), "max_history": args.max_history,
+               "seed": args.seed, "preset": args.preset, "codes": stats, "world_size": world,
+               **({"init": relative_to_run(args.init, args.out)} if args.init is not None else {})}
         if rank == 0:  # everything but the weights first, so that a run cut off can --resume
             rec.save(args.out, weights=False)
             atomic_write_text(args.out / CONFIG, json.dumps(cfg, indent=2) + "\n")
@@ -114,6 +134,14 @@ def train_parallel(args: argparse.Namespace, rank: int, world: int) -> int:
         best = max((r["valid_ndcg@10"] for r in log if "valid_ndcg@10" in r), default=float("nan"))
         print(f"{args.out}: {len(log)} epochs this run on {world} process(es), best valid NDCG@10 {best:.4f}")
     return 0
+
+
+def _init_weights(run: Path) -> Path:
+    """The best weights of a finished run (``--init``)."""
+    for path in (run / WEIGHTS, run / "checkpoint" / "best.safetensors", run / "checkpoint" / WEIGHTS):
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"{run / WEIGHTS} not found: --init takes a run folder from `genads train`")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -128,20 +156,34 @@ def cmd_train(args: argparse.Namespace) -> int:
         sids = aligned_sids(args.sids, split)
         model_cfg = PRESETS[args.preset]
         train_cfg = TRAIN_PRESETS[args.preset]
+        if args.init is not None:  # continue from a trained model: its architecture and training settings
+            init_cfg = read_config(args.init)
+            if init_cfg.get("family", "sid") != "sid":
+                raise ValueError(f"--init {args.init} is a {init_cfg['family']} run: train with --family parallel")
+            model_cfg, train_cfg = SlateConfig(**init_cfg["model"]), TrainConfig(**init_cfg["train"])
         if args.epochs:
             train_cfg = replace(train_cfg, epochs=args.epochs)
         if args.batch_size:
             train_cfg = replace(train_cfg, batch_size=args.batch_size)
         if args.user_buckets:
             model_cfg = replace(model_cfg, user_buckets=args.user_buckets)
-        cfg = {"dataset": str(Path(args.dataset).resolve()), "sids": str(Path(args.sids).resolve()),
+        cfg = {"dataset": relative_to_run(args.dataset, args.out), "sids": relative_to_run(args.sids, args.out),
                "max_history": args.max_history, "seed": args.seed, "preset": args.preset,
-               "model": asdict(model_cfg), "train": asdict(train_cfg), "world_size": world}
+               "model": asdict(model_cfg), "train": asdict(train_cfg), "world_size": world,
+               **({"init": relative_to_run(args.init, args.out)} if args.init is not None else {})}
     rec = SlateRecommender(sids, model_cfg, train_cfg, run_dir=args.out)
+    if args.init is not None and not args.resume:
+        rec.init_weights = _init_weights(args.init)
     if rank == 0 and not args.resume:
         cfg["model"] = asdict(rec.config)
         atomic_write_text(args.out / CONFIG, json.dumps(cfg, indent=2) + "\n")
-    log = rec.fit(split, seed=cfg["seed"], progress=not args.quiet, resume=args.resume)
+    try:
+        log = rec.fit(split, seed=cfg["seed"], progress=not args.quiet, resume=args.resume)
+    except RuntimeError as e:
+        if rec.init_weights is None or "size mismatch" not in str(e):
+            raise
+        raise ValueError(f"--init {args.init}: its weights do not fit this run's SIDs and catalogue (tokenize the "
+                         f"new dataset with the same SIDs: --sids of the init run): {str(e).splitlines()[0]}") from None
     if rank == 0:
         save_weights(rec.model, args.out / WEIGHTS)
         best = max((r["valid_ndcg@10"] for r in log if "valid_ndcg@10" in r), default=float("nan"))
@@ -171,14 +213,16 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     cfg, split, rec = load_recommender(args.run)
     dataset = load_dataset(cfg["dataset"])
     _, users, seqs = user_sequences(dataset, split.config)
-    pos = np.searchsorted(users, args.user)
-    if pos >= len(users) or users[pos] != args.user:
+    vocab = dataset.vocab
+    user = vocab.index_of("user", args.user)  # the dataset's own id (u17, or an integer)
+    pos = np.searchsorted(users, user) if user is not None else len(users)
+    if pos >= len(users) or users[pos] != user:
         raise ValueError(f"--user {args.user}: no events for this user in {cfg['dataset']}")
     history = seqs[pos][-rec.config.max_items:][None]
     if isinstance(rec, ParallelRecommender):  # exact scoring: any k, no beam
         slate, codes = rec.slate(history, args.k), rec.item_codes
     else:
-        slate = rec.slate(history, args.k, users=np.array([args.user]) if rec.config.user_buckets else None,
+        slate = rec.slate(history, args.k, users=np.array([user]) if rec.config.user_buckets else None,
                           beam=max(rec.train.beam, args.k))  # a longer list than validated: widen, explicitly
         codes = rec.sids
     titles = dataset.titles()
@@ -188,7 +232,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
             break
         ad = int(split.item_ids[item])
         sid = "-".join(map(str, codes[item][:8])) + ("-..." if codes.shape[1] > 8 else "")
-        print(f"{rank:3d}. ad {ad}  [{sid}]  logp {score:7.3f}  {titles.get(ad, '') or '(no title)'}")
+        print(f"{rank:3d}. ad {vocab.label('ad', ad)}  [{sid}]  logp {score:7.3f}  {titles.get(ad, '') or '(no title)'}")
     return 0
 
 
@@ -204,6 +248,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="architecture + training preset (the family's own presets)")
     p.add_argument("--out", type=Path, required=True, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    p.add_argument("--init", type=Path, help="start from this run's trained model (same family, codes and catalogue) "
+                   "instead of a fresh one, e.g. to retrain on data with the served log added")
     p.add_argument("--epochs", type=int, help="override the preset's maximum epochs")
     p.add_argument("--batch-size", type=int, help="override the preset's global batch size")
     p.add_argument("--max-history", type=int, default=50)
@@ -221,7 +267,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("recommend", help="print a user's slate (ads with titles) from a trained slate model")
     p.add_argument("run", type=Path, help="run folder from `genads train`")
-    p.add_argument("--user", type=int, required=True, help="user_id")
+    p.add_argument("--user", required=True, help="user id as in the input data (u17, or an integer)")
     p.add_argument("-k", type=int, default=10, help="slate size")
     p.set_defaults(func=cmd_recommend)
 

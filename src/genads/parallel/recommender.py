@@ -66,12 +66,16 @@ class ParallelRecommender:
         self.codebook = codebook
         self.live = LiveAds(self.item_codes)
         self.model: ParallelModel | None = None
+        self.init_weights: str | Path | None = None
+        """Weights fit starts from instead of a fresh initialisation (same architecture and codes)."""
 
     def fit(self, split: SequenceSplit, *, seed: int = 0, progress: bool = True, resume: bool = False) -> list[dict]:
         if len(self.item_codes) != split.n_items + 1:
             raise ValueError(f"item_codes has {len(self.item_codes)} rows; the split needs {split.n_items + 1}")
         torch.manual_seed(seed)
         self.model = ParallelModel(self.config)
+        if self.init_weights is not None and not resume:  # genads train --init: continue from a model
+            load_weights(self.model, Path(self.init_weights))
         return fit(self.model, self.item_codes, split, self.train, seed=seed, run_dir=self.run_dir, resume=resume,
                    progress=progress)
 

@@ -57,6 +57,7 @@ from genads.serve.schemas import (
     KeyInfoOut,
     KeyOut,
 )
+from genads.serve.served_log import ServedLog
 from genads.serve.tokens import TokenError
 
 API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, description="An advertiser's key or the admin key")
@@ -148,7 +149,7 @@ def key_out(k: KeyInfo) -> KeyInfoOut:
 
 def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: Limits | None = None,
                public_url: str | None = None, on_admin_rotate: Callable[[str], None] | None = None,
-               clicks_need_impression: bool = True) -> FastAPI:
+               clicks_need_impression: bool = True, served_log: ServedLog | None = None) -> FastAPI:
     """The API over an engine (and its ledger).
 
     Args:
@@ -159,6 +160,7 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
             (the server writes it to ``state/admin.key``).
         clicks_need_impression: a click is charged only after its slot's impression was recorded (409
             before: send the impression, then retry the click).
+        served_log: where answered slates and recorded events are appended (genads.serve.served_log).
     """
     ledger = engine.ledger
     metrics = Metrics()
@@ -226,7 +228,8 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
                 raise field_error(422, ["body", "history", bad], f"unknown ad_id {req.history[bad]}")
         else:
             items = engine.user_history(req.user_id) if req.user_id is not None else np.zeros(0, np.int64)
-        return engine.serve(items, req.slots, set(req.context.exclude))
+        exclude = {engine.ad_index(ad) for ad in req.context.exclude} - {None}
+        return engine.serve(items, req.slots, exclude)
 
     async def decode(req: AdRequest) -> AdResult:
         """The slate for a request, built in the decoding thread (503 when ``limits.max_queue`` are waiting)."""
@@ -249,14 +252,16 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
         metrics.mechanism.labels(result.mechanism).inc()
         metrics.slots.labels("requested").inc(req.slots)
         metrics.slots.labels("filled").inc(len(result.placements))
-        slate = [{"ad_id": p.ad_id, "position": p.position, "campaign_id": p.campaign_id, "price": p.price,
+        if served_log is not None:
+            served_log.slate(result.request_id, req.user_id, result.placements, result.mechanism, req.history is not None)
+        slate = [{"ad": engine.ad_label(p.ad_id), "ad_id": p.ad_id, "position": p.position, "campaign_id": p.campaign_id, "price": p.price,
                   "pctr": p.pctr, "creative": {"title": p.title, "image_url": f"{base}/v1/creatives/{p.ad_id}/banner.png"},
                   "token": p.token} for p in result.placements]
         return JSONResponse({"request_id": result.request_id, "mechanism": result.mechanism, "slate": slate})
 
     @app.get("/v1/creatives/{ad_id}/banner.png", tags=["ads"], response_class=Response,
              responses={200: {"content": {"image/png": {}}}, 404: {"description": "unknown ad"}})
-    def banner(ad_id: Annotated[int, Path(ge=1, le=2**62)]) -> Response:
+    def banner(ad_id: Annotated[int, Path(ge=1, le=2**63 - 1)]) -> Response:
         if ad_id not in banners:
             raise field_error(404, ["path", "ad_id"], f"unknown ad {ad_id}")
         return Response(banners.png(ad_id), media_type="image/png", headers={"Cache-Control": "max-age=3600"})
@@ -275,6 +280,8 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
         metrics.events.labels(ev.type, "duplicate" if result.duplicate else "recorded").inc()
         if not result.duplicate:
             metrics.charged.inc(result.charged_micros / MICROS)
+            if served_log is not None:
+                served_log.event(tok.request_id, ev.type, tok.ad_id, result.charged_micros / MICROS)
         if result.exhausted and result.charged_micros and not result.duplicate:
             engine.refresh(force=True)  # the campaign stops serving before this answer
         return EventOut(idempotency_key=ev.idempotency_key, charged=result.charged_micros / MICROS,
@@ -305,7 +312,7 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
         return campaign_out(actions.set_status(engine, campaign_id, who, "active"))
 
     @app.post("/v1/advertisers/{advertiser_id}/keys", response_model=KeyOut, status_code=201, tags=["keys"])
-    def new_key(advertiser_id: Annotated[int, Path(ge=0, le=2**62)], who: Who) -> KeyOut:
+    def new_key(advertiser_id: Annotated[int, Path(ge=0, le=2**63 - 1)], who: Who) -> KeyOut:
         key = actions.issue_key(ledger, who, advertiser_id)
         return KeyOut(advertiser_id=advertiser_id, key_id=key_id(key), api_key=key)
 

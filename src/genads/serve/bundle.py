@@ -13,6 +13,10 @@
     payment.safetensors    the learned payment network's weights (optional)
     histories.safetensors  "users": (U,) int64 user ids, "items": (U, max_items) left-padded histories
     reward/                the slate reward model, in genads.reward's own format (optional)
+    ids.parquet            the dataset's id vocabulary (string user/ad/advertiser ids; absent for integer ids)
+
+``manifest.json`` also holds ``model_version``: the first 16 hex digits of the sha256 of
+slate.safetensors, which the served log records with every slate.
 
 The catalogue columns (bid, budget, advertiser) seed the ledger's campaigns on first start;
 after that the ledger is the truth. :func:`write_bundle` writes atomically (a temporary folder
@@ -21,6 +25,7 @@ renamed into place).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tempfile
@@ -36,6 +41,7 @@ from safetensors.torch import load_file, save_file
 from genads.auction.payment_net import SAVED_DEFAULTS as PAYMENT_SAVED_DEFAULTS
 from genads.auction.payment_net import PaymentNet, PaymentNetConfig
 from genads.data.dataset import replace_dir
+from genads.data.vocab import IdVocabulary
 from genads.parallel.model import ParallelConfig, ParallelModel
 from genads.slate.checkpoint import load_weights, save_weights
 from genads.slate.model import SlateConfig, SlateModel
@@ -61,6 +67,12 @@ class Bundle:
     histories: dict[int, np.ndarray] | None = None
     """user_id -> (max_items,) left-padded item history."""
     manifest: dict | None = None
+    vocab: IdVocabulary | None = None
+    """The dataset's id vocabulary (empty for integer ids): requests and responses speak the user's ids."""
+
+    @property
+    def model_version(self) -> str:
+        return str((self.manifest or {}).get("model_version", "unknown"))
 
     @property
     def family(self) -> str:
@@ -79,13 +91,15 @@ def _config(cls, data: dict, where: str):  # a frozen dataclass from JSON, namin
 
 def write_bundle(out: str | Path, *, model: SlateModel | ParallelModel, sids: np.ndarray, ads: pd.DataFrame, beam: int,
                  payment_net: PaymentNet | None = None, histories: tuple[np.ndarray, np.ndarray] | None = None,
-                 reward_dir: str | Path | None = None, extra: dict | None = None) -> Path:
+                 reward_dir: str | Path | None = None, vocab: IdVocabulary | None = None,
+                 extra: dict | None = None) -> Path:
     """Write a bundle folder (replacing ``out`` atomically).
 
     Args:
         ads: AD_COLUMNS; ``item`` indexes ``sids`` rows.
         histories: (user ids (U,), item histories (U, m) left-padded) for requests by user_id.
         reward_dir: a saved reward model folder to copy in.
+        vocab: the dataset's id vocabulary (written as ids.parquet when it holds string ids).
     """
     out = Path(out)
     missing = [c for c in AD_COLUMNS if c not in ads.columns]
@@ -107,12 +121,15 @@ def write_bundle(out: str | Path, *, model: SlateModel | ParallelModel, sids: np
             save_file({"users": torch.from_numpy(users), "items": torch.from_numpy(items)}, str(tmp / "histories.safetensors"))
         if reward_dir is not None:
             shutil.copytree(reward_dir, tmp / "reward")
+        if vocab is not None:
+            vocab.save(tmp)
         family = "parallel" if isinstance(model, ParallelModel) else "sid"
         manifest = {"format": FORMAT, "version": VERSION, "family": family,
                     "slate": {"config": asdict(model.config), "beam": int(beam)},
                     "payment": None if payment_net is None else {"config": asdict(payment_net.config)},
                     "reward": None if reward_dir is None else {"folder": "reward"},
-                    "n_ads": len(ads), "n_users": 0 if histories is None else len(histories[0]), **(extra or {})}
+                    "n_ads": len(ads), "n_users": 0 if histories is None else len(histories[0]),
+                    "model_version": _sha256(tmp / "slate.safetensors")[:16], **(extra or {})}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         tmp.chmod(0o755)
         replace_dir(tmp, out)
@@ -158,7 +175,17 @@ def load_bundle(path: str | Path) -> Bundle:
         h = load_file(str(path / "histories.safetensors"))
         histories = dict(zip(h["users"].tolist(), h["items"].numpy(), strict=True))
     reward = _load_reward(path / "reward") if manifest.get("reward") else None
-    return Bundle(path, model, sids, ads, int(manifest["slate"]["beam"]), net, reward, histories, manifest)
+    manifest.setdefault("model_version", _sha256(path / "slate.safetensors")[:16])  # bundles from before it
+    return Bundle(path, model, sids, ads, int(manifest["slate"]["beam"]), net, reward, histories, manifest,
+                  IdVocabulary.load(path))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _load_reward(folder: Path) -> Any:

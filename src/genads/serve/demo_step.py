@@ -1,5 +1,8 @@
 """Demo step "serve": export the demo run as a serving bundle (runs/demo/serve) and show how to start it.
 
+The bundle is written by :func:`genads.serve.export.export_bundle`, the library call behind
+``genads export RUN --out BUNDLE``.
+
 Reads the slate model and SIDs (slate/tokenize steps), the payment network (auction step), the
 catalogue with its synthetic bids and budgets (data step) and, when an earlier step left one, a
 slate reward model (``ctx.artifacts["reward_model"]``). Creative titles are generated for every
@@ -14,27 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
-from genads.auction.simulate import popularity_pctr
-from genads.data.split import left_pad
-from genads.serve.bundle import load_bundle, write_bundle
-from genads.serve.creatives import creative_titles
+from genads.serve.bundle import load_bundle
 from genads.serve.engine import AdEngine, seed_campaigns
+from genads.serve.export import ExportConfig, export_bundle
 from genads.serve.ledger import SQLiteLedger
-
-
-def ads_table(catalogue: pd.DataFrame, split, pctr: np.ndarray) -> pd.DataFrame:
-    """The bundle's ads.parquet rows: catalogue ads that have an item index in the split."""
-    cat = catalogue.reset_index(drop=True)
-    item = split.index_of(cat["ad_id"].to_numpy())
-    keep = item > 0
-    cat = cat[keep].copy()
-    cat["item"] = item[keep]
-    cat["pctr"] = pctr[cat["item"].to_numpy()]
-    cat["creative_title"] = creative_titles(cat)
-    return cat
 
 
 def run(ctx) -> None:  # ctx: DemoContext
@@ -43,32 +29,31 @@ def run(ctx) -> None:  # ctx: DemoContext
             raise ValueError(f"the serve step needs ctx.artifacts[{key!r}] from an earlier step")
     start = time.perf_counter()
     split, rec = ctx.split, ctx.artifacts["slate_model"]
-    counts = np.bincount(np.concatenate(split.train), minlength=split.n_items + 1).astype(float)
-    ads = ads_table(ctx.dataset.catalogue, split, popularity_pctr(counts))
-    m = rec.model.config.max_items
-    histories = (np.asarray(split.users, dtype=np.int64), left_pad(list(split.train), m))
     out = ctx.out / "serve"
+    source = {"dataset": Path(ctx.data_dir).name}
     with tempfile.TemporaryDirectory() as tmp:
         reward_dir = None
         if ctx.artifacts.get("reward_model") is not None:
             from genads.reward.model import save_reward_model
 
             reward_dir = save_reward_model(ctx.artifacts["reward_model"], Path(tmp) / "reward")
-        write_bundle(out, model=rec.model, sids=ctx.artifacts["sids"], ads=ads, beam=max(rec.train.beam, 10),
-                     payment_net=ctx.artifacts.get("payment_net"), histories=histories, reward_dir=reward_dir,
-                     extra={"source": str(ctx.data_dir)})
+        # the same library call as `genads export RUN --out BUNDLE`
+        export_bundle(out, model=rec.model, codes=ctx.artifacts["sids"], split=split, catalogue=ctx.dataset.catalogue,
+                      config=ExportConfig(beam=max(rec.train.beam, 10)), payment_net=ctx.artifacts.get("payment_net"),
+                      reward_dir=reward_dir, vocab=ctx.dataset.vocab, extra={"source": source})
     example = _smoke(out, int(split.users[0]))
     parallel = ctx.artifacts.get("parallel_model")
     example_parallel = None
     if parallel is not None:  # the second family, served from its own bundle by exact scoring
-        p_hist = (histories[0], left_pad(list(split.train), parallel.config.max_items))
-        write_bundle(ctx.out / "serve-parallel", model=parallel.model, sids=parallel.item_codes, ads=ads, beam=10,
-                     payment_net=ctx.artifacts.get("payment_net"), histories=p_hist,
-                     extra={"source": str(ctx.data_dir)})
+        export_bundle(ctx.out / "serve-parallel", model=parallel.model, codes=parallel.item_codes, split=split,
+                      catalogue=ctx.dataset.catalogue, payment_net=ctx.artifacts.get("payment_net"),
+                      vocab=ctx.dataset.vocab, extra={"source": source})
         example_parallel = _smoke(ctx.out / "serve-parallel", int(split.users[0]))
     seconds = time.perf_counter() - start
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    ctx.metrics["serve"] = {"ads": len(ads), "users": len(histories[0]), "bundle_bytes": size,
+    bundle = load_bundle(out)
+    ads = bundle.ads
+    ctx.metrics["serve"] = {"ads": len(ads), "users": len(bundle.histories or {}), "bundle_bytes": size,
                             "payment_net": ctx.artifacts.get("payment_net") is not None,
                             "reward_model": reward_dir is not None, "seconds": round(seconds, 2),
                             "example": example, "example_parallel": example_parallel}

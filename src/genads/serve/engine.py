@@ -189,18 +189,32 @@ class AdEngine:
             self.live = live
 
     # --- requests -----------------------------------------------------------------------------
-    def history_items(self, ad_ids: list[int]) -> tuple[np.ndarray, int | None]:
-        """Item indices of a history given as ad ids; also the position of the first unknown ad (or None)."""
+    def ad_index(self, ad: int | str) -> int | None:
+        """The service's integer ad_id of an ad named by the dataset's id (or by that ad_id); None if unknown."""
+        if isinstance(ad, int) and ad in self.item_of:
+            return ad
+        idx = self.bundle.vocab.index_of("ad", ad) if self.bundle.vocab is not None else (
+            ad if isinstance(ad, int) else None)
+        return idx if idx is not None and idx in self.item_of else None
+
+    def ad_label(self, ad_id: int) -> int | str:
+        """The dataset's own id of a service ad_id."""
+        return self.bundle.vocab.label("ad", ad_id) if self.bundle.vocab is not None else int(ad_id)
+
+    def history_items(self, ads: list[int | str]) -> tuple[np.ndarray, int | None]:
+        """Item indices of a history given as ads; also the position of the first unknown ad (or None)."""
         items = []
-        for i, ad in enumerate(ad_ids):
-            if ad not in self.item_of:
+        for i, ad in enumerate(ads):
+            idx = self.ad_index(ad)
+            if idx is None:
                 return np.zeros(0, np.int64), i
-            items.append(self.item_of[ad])
+            items.append(self.item_of[idx])
         return np.asarray(items, dtype=np.int64), None
 
-    def user_history(self, user_id: int) -> np.ndarray:
-        """The bundle's history of a known user; empty (cold start) otherwise."""
-        h = (self.bundle.histories or {}).get(int(user_id))
+    def user_history(self, user_id: int | str) -> np.ndarray:
+        """The bundle's history of a known user (the dataset's id, integer or string); empty (cold start) otherwise."""
+        user = self.bundle.vocab.index_of("user", user_id) if self.bundle.vocab is not None else user_id
+        h = None if user is None else (self.bundle.histories or {}).get(int(user))
         return np.zeros(0, np.int64) if h is None else h[h > 0]
 
     def serve(self, history: np.ndarray, slots: int, exclude: set[int] = frozenset()) -> AdResult:

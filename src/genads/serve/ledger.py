@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from genads.serve.keys import KeyStore, LedgerError
-from genads.serve.tokens import MAX_BID_MICROS, MAX_ID
+from genads.serve.tokens import MAX_AD_ID, MAX_BID_MICROS, MAX_ID
 
 MICROS = 1_000_000
 STATUSES = ("active", "paused")
@@ -404,7 +404,7 @@ def _check_event(event: Event) -> None:
     if event.type not in EVENT_TYPES:
         raise LedgerError("type", f"{event.type!r} is not one of {EVENT_TYPES}")
     bid = MAX_BID_MICROS if event.bid_micros is None else event.bid_micros
-    for name, value, high in (("campaign_id", event.campaign_id, MAX_ID), ("ad_id", event.ad_id, MAX_ID),
+    for name, value, high in (("campaign_id", event.campaign_id, MAX_ID), ("ad_id", event.ad_id, MAX_AD_ID),
                               ("bid_micros", bid, MAX_BID_MICROS), ("price_micros", event.price_micros, bid)):
         low = 0 if name == "price_micros" else 1
         if type(value) is not int or not low <= value <= high:

@@ -6,6 +6,7 @@ refused; the app refuses duplicate JSON keys before these models see the body.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -29,6 +30,22 @@ Name = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]*$")
 MAX_HISTORY = 200
 
 
+_NUMBER = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
+
+
+def _not_a_number(text: str) -> str:
+    if _NUMBER.match(text):
+        raise ValueError("a numeric id is sent as a JSON number, not a string (string ids are not numbers, as on import)")
+    return text
+
+
+IdText = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f]*$"), AfterValidator(_not_a_number)]
+"""A string id as the dataset had it (``u17``, ``ad-8f3a``; see genads.data.vocab): never a number in a string."""
+UserKey = Annotated[int, Field(ge=0, le=2**62)] | IdText
+AdKey = Annotated[int, Field(ge=0, le=2**63 - 1)] | IdText
+"""An ad: the dataset's own id (integer or string), or the service's integer ``ad_id``."""
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -36,15 +53,16 @@ class Strict(BaseModel):
 class RequestContext(Strict):
     page: Text | None = Field(default=None, max_length=200, pattern=r"^[^\x00-\x1f]*$")
     """Where the slots are shown (for logs)."""
-    exclude: list[int] = Field(default_factory=list, max_length=100)
-    """Ad ids not to show (already on the page)."""
+    exclude: list[AdKey] = Field(default_factory=list, max_length=100)
+    """Ads not to show (already on the page)."""
 
 
 class AdRequest(Strict):
-    user_id: int | None = Field(default=None, ge=0, le=2**62)
-    """A user the bundle knows the history of (unknown users get a cold-start slate)."""
-    history: list[int] | None = Field(default=None, max_length=MAX_HISTORY)
-    """Ad ids the user interacted with, oldest first (instead of user_id)."""
+    user_id: UserKey | None = None
+    """A user the bundle knows the history of, by the dataset's id (integer or string); unknown users get a
+    cold-start slate."""
+    history: list[AdKey] | None = Field(default=None, max_length=MAX_HISTORY)
+    """Ads the user interacted with, oldest first (instead of user_id)."""
     context: RequestContext = Field(default_factory=RequestContext)
     slots: int = Field(default=3, ge=1, le=20)
 
@@ -61,7 +79,10 @@ class Creative(BaseModel):
 
 
 class SlotOut(BaseModel):
+    ad: int | str
+    """The ad as the dataset names it (its own id, integer or string)."""
     ad_id: int
+    """The service's integer id of the ad (campaigns, banners); equals ``ad`` for datasets with integer ids."""
     position: int
     """1 = top."""
     campaign_id: int
@@ -87,7 +108,7 @@ class CampaignIn(Strict):
     """Bid per click (at least one micro, 0.000001)."""
     budget: float = Field(ge=0, le=1e9, allow_inf_nan=False)
     status: Literal["active", "paused"] = "active"
-    advertiser_id: int | None = Field(default=None, ge=0, le=2**62)
+    advertiser_id: int | None = Field(default=None, ge=0, le=2**63 - 1)
     """Only the admin key sets it; an advertiser's key creates campaigns for itself."""
 
 

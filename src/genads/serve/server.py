@@ -25,6 +25,7 @@ from genads.serve.engine import AdEngine, ServeConfig, seed_campaigns
 from genads.serve.keys import LedgerError
 from genads.serve.ledger import SQLLedger, open_ledger
 from genads.serve.limits import Limits, guarded_protocol
+from genads.serve.served_log import SERVED_LOG, ServedLog
 from genads.serve.tokens import TokenSecrets, write_secret
 
 ADMIN_ENV, SECRET_ENV = "GENADS_ADMIN_KEY", "GENADS_TOKEN_SECRET"
@@ -116,7 +117,9 @@ def token_secrets(ledger: SQLLedger, state: Path) -> TokenSecrets:
 
 
 def build_app(run_dir: str | Path, ledger_url: str | None = None, config: ServeConfig | None = None,
-              limits: Limits | None = None, public_url: str | None = None, clicks_need_impression: bool = True) -> FastAPI:
+              limits: Limits | None = None, public_url: str | None = None, clicks_need_impression: bool = True,
+              served_log: str | Path | None = "") -> FastAPI:
+    """The app on a bundle folder. ``served_log``: the served log's path ("" = state/served.jsonl, None = none)."""
     folder = bundle_dir(run_dir)
     state = folder / "state"
     ledger = open_ledger(ledger_url or str(state / "ledger.sqlite"))
@@ -125,19 +128,23 @@ def build_app(run_dir: str | Path, ledger_url: str | None = None, config: ServeC
     admin_key(ledger, state)
     from_file = not os.environ.get(ADMIN_ENV)
     on_rotate = (lambda key: write_secret(state / "admin.key", key + "\n")) if from_file else None
+    log = None
+    if served_log is not None:
+        log = ServedLog(Path(served_log) if served_log else state / SERVED_LOG, bundle.model_version, bundle.vocab)
     return create_app(AdEngine(bundle, ledger, config, token_secrets(ledger, state)), limits=limits,
-                      public_url=public_url, on_admin_rotate=on_rotate, clicks_need_impression=clicks_need_impression)
+                      public_url=public_url, on_admin_rotate=on_rotate, clicks_need_impression=clicks_need_impression,
+                      served_log=log)
 
 
 def run(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, ledger_url: str | None = None,
         config: ServeConfig | None = None, log_level: str = "info", limits: Limits | None = None,
-        public_url: str | None = None, clicks_need_impression: bool = True) -> None:
+        public_url: str | None = None, clicks_need_impression: bool = True, served_log: str | Path | None = "") -> None:
     import torch
     import uvicorn
 
     torch.set_num_threads(int(os.environ.get("GENADS_TORCH_THREADS", "1")))  # one core per worker
     limits = limits or Limits()
-    app = build_app(run_dir, ledger_url, config, limits, public_url, clicks_need_impression)
+    app = build_app(run_dir, ledger_url, config, limits, public_url, clicks_need_impression, served_log)
     # h11's own bound on a head still arriving (if httptools is missing) is looser: the guard answers (JSON 431) first
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, timeout_keep_alive=limits.keep_alive_s,
                 h11_max_incomplete_event_size=4 * limits.max_header_bytes, limit_concurrency=limits.max_connections,

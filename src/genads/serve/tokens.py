@@ -35,6 +35,8 @@ MICROS = 1_000_000
 MAX_BID_MICROS = 1_000_000 * MICROS
 """The highest bid a campaign can hold (1e6 per click), in micros."""
 MAX_ID = 2**62
+MAX_AD_ID = 2**63 - 1
+"""Ads and advertisers with string ids have indices from 2**62 up (genads.data.vocab)."""
 CLOCK_SKEW_S = 300.0
 """How far in the future a token's ``issued_at`` may lie (servers' clocks differ)."""
 ROTATION_GRACE_S = 10.0
@@ -104,7 +106,7 @@ def parse_payload(payload: bytes) -> SlotToken:
     if type(issued_at) not in (int, float) or not math.isfinite(issued_at):
         raise TokenError("payload issued_at must be a finite number")
     bid = _int(data, "bid_micros", 1, MAX_BID_MICROS)
-    return SlotToken(request_id, _int(data, "ad_id", 1, MAX_ID), _int(data, "campaign_id", 1, MAX_ID),
+    return SlotToken(request_id, _int(data, "ad_id", 1, MAX_AD_ID), _int(data, "campaign_id", 1, MAX_ID),
                      _int(data, "price_micros", 0, bid), bid, float(issued_at))
 
 

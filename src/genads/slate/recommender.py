@@ -42,12 +42,16 @@ class SlateRecommender:
         self.run_dir = run_dir
         self.trie = trie or live_trie(self.sids)
         self.model: SlateModel | None = None
+        self.init_weights: str | Path | None = None
+        """Weights fit starts from instead of a fresh initialisation (same architecture and codes)."""
 
     def fit(self, split: SequenceSplit, *, seed: int = 0, progress: bool = True, resume: bool = False) -> list[dict]:
         if len(self.sids) != split.n_items + 1:
             raise ValueError(f"sids has {len(self.sids)} rows; the split needs n_items + 1 = {split.n_items + 1}")
         torch.manual_seed(seed)
         self.model = SlateModel(self.config)
+        if self.init_weights is not None and not resume:  # genads train --init: continue from a model
+            load_weights(self.model, Path(self.init_weights))
         return fit(self.model, self.sids, split, self.train, seed=seed, run_dir=self.run_dir, resume=resume,
                    progress=progress)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from genads.data.loaders.amazon import S3RecSource
 from genads.data.loaders.recbole import RecBoleSource
+from genads.data.loaders.servedlog import ServedLogSource
 from genads.data.loaders.tabular import TabularSource, parse_column_map
 from genads.data.loaders.tencentgr import TencentGRSource
 
@@ -13,7 +14,8 @@ FORMATS: dict[str, type] = {
     "tencentgr": TencentGRSource,
     "csv": TabularSource,
     "parquet": TabularSource,
+    "served-log": ServedLogSource,
 }
 """Format name (``genads data import --format``) -> Source class."""
 
-__all__ = ["FORMATS", "RecBoleSource", "S3RecSource", "TabularSource", "TencentGRSource", "parse_column_map"]
+__all__ = ["FORMATS", "RecBoleSource", "S3RecSource", "ServedLogSource", "TabularSource", "TencentGRSource", "parse_column_map"]

@@ -359,7 +359,7 @@ def mount_console(app: FastAPI, *, public_url: str | None = None) -> None:
     def issue(session: Session, form: dict[str, str]) -> Response:
         errors: Errors = {}
         advertiser = integer(form, "advertiser_id", errors)
-        if advertiser is None or not 0 <= advertiser <= 2**62:
+        if advertiser is None or not 0 <= advertiser <= 2**63 - 1:
             errors.setdefault("advertiser_id", "an advertiser id (a whole number from 0 to 2**62)")
             return operator_page(session, errors=errors, status=422)
         try:

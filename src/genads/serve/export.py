@@ -1,0 +1,108 @@
+"""Export a trained run as a serving bundle: ``genads export RUN --out BUNDLE`` and the demo's serve step.
+
+:func:`export_bundle` turns loaded parts (a model of either family, its codes, the split it was
+trained on, the dataset's catalogue and id vocabulary, an optional payment network and reward
+model) into a bundle folder; :func:`export_run` loads those parts from a run folder made by
+``genads train`` (``--family sid`` or ``parallel``) and calls it. The bundle is self-contained: the
+dataset's id vocabulary (``ids.parquet``) travels with it, so the service answers in the user's ids.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from genads.auction.simulate import popularity_pctr
+from genads.data.split import SequenceSplit, left_pad
+from genads.data.vocab import IdVocabulary
+from genads.serve.bundle import write_bundle
+from genads.serve.creatives import creative_titles
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """What goes into a bundle beside the model."""
+
+    beam: int = 10
+    """Decoding beam width of SID bundles (at least the run's validation beam)."""
+    pctr_low: float = 0.01
+    pctr_high: float = 0.1
+    """Range of the prior pCTR, growing with log(1 + training clicks) (genads.auction.simulate.popularity_pctr)."""
+
+
+def ads_table(catalogue: pd.DataFrame, split: SequenceSplit, pctr: np.ndarray) -> pd.DataFrame:
+    """The bundle's ads.parquet rows: catalogue ads that have an item index in the split."""
+    cat = catalogue.reset_index(drop=True)
+    item = split.index_of(cat["ad_id"].to_numpy())
+    keep = item > 0
+    cat = cat[keep].copy()
+    cat["item"] = item[keep]
+    cat["pctr"] = pctr[cat["item"].to_numpy()]
+    cat["creative_title"] = creative_titles(cat)
+    return cat
+
+
+def export_bundle(out: str | Path, *, model, codes: np.ndarray, split: SequenceSplit, catalogue: pd.DataFrame,
+                  config: ExportConfig | None = None, payment_net=None, reward_dir: str | Path | None = None,
+                  vocab: IdVocabulary | None = None, extra: dict | None = None) -> Path:
+    """Write a serving bundle at ``out`` (atomically) from a trained generator of either family.
+
+    Args:
+        model: a SlateModel ("sid" family) or ParallelModel ("parallel").
+        codes: (n_items + 1, L) SIDs or parallel codes by item index of ``split``.
+        catalogue: the dataset's catalogue (bids, budgets, advertisers, titles).
+        reward_dir: a saved slate reward model folder (genads.reward.model.save_reward_model) to include.
+        vocab: the dataset's id vocabulary; the bundle answers in the user's ids with it.
+    """
+    config = config or ExportConfig()
+    counts = np.bincount(np.concatenate(split.train) if len(split.train) else np.zeros(0, np.int64),
+                         minlength=split.n_items + 1).astype(float)
+    ads = ads_table(catalogue, split, popularity_pctr(counts, config.pctr_low, config.pctr_high))
+    histories = (np.asarray(split.users, dtype=np.int64), left_pad(list(split.train), model.config.max_items))
+    return write_bundle(out, model=model, sids=codes, ads=ads, beam=config.beam, payment_net=payment_net,
+                        histories=histories, reward_dir=reward_dir, vocab=vocab, extra=extra)
+
+
+def export_run(run: str | Path, out: str | Path, *, payment: str | Path | None = None,
+               reward: str | Path | None = None, config: ExportConfig | None = None) -> Path:
+    """``genads export``: the bundle of a run folder made by ``genads train`` (either family).
+
+    Args:
+        payment: a folder from ``genads auction train-payments`` (model.safetensors + config.json).
+        reward: a folder from ``genads reward train``.
+    """
+    from genads.commands.slate import load_recommender  # the run format lives with the train command
+    from genads.data.dataset import load_dataset
+    from genads.parallel import ParallelRecommender
+
+    run = Path(run)
+    cfg, split, rec = load_recommender(run)
+    dataset = load_dataset(cfg["dataset"])
+    if isinstance(rec, ParallelRecommender):
+        codes, beam = rec.item_codes, (config or ExportConfig()).beam
+    else:
+        codes, beam = rec.sids, max(rec.train.beam, (config or ExportConfig()).beam)
+    net = None
+    if payment is not None:
+        from genads.commands.auction import load_payment_net
+
+        if not (Path(payment) / "config.json").is_file():
+            raise FileNotFoundError(f"{Path(payment) / 'config.json'} not found: --payment takes a folder from "
+                                    "`genads auction train-payments --out DIR`")
+        net = load_payment_net(Path(payment))
+        net.eval()
+    if reward is not None and not Path(reward).is_dir():
+        raise FileNotFoundError(f"--reward {reward}: not a folder (made by `genads reward train --out DIR`)")
+    cfg_out = ExportConfig(**{**(config or ExportConfig()).__dict__, "beam": beam})
+    with tempfile.TemporaryDirectory() as tmp:
+        reward_dir = None
+        if reward is not None:
+            reward_dir = shutil.copytree(reward, Path(tmp) / "reward")
+        return export_bundle(out, model=rec.model, codes=codes, split=split, catalogue=dataset.catalogue,
+                             config=cfg_out, payment_net=net, reward_dir=reward_dir, vocab=dataset.vocab,
+                             extra={"source": {"run": run.name, "dataset": Path(cfg["dataset"]).name}})

@@ -1,0 +1,89 @@
+"""docs/walkthrough.md, run exactly: a CSV with string ids -> import -> tokenize -> train -> export -> serve ->
+ads -> events -> served log -> import -> retrain from the served model. Tiny data, a few seconds of training.
+
+The run tree is copied to a new folder before export: run folders hold relative paths and move."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from genads.cli import main
+from genads.data.dataset import load_dataset
+
+
+def genads(*args: object) -> None:
+    assert main([str(a) for a in args]) == 0, args
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("walk") / "first"
+    genads("data", "example", "--out", root / "csv")
+    genads("data", "import", root / "csv/events.csv", "--format", "csv", "--items", root / "csv/catalogue.csv",
+           "--map", "user_id=user,ad_id=item,timestamp=ts,action=kind", "--items-map", "advertiser_id=advertiser",
+           "--action-map", "purchase=conversion", "--out", root / "data/shop", "--quiet")
+    genads("tokenize", root / "data/shop", "--out", root / "sids", "--features", "attributes,collab",
+           "--levels", "2", "--codebook", "8", "--quiet")
+    genads("train", root / "data/shop", "--sids", root / "sids", "--out", root / "runs/shop", "--epochs", "2",
+           "--quiet")
+    moved = root.parent / "moved"
+    shutil.copytree(root, moved)  # another place (machine): nothing in the run points back at `root`
+    shutil.rmtree(root)
+    return moved
+
+
+def test_walkthrough(trained, tmp_path, capsys):
+    from fastapi.testclient import TestClient
+
+    from genads.serve.server import build_app
+
+    root = trained
+    assert json.loads((root / "runs/shop/config.json").read_text())["dataset"] == "../../data/shop"
+    genads("export", root / "runs/shop", "--out", root / "bundle")
+    log = root / "bundle/state/served.jsonl"
+    with TestClient(build_app(root / "bundle")) as client:
+        r = client.post("/v1/ads", json={"user_id": "u0003", "slots": 3})
+        assert r.status_code == 200, r.text
+        slate = r.json()["slate"]
+        assert slate and all(s["ad"].startswith("ad-") for s in slate)  # the user's own ids come back
+        for s in slate:
+            for kind in ("impression", "click"):
+                e = client.post("/v1/events", json={"idempotency_key": f"{kind}-{s['position']}", "type": kind,
+                                                    "token": s["token"]})
+                assert e.status_code == 200, e.text
+        by_history = client.post("/v1/ads", json={"history": ["ad-001", "ad-007"], "slots": 2})
+        assert by_history.status_code == 200, by_history.text
+        unknown = client.post("/v1/ads", json={"user_id": "nobody", "slots": 2})  # cold start, still answered
+        assert unknown.status_code == 200
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    served = records[0]
+    assert served["type"] == "slate" and served["user_id"] == "u0003"
+    assert served["ads"] == [s["ad"] for s in slate] and served["positions"] == list(range(1, len(slate) + 1))
+    assert served["model_version"] == json.loads((root / "bundle/manifest.json").read_text())["model_version"]
+    events = [r for r in records if r["type"] == "event"]
+    assert len(events) == 2 * len(slate) and {e["event"] for e in events} == {"impression", "click"}
+
+    genads("data", "import", log, "--format", "served-log", "--items", root / "data/shop",
+           "--out", root / "data/shop2", "--quiet")
+    base, grown = load_dataset(root / "data/shop"), load_dataset(root / "data/shop2")
+    assert len(grown.events) == len(base.events) + 2 * len(slate)
+    # same catalogue, same internal ids: the served model and SIDs fit the new dataset
+    assert grown.catalogue["ad_id"].tolist() == base.catalogue["ad_id"].tolist()
+    assert grown.vocab.labels("ad", grown.catalogue["ad_id"]) == base.vocab.labels("ad", base.catalogue["ad_id"])
+    user = grown.vocab.index_of("user", "u0003")
+    assert user == base.vocab.index_of("user", "u0003")
+    theirs = grown.events[grown.events.user_id == user]
+    assert grown.vocab.labels("ad", theirs["ad_id"].tail(2 * len(slate))) == [s["ad"] for s in slate for _ in (0, 1)]
+    assert grown.meta["source"]["positions"]["1"] == {"click": 1, "impression": 1}
+
+    genads("train", root / "data/shop2", "--sids", root / "sids", "--init", root / "runs/shop",
+           "--out", root / "runs/shop2", "--epochs", "1", "--quiet")
+    assert json.loads((root / "runs/shop2/config.json").read_text())["init"] == "../shop"
+    capsys.readouterr()
+    genads("recommend", root / "runs/shop2", "--user", "u0003", "-k", "3")
+    printed = capsys.readouterr().out
+    assert "user u0003" in printed and "ad ad-" in printed
