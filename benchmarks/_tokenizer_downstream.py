@@ -250,4 +250,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--rqvae-epochs", type=int, default=30, help="RQ-VAE epochs")
     g.add_argument("--learned-epochs", type=int, default=20, help="learned long codes: refinement epochs")
     g.add_argument("--resume", action="store_true", help="keep the rows of an earlier run with the same tag")
+    g.add_argument("--stability", action="store_true", help="only the code-stability-after-retrain table (synthetic)")
+    g.add_argument("--stability-items", type=int, default=2000, help="--stability: catalogue size")
 
+
+
+def stability_rows(args: argparse.Namespace, print_table, save) -> None:
+    """Share of unchanged codes after a retrain on the catalogue + 5% new items (same seed), per tokenizer.
+
+    Synthetic clustered items (tokenizers.synthetic), L = 3, K = 16: a small catalogue where a retrain is cheap.
+    """
+    from tokenizers import synthetic
+
+    from genads.tokenize import RQKMeansConfig, RQKMeansTokenizer, RQVAEConfig, RQVAETokenizer, UniSIDConfig, UniSIDTokenizer
+    from genads.tokenize.stability import retrain_stability
+
+    n, k = args.stability_items, 16
+    x = synthetic(n + n // 20, dim=32, seed=0)
+    e2e = UniSIDConfig(levels=3, codebook_size=k, epochs=args.e2e_epochs)
+    makers = {"rq-kmeans": lambda: RQKMeansTokenizer(RQKMeansConfig(levels=3, codebook_size=k)),
+              "rq-vae": lambda: RQVAETokenizer(RQVAEConfig(levels=3, codebook_size=k, epochs=args.rqvae_epochs)),
+              "e2e": lambda: UniSIDTokenizer(e2e),
+              "e2e-residual": lambda: UniSIDTokenizer(replace(e2e, conditioning="residual"))}
+    rows = []
+    for seed in args.seeds:
+        for name, make in makers.items():
+            start = time.process_time()
+            s = retrain_stability(make, x[:n], x[n:], seed=seed)
+            rows.append({"tokenizer": name, "seed": seed, "items": s["items"], "new_items": s["new_items"],
+                         "unchanged": round(s["unchanged"], 4), "unchanged_levels": [round(v, 4) for v in s["unchanged_levels"]],
+                         "cpu_s": round(time.process_time() - start, 1)})
+            print(rows[-1], flush=True)
+    print_table(rows, f"Code stability: {n} synthetic items, retrained with {n // 20} new ones (same seed)")
+    save("tokenizers_stability" + (f"_{args.tag}" if args.tag else ""),
+         {"rows": rows, "note": "share of the old items whose full code (and each level) is unchanged after a "
+          "retrain from scratch on the catalogue + 5% new items, same seed; e2e epochs = --e2e-epochs"})
