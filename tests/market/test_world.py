@@ -103,3 +103,46 @@ def test_slate_effect_config_errors() -> None:
         WorldConfig(click_model="dbn")
     with pytest.raises(ValueError, match="cannibalisation"):
         WorldConfig(cannibalisation=1.5)
+
+
+def _toy(click_model: str, cannibalisation: float = 0.0):
+    from dataclasses import replace
+    cfg = replace(SMALL, page_size=3, ad_positions=(0, 2), click_model=click_model, stop_after_click=0.5,
+                  cannibalisation=cannibalisation)
+    return make_world(cfg, np.random.default_rng(1))
+
+
+def test_cascade_click_model_matches_its_closed_form_on_a_toy_page() -> None:
+    w = _toy("cascade")
+    users, ads, organic = np.array([0, 1]), np.array([[3, 7], [5, -1]]), np.array([[2], [4]])
+    a = w.attractiveness(users, ads, organic)
+    e = w.examination
+    r = e[1:] / e[:-1]
+    # by hand: E0 = 1, E1 = r0 (1 - s a0), E2 = E1 r1 (1 - s a1)
+    e1 = r[0] * (1 - 0.5 * a[:, 0])
+    e2 = e1 * r[1] * (1 - 0.5 * a[:, 1])
+    want = np.stack([a[:, 0], e1 * a[:, 1], e2 * a[:, 2]], 1)
+    np.testing.assert_allclose(w.page_click_prob(users, ads, organic), want)
+    assert want[1, 2] == 0.0  # an empty ad slot is never clicked
+    # the drawn clicks converge to the closed form
+    n = 200_000
+    rng = np.random.default_rng(0)
+    u, ad, org = np.repeat(users, n), np.repeat(ads, n, 0), np.repeat(organic, n, 0)
+    clicks = w.page_clicks(u, ad, org, rng.random((2 * n, 3)), rng.random((2 * n, 3)))
+    np.testing.assert_allclose(clicks.reshape(2, n, 3).mean(1), want, atol=4e-3)
+
+
+def test_position_model_is_the_original_world_and_cascade_lowers_clicks_below_a_click() -> None:
+    users, ads, organic = np.array([0]), np.array([[3, 7]]), np.array([[2]])
+    pos, cas = _toy("position"), _toy("cascade")
+    np.testing.assert_allclose(pos.page_click_prob(users, ads, organic)[0, [0, 2]],
+                               pos.examination[[0, 2]] * pos.ad_ctr(users, ads)[0])
+    assert cas.page_click_prob(users, ads, organic)[0, 2] < pos.page_click_prob(users, ads, organic)[0, 2]
+
+
+def test_cannibalisation_discounts_a_duplicate_ad_below() -> None:
+    w = _toy("position", cannibalisation=0.8)
+    users = np.array([0])
+    twin = w.attractiveness(users, np.array([[3, 3]]), None)
+    np.testing.assert_allclose(twin[0, 2], 0.2 * w.ad_ctr(users, np.array([[3]]))[0, 0])
+    np.testing.assert_allclose(twin[0, 0], w.ad_ctr(users, np.array([[3]]))[0, 0])
