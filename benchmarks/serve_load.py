@@ -19,6 +19,9 @@ torch thread. Then, on loopback:
   and no slot charged twice (``SQLLedger.audit``).
 
 The in-process engine latency (decode + auction, no HTTP) is reported beside, from process time.
+Scale-out (``--workers N --ledger postgresql://...``): the same load (64 clients with --concurrency 64) on one
+worker, then on N worker processes, one of which is killed with SIGKILL half-way; requests/s of both, their
+ratio and the ledger invariants after each (see :func:`scale_out`).
 Usage: /work/cpu-slot .venv/bin/python benchmarks/serve_load.py [--ads 12000,100000] [--requests 1000]
        .venv/bin/python benchmarks/serve_load.py --quick     # 2,000 ads, 300 requests: a few minutes
 """
@@ -29,6 +32,7 @@ import argparse
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -216,6 +220,101 @@ def big_bodies(port: int, size: int = 16 << 20) -> dict:
             "chunked_bytes_sent_before_413": sent_chunk, "healthz_big_body_max_ms": ms(health, 100)}
 
 
+def worker_pids(pid: int) -> list[int]:
+    """The worker processes of a ``genads serve --workers N`` supervisor."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(x) for x in path.read_text().split()] if path.is_file() else []
+
+
+def tolerant_loop(url: str, bodies: list[dict], out: dict, lock: threading.Lock, click_every: int = 4) -> None:
+    """Like closed_loop, but a failed request (a worker killed under it) is counted and the client goes on."""
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for i, body in enumerate(bodies):
+            t = time.perf_counter()
+            try:
+                r = client.post("/v1/ads", json=body)
+                ok = r.status_code == 200  # slates shrink as campaigns exhaust their budgets
+            except httpx.HTTPError:
+                ok = False
+            dt = time.perf_counter() - t
+            with lock:
+                out["lat" if ok else "failed"].append(dt)
+            if not ok or not click_every or i % click_every or not r.json()["slate"]:
+                continue
+            token = r.json()["slate"][0]["token"]
+            try:
+                client.post("/v1/events", json={"idempotency_key": f"{r.json()['request_id']}-i", "type": "impression",
+                                                "token": token})
+                first, replay = (client.post("/v1/events", json={"idempotency_key": f"{r.json()['request_id']}-{k}",
+                                                                 "type": "click", "token": token}) for k in "ab")
+                with lock:
+                    out["charged"] += first.status_code == 200
+                    out["replays_refused"] += replay.status_code == 409
+            except httpx.HTTPError:
+                with lock:
+                    out["event_errors"] += 1
+
+
+def scale_out(args: argparse.Namespace) -> None:
+    """``--workers N --ledger postgresql://...``: requests/s of 1 and N workers on the same bundle and load
+    (``--concurrency`` clients), a worker killed with SIGKILL half-way through the N-worker run, and the
+    ledger invariants after each run (fresh ledger tables per run)."""
+    from genads.serve.ledger_pg import PostgresLedger
+
+    rng = np.random.default_rng(0)
+    n_ads = int(args.ads.split(",")[0])
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = synthetic_bundle(Path(tmp) / "serve", n_ads, n_advertisers=max(20, n_ads // 100), preset=args.preset,
+                                  beam=args.beam, n_users=500, budget=5.0, seed=0, family=args.family)
+        bodies = [{"user_id": int(u), "slots": args.slots} for u in rng.integers(1, 501, size=args.requests)]
+        for workers in (1, args.workers):
+            PostgresLedger(args.ledger).drop_all()
+            shutil.rmtree(bundle / "state", ignore_errors=True)
+            env = {"OMP_NUM_THREADS": "1", "GENADS_TORCH_THREADS": "1", "GENADS_ADMIN_KEY": "bench"}
+            proc = spawn(bundle, args.port, "--mechanism", args.mechanism, "--log-level", "warning", "--workers",
+                         str(workers), "--ledger", args.ledger, "--no-served-log", env=env, ready_timeout=300)
+            url = f"http://127.0.0.1:{args.port}"
+            try:
+                closed_loop(url, bodies[: args.warmup])
+                out = {"lat": [], "failed": [], "charged": 0, "replays_refused": 0, "event_errors": 0}
+                lock = threading.Lock()
+                threads = [threading.Thread(target=tolerant_loop, args=(url, bodies[i::args.concurrency], out, lock))
+                           for i in range(args.concurrency)]
+                killed = None
+                w0 = time.perf_counter()
+                for th in threads:
+                    th.start()
+                if workers > 1 and args.kill:
+                    while len(out["lat"]) < len(bodies) // 2:
+                        time.sleep(0.05)
+                    killed = worker_pids(proc.pid)[0]
+                    os.kill(killed, signal.SIGKILL)
+                for th in threads:
+                    th.join()
+                wall = time.perf_counter() - w0
+                audit = PostgresLedger(args.ledger).audit()
+                rows.append({"workers": workers, "live_ads": n_ads, "clients": args.concurrency,
+                             "requests": len(bodies), "ok": len(out["lat"]), "failed": len(out["failed"]),
+                             "req_per_s_wall": round(len(out["lat"]) / wall, 1), "p50_ms": ms(out["lat"], 50),
+                             "p99_ms": ms(out["lat"], 99), "killed_worker": killed is not None,
+                             "clicks_charged": out["charged"], "click_replays_refused": out["replays_refused"],
+                             "event_errors": out["event_errors"],
+                             **{f"ledger_{k}": v for k, v in audit.items()
+                                if k in ("spent_mismatch", "over_budget", "slots_charged_twice")}})
+                print_table([rows[-1]], f"{workers} worker(s)")
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=60)
+    ratio = rows[1]["req_per_s_wall"] / rows[0]["req_per_s_wall"]
+    print_table(rows, f"genads serve --workers on PostgreSQL: {args.workers} workers / 1 = {ratio:.2f}x requests/s")
+    note = (f"{os.cpu_count()} cores shared by the server workers, PostgreSQL and the {args.concurrency} load-client "
+            "threads (one Python process) and other users of the machine: scaling is bounded by the cores, not by "
+            "the service; one worker is killed with SIGKILL half-way through the multi-worker run (its in-flight "
+            "requests fail and are counted; the supervisor starts it again)")
+    print(f"\nresults: {save(args.name, {'rows': rows, 'ratio': round(ratio, 3), 'note': note, 'args': vars(args)})}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--ads", default="12000,100000", help="live-ad counts, comma-separated")
@@ -232,7 +331,18 @@ def main() -> None:
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--name", default="serve_load", help="results file name")
     p.add_argument("--quick", action="store_true", help="2,000 ads, 300 requests (results name serve_load_quick)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="scale-out run: 1 worker, then this many, on --ledger postgresql://... (results serve_load_workers)")
+    p.add_argument("--ledger", default=None, help="PostgreSQL DSN for --workers")
+    p.add_argument("--no-kill", dest="kill", action="store_false", help="--workers: do not SIGKILL a worker")
     args = p.parse_args()
+    if args.workers:
+        if not args.ledger:
+            p.error("--workers needs --ledger postgresql://...")
+        if args.name == "serve_load":
+            args.name = "serve_load_workers"
+        scale_out(args)
+        return
     if args.quick:
         args.ads, args.requests, args.warmup = "2000", 300, 20
         args.name = "serve_load_quick" if args.name == "serve_load" else args.name

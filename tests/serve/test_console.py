@@ -303,7 +303,7 @@ def test_operator_view_shows_what_metrics_reports_and_issues_keys(app, engine):
                 and dict(labels)["route"] == "/v1/ads")
     assert re.search(rf'class="num requests">{int(n_ads)}<', ads_row)
     buckets = sorted((float(dict(lab)["le"]), v) for (name, lab), v in m.items()
-                     if name == "genads_http_request_seconds_bucket" and dict(lab)["route"] == "/v1/ads")
+                     if name == "genads_http_request_duration_seconds_bucket" and dict(lab)["route"] == "/v1/ads")
     p99 = histogram_quantile(0.99, buckets)
     assert f'class="num p99">{1e3 * p99:.1f} ms<' in ads_row
     spent = sum(x.spent_micros for x in engine.ledger.campaigns())

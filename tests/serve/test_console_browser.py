@@ -220,7 +220,7 @@ def test_console_in_a_browser(server, driver):
             and dict(lab)["route"] == "/v1/ads")
     assert row.find_element(By.CLASS_NAME, "requests").text == str(int(n))
     buckets = sorted((float(dict(lab)["le"]), v) for (name, lab), v in samples.items()
-                     if name == "genads_http_request_seconds_bucket" and dict(lab)["route"] == "/v1/ads")
+                     if name == "genads_http_request_duration_seconds_bucket" and dict(lab)["route"] == "/v1/ads")
     assert row.find_element(By.CLASS_NAME, "p99").text == f"{1e3 * histogram_quantile(0.99, buckets):.1f} ms"
     assert re.fullmatch(r"\d+", d.find_element(By.ID, "live-ads").text)
     shot(d, "operator")

@@ -18,7 +18,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     run(args.run_dir, host=args.host, port=args.port, ledger_url=args.ledger,
         config=ServeConfig(mechanism=args.mechanism, refresh_s=args.refresh, beam=args.beam), log_level=args.log_level,
         limits=limits, public_url=args.public_url, clicks_need_impression=not args.clicks_without_impression,
-        served_log=None if args.no_served_log else (args.served_log or ""))
+        served_log=None if args.no_served_log else (args.served_log or ""), workers=args.workers)
     return 0
 
 
@@ -63,6 +63,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "The admin key is in RUN_DIR/state/admin.key (or $GENADS_ADMIN_KEY).")
     p.add_argument("run_dir", help="a serving bundle folder, or a run folder with one in serve/")
     p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--workers", type=int, default=1,
+                   help="server processes on one port (needs --ledger postgresql://...; each holds a connection pool "
+                        "of $GENADS_PG_POOL, default 8); a worker that dies is restarted")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--ledger", default=None,
                    help="sqlite:///PATH or postgresql://... (default: SQLite in RUN_DIR/state/ledger.sqlite)")

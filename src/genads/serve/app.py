@@ -34,11 +34,14 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    PlatformCollector,
+    ProcessCollector,
     generate_latest,
 )
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from genads.serve import actions
+from genads.serve.access_log import RequestLogMiddleware
 from genads.serve.actions import field_error
 from genads.serve.console import mount_console
 from genads.serve.creatives import BannerCache
@@ -81,10 +84,10 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
         self.requests = Counter("genads_http_requests_total", "HTTP requests", ["route", "status"], registry=r)
-        self.latency = Histogram("genads_http_request_seconds", "Request latency", ["route"], registry=r,
+        self.latency = Histogram("genads_http_request_duration_seconds", "Request latency", ["route"], registry=r,
                                  buckets=(0.002, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5, 10.0))
         self.events = Counter("genads_events_total", "Events", ["type", "outcome"], registry=r)
-        self.charged = Counter("genads_charged_total", "Money charged (currency units)", registry=r)
+        self.charged = Counter("genads_charged_micros", "Money charged, in micros (1e-6 currency units)", registry=r)
         self.mechanism = Counter("genads_auctions_total", "Ad requests by pricing mechanism", ["mechanism"], registry=r)
         self.slots = Counter("genads_slots_total", "Slots asked for by POST /v1/ads, and filled", ["outcome"], registry=r)
         self.live_ads = Gauge("genads_live_ads", "Ads that can be served", registry=r)
@@ -92,6 +95,8 @@ class Metrics:
         self.queue_wait = Histogram("genads_ads_queue_wait_seconds", "Time an ad request waited for the decoder",
                                     registry=r, buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5, 10.0))
         self.started = time.time()
+        ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
+        PlatformCollector(registry=r)
 
 
 class MetricsMiddleware:
@@ -181,7 +186,8 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
     app.state.engine, app.state.metrics, app.state.limits = engine, metrics, limits
 
     app.add_middleware(LimitsMiddleware, limits=limits)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees refusals and 500s too
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # sees refusals and 500s too
+    app.add_middleware(RequestLogMiddleware)  # outermost: every answer carries X-Request-ID and is logged
 
     @app.exception_handler(LedgerError)
     async def ledger_error(request: Request, err: LedgerError) -> JSONResponse:
@@ -279,7 +285,7 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
                                            tok.price_micros, tok.bid_micros), require_impression=clicks_need_impression)
         metrics.events.labels(ev.type, "duplicate" if result.duplicate else "recorded").inc()
         if not result.duplicate:
-            metrics.charged.inc(result.charged_micros / MICROS)
+            metrics.charged.inc(result.charged_micros)
             if served_log is not None:
                 served_log.event(tok.request_id, ev.type, tok.ad_id, result.charged_micros / MICROS)
         if result.exhausted and result.charged_micros and not result.duplicate:

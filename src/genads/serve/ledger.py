@@ -282,9 +282,10 @@ class SQLLedger(KeyStore):
         and nothing while the campaign is paused.
         """
         _check_event(event)
+        lock = self.lock_suffix if event.type == "click" else ""  # only a charge locks the campaign row
         with self._tx() as cur:
             row = self._run(cur, "SELECT budget_micros, spent_micros, status, bid_micros FROM campaigns "
-                                 f"WHERE campaign_id = ?{self.lock_suffix}", (event.campaign_id,)).fetchone()
+                                 f"WHERE campaign_id = ?{lock}", (event.campaign_id,)).fetchone()
             stored = self._stored(cur, event)
             if stored is not None:
                 return self._replay(cur, event, stored)

@@ -9,16 +9,23 @@ restarting revokes the old one; a revoked key is refused at start.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import secrets
+import signal
+import socket
 import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 from fastapi import FastAPI
 
+from genads.serve.access_log import configure_json_logging
 from genads.serve.app import create_app
 from genads.serve.bundle import load_bundle
 from genads.serve.engine import AdEngine, ServeConfig, seed_campaigns
@@ -138,17 +145,102 @@ def build_app(run_dir: str | Path, ledger_url: str | None = None, config: ServeC
 
 def run(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, ledger_url: str | None = None,
         config: ServeConfig | None = None, log_level: str = "info", limits: Limits | None = None,
-        public_url: str | None = None, clicks_need_impression: bool = True, served_log: str | Path | None = "") -> None:
+        public_url: str | None = None, clicks_need_impression: bool = True, served_log: str | Path | None = "",
+        workers: int = 1) -> None:
+    """Serve on ``host:port``. ``workers`` > 1 forks that many server processes on one listening socket
+    (PostgreSQL ledger only: SQLite is single-process); a worker that dies is started again."""
     import torch
-    import uvicorn
 
     torch.set_num_threads(int(os.environ.get("GENADS_TORCH_THREADS", "1")))  # one core per worker
+    configure_json_logging(log_level)
     limits = limits or Limits()
-    app = build_app(run_dir, ledger_url, config, limits, public_url, clicks_need_impression, served_log)
+    args = (run_dir, ledger_url, config, limits, public_url, clicks_need_impression, served_log)
+    if workers == 1:
+        _serve(build_app(*args), log_level, limits, host=host, port=port)
+        return
+    if workers < 1:
+        raise ValueError(f"--workers {workers} must be >= 1")
+    if not (ledger_url or "").startswith(("postgresql://", "postgres://")):
+        raise ValueError(f"--workers {workers} needs --ledger postgresql://...: the SQLite ledger serves one process")
+    _prepare_state(run_dir, ledger_url)
+    sock = socket.create_server((host, port), backlog=2048, reuse_port=False)
+    sock.set_inheritable(True)
+    _supervise(workers, lambda: _serve(build_app(*args), log_level, limits, sock=sock))
+
+
+def _serve(app: FastAPI, log_level: str, limits: Limits, host: str = "127.0.0.1", port: int = 8000,
+           sock: socket.socket | None = None) -> None:
+    import uvicorn
+
     # h11's own bound on a head still arriving (if httptools is missing) is looser: the guard answers (JSON 431) first
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, timeout_keep_alive=limits.keep_alive_s,
-                h11_max_incomplete_event_size=4 * limits.max_header_bytes, limit_concurrency=limits.max_connections,
-                http=guarded_protocol(limits))
+    cfg = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
+                         timeout_keep_alive=limits.keep_alive_s, h11_max_incomplete_event_size=4 * limits.max_header_bytes,
+                         limit_concurrency=limits.max_connections, http=guarded_protocol(limits))
+    server = uvicorn.Server(cfg)
+    server.run(sockets=[sock] if sock is not None else None)
+
+
+def _prepare_state(run_dir: str | Path, ledger_url: str) -> None:
+    """What workers would race on, done once before they start: schema, campaigns, admin key, token secret."""
+    import pandas as pd
+
+    folder = bundle_dir(run_dir)
+    state = folder / "state"
+    ledger = open_ledger(ledger_url)
+    try:
+        seed_campaigns(ledger, SimpleNamespace(ads=pd.read_parquet(folder / "ads.parquet")))
+        admin_key(ledger, state)
+        token_secrets(ledger, state)
+    finally:
+        ledger.close()
+
+
+def _supervise(workers: int, serve: Callable[[], None]) -> None:
+    """Fork ``workers`` processes running ``serve``; restart one that dies; stop them all on SIGTERM/SIGINT."""
+    log = logging.getLogger("genads.server")
+    children: dict[int, int] = {}
+    stopping = [False]
+
+    def start(slot: int) -> None:
+        pid = os.fork()
+        if pid == 0:  # the worker: default signal handling, its own app (bundle, ledger pool, served log)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            code = 0
+            try:
+                serve()
+            except BaseException:
+                log.exception("worker failed")
+                code = 1
+            finally:
+                os._exit(code)
+        children[pid] = slot
+        log.info("worker started", extra={"fields": {"worker": slot, "worker_pid": pid}})
+
+    def stop(signum, frame) -> None:
+        stopping[0] = True
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for slot in range(workers):
+        start(slot)
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:  # pragma: no cover - PEP 475 retries, kept for clarity
+            continue
+        slot = children.pop(pid, None)
+        if slot is None:
+            continue
+        log.info("worker exited", extra={"fields": {"worker": slot, "worker_pid": pid, "status": status}})
+        if not stopping[0]:
+            time.sleep(0.2)  # a worker failing at start must not spin
+            start(slot)
 
 
 def spawn(run_dir: str | Path, port: int, *args: str, env: dict[str, str] | None = None,

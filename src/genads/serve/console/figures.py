@@ -109,7 +109,7 @@ def route_figures(registry) -> list[RouteFigures]:
             c[1] += int(s.value) if s.labels["status"].startswith("5") else 0
     buckets: dict[str, list[tuple[float, float]]] = {}
     for s in samples:
-        if s.name == "genads_http_request_seconds_bucket":
+        if s.name == "genads_http_request_duration_seconds_bucket":
             buckets.setdefault(s.labels["route"], []).append((float(s.labels["le"]), s.value))
     out = [RouteFigures(r, n, e, histogram_quantile(0.5, sorted(buckets.get(r, []))),
                         histogram_quantile(0.99, sorted(buckets.get(r, [])))) for r, (n, e) in counts.items()]

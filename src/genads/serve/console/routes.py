@@ -340,7 +340,7 @@ def mount_console(app: FastAPI, *, public_url: str | None = None) -> None:
         events = {kind: int(figures.counter_total(registry, "genads_events_total", type=kind))
                   for kind in ("impression", "click", "conversion")}
         return render("operator.html", session, status=status, routes=routes, total=total, rps=rps, window=window,
-                    fill=figures.fill_rate(registry), charged=figures.counter_total(registry, "genads_charged_total"),
+                    fill=figures.fill_rate(registry), charged=figures.counter_total(registry, "genads_charged_micros_total") / MICROS,
                     events=events, live_ads=len(engine.live), uptime=time.time() - metrics.started,
                     utilisation=spent / budget if budget else None, budget=budget, spent=spent,
                     n_campaigns=len(campaigns), n_serving=sum(c.serving for c in campaigns),
