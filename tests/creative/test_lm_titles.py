@@ -73,3 +73,15 @@ def test_bad_configs_are_rejected():
         lt.DecodeConfig(temperature=0)
     with pytest.raises(lm.MissingBackboneError, match=r"config\.json"):
         lm.load_backbone("/nonexistent/folder")
+
+
+def test_restricted_head_equals_the_full_lm_head(tiny):
+    """Decoding scores only allowed tokens from the body's hidden state: the same numbers as the full head."""
+    _, model, tok, _ = tiny
+    gen = lt.LMTitleGenerator(model, tok)
+    ids = tok(lt.prompt(["red cotton"]), return_tensors="pt")["input_ids"]
+    allowed = torch.tensor(lt.allowed_token_ids(tok, ["red cotton"]))
+    with torch.no_grad():
+        full = model(input_ids=ids).logits[0, -1, allowed]
+        mine = gen._logits(gen.body(input_ids=ids).last_hidden_state[0, -1], gen.head[allowed])
+    assert torch.allclose(full, mine, atol=1e-5)

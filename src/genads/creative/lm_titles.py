@@ -58,10 +58,10 @@ class LoraConfig:
     targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
     epochs: int = 2
     batch_size: int = 8
-    lr: float = 2e-4
-    max_prompt_tokens: int = 160
+    lr: float = 5e-4
+    max_prompt_tokens: int = 128
     max_title_tokens: int = 40
-    history_title_words: int = 12
+    history_title_words: int = 8
     """History titles are cut to this many words in the prompt."""
     seed: int = 0
 
@@ -96,7 +96,7 @@ def _cut_words(text: str, n: int) -> str:
 
 
 def prompt(selling_points: list[str] | tuple[str, ...], history: list[str] | tuple[str, ...] = (),
-           history_title_words: int = 12) -> str:
+           history_title_words: int = 8) -> str:
     text = "Selling points: " + "; ".join(s.strip() for s in selling_points) + "\n"
     if history:
         text += "Titles this user clicked:\n" + "".join(f"- {_cut_words(h, history_title_words)}\n" for h in history)
@@ -141,6 +141,17 @@ def _batch(pairs: list[tuple[list[int], list[int]]], pad: int) -> tuple[torch.Te
     return ids, mask, pos, labels
 
 
+def _length_buckets(pairs: list, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Shuffled batches of similar length (sorted within windows of 8 batches): less padding, same data."""
+    order = rng.permutation(len(pairs))
+    window = 8 * batch_size
+    batches = []
+    for w in range(0, len(order), window):
+        chunk = sorted(order[w:w + window], key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
+        batches += [np.asarray(chunk[b:b + batch_size]) for b in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
 def train_lora(model, tok, data: list[TitleExample], cfg: LoraConfig, progress: bool = True) -> tuple[object, dict]:
     """Wrap ``model`` with a fresh LoRA adapter and fit it on ``data``; returns (peft model, info)."""
     from peft import LoraConfig as PeftLoraConfig
@@ -162,9 +173,8 @@ def train_lora(model, tok, data: list[TitleExample], cfg: LoraConfig, progress: 
     peft_model.train()
     bar = tqdm(total=steps, desc="LoRA", unit="batch", disable=not progress)
     for _ in range(cfg.epochs):
-        order = rng.permutation(len(pairs))
-        for b in range(0, len(order), cfg.batch_size):
-            ids, mask, pos, labels = _batch([pairs[i] for i in order[b:b + cfg.batch_size]], pad)
+        for batch in _length_buckets(pairs, cfg.batch_size, rng):
+            ids, mask, pos, labels = _batch([pairs[i] for i in batch], pad)
             tl = labels.shape[1]
             out = peft_model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=tl + 1)
             logits = out.logits[:, :-1]  # position k predicts token k + 1
@@ -268,12 +278,15 @@ class TitleResult:
 class LMTitleGenerator:
     """Titles from a (LoRA-adapted) causal LM under the constraint; implements the TitleGenerator protocol."""
 
-    def __init__(self, model, tok, decode: DecodeConfig | None = None, history_title_words: int = 12) -> None:
+    def __init__(self, model, tok, decode: DecodeConfig | None = None, history_title_words: int = 8) -> None:
         self.model, self.tok = model, tok
         self.decode = decode or DecodeConfig()
         self.history_title_words = history_title_words
         self._vocab = tok.get_vocab()
         self._pieces: dict[int, str] = {}
+        self.body = model.base_model  # the decoder without its LM head: final-normed hidden states
+        self.head = model.get_output_embeddings().weight.detach()
+        self.softcap = getattr(model.config, "final_logit_softcapping", None)
 
     @classmethod
     def from_dirs(cls, backbone: Path | str, adapter: Path | str | None, decode: DecodeConfig | None = None):
@@ -284,6 +297,10 @@ class LMTitleGenerator:
         if tid not in self._pieces:
             self._pieces[tid] = self.tok.decode([tid])
         return self._pieces[tid]
+
+    def _logits(self, hidden: torch.Tensor, head: torch.Tensor) -> torch.Tensor:
+        logits = hidden @ head.T
+        return torch.tanh(logits / self.softcap) * self.softcap if self.softcap else logits
 
     @torch.no_grad()
     def generate(self, selling_points: list[str], history_titles: list[str] = (), sources: list[str] = ()) -> TitleResult:
@@ -298,10 +315,11 @@ class LMTitleGenerator:
         seed = (cfg.seed * 1_000_003 + sum(map(ord, text)) * 7919) % (2**31)
         gen = torch.Generator().manual_seed(seed)
         k = cfg.candidates
-        out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
+        head = self.head[allowed]  # (A, D): only tokens an allowed title can use (the full head is 262k rows)
+        out = self.body(input_ids=ids, use_cache=True)
         cache = out.past_key_values
         cache.batch_repeat_interleave(k)
-        logits = out.logits[:, -1, allowed].expand(k, -1)  # (K, A): only tokens an allowed title can use
+        logits = self._logits(out.last_hidden_state[:, -1], head).expand(k, -1)  # (K, A)
         texts, done = [""] * k, [False] * k
         logps = [[] for _ in range(k)]
         pos = ids.shape[1]
@@ -333,9 +351,9 @@ class LMTitleGenerator:
                     texts[r] += self._piece(int(allowed[choice]))
             if all(done):
                 break
-            step = self.model(input_ids=allowed[nxt][:, None], past_key_values=cache, use_cache=True,
-                              position_ids=torch.full((k, 1), pos), logits_to_keep=1)
-            cache, logits = step.past_key_values, step.logits[:, -1, allowed]
+            step = self.body(input_ids=allowed[nxt][:, None], past_key_values=cache, use_cache=True,
+                             position_ids=torch.full((k, 1), pos))
+            cache, logits = step.past_key_values, self._logits(step.last_hidden_state[:, -1], head)
             pos += 1
         scored = []
         for r in range(k):
