@@ -1,3 +1,4 @@
+# ruff: noqa: E402  (imports follow the sys.path set-up for running as a script)
 """Ad titles from selling points: LoRA-tuned Gemma 3 270M vs the n-gram baseline, Chinese and English.
 
 * Chinese: AdvertiseGen dev (../shared/data/advertisegen/dev.json), split 80/20 by product (the
@@ -30,7 +31,7 @@ import torch
 from tqdm import tqdm
 
 # benchmarks/tokenizers.py would shadow the `tokenizers` package that transformers imports
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.remove(sys.path[0]) if Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent else None
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import print_table, save
 from genads.creative import lm_titles as lt
@@ -39,8 +40,13 @@ from genads.creative.lm import load_backbone
 from genads.creative.metrics import distinct_n, repetition_rate, rouge_l_f, sacre_bleu
 from genads.creative.ngram import NgramTitleGenerator
 from genads.creative.text import join_words, restore_case, tokenize
-from genads.creative.title_data import (advertisegen_products, amazon_products, amazon_windows, group_key,
-                                        split_products)
+from genads.creative.title_data import (
+    advertisegen_products,
+    amazon_products,
+    amazon_windows,
+    group_key,
+    split_products,
+)
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CATEGORY = "Industrial_and_Scientific"
