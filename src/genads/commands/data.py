@@ -24,7 +24,8 @@ def make_source(args: argparse.Namespace):
     if fmt == "served-log":
         return FORMATS[fmt](args.input, base=args.items)
     if fmt == "tencentgr":
-        return FORMATS[fmt](args.input, item_feat=args.items, advertiser_feature=args.advertiser_feature)
+        return FORMATS[fmt](args.input, item_feat=args.items, advertiser_feature=args.advertiser_feature,
+                            mm_emb=args.mm_emb, emb_feature=args.emb_feature)
     return FORMATS[fmt](args.input, catalogue=args.items, column_map=parse_column_map(args.map),
                         catalogue_map=parse_column_map(args.items_map), default_action=args.default_action)
 
@@ -59,6 +60,15 @@ def cmd_example(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_synth_tencentgr(args: argparse.Namespace) -> int:
+    from genads.data.tencentgr_synth import ADVERTISER_FEATURE, SynthConfig, write_tencentgr
+
+    seq = write_tencentgr(args.out, SynthConfig(users=args.users, items=args.items, seed=args.seed))
+    print(f"wrote {seq}; import it with\n  genads data import {seq} --format tencentgr --advertiser-feature "
+          f"{ADVERTISER_FEATURE} --emb-feature 81 --out data/taac-synth")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="import and inspect datasets")
     dsub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
@@ -79,6 +89,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--integer-ids", action="store_true",
                    help="reject ids that are not integers (default: string ids such as u1 are kept in ids.parquet)")
     p.add_argument("--advertiser-feature", help="tencentgr: item feature that names the advertiser")
+    p.add_argument("--mm-emb", type=Path, help="tencentgr: folder of multimodal embeddings (emb_<feature>_<dim>/*.json; "
+                   "default creative_emb/ beside the input when --emb-feature is given)")
+    p.add_argument("--emb-feature", help="tencentgr: the embedding feature id to read into the catalogue (e.g. 81)")
     p.add_argument("--on-error", choices=["stop", "skip"], default="stop",
                    help="stop at the first malformed row, or skip malformed rows and count them")
     p.add_argument("--seed", type=int, default=0, help="seed for synthetic bids and budgets")
@@ -92,6 +105,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ads", type=int, default=48)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_example)
+
+    p = dsub.add_parser("synth-tencentgr", help="write a synthetic data set in the TencentGR / TAAC 2025 layout")
+    p.add_argument("--out", required=True, type=Path, help="folder for seq.jsonl, item_feat_dict.json, creative_emb/")
+    p.add_argument("--users", type=int, default=1000)
+    p.add_argument("--items", type=int, default=500)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_synth_tencentgr)
 
     p = dsub.add_parser("info", help="print a dataset's meta.json and leave-one-out split statistics")
     p.add_argument("dataset", type=Path)

@@ -144,6 +144,7 @@ def check_catalogue(raw: RawCatalogue, log: IssueLog, vocab: IdVocabulary | None
         numbers[col], good = parse_numbers(frame[col])
         flag(present & ~(good & (numbers[col] >= 0)), col, "bad_value", "must be a non-negative number")
         numbers[col] = np.where(present, numbers[col], np.nan)
+    vectors = _embeddings(frame, flag) if "embedding" in raw.frame else None
     keyed = pd.Series(np.where(ok, ids, -1))  # string ids are -2, -3, ... here
     dup = keyed.duplicated(keep="first").to_numpy() & ok
     if dup.any():
@@ -159,7 +160,7 @@ def check_catalogue(raw: RawCatalogue, log: IssueLog, vocab: IdVocabulary | None
     if adv_str.any() and (adv_str & ok).any():
         advertisers[adv_str & ok] = vocab.encode("advertiser", adv_text[adv_str & ok])
     text = lambda col: frame[col].fillna("").astype(str).str.strip().to_numpy()[ok]  # noqa: E731
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {
             "ad_id": ids[ok],
             "advertiser_id": np.where(adv_present, advertisers, -1)[ok],
@@ -174,3 +175,31 @@ def check_catalogue(raw: RawCatalogue, log: IssueLog, vocab: IdVocabulary | None
             "budget": numbers["budget"][ok],
         }
     )
+    if vectors is not None:
+        out["embedding"] = [v for v, keep in zip(vectors, ok, strict=True) if keep]
+    return out
+
+
+def _embeddings(frame: pd.DataFrame, flag) -> list:
+    """Parse the optional ``embedding`` column: a list of finite numbers, one dimension for all (or absent).
+
+    Rows with a malformed vector are flagged bad_value; returns float32 arrays (None where absent)."""
+    out: list = [None] * len(frame)
+    bad = np.zeros(len(frame), dtype=bool)
+    dim = None
+    for i, v in enumerate(frame["embedding"].tolist()):
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            continue
+        try:
+            arr = np.asarray(v, dtype=np.float32)
+        except (TypeError, ValueError):
+            bad[i] = True
+            continue
+        if arr.ndim != 1 or not len(arr) or not np.isfinite(arr).all() or (dim is not None and len(arr) != dim):
+            bad[i] = True
+            continue
+        dim = len(arr) if dim is None else dim
+        out[i] = arr
+    flag(bad, "embedding", "bad_value", f"must be a list of finite numbers{f' of length {dim}' if dim else ''}",
+         show=False)
+    return out

@@ -295,7 +295,8 @@ def _finish_catalogue(cat: pd.DataFrame, clicks: dict[int, int], params: bids.Ma
     missing_budget = cat["budget"].isna().to_numpy()
     cat["bid"] = np.where(missing_bid, bid, cat["bid"].to_numpy(dtype=float, na_value=np.nan))
     cat["budget"] = np.where(missing_budget, budget, cat["budget"].to_numpy(dtype=float, na_value=np.nan))
-    cat["embedding"] = None
+    if "embedding" not in cat:  # loaders with precomputed vectors (TencentGR multimodal embeddings) keep them
+        cat["embedding"] = None
     money = {
         "advertiser_rule": rule,
         "bid": {**bids.describe(params), "synthetic_rows": int(missing_bid.sum())} if missing_bid.any() else {"synthetic": False},

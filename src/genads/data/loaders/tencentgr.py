@@ -5,7 +5,10 @@
 null item_id carry only user features and are not events; a record with a null user_id belongs to
 the line's user. ``action_type`` 0/1/2 is impression/click/conversion.
 ``item_feat_dict.json`` (optional): ``{item_id: {feature_id: value}}``; features become attributes
-``"feature=value"``. ``advertiser_feature`` names the feature that identifies the advertiser; without
+``"feature=value"``. ``creative_emb/emb_{feature}_{dim}/*.json`` (optional; ``mm_emb``/``emb_feature``):
+the multimodal embeddings, JSON lines ``{"anonymous_cid": item_id, "emb": [...]}``, go to the catalogue's
+``embedding`` column (``genads tokenize --features embedding`` reads it). User-profile records
+(``user_feat``) have no place in the event schema: the features they carry are counted in meta.json. ``advertiser_feature`` names the feature that identifies the advertiser; without
 it each ad is its own advertiser.
 """
 
@@ -27,7 +30,8 @@ RECORD = ("user_id", "item_id", "user_feat", "item_feat", "action_type", "timest
 class TencentGRSource:
     format = "tencentgr"
 
-    def __init__(self, seq: str | Path, item_feat: str | Path | None = None, advertiser_feature: str | None = None) -> None:
+    def __init__(self, seq: str | Path, item_feat: str | Path | None = None, advertiser_feature: str | None = None,
+                 mm_emb: str | Path | None = None, emb_feature: str | None = None) -> None:
         self.seq = Path(seq)
         self.field_names = {"user_id": "user_id (record[0])", "ad_id": "item_id (record[1])",
                             "timestamp": "timestamp (record[5])", "action": "action_type (record[4])"}
@@ -36,6 +40,12 @@ class TencentGRSource:
             item_feat = guess if guess.is_file() else None
         self.item_feat = Path(item_feat) if item_feat else None
         self.advertiser_feature = advertiser_feature
+        if mm_emb is None and emb_feature is not None:
+            mm_emb = self.seq.with_name("creative_emb")
+        self.mm_emb = Path(mm_emb) if mm_emb is not None else None
+        self.emb_feature = emb_feature
+        self.user_features: dict[str, int] = {}
+        """Profile features seen in user_feat (feature id -> users that have it), reported in meta.json."""
         self.notes = {"files": [str(self.seq)] + ([str(self.item_feat)] if self.item_feat else []),
                       "timestamps": "as given", "advertiser": f"feature {advertiser_feature}" if advertiser_feature else "each item"}
 
@@ -57,7 +67,39 @@ class TencentGRSource:
                          "brand": f"{self.advertiser_feature}={adv}" if adv is not None else "",
                          "_file": name, "_line": line})
         frame = pd.DataFrame(rows, columns=["ad_id", "attributes", "brand", "_file", "_line"])
-        return RawCatalogue(frame, {"ad_id": "item_id (key)"}, issues)
+        names = {"ad_id": "item_id (key)"}
+        if self.mm_emb is not None:
+            vectors, emb_issues, where = self._embeddings()
+            issues += emb_issues
+            frame["embedding"] = [vectors.get(str(i)) for i in frame["ad_id"].tolist()]
+            names["embedding"] = f"emb (by anonymous_cid, {where})"
+            self.notes["embedding"] = {"files": where, "items_with_embedding": int(frame["embedding"].notna().sum()),
+                                       "items": len(frame)}
+        return RawCatalogue(frame, names, issues)
+
+    def _embeddings(self) -> tuple[dict[str, list], list[Issue], str]:
+        """Item id (text) -> vector from ``mm_emb/emb_{feature}_{dim}/*.json`` (JSON lines: anonymous_cid, emb)."""
+        folders = sorted(self.mm_emb.glob(f"emb_{self.emb_feature or '*'}_*"))
+        if not folders:
+            raise FileNotFoundError(f"{self.mm_emb}: no emb_{self.emb_feature or '<feature>'}_<dim> folder "
+                                    "(multimodal embeddings, JSON lines {anonymous_cid, emb})")
+        if len(folders) > 1:
+            raise ValueError(f"{self.mm_emb}: several embedding features ({', '.join(f.name for f in folders)}): "
+                             "choose one with --emb-feature")
+        out: dict[str, list] = {}
+        issues: list[Issue] = []
+        for part in sorted(folders[0].glob("*.json")):
+            with open(part, encoding="utf-8") as f:
+                for n, text in enumerate(f, 1):
+                    if not text.strip():
+                        continue
+                    try:
+                        rec = json.loads(text)
+                        out[str(rec["anonymous_cid"])] = rec["emb"]
+                    except (ValueError, KeyError, TypeError) as e:
+                        issues.append(Issue(str(part), n, "emb", "malformed_row",
+                                            f"expected {{\"anonymous_cid\": id, \"emb\": [numbers]}} ({e})", text[:80]))
+        return out, issues, str(folders[0])
 
     def event_chunks(self, chunk_rows: int) -> Iterator[EventChunk]:
         name = str(self.seq)
@@ -71,8 +113,12 @@ class TencentGRSource:
                     continue
                 line_user = next((r[0] for r in records if r[0] is not None), None)
                 for rec in records:
-                    if rec[1] is None:
-                        continue  # a user-profile record, not an event
+                    if rec[1] is None:  # a user-profile record, not an event: its features are counted
+                        if isinstance(rec[2], dict):
+                            for k in rec[2]:
+                                self.user_features[str(k)] = self.user_features.get(str(k), 0) + 1
+                            self.notes["user_features"] = dict(sorted(self.user_features.items()))
+                        continue
                     cols["user_id"].append(rec[0] if rec[0] is not None else line_user)
                     cols["ad_id"].append(rec[1])
                     cols["action"].append(rec[4])
