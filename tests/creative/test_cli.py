@@ -70,3 +70,32 @@ def test_transformer_needs_model(tmp_path, capsys):
     assert main(["creative", "generate", "--records", str(records), "--out", str(tmp_path / "o"),
                  "--generator", "transformer"]) == 2
     assert "--model" in capsys.readouterr().err
+
+
+def test_lm_train_and_generate_on_a_tiny_gemma(tmp_path, capsys):
+    """`creative train --backbone FOLDER` writes a safetensors LoRA adapter; `generate --generator lm` uses it."""
+    from genads.creative import lm
+    from genads.creative.constraint import content_support
+    from genads.creative.lm_titles import prompt
+    from genads.creative.records import load_records
+
+    records = write_fixtures(tmp_path / "fx", n_users=3, seed=3, n_history=6)
+    recs = load_records(records).records
+    texts = [prompt(r.product.selling_points, [h.title for h in r.history]) + " " + r.target_title for r in recs]
+    tiny = lm.tiny_backbone(tmp_path / "tiny", texts * 4, seed=0)
+    adapter = tmp_path / "adapter"
+    assert main(["creative", "train", "--backbone", str(tiny.path), "--records", str(records), "--out", str(adapter),
+                 "--epochs", "1", "--batch-size", "2"]) == 0
+    assert (adapter / "adapter_model.safetensors").exists()
+    out = tmp_path / "out"
+    assert main(["creative", "generate", "--records", str(records), "--out", str(out), "--generator", "lm",
+                 "--adapter", str(adapter), "--sizes", "300x250", "--candidates", "2", "--quiet"]) == 0
+    for folder, rec in zip(sorted(p for p in out.iterdir() if p.is_dir()), recs, strict=True):
+        title = (folder / "title.txt").read_text().strip()
+        assert content_support(title, list(rec.product.selling_points))[0] == 0
+
+
+def test_lm_generate_without_adapter_is_a_clear_error(tmp_path, capsys):
+    records = write_fixtures(tmp_path / "fx", n_users=1, seed=3, n_history=2)
+    rc = main(["creative", "generate", "--records", str(records), "--out", str(tmp_path / "o"), "--generator", "lm"])
+    assert rc != 0 and "--generator lm needs --adapter" in capsys.readouterr().err

@@ -13,15 +13,17 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from genads.creative import transformer
+from genads.creative import lm_titles, transformer
 from genads.creative.banner import text_card
 from genads.creative.encoders import HashingEncoder, MiniLMEncoder
 from genads.creative.fixtures import write_fixtures
 from genads.creative.history import STRATEGIES, HistoryConfig
 from genads.creative.inpaint import InpaintBackground, InpaintConfig, MissingDependencyError
+from genads.creative.lm import BACKBONES, load_backbone
 from genads.creative.ngram import NgramTitleGenerator
 from genads.creative.pipeline import CreativePipeline, TitleGenerator
 from genads.creative.records import CreativeRecord, load_advertisegen, load_records
+from genads.creative.title_data import advertisegen_products, amazon_products
 from genads.data.dataset import atomic_write_text
 
 
@@ -51,6 +53,12 @@ def _masks(path: Path | None, base: Path) -> dict[Path, np.ndarray]:
 
 
 def build_generator(args: argparse.Namespace) -> TitleGenerator:
+    if args.generator == "lm":
+        if args.adapter is None:
+            raise ValueError("--generator lm needs --adapter DIR (from `genads creative train --backbone ...`)")
+        backbone = load_backbone(lm_titles.adapter_backbone(args.adapter), cache_dir=args.lm_cache)
+        decode = lm_titles.DecodeConfig(candidates=args.candidates, temperature=args.temperature, seed=args.seed)
+        return lm_titles.LMTitleGenerator.from_dirs(backbone.path, args.adapter, decode)
     if args.generator == "transformer":
         if args.model is None:
             raise ValueError("--generator transformer needs --model DIR (from `genads creative train`)")
@@ -127,8 +135,40 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0 if not failed or args.on_error == "skip" else 1
 
 
+def lm_examples(args: argparse.Namespace) -> list[lm_titles.TitleExample]:
+    """(selling points -> title) pairs for LoRA from --corpus (AdvertiseGen), --amazon (item JSON) or --records."""
+    if args.corpus is not None:
+        return [lm_titles.TitleExample(p.selling_points, p.target) for p in advertisegen_products(args.corpus)]
+    if args.amazon is not None:
+        return [lm_titles.TitleExample(p.selling_points, p.target) for p in amazon_products(args.amazon).values()]
+    recs = [r for r in load_records(args.records, on_error="skip").records if r.target_title]
+    return [lm_titles.TitleExample(r.product.selling_points, r.target_title,
+                                   tuple(h.title for h in r.history[-args.history:])) for r in recs]
+
+
+def cmd_train_lm(args: argparse.Namespace) -> int:
+    data = lm_examples(args)
+    if args.max_examples:
+        rng = np.random.default_rng(args.seed)
+        data = [data[i] for i in rng.permutation(len(data))[:args.max_examples]]
+    if not data:
+        raise ValueError("no training examples (records need target_title)")
+    backbone = load_backbone(args.backbone, cache_dir=args.lm_cache)
+    model, tok = lm_titles.load_model(backbone.path)
+    cfg = lm_titles.LoraConfig(rank=args.rank, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    peft_model, info = lm_titles.train_lora(model, tok, data, cfg)
+    lm_titles.save_adapter(peft_model, args.out, args.backbone, info)
+    print(f"LoRA on {backbone.name}: {len(data)} examples, loss {info['loss_first']:.3f} -> {info['loss_last']:.3f} "
+          f"in {info['seconds']} s; adapter (safetensors) in {args.out}")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
+    if args.backbone is not None:
+        return cmd_train_lm(args)
+    if args.amazon is not None:
+        raise ValueError("--amazon trains the LM only: add --backbone gemma3-270m (or smollm2-135m, or a model folder)")
     if args.corpus is not None:
         examples, _ = load_advertisegen(args.corpus, on_error="skip")
         data = [transformer.TitleExample(e.selling_points, "", (), e.copy) for e in examples]
@@ -157,8 +197,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = csub.add_parser("generate", help="write title.txt, ad.svg, ad.png, layout.json, metrics.json per record")
     p.add_argument("--records", required=True, type=Path, help="records (.jsonl, or .csv with | separated lists)")
     p.add_argument("--out", required=True, type=Path, help="output folder (one sub-folder per record)")
-    p.add_argument("--generator", choices=["baseline", "transformer"], default="baseline", help="title generator")
+    p.add_argument("--generator", choices=["baseline", "transformer", "lm"], default="baseline",
+                   help="title generator: n-gram baseline, the from-scratch transformer, or a LoRA-tuned pretrained LM")
     p.add_argument("--model", type=Path, help="transformer folder from `genads creative train`")
+    p.add_argument("--adapter", type=Path, help="--generator lm: adapter folder from `genads creative train --backbone`")
+    p.add_argument("--candidates", type=int, default=4, help="--generator lm: samples reranked per title")
+    p.add_argument("--temperature", type=float, default=0.7, help="--generator lm: sampling temperature")
+    p.add_argument("--lm-cache", type=Path, default=Path("runs/creative_lm"), help="fp32 cache of the backbone")
     p.add_argument("--corpus", type=Path, help="baseline: AdvertiseGen-style JSON lines for the background style model")
     p.add_argument("--history", type=int, default=10, help="history items to condition on")
     p.add_argument("--strategy", choices=STRATEGIES, default="coarse_to_fine", help="history sampling strategy")
@@ -178,12 +223,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads (the models are tiny: 1 is usually fastest)")
     p.set_defaults(func=cmd_generate)
 
-    p = csub.add_parser("train", help="train the title transformer from scratch (CPU, minutes)")
+    p = csub.add_parser("train", help="LoRA-tune a pretrained LM (--backbone) or train the small transformer from scratch")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--corpus", type=Path, help="AdvertiseGen-style JSON lines (content k#v*k#v -> summary)")
     src.add_argument("--records", type=Path, help="records with target_title")
-    p.add_argument("--out", required=True, type=Path, help="model folder (model.safetensors + config.json)")
-    p.add_argument("--epochs", type=int, default=30)
+    src.add_argument("--amazon", type=Path, help="--backbone only: Amazon 2018 NAME.item.json (description -> title)")
+    p.add_argument("--out", required=True, type=Path,
+                   help="model folder (transformer: model.safetensors + config.json; LM: adapter_model.safetensors)")
+    p.add_argument("--backbone", help=f"LoRA on a pretrained LM: one of {BACKBONES} or a transformers folder")
+    p.add_argument("--lm-cache", type=Path, default=Path("runs/creative_lm"), help="fp32 cache of the backbone")
+    p.add_argument("--rank", type=int, default=8, help="--backbone: LoRA rank")
+    p.add_argument("--lr", type=float, default=5e-4, help="--backbone: learning rate")
+    p.add_argument("--batch-size", type=int, default=8, help="--backbone: batch size")
+    p.add_argument("--max-examples", type=int, default=0, help="--backbone: subsample (0 = all), for a CPU budget")
+    p.add_argument("--epochs", type=int, default=30, help="epochs (the LM: 1-2 are plenty)")
     p.add_argument("--history", type=int, default=10, help="records: last N history titles per example")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (the models are tiny: 1 is usually fastest)")

@@ -22,7 +22,7 @@ from genads.creative.history import HistoryConfig, sample_history
 from genads.creative.metrics import pbs, text_metrics
 from genads.creative.records import CreativeRecord
 from genads.creative.style import Style, extract_style
-from genads.creative.text import join_words, restore_case
+from genads.creative.text import join_words, restore_case, tokenize
 
 
 class TitleGenerator(Protocol):
@@ -83,8 +83,13 @@ class CreativePipeline:
             raise ValueError(f"{len(history_images)} history images for {len(record.history)} history items")
         used = self.select_history(record, rng)
         p = record.product
-        words = self.generator(list(p.selling_points), p.description, [record.history[i].title for i in used])
-        title = join_words(restore_case(words, list(p.selling_points)))
+        hist = [record.history[i].title for i in used]
+        if hasattr(self.generator, "title"):  # an LM writes the title's text itself (function words, punctuation)
+            title = self.generator.title(list(p.selling_points), p.description, hist)
+            words = tokenize(title)
+        else:
+            words = self.generator(list(p.selling_points), p.description, hist)
+            title = join_words(restore_case(words, list(p.selling_points)))
         masks = history_masks or [None] * len(history_images)
         with_img = [i for i in used if history_images[i] is not None]
         style = extract_style([history_images[i] for i in with_img], [masks[i] for i in with_img], rng=rng)
