@@ -85,3 +85,16 @@ def test_restricted_head_equals_the_full_lm_head(tiny):
         full = model(input_ids=ids).logits[0, -1, allowed]
         mine = gen._logits(gen.body(input_ids=ids).last_hidden_state[0, -1], gen.head[allowed])
     assert torch.allclose(full, mine, atol=1e-5)
+
+
+@pytest.mark.skipif(not lm.available("gemma3-270m"), reason="Gemma 3 270M weights not installed (make demo installs them)")
+def test_real_gemma_writes_a_constrained_title(tmp_path_factory):
+    """The real backbone (base, no adapter): a fluent-enough title that says only supported content words."""
+    from pathlib import Path
+
+    backbone = lm.load_backbone("gemma3-270m", cache_dir=Path("runs/creative_lm"), progress=False)
+    gen = lt.LMTitleGenerator.from_dirs(backbone.path, None, lt.DecodeConfig(candidates=2, max_new_tokens=12))
+    sps = ["cordless drill", "20V lithium battery", "stainless steel chuck"]
+    res = gen.generate(sps)
+    assert res.title and res.unsupported == 0
+    assert TitleConstraint(sps).check(res.title)
