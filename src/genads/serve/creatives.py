@@ -1,8 +1,9 @@
 """Creatives for served ads: a title per ad (written into the bundle) and a banner per ad (on request).
 
 Titles come from the creative part's n-gram title generator (selling-point words only, so they
-are factual by construction), fitted on the catalogue's own (selling points, title) pairs; an
-ad whose generator output is empty keeps its catalogue title. Banners are composed at the first
+are factual by construction), fitted on the catalogue's own (selling points, title) pairs, or from
+any generator passed in (the LoRA-tuned LM); an ad whose generator output is empty keeps its
+catalogue title. Titles are computed offline when the bundle is written, never on a request. Banners are composed at the first
 request for an ad (the product card, the title, a style taken from the brand's colours) and kept
 in a bounded cache.
 """
@@ -33,18 +34,28 @@ def _selling_points(title: str, description: str) -> list[str]:
     return list(dict.fromkeys(sps))[:8] or [title]
 
 
-def creative_titles(catalogue: pd.DataFrame, fit_rows: int = 1000, seed: int = 0) -> list[str]:
-    """One ad title per catalogue row (columns title, description), from its selling points."""
+def creative_titles(catalogue: pd.DataFrame, fit_rows: int = 1000, seed: int = 0, generator=None) -> list[str]:
+    """One ad title per catalogue row (columns title, description), from its selling points.
+
+    ``generator``: None fits the n-gram baseline on the catalogue; an object with ``title(selling_points,
+    description)`` (e.g. ``lm_titles.LMTitleGenerator``) writes the title text itself. Either way this
+    runs offline, when the bundle is written: the service only reads the stored titles.
+    """
     titles = catalogue["title"].astype(str).tolist()
     descs = catalogue["description"].fillna("").astype(str).tolist()
     sps = [_selling_points(t, d) for t, d in zip(titles, descs, strict=True)]
-    rng = np.random.default_rng(seed)
-    fit = rng.permutation(len(titles))[:fit_rows]
-    gen = NgramTitleGenerator.fit([sps[i] for i in fit], [titles[i] for i in fit])
+    if generator is None:
+        rng = np.random.default_rng(seed)
+        fit = rng.permutation(len(titles))[:fit_rows]
+        generator = NgramTitleGenerator.fit([sps[i] for i in fit], [titles[i] for i in fit])
     out = []
     for title, desc, sp in zip(titles, descs, sps, strict=True):
-        words = gen(sp, desc)
-        out.append(join_words(restore_case(words, sp)) if words else title)
+        if hasattr(generator, "title"):
+            text = generator.title(sp, desc)
+        else:
+            words = generator(sp, desc)
+            text = join_words(restore_case(words, sp)) if words else ""
+        out.append(text or title)
     return out
 
 
