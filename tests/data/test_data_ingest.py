@@ -1,8 +1,7 @@
-"""The streaming importer: external sort with several buckets, progress bytes, a reference model."""
+"""The importer: the DuckDB fast path against the general path (same bytes), spilling, progress bytes, a reference model."""
 
 from __future__ import annotations
 
-import gzip
 import json
 
 import numpy as np
@@ -11,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from genads.data import ingest
+from genads.data import duck_sort, ingest
 from genads.data.dataset import load_dataset
 from genads.data.loaders import RecBoleSource, S3RecSource, TabularSource, TencentGRSource
-from genads.data.loaders.text import file_size
+from genads.data.validate import ImportValidationError
 from tests.data.datahelpers import (
     CATALOGUE_CSV,
     EVENTS_CSV,
@@ -47,64 +46,129 @@ def _reference(frame: pd.DataFrame) -> pd.DataFrame:
     return ref.sort_values(["user_id", "timestamp"], kind="stable").reset_index(drop=True)
 
 
-def _small_buckets(monkeypatch, bucket_bytes=2_000, bucket_rows=300, merge_rows=64):
-    monkeypatch.setattr(ingest, "BUCKET_BYTES", bucket_bytes)
-    monkeypatch.setattr(ingest, "BUCKET_ROWS", bucket_rows)
-    monkeypatch.setattr(ingest, "MERGE_ROWS", merge_rows)
+def _both(path, tmp, on_error="skip", source=None, **kw):
+    """Import ``path`` on the fast (DuckDB CSV) path and on the general path; returns both reports."""
+    fast = do_import(TabularSource(path, **(source or {})), tmp / "fast", on_error, **kw)
+    general = do_import(TabularSource(path, **(source or {})), tmp / "general", on_error, fast=False, **kw)
+    return fast, general
 
 
-def test_many_buckets_give_the_same_dataset_as_one(tmp_path, monkeypatch):
-    frame = _log(np.random.default_rng(0), 3000, users=200, ads=50)
-    path = tmp_path / "events.csv"
-    frame.to_csv(path, index=False)
-    one = do_import(TabularSource(path), tmp_path / "one", "skip", chunk_rows=500)
-    _small_buckets(monkeypatch)
-    assert ingest._bucket_count(file_size(path)) > 10
-    many = do_import(TabularSource(path), tmp_path / "many", "skip", chunk_rows=500)
-    a, b = load_dataset(one.path), load_dataset(many.path)
+def _same(a_report, b_report) -> None:
+    a, b = load_dataset(a_report.path), load_dataset(b_report.path)
     frames_equal(a.events, b.events)
     frames_equal(a.catalogue, b.catalogue)
     assert a.meta == b.meta
-    assert rejected(one.path) == rejected(many.path)
-    assert one.issues.counts["duplicate"] == len(frame) - len(_reference(frame)) > 0
-    frames_equal(a.events, _reference(frame))
+    assert rejected(a_report.path) == rejected(b_report.path)
+    assert a.vocab.to_frame().equals(b.vocab.to_frame())
+    for name in ("events.parquet", "catalogue.parquet", "meta.json"):
+        assert (a_report.path / name).read_bytes() == (b_report.path / name).read_bytes(), name
 
 
-def test_oversized_buckets_are_split_again(tmp_path, monkeypatch):
-    """A low size hint (e.g. gzip) gives too few buckets: pass 2 re-partitions them."""
-    frame = _log(np.random.default_rng(1), 2000, users=300, ads=40)
-    path = tmp_path / "events.csv.gz"
-    with gzip.open(path, "wt") as f:
-        frame.to_csv(f, index=False)
-    _small_buckets(monkeypatch, bucket_bytes=10**9, bucket_rows=150, merge_rows=50)
-    seen = []
-    real = ingest._split_bucket
-    monkeypatch.setattr(ingest, "_split_bucket", lambda p, d: seen.append(d) or real(p, d))
-    report = do_import(TabularSource(path), tmp_path / "ds", "skip", chunk_rows=333)
-    assert seen  # pass 2 split the oversized buckets
-    frames_equal(load_dataset(report.path).events, _reference(frame))
+def test_fast_and_general_paths_give_the_same_bytes(tmp_path):
+    frame = _log(np.random.default_rng(0), 3000, users=200, ads=50)
+    path = tmp_path / "events.csv"
+    frame.to_csv(path, index=False)
+    fast, general = _both(path, tmp_path)
+    assert (fast.engine, general.engine) == ("fast", "general")
+    _same(fast, general)
+    assert fast.issues.counts["duplicate"] == len(frame) - len(_reference(frame)) > 0
+    frames_equal(load_dataset(fast.path).events, _reference(frame))
 
 
-def test_one_user_larger_than_a_bucket(tmp_path, monkeypatch):
+MESSY_EVENTS = """user_id,ad_id,timestamp,action
+u1,ad-a,100,click
+u2,ad-b,200,purchase
+3,ad-a,300,View
+ u1 ,ad-b,150,click
+u1,ad-a,100,click
+,ad-a,5,click
+u4,ad-zz,5,click
+u5,ad-a,1.5e3,click
+u5,ad-a,12.7,click
+-1,ad-a,5,click
+1.5,ad-b,6,click
+u6,ad-c,7,dance
++7,ad-c,8,CLICK
+ué,ad-c,9,click
+u8,ad-c,-5,conversion
+u9,ad-c,123456789012345678901,click
+"""
+
+MESSY_CATALOGUE = """ad_id,title,advertiser_id
+ad-a,First,shop-1
+ad-b,Second,shop-2
+ad-c,Third,shop-1
+"""
+
+
+@pytest.mark.parametrize("catalogue", [True, False], ids=["catalogue", "bare"])
+def test_fast_path_judges_odd_rows_like_the_general_path(tmp_path, catalogue):
+    """String ids, whitespace, floats, unknown ads, unknown actions, an --action-map: the same issues, the same ids."""
+    events = write(tmp_path / "e.csv", MESSY_EVENTS)
+    cat = {"catalogue": write(tmp_path / "c.csv", MESSY_CATALOGUE)} if catalogue else {}
+    fast, general = _both(events, tmp_path, source=cat,
+                          action_map={"purchase": "conversion"})
+    assert fast.engine == "fast"
+    _same(fast, general)
+    kinds = {r["kind"] for r in rejected(fast.path)}
+    assert {"missing_field", "bad_id", "bad_action", "duplicate"} <= kinds
+    if catalogue:
+        assert "unknown_ad" in kinds
+    ds = load_dataset(fast.path)
+    assert ds.vocab.index_of("user", "u1") is not None and ds.vocab.index_of("user", "ué") is not None
+
+
+def test_stop_reports_the_first_bad_row_on_both_paths(tmp_path):
+    events = write(tmp_path / "e.csv", MESSY_EVENTS)
+    messages = []
+    for fast in (True, False):
+        with pytest.raises(ImportValidationError) as err:
+            do_import(TabularSource(events), tmp_path / f"ds-{fast}", "stop", fast=fast)
+        messages.append(str(err.value))
+        assert not (tmp_path / f"ds-{fast}").exists()  # nothing written on stop
+    assert messages[0] == messages[1] and ":7: field 'user_id': missing_field" in messages[0]
+
+
+@pytest.mark.parametrize("text", [
+    'user_id,ad_id,timestamp,action\n1,1,5,click\n"2",1,6,click\n',  # a quote: the csv module's rules
+    "user_id,ad_id,timestamp,action\n1,1,5,click\n\n2,1,6,click\n",  # a blank line: lines != rows
+    "user_id,ad_id,timestamp,action\n1,1,5,click\n2,1,6\n3,1,7,click,extra\n",  # wrong field counts
+], ids=["quote", "blank-line", "malformed"])
+def test_files_the_fast_path_cannot_read_strictly_take_the_general_path(tmp_path, text):
+    events = write(tmp_path / "e.csv", text)
+    fast, general = _both(events, tmp_path)
+    assert fast.engine == "general"
+    _same(fast, general)
+
+
+def test_a_small_memory_limit_spills_and_gives_the_same_bytes(tmp_path):
+    frame = _log(np.random.default_rng(3), 60_000, users=5000, ads=300)
+    path = tmp_path / "events.csv"
+    frame.to_csv(path, index=False)
+    roomy = do_import(TabularSource(path), tmp_path / "roomy", "skip")
+    tight = do_import(TabularSource(path), tmp_path / "tight", "skip",
+                      duck=duck_sort.DuckConfig(memory_limit="20MB", threads=1))
+    _same(roomy, tight)
+    again = do_import(TabularSource(path), tmp_path / "again", "skip")
+    _same(roomy, again)  # the same input, the same bytes
+
+
+def test_one_user_with_many_events(tmp_path):
     frame = pd.DataFrame({"user_id": 5, "ad_id": np.arange(1, 501), "timestamp": np.arange(500) % 7, "action": "click"})
     path = tmp_path / "events.csv"
     frame.to_csv(path, index=False)
-    _small_buckets(monkeypatch, bucket_rows=100)
     report = do_import(TabularSource(path), tmp_path / "ds", chunk_rows=64)
     frames_equal(load_dataset(report.path).events, _reference(frame))
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(seed=st.integers(0, 10**6), n=st.integers(0, 300), chunk=st.integers(7, 97),
-       bucket_rows=st.integers(40, 200), bucket_bytes=st.integers(800, 5000))
-def test_import_matches_the_reference_model(tmp_path_factory, monkeypatch, seed, n, chunk, bucket_rows, bucket_bytes):
+@given(seed=st.integers(0, 10**6), n=st.integers(0, 300), chunk=st.integers(7, 97), fast=st.booleans())
+def test_import_matches_the_reference_model(tmp_path_factory, seed, n, chunk, fast):
     tmp = tmp_path_factory.mktemp("prop")
     frame = _log(np.random.default_rng(seed), n, users=max(1, n // 5), ads=20)
     path = tmp / "events.csv"
     frame.to_csv(path, index=False)
-    with monkeypatch.context() as m:
-        _small_buckets(m, bucket_bytes=bucket_bytes, bucket_rows=bucket_rows, merge_rows=max(1, bucket_rows // 3))
-        report = do_import(TabularSource(path), tmp / "ds", "skip", chunk_rows=chunk)
+    report = do_import(TabularSource(path), tmp / "ds", "skip", chunk_rows=chunk, fast=fast)
     ds = load_dataset(report.path)
     ref = _reference(frame)
     frames_equal(ds.events, ref)
@@ -184,14 +248,3 @@ def test_chunk_rows_must_be_positive(tmp_path):
 def test_load_dataset_names_the_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"catalogue\.parquet not found"):
         load_dataset(tmp_path)
-
-
-def test_bucket_count_is_capped_and_pass_two_splits(tmp_path, monkeypatch):
-    frame = _log(np.random.default_rng(2), 1500, users=300, ads=30)
-    path = tmp_path / "events.csv"
-    frame.to_csv(path, index=False)
-    _small_buckets(monkeypatch, bucket_bytes=100, bucket_rows=100, merge_rows=40)
-    monkeypatch.setattr(ingest, "MAX_BUCKETS", 3)
-    assert ingest._bucket_count(file_size(path)) == 3
-    report = do_import(TabularSource(path), tmp_path / "ds", "skip", chunk_rows=200)
-    frames_equal(load_dataset(report.path).events, _reference(frame))

@@ -86,13 +86,13 @@ def test_equal_timestamps_keep_input_order(tmp_path):
     assert _ads(split, split.valid.target) == [10] and _ads(split, split.test.target) == [20]
 
 
-def test_tie_order_survives_many_buckets(tmp_path, monkeypatch):
-    from genads.data import ingest
+def test_tie_order_survives_a_spilling_sort(tmp_path, monkeypatch):
+    from genads.data import duck_sort
 
     rows = [(u, a, 7, "click") for u in range(40) for a in (9, 3, 7, 1, 5)]
     one = leave_one_out(_dataset(tmp_path, rows, name="one"))
-    monkeypatch.setattr(ingest, "BUCKET_BYTES", 64)
-    monkeypatch.setattr(ingest, "BUCKET_ROWS", 20)
+    real = duck_sort.DuckConfig
+    monkeypatch.setattr(duck_sort, "DuckConfig", lambda: real(memory_limit="16MB", threads=1))
     many = leave_one_out(_dataset(tmp_path, rows, name="many"))
     assert all(_ads(one, t) == [9, 3, 7] for t in one.train)
     assert [t.tolist() for t in one.train] == [t.tolist() for t in many.train]

@@ -1,24 +1,22 @@
-"""Streaming import: any Source -> a validated dataset folder (catalogue, events, meta).
+"""Import: any Source -> a validated dataset folder (catalogue, events, meta), sorted on DuckDB.
 
-Events flow through in chunks (an external sort):
+Two ways in, one way out:
 
-1. **partition**: each chunk is validated and its good rows are hash-partitioned by user into
-   bucket files (about ``BUCKET_BYTES`` of input each, so their number grows with the input);
-2. **sort**: each bucket is sorted by (user, timestamp, input order) and exact duplicates are
-   dropped; a bucket with more than ``BUCKET_ROWS`` rows (the size hint was low, e.g. for gzip)
-   is split again first, so pass 2 never holds more than about ``BUCKET_ROWS`` rows;
-3. **merge**: the sorted runs (written in row groups of ``RUN_ROW_GROUP`` rows) are merged by
-   user into events.parquet, reading each run in small batches (``MERGE_ROWS`` rows in all).
+* **fast path** (plain CSV/TSV events, see genads.data.duck_scan): DuckDB reads the file in
+  parallel and validates the common row shapes in SQL; the other rows go through the Python checks;
+* **general path** (every format): the format's loader streams chunks, each is validated
+  (genads.data.checks) and its good rows are appended to a Parquet spool file.
 
-Memory is bounded by the chunk, bucket and merge sizes, not by the input (only per-ad counters
-grow, with the catalogue). The output is the same whatever the number of buckets. Everything is
+Either way DuckDB then drops exact duplicates (the first in input order is kept), sorts by (user,
+timestamp, input order) out of core and the result is written as events.parquet
+(genads.data.duck_sort). Memory is bounded by DuckDB's ``memory_limit`` (it spills to disk), the
+chunk size and the catalogue, not by the input. The same input gives the same bytes. Everything is
 written to a temporary folder beside the target and renamed into place at the end: a failed import
-leaves any existing dataset untouched.
+(``--on-error stop`` on a bad row) leaves any existing dataset untouched.
 """
 
 from __future__ import annotations
 
-import math
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -30,36 +28,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from genads.data import bids
+from genads.data import bids, duck_scan, duck_sort
 from genads.data.checks import check_catalogue, check_events
 from genads.data.dataset import default_mode, replace_dir, write_meta
 from genads.data.schema import (
-    ACTION_CODE,
     ACTIONS,
     CATALOGUE_FILE,
     CATALOGUE_SCHEMA,
-    EVENT_SCHEMA,
     EVENTS_FILE,
     META_FILE,
     REJECTED_FILE,
 )
 from genads.data.source import Source
-from genads.data.validate import Issue, IssueLog, OnError
+from genads.data.validate import IssueLog, OnError
 from genads.data.vocab import IdVocabulary
 
-BUCKET_BYTES = 24 * 2**20
-"""Target input bytes per sort bucket (about a million CSV events)."""
-MAX_BUCKETS = 256
-"""Most bucket files open at once in pass 1 (file handles); beyond it buckets grow and pass 2 splits them."""
-BUCKET_ROWS = 1_000_000
-"""Most rows pass 2 sorts at once; a larger bucket is split again."""
-MERGE_ROWS = 500_000
-"""Rows held by the final merge, shared among the sorted runs."""
-RUN_ROW_GROUP = 65_536
-"""Largest row group of a sorted run. The merge decodes one row group per run at a time, so runs are
-written in row groups of about MERGE_ROWS / (number of runs), at most this."""
-
-_PART_SCHEMA = pa.schema([
+_SPOOL_SCHEMA = pa.schema([
     pa.field("user_id", pa.int64()), pa.field("ad_id", pa.int64()), pa.field("timestamp", pa.int64()),
     pa.field("action", pa.int8()), pa.field("_file", pa.int32()), pa.field("_line", pa.int64()),
     pa.field("_order", pa.int64()),
@@ -76,62 +60,17 @@ class ImportReport:
     n_events: int
     issues: IssueLog
     meta: dict = field(default_factory=dict)
+    engine: str = "general"
+    """"fast" (DuckDB read and validated the CSV) or "general" (the format's loader and Python checks)."""
 
 
-@dataclass
-class _Stats:
-    n_events: int = 0
-    n_users: int = 0
-    clicks: dict[int, int] = field(default_factory=dict)
-    ads: set[int] = field(default_factory=set)
-    actions: np.ndarray = field(default_factory=lambda: np.zeros(len(ACTIONS), dtype=np.int64))
-
-    def add(self, users: np.ndarray, ads: np.ndarray, actions: np.ndarray, positive: list[int]) -> None:
-        """Count one sorted run (``users`` ascending)."""
-        self.n_events += len(users)
-        self.n_users += int(np.count_nonzero(np.diff(users))) + 1 if len(users) else 0
-        self.ads.update(np.unique(ads).tolist())
-        self.actions += np.bincount(actions, minlength=len(ACTIONS))
-        ids, counts = np.unique(ads[np.isin(actions, positive)], return_counts=True)
-        for ad, c in zip(ids.tolist(), counts.tolist(), strict=True):
-            self.clicks[ad] = self.clicks.get(ad, 0) + c
-
-
-def _release_memory() -> None:
-    """Hand memory freed by the last bucket back to the OS (Arrow's pool keeps it otherwise)."""
-    pa.default_memory_pool().release_unused()
-
-
-def _bucket_count(size_hint: int) -> int:
-    return min(MAX_BUCKETS, max(1, math.ceil(size_hint / BUCKET_BYTES)))
-
-
-def _bucket_of(users: np.ndarray, n: int, salt: int = 0) -> np.ndarray:
-    """Bucket of each user: a mixed hash (user ids in arithmetic progressions still spread evenly)."""
-    with np.errstate(over="ignore"):
-        mix = np.uint64((salt * 0x5851F42D4C957F2D) % 2**64)
-        h = (users.astype(np.uint64) ^ mix) * np.uint64(0x9E3779B97F4A7C15)
-    return ((h >> np.uint64(29)) % np.uint64(n)).astype(np.int64)
-
-
-def _write_buckets(table: pa.Table, bucket: np.ndarray, paths: list[Path], writers: dict[int, pq.ParquetWriter]) -> None:
-    order = np.argsort(bucket, kind="stable")
-    ids, starts = np.unique(bucket[order], return_index=True)
-    ends = np.append(starts[1:], len(order))
-    for b, lo, hi in zip(ids.tolist(), starts.tolist(), ends.tolist(), strict=True):
-        if b not in writers:
-            writers[b] = pq.ParquetWriter(paths[b], _PART_SCHEMA)
-        writers[b].write_table(table.take(pa.array(order[lo:hi])))
-
-
-def _partition(
-    source: Source, known_ads: np.ndarray | None, log: IssueLog, tmp: Path, chunk_rows: int, progress: bool,
+def _spool(
+    source: Source, known_ads: np.ndarray | None, log: IssueLog, work: Path, chunk_rows: int, progress: bool,
     vocab: IdVocabulary | None = None, action_map: dict[str, str] | None = None,
-) -> tuple[list[Path], list[str], int]:
-    """Pass 1: validate chunks, spill them to per-user-bucket Parquet files."""
-    n_buckets = _bucket_count(source.size_hint())
-    paths = [tmp / f"bucket-{b:05d}.parquet" for b in range(n_buckets)]
-    writers: dict[int, pq.ParquetWriter] = {}
+) -> tuple[Path | None, list[str]]:
+    """The general path: validate the source's chunks and append the good rows to one Parquet spool file."""
+    path = work / "spool.parquet"
+    writer: pq.ParquetWriter | None = None
     files: dict[str, int] = {}
     order = 0
     bar = tqdm(total=source.size_hint(), unit="B", unit_scale=True, desc="import events", disable=not progress)
@@ -146,130 +85,39 @@ def _partition(
                     "timestamp": good["timestamp"].to_numpy(), "action": good["action"].to_numpy(),
                     "_file": file_codes[codes.reshape(-1)], "_line": good["_line"].to_numpy(),
                     "_order": np.arange(order, order + len(good), dtype=np.int64),
-                }, schema=_PART_SCHEMA)
+                }, schema=_SPOOL_SCHEMA)
                 order += len(good)
-                _write_buckets(table, _bucket_of(good["user_id"].to_numpy(), n_buckets), paths, writers)
+                if writer is None:
+                    writer = pq.ParquetWriter(path, _SPOOL_SCHEMA)
+                writer.write_table(table)
             bar.update(chunk.bytes_read)
     finally:
         bar.close()
-        for w in writers.values():
-            w.close()
-    return [p for b, p in enumerate(paths) if b in writers], list(files), order
+        if writer is not None:
+            writer.close()
+    return (path if writer is not None else None), list(files)
 
 
-def _split_bucket(path: Path, depth: int) -> list[Path]:
-    """Re-partition an oversized bucket file into smaller ones (a different hash salt per depth)."""
-    pf = pq.ParquetFile(path, pre_buffer=False)
-    n = max(2, math.ceil(2 * pf.metadata.num_rows / BUCKET_ROWS))
-    paths = [path.with_name(f"{path.stem}-{b:03d}.parquet") for b in range(n)]
-    writers: dict[int, pq.ParquetWriter] = {}
-    try:
-        for batch in pf.iter_batches(batch_size=BUCKET_ROWS // 4):
-            table = pa.Table.from_batches([batch], schema=_PART_SCHEMA)
-            users = table.column("user_id").to_numpy()
-            _write_buckets(table, _bucket_of(users, n, salt=depth + 1), paths, writers)
-    finally:
-        for w in writers.values():
-            w.close()
-    path.unlink()
-    return [p for b, p in enumerate(paths) if b in writers]
-
-
-def _sort_buckets(buckets: list[Path], files: list[str], log: IssueLog, progress: bool) -> tuple[list[Path], _Stats]:
-    """Pass 2: sort each bucket by (user, timestamp, input order), drop duplicates; returns sorted runs."""
-    stats = _Stats()
-    positive = [ACTION_CODE["click"], ACTION_CODE["conversion"]]
-    dups = IssueLog(on_error="skip", keep=log.keep)
-    runs: list[Path] = []
-    todo = [(p, 0) for p in buckets]
-    bar = tqdm(total=len(todo), desc="sort events", disable=not progress or len(todo) < 2)
-    while todo:
-        path, depth = todo.pop(0)
-        if pq.ParquetFile(path).metadata.num_rows > BUCKET_ROWS and depth < 8:
-            parts = _split_bucket(path, depth)
-            todo[:0] = [(p, depth + 1) for p in parts]
-            bar.total += len(parts) - 1
-            bar.refresh()
-            continue
-        run = path.with_name(path.stem + "-sorted.parquet")
-        # the merge decodes one row group per run at a time: keep their sum near MERGE_ROWS
-        group = max(1024, min(RUN_ROW_GROUP, MERGE_ROWS // (len(runs) + len(todo) + 1)))
-        pq.write_table(_sort_run(pq.read_table(path), files, dups, stats, positive), run, row_group_size=group)
-        _release_memory()
-        runs.append(run)
-        path.unlink()
-        bar.update(1)
-    bar.close()
-    log.absorb(dups)
-    return runs, stats
-
-
-def _sort_run(table: pa.Table, files: list[str], dups: IssueLog, stats: _Stats, positive: list[int]) -> pa.Table:
-    """One bucket -> events sorted by (user, timestamp, input order), later exact duplicates dropped."""
-    col = {name: table.column(name).to_numpy() for name in ("user_id", "ad_id", "timestamp", "action", "_order")}
-    user, ad, ts, act, order = col["user_id"], col["ad_id"], col["timestamp"], col["action"], col["_order"]
-    n = len(user)
-    # duplicates are adjacent when sorted by every key, then input order (the first copy leads)
-    perm = np.lexsort((order, act, ad, ts, user))
-    same = np.zeros(n, dtype=bool)
-    if n > 1:
-        u, a, t, x = user[perm], ad[perm], ts[perm], act[perm]
-        same[1:] = (u[1:] == u[:-1]) & (t[1:] == t[:-1]) & (a[1:] == a[:-1]) & (x[1:] == x[:-1])
-        del u, a, t, x
-    keep = np.ones(n, dtype=bool)
-    if same.any():
-        lines = table.column("_line").to_numpy()
-        file_codes = table.column("_file").to_numpy()
-        leaders = np.flatnonzero(~same)
-        dup_rows = perm[same]
-        first_rows = perm[leaders[np.cumsum(~same)[same] - 1]]
-        for d, f in zip(dup_rows.tolist(), first_rows.tolist(), strict=True):
-            dups.add(Issue(files[file_codes[d]], int(lines[d]), "event", "duplicate",
-                           f"same user, ad, timestamp and action as line {int(lines[f])}"))
-        keep[dup_rows] = False
-    del perm, same
-    idx = np.flatnonzero(keep)
-    final = idx[np.lexsort((order[idx], ts[idx], user[idx]))]
-    stats.add(user[final], ad[final], act[final], positive)
-    return table.select(list(EVENT_SCHEMA.names)).take(pa.array(final)).cast(EVENT_SCHEMA)
-
-
-def _merge_runs(runs: list[Path], out: Path) -> None:
-    """Pass 3: merge runs (each sorted by user; a user lives in one run) into one file sorted by user."""
-    if len(runs) == 1:
-        runs[0].rename(out)
-        return
-    batch = max(1024, MERGE_ROWS // len(runs))
-    readers = [pq.ParquetFile(p, pre_buffer=False).iter_batches(batch_size=batch) for p in runs]  # no read-ahead
-    pending: list[pa.Table | None] = [None] * len(runs)
-
-    def refill(i: int) -> None:
-        nxt = next(readers[i], None)
-        pending[i] = pa.Table.from_batches([nxt], schema=EVENT_SCHEMA) if nxt is not None else None
-
-    for i in range(len(runs)):
-        refill(i)
-    with pq.ParquetWriter(out, EVENT_SCHEMA) as writer:
-        while any(t is not None for t in pending):
-            live = [i for i, t in enumerate(pending) if t is not None]
-            # every user <= the smallest "last user" of the pending batches is complete in memory
-            # or continues only in that run's next batch, which comes first in the next round
-            limit = min(pending[i].column("user_id")[-1].as_py() for i in live)
-            parts = []
-            for i in live:
-                users = pending[i].column("user_id").to_numpy()
-                cut = int(np.searchsorted(users, limit, side="right"))
-                parts.append(pending[i].slice(0, cut))
-                pending[i] = pending[i].slice(cut)
-                if pending[i].num_rows == 0:
-                    refill(i)
-            table = pa.concat_tables(parts)
-            order = np.argsort(table.column("user_id").to_numpy(), kind="stable")
-            writer.write_table(table.take(pa.array(order)))
-            del table, parts, order
-            _release_memory()
-    for p in runs:
-        p.unlink()
+def _accepted_events(
+    con, source: Source, known: np.ndarray | None, log: IssueLog, work: Path, chunk_rows: int, progress: bool,
+    vocab: IdVocabulary | None, action_map: dict[str, str] | None, fast: bool,
+) -> tuple[str, list[str], str]:
+    """The validated events as a DuckDB table: (table name, file names by code, engine used)."""
+    if fast and duck_scan.eligible(source):
+        bar = tqdm(total=source.size_hint(), unit="B", unit_scale=True, desc="import events (DuckDB)",
+                   disable=not progress)
+        table = duck_scan.scan_events(con, source, known, log, vocab, action_map)
+        bar.update(source.size_hint())
+        bar.close()
+        if table is not None:
+            return table, [str(source.events)], "fast"
+    spool, files = _spool(source, known, log, work, chunk_rows, progress, vocab, action_map)
+    if spool is None:
+        con.execute("CREATE TABLE spooled (user_id BIGINT, ad_id BIGINT, timestamp BIGINT, action TINYINT, "
+                    "_file INTEGER, _line BIGINT, _order BIGINT)")
+    else:
+        con.execute(f"CREATE VIEW spooled AS SELECT * FROM read_parquet('{spool.as_posix()}')")
+    return "spooled", files, "general"
 
 
 def _bare_catalogue(ads: np.ndarray) -> pd.DataFrame:
@@ -336,12 +184,15 @@ def import_dataset(
     progress: bool = True,
     action_map: dict[str, str] | None = None,
     string_ids: bool = True,
+    fast: bool = True,
+    duck: duck_sort.DuckConfig | None = None,
 ) -> ImportReport:
     """Validate ``source`` and write it as a dataset folder at ``out`` (atomically replaced).
 
     ``action_map`` names the input's own actions (``{"purchase": "conversion"}``). With ``string_ids``
     (the default) ids that are not integers (``u1``, ``ad-8f3a``) are kept in the dataset's id vocabulary
-    (``ids.parquet``, see genads.data.vocab); without it they are rejected as bad_id.
+    (``ids.parquet``, see genads.data.vocab); without it they are rejected as bad_id. ``fast=False`` takes
+    the general path even for a plain CSV (the output is the same; tests compare the two).
 
     Raises:
         ImportValidationError: on the first malformed row when ``on_error="stop"``; nothing is written
@@ -363,14 +214,18 @@ def import_dataset(
         cat = check_catalogue(raw_cat, log, vocab) if raw_cat is not None else None
         del raw_cat
         known = np.sort(cat["ad_id"].to_numpy()) if cat is not None else None
-        buckets, files, _ = _partition(source, known, log, tmp, chunk_rows, progress, vocab, action_map)
-        runs, stats = _sort_buckets(buckets, files, log, progress)
-        if runs:
-            _merge_runs(runs, tmp / EVENTS_FILE)
-        else:
-            pq.write_table(EVENT_SCHEMA.empty_table(), tmp / EVENTS_FILE)
+        work = tmp / ".work"
+        work.mkdir()
+        con = duck_sort.connect(work, duck or duck_sort.DuckConfig())
+        try:
+            name, files, engine = _accepted_events(con, source, known, log, work, chunk_rows, progress, vocab,
+                                                   action_map, fast)
+            stats = duck_sort.sort_events(con, name, files, tmp / EVENTS_FILE, log)
+        finally:
+            con.close()
+            shutil.rmtree(work, ignore_errors=True)
         if cat is None:
-            cat = _bare_catalogue(np.array(sorted(stats.ads), dtype=np.int64))
+            cat = _bare_catalogue(stats.ads)
         table, money = _finish_catalogue(cat, stats.clicks, market)
         pq.write_table(table, tmp / CATALOGUE_FILE)
         meta = {
@@ -398,5 +253,5 @@ def import_dataset(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return ImportReport(out, table.num_rows, stats.n_users, stats.n_events, log, meta)
+    return ImportReport(out, table.num_rows, stats.n_users, stats.n_events, log, meta, engine)
 

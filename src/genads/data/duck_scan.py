@@ -1,0 +1,214 @@
+"""The import's fast path for plain CSV/TSV events: DuckDB reads and validates, Python judges the rest.
+
+DuckDB parses the file in parallel (every field as text) and classifies each row in SQL: a row is
+*clean* when every field has the common shape whose meaning is beyond doubt (an integer id of at
+most 18 digits or a plain string id, an integer timestamp, a known action spelling, an ad of the
+catalogue). Every other row (*suspect*: empty fields, floats, odd whitespace, bad values, unknown
+ads...) goes, in input order, through the same Python checks as every other format
+(:func:`genads.data.checks.check_events`), which accept it or report it with file, line and field.
+A clean row is therefore exactly a row those checks accept, with the same values: the output and
+the issues are the same as the general path's, only faster.
+
+The path applies to an uncompressed delimited file without quote characters and without blank
+lines (one record per line, so row ``k`` is line ``k + 2``); DuckDB must parse it strictly. When
+it does not (quotes, gzip, a row with the wrong number of fields), :func:`scan_events` returns
+None before anything is logged and the importer takes the general path.
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import time
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from genads.data.checks import check_events
+from genads.data.loaders.tabular import TabularSource, _delimiter, _is_parquet
+from genads.data.schema import ACTION_CODE
+from genads.data.validate import ACTION_ALIASES, IssueLog
+from genads.data.vocab import MAX_ID, IdVocabulary
+
+_LOG = logging.getLogger(__name__)
+SUSPECT_CHUNK = 100_000
+"""Suspect rows handed to the Python checks at a time."""
+_STR_ID = r"[A-Za-z0-9_.:@#/=-]{1,200}"  # a plain string id (no spaces, quotes or '+'), unless numeric
+_FLOAT = r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?"  # = genads.data.validate._FLOAT
+_ACTION_TEXT = r"[A-Za-z0-9_ -]{1,64}"  # ASCII: SQL lower() and Python str.lower() agree
+
+
+def eligible(source: object) -> bool:
+    """True for a TabularSource whose events file the fast path can read (see the module doc)."""
+    if not isinstance(source, TabularSource) or _is_parquet(source.events) or source.events.suffix == ".gz":
+        return False
+    path = source.events
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        if m.find(b'"') >= 0 or m.find(b"\n\n") >= 0 or m.find(b"\n\r\n") >= 0 or m.find(b"\r\r") >= 0:
+            return False
+        first = m.find(b"\n")
+        header = m[: first if first >= 0 else len(m)].decode("utf-8", errors="replace")
+    return bool(header.strip())
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Execute one statement, logging its time at DEBUG level."""
+    start = time.perf_counter()
+    con.execute(sql)
+    _LOG.debug("%.2fs %s", time.perf_counter() - start, " ".join(sql.split())[:80])
+
+
+def _digits(col: str, most: int) -> str:
+    """SQL: ``col`` is 1 to ``most`` ASCII digits."""
+    return f"regexp_full_match({col}, '[0-9]{{1,{most}}}')"
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def scan_events(
+    con: duckdb.DuckDBPyConnection,
+    source: TabularSource,
+    known_ads: np.ndarray | None,
+    log: IssueLog,
+    vocab: IdVocabulary | None,
+    action_map: dict[str, str] | None,
+) -> str | None:
+    """Create the table ``accepted`` (user_id, ad_id, timestamp, action, _file, _line, _order) from the events file.
+
+    Returns the table's name, or None (nothing logged, nothing kept) when DuckDB cannot parse the file
+    strictly as one record per line. Issues of rejected rows go to ``log`` in input order; string ids
+    of accepted rows enter ``vocab`` in input order, as on the general path.
+    """
+    path = source.events
+    delim = _delimiter(path)
+    with open(path, encoding="utf-8", errors="replace", newline="") as f:
+        header = [h.strip() for h in f.readline().rstrip("\r\n").split(delim)]
+    missing = [src for src in source.event_map.values() if src not in header]
+    if missing:
+        raise ValueError(f"{path}:1: header has no column {missing[0]!r} (columns: {', '.join(header)})")
+    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(header))) + "}"
+    pick = {canon: f"c{header.index(src)}" for canon, src in source.event_map.items()}
+    try:
+        _run(con, f"""
+            CREATE TABLE raw AS SELECT {', '.join(f'{col} AS {canon}' for canon, col in pick.items())}
+            FROM read_csv({_sql_text(str(path))}, delim = {_sql_text(delim)}, header = true, quote = '"',
+                          columns = {columns}, auto_detect = false, strict_mode = true, null_padding = false)""")
+    except duckdb.Error:
+        con.execute("DROP TABLE IF EXISTS raw")
+        return None
+    action = "action" if source.has_action else _sql_text(source.default_action)
+    aliases = {**ACTION_ALIASES, **{k.lower(): v for k, v in (action_map or {}).items()}}
+    code = "CASE lower(x) " + " ".join(
+        f"WHEN {_sql_text(k)} THEN {ACTION_CODE[v]}" for k, v in sorted(aliases.items())) + " END"
+    strings = vocab is not None
+    con.execute("CREATE TABLE known_ads (ad_id BIGINT)")
+    con.execute("CREATE TABLE catalogue_ads (txt VARCHAR, idx BIGINT)")
+    if known_ads is not None:
+        con.register("known_ads_arrow", pa.table({"ad_id": pa.array(known_ads, pa.int64())}))
+        con.execute("INSERT INTO known_ads SELECT ad_id FROM known_ads_arrow")
+        con.unregister("known_ads_arrow")
+        if strings and vocab.size("ad"):
+            labels = vocab.labels("ad", MAX_ID + np.arange(vocab.size("ad")))
+            con.register("cat_arrow", pa.table({"txt": pa.array(labels, pa.string()),
+                                                "idx": pa.array(MAX_ID + np.arange(len(labels)), pa.int64())}))
+            con.execute("INSERT INTO catalogue_ads SELECT txt, idx FROM cat_arrow")
+            con.unregister("cat_arrow")
+
+    def kind(col: str) -> str:  # 1: integer id (1-18 digits, below MAX_ID), 2: string id, 0: suspect
+        text = (f"WHEN {strings} AND regexp_full_match({col}, '{_STR_ID}') AND NOT regexp_full_match({col}, "
+                f"'{_FLOAT}') THEN 2")
+        return f"CASE WHEN {_digits(col, 18)} THEN 1 {text} ELSE 0 END"
+
+    string_ads = known_ads is not None and strings and vocab.size("ad") > 0
+    # stored once (a view would run each check once per use of its column)
+    _run(con, f"""
+        CREATE TABLE typed AS
+        SELECT rid + 2 AS _line, user_id AS u, ad_id AS a, timestamp AS t, x, cat_idx,
+               {kind('user_id')} AS uk, {kind('ad_id')} AS ak,
+               regexp_full_match(timestamp, '-?[0-9]{{1,17}}') AS tk,
+               CASE WHEN regexp_full_match(x, '{_ACTION_TEXT}') THEN {code} END AS act
+        FROM (SELECT raw.rowid AS rid, raw.*, {action} AS x,
+                     {'c.idx' if string_ads else 'NULL::BIGINT'} AS cat_idx
+              FROM raw {'LEFT JOIN catalogue_ads c ON c.txt = raw.ad_id' if string_ads else ''})""")
+    con.execute("DROP TABLE raw")
+    if known_ads is None:
+        ad_ok, ad_value = "ak > 0", "CASE WHEN ak = 1 THEN TRY_CAST(a AS BIGINT) END"
+    else:
+        ad_ok = ("((ak = 1 AND TRY_CAST(a AS BIGINT) IN (SELECT ad_id FROM known_ads)) OR "
+                 "(ak = 2 AND cat_idx IS NOT NULL))")
+        ad_value = "CASE WHEN ak = 1 THEN TRY_CAST(a AS BIGINT) ELSE cat_idx END"
+    clean = f"uk > 0 AND tk AND act IS NOT NULL AND {ad_ok}"
+    _run(con, f"""
+        CREATE TABLE accepted AS
+        SELECT CASE WHEN uk = 1 THEN TRY_CAST(u AS BIGINT) END AS user_id, CASE WHEN uk = 2 THEN u END AS u_txt,
+               {ad_value} AS ad_id, CASE WHEN ak = 2 AND {known_ads is None} THEN a END AS a_txt,
+               TRY_CAST(t AS BIGINT) AS timestamp, CAST(act AS TINYINT) AS action,
+               0 AS _file, _line, _line AS _order
+        FROM typed WHERE {clean}""")
+    _judge_suspects(con, f"NOT coalesce({clean}, false)", source, known_ads, log, vocab, action_map)
+    con.execute("DROP TABLE typed")
+    if strings:
+        _assign_indices(con, vocab, known_ads is None)
+    con.execute("ALTER TABLE accepted DROP COLUMN u_txt")
+    con.execute("ALTER TABLE accepted DROP COLUMN a_txt")
+    return "accepted"
+
+
+def _judge_suspects(con, where: str, source: TabularSource, known_ads, log: IssueLog, vocab, action_map) -> None:
+    """Suspect rows, in input order, through check_events; the rows it accepts join ``accepted`` (ids as text)."""
+    name = str(source.events)
+    reader = con.cursor()  # reads the suspects while ``con`` inserts the accepted ones
+    result = reader.sql(f"SELECT _line, u, a, t, x FROM typed WHERE {where} ORDER BY _line")
+    scratch = IdVocabulary.from_frame(vocab.to_frame()) if vocab is not None else None  # the catalogue's ads
+    try:
+        for batch in result.to_arrow_reader(SUSPECT_CHUNK):
+            raw = batch.to_pandas()
+            frame = pd.DataFrame({"user_id": raw["u"].astype(object), "ad_id": raw["a"].astype(object),
+                                  "timestamp": raw["t"].astype(object), "action": raw["x"].astype(object)})
+            frame = frame.where(frame.notna(), None)
+            frame["_file"] = name
+            frame["_line"] = raw["_line"].to_numpy(dtype=np.int64)
+            good = check_events(frame, source.field_names, known_ads, log, None, scratch, action_map)
+            if not len(good):
+                continue
+            users, ads = good["user_id"].to_numpy(), good["ad_id"].to_numpy()
+            u_txt = [scratch.label("user", u) if u >= MAX_ID else None for u in users.tolist()] if scratch else None
+            a_txt = ([scratch.label("ad", a) if a >= MAX_ID else None for a in ads.tolist()]
+                     if scratch and known_ads is None else None)
+            n = len(good)
+            table = pa.table({
+                "user_id": pa.array(np.where(users >= MAX_ID, 0, users) if scratch else users, pa.int64(),
+                                    mask=(users >= MAX_ID) if scratch else None),
+                "u_txt": pa.array(u_txt if u_txt is not None else [None] * n, pa.string()),
+                "ad_id": pa.array(ads, pa.int64(), mask=(ads >= MAX_ID) if a_txt is not None else None),
+                "a_txt": pa.array(a_txt if a_txt is not None else [None] * n, pa.string()),
+                "timestamp": pa.array(good["timestamp"].to_numpy(), pa.int64()),
+                "action": pa.array(good["action"].to_numpy(), pa.int8()),
+                "_file": pa.array(np.zeros(n, np.int32)), "_line": pa.array(good["_line"].to_numpy(), pa.int64()),
+            })
+            con.register("judged", table)
+            con.execute("INSERT INTO accepted SELECT user_id, u_txt, ad_id, a_txt, timestamp, action, _file, _line, "
+                        "_line AS _order FROM judged")
+            con.unregister("judged")
+    finally:
+        reader.close()
+
+
+def _assign_indices(con, vocab: IdVocabulary, ads_too: bool) -> None:
+    """String ids of accepted rows -> vocabulary indices, in the order of their first accepted line."""
+    for kind, col, txt in (("user", "user_id", "u_txt"), ("ad", "ad_id", "a_txt"))[: 2 if ads_too else 1]:
+        order = con.execute(f"SELECT {txt} FROM accepted WHERE {txt} IS NOT NULL "
+                            f"GROUP BY {txt} ORDER BY min(_order)").fetchnumpy()[txt]
+        if not len(order):
+            continue
+        texts = [str(s) for s in order.tolist()]
+        index = vocab.encode(kind, texts)
+        con.register("ids_arrow", pa.table({"txt": pa.array(texts, pa.string()), "idx": pa.array(index, pa.int64())}))
+        con.execute(f"UPDATE accepted SET {col} = ids_arrow.idx FROM ids_arrow WHERE accepted.{txt} = ids_arrow.txt")
+        con.unregister("ids_arrow")
