@@ -67,3 +67,8 @@ def test_served_log_bad_lines_are_named(tmp_path):
         (3, "line", "malformed_row"), (4, "request_id", "bad_value")]
     assert report.meta["source"]["events_without_user"] == 1
     assert report.meta["source"]["positions"] == {"2": {"click": 1}}
+
+
+def test_workers_need_postgresql(bundle_dir, capsys):
+    assert main(["serve", str(bundle_dir), "--workers", "2"]) == 2
+    assert "needs --ledger postgresql://" in capsys.readouterr().err
