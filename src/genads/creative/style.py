@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 Colour = tuple[int, int, int]
+PATTERNS: tuple[str, ...] = ("stripes", "shapes", "diagonal", "plain")
 
 
 @dataclass(frozen=True)
@@ -35,12 +36,17 @@ class Style:
     """Stripe direction in radians (direction of the intensity change)."""
     texture_period: float = 0.06
     """Stripe period as a fraction of the image's shorter side."""
+    pattern: str = "stripes"
+    """One of PATTERNS: "stripes" (texture above), "shapes" (soft accent-coloured discs), "diagonal"
+    (a corner-to-corner gradient), "plain" (the vertical gradient alone)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.texture_strength <= 0.5:
             raise ValueError(f"texture_strength={self.texture_strength} must be in [0, 0.5]")
         if self.texture_period <= 0:
             raise ValueError(f"texture_period={self.texture_period} must be > 0")
+        if self.pattern not in PATTERNS:
+            raise ValueError(f"pattern={self.pattern!r} must be one of {PATTERNS}")
 
 
 def _kmeans(x: np.ndarray, k: int, rng: np.random.Generator, iters: int = 12) -> tuple[np.ndarray, np.ndarray]:
@@ -101,16 +107,32 @@ def _rgb(x: np.ndarray) -> Colour:
 
 
 def render_background(style: Style, size: tuple[int, int]) -> Image.Image:
-    """An RGB background of ``size`` (W, H): vertical gradient top -> bottom plus stripes."""
+    """An RGB background of ``size`` (W, H): the style's gradient plus its pattern (see ``Style.pattern``).
+
+    "shapes": three soft discs (Gaussian falloff) in the accent colour at 18-30 % opacity, placed by
+    a generator seeded from the style's colours (the same style always gives the same picture).
+    """
     w, h = size
-    t = np.linspace(0.0, 1.0, h)[:, None, None]  # (H, 1, 1)
-    img = (1 - t) * np.array(style.top, float) + t * np.array(style.bottom, float)  # (H, 1, 3)
+    if style.pattern == "diagonal":
+        yy, xx = np.mgrid[0:h, 0:w]
+        t = ((xx / max(w - 1, 1) + yy / max(h - 1, 1)) / 2)[..., None]
+    else:
+        t = np.broadcast_to(np.linspace(0.0, 1.0, h)[:, None, None], (h, w, 1))
+    img = (1 - t) * np.array(style.top, float) + t * np.array(style.bottom, float)
     img = np.broadcast_to(img, (h, w, 3)).copy()
-    if style.texture_strength > 0:
+    if style.pattern == "stripes" and style.texture_strength > 0:
         yy, xx = np.mgrid[0:h, 0:w]
         period = style.texture_period * min(w, h)
         phase = (xx * np.cos(style.texture_angle) + yy * np.sin(style.texture_angle)) / period
         img += 255 * style.texture_strength * 0.5 * np.sign(np.sin(2 * np.pi * phase))[..., None]
+    elif style.pattern == "shapes":
+        rng = np.random.default_rng(sum(style.top) * 65536 + sum(style.bottom) * 256 + sum(style.accent))
+        yy, xx = np.mgrid[0:h, 0:w]
+        for _ in range(3):
+            cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+            r = rng.uniform(0.25, 0.5) * min(w, h)
+            a = rng.uniform(0.18, 0.30) * np.exp(-(((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r)))[..., None]
+            img = (1 - a) * img + a * np.array(style.accent, float)
     return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
 
 
