@@ -10,6 +10,7 @@ synthetic image in its brand's colours (palette and texture chosen by hashing th
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -20,7 +21,7 @@ import torch
 from PIL import Image
 
 from genads.creative import transformer as tt
-from genads.creative.banner import png_base64, text_card
+from genads.creative.banner import compose, png_base64, text_card
 from genads.creative.encoders import HashingEncoder, LookupEncoder, TextEncoder
 from genads.creative.fixtures import PALETTES, TEXTURES, draw_ad
 from genads.creative.history import HistoryConfig
@@ -36,6 +37,9 @@ from genads.tokenize.features import item_vectors
 LM_TRAIN, LM_ADS, LM_BACKBONE = 48, 24, "gemma3-270m"
 """The pretrained LM: LoRA examples (validation targets of other users, with their real histories) and
 the number of test users it writes titles for (one thread: about 5-8 s a title)."""
+VARIANTS = ((("text-right", (728, 300), "shapes"), ("centre", (160, 600), "diagonal")),
+            (("text-left", (728, 300), "diagonal"), ("centre", (300, 250), "shapes")))
+"""Extra banners per showcase user (template, size, background): with the pipeline's own, 12 in the report."""
 TRANSFORMER_BUDGET_S = 40.0
 """CPU seconds (one thread) the transformer may train; the step's budget is ~90 s on 2 idle cores."""
 
@@ -159,7 +163,7 @@ def _run(ctx) -> None:
                          CreativePipeline(lm, encoder=encoder, history=HistoryConfig(n=10)))
     ctx.metrics["creatives"] = {"users": len(records), "titles": rows, "transformer": t_info, "encoder": encoder_name,
                                 "lm": {**lm_info, "rows": lm_rows},
-                                "showcase_pbs": float(np.mean([s["pbs"] for s in showcase]))}
+                                "showcase_pbs": float(np.nanmean([s["pbs"] for s in showcase]))}
     _section(ctx, rows, t_info, showcase, titles, records)
     _lm_section(ctx, lm_info, lm_rows, lm_titles, titles, records[:LM_ADS])
 
@@ -240,7 +244,8 @@ def _showcase(ctx, records: list[CreativeRecord], pipe: CreativePipeline) -> lis
     for k, rec in enumerate(records):
         ads = [brand_ad(cat.loc[i]) for i in rec.meta["history_ids"]]
         target, mask = brand_ad(cat.loc[int(rec.product.id)])
-        res = pipe(rec, text_card(rec.product.title[:60]), [a for a, _ in ads], np.random.default_rng(ctx.seed + k),
+        cutout = text_card(rec.product.title[:60])
+        res = pipe(rec, cutout, [a for a, _ in ads], np.random.default_rng(ctx.seed + k),
                    target_image=target, target_mask=mask, history_masks=[m for _, m in ads])
         folder = out_dir / f"user_{k}_{rec.product.id}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -254,6 +259,15 @@ def _showcase(ctx, records: list[CreativeRecord], pipe: CreativePipeline) -> lis
         first = next(iter(res.banners.values())).png
         shown.append({"title": res.title, "target": rec.target_title, "pbs": res.metrics["pbs"],
                       "thumb": png_base64(first.resize((first.width // 2, first.height // 2)))})
+        for template, size, pattern in VARIANTS[k % 2]:  # more templates, sizes and backgrounds: 12 banners in all
+            b = compose(cutout, res.title, dataclasses.replace(res.style, pattern=pattern), size, template=template)
+            stem = f"ad_{template}_{size[0]}x{size[1]}_{pattern}"
+            b.png.save(folder / f"{stem}.png")
+            atomic_write_text(folder / f"{stem}.svg", b.svg)
+            scale = 2 if max(size) > 400 else 1
+            shown.append({"title": f"{res.title[:40]} [{template}, {size[0]}x{size[1]}, {pattern}]",
+                          "target": rec.target_title, "pbs": float("nan"),
+                          "thumb": png_base64(b.png.resize((size[0] // scale, size[1] // scale)))})
     return shown
 
 
@@ -273,7 +287,8 @@ def _section(ctx, rows: list[dict], t_info: dict, showcase: list[dict], titles: 
     s.tables.append(("Examples", [{"real title": r.target_title[:70], "n-gram": _show(a, r), "transformer": _show(b, r)}
                                   for r, a, b in list(zip(records, titles["n-gram baseline"], titles["transformer"], strict=True))[:6]]))
     for sh in showcase:
-        s.images.append((f"{sh['title']} (real: {sh['target'][:60]}; PBS {sh['pbs']:.2f})", sh["thumb"]))
+        pbs = "" if np.isnan(sh["pbs"]) else f"; PBS {sh['pbs']:.2f}"
+        s.images.append((f"{sh['title']} (real: {sh['target'][:60]}{pbs})", sh["thumb"]))
 
 
 def _show(words: list[str], rec: CreativeRecord, limit: int = 70) -> str:
