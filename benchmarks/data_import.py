@@ -1,12 +1,14 @@
-"""Streaming import throughput and memory: a generated CSV event log of 1M and >= 10M events.
+"""Import throughput and memory: a generated CSV event log of 1M, 10M (and 100M) events.
 
-The log is written to a temporary folder block by block (never held in memory) by one child
+``--baseline-src DIR`` also runs another genads source tree (e.g. the hand-written bucket sort
+before DuckDB: ``git archive 63f0a12 src | tar -x -C DIR``) on the same generated file, right after
+the current importer, so both face the same machine load. The log is written to a temporary folder block by block (never held in memory) by one child
 process, then imported by ``genads.data.ingest.import_dataset`` in another, so that peak RSS counts
 the import alone: ``ru_maxrss`` of the importing child (Linux carries a parent's high-water mark
 across fork+exec, so the parent stays lean: standard library only) and its ``VmHWM``. The same
 import at 1M and 10M events shows whether memory grows with input size.
 
-Run: .venv/bin/python benchmarks/data_import.py [--sizes 1000000 10000000] [--keep DIR]
+Run: .venv/bin/python benchmarks/data_import.py [--sizes 1000000 10000000 100000000] [--baseline-src DIR]
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ def child(events: str, catalogue: str, out: str, chunk_rows: int) -> None:
         "n_events": report.n_events,
         "n_users": report.n_users,
         "rejected": report.issues.total,
-        "buckets": ingest._bucket_count(Path(events).stat().st_size),
+        "engine": getattr(report, "engine", "bucket sort (before DuckDB)"),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "vm_hwm_mb": _vm_hwm_mb(),
     }))
@@ -93,35 +95,42 @@ def _vm_hwm_mb() -> float | None:
     return None
 
 
-def run_one(tmp: Path, n_events: int, chunk_rows: int) -> dict:
+def run_one(tmp: Path, n_events: int, chunk_rows: int, baseline: Path | None) -> list[dict]:
     events = tmp / f"events-{n_events}.csv"
     catalogue = tmp / "catalogue.csv"
     t0 = time.perf_counter()
     subprocess.run([sys.executable, __file__, "--generate", str(events), str(catalogue), str(n_events)], check=True)
     gen_s = time.perf_counter() - t0
-    load = os.getloadavg()[0]
-    proc = subprocess.run(
-        [sys.executable, __file__, "--child", str(events), str(catalogue), str(tmp / f"ds-{n_events}"), str(chunk_rows)],
-        stdout=subprocess.PIPE, text=True, check=True,
-    )
-    figures = json.loads(proc.stdout.strip().splitlines()[-1])
     input_mb = events.stat().st_size / 2**20
+    rows = []
+    for label, src in (("current", None), ("baseline", baseline)):
+        if label == "baseline" and src is None:
+            continue
+        env = dict(os.environ)
+        if src is not None:  # the child imports genads from that tree
+            env["PYTHONPATH"] = str(Path(src).resolve() / "src")
+        load = os.getloadavg()[0]
+        out = tmp / f"ds-{n_events}-{label}"
+        proc = subprocess.run(
+            [sys.executable, __file__, "--child", str(events), str(catalogue), str(out), str(chunk_rows)],
+            stdout=subprocess.PIPE, text=True, check=True, env=env,
+        )
+        figures = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert figures["n_events"] == n_events and figures["rejected"] == 0, figures
+        rows.append({"code": label, "events": n_events, "input_mb": round(input_mb, 1), **figures,
+                     "events_per_s": n_events / figures["seconds"], "generate_s": gen_s,
+                     "load_avg_1min_before": load})
+        subprocess.run(["rm", "-rf", str(out)], check=True)
     events.unlink()
-    assert figures["n_events"] == n_events and figures["rejected"] == 0, figures
-    return {
-        "events": n_events,
-        "input_mb": round(input_mb, 1),
-        **figures,
-        "events_per_s": n_events / figures["seconds"],
-        "generate_s": gen_s,
-        "load_avg_1min_before": load,
-    }
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--chunk-rows", type=int, default=200_000)
+    parser.add_argument("--baseline-src", type=Path, help="another genads tree to run on the same files (its src/)")
+    parser.add_argument("--tag", default="", help="suffix of the results file (data_import_TAG.json)")
     parser.add_argument("--child", nargs=4, metavar=("EVENTS", "CATALOGUE", "OUT", "CHUNK_ROWS"), help=argparse.SUPPRESS)
     parser.add_argument("--generate", nargs=3, metavar=("EVENTS", "CATALOGUE", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -136,14 +145,24 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="genads-bench-") as tmp:
         for n in args.sizes:
-            rows.append(run_one(Path(tmp), n, args.chunk_rows))
-            print_table([rows[-1]], f"import of {n:,} events")
-    table = [{"events": r["events"], "input MB": r["input_mb"], "seconds": round(r["seconds"], 1), "events/s": int(r["events_per_s"]),
+            rows.extend(run_one(Path(tmp), n, args.chunk_rows, args.baseline_src))
+            print_table(rows[-2:], f"import of {n:,} events")
+    table = [{"code": r["code"], "engine": r["engine"], "events": r["events"], "input MB": r["input_mb"], "seconds": round(r["seconds"], 1), "events/s": int(r["events_per_s"]),
               "peak RSS MB": round(r["peak_rss_mb"]),
-              "VmHWM MB": round(r["vm_hwm_mb"]) if r["vm_hwm_mb"] else "", "buckets": r["buckets"],
+              "VmHWM MB": round(r["vm_hwm_mb"]) if r["vm_hwm_mb"] else "",
               "load avg": round(r["load_avg_1min_before"], 1)} for r in rows]
     print_table(table, "genads data import: generated CSV log, catalogue of 200k ads, one child process per size")
-    path = save("data_import", {"runs": rows, "chunk_rows": args.chunk_rows,
+    speedups = {}
+    for n in args.sizes:
+        cur = [r for r in rows if r["events"] == n and r["code"] == "current"]
+        base = [r for r in rows if r["events"] == n and r["code"] == "baseline"]
+        if cur and base:
+            speedups[str(n)] = round(cur[0]["events_per_s"] / base[0]["events_per_s"], 2)
+    if speedups:
+        print(f"\nspeed-up (events/s current / baseline, same file, back to back): {speedups}")
+    path = save("data_import" + (f"_{args.tag}" if args.tag else ""),
+                {"runs": rows, "chunk_rows": args.chunk_rows, "speedup": speedups,
+                 "baseline_src": str(args.baseline_src) if args.baseline_src else None,
                                 "note": "peak RSS: ru_maxrss and VmHWM of the importing child process only; "
                                         "load avg: the machine is shared, so events/s vary with it"})
     print(f"\nwrote {path}")

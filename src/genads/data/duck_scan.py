@@ -62,9 +62,9 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str) -> None:
     _LOG.debug("%.2fs %s", time.perf_counter() - start, " ".join(sql.split())[:80])
 
 
-def _digits(col: str, most: int) -> str:
-    """SQL: ``col`` is 1 to ``most`` ASCII digits."""
-    return f"regexp_full_match({col}, '[0-9]{{1,{most}}}')"
+def _canonical(value: str, text: str) -> str:
+    """SQL: the integer ``value`` parsed from ``text`` prints back as ``text`` exactly."""
+    return f"({value} IS NOT NULL AND CAST({value} AS VARCHAR) = {text})"
 
 
 def _sql_text(value: str) -> str:
@@ -94,15 +94,7 @@ def scan_events(
         raise ValueError(f"{path}:1: header has no column {missing[0]!r} (columns: {', '.join(header)})")
     columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(header))) + "}"
     pick = {canon: f"c{header.index(src)}" for canon, src in source.event_map.items()}
-    try:
-        _run(con, f"""
-            CREATE TABLE raw AS SELECT {', '.join(f'{col} AS {canon}' for canon, col in pick.items())}
-            FROM read_csv({_sql_text(str(path))}, delim = {_sql_text(delim)}, header = true, quote = '"',
-                          columns = {columns}, auto_detect = false, strict_mode = true, null_padding = false)""")
-    except duckdb.Error:
-        con.execute("DROP TABLE IF EXISTS raw")
-        return None
-    action = "action" if source.has_action else _sql_text(source.default_action)
+    action = f"c{header.index(source.event_map['action'])}" if source.has_action else _sql_text(source.default_action)
     aliases = {**ACTION_ALIASES, **{k.lower(): v for k, v in (action_map or {}).items()}}
     code = "CASE lower(x) " + " ".join(
         f"WHEN {_sql_text(k)} THEN {ACTION_CODE[v]}" for k, v in sorted(aliases.items())) + " END"
@@ -120,38 +112,61 @@ def scan_events(
             con.execute("INSERT INTO catalogue_ads SELECT txt, idx FROM cat_arrow")
             con.unregister("cat_arrow")
 
-    def kind(col: str) -> str:  # 1: integer id (1-18 digits, below MAX_ID), 2: string id, 0: suspect
+    def kind(col: str) -> str:  # 1: integer id (canonical decimal below 10**18 < MAX_ID), 2: string id, 0: suspect
         text = (f"WHEN {strings} AND regexp_full_match({col}, '{_STR_ID}') AND NOT regexp_full_match({col}, "
                 f"'{_FLOAT}') THEN 2")
-        return f"CASE WHEN {_digits(col, 18)} THEN 1 {text} ELSE 0 END"
+        return f"CASE WHEN {_canonical(col + 'v', col)} AND {col}v >= 0 AND {col}v < {10**18} THEN 1 {text} ELSE 0 END"
 
     string_ads = known_ads is not None and strings and vocab.size("ad") > 0
-    # stored once (a view would run each check once per use of its column)
-    _run(con, f"""
-        CREATE TABLE typed AS
-        SELECT rid + 2 AS _line, user_id AS u, ad_id AS a, timestamp AS t, x, cat_idx,
-               {kind('user_id')} AS uk, {kind('ad_id')} AS ak,
-               regexp_full_match(timestamp, '-?[0-9]{{1,17}}') AS tk,
-               CASE WHEN regexp_full_match(x, '{_ACTION_TEXT}') THEN {code} END AS act
-        FROM (SELECT raw.rowid AS rid, raw.*, {action} AS x,
-                     {'c.idx' if string_ads else 'NULL::BIGINT'} AS cat_idx
-              FROM raw {'LEFT JOIN catalogue_ads c ON c.txt = raw.ad_id' if string_ads else ''})""")
-    con.execute("DROP TABLE raw")
     if known_ads is None:
-        ad_ok, ad_value = "ak > 0", "CASE WHEN ak = 1 THEN TRY_CAST(a AS BIGINT) END"
+        ad_ok, ad_value = "ak > 0", "CASE WHEN ak = 1 THEN av END"
     else:
-        ad_ok = ("((ak = 1 AND TRY_CAST(a AS BIGINT) IN (SELECT ad_id FROM known_ads)) OR "
-                 "(ak = 2 AND cat_idx IS NOT NULL))")
-        ad_value = "CASE WHEN ak = 1 THEN TRY_CAST(a AS BIGINT) ELSE cat_idx END"
-    clean = f"uk > 0 AND tk AND act IS NOT NULL AND {ad_ok}"
+        ad_ok = "((ak = 1 AND av IN (SELECT ad_id FROM known_ads)) OR (ak = 2 AND cat_idx IS NOT NULL))"
+        ad_value = "CASE WHEN ak = 1 THEN av ELSE cat_idx END"
+    exact = " ".join(f"WHEN {_sql_text(k)} THEN {ACTION_CODE[v]}" for k, v in sorted(aliases.items()))
+    # the file as text; a table's rowid is the insertion (file) order, so row k is line k + 2
+    try:
+        _run(con, f"""
+            CREATE TABLE raw AS SELECT {', '.join(dict.fromkeys(pick.values()))}
+            FROM read_csv({_sql_text(str(path))}, delim = {_sql_text(delim)}, header = true, quote = '"',
+                          columns = {columns}, auto_detect = false, strict_mode = true, null_padding = false)""")
+    except duckdb.Error as e:
+        _LOG.debug("fast path declined: %s", e)
+        con.execute("DROP TABLE IF EXISTS raw")
+        return None
+    # typed values for the clean rows, the raw text only for the suspect ones. Integers are clean when
+    # the text is the canonical decimal of the parsed value (no sign, space or leading zero): exactly
+    # what the Python checks read the same way. Actions: exact spellings first, then lower case.
     _run(con, f"""
+            CREATE TABLE typed AS
+            SELECT _line, clean,
+                   CASE WHEN clean AND uk = 1 THEN uv END AS user_id,
+                   CASE WHEN clean AND uk = 2 THEN u END AS u_txt,
+                   CASE WHEN clean THEN {ad_value} END AS ad_id,
+                   CASE WHEN clean AND ak = 2 AND {known_ads is None} THEN a END AS a_txt,
+                   CASE WHEN clean THEN tv END AS timestamp,
+                   CAST(act AS TINYINT) AS action,
+                   CASE WHEN NOT clean THEN u END AS u, CASE WHEN NOT clean THEN a END AS a,
+                   CASE WHEN NOT clean THEN t END AS t, CASE WHEN NOT clean THEN x END AS x
+            FROM (SELECT *, coalesce(uk > 0 AND tk AND act IS NOT NULL AND {ad_ok}, false) AS clean
+                  FROM (SELECT rid + 2 AS _line, u, a, t, x, uv, av, tv, cat_idx,
+                               {kind('u')} AS uk, {kind('a')} AS ak,
+                               {_canonical('tv', 't')} AND abs(tv) < {10**17} AS tk,
+                               CASE x {exact} ELSE CASE WHEN regexp_full_match(x, '{_ACTION_TEXT}') THEN {code} END
+                               END AS act
+                        FROM (SELECT raw.rowid AS rid, {pick['user_id']} AS u, {pick['ad_id']} AS a,
+                                     {pick['timestamp']} AS t, {action} AS x,
+                                     TRY_CAST({pick['user_id']} AS BIGINT) AS uv,
+                                     TRY_CAST({pick['ad_id']} AS BIGINT) AS av,
+                                     TRY_CAST({pick['timestamp']} AS BIGINT) AS tv,
+                                     {'c.idx' if string_ads else 'NULL::BIGINT'} AS cat_idx
+                              FROM raw {f"LEFT JOIN catalogue_ads c ON c.txt = {pick['ad_id']}" if string_ads else ''})))""")
+    con.execute("DROP TABLE raw")
+    _run(con, """
         CREATE TABLE accepted AS
-        SELECT CASE WHEN uk = 1 THEN TRY_CAST(u AS BIGINT) END AS user_id, CASE WHEN uk = 2 THEN u END AS u_txt,
-               {ad_value} AS ad_id, CASE WHEN ak = 2 AND {known_ads is None} THEN a END AS a_txt,
-               TRY_CAST(t AS BIGINT) AS timestamp, CAST(act AS TINYINT) AS action,
-               0 AS _file, _line, _line AS _order
-        FROM typed WHERE {clean}""")
-    _judge_suspects(con, f"NOT coalesce({clean}, false)", source, known_ads, log, vocab, action_map)
+        SELECT user_id, u_txt, ad_id, a_txt, timestamp, action, 0 AS _file, _line, _line AS _order
+        FROM typed WHERE clean""")
+    _judge_suspects(con, "NOT clean", source, known_ads, log, vocab, action_map)
     con.execute("DROP TABLE typed")
     if strings:
         _assign_indices(con, vocab, known_ads is None)

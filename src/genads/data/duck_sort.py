@@ -11,6 +11,8 @@ thread scheduling.
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +24,7 @@ import pyarrow.parquet as pq
 from genads.data.schema import ACTION_CODE, ACTIONS, EVENT_SCHEMA
 from genads.data.validate import Issue, IssueLog
 
+_LOG = logging.getLogger(__name__)
 ROW_GROUP = 1 << 20
 """Rows per row group of events.parquet."""
 
@@ -61,13 +64,16 @@ def connect(work: Path, config: DuckConfig) -> duckdb.DuckDBPyConnection:
 
 def sort_events(con: duckdb.DuckDBPyConnection, table: str, files: list[str], out: Path, log: IssueLog) -> SortStats:
     """Deduplicate and sort ``table`` into ``out`` (EVENT_SCHEMA); duplicates go to ``log`` (never stop)."""
+    start = time.perf_counter()
     con.execute(f"""
         CREATE TABLE dedup AS
         SELECT user_id, ad_id, timestamp, action, min(_order) AS _order, count(*) AS copies,
                arg_min(_line, _order) AS first_line
         FROM {table} GROUP BY user_id, ad_id, timestamp, action""")
+    _LOG.debug("%.2fs dedup", time.perf_counter() - start)
     _log_duplicates(con, table, files, log)
     stats = _stats(con)
+    _LOG.debug("%.2fs duplicates and counts", time.perf_counter() - start)
     reader = con.sql("SELECT user_id, ad_id, timestamp, action FROM dedup ORDER BY user_id, timestamp, _order")\
         .to_arrow_reader(ROW_GROUP)
     pending: list[pa.RecordBatch] = []
@@ -85,6 +91,7 @@ def sort_events(con: duckdb.DuckDBPyConnection, table: str, files: list[str], ou
             tail = pa.Table.from_batches(pending) if pending else EVENT_SCHEMA.empty_table()
             writer.write_table(_typed(tail), row_group_size=ROW_GROUP)
     con.execute("DROP TABLE dedup")
+    _LOG.debug("%.2fs sorted and written", time.perf_counter() - start)
     return stats
 
 
