@@ -8,6 +8,7 @@ from pathlib import Path
 
 from genads.data.bids import MarketParams
 from genads.data.dataset import load_dataset
+from genads.data.duck_sort import DuckConfig
 from genads.data.ingest import import_dataset
 from genads.data.loaders import FORMATS, parse_column_map
 from genads.data.split import SplitConfig, leave_one_out, split_stats
@@ -35,10 +36,12 @@ def cmd_import(args: argparse.Namespace) -> int:
     try:
         report = import_dataset(source, args.out, on_error=args.on_error, market=MarketParams(seed=args.seed),
                                 chunk_rows=args.chunk_rows, progress=not args.quiet,
-                                action_map=parse_action_map(args.action_map), string_ids=not args.integer_ids)
+                                action_map=parse_action_map(args.action_map), string_ids=not args.integer_ids,
+                                duck=DuckConfig(memory_limit=args.memory_limit))
     except FileExistsError as e:  # the CLI reports ValueErrors as one-line errors
         raise ValueError(str(e)) from e
-    print(f"{report.path}: {report.n_ads} ads, {report.n_users} users, {report.n_events} events")
+    print(f"{report.path}: {report.n_ads} ads, {report.n_users} users, {report.n_events} events "
+          f"({'DuckDB CSV fast path' if report.engine == 'fast' else source.format + ' loader'}, sorted on DuckDB)")
     print(report.issues.summary() + (f"; details in {report.path}/rejected.jsonl" if report.issues.total else ""))
     return 0
 
@@ -96,6 +99,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="stop at the first malformed row, or skip malformed rows and count them")
     p.add_argument("--seed", type=int, default=0, help="seed for synthetic bids and budgets")
     p.add_argument("--chunk-rows", type=int, default=500_000, help="rows per streaming chunk")
+    p.add_argument("--memory-limit", default=DuckConfig.memory_limit,
+                   help="DuckDB's memory for the sort (e.g. 1500MB, 4GB); beyond it, it spills to disk")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_import)
 
