@@ -114,8 +114,9 @@ def tiny_backbone(folder: Path | str, texts: list[str], seed: int = 0, vocab_siz
     """A random Gemma 3 of the real architecture, a few layers wide, with a BPE tokenizer fitted on
     ``texts`` (byte-level fallback-free: unseen characters map to <unk>). For tests and CI."""
     import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig, PreTrainedTokenizerFast
+
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
