@@ -64,14 +64,21 @@ def write_catalogue(path: Path) -> None:
                   "price": np.round(np.random.default_rng(1).uniform(1, 100, N_ADS), 2)}).to_csv(path, index=False)
 
 
-def child(events: str, catalogue: str, out: str, chunk_rows: int) -> None:
+def child(events: str, catalogue: str, out: str, chunk_rows: int, memory_limit: str) -> None:
     """Run one import and print its figures as JSON (peak RSS of this process only)."""
+    import inspect
+
     from genads.data import ingest
     from genads.data.loaders import TabularSource
 
+    kw = {}
+    if memory_limit and "duck" in inspect.signature(ingest.import_dataset).parameters:  # not in trees before DuckDB
+        from genads.data.duck_sort import DuckConfig
+
+        kw["duck"] = DuckConfig(memory_limit=memory_limit)
     start = time.perf_counter()
     report = ingest.import_dataset(TabularSource(events, catalogue=catalogue), out, chunk_rows=chunk_rows,
-                                   progress=True)
+                                   progress=True, **kw)
     seconds = time.perf_counter() - start
     print(json.dumps({
         "seconds": seconds,
@@ -95,7 +102,7 @@ def _vm_hwm_mb() -> float | None:
     return None
 
 
-def run_one(tmp: Path, n_events: int, chunk_rows: int, baseline: Path | None) -> list[dict]:
+def run_one(tmp: Path, n_events: int, chunk_rows: int, baseline: Path | None, memory_limit: str = "") -> list[dict]:
     events = tmp / f"events-{n_events}.csv"
     catalogue = tmp / "catalogue.csv"
     t0 = time.perf_counter()
@@ -112,12 +119,12 @@ def run_one(tmp: Path, n_events: int, chunk_rows: int, baseline: Path | None) ->
         load = os.getloadavg()[0]
         out = tmp / f"ds-{n_events}-{label}"
         proc = subprocess.run(
-            [sys.executable, __file__, "--child", str(events), str(catalogue), str(out), str(chunk_rows)],
+            [sys.executable, __file__, "--child", str(events), str(catalogue), str(out), str(chunk_rows), memory_limit],
             stdout=subprocess.PIPE, text=True, check=True, env=env,
         )
         figures = json.loads(proc.stdout.strip().splitlines()[-1])
         assert figures["n_events"] == n_events and figures["rejected"] == 0, figures
-        rows.append({"code": label, "events": n_events, "input_mb": round(input_mb, 1), **figures,
+        rows.append({"code": label, "memory_limit": memory_limit or "default", "events": n_events, "input_mb": round(input_mb, 1), **figures,
                      "events_per_s": n_events / figures["seconds"], "generate_s": gen_s,
                      "load_avg_1min_before": load})
         subprocess.run(["rm", "-rf", str(out)], check=True)
@@ -131,7 +138,9 @@ def main() -> None:
     parser.add_argument("--chunk-rows", type=int, default=200_000)
     parser.add_argument("--baseline-src", type=Path, help="another genads tree to run on the same files (its src/)")
     parser.add_argument("--tag", default="", help="suffix of the results file (data_import_TAG.json)")
-    parser.add_argument("--child", nargs=4, metavar=("EVENTS", "CATALOGUE", "OUT", "CHUNK_ROWS"), help=argparse.SUPPRESS)
+    parser.add_argument("--memory-limit", default="", help="DuckDB memory limit of the current code (default: DuckConfig's)")
+    parser.add_argument("--child", nargs=5, metavar=("EVENTS", "CATALOGUE", "OUT", "CHUNK_ROWS", "MEMORY"),
+                        help=argparse.SUPPRESS)
     parser.add_argument("--generate", nargs=3, metavar=("EVENTS", "CATALOGUE", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.generate:
@@ -140,12 +149,12 @@ def main() -> None:
         generate(Path(args.generate[0]), int(args.generate[2]))
         return
     if args.child:
-        child(*args.child[:3], int(args.child[3]))
+        child(*args.child[:3], int(args.child[3]), args.child[4])
         return
     rows = []
     with tempfile.TemporaryDirectory(prefix="genads-bench-") as tmp:
         for n in args.sizes:
-            rows.extend(run_one(Path(tmp), n, args.chunk_rows, args.baseline_src))
+            rows.extend(run_one(Path(tmp), n, args.chunk_rows, args.baseline_src, args.memory_limit))
             print_table(rows[-2:], f"import of {n:,} events")
     table = [{"code": r["code"], "engine": r["engine"], "events": r["events"], "input MB": r["input_mb"], "seconds": round(r["seconds"], 1), "events/s": int(r["events_per_s"]),
               "peak RSS MB": round(r["peak_rss_mb"]),
