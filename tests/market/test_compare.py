@@ -59,3 +59,25 @@ def test_intervals_and_paired_lift() -> None:
              for c in (1.0, 2.0, 3.0)]
     lift = aggregate(seeds)["e2e"]["rpm"]["lift_vs_cascade"]
     assert lift["mean"] == pytest.approx(0.1) and lift["ci95"][0] == pytest.approx(0.1)
+
+
+def test_payment_audit_users_are_disjoint_from_training_users() -> None:
+    from genads.market.compare import profile_users
+
+    train, audit = profile_users(500, 0.2, seed=3)
+    assert len(np.intersect1d(train, audit)) == 0 and len(train) + len(audit) == 500 and len(audit) == 100
+    assert not np.array_equal(profile_users(500, 0.2, seed=4)[1], audit)
+
+
+def test_result_has_markets_ladder_criteria_and_heldout_pctr(tiny: dict) -> None:
+    seed = tiny["per_seed"][0]
+    assert set(seed["markets"]) == set(tiny["markets"])
+    for model in ("din", "reward_model", "true_ctr"):
+        fig = seed["training"]["pctr_heldout"][model]
+        assert 0.0 <= fig["within_request_auc"] <= 1.0 or np.isnan(fig["within_request_auc"])
+        assert fig["log_loss"] > 0
+    pi = seed["training"]["e2e"]["payment_training"]["psi_identical_allocations"]
+    assert set(pi) == {"learned", "gsp"} and pi["gsp"]["psi_heldout"] >= 0
+    steps = [r["step"] for r in next(iter(tiny["ladder"].values()))]
+    assert steps[0].startswith("cascade ->") and steps[-1].endswith("-> e2e")
+    assert all(0 <= c["p_holm"] <= 1 for c in tiny["criteria"])

@@ -12,14 +12,18 @@ from genads.market.config import SimConfig, from_dict, to_dict
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
-@pytest.mark.parametrize("name", ["market.yaml", "market_tiny.yaml"])
+@pytest.mark.parametrize("name", ["market.yaml", "market_tiny.yaml", "market_slate.yaml"])
 def test_shipped_configs_load_and_round_trip(name: str) -> None:
     cfg = load_config(CONFIGS / name)
     assert from_dict(SimConfig, yaml.safe_load(yaml.safe_dump(to_dict(cfg)))) == cfg
 
 
-def test_default_file_is_the_default_config() -> None:
-    assert load_config(CONFIGS / "market.yaml") == SimConfig()
+def test_default_file_keeps_the_original_world() -> None:
+    """configs/market.yaml's world is the default (issue 6's) world; the slate-effect world is its own file."""
+    assert load_config(CONFIGS / "market.yaml").world == SimConfig().world
+    slate = load_config(CONFIGS / "market_slate.yaml")
+    assert slate.world.slate_effects and not SimConfig().world.slate_effects
+    assert slate.seeds == load_config(CONFIGS / "market.yaml").seeds
 
 
 def test_errors_name_the_key(tmp_path: Path) -> None:

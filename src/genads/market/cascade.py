@@ -59,15 +59,10 @@ class Cascade:
         Returns:
             (ads (B, n) with -1 where fewer are live, pCTR (B, n)).
         """
-        net = self.retriever.net
-        net.eval()
-        seq = torch.from_numpy(left_pad(list(history), self.retriever.config.max_len))
-        scores = net.scores(seq)[:, 1:].double().numpy()  # (B, n_ads)
-        scores[:, ~live] = -np.inf
-        k = min(self.cfg.retrieve, int(live.sum()))
-        if k == 0:
+        top = self.retrieve(history, live)
+        if top is None:
             return np.full((len(history), self.cfg.candidates), -1), np.ones((len(history), self.cfg.candidates))
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # (B, k) ads
+        k = top.shape[1]
         pctr = self.ranker.pctr(history, top + 1)  # (B, k)
         ecpm = bids[top] * pctr
         n = min(self.cfg.candidates, k)
@@ -76,6 +71,19 @@ class Cascade:
         pad = self.cfg.candidates - n
         return (np.pad(ads, ((0, 0), (0, pad)), constant_values=-1),
                 np.pad(np.maximum(quality, 1e-9), ((0, 0), (0, pad)), constant_values=1e-9))
+
+    @torch.no_grad()
+    def retrieve(self, history: np.ndarray, live: np.ndarray) -> np.ndarray | None:
+        """(B, k) the ``retrieve`` live ads SASRec scores highest (None when no ad is live)."""
+        net = self.retriever.net
+        net.eval()
+        seq = torch.from_numpy(left_pad(list(history), self.retriever.config.max_len))
+        scores = net.scores(seq)[:, 1:].double().numpy()  # (B, n_ads)
+        scores[:, ~live] = -np.inf
+        k = min(self.cfg.retrieve, int(live.sum()))
+        if k == 0:
+            return None
+        return np.argpartition(-scores, k - 1, axis=1)[:, :k]
 
     def auction(self, bids: np.ndarray, quality: np.ndarray) -> Allocation:
         return gsp(bids, quality, len(self.slot_ctr), slot_ctr=self.slot_ctr)

@@ -1,10 +1,17 @@
 """Cascade against end to end on identical traffic, over several seeds, with confidence intervals.
 
 Per seed: draw a market, log its clicks and an exploration impression log, train both pipelines
-on those logs only, draw one episode of traffic and serve it with every variant (same users, same
-click draws, same bidder types), then audit each variant's auction for regret (Ψ). Figures are
-averaged over seeds with Student-t 95% intervals; the end-to-end lift over the cascade is paired
-by seed.
+on those logs only (the last ``impression_holdout`` share of the logged requests held out, where
+both pCTR models are scored: within-request AUC and log-loss), draw one episode of traffic and
+serve it with every variant (:mod:`genads.market.variants`: same users, same click draws, same
+bidder types) in every market of ``cfg.markets`` (budget-bound, unconstrained: the same trained
+parts), then audit each variant's auction for regret (Ψ). Figures are averaged over seeds with
+Student-t 95% intervals; lifts over the cascade and the ladder's steps are paired by seed.
+
+The payment network is trained against the audit's own misreport grid (EGA's 19 points) on
+auctions of *training* users; Ψ of its prices and of GSP's is then measured on the same held-out
+auctions (users disjoint from the training ones), where both share one allocation (rank by bid x
+pCTR) and differ only in prices.
 """
 
 from __future__ import annotations
@@ -17,42 +24,65 @@ import torch
 from scipy import stats
 
 from genads.auction.payment_net import PaymentNet, PaymentNetConfig, PaymentTrainConfig, train_payment_net
+from genads.auction.regret import EGA_GAMMAS
 from genads.data.split import left_pad
 from genads.market.audit import AuditedAuction, psi, psi_in_model
 from genads.market.cascade import build_cascade
 from genads.market.config import SimConfig
 from genads.market.e2e import EndToEnd, RewardCTR, SlateScoreCTR, train_slate
 from genads.market.engine import make_traffic, run_episode
-from genads.market.logs import Logs, make_logs
+from genads.market.logs import Logs, make_logs, split_impressions
+from genads.market.pctr_eval import score_pctr
+from genads.market.variants import Parts, RankerQuality, build  # noqa: F401  (RankerQuality: older import path)
 from genads.market.world import World, make_world
 from genads.reward.train import RewardTrainConfig
 
 METRICS = ("rpm", "ctr", "advertiser_welfare_per_mille", "user_welfare", "psi", "ir_violations",
            "budget_overspend", "clicks_per_mille", "rpm_expected", "ctr_expected", "fill_rate",
            "strategic_gamma_mean", "psi_grid", "psi_ascent", "value_efficiency", "pctr_true_ctr_spearman",
-           "pctr_over_true_ctr", "candidate_true_ctr", "psi_in_model_grid")
+           "pctr_over_true_ctr", "candidate_true_ctr", "psi_in_model_grid", "gross_rpm", "lost_rpm", "lost_share",
+           "budget_spent_share", "absorbed_per_mille", "withdrawn_per_mille")
+MARKETS = {"budget_bound": 1.0, "unconstrained": 100.0}
+"""Markets of a run: advertisers' budgets as drawn, and x100 (the same trained pipelines serve both)."""
 EGA_GAMMA_STEP = tuple(round(0.2 * i, 1) for i in range(1, 11))
-"""{0.2, 0.4, ..., 2.0}: EGA's misreport grid at its coarser step (payment-network training)."""
+"""{0.2, 0.4, ..., 2.0}: EGA's coarser misreport grid (the payment network's training grid before issue 21;
+it now trains against :data:`EGA_GAMMAS`, the grid the audit searches)."""
+
+
+def profile_users(n_users: int, audit_share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(training users, audit users): a disjoint split of the users for the payment network's auctions."""
+    perm = np.random.default_rng(seed + 11).permutation(n_users)
+    cut = n_users - max(1, int(round(audit_share * n_users)))
+    return np.sort(perm[:cut]), np.sort(perm[cut:])
 
 
 def payment_profiles(world: World, pipe: EndToEnd, logs: Logs, n: int, max_history: int,
-                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(values, pCTR), each (n, candidates): auctions of training traffic at truthful bids (the audit's profiles)."""
+                     rng: np.random.Generator, users: np.ndarray | None = None,
+                     return_ctr: bool = False) -> tuple[np.ndarray, ...]:
+    """(values, pCTR), each (n, candidates): auctions of requests by ``users`` (default: all) at truthful bids.
+
+    With ``return_ctr`` also the candidates' true CTR (n, candidates), for the audit.
+    """
     bids = world.value
     live = np.ones(world.config.n_ads, dtype=bool)
     hist = left_pad(logs.histories, max_history)
-    out_b, out_q = [], []
+    pool = np.arange(world.config.n_users) if users is None else np.asarray(users)
+    out_b, out_q, out_c = [], [], []
     for s in range(0, n, 256):
-        users = rng.integers(world.config.n_users, size=min(256, n - s))
-        ads, q = pipe.propose(hist[users], live, bids)
+        who = pool[rng.integers(len(pool), size=min(256, n - s))]
+        ads, q = pipe.propose(hist[who], live, bids)
+        out_c.append(world.ad_ctr(who, ads))
         out_b.append(np.where(ads >= 0, bids[np.maximum(ads, 0)], 0.0))
         out_q.append(q)
+    if return_ctr:
+        return np.concatenate(out_b), np.concatenate(out_q), np.concatenate(out_c)
     return np.concatenate(out_b), np.concatenate(out_q)
 
 
 def train_payments(bids: np.ndarray, quality: np.ndarray, slot_ctr: np.ndarray, iterations: int,
-                   seed: int) -> tuple[PaymentNet, dict]:
-    """EGA's payment network on logged auctions (augmented Lagrangian, misreport grid)."""
+                   seed: int, gammas: tuple[float, ...] = EGA_GAMMAS) -> tuple[PaymentNet, dict]:
+    """EGA's payment network on logged auctions (augmented Lagrangian, misreport grid ``gammas``:
+    by default the audit's own grid, so training and audit face the same adversary on the grid)."""
     torch.manual_seed(seed)
     cfg = PaymentNetConfig(n_bidders=bids.shape[1], slot_ctr=tuple(float(c) for c in slot_ctr), hidden=32,
                            bid_scale=float(np.median(bids[bids > 0])), quality_scale=float(np.median(quality)))
@@ -61,7 +91,7 @@ def train_payments(bids: np.ndarray, quality: np.ndarray, slot_ctr: np.ndarray, 
     context = torch.as_tensor(quality, dtype=torch.float32)[..., None]
     log = train_payment_net(net, values, context, PaymentTrainConfig(
         iterations=iterations, batch_size=128, lr=3e-3, rho_every=max(iterations // 6, 1), lambda_init=3.0,
-        gammas=EGA_GAMMA_STEP, seed=seed), log_every=max(iterations // 10, 1))
+        gammas=tuple(gammas), seed=seed), log_every=max(iterations // 10, 1))
     net.eval()
     return net, {"revenue": log.revenue, "regret": log.regret}
 
@@ -79,37 +109,40 @@ def build_e2e(world: World, logs: Logs, cfg: SimConfig, seed: int) -> tuple[EndT
         quality_info = {"quality_model": "slate model log-probability, Platt-calibrated on the impression log",
                         "calibration": [float(quality.a.detach()), float(quality.b.detach())]}
     pipe = EndToEnd(model, sids, quality, None, cfg.e2e, world.slot_ctr)
+    train_users, audit_users = profile_users(world.config.n_users, cfg.audit_user_share, seed)
     b, q = payment_profiles(world, pipe, logs, cfg.e2e.payment_profiles, cfg.logs.max_history,
-                            np.random.default_rng(seed + 7))
+                            np.random.default_rng(seed + 7), users=train_users)
     net, pay_log = train_payments(b, q, world.slot_ctr, cfg.e2e.payment_iterations, seed)
     pipe.net = net
-    held = slice(len(b) - min(cfg.episode.audit_auctions, len(b) // 4), len(b))  # audit on the training distribution
-    for name, mech in (("learned", AuditedAuction(world.slot_ctr, net)), ("gsp", AuditedAuction(world.slot_ctr))):
-        pay_log[f"psi_training_profiles_{name}"] = psi(mech, b[held], q[held], q[held], cfg.audit, seed)["psi"]
+    hb, hq, hc = payment_profiles(world, pipe, logs, cfg.episode.audit_auctions, cfg.logs.max_history,
+                                  np.random.default_rng(seed + 8), users=audit_users, return_ctr=True)
+    pay_log["psi_identical_allocations"] = psi_identical(world, net, (b, q), (hb, hq, hc), cfg, seed)
+    pay_log["audit_users"], pay_log["training_users"] = len(audit_users), len(train_users)
     info = {"slate_epochs": len(slate_log),
             "slate_valid_ndcg@10": max((r.get("valid_ndcg@10", 0.0) for r in slate_log), default=0.0),
             **quality_info, "payment_training": pay_log}
     return pipe, info
 
 
-class RankerQuality:
-    """The cascade's DIN pCTR behind the end-to-end quality interface (the diagnostic hybrid)."""
+def psi_identical(world: World, net: PaymentNet, train: tuple, held: tuple, cfg: SimConfig, seed: int) -> dict:
+    """Ψ of learned prices and GSP on the *same* auctions (same candidates, bids and pCTR, hence the same
+    allocation): the held-out audit set (users disjoint from the payment network's training users,
+    clicks at the true CTR, grid + ascent) and, for reference, training auctions in the model's own
+    world (clicks at the pCTR, the grid the network was trained against)."""
+    hb, hq, hc = held
+    tb, tq = train[0][: len(hb)], train[1][: len(hb)]
+    out: dict = {}
+    for name, mech in (("learned", AuditedAuction(world.slot_ctr, net)), ("gsp", AuditedAuction(world.slot_ctr))):
+        r = psi(mech, hb, hq, hc, cfg.audit, seed)
+        out[name] = {"psi_heldout": r["psi"], "psi_heldout_grid": r["psi_grid"], "psi_heldout_ascent": r["psi_ascent"],
+                     "psi_heldout_in_model_grid": psi_in_model(mech, hb, hq),
+                     "psi_training_in_model_grid": psi_in_model(mech, tb, tq)}
+    return out
 
-    def __init__(self, ranker) -> None:
-        self.ranker = ranker
 
-    def pctr(self, history: np.ndarray, items: np.ndarray, bids: np.ndarray) -> np.ndarray:
-        return self.ranker.pctr(history, items)
-
-
-def variant(name: str, cascade, e2e: EndToEnd):
-    if name == "cascade":
-        return cascade
-    if name == "e2e_din_pctr":
-        return e2e.with_config(quality=RankerQuality(cascade.ranker), payments="gsp")
-    changes = {"e2e": {}, "e2e_mean_bid": {"bidding": replace(e2e.cfg.bidding, aggregate="mean")},
-               "e2e_gsp": {"payments": "gsp"}, "e2e_no_bid": {"bidding": replace(e2e.cfg.bidding, alpha=0.0)}}[name]
-    return e2e.with_config(**changes)
+def variant(name: str, cascade, e2e: EndToEnd, world: World | None = None):
+    """The pipeline ``name`` of :data:`genads.market.variants.REGISTRY` (kept for older callers)."""
+    return build(name, Parts(world, cascade, e2e))
 
 
 def pctr_quality(pctr: np.ndarray, ctr: np.ndarray, ads: np.ndarray) -> dict[str, float]:
@@ -121,32 +154,54 @@ def pctr_quality(pctr: np.ndarray, ctr: np.ndarray, ads: np.ndarray) -> dict[str
             "candidate_true_ctr": float(t.mean())}
 
 
-def run_seed(cfg: SimConfig, seed: int, log=print) -> dict:
-    """Every variant on one seed's market and traffic: {variant: figures} plus training info and timings."""
-    t0, c0 = time.perf_counter(), time.process_time()
+def train_parts(cfg: SimConfig, seed: int, log=print) -> tuple[Parts, Logs, dict]:
+    """One seed's world, logs and both trained pipelines, plus training info and the pCTR models' held-out scores."""
+    t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     world = make_world(cfg.world, rng)
     logs = make_logs(world, cfg.logs, rng)
-    log(f"seed {seed}: market and logs ready ({len(logs.impressions.item)} impressions)")
-    cascade, cas_info = build_cascade(world, logs, cfg.cascade, seed)
+    train_imp, held_imp = split_impressions(logs.impressions, world.config.ad_load, cfg.impression_holdout)
+    train_logs = replace(logs, impressions=train_imp)
+    log(f"seed {seed}: market and logs ready ({len(train_imp.item)} training, {len(held_imp.item)} held-out impressions)")
+    cascade, cas_info = build_cascade(world, train_logs, cfg.cascade, seed)
     log(f"seed {seed}: cascade trained ({time.perf_counter() - t0:.0f}s)")
-    e2e, e2e_info = build_e2e(world, logs, cfg, seed)
+    e2e, e2e_info = build_e2e(world, train_logs, cfg, seed)
     log(f"seed {seed}: end-to-end trained ({time.perf_counter() - t0:.0f}s)")
+    k = world.config.ad_load
+    scores = {"din": score_pctr(lambda h, i, u: cascade.ranker.pctr(h, i), held_imp, k, world.slot_ctr),
+              "reward_model": score_pctr(lambda h, i, u: e2e.quality.pctr(h, i, np.ones(i.shape)), held_imp, k,
+                                         world.slot_ctr),
+              "true_ctr": score_pctr(lambda h, i, u: world.ad_ctr(u, i - 1), held_imp, k, world.slot_ctr)}
+    info = {"cascade": cas_info, "e2e": e2e_info, "pctr_heldout": scores, "train_seconds": round(time.perf_counter() - t0, 1)}
+    return Parts(world, cascade, e2e), logs, info
+
+
+def run_seed(cfg: SimConfig, seed: int, log=print) -> dict:
+    """Every variant in every market on one seed's world and traffic: {market: {variant: figures}} plus training info."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    parts, logs, training = train_parts(cfg, seed, log)
+    world = parts.world
     traffic = make_traffic(world, cfg.episode, np.random.default_rng(seed + 1000))
     hist = left_pad(logs.histories, cfg.logs.max_history)
-    out: dict = {"seed": seed, "variants": {}, "training": {"cascade": cas_info, "e2e": e2e_info}}
-    for name in cfg.variants:
-        pipe = variant(name, cascade, e2e)
-        res = run_episode(world, pipe, hist, traffic, cfg.bidders, cfg.episode, seed)
-        aud = res.pop("audit")
-        values = np.where(aud["ads"] >= 0, world.value[np.maximum(aud["ads"], 0)], 0.0)
-        net = e2e.net if name != "cascade" and pipe.cfg.payments == "learned" else None
-        mech = AuditedAuction(world.slot_ctr, net)
-        res.update(psi(mech, values, aud["quality"], aud["ctr"], cfg.audit, seed))
-        res["psi_in_model_grid"] = psi_in_model(mech, values, aud["quality"])
-        res.update(pctr_quality(aud["quality"], aud["ctr"], aud["ads"]))
-        out["variants"][name] = res
-        log(f"seed {seed}: {name:13s} RPM {res['rpm']:.2f}  CTR {res['ctr']:.4f}  Ψ {res['psi']:.4f}")
+    out: dict = {"seed": seed, "markets": {}, "training": training}
+    for market in cfg.markets:
+        mworld = replace(world, budget_rate=world.budget_rate * MARKETS[market])
+        figures: dict = {}
+        for name in cfg.variants:
+            pipe = build(name, replace(parts, world=mworld))
+            res = run_episode(mworld, pipe, hist, traffic, cfg.bidders, cfg.episode, seed)
+            aud = res.pop("audit")
+            values = np.where(aud["ads"] >= 0, world.value[np.maximum(aud["ads"], 0)], 0.0)
+            net = parts.e2e.net if isinstance(pipe, EndToEnd) and pipe.cfg.payments == "learned" else None
+            mech = AuditedAuction(world.slot_ctr, net)
+            res.update(psi(mech, values, aud["quality"], aud["ctr"], cfg.audit, seed))
+            res["psi_in_model_grid"] = psi_in_model(mech, values, aud["quality"])
+            res.update(pctr_quality(aud["quality"], aud["ctr"], aud["ads"]))
+            figures[name] = res
+            log(f"seed {seed} {market}: {name:14s} RPM {res['rpm']:.2f} (gross {res['gross_rpm']:.2f})  "
+                f"CTR {res['ctr']:.4f}  Ψ {res['psi']:.4f}")
+        out["markets"][market] = {"variants": figures}
+    out["variants"] = out["markets"][cfg.markets[0]]["variants"]  # the first market, as before issue 21
     out["seconds"] = round(time.perf_counter() - t0, 1)
     out["cpu_seconds"] = round(time.process_time() - c0, 1)
     return out
@@ -162,8 +217,10 @@ def interval(x: np.ndarray) -> tuple[float, float, float]:
     return m, m - half, m + half
 
 
-def aggregate(per_seed: list[dict]) -> dict:
+def aggregate(per_seed: list[dict], market: str | None = None) -> dict:
     """Mean and 95% CI of every metric per variant, and the paired lift of each variant over the cascade."""
+    if market is not None:
+        per_seed = [{"variants": s["markets"][market]["variants"]} for s in per_seed]
     names = list(per_seed[0]["variants"])
     summary: dict = {}
     for name in names:
@@ -184,6 +241,10 @@ def aggregate(per_seed: list[dict]) -> dict:
 def run_comparison(cfg: SimConfig, log=print) -> dict:
     """All seeds, then the aggregate: {"config", "per_seed", "summary", "seconds", "cpu_seconds"}."""
     t0, c0 = time.perf_counter(), time.process_time()
+    from genads.market.criteria import judge, ladder
+
     per_seed = [run_seed(cfg, s, log) for s in cfg.seeds]
-    return {"per_seed": per_seed, "summary": aggregate(per_seed),
+    markets = {m: aggregate(per_seed, m) for m in cfg.markets}
+    return {"per_seed": per_seed, "summary": markets[cfg.markets[0]], "markets": markets,
+            "ladder": {m: ladder(per_seed, m) for m in cfg.markets}, "criteria": judge({"world": per_seed}),
             "seconds": round(time.perf_counter() - t0, 1), "cpu_seconds": round(time.process_time() - c0, 1)}

@@ -27,11 +27,13 @@ from genads.slate.model import SlateConfig
 from genads.slate.train import TrainConfig
 from genads.tokenize.rq_kmeans import RQKMeansConfig
 
-VARIANTS = ("cascade", "e2e", "e2e_mean_bid", "e2e_gsp", "e2e_no_bid", "e2e_din_pctr")
-"""Pipelines a run can compare: the cascade, genads end to end (max token bid, learned payments) and
-its ablations: mean token bid, GSP prices on the same allocation, no token-level bidding (alpha = 0),
-and a diagnostic hybrid — the end-to-end candidates ranked by the cascade's DIN pCTR with GSP prices
-(against ``e2e_gsp`` it isolates what the pCTR model costs or brings)."""
+VARIANTS = ("cascade", "e2e", "e2e_mean_bid", "e2e_gsp", "e2e_no_bid", "e2e_din_pctr", "gen_retrieval",
+            "cascade_oracle", "e2e_oracle")
+"""Pipelines a run can compare (:data:`genads.market.variants.REGISTRY`): the cascade, genads end to end
+(max token bid, learned payments) and its ablations: mean token bid, GSP prices on the same allocation,
+no token-level bidding (alpha = 0), the end-to-end candidates ranked by the cascade's DIN pCTR with GSP
+prices; the ladder's generated retrieval rung; and the oracle rows (true CTR as pCTR)."""
+MARKET_NAMES = ("budget_bound", "unconstrained")
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,20 @@ class SimConfig:
     cascade: CascadeConfig = field(default_factory=CascadeConfig)
     e2e: EndToEndConfig = field(default_factory=EndToEndConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    markets: tuple[str, ...] = ("budget_bound",)
+    """Markets served with the same trained pipelines: "budget_bound" (budgets as drawn) and/or
+    "unconstrained" (budgets x100)."""
+    impression_holdout: float = 0.1
+    """Share of the logged requests (the last ones) held out of pCTR training, where both pCTR models are scored."""
+    audit_user_share: float = 0.2
+    """Share of users whose auctions form the held-out payment audit set (the network trains on the others')."""
 
     def __post_init__(self) -> None:
+        if not self.markets or set(self.markets) - set(MARKET_NAMES) or len(set(self.markets)) != len(self.markets):
+            raise ValueError(f"markets={list(self.markets)} must list distinct names from {list(MARKET_NAMES)}")
+        if not 0 < self.impression_holdout < 1 or not 0 < self.audit_user_share < 1:
+            raise ValueError(f"impression_holdout={self.impression_holdout} and audit_user_share="
+                             f"{self.audit_user_share} must be in (0, 1)")
         if not self.seeds:
             raise ValueError("seeds must list at least one seed")
         unknown = sorted(set(self.variants) - set(VARIANTS))

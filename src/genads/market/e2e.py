@@ -195,14 +195,19 @@ class EndToEnd:
         n = self.cfg.candidates
         if not live.any():
             return np.full((len(history), n), -1), np.full((len(history), n), 1e-9)
-        trie = self._live_trie(live)
-        table = BidTable(trie, {int(a) + 1: float(bids[a]) for a in np.flatnonzero(live)})
-        slate = generate_slate(self.model, trie, self.sids, history, beam=self.cfg.beam, slate_size=n,
-                               bids=table if self.cfg.bidding.alpha > 0 else None, bid_config=self.cfg.bidding)
-        items = slate.ads  # item indices, -1 past the last live ad
-        ads = np.where(items > 0, items - 1, -1)
+        ads = self.generate(history, live, bids)
+        items = np.where(ads >= 0, ads + 1, -1)
         quality = self.quality.pctr(history, np.where(items > 0, items, 0), np.where(ads >= 0, bids[ads], 0.0))
         return ads, np.where(ads >= 0, np.maximum(quality, 1e-9), 1e-9)
+
+    def generate(self, history: np.ndarray, live: np.ndarray, bids: np.ndarray) -> np.ndarray:
+        """(B, candidates) ads the slate model generates (beam search over live SIDs, bids in the score
+        unless ``bidding.alpha = 0``); -1 past the last live ad."""
+        trie = self._live_trie(live)
+        table = BidTable(trie, {int(a) + 1: float(bids[a]) for a in np.flatnonzero(live)})
+        slate = generate_slate(self.model, trie, self.sids, history, beam=self.cfg.beam, slate_size=self.cfg.candidates,
+                               bids=table if self.cfg.bidding.alpha > 0 else None, bid_config=self.cfg.bidding)
+        return np.where(slate.ads > 0, slate.ads - 1, -1)
 
     def auction(self, bids: np.ndarray, quality: np.ndarray) -> Allocation:
         k = len(self.slot_ctr)

@@ -66,6 +66,15 @@ class Logs:
         return sequence_split(self.histories, self.n_ads)
 
 
+def split_impressions(imp: Impressions, k: int, holdout: float) -> tuple[Impressions, Impressions]:
+    """(train, held out): the last ``holdout`` share of the logged requests (``k`` rows each) held out."""
+    n = len(imp.item) // k
+    cut = k * (n - int(round(holdout * n)))
+    part = lambda sl: Impressions(user=imp.user[sl], history=imp.history[sl], item=imp.item[sl],  # noqa: E731
+                                  slot=imp.slot[sl], click=imp.click[sl])
+    return part(slice(0, cut)), part(slice(cut, None))
+
+
 def make_logs(world: World, cfg: LogConfig, rng: np.random.Generator) -> Logs:
     """Past clicks for every user, then the exploration log on top of them."""
     imp, histories = exploration_log(world, past_clicks(world, cfg, rng), cfg, rng)
@@ -96,15 +105,28 @@ def past_clicks(world: World, cfg: LogConfig, rng: np.random.Generator) -> list[
 
 def exploration_log(world: World, histories: list[np.ndarray], cfg: LogConfig,
                     rng: np.random.Generator) -> tuple[Impressions, list[np.ndarray]]:
-    """Serve ``log_requests`` requests with uniformly random ads; clicks follow the true click model.
+    """Serve ``log_requests`` requests with uniformly random ads; clicks follow the true click model
+    (whole pages with an organic feed when the world has slate effects).
 
     Returns the impressions and the histories extended with the clicks of the log (in request order).
     """
     k = world.config.ad_load
     users = rng.integers(world.config.n_users, size=cfg.log_requests)
     ads = np.stack([rng.choice(world.config.n_ads, k, replace=False) for _ in range(cfg.log_requests)])
-    ctr = world.ad_ctr(users, ads) * world.slot_ctr[None]
-    clicks = rng.random(ctr.shape) < ctr
+    if world.config.slate_effects:  # whole pages: an organic feed (noisy true-CTR ranking) around the ads
+        clicks = np.empty(ads.shape, dtype=bool)
+        n_org = world.config.page_size - k
+        ad_pos = list(world.config.ad_positions)
+        for s in range(0, len(users), 1024):
+            u = users[s:s + 1024]
+            keys = np.log(world.organic_ctr(u)) + rng.gumbel(size=(len(u), world.config.n_organic))
+            organic = np.argsort(-keys, axis=1)[:, :n_org]
+            shape = (len(u), world.config.page_size)
+            clicks[s:s + 1024] = world.page_clicks(u, ads[s:s + 1024], organic, rng.random(shape),
+                                                   rng.random(shape))[:, ad_pos]
+    else:  # the original world: independent clicks per ad slot (kept draw for draw)
+        ctr = world.ad_ctr(users, ads) * world.slot_ctr[None]
+        clicks = rng.random(ctr.shape) < ctr
     extended = [list(h) for h in histories]
     hist_rows = []
     for r in range(cfg.log_requests):

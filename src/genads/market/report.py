@@ -23,9 +23,11 @@ PANELS = (("rpm", "RPM (revenue per 1000 requests)"), ("ctr", "CTR (ad clicks / 
           ("ir_violations", "IR violations (price > bid)"), ("budget_overspend", "budget overspend"))
 LABELS = {"cascade": "cascade", "e2e": "end-to-end", "e2e_mean_bid": "e2e, mean token bid",
           "e2e_gsp": "e2e, GSP prices", "e2e_no_bid": "e2e, no token bidding",
-          "e2e_din_pctr": "e2e candidates, DIN pCTR, GSP"}
+          "e2e_din_pctr": "e2e candidates, DIN pCTR, GSP", "gen_retrieval": "generated retrieval (no bids), DIN, GSP",
+          "cascade_oracle": "cascade retrieval, TRUE CTR, GSP", "e2e_oracle": "e2e candidates, TRUE CTR, GSP"}
 COLORS = {"cascade": "#7f7f7f", "e2e": "#1f77b4", "e2e_mean_bid": "#aec7e8", "e2e_gsp": "#ff7f0e",
-          "e2e_no_bid": "#98df8a", "e2e_din_pctr": "#9467bd"}
+          "e2e_no_bid": "#98df8a", "e2e_din_pctr": "#9467bd", "gen_retrieval": "#c5b0d5", "cascade_oracle": "#bcbd22",
+          "e2e_oracle": "#17becf"}
 
 
 def _cell(stat: dict, digits: int = 4) -> str:
@@ -99,6 +101,49 @@ def comparison_rows(summary: dict) -> list[dict]:
     return rows
 
 
+def budget_rows(summary: dict) -> list[dict]:
+    """Net and gross RPM, revenue lost to exhausted budgets, budget spent."""
+    return [{"pipeline": LABELS[name], "RPM": _cell(s["rpm"], 2), "gross RPM": _cell(s["gross_rpm"], 2),
+             "lost RPM": _cell(s["lost_rpm"], 2), "lost share": _cell(s["lost_share"], 3),
+             "budget spent": _cell(s["budget_spent_share"], 3), "free clicks (absorbed /1000)": _cell(s["absorbed_per_mille"], 2)}
+            for name, s in summary.items() if "gross_rpm" in s]
+
+
+def _diff(d: dict, digits: int = 3) -> str:
+    return f"{d['diff']:+.{digits}f} [{d['ci95'][0]:+.{digits}f}, {d['ci95'][1]:+.{digits}f}]"
+
+
+def ladder_rows(ladder: list[dict]) -> list[dict]:
+    return [{"step": r["step"], **{f"Δ {m}": _diff(v, 2 if "rpm" in m else 4) for m, v in r.items() if m != "step"}}
+            for r in ladder]
+
+
+def criteria_rows(criteria: list[dict]) -> list[dict]:
+    return [{"world": c["world"], "market": c["market"], "claim": c["claim"], "diff [95% CI]": _diff(c),
+             "p": f"{c['p']:.3g}", "p (Holm)": f"{c['p_holm']:.3g}", "verdict": c["verdict"]} for c in criteria]
+
+
+def pctr_rows(per_seed: list[dict]) -> list[dict]:
+    """Both pCTR models on the held-out logged requests (mean over seeds)."""
+    rows = []
+    for model in ("din", "reward_model", "true_ctr"):
+        vals = [r["training"]["pctr_heldout"][model] for r in per_seed if "pctr_heldout" in r["training"]]
+        if vals:
+            rows.append({"model": model, **{k: round(float(np.nanmean([v[k] for v in vals])), 4)
+                                             for k in ("within_request_auc", "log_loss", "pctr_mean_over_click_rate")}})
+    return rows
+
+
+def psi_identical_rows(per_seed: list[dict]) -> list[dict]:
+    rows = []
+    for r in per_seed:
+        pi = r["training"]["e2e"]["payment_training"].get("psi_identical_allocations")
+        if pi:
+            rows.append({"seed": r["seed"], **{f"{mech} {k.removeprefix('psi_')}": round(v, 4)
+                                               for mech in ("learned", "gsp") for k, v in pi[mech].items()}})
+    return rows
+
+
 def diagnosis_rows(summary: dict) -> list[dict]:
     """Ground-truth diagnostics: how close each pipeline gets to the best slots, and how good its pCTR is."""
     rows = []
@@ -160,10 +205,20 @@ def add_section(report: Report, result: dict, title: str = "Market simulator: ca
     s.images.append(("Every figure, per pipeline (95% intervals over seeds)", figure_png(metric_figure(summary))))
     s.images.append(("End-to-end vs cascade: our change beside EGA's", figure_png(lift_figure(summary))))
     s.images.append(("EGA's ablations on the simulator", figure_png(ablation_figure(summary))))
-    pay = [{"seed": r["seed"], "learned": r["training"]["e2e"]["payment_training"].get("psi_training_profiles_learned"),
-            "GSP": r["training"]["e2e"]["payment_training"].get("psi_training_profiles_gsp")}
-           for r in result["per_seed"]]
-    s.tables.append(("Ψ on the payment network's own training distribution (held-out profiles, pCTR as the click "
-                     "rate): learned payments vs GSP", pay))
+    for market, msum in result.get("markets", {}).items():
+        s.tables.append((f"Budgets, {market} market: net and gross RPM, revenue lost to exhausted budgets",
+                         budget_rows(msum)))
+        if market != next(iter(result["markets"])):
+            s.tables.append((f"All pipelines, {market} market", comparison_rows(msum)))
+    for market, rows in result.get("ladder", {}).items():
+        s.tables.append((f"Attribution ladder, {market} market: each step's paired change (mean [95% CI] over seeds)",
+                         ladder_rows(rows)))
+    if result.get("criteria"):
+        s.tables.append(("Pre-declared criteria, paired t-test, Holm-corrected over all of them", criteria_rows(result["criteria"])))
+    s.tables.append(("pCTR models on held-out logged requests (within-request AUC, position-based log-loss)",
+                     pctr_rows(result["per_seed"])))
+    s.tables.append(("Ψ on identical allocations: learned prices vs GSP on the same auctions — held out (users "
+                     "disjoint from the payment network's training users, true CTR) and training (pCTR world)",
+                     psi_identical_rows(result["per_seed"])))
     timing = [{"seed": r["seed"], "wall s": r["seconds"], "CPU s": r["cpu_seconds"]} for r in result["per_seed"]]
     s.tables.append(("Time per seed", timing))
