@@ -17,8 +17,8 @@ def test_candidates_are_live_distinct_and_ranked_by_generation_score(market) -> 
     assert live[ads].all()
     assert all(len(set(row)) == len(row) for row in ads.tolist())
     assert ((pctr > 0) & (pctr < 1)).all()
-    h, logp = pipe.user_state(hist)
-    score, _ = pipe.policy_scores(h, logp, world.value)
+    h, logp, mem = pipe.user_state(hist)
+    score, _ = pipe.policy_scores(h, logp, world.value, mem)
     got = np.take_along_axis(score.detach().numpy(), ads, 1)
     assert (np.diff(got, axis=1) <= 1e-9).all()
     assert got[:, -1].min() >= score.detach().numpy()[:, live].min()
@@ -39,17 +39,17 @@ def test_fewer_live_ads_than_candidates_pad_with_minus_one(market) -> None:  # n
 def test_a_higher_bid_never_lowers_an_ads_generation_rank(market) -> None:  # noqa: F811
     world, logs, pipe, _ = market
     hist = left_pad(logs.histories, 12)[:20]
-    h, logp = pipe.user_state(hist)
+    h, logp, mem = pipe.user_state(hist)
     bids = world.value.copy()
-    base, _ = pipe.policy_scores(h, logp, bids)
+    base, _ = pipe.policy_scores(h, logp, bids, mem)
     ad = 11
     bids[ad] *= 5
-    raised, _ = pipe.policy_scores(h, logp, bids)
+    raised, _ = pipe.policy_scores(h, logp, bids, mem)
     rank = lambda s: (s.detach().numpy() > s.detach().numpy()[:, [ad]]).sum(1)  # noqa: E731
     assert (rank(raised) <= rank(base)).all()
     no_bid = pipe.with_config(alpha=0.0)
-    s0, _ = no_bid.policy_scores(h, logp, world.value)
-    s1, _ = no_bid.policy_scores(h, logp, bids)
+    s0, _ = no_bid.policy_scores(h, logp, world.value, mem)
+    s1, _ = no_bid.policy_scores(h, logp, bids, mem)
     assert np.allclose(s0.detach().numpy(), s1.detach().numpy())
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from genads.market.value import ValueConfig, ValueHead, fit_value_head, within_request_auc
@@ -53,3 +54,19 @@ def test_within_request_auc() -> None:
     request = np.array([0, 0, 1, 1, 2, 2])  # request 1 has no click, request 2 no non-click: both skipped
     assert within_request_auc(score, click, request) == 1.0
     assert within_request_auc(-score, click, request) == 0.0
+
+
+def test_target_attention_reads_the_history() -> None:
+    torch.manual_seed(0)
+    feats = torch.randn(7, 3)
+    head = ValueHead(4, feats, ValueConfig(attention=True))
+    h, logp = torch.randn(2, 4), torch.zeros(2, 6)
+    hist = torch.tensor([[0, 1, 2], [0, 1, 2]])
+    same = head.logits(h[:1].expand(2, -1), logp, torch.arange(1, 7), hist)
+    assert torch.allclose(same[0], same[1])
+    other = head.logits(h[:1].expand(2, -1), logp, torch.arange(1, 7), torch.tensor([[0, 1, 2], [0, 5, 6]]))
+    assert torch.allclose(other[0], same[0]) and not torch.allclose(other[1], same[1])
+    pair = head.pair_logits(h[:1].expand(2, -1), logp[:, 0], torch.tensor([3, 3]), torch.tensor([[0, 1, 2], [0, 5, 6]]))
+    assert torch.allclose(pair, other[:, 2], atol=1e-5)
+    with pytest.raises(ValueError, match="history"):
+        head.logits(h, logp, torch.arange(1, 7))

@@ -114,9 +114,10 @@ class ParallelEndToEnd:
         return out
 
     @torch.no_grad()
-    def user_state(self, history: np.ndarray) -> tuple[Tensor, Tensor]:
-        """(user state (B, D [+ c]), relevance (B, n_ads)) of left-padded histories: the generator's state, joined
-        by the mean content vector of the history's items when the pipeline has content vectors."""
+    def user_state(self, history: np.ndarray) -> tuple[Tensor, Tensor, Tensor]:
+        """(user state (B, D [+ c]), relevance (B, n_ads), history (B, L) item indices) of left-padded histories:
+        the generator's state, joined by the mean content vector of the history's items when the pipeline has
+        content vectors."""
         key = np.ascontiguousarray(history).tobytes()
         if key not in self._cache:
             if len(self._cache) > 64:
@@ -128,18 +129,19 @@ class ParallelEndToEnd:
                 real = (hist > 0).float()
                 pooled = (self.content[hist] * real[..., None]).sum(1) / real.sum(1, keepdim=True).clamp(min=1.0)
                 h = torch.cat([h, pooled], dim=1)
-            self._cache[key] = (h, logp)
+            self._cache[key] = (h, logp, torch.as_tensor(np.asarray(history, dtype=np.int64)))
         return self._cache[key]
 
-    def policy_scores(self, h: Tensor, logp: Tensor, bids: np.ndarray) -> tuple[Tensor, Tensor]:
+    def policy_scores(self, h: Tensor, logp: Tensor, bids: np.ndarray,
+                      history: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """(generation score (B, n_ads), pCTR logit (B, n_ads)) for states ``h`` and relevance ``logp``.
 
         The score reads the policy head (the value head, or its RL-fine-tuned copy); the pCTR the auction ranks
         and prices with always comes from the supervised, calibrated value head.
         """
         items = torch.arange(1, len(self.item_codes))
-        logit = self.head.logits(h, logp, items)
-        gen_logit = logit if self.policy_head is self.head else self.policy_head.logits(h, logp, items)
+        logit = self.head.logits(h, logp, items, history)
+        gen_logit = logit if self.policy_head is self.head else self.policy_head.logits(h, logp, items, history)
         log_bid = torch.log(torch.as_tensor(np.maximum(bids, 1e-12), dtype=logit.dtype))
         score = self.cfg.relevance_weight * logp + torch.nn.functional.logsigmoid(gen_logit) + self.cfg.alpha * log_bid
         return score, logit
@@ -151,8 +153,8 @@ class ParallelEndToEnd:
         ok = np.asarray(live, dtype=bool) & (np.asarray(bids) > 0)
         if not ok.any():
             return np.full((b, n), -1), np.full((b, n), 1e-9)
-        h, logp = self.user_state(history)
-        score, logit = self.policy_scores(h, logp, bids)
+        h, logp, hist = self.user_state(history)
+        score, logit = self.policy_scores(h, logp, bids, hist)
         score = score.double().masked_fill(torch.from_numpy(~ok)[None], -np.inf)
         take = min(n, int(ok.sum()))
         top = torch.topk(score, take, dim=1).indices
@@ -206,7 +208,7 @@ def train_value_head(pipe_model: ParallelModel, codes: np.ndarray, logs: Logs, s
     per_req = imp.history[::k]
     hs, rel = [], []
     for s in range(0, len(per_req), 1024):
-        h, logp = probe.user_state(per_req[s:s + 1024])
+        h, logp, _ = probe.user_state(per_req[s:s + 1024])
         hs.append(h)
         rel.append(logp)
     h_req, logp_req = torch.cat(hs), torch.cat(rel)  # (R, D), (R, n_ads)
@@ -215,7 +217,7 @@ def train_value_head(pipe_model: ParallelModel, codes: np.ndarray, logs: Logs, s
     row_logp = logp_req[torch.from_numpy(request), items - 1]
     head = ValueHead(h_req.shape[1], item_features(pipe_model, codes, content), cfg)
     info = fit_value_head(head, h_req[torch.from_numpy(request)], row_logp, items, imp.slot, imp.click, request,
-                          slot_ctr, cfg, seed)
+                          slot_ctr, cfg, seed, history=torch.as_tensor(imp.history))
     return head, info
 
 

@@ -104,7 +104,7 @@ def finetune(pipe: ParallelEndToEnd, world, history: np.ndarray, bids: np.ndarra
     k = len(pipe.slot_ctr)
     mean_bid = float(np.mean(bids))
     parts = [pipe.user_state(history[s:s + 1024]) for s in range(0, len(history), 1024)]
-    states, relevance = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    states, relevance, hist = (torch.cat([p[i] for p in parts]) for i in range(3))
     pipe.policy_head = copy.deepcopy(pipe.head)
     params = list(pipe.policy_head.parameters())
     opt = torch.optim.Adam(params, lr=cfg.lr)
@@ -114,7 +114,7 @@ def finetune(pipe: ParallelEndToEnd, world, history: np.ndarray, bids: np.ndarra
         return gsp(b, q, k, slot_ctr=pipe.slot_ctr)
 
     def scores(rows: Tensor) -> tuple[Tensor, Tensor]:
-        s, logit = pipe.policy_scores(states[rows], relevance[rows], bids)
+        s, logit = pipe.policy_scores(states[rows], relevance[rows], bids, hist[rows])
         return (s / cfg.temperature).masked_fill(~live[None], float("-inf")), logit
 
     with torch.no_grad():  # the supervised policy's first-pick distribution of every user (the KL's reference)
