@@ -35,7 +35,8 @@ class DuckConfig:
 
     memory_limit: str = "1500MB"
     """DuckDB's buffer pool; it spills sorts and aggregates to disk beyond it."""
-    threads: int = 2
+    threads: int | None = None
+    """Worker threads (None: DuckDB's default, one per core)."""
 
 
 @dataclass
@@ -51,14 +52,17 @@ class SortStats:
     actions: np.ndarray = field(default_factory=lambda: np.zeros(len(ACTIONS), dtype=np.int64))
 
 
-def connect(work: Path, config: DuckConfig) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB database that spills to ``work/spill`` (a temporary folder) beyond its memory limit."""
+def connect(work: Path, config: DuckConfig, progress: bool = False) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB database that spills to ``work/spill`` (a temporary folder) beyond its memory limit.
+
+    With ``progress``, DuckDB draws its own progress bar for statements that run longer than 2 s."""
     con = duckdb.connect(":memory:")
     con.execute(f"SET memory_limit = '{config.memory_limit}'")
-    con.execute(f"SET threads = {int(config.threads)}")
+    if config.threads is not None:
+        con.execute(f"SET threads = {int(config.threads)}")
     con.execute(f"SET temp_directory = '{(work / 'spill').as_posix()}'")
     con.execute("SET preserve_insertion_order = true")
-    con.execute("SET enable_progress_bar = false")
+    con.execute(f"SET enable_progress_bar = {bool(progress)}")
     return con
 
 

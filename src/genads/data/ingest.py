@@ -216,7 +216,7 @@ def import_dataset(
         known = np.sort(cat["ad_id"].to_numpy()) if cat is not None else None
         work = tmp / ".work"
         work.mkdir()
-        con = duck_sort.connect(work, duck or duck_sort.DuckConfig())
+        con = duck_sort.connect(work, duck or duck_sort.DuckConfig(), progress)
         try:
             name, files, engine = _accepted_events(con, source, known, log, work, chunk_rows, progress, vocab,
                                                    action_map, fast)
