@@ -25,7 +25,7 @@ def test_value_head_recovers_a_known_position_free_ctr() -> None:
     logit = (h @ u_true * (feats.numpy()[items] @ v_true)).sum(1) / 2 + bias[items] - 2.0
     true_ctr = 1 / (1 + np.exp(-logit))
     click = (rng.random(len(items)) < slot_ctr[slot] * true_ctr).astype(np.float32)
-    cfg = ValueConfig(d_value=8, epochs=30, lr=1e-2, patience=4)
+    cfg = ValueConfig(d_value=8, epochs=30, lr=1e-2, patience=4, calibrate=True)
     head = ValueHead(d, feats, cfg)
     info = fit_value_head(head, torch.from_numpy(h), torch.zeros(len(items)), torch.from_numpy(items), slot, click,
                           request, slot_ctr, cfg, seed=0)
