@@ -64,10 +64,11 @@ def _same(a_report, b_report) -> None:
         assert (a_report.path / name).read_bytes() == (b_report.path / name).read_bytes(), name
 
 
-def test_fast_and_general_paths_give_the_same_bytes(tmp_path):
+@pytest.mark.parametrize("name", ["events.csv", "events.csv.gz", "events.tsv"])
+def test_fast_and_general_paths_give_the_same_bytes(tmp_path, name):
     frame = _log(np.random.default_rng(0), 3000, users=200, ads=50)
-    path = tmp_path / "events.csv"
-    frame.to_csv(path, index=False)
+    path = tmp_path / name
+    frame.to_csv(path, index=False, sep="\t" if name.endswith(".tsv") else ",")
     fast, general = _both(path, tmp_path)
     assert (fast.engine, general.engine) == ("fast", "general")
     _same(fast, general)
@@ -139,6 +140,17 @@ def test_files_the_fast_path_cannot_read_strictly_take_the_general_path(tmp_path
     fast, general = _both(events, tmp_path)
     assert fast.engine == "general"
     _same(fast, general)
+
+
+def test_gzip_check_finds_a_quote_across_blocks(tmp_path):
+    from genads.data import duck_scan
+
+    path = write(tmp_path / "e.csv.gz", "user_id,ad_id,timestamp,action\n" + "1,1,5,click\n" * 40 + '2,"1",6,click\n')
+    assert not duck_scan._plain_gzip(path, block=7)
+    clean = write(tmp_path / "c.csv.gz", "user_id,ad_id,timestamp,action\n" + "1,1,5,click\n" * 40)
+    assert duck_scan._plain_gzip(clean, block=7)
+    blank = write(tmp_path / "b.csv.gz", "user_id,ad_id,timestamp,action\n" + "1,1,5,click\n" * 20 + "\n3,1,7,click\n")
+    assert not duck_scan._plain_gzip(blank, block=5)
 
 
 def test_a_small_memory_limit_spills_and_gives_the_same_bytes(tmp_path):

@@ -9,7 +9,7 @@ ads...) goes, in input order, through the same Python checks as every other form
 A clean row is therefore exactly a row those checks accept, with the same values: the output and
 the issues are the same as the general path's, only faster.
 
-The path applies to an uncompressed delimited file without quote characters and without blank
+The path applies to a delimited file (optionally gzipped) without quote characters and without blank
 lines (one record per line, so row ``k`` is line ``k + 2``); DuckDB must parse it strictly. When
 it does not (quotes, gzip, a row with the wrong number of fields), :func:`scan_events` returns
 None before anything is logged and the importer takes the general path.
@@ -17,9 +17,11 @@ None before anything is logged and the importer takes the general path.
 
 from __future__ import annotations
 
+import gzip
 import logging
 import mmap
 import time
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -40,19 +42,39 @@ _FLOAT = r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?"  # = genads.data.validate._FLO
 _ACTION_TEXT = r"[A-Za-z0-9_ -]{1,64}"  # ASCII: SQL lower() and Python str.lower() agree
 
 
+_BREAKS = (b'"', b"\n\n", b"\n\r\n", b"\r\r")
+"""Bytes that end the fast path: a quote (the csv module's rules) or a blank line (lines != rows)."""
+
+
 def eligible(source: object) -> bool:
     """True for a TabularSource whose events file the fast path can read (see the module doc)."""
-    if not isinstance(source, TabularSource) or _is_parquet(source.events) or source.events.suffix == ".gz":
+    if not isinstance(source, TabularSource) or _is_parquet(source.events):
         return False
     path = source.events
     if not path.is_file() or path.stat().st_size == 0:
         return False
+    if path.suffix == ".gz":
+        return _plain_gzip(path)
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-        if m.find(b'"') >= 0 or m.find(b"\n\n") >= 0 or m.find(b"\n\r\n") >= 0 or m.find(b"\r\r") >= 0:
+        if any(m.find(pattern) >= 0 for pattern in _BREAKS):
             return False
         first = m.find(b"\n")
         header = m[: first if first >= 0 else len(m)].decode("utf-8", errors="replace")
     return bool(header.strip())
+
+
+def _plain_gzip(path: Path, block: int = 1 << 24) -> bool:
+    """The same test on a gzipped file, decompressed block by block (a pattern may straddle two blocks)."""
+    tail, first = b"", None
+    with gzip.open(path, "rb") as f:
+        while chunk := f.read(block):
+            text = tail + chunk
+            if any(pattern in text for pattern in _BREAKS):
+                return False
+            first = text if first is None else first
+            tail = text[-2:]
+    header = (first or b"").split(b"\n", 1)[0]
+    return bool(header.decode("utf-8", errors="replace").strip())
 
 
 def _run(con: duckdb.DuckDBPyConnection, sql: str) -> None:
@@ -87,7 +109,8 @@ def scan_events(
     """
     path = source.events
     delim = _delimiter(path)
-    with open(path, encoding="utf-8", errors="replace", newline="") as f:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as f:
         header = [h.strip() for h in f.readline().rstrip("\r\n").split(delim)]
     missing = [src for src in source.event_map.values() if src not in header]
     if missing:
