@@ -42,3 +42,32 @@ def test_psi_of_gsp_is_positive_and_learned_net_is_audited() -> None:
     net = PaymentNet(PaymentNetConfig(n_bidders=5, slot_ctr=tuple(SLOT), hidden=8))
     learned = psi(AuditedAuction(SLOT, net), values, q, q, cfg, seed=0)
     assert learned["psi"] >= 0 and np.isfinite(learned["psi_ascent"])
+
+
+def test_generation_audit_finds_regret_when_a_bid_changes_the_candidate_set() -> None:
+    """A pipeline that shows only the top-bid ads: shading the bid can get an ad in cheaper, and a first
+    price auction rewards shading; a truthful second-price-like rule on a fixed set does not."""
+    from genads.auction.mechanisms import first_price, gsp
+    from genads.market.audit import generation_psi
+    from genads.market.world import WorldConfig, make_world
+
+    world = make_world(WorldConfig(n_users=20, n_ads=12, n_advertisers=4, n_organic=6, dim=4, topics=2),
+                       np.random.default_rng(0))
+
+    class TopBid:
+        def __init__(self, mech) -> None:
+            self.mech = mech
+
+        def propose(self, history, live, bids):
+            ads = np.argsort(-bids, kind="stable")[:4]
+            return np.tile(ads, (len(history), 1)), np.full((len(history), 4), 0.1)
+
+        def auction(self, bids, quality):
+            return self.mech(bids, quality, 3, slot_ctr=world.slot_ctr)
+
+    users = np.arange(10)
+    hist = np.zeros((10, 3), dtype=np.int64)
+    fp = generation_psi(world, TopBid(first_price), hist, users, np.arange(4))
+    assert fp["psi_generation"] > 0 and fp["generation_advertisers"] == 4
+    gs = generation_psi(world, TopBid(gsp), hist, users, np.arange(4))
+    assert gs["generation_truthful_utility"] > 0 and gs["psi_generation"] < fp["psi_generation"]

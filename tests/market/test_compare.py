@@ -81,3 +81,9 @@ def test_result_has_markets_ladder_criteria_and_heldout_pctr(tiny: dict) -> None
     steps = [r["step"] for r in next(iter(tiny["ladder"].values()))]
     assert steps[0].startswith("cascade ->") and steps[-1].endswith("-> e2e")
     assert all(0 <= c["p_holm"] <= 1 for c in tiny["criteria"])
+
+
+def test_generation_audit_is_in_the_result(tiny: dict) -> None:
+    gen = tiny["per_seed"][0]["generation_audit"]
+    assert set(gen) == {"cascade", "e2e_gsp", "e2e"}
+    assert all(g["psi_generation"] >= 0 and g["generation_advertisers"] == 2 for g in gen.values())

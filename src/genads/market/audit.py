@@ -27,10 +27,18 @@ class AuditConfig:
     steps: int = 60
     lr_scale: float = 0.05
     """Ascent step size as a share of the median value."""
+    generation_advertisers: int = 0
+    """Advertisers audited with re-generated candidates (:func:`generation_psi`; 0 = off: it re-runs the
+    pipeline ``advertisers x (1 + gammas)`` times)."""
+    generation_requests: int = 64
+    """Requests (of held-out users) per re-generation in that audit."""
 
     def __post_init__(self) -> None:
         if self.restarts < 1 or self.steps < 0 or self.lr_scale <= 0:
             raise ValueError(f"need restarts={self.restarts} >= 1, steps={self.steps} >= 0, lr_scale > 0")
+        if self.generation_advertisers < 0 or self.generation_requests < 1:
+            raise ValueError(f"need generation_advertisers={self.generation_advertisers} >= 0 and "
+                             f"generation_requests={self.generation_requests} >= 1")
 
 
 def gsp_price(bids: Tensor, quality: Tensor) -> Tensor:
@@ -81,3 +89,38 @@ def psi_in_model(mechanism: AuditedAuction, values: np.ndarray, quality: np.ndar
     v = torch.as_tensor(values, dtype=torch.float32)[..., None]
     q = torch.as_tensor(quality, dtype=torch.float32)
     return grid_regret(mechanism, v, torch.stack([q, q], -1)).psi
+
+
+def generation_psi(world, pipeline, history: np.ndarray, users: np.ndarray, advertisers: np.ndarray,
+                   gammas: tuple[float, ...] = (0.5, 0.8, 1.25, 1.6, 2.0)) -> dict[str, float]:
+    """Ψ when a misreport may also change WHICH candidates are generated (or retrieved).
+
+    Every advertiser in ``advertisers`` in turn scales the bids of all its ads by each ``gamma``
+    (the others bid their true value, every ad live); the pipeline re-proposes its candidates for the
+    requests of ``users`` (histories ``history``) and re-runs its auction. The advertiser's utility
+    uses its true value and the page's true click probabilities
+    (:meth:`~genads.market.world.World.page_click_prob`, ads only): regret = best misreport's utility
+    minus the truthful one. Returns Ψ = total regret / total truthful utility and its parts. Unlike
+    :func:`psi`, which replays a fixed candidate set, this audits generation and pre-selection too.
+    """
+    ad_pos = list(world.config.ad_positions)
+    live = np.ones(world.config.n_ads, dtype=bool)
+    kw = {"users": users} if getattr(pipeline, "needs_users", False) else {}
+
+    def utility(adv: int, gamma: float) -> float:
+        bids = world.value * np.where(world.owner == adv, gamma, 1.0)
+        ads, quality = pipeline.propose(history, live, bids, **kw)
+        cand_bids = np.where(ads >= 0, bids[np.maximum(ads, 0)], 0.0)
+        alloc = pipeline.auction(cand_bids, quality)
+        won = np.where(alloc.winners >= 0, np.take_along_axis(ads, np.maximum(alloc.winners, 0), 1), -1)
+        clicks = world.page_click_prob(users, won)[:, ad_pos]
+        mine = (won >= 0) & (world.owner[np.maximum(won, 0)] == adv)
+        return float((mine * clicks * (world.value[np.maximum(won, 0)] - alloc.prices)).sum())
+
+    regret, truthful = 0.0, 0.0
+    for adv in advertisers:
+        u1 = utility(int(adv), 1.0)
+        best = max([u1] + [utility(int(adv), g) for g in gammas])
+        regret, truthful = regret + best - u1, truthful + u1
+    return {"psi_generation": regret / max(truthful, 1e-12), "generation_regret": regret,
+            "generation_truthful_utility": truthful, "generation_advertisers": len(advertisers)}

@@ -26,7 +26,7 @@ from scipy import stats
 from genads.auction.payment_net import PaymentNet, PaymentNetConfig, PaymentTrainConfig, train_payment_net
 from genads.auction.regret import EGA_GAMMAS
 from genads.data.split import left_pad
-from genads.market.audit import AuditedAuction, psi, psi_in_model
+from genads.market.audit import AuditedAuction, generation_psi, psi, psi_in_model
 from genads.market.cascade import build_cascade
 from genads.market.config import SimConfig
 from genads.market.e2e import EndToEnd, RewardCTR, SlateScoreCTR, train_slate
@@ -176,6 +176,23 @@ def train_parts(cfg: SimConfig, seed: int, log=print) -> tuple[Parts, Logs, dict
     return Parts(world, cascade, e2e), logs, info
 
 
+def generation_audit(cfg: SimConfig, parts: Parts, hist: np.ndarray, seed: int) -> dict:
+    """:func:`generation_psi` of the cascade, e2e with GSP and e2e on held-out users' requests; the audited
+    advertisers are those whose ads the cascade and e2e propose most often at truthful bids."""
+    world = parts.world
+    _, audit_users = profile_users(world.config.n_users, cfg.audit_user_share, seed)
+    users = np.random.default_rng(seed + 9).choice(audit_users, min(cfg.audit.generation_requests, len(audit_users)),
+                                                   replace=False)
+    live = np.ones(world.config.n_ads, dtype=bool)
+    counts = np.zeros(world.config.n_advertisers)
+    for pipe in (parts.cascade, parts.e2e):
+        ads, _ = pipe.propose(hist[users], live, world.value)
+        np.add.at(counts, world.owner[ads[ads >= 0]], 1)
+    advertisers = np.argsort(-counts, kind="stable")[: cfg.audit.generation_advertisers]
+    return {name: generation_psi(world, build(name, parts), hist[users], users, advertisers)
+            for name in ("cascade", "e2e_gsp", "e2e") if name in cfg.variants}
+
+
 def run_seed(cfg: SimConfig, seed: int, log=print) -> dict:
     """Every variant in every market on one seed's world and traffic: {market: {variant: figures}} plus training info."""
     t0, c0 = time.perf_counter(), time.process_time()
@@ -201,6 +218,8 @@ def run_seed(cfg: SimConfig, seed: int, log=print) -> dict:
             log(f"seed {seed} {market}: {name:14s} RPM {res['rpm']:.2f} (gross {res['gross_rpm']:.2f})  "
                 f"CTR {res['ctr']:.4f}  Ψ {res['psi']:.4f}")
         out["markets"][market] = {"variants": figures}
+    if cfg.audit.generation_advertisers:
+        out["generation_audit"] = generation_audit(cfg, parts, hist, seed)
     out["variants"] = out["markets"][cfg.markets[0]]["variants"]  # the first market, as before issue 21
     out["seconds"] = round(time.perf_counter() - t0, 1)
     out["cpu_seconds"] = round(time.process_time() - c0, 1)

@@ -220,5 +220,10 @@ def add_section(report: Report, result: dict, title: str = "Market simulator: ca
     s.tables.append(("Ψ on identical allocations: learned prices vs GSP on the same auctions — held out (users "
                      "disjoint from the payment network's training users, true CTR) and training (pCTR world)",
                      psi_identical_rows(result["per_seed"])))
+    gen = [{"seed": r["seed"], **{name: round(g["psi_generation"], 4) for name, g in r["generation_audit"].items()}}
+           for r in result["per_seed"] if "generation_audit" in r]
+    if gen:
+        s.tables.append(("Ψ when a misreport may change which candidates are generated/retrieved (re-proposed per "
+                         "misreport, truthful others, held-out users)", gen))
     timing = [{"seed": r["seed"], "wall s": r["seconds"], "CPU s": r["cpu_seconds"]} for r in result["per_seed"]]
     s.tables.append(("Time per seed", timing))
