@@ -50,6 +50,8 @@ class EvalSet:
     users: np.ndarray
     history: np.ndarray
     target: np.ndarray
+    target_action: np.ndarray | None = None
+    """Action code (ACTIONS) of each target event, for action-weighted scores (TAAC); None if unknown."""
 
     def __len__(self) -> int:
         return len(self.target)
@@ -90,15 +92,23 @@ def left_pad(sequences: list[np.ndarray], length: int) -> np.ndarray:
 
 def user_sequences(dataset: Dataset, config: SplitConfig) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     """(item_ids, users, per-user item-index sequences in time order)."""
+    item_ids, users, seqs, _ = _sequences(dataset, config)
+    return item_ids, users, seqs
+
+
+def _sequences(dataset: Dataset, config: SplitConfig) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], list[np.ndarray]]:
+    """user_sequences plus the action code of each event of each sequence."""
     item_ids = np.concatenate([[-1], np.sort(dataset.catalogue["ad_id"].to_numpy())]).astype(np.int64)
     codes = [ACTION_CODE[a] for a in config.positive_actions]
     ev = dataset.events[dataset.events["action"].isin(codes)]
     ev = ev.sort_values(["user_id", "timestamp"], kind="stable")  # stable: keeps input order on ties
     items = np.searchsorted(item_ids[1:], ev["ad_id"].to_numpy()) + 1
+    actions = ev["action"].to_numpy()
     users, starts = np.unique(ev["user_id"].to_numpy(), return_index=True)
     bounds = np.append(starts, len(ev))
     seqs = [items[bounds[i]:bounds[i + 1]] for i in range(len(users))]
-    return item_ids, users, seqs
+    acts = [actions[bounds[i]:bounds[i + 1]] for i in range(len(users))]
+    return item_ids, users, seqs, acts
 
 
 def training_events(dataset: Dataset, config: SplitConfig | None = None) -> pd.DataFrame:
@@ -129,17 +139,18 @@ def training_events(dataset: Dataset, config: SplitConfig | None = None) -> pd.D
 def leave_one_out(dataset: Dataset, config: SplitConfig | None = None) -> SequenceSplit:
     """Split a dataset into train sequences and validation/test next-item cases."""
     config = config or SplitConfig()
-    item_ids, users, seqs = user_sequences(dataset, config)
+    item_ids, users, seqs, acts = _sequences(dataset, config)
     if not seqs:
         raise ValueError(f"{dataset.name}: no events with actions {config.positive_actions}: nothing to split")
     eligible = np.array([len(s) >= config.min_events for s in seqs])
     train = [s[:-2] if ok else s for s, ok in zip(seqs, eligible, strict=True)]
     ev_users = users[eligible]
     ev_seqs = [s for s, ok in zip(seqs, eligible, strict=True) if ok]
+    ev_acts = [a for a, ok in zip(acts, eligible, strict=True) if ok]
     valid = EvalSet(ev_users, left_pad([s[:-2] for s in ev_seqs], config.max_history),
-                    np.array([s[-2] for s in ev_seqs], dtype=np.int64))
+                    np.array([s[-2] for s in ev_seqs], dtype=np.int64), np.array([a[-2] for a in ev_acts], dtype=np.int8))
     test = EvalSet(ev_users, left_pad([s[:-1] for s in ev_seqs], config.max_history),
-                   np.array([s[-1] for s in ev_seqs], dtype=np.int64))
+                   np.array([s[-1] for s in ev_seqs], dtype=np.int64), np.array([a[-1] for a in ev_acts], dtype=np.int8))
     return SequenceSplit(item_ids, users, train, valid, test, config)
 
 

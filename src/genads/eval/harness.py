@@ -7,7 +7,7 @@ from typing import Protocol
 import numpy as np
 
 from genads.data.split import EvalSet, SequenceSplit
-from genads.eval.metrics import KS, ranking_metrics
+from genads.eval.metrics import KS, ranking_metrics, taac_score
 
 
 class Recommender(Protocol):
@@ -40,9 +40,13 @@ def rank_all(model: Recommender, eval_set: EvalSet, k: int, batch_size: int = 10
 
 
 def evaluate(model: Recommender, eval_set: EvalSet, ks: tuple[int, ...] = KS, batch_size: int = 1024) -> dict[str, float]:
-    """Recall/HR/NDCG@K of ``model`` on ``eval_set`` (full ranking)."""
+    """Recall/HR/NDCG@K of ``model`` on ``eval_set`` (full ranking), and the TAAC 2025 score when K = 10 is
+    asked for (action-weighted too when the cases know their targets' actions)."""
     ranked = rank_all(model, eval_set, max(ks), batch_size)
-    return ranking_metrics(ranked, eval_set.target, ks)
+    out = ranking_metrics(ranked, eval_set.target, ks)
+    if 10 in ks:
+        out.update(taac_score(ranked, eval_set.target, getattr(eval_set, "target_action", None)))
+    return out
 
 
 def evaluate_split(model: Recommender, split: SequenceSplit, ks: tuple[int, ...] = KS) -> dict[str, dict[str, float]]:

@@ -52,6 +52,35 @@ def ranking_metrics(ranked: np.ndarray, targets: np.ndarray, ks: tuple[int, ...]
     return out
 
 
+TAAC_WEIGHTS: tuple[float, float] = (0.31, 0.69)
+"""TAAC 2025 (TencentGR) score = 0.31 * HR@10 + 0.69 * NDCG@10."""
+TAAC_ACTION_WEIGHT: dict[int, float] = {0: 1.0, 1: 1.0, 2: 2.0}
+"""Weight of a case by its target's action code (impression, click, conversion) in the action-weighted
+score. The final round of TAAC 2025 weighs conversion targets more than clicks; the exact factor is not
+in any source reachable here, so 2.0 is this project's choice (pass ``action_weight`` to use another)."""
+
+
+def taac_score(ranked: np.ndarray, targets: np.ndarray, target_action: np.ndarray | None = None,
+               action_weight: dict[int, float] | None = None) -> dict[str, float]:
+    """The TAAC 2025 score of ranked lists (n, >= 10): ``taac@10`` = 0.31 HR@10 + 0.69 NDCG@10 over all
+    cases and, with ``target_action`` (the action code of each target), ``taac_weighted@10``, the same
+    with each case weighted by its target's action (TAAC_ACTION_WEIGHT: conversions count more)."""
+    ranked = np.asarray(ranked)
+    if ranked.ndim != 2 or ranked.shape[1] < 10:
+        raise ValueError(f"ranked must be (n, >= 10) for the TAAC score, got {ranked.shape}")
+    rank = hit_ranks(ranked[:, :10], targets)
+    hit = rank < 10
+    gain = np.where(hit, 1.0 / np.log2(rank + 2.0), 0.0)
+    a, b = TAAC_WEIGHTS
+    out = {"taac@10": float(a * hit.mean() + b * gain.mean()) if len(rank) else 0.0}
+    if target_action is not None:
+        weights = action_weight or TAAC_ACTION_WEIGHT
+        w = np.array([weights.get(int(x), 1.0) for x in np.asarray(target_action).tolist()], dtype=float)
+        total = w.sum()
+        out["taac_weighted@10"] = float(a * (w * hit).sum() / total + b * (w * gain).sum() / total) if total else 0.0
+    return out
+
+
 def topk_from_scores(scores: torch.Tensor, k: int, exclude: torch.Tensor | None = None) -> torch.Tensor:
     """Top-k item indices from scores (B, N+1), column 0 = padding, never returned.
 
