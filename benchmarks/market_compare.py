@@ -33,8 +33,15 @@ from genads.eval.report import Report
 from genads.market.compare import aggregate, run_seed
 from genads.market.config import to_dict
 from genads.market.criteria import judge, ladder
-from genads.market.report import (add_section, budget_rows, comparison_rows, criteria_rows, ladder_rows, pctr_rows,
-                                  psi_identical_rows)
+from genads.market.report import (
+    add_section,
+    budget_rows,
+    comparison_rows,
+    criteria_rows,
+    ladder_rows,
+    pctr_rows,
+    psi_identical_rows,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIGS = (ROOT / "configs" / "market.yaml", ROOT / "configs" / "market_slate.yaml")

@@ -112,7 +112,7 @@ def _toy(click_model: str, cannibalisation: float = 0.0):
     return make_world(cfg, np.random.default_rng(1))
 
 
-def test_cascade_click_model_matches_its_closed_form_on_a_toy_page() -> None:
+def test_cascade_click_model_closed_form_with_an_empty_slot() -> None:
     w = _toy("cascade")
     users, ads, organic = np.array([0, 1]), np.array([[3, 7], [5, -1]]), np.array([[2], [4]])
     a = w.attractiveness(users, ads, organic)

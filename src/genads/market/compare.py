@@ -52,7 +52,7 @@ it now trains against :data:`EGA_GAMMAS`, the grid the audit searches)."""
 def profile_users(n_users: int, audit_share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(training users, audit users): a disjoint split of the users for the payment network's auctions."""
     perm = np.random.default_rng(seed + 11).permutation(n_users)
-    cut = n_users - max(1, int(round(audit_share * n_users)))
+    cut = n_users - max(1, round(audit_share * n_users))
     return np.sort(perm[:cut]), np.sort(perm[cut:])
 
 

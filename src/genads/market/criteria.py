@@ -8,6 +8,8 @@ sort the p-values, compare the i-th smallest with ``alpha / (m - i)``, stop at t
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from scipy import stats
 
@@ -74,7 +76,7 @@ def ladder(seeds: list[dict], market: str, metrics: tuple[str, ...] = ("rpm", "c
     have = seeds[0]["markets"][market]["variants"]
     rungs = [v for v in LADDER if v in have]
     rows = []
-    for prev, cur in zip(rungs, rungs[1:], strict=False):
+    for prev, cur in itertools.pairwise(rungs):
         row = {"step": f"{prev} -> {cur}"}
         for m in metrics:
             t = paired_test(per_seed(seeds, market, cur, m), per_seed(seeds, market, prev, m))

@@ -69,7 +69,7 @@ class Logs:
 def split_impressions(imp: Impressions, k: int, holdout: float) -> tuple[Impressions, Impressions]:
     """(train, held out): the last ``holdout`` share of the logged requests (``k`` rows each) held out."""
     n = len(imp.item) // k
-    cut = k * (n - int(round(holdout * n)))
+    cut = k * (n - round(holdout * n))
     part = lambda sl: Impressions(user=imp.user[sl], history=imp.history[sl], item=imp.item[sl],  # noqa: E731
                                   slot=imp.slot[sl], click=imp.click[sl])
     return part(slice(0, cut)), part(slice(cut, None))

@@ -35,7 +35,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
 CLICK_MODELS = ("position", "cascade")
 
 
