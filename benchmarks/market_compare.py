@@ -70,19 +70,21 @@ def main() -> None:
     parser.add_argument("--name", default="market_compare", help="result name (JSON and runs/NAME)")
     parser.add_argument("--seeds", default=None, help="comma-separated seeds overriding the configs'")
     parser.add_argument("--resume", action="store_true", help="keep the seeds already in benchmarks/results/NAME.json")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run no seed: print the tables and write the report from benchmarks/results/NAME.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
     cfgs = {world_name(p): load_config(p, args.seeds) for p in args.configs}
     files = {world_name(p): str(p.relative_to(ROOT) if p.is_absolute() else p) for p in args.configs}
     per_seed: dict[str, list] = {w: [] for w in cfgs}
     previous = RESULTS / f"{args.name}.json"
-    if args.resume and previous.is_file():
+    if (args.resume or args.report_only) and previous.is_file():
         old = json.loads(previous.read_text())
         per_seed.update({w: s for w, s in old.get("per_seed", {}).items() if w in cfgs})
     start, cpu0 = time.perf_counter(), time.process_time()
     order = [(w, s) for s in max((c.seeds for c in cfgs.values()), key=len) for w in cfgs if s in cfgs[w].seeds]
     for w, seed in order:
-        if any(r["seed"] == seed for r in per_seed[w]):
+        if args.report_only or any(r["seed"] == seed for r in per_seed[w]):
             continue
         print(f"== world {w}, seed {seed}", flush=True)
         per_seed[w].append(run_seed(cfgs[w], seed, log=lambda m: print(m, flush=True)))
