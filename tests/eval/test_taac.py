@@ -43,3 +43,16 @@ def test_leave_one_out_keeps_each_targets_action():
     split = leave_one_out(Dataset(catalogue, events, {}), SplitConfig(min_events=3))
     assert split.valid.target_action.tolist() == [ACTION_CODE["conversion"], ACTION_CODE["click"]]
     assert split.test.target_action.tolist() == [ACTION_CODE["click"], ACTION_CODE["conversion"]]
+
+
+def test_results_lines_show_taac_on_action_typed_data(tmp_path, capsys):
+    """Synthetic TencentGR (targets are clicks and conversions): `genads baselines` prints TAAC and wTAAC."""
+    from genads.cli import main
+
+    assert main(["data", "synth-tencentgr", "--out", str(tmp_path / "raw"), "--users", "150", "--items", "60"]) == 0
+    assert main(["data", "import", str(tmp_path / "raw/seq.jsonl"), "--format", "tencentgr", "--advertiser-feature",
+                 "101", "--out", str(tmp_path / "ds"), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["baselines", str(tmp_path / "ds"), "--models", "popularity"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("popularity"))
+    assert "  TAAC 0." in line and "  wTAAC 0." in line

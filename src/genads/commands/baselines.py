@@ -12,6 +12,7 @@ from genads.baselines.sasrec import PRESETS
 from genads.data.dataset import atomic_write_text, load_dataset
 from genads.data.split import SplitConfig, leave_one_out
 from genads.eval.harness import evaluate_split
+from genads.eval.metrics import taac_columns
 
 
 def cmd_baselines(args: argparse.Namespace) -> int:
@@ -31,7 +32,8 @@ def cmd_baselines(args: argparse.Namespace) -> int:
         results[name] = {**evaluate_split(model, split), "epochs": len(log), "log": log}
         test = results[name]["test"]
         print(f"{name:12s} test R@10 {test['recall@10']:.4f}  N@10 {test['ndcg@10']:.4f}  "
-              f"R@20 {test['recall@20']:.4f}  N@20 {test['ndcg@20']:.4f}")
+              f"R@20 {test['recall@20']:.4f}  N@20 {test['ndcg@20']:.4f}"
+              + taac_columns(test, split.test.target_action))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(args.out / "metrics.json", json.dumps(results, indent=2) + "\n")

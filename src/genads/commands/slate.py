@@ -23,6 +23,7 @@ from genads.data.dataset import atomic_write_text, load_dataset
 from genads.data.paths import relative_to_run, resolve_in_run
 from genads.data.split import SequenceSplit, SplitConfig, leave_one_out, user_sequences
 from genads.eval.harness import evaluate_split
+from genads.eval.metrics import taac_columns
 from genads.parallel import PRESETS as PARALLEL_PRESETS
 from genads.parallel import ParallelRecommender
 from genads.parallel.catalogue import fit_codes
@@ -203,7 +204,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         results[model.name] = evaluate_split(model, split)
         test = results[model.name]["test"]
         rows.append(f"{model.name:18s} R@5 {test['recall@5']:.4f}  N@5 {test['ndcg@5']:.4f}  "
-                    f"R@10 {test['recall@10']:.4f}  N@10 {test['ndcg@10']:.4f}")
+                    f"R@10 {test['recall@10']:.4f}  N@10 {test['ndcg@10']:.4f}"
+                    + taac_columns(test, split.test.target_action))
     print("\n".join(rows))
     atomic_write_text(args.run / "eval.json", json.dumps(results, indent=2) + "\n")
     return 0

@@ -81,6 +81,14 @@ def taac_score(ranked: np.ndarray, targets: np.ndarray, target_action: np.ndarra
     return out
 
 
+def taac_columns(metrics: dict[str, float], target_action: np.ndarray | None) -> str:
+    """``"  TAAC 0.1234  wTAAC 0.1301"`` for a results line when the targets are action-typed (some are
+    conversions, as in TencentGR); empty otherwise."""
+    if target_action is None or "taac@10" not in metrics or not (np.asarray(target_action) == 2).any():
+        return ""
+    return f"  TAAC {metrics['taac@10']:.4f}  wTAAC {metrics.get('taac_weighted@10', float('nan')):.4f}"
+
+
 def topk_from_scores(scores: torch.Tensor, k: int, exclude: torch.Tensor | None = None) -> torch.Tensor:
     """Top-k item indices from scores (B, N+1), column 0 = padding, never returned.
 
