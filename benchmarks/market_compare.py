@@ -79,7 +79,7 @@ def main() -> None:
     per_seed: dict[str, list] = {w: [] for w in cfgs}
     previous = RESULTS / f"{args.name}.json"
     if (args.resume or args.report_only) and previous.is_file():
-        old = json.loads(previous.read_text())
+        old = json.loads(previous.read_text())["figures"]
         per_seed.update({w: s for w, s in old.get("per_seed", {}).items() if w in cfgs})
     start, cpu0 = time.perf_counter(), time.process_time()
     order = [(w, s) for s in max((c.seeds for c in cfgs.values()), key=len) for w in cfgs if s in cfgs[w].seeds]
@@ -113,7 +113,8 @@ def main() -> None:
         add_section(report, result, title=f"Market simulator, {w} world: cascade vs end-to-end")
     path = report.write(ROOT / "runs" / args.name / "report.html")
     atomic_write_text(ROOT / "runs" / args.name / "configs.json", json.dumps({w: to_dict(c) for w, c in cfgs.items()}))
-    print(f"wall {time.perf_counter() - start:.0f}s; wrote {RESULTS / (args.name + '.json')} and {path}")
+    wrote = "" if args.report_only else f"{RESULTS / (args.name + '.json')} and "
+    print(f"wall {time.perf_counter() - start:.0f}s; wrote {wrote}{path}")
 
 
 if __name__ == "__main__":
