@@ -15,7 +15,9 @@ def test_demo_step_fast(tmp_path):
     assert all(row["repetition"] == 0.0 for row in m["titles"][:2])
     folders = list(Path(tmp_path, "creatives").iterdir())
     assert len(folders) == 4 and all((f / "ad.png").exists() and (f / "ad.svg").exists() for f in folders)
-    assert "Creatives" in (tmp_path / "report.html").read_text()
+    report = (tmp_path / "report.html").read_text()
+    assert "Creatives" in report and "personalisation on real user histories" in report
+    assert report.count("<img") >= 12  # the 12 banner thumbnails
 
 
 @pytest.mark.slow
