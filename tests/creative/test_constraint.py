@@ -24,3 +24,13 @@ def test_content_support_counts_unsupported_content_words():
     assert n >= 3 and bad >= 1
     assert content_support("Cordless drill with battery", ["cordless drill", "battery"]) == (0, 3)
     assert is_function_word("with") and is_function_word("的") and not is_function_word("drill")
+
+
+def test_finished_chinese_runs_must_pass_the_metrics_jieba_reading():
+    sps = ["牛仔", "裤"]
+    c = TitleConstraint(sps)
+    assert content_support("牛仔裤", sps)[0] == 1  # 牛仔 + 裤 are source pieces, but jieba reads one word 牛仔裤
+    assert c.check("牛仔裤", partial=True)  # still open: may become something else
+    assert not c.check("牛仔裤")
+    assert not c.check("牛仔裤，", partial=True)  # a finished run is judged
+    assert c.check("牛仔的裤")

@@ -8,7 +8,8 @@ points, brand, category):
 * English (and Latin words inside Chinese): a maximal run of letters/digits must be a word of the
   sources (case-insensitive).
 * Chinese: a maximal run of CJK characters must split into pieces that are each a function word,
-  a word of the sources (jieba) or a substring of length >= 2 of a source phrase.
+  a word of the sources (jieba) or a substring of length >= 2 of a source phrase; once the run is
+  finished, its jieba words must also all be supported (the metric's own reading).
 
 :class:`TitleConstraint` checks finished titles and *prefixes* (the last, unfinished run need only
 extend to a valid run), so a decoder can test a token before taking it. It also forbids saying a
@@ -75,6 +76,12 @@ class TitleConstraint:
                     break
         return reach[n]
 
+    @lru_cache(maxsize=8192)  # noqa: B019
+    def _jieba_ok(self, run: str) -> bool:
+        """A finished CJK run must also pass the metric's reading: every jieba content word supported
+        (pieces can glue into a word the sources do not hold, e.g. 穿 + 上 -> 穿上)."""
+        return content_support(run, self.sources)[0] == 0
+
     def check(self, text: str, partial: bool = False) -> bool:
         """True when ``text`` obeys the constraint (as a prefix that can still be completed when ``partial``)."""
         runs = list(_RUN.finditer(text))
@@ -85,6 +92,8 @@ class TitleConstraint:
             open_end = partial and k == len(runs) - 1 and m.end() == len(text)
             if _CJK.match(run):
                 if not self._cjk_ok(run, open_end):
+                    return False
+                if not open_end and not self._jieba_ok(run):
                     return False
                 for i in range(len(run) - 1):
                     bg = run[i:i + 2]

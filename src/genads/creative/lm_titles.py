@@ -298,6 +298,14 @@ class LMTitleGenerator:
             self._pieces[tid] = self.tok.decode([tid])
         return self._pieces[tid]
 
+    def _first_valid(self, logp: torch.Tensor, text: str, allowed: torch.Tensor, constraint: TitleConstraint,
+                     eos: int, top: int = 64) -> int:
+        """When sampling found nothing valid to start a title: the most probable valid token (else end)."""
+        for c in torch.argsort(logp, descending=True)[:top].tolist():
+            if c != eos and constraint.check(text + self._piece(int(allowed[c])), partial=True):
+                return c
+        return eos
+
     def _logits(self, hidden: torch.Tensor, head: torch.Tensor) -> torch.Tensor:
         logits = hidden @ head.T
         return torch.tanh(logits / self.softcap) * self.softcap if self.softcap else logits
@@ -343,6 +351,8 @@ class LMTitleGenerator:
                     probs[c] = 0.0
                     if probs.sum() <= 0:
                         break
+                if choice == eos and not texts[r].strip():
+                    choice = self._first_valid(logp[r], texts[r], allowed, constraint, eos)
                 nxt[r] = choice
                 logps[r].append(float(logp[r, choice]))
                 if choice == eos:
