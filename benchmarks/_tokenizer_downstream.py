@@ -54,7 +54,14 @@ def item_inputs(dataset, split, seed: int) -> tuple[np.ndarray, object, np.ndarr
 
 
 def sid_tokenizer(name: str, args: argparse.Namespace):
-    from genads.tokenize import RQKMeansConfig, RQKMeansTokenizer, RQVAEConfig, RQVAETokenizer, UniSIDConfig, UniSIDTokenizer
+    from genads.tokenize import (
+        RQKMeansConfig,
+        RQKMeansTokenizer,
+        RQVAEConfig,
+        RQVAETokenizer,
+        UniSIDConfig,
+        UniSIDTokenizer,
+    )
 
     if name == "rq-kmeans":
         return RQKMeansTokenizer(RQKMeansConfig(levels=3, codebook_size=256))
@@ -102,7 +109,7 @@ def parallel_codes(name: str, vectors: np.ndarray, pairs: np.ndarray, args, seed
         book, history = refine_codebook(book, vectors, pairs, cfg, seed=seed)
         extra = {"learned": asdict(cfg), "history_first": history[0], "history_last": history[-1]}
     codes = book.encode(vectors)
-    used = [int(len(np.unique(codes[:, j]))) for j in range(codes.shape[1])]
+    used = [len(np.unique(codes[:, j])) for j in range(codes.shape[1])]
     return codes, {"fit_s": round(time.perf_counter() - start, 1), "fit_cpu_s": round(time.process_time() - cpu, 1),
                    "collision_rate": round(1 - len(np.unique(codes, axis=0)) / len(codes), 4),
                    "codes_used_mean": round(float(np.mean(used)), 1), "codes_used_min": min(used),
@@ -260,10 +267,16 @@ def stability_rows(args: argparse.Namespace, print_table, save) -> None:
 
     Synthetic clustered items (tokenizers.synthetic), L = 3, K = 16: a small catalogue where a retrain is cheap.
     """
-    from tokenizers import synthetic
-
-    from genads.tokenize import RQKMeansConfig, RQKMeansTokenizer, RQVAEConfig, RQVAETokenizer, UniSIDConfig, UniSIDTokenizer
+    from genads.tokenize import (
+        RQKMeansConfig,
+        RQKMeansTokenizer,
+        RQVAEConfig,
+        RQVAETokenizer,
+        UniSIDConfig,
+        UniSIDTokenizer,
+    )
     from genads.tokenize.stability import retrain_stability
+    from tokenizers import synthetic
 
     n, k = args.stability_items, 16
     x = synthetic(n + n // 20, dim=32, seed=0)

@@ -42,7 +42,6 @@ from torch import nn
 
 from genads.tokenize.base import ShapeFromConfig, check_vectors
 
-
 CONDITIONING = ("parallel", "residual")
 
 
@@ -351,7 +350,7 @@ def resolve_collisions(codes: np.ndarray, last_logits: np.ndarray) -> np.ndarray
         last_logits: (n, K) the last level head's logits of the same items.
     """
     codes = np.array(codes, dtype=np.int64, copy=True)
-    n, levels = codes.shape
+    n = len(codes)
     if n == 0:
         return codes
     conf = last_logits[np.arange(n), codes[:, -1]]
