@@ -259,6 +259,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--resume", action="store_true", help="keep the rows of an earlier run with the same tag")
     g.add_argument("--stability", action="store_true", help="only the code-stability-after-retrain table (synthetic)")
     g.add_argument("--stability-items", type=int, default=2000, help="--stability: catalogue size")
+    g.add_argument("--level-entropy", action="store_true",
+                   help="only: collisions and conditional level entropies of e2e-residual before/after the "
+                        "collision-aware re-assignment, beside RQ-KMeans (first data set and seed)")
 
 
 
@@ -298,3 +301,47 @@ def stability_rows(args: argparse.Namespace, print_table, save) -> None:
     save("tokenizers_stability" + (f"_{args.tag}" if args.tag else ""),
          {"rows": rows, "note": "share of the old items whose full code (and each level) is unchanged after a "
           "retrain from scratch on the catalogue + 5% new items, same seed; e2e epochs = --e2e-epochs"})
+
+
+def conditional_entropies(codes: np.ndarray) -> list[float]:
+    """[H(l1), H(l2 | l1), ...] in bits, from the empirical code table (n, L)."""
+    def h(prefix: np.ndarray) -> float:
+        _, counts = np.unique(prefix, axis=0, return_counts=True)
+        p = counts / counts.sum()
+        return float(-(p * np.log2(p)).sum())
+    joint = [h(codes[:, : level + 1]) for level in range(codes.shape[1])]
+    return [round(joint[0], 3)] + [round(joint[i] - joint[i - 1], 3) for i in range(1, len(joint))]
+
+
+def level_entropy_rows(args: argparse.Namespace, print_table, save) -> None:
+    """How much of e2e-residual's collision-free result is the heads and how much the re-assignment.
+
+    Fits e2e-residual with collision-aware assignment (the --downstream row's settings, same inputs and seed),
+    then reads the heads' own greedy codes (``encode``: the codes before the re-assignment) beside the fit's
+    re-assigned ones, and RQ-KMeans on the same vectors.
+    """
+    from _parallel_bench import load_split
+
+    data, seed = args.data_sets[0], args.seeds[0]
+    dataset, split = load_split(args.data, data)
+    vectors, features, _ = item_inputs(dataset, split, seed)
+    rows = []
+    codes, stats = sid_codes("rq-kmeans", vectors, features, args, seed)
+    tables = {"rq-kmeans": (codes, stats)}
+    tok = sid_tokenizer("e2e-residual", args)
+    start = time.process_time()
+    resolved = tok.fit(vectors, seed=seed, features=features)
+    fit_cpu = round(time.process_time() - start, 1)
+    tables["e2e-residual, heads' greedy codes"] = (tok.encode(vectors, features), {"fit_cpu_s": fit_cpu})
+    tables["e2e-residual, after collision-aware re-assignment"] = (resolved, {"fit_cpu_s": fit_cpu})
+    for name, (c, s) in tables.items():
+        rows.append({"data": data, "seed": seed, "codes": name, "fit_cpu_s": s["fit_cpu_s"],
+                     "collision_rate": round(1 - len(np.unique(c, axis=0)) / len(c), 4),
+                     "cond_entropy_bits": conditional_entropies(c), "log2_items": round(float(np.log2(len(c))), 3)})
+        print(rows[-1], flush=True)
+    moved = float((tables["e2e-residual, heads' greedy codes"][0] != resolved).any(1).mean())
+    print_table(rows, f"{data} seed {seed}: collisions and conditional level entropies (bits)")
+    save("tokenizers_level_entropy" + (f"_{args.tag}" if args.tag else ""),
+         {"rows": rows, "reassigned_share": round(moved, 4), "e2e_epochs": args.e2e_epochs,
+          "note": "H(l1), H(l2|l1), H(l3|l1,l2) of the code table; reassigned_share = items whose code the "
+                  "collision-aware step changed"})

@@ -46,6 +46,7 @@ from benchmarks._common import print_table, save
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _tokenizer_downstream import add_arguments as add_downstream_arguments
 from _tokenizer_downstream import run as run_downstream
+from _tokenizer_downstream import level_entropy_rows  # noqa: E402
 from _tokenizer_downstream import stability_rows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -318,7 +319,9 @@ def main() -> None:
     parser.add_argument("--tag", default="", help="probe: results file tokenizers_probe_DATASETS_TAG.json")
     add_downstream_arguments(parser)
     args = parser.parse_args()
-    if args.stability:
+    if args.level_entropy:
+        level_entropy_rows(args, print_table, save)
+    elif args.stability:
         stability_rows(args, print_table, save)
     elif args.downstream:
         run_downstream(args, print_table, save)
