@@ -45,9 +45,11 @@ from benchmarks._common import print_table, save
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _tokenizer_downstream import add_arguments as add_downstream_arguments
+from _tokenizer_downstream import (
+    level_entropy_rows,
+    stability_rows,
+)
 from _tokenizer_downstream import run as run_downstream
-from _tokenizer_downstream import level_entropy_rows  # noqa: E402
-from _tokenizer_downstream import stability_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

@@ -68,6 +68,15 @@ def test_resolve_collisions_moves_the_less_confident_to_its_best_free_code():
     assert len(np.unique(out, axis=0)) == 4
 
 
+def test_resolve_collisions_never_moves_an_item_that_collides_with_nobody():
+    # item 2 holds code (0, 2) alone; item 0 (less confident on the shared (0, 1)) prefers 2 next, so it must
+    # take its next free code (3), not displace item 2
+    codes = np.array([[0, 1], [0, 1], [0, 2]])
+    logits = np.array([[0, 4, 3, 2], [0, 9, 0, 0], [0, 0, 1, 0]], dtype=np.float32)
+    out = resolve_collisions(codes, logits)
+    assert out.tolist() == [[0, 3], [0, 1], [0, 2]]
+
+
 def test_collision_aware_fit_lowers_collisions():
     x, feats = _data()
     cfg = replace(TINY, levels=2)

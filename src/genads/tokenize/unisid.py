@@ -343,7 +343,9 @@ class UniSIDTokenizer(ShapeFromConfig):
 def resolve_collisions(codes: np.ndarray, last_logits: np.ndarray) -> np.ndarray:
     """Codes where items sharing a full code keep it only for the most confident one; the others move to their
     best-scored last-level code that no item under the same prefix holds (in decreasing confidence order).
-    Items whose prefix has no free code left keep their collision.
+    Items whose prefix has no free code left keep their collision. Every greedy code is reserved up front, so an
+    item that collides with nobody never moves (an earlier version let moved items displace them: on Beauty it
+    re-coded 63% of items where 54% collided).
 
     Args:
         codes: (n, L) greedy codes.
@@ -355,15 +357,19 @@ def resolve_collisions(codes: np.ndarray, last_logits: np.ndarray) -> np.ndarray
         return codes
     conf = last_logits[np.arange(n), codes[:, -1]]
     taken: dict[tuple, set] = {}
-    for i in np.argsort(-conf, kind="stable"):  # the most confident claim first
-        prefix = tuple(codes[i, :-1].tolist())
-        used = taken.setdefault(prefix, set())
-        if int(codes[i, -1]) in used:
+    for row in codes:  # every greedy code stays with its holders; only the duplicates move
+        taken.setdefault(tuple(row[:-1].tolist()), set()).add(int(row[-1]))
+    claimed: set[tuple] = set()
+    for i in np.argsort(-conf, kind="stable"):  # the most confident holder keeps the code
+        full = tuple(codes[i].tolist())
+        if full in claimed:
+            used = taken[full[:-1]]
             for c in np.argsort(-last_logits[i], kind="stable"):
                 if int(c) not in used:
                     codes[i, -1] = int(c)
+                    used.add(int(c))
                     break
-        used.add(int(codes[i, -1]))
+        claimed.add(tuple(codes[i].tolist()))
     return codes
 
 
