@@ -122,6 +122,8 @@ def test_recommender_ranks_like_exact_scoring_and_serves_a_new_ad(cycle_split, c
     new_key = len(cycle_codes) + 5  # never trained: no ID embedding, codes from its vector alone
     codes = rec.add_ad(new_key, vector=cycle_vectors[top - 1])
     np.testing.assert_array_equal(codes, cycle_codes[top])
-    ranked = rec.recommend(hist[:1], 2)[0].tolist()
-    assert new_key in ranked  # ties with the ad it copies: both at the top
+    full = rec.slate(hist[:1], len(rec.live))
+    score = dict(zip(full.ads[0].tolist(), full.logprob[0].tolist(), strict=True))
+    assert score[new_key] == pytest.approx(score[top], abs=1e-5)  # ties with the ad it copies: both at the top
+    assert score[new_key] == pytest.approx(max(score.values()), abs=1e-5)  # (other ads may share its codes)
     assert rec.recommend(np.array([[*hist[0][1:], new_key]]), 5).shape == (1, 5)  # a history may hold it too
