@@ -52,13 +52,6 @@ def test_codes_are_deterministic_for_a_seed():
     assert not np.array_equal(runs[0], runs[2])  # the seed matters
 
 
-def test_encode_matches_greedy_decode_of_the_fitted_codes():
-    x, feats = _data()
-    tok = UniSIDTokenizer(TINY)
-    codes = tok.fit(x, seed=0, features=feats)
-    assert np.array_equal(codes, tok.encode(x, feats))
-
-
 def test_resolve_collisions_moves_the_less_confident_to_its_best_free_code():
     codes = np.array([[0, 1], [0, 1], [0, 1], [2, 1]])
     logits = np.array([[0, 5, 4, 0], [0, 9, 1, 3], [0, 2, 1, 8], [0, 5, 0, 0]], dtype=np.float32)
