@@ -38,7 +38,7 @@ from genads.auction.payment_net import LearnedPayments, PaymentNet
 from genads.market.logs import Logs
 from genads.market.value import ValueConfig, ValueHead, fit_value_head
 from genads.parallel.codes import PQCodebook, PQConfig
-from genads.parallel.model import ParallelConfig, ParallelModel
+from genads.parallel.model import ParallelConfig, ParallelModel, score_items
 from genads.parallel.recommender import PRESETS, sized_config
 from genads.parallel.train import ParallelTrainConfig, fit
 
@@ -106,12 +106,7 @@ class ParallelEndToEnd:
     def relevance(self, h: Tensor) -> Tensor:
         """(B, n_ads) exact log P(ad | history) of ads 0..n_ads-1 (item index = ad + 1); differentiable in the
         generator's code heads."""
-        logp = self.model.code_logprobs(h)  # (B, m, K)
-        codes = self.item_codes[1:]
-        out = logp.new_zeros(len(h), len(codes))
-        for k in range(codes.shape[1]):
-            out = out + logp[:, k, :].index_select(1, codes[:, k])
-        return out
+        return score_items(self.model.code_logprobs(h), self.item_codes[1:])
 
     @torch.no_grad()
     def user_state(self, history: np.ndarray) -> tuple[Tensor, Tensor, Tensor]:

@@ -78,16 +78,18 @@ MARKETS = {"budget": 1.0, "unconstrained": 100.0}
 
 
 class Oracle:
-    """Candidates: the live ads of highest true CTR x bid; pCTR: the true CTR; GSP."""
+    """Candidates: the live ads of highest true CTR x bid; pCTR: the true CTR; GSP. The engine passes the
+    request's users (``needs_users``)."""
 
     name = "oracle"
+    needs_users = True
 
     def __init__(self, market: Market, n: int) -> None:
         self.market, self.n = market, n
-        self.user_of = {row.tobytes(): u for u, row in enumerate(market.hist)}
 
-    def propose(self, history: np.ndarray, live: np.ndarray, bids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        users = np.array([self.user_of[row.tobytes()] for row in np.asarray(history)])
+    def propose(self, history: np.ndarray, live: np.ndarray, bids: np.ndarray,
+                users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        del history  # the oracle reads the true CTR of the request's user
         ctr = self.market.world.all_ad_ctr(users)
         score = np.where((live & (bids > 0))[None], ctr * bids[None], -np.inf)
         ads = np.argsort(-score, axis=1, kind="stable")[:, : self.n]
