@@ -8,6 +8,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -36,15 +37,30 @@ def git_sha() -> str:
         return "unknown"
 
 
+# Provenance is taken when the benchmark starts (this module is imported first), not when it saves: a tree that
+# changes during a long run must not lend its later commit to figures computed by earlier code.
+_START = {"git_sha": git_sha(), "load_at_start": list(os.getloadavg()),
+          "started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
+_CPU_AT_START = time.process_time()
+
+
 def save(name: str, figures: dict) -> Path:
-    """Write benchmarks/results/NAME.json with the figures and the run's provenance."""
+    """Write benchmarks/results/NAME.json with the figures and the run's provenance.
+
+    ``git_sha`` is the commit at the start of the run (``-dirty`` when tracked files differed from it then);
+    ``load`` holds the 1/5/15-minute load averages at start and at save, ``cpu_seconds`` this process's CPU time.
+    """
     RESULTS.mkdir(parents=True, exist_ok=True)
     record = {
         "benchmark": name,
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "git_sha": git_sha(),
+        "git_sha": _START["git_sha"],
+        "git_sha_at_save": git_sha(),
+        "started": _START["started"],
         "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
+        "load": {"at_start": _START["load_at_start"], "at_save": list(os.getloadavg())},
+        "cpu_seconds": round(time.process_time() - _CPU_AT_START, 1),
         "figures": figures,
     }
     path = RESULTS / f"{name}.json"
