@@ -127,3 +127,51 @@ def test_recommender_ranks_like_exact_scoring_and_serves_a_new_ad(cycle_split, c
     assert score[new_key] == pytest.approx(score[top], abs=1e-5)  # ties with the ad it copies: both at the top
     assert score[new_key] == pytest.approx(max(score.values()), abs=1e-5)  # (other ads may share its codes)
     assert rec.recommend(np.array([[*hist[0][1:], new_key]]), 5).shape == (1, 5)  # a history may hold it too
+
+
+
+def _short_history_dataset(folder, n_single: int, n_long: int, seed: int = 0):
+    """Many users with one event (1-item training windows) beside a few longer ones, as in real logs; string ids."""
+    from genads.data.ingest import import_dataset
+    from genads.data.loaders import TabularSource
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    lines, t = ["user,item,ts,action"], 0
+    for u in range(n_single):
+        lines.append(f"u-{u},ad-{int(rng.integers(1, 21))},{t},click")
+        t += 1
+    for u in range(n_single, n_single + n_long):
+        for i in range(6):
+            lines.append(f"u-{u},ad-{1 + (u + i) % 20},{t},click")
+            t += 1
+    (folder / "events.csv").write_text("\n".join(lines) + "\n")
+    (folder / "items.csv").write_text("\n".join(["ad_id,title"] + [f"ad-{i},Item {i}" for i in range(1, 21)]) + "\n")
+    source = TabularSource(folder / "events.csv", catalogue=folder / "items.csv",
+                           column_map={"user_id": "user", "ad_id": "item", "timestamp": "ts"})
+    import_dataset(source, folder / "ds", progress=False)
+    return load_dataset(folder / "ds")
+
+
+def _random_codes(n_items: int) -> np.ndarray:
+    return np.vstack([np.zeros((1, 4), dtype=np.int64), np.random.default_rng(0).integers(0, 4, size=(n_items, 4))])
+
+
+def test_one_event_users_do_not_crash_parallel_training(tmp_path):
+    """A batch of only 1-item windows has no next-item target: it crashed with an empty reshape (issue 27)."""
+    from genads.parallel.train import next_item_windows
+
+    split = leave_one_out(_short_history_dataset(tmp_path / "raw", n_single=200, n_long=20))
+    assert sum(len(s) == 1 for s in split.train) >= 200  # the case that crashed
+    windows = next_item_windows(split, 10)
+    assert ((windows > 0).sum(1) >= 2).all()
+    codes = _random_codes(split.n_items)
+    log = fit(build(codes), codes, split, TINY, seed=0, run_dir=tmp_path / "run", progress=False)
+    assert log and np.isfinite(log[-1]["loss"])
+
+
+def test_no_user_with_two_events_is_a_clear_error(tmp_path):
+    split = leave_one_out(_short_history_dataset(tmp_path / "raw", n_single=50, n_long=0))
+    codes = _random_codes(split.n_items)
+    with pytest.raises(ValueError, match="at least two training events"):
+        fit(build(codes), codes, split, TINY, seed=0, progress=False)

@@ -157,6 +157,25 @@ def exact_topk(model: ParallelModel, item_codes: Tensor, history: np.ndarray, k:
     return np.concatenate(out) if out else np.zeros((0, k), dtype=np.int64)
 
 
+def next_item_windows(split: SequenceSplit, max_items: int) -> np.ndarray:
+    """The training windows that hold a next-item target: two items or more.
+
+    A user with one training event gives a 1-item window, which has no next item to predict (the parallel
+    family has no per-item token stream, unlike the SID family); a batch of only such windows would be empty.
+    Real logs have many such users (5-core benchmarks have none), so they are dropped here, not in a batch.
+
+    Raises:
+        ValueError: when no user has two training events, naming the counts.
+    """
+    windows, _ = training_windows(split, max_items)
+    keep = (windows > 0).sum(1) >= 2
+    if not keep.any():
+        raise ValueError(f"parallel training needs users with at least two training events: all "
+                         f"{len(split.train):,} users have at most one (users with {split.config.min_events} events or "
+                         "more lose their last two to validation and test)")
+    return windows[keep]
+
+
 def validate(model: ParallelModel, item_codes: Tensor, eval_set: EvalSet, cfg: ParallelTrainConfig) -> float:
     """NDCG@10 by exact full ranking on (a subset of) ``eval_set``; DDP ranks share the cases."""
     rank, world = world_info()
@@ -201,8 +220,7 @@ def fit(model: ParallelModel, item_codes: np.ndarray, split: SequenceSplit, cfg:
             best_weights = {k: v.clone() for k, v in _read_best(folder).items()}
     if world > 1:
         objective = nn.parallel.DistributedDataParallel(objective)
-    windows, _ = training_windows(split, model.config.max_items)
-    windows = torch.from_numpy(windows)
+    windows = torch.from_numpy(next_item_windows(split, model.config.max_items))
     lengths = (windows > 0).sum(1).numpy()
     steps_per_epoch = len(epoch_batches(lengths, cfg.batch_size, seed, 0, world))
     total = steps_per_epoch * cfg.epochs
