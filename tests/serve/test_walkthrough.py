@@ -87,3 +87,23 @@ def test_walkthrough(trained, tmp_path, capsys):
     genads("recommend", root / "runs/shop2", "--user", "u0003", "-k", "3")
     printed = capsys.readouterr().out
     assert "user u0003" in printed and "ad ad-" in printed
+
+    # redeploy the retrained run over the served bundle (docs/walkthrough.md): the state must survive
+    admin = (root / "bundle/state/admin.key").read_text().strip()
+    with TestClient(build_app(root / "bundle", served_log=None)) as client:
+        before = client.get("/v1/campaigns", headers={"X-API-Key": admin}).json()
+    spent = {c["campaign_id"]: c["spent"] for c in before}
+    assert sum(spent.values()) > 0  # the clicks above were charged
+    served_lines = log.read_text()
+    assert main(["export", str(root / "runs/shop2"), "--out", str(root / "bundle")]) == 2  # refused: state/ exists
+    assert "--keep-state" in capsys.readouterr().err and log.read_text() == served_lines
+    genads("export", root / "runs/shop2", "--out", root / "bundle", "--keep-state")
+    assert json.loads((root / "bundle/manifest.json").read_text())["source"]["run"] == "shop2"
+    assert log.read_text() == served_lines and (root / "bundle/state/admin.key").read_text().strip() == admin
+    with TestClient(build_app(root / "bundle")) as client:
+        after = client.get("/v1/campaigns", headers={"X-API-Key": admin})
+        assert after.status_code == 200, after.text  # the admin key survived
+        assert {c["campaign_id"]: c["spent"] for c in after.json()} == spent  # and the spend
+        again = client.post("/v1/ads", json={"user_id": "u0003", "slots": 2})
+        assert again.status_code == 200 and all(s["ad"].startswith("ad-") for s in again.json()["slate"])
+    assert log.read_text().startswith(served_lines)  # the served log goes on in the same file

@@ -43,6 +43,14 @@ from genads.auction.payment_net import PaymentNet, PaymentNetConfig
 from genads.data.dataset import replace_dir
 from genads.data.vocab import IdVocabulary
 from genads.parallel.model import ParallelConfig, ParallelModel
+from genads.serve.redeploy import (
+    STATE_DIR,
+    check_state_policy,
+    has_state,
+    move_state,
+    record_migration,
+    restore_state,
+)
 from genads.slate.checkpoint import load_weights, save_weights
 from genads.slate.model import SlateConfig, SlateModel
 
@@ -92,8 +100,13 @@ def _config(cls, data: dict, where: str):  # a frozen dataclass from JSON, namin
 def write_bundle(out: str | Path, *, model: SlateModel | ParallelModel, sids: np.ndarray, ads: pd.DataFrame, beam: int,
                  payment_net: PaymentNet | None = None, histories: tuple[np.ndarray, np.ndarray] | None = None,
                  reward_dir: str | Path | None = None, vocab: IdVocabulary | None = None,
-                 extra: dict | None = None) -> Path:
+                 extra: dict | None = None, state: str = "refuse", migration: dict | None = None) -> Path:
     """Write a bundle folder (replacing ``out`` atomically).
+
+    ``out/state`` (the deployment's ledger, keys, token secret and served log) is never lost silently:
+    ``state="refuse"`` raises :class:`~genads.serve.redeploy.StateExistsError` before any work when ``out`` has
+    one, ``"keep"`` moves it into the new bundle (``migration`` is appended to its ``migrations.jsonl``), and
+    ``"discard"`` deletes it with the old bundle. A failed write puts the old bundle and its state back.
 
     Args:
         ads: AD_COLUMNS; ``item`` indexes ``sids`` rows.
@@ -102,6 +115,7 @@ def write_bundle(out: str | Path, *, model: SlateModel | ParallelModel, sids: np
         vocab: the dataset's id vocabulary (written as ids.parquet when it holds string ids).
     """
     out = Path(out)
+    check_state_policy(out, state)
     missing = [c for c in AD_COLUMNS if c not in ads.columns]
     if missing:
         raise ValueError(f"ads table lacks column(s) {missing}")
@@ -132,8 +146,16 @@ def write_bundle(out: str | Path, *, model: SlateModel | ParallelModel, sids: np
                     "model_version": _sha256(tmp / "slate.safetensors")[:16], **(extra or {})}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         tmp.chmod(0o755)
+        kept = state == "keep" and has_state(out)
+        replaced = _old_version(out) if kept else None
+        if kept:
+            move_state(out, tmp)
         replace_dir(tmp, out)
+        if kept:  # after the swap: the audit line says what happened, never what was only tried
+            record_migration(out / STATE_DIR, {"model_version": manifest["model_version"],
+                                               "replaced_model_version": replaced, **(migration or {})})
     except BaseException:
+        restore_state(tmp, out)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
@@ -178,6 +200,13 @@ def load_bundle(path: str | Path) -> Bundle:
     manifest.setdefault("model_version", _sha256(path / "slate.safetensors")[:16])  # bundles from before it
     return Bundle(path, model, sids, ads, int(manifest["slate"]["beam"]), net, reward, histories, manifest,
                   IdVocabulary.load(path))
+
+
+def _old_version(folder: Path) -> str | None:
+    try:
+        return json.loads((folder / "manifest.json").read_text()).get("model_version")
+    except (OSError, ValueError):
+        return None
 
 
 def _sha256(path: Path) -> str:

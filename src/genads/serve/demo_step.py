@@ -39,15 +39,16 @@ def run(ctx) -> None:  # ctx: DemoContext
             reward_dir = save_reward_model(ctx.artifacts["reward_model"], Path(tmp) / "reward")
         # the same library call as `genads export RUN --out BUNDLE`
         export_bundle(out, model=rec.model, codes=ctx.artifacts["sids"], split=split, catalogue=ctx.dataset.catalogue,
-                      config=ExportConfig(beam=max(rec.train.beam, 10)), payment_net=ctx.artifacts.get("payment_net"),
-                      reward_dir=reward_dir, vocab=ctx.dataset.vocab, extra={"source": source})
+                      config=ExportConfig(beam=max(rec.train.beam, 10), titles="generated"),
+                      payment_net=ctx.artifacts.get("payment_net"), reward_dir=reward_dir, vocab=ctx.dataset.vocab,
+                      extra={"source": source}, state="keep")  # a rerun keeps a served demo's ledger and keys
     example = _smoke(out, int(split.users[0]))
     parallel = ctx.artifacts.get("parallel_model")
     example_parallel = None
     if parallel is not None:  # the second family, served from its own bundle by exact scoring
         export_bundle(ctx.out / "serve-parallel", model=parallel.model, codes=parallel.item_codes, split=split,
                       catalogue=ctx.dataset.catalogue, payment_net=ctx.artifacts.get("payment_net"),
-                      vocab=ctx.dataset.vocab, extra={"source": source})
+                      vocab=ctx.dataset.vocab, extra={"source": source}, state="keep")
         example_parallel = _smoke(ctx.out / "serve-parallel", int(split.users[0]))
     seconds = time.perf_counter() - start
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())

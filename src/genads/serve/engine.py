@@ -99,14 +99,18 @@ class AdResult:
 
 
 def seed_campaigns(ledger: SQLLedger, bundle: Bundle) -> int:
-    """One active campaign per advertiser of the bundle (its ads, median bid, its budget), if the ledger has none."""
-    if ledger.campaigns():
-        return 0
+    """One active campaign per advertiser of the bundle that has no campaign in the ledger yet (its ads, median bid,
+    its budget): every advertiser on a fresh ledger, and after a redeploy that kept the state
+    (``genads export --keep-state``) the advertisers new in the catalogue; the others' campaigns are theirs."""
+    known = {c.advertiser_id for c in ledger.campaigns()}
     rows = []
     for adv, group in bundle.ads.groupby("advertiser_id", sort=True):
+        if int(adv) in known:
+            continue
         rows.append((int(adv), f"advertiser {adv}", group["ad_id"].astype(int).tolist(),
                      float(group["bid"].median()), float(group["budget"].iloc[0])))
-    ledger.create_campaigns(rows)
+    if rows:
+        ledger.create_campaigns(rows)
     return len(rows)
 
 
