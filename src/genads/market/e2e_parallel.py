@@ -57,14 +57,20 @@ class ParallelE2EConfig:
     alpha: float = 1.0
     """Exponent of the bid in the generation score (0: bids do not shape which ads are generated)."""
     payments: Literal["learned", "gsp"] = "learned"
+    lcb_z: float = 0.0
+    """Generate on a lower confidence bound: the policy head's pCTR logit minus ``lcb_z`` posterior sds of the ad's
+    bias (:func:`genads.market.value.shrunk_head`); the auction still ranks and prices with the point pCTR."""
+    reserve: float = 0.0
+    """GSP's per-click reserve price (``payments="gsp"``)."""
 
     def __post_init__(self) -> None:
         if self.candidates < 2:
             raise ValueError(f"candidates={self.candidates} must be >= 2")
         if self.payments not in ("learned", "gsp"):
             raise ValueError(f"payments={self.payments!r} must be 'learned' or 'gsp'")
-        if self.relevance_weight < 0 or self.alpha < 0:
-            raise ValueError(f"relevance_weight={self.relevance_weight} and alpha={self.alpha} must be >= 0")
+        if self.relevance_weight < 0 or self.alpha < 0 or self.lcb_z < 0 or self.reserve < 0:
+            raise ValueError(f"relevance_weight={self.relevance_weight}, alpha={self.alpha}, lcb_z={self.lcb_z} and "
+                             f"reserve={self.reserve} must be >= 0")
 
 
 class ParallelEndToEnd:
@@ -137,6 +143,8 @@ class ParallelEndToEnd:
         items = torch.arange(1, len(self.item_codes))
         logit = self.head.logits(h, logp, items, history)
         gen_logit = logit if self.policy_head is self.head else self.policy_head.logits(h, logp, items, history)
+        if self.cfg.lcb_z > 0:
+            gen_logit = gen_logit - self.cfg.lcb_z * self.policy_head.bias_sd[items][None]
         log_bid = torch.log(torch.as_tensor(np.maximum(bids, 1e-12), dtype=logit.dtype))
         score = self.cfg.relevance_weight * logp + torch.nn.functional.logsigmoid(gen_logit) + self.cfg.alpha * log_bid
         return score, logit
@@ -165,7 +173,7 @@ class ParallelEndToEnd:
             if self.net is None:
                 raise RuntimeError("payments='learned' needs a trained payment network (ParallelEndToEnd.net)")
             return LearnedPayments(self.net)(bids, quality, k, slot_ctr=self.slot_ctr)
-        return gsp(bids, quality, k, slot_ctr=self.slot_ctr)
+        return gsp(bids, quality, k, slot_ctr=self.slot_ctr, reserve=self.cfg.reserve)
 
 
 def train_generator(logs: Logs, features: np.ndarray, cfg: ParallelE2EConfig, seed: int,

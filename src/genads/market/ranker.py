@@ -27,9 +27,11 @@ class RankerConfig:
     batch_size: int = 512
     lr: float = 3e-3
     weight_decay: float = 1e-6
+    patience: int = 1
+    """Early stopping (:func:`fit_ranker_early`): stop after this many epochs without a lower held-out log-loss."""
 
     def __post_init__(self) -> None:
-        for name in ("d_model", "hidden", "epochs", "batch_size"):
+        for name in ("d_model", "hidden", "epochs", "batch_size", "patience"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
         if self.lr <= 0 or self.weight_decay < 0:
@@ -104,3 +106,55 @@ def fit_ranker(model: DIN, imp: Impressions, slot_ctr: np.ndarray, cfg: RankerCo
             total += float(loss.detach()) * len(idx)
         losses.append(total / len(y))
     return losses
+
+
+def fit_ranker_early(model: DIN, train: Impressions, held: Impressions, k: int, slot_ctr: np.ndarray,
+                     cfg: RankerConfig, seed: int) -> dict:
+    """Train on ``train`` with the position-based likelihood, early-stopped on the held-out requests ``held``
+    (``k`` rows a request): after each epoch the held-out log-loss; the best epoch's weights are kept.
+
+    Returns the curve and the best epoch's held-out log-loss and within-request AUC (the figures the value head
+    reports on the same requests, :func:`genads.market.value.fit_value_head`).
+    """
+    from genads.market.pctr_eval import log_loss, within_request_auc
+
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    hist, item = torch.from_numpy(train.history), torch.from_numpy(train.item)
+    exam = torch.as_tensor(slot_ctr, dtype=torch.float32)[torch.from_numpy(train.slot)]
+    y = torch.from_numpy(train.click)
+    n = len(held.item) // k
+    h_exam = np.asarray(slot_ctr)[held.slot].reshape(n, k)
+    h_click = held.click.reshape(n, k).astype(float)
+
+    def held_out() -> tuple[float, float]:
+        p = np.concatenate([model.pctr(held.history[s:s + 4096], held.item[s:s + 4096, None])[:, 0]
+                            for s in range(0, len(held.item), 4096)]).reshape(n, k)
+        return log_loss(p, h_exam, h_click), within_request_auc(p, h_click)
+
+    curve, best, best_state, bad = [], float("inf"), None, 0
+    for epoch in range(cfg.epochs):
+        model.train()
+        total = 0.0
+        for idx in torch.randperm(len(y), generator=gen).split(cfg.batch_size):
+            p = (exam[idx] * torch.sigmoid(model(hist[idx], item[idx]))).clamp(1e-6, 1 - 1e-6)
+            loss = nn.functional.binary_cross_entropy(p, y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        valid, auc = held_out()
+        curve.append({"epoch": epoch + 1, "train_logloss": total / len(y), "valid_logloss": valid, "valid_auc": auc})
+        if valid < best - 1e-6:
+            best, bad = valid, 0
+            best_state = {key: v.clone() for key, v in model.state_dict().items()}
+        else:
+            bad += 1
+            if bad >= cfg.patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    valid, auc = held_out()
+    return {"curve": curve, "epochs": len(curve), "valid_logloss": valid, "valid_auc_within_request": auc}

@@ -17,6 +17,14 @@ pre-selection). It is fitted on the impression log with the position-based click
 the first ``1 - holdout`` of the log's requests; the rest measures log-loss and within-request AUC,
 and early stopping keeps the best epoch. ``factors=False`` keeps only ``a * log P + c`` (Platt
 scaling of the generator's score): the "no value head" ablation.
+
+The optimiser's curse (issue 25): choosing the top few of a thousand ads by a noisy pCTR x bid picks the ads
+whose per-ad bias ``b_ad`` (fitted on ~70 impressions each) is most over-estimated. After fitting, the head
+keeps each ad's Fisher information about its bias on the training rows (``bias_info``); :func:`eb_shrink`
+turns it into an empirical-Bayes posterior (a normal prior whose spread is estimated from the biases
+themselves, method of moments), and :func:`shrunk_head` applies it: biases pulled toward their mean by
+``tau^2 / (tau^2 + se^2)``, the posterior sd kept in ``bias_sd`` for selection on a lower confidence bound
+(``ParallelE2EConfig.lcb_z``).
 """
 
 from __future__ import annotations
@@ -85,6 +93,11 @@ class ValueHead(nn.Module):
             self.att_k = nn.Linear(f, cfg.d_value, bias=False)
             self.att_v = nn.Linear(f, cfg.d_value, bias=False)
             self.att_o = nn.Linear(f, cfg.d_value, bias=False)
+        self.register_buffer("bias_info", torch.zeros(n))
+        """Fisher information of each item's bias on the training rows (set by :func:`fit_value_head`)."""
+        self.register_buffer("bias_sd", torch.zeros(n))
+        """Uncertainty of each item's bias: its sampling sd after :func:`fit_value_head` (the prior sd for an item
+        never shown), its posterior sd after :func:`shrunk_head` (0: none known)."""
         self.register_buffer("calibration", torch.tensor([1.0, 0.0]))
         """(slope, shift) of the post-hoc Platt step on held-out requests: logit -> slope * logit + shift."""
 
@@ -219,9 +232,53 @@ def fit_value_head(head: ValueHead, h: Tensor, logp: Tensor, items: Tensor, slot
         with torch.no_grad():
             raw = head.pair_logits(h[held], logp[held], items[held], hist(held))
         head.calibration.copy_(torch.tensor(platt(raw, exam[held], y[held]), dtype=torch.float32))
+    with torch.no_grad():  # Fisher information of each item's bias on the training rows (d logit / d b_ad = 1)
+        z = torch.cat([head.pair_logits(h[r], logp[r], items[r], hist(r)) for r in t_rows.split(8192)])
+        q = torch.sigmoid(z).double()
+        pc = exam[t_rows].double() * q
+        info = (exam[t_rows].double() * q * (1 - q)) ** 2 / (pc * (1 - pc)).clamp(min=1e-12)
+        head.bias_info.copy_(torch.zeros(len(head.bias_info), dtype=torch.float64).index_add_(
+            0, items[t_rows], info).float())
+        _, _, tau2 = eb_shrink(head.bias.weight[1:, 0].numpy(), head.bias_info[1:].numpy())
+        head.bias_sd.copy_(torch.where(head.bias_info > 0, head.bias_info.clamp(min=1e-12).rsqrt(),
+                                       torch.tensor(max(tau2, 1e-4) ** 0.5)))  # sampling sd of the fitted bias
     valid, p = held_out()
     base = float(y[torch.from_numpy(train_rows)].mean())
     prior = float(position_logloss(torch.full((len(held),), base), y[held]))
     return {"curve": curve, "valid_logloss": valid, "calibration": head.calibration.tolist(), "valid_logloss_constant": prior,
             "valid_auc_within_request": within_request_auc(p, click[held], request[held]),
             "valid_pctr_mean": float(p.mean()), "epochs": len(curve)}
+
+
+def eb_shrink(bias: np.ndarray, info: np.ndarray, floor: float = 1e-4) -> tuple[np.ndarray, np.ndarray, float]:
+    """Empirical-Bayes shrinkage of per-item estimates ``bias`` (n,) with Fisher information ``info`` (n,).
+
+    The items with information (``info > 0``) give the prior: mean ``m`` (information-weighted) and variance
+    ``tau^2 = max(var(bias) - mean(1 / info), floor)`` (what is left of the spread once the sampling noise is
+    taken out). Returns (posterior means ``m + tau^2 / (tau^2 + se^2) * (bias - m)``, posterior sds, ``tau^2``);
+    an item without information gets the prior (mean ``m``, sd ``tau``).
+    """
+    bias, info = np.asarray(bias, dtype=float), np.asarray(info, dtype=float)
+    seen = info > 0
+    if not seen.any():
+        return bias.copy(), np.zeros_like(bias), 0.0
+    m = float(np.average(bias[seen], weights=info[seen]))
+    se2 = np.where(seen, 1.0 / np.maximum(info, 1e-12), np.inf)
+    tau2 = max(float(np.var(bias[seen]) - np.mean(se2[seen])), floor)
+    factor = np.where(seen, tau2 / (tau2 + se2), 0.0)
+    post_sd = np.sqrt(np.where(seen, tau2 * se2 / (tau2 + np.where(seen, se2, 0.0)), tau2))
+    return m + factor * (bias - m), post_sd, tau2
+
+
+def shrunk_head(head: ValueHead) -> ValueHead:
+    """A copy of ``head`` whose per-item biases are their empirical-Bayes posterior means (:func:`eb_shrink`)."""
+    import copy
+
+    out = copy.deepcopy(head)
+    with torch.no_grad():
+        b = out.bias.weight[1:, 0].numpy()
+        mean, sd, _ = eb_shrink(b, out.bias_info[1:].numpy())
+        out.bias.weight[1:, 0] = torch.as_tensor(mean, dtype=out.bias.weight.dtype)
+        out.bias_sd[1:] = torch.as_tensor(sd, dtype=out.bias_sd.dtype)
+    out.eval()
+    return out
