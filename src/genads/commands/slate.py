@@ -17,79 +17,28 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from genads.data.dataset import atomic_write_text, load_dataset
-from genads.data.paths import relative_to_run, resolve_in_run
-from genads.data.split import SequenceSplit, SplitConfig, leave_one_out, user_sequences
+from genads.data.paths import relative_to_run
+from genads.data.split import SplitConfig, leave_one_out
 from genads.eval.harness import evaluate_split
 from genads.eval.metrics import taac_columns
 from genads.parallel import PRESETS as PARALLEL_PRESETS
 from genads.parallel import ParallelRecommender
 from genads.parallel.catalogue import fit_codes
+from genads.runs import (
+    CONFIG,
+    WEIGHTS,
+    aligned_sids,
+    load_recommender,
+    load_run,
+    read_config,
+    run_family,
+)
 from genads.slate.checkpoint import save_weights
 from genads.slate.model import PRESETS, SlateConfig
 from genads.slate.recommender import SlateRecommender
 from genads.slate.train import TRAIN_PRESETS, TrainConfig, init_distributed
-
-CONFIG, WEIGHTS = "config.json", "model.safetensors"
-
-
-def aligned_sids(sids_dir: Path, split: SequenceSplit) -> np.ndarray:
-    """(n_items + 1, L) SIDs by item index from ``sids_dir/sids.parquet`` (``genads tokenize``)."""
-    path = Path(sids_dir) / "sids.parquet"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: make it with `genads tokenize DATASET --out {sids_dir}`")
-    made = Path(sids_dir) / "metrics.json"
-    if made.is_file() and "features_from" not in json.loads(made.read_text()):
-        raise ValueError(f"{made}: these SIDs were made before tokenizer features came from training events only "
-                         "(their co-occurrence features saw validation and test events); run `genads tokenize` again")
-    table = pd.read_parquet(path)
-    index = split.index_of(table["ad_id"].to_numpy())
-    sids = np.stack(table["sid"].to_numpy()).astype(np.int64)
-    missing = np.setdiff1d(np.arange(1, split.n_items + 1), index)
-    if len(missing):
-        raise ValueError(f"{path}: {len(missing)} catalogue ads have no SID (e.g. ad {split.item_ids[missing[0]]})")
-    out = np.zeros((split.n_items + 1, sids.shape[1]), dtype=np.int64)
-    out[index[index > 0]] = sids[index > 0]
-    return out
-
-
-def read_config(run: Path) -> dict:
-    """A run's config.json with its dataset and SID paths resolved (stored relative to the run folder)."""
-    cfg = json.loads((run / CONFIG).read_text())
-    for key in ("dataset", "sids"):
-        if cfg.get(key):
-            cfg[key] = str(resolve_in_run(cfg[key], run))
-    return cfg
-
-
-def load_run(run: Path) -> tuple[dict, SequenceSplit, np.ndarray]:
-    if not (run / CONFIG).is_file():
-        raise FileNotFoundError(f"{run / CONFIG} not found: is {run} a run folder from `genads train`?")
-    cfg = read_config(run)
-    dataset = load_dataset(cfg["dataset"])
-    split = leave_one_out(dataset, SplitConfig(max_history=cfg["max_history"]))
-    return cfg, split, aligned_sids(Path(cfg["sids"]), split)
-
-
-def load_recommender(run: Path) -> tuple[dict, SequenceSplit, SlateRecommender | ParallelRecommender]:
-    """The run's config, split and recommender (either family), with the run's best weights."""
-    if _family(run) == "parallel":
-        cfg = read_config(run)
-        split = leave_one_out(load_dataset(cfg["dataset"]), SplitConfig(max_history=cfg["max_history"]))
-        weights = run / WEIGHTS if (run / WEIGHTS).is_file() else run / "checkpoint" / "best.safetensors"
-        return cfg, split, ParallelRecommender.load(run, weights=weights)
-    cfg, split, sids = load_run(run)
-    weights = run / WEIGHTS if (run / WEIGHTS).is_file() else run / "checkpoint" / WEIGHTS
-    rec = SlateRecommender.load(weights, SlateConfig(**cfg["model"]), TrainConfig(**cfg["train"]), sids)
-    return cfg, split, rec
-
-
-def _family(run: Path) -> str:
-    if not (run / CONFIG).is_file():
-        raise FileNotFoundError(f"{run / CONFIG} not found: is {run} a run folder from `genads train`?")
-    return json.loads((run / CONFIG).read_text()).get("family", "sid")
 
 
 def train_parallel(args: argparse.Namespace, rank: int, world: int) -> int:
@@ -147,7 +96,7 @@ def _init_weights(run: Path) -> Path:
 
 def cmd_train(args: argparse.Namespace) -> int:
     rank, world = init_distributed()
-    if args.family == "parallel" or (args.resume and _family(args.out) == "parallel"):
+    if args.family == "parallel" or (args.resume and run_family(args.out) == "parallel"):
         return train_parallel(args, rank, world)
     if args.resume:
         cfg, split, sids = load_run(args.out)
@@ -212,29 +161,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    cfg, split, rec = load_recommender(args.run)
-    dataset = load_dataset(cfg["dataset"])
-    _, users, seqs = user_sequences(dataset, split.config)
-    vocab = dataset.vocab
-    user = vocab.index_of("user", args.user)  # the dataset's own id (u17, or an integer)
-    pos = np.searchsorted(users, user) if user is not None else len(users)
-    if pos >= len(users) or users[pos] != user:
-        raise ValueError(f"--user {args.user}: no events for this user in {cfg['dataset']}")
-    history = seqs[pos][-rec.config.max_items:][None]
-    if isinstance(rec, ParallelRecommender):  # exact scoring: any k, no beam
-        slate, codes = rec.slate(history, args.k), rec.item_codes
-    else:
-        slate = rec.slate(history, args.k, users=np.array([user]) if rec.config.user_buckets else None,
-                          beam=max(rec.train.beam, args.k))  # a longer list than validated: widen, explicitly
-        codes = rec.sids
-    titles = dataset.titles()
-    print(f"user {args.user}: {len(seqs[pos])} past ads; slate of {args.k}:")
-    for rank, (item, score) in enumerate(zip(slate.ads[0], slate.scores[0], strict=True), 1):
-        if item < 0:
-            break
-        ad = int(split.item_ids[item])
+    from genads.runs import load
+
+    run = load(args.run)  # the library call a notebook makes: genads.load(run).recommend(user=..., k=...)
+    try:
+        slate = run.recommend(user=args.user, k=args.k)
+        n_past = len(run.history(args.user))
+    except KeyError as exc:
+        raise ValueError(f"--user {args.user}: {exc.args[0]}") from None
+    rec = run.recommender
+    codes = rec.item_codes if run.family == "parallel" else rec.sids
+    print(f"user {args.user}: {n_past} past ads; slate of {args.k}:")
+    for row in slate.itertuples():
+        item = run.split.index_of(np.array([run.dataset.vocab.index_of("ad", row.ad)], dtype=np.int64))[0]
         sid = "-".join(map(str, codes[item][:8])) + ("-..." if codes.shape[1] > 8 else "")
-        print(f"{rank:3d}. ad {vocab.label('ad', ad)}  [{sid}]  logp {score:7.3f}  {titles.get(ad, '') or '(no title)'}")
+        print(f"{row.rank:3d}. ad {row.ad}  [{sid}]  logp {row.score:7.3f}  {row.title or '(no title)'}")
     return 0
 
 

@@ -119,7 +119,7 @@ def export_run(run: str | Path, out: str | Path, *, payment: str | Path | None =
         payment: a folder from ``genads auction train-payments`` (model.safetensors + config.json).
         reward: a folder from ``genads reward train``.
     """
-    from genads.commands.slate import load_recommender  # the run format lives with the train command
+    from genads.runs import load_recommender
     from genads.data.dataset import load_dataset
     from genads.parallel import ParallelRecommender
 

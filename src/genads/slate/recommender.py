@@ -16,7 +16,16 @@ import torch
 from genads.data.split import SequenceSplit
 from genads.decode.beam import Slate, generate_slate, live_trie
 from genads.slate.checkpoint import load_weights
-from genads.slate.model import PRESETS, SlateConfig, SlateModel, WithPrefix, sized_for, user_bucket
+from genads.slate.model import (
+    N_SPECIAL,
+    PRESETS,
+    SlateConfig,
+    SlateModel,
+    WithPrefix,
+    history_tokens,
+    sized_for,
+    user_bucket,
+)
 from genads.slate.train import TRAIN_PRESETS, TrainConfig, fit
 from genads.tokenize.trie import PrefixTrie
 
@@ -86,6 +95,41 @@ class SlateRecommender:
             ctx = None if context is None else torch.as_tensor(np.asarray(context, dtype=np.int64))
             model = WithPrefix(self.model, buckets, ctx)
         return generate_slate(model, self.trie, self.sids, history, beam=beam, slate_size=k)
+
+    @torch.no_grad()
+    def logprob_of(self, history: np.ndarray, items: np.ndarray, users: np.ndarray | None = None) -> np.ndarray:
+        """(B, S) log P(SID of ``items[b, s]`` | ``history[b]``) by teacher forcing: Σ over levels of the level's
+        log-softmax at the ad's code (the beam's own per-level terms, no trie renormalisation); -inf where items <= 0.
+        ``users``: raw user ids for a model with a user token."""
+        if self.model is None:
+            raise RuntimeError("SlateRecommender used before fit (or load)")
+        if self.config.user_buckets and users is None:
+            raise ValueError(f"this model has a user token (user_buckets={self.config.user_buckets}): pass users=")
+        self.model.eval()
+        cfg, L = self.config, self.sids.shape[1]
+        items = np.asarray(items, dtype=np.int64)
+        history = np.asarray(history, dtype=np.int64)[:, -cfg.max_items:]
+        out = np.full(items.shape, -np.inf, dtype=np.float32)
+        for b in range(len(items)):
+            cand = items[b][items[b] > 0]
+            if not len(cand):
+                continue
+            tokens, positions = history_tokens(history[b:b + 1], self.sids, cfg.codebook_size, cfg.max_items - 1)
+            sid = self.sids[cand]  # (S, L)
+            extra = torch.from_numpy(N_SPECIAL + np.arange(L - 1) * cfg.codebook_size + sid[:, :L - 1])
+            seq = torch.cat([tokens.expand(len(cand), -1), extra], dim=1)
+            pos = torch.cat([positions.expand(len(cand), -1), torch.full((len(cand), L - 1), cfg.max_items)], dim=1)
+            buckets = None
+            if users is not None and cfg.user_buckets:
+                buckets = torch.from_numpy(user_bucket(np.repeat(np.asarray(users)[b:b + 1], len(cand)),
+                                                       cfg.user_buckets))
+            h = self.model(seq, pos, users=buckets)[:, -L:]  # the state before each level's code
+            total = torch.zeros(len(cand))
+            for level in range(L):
+                logp = torch.log_softmax(self.model.level_logits(h[:, level], level).float(), dim=-1)
+                total += logp.gather(1, torch.from_numpy(sid[:, level:level + 1])).squeeze(1)
+            out[b, items[b] > 0] = total.numpy()
+        return out
 
     def describe(self) -> dict:
         return {"model": self.name, "architecture": asdict(self.config), "train": asdict(self.train)}

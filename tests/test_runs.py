@@ -1,0 +1,71 @@
+"""genads.load(run): a trained run of either family as a recommender in the user's own ids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import genads
+from genads.cli import main
+
+
+def genads_cli(*args: object) -> None:
+    assert main([str(a) for a in args]) == 0, args
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    genads_cli("data", "example", "--out", root / "csv", "--users", "80")
+    genads_cli("data", "import", root / "csv/events.csv", "--format", "csv", "--items", root / "csv/catalogue.csv",
+               "--map", "user_id=user,ad_id=item,timestamp=ts,action=kind", "--items-map", "advertiser_id=advertiser",
+               "--action-map", "purchase=conversion", "--out", root / "data", "--quiet")
+    genads_cli("train", root / "data", "--family", "parallel", "--sources", "attributes", "--out", root / "parallel",
+               "--epochs", "2", "--quiet")
+    genads_cli("tokenize", root / "data", "--out", root / "sids", "--features", "attributes", "--levels", "2",
+               "--codebook", "8", "--quiet")
+    genads_cli("train", root / "data", "--sids", root / "sids", "--out", root / "sid", "--epochs", "2", "--quiet")
+    return root
+
+
+@pytest.mark.parametrize("family", ["parallel", "sid"])
+def test_recommend_in_the_users_ids(runs, family):
+    run = genads.load(runs / family)
+    assert run.family == family
+    user = run.users()[3]
+    assert isinstance(user, str) and user.startswith("u")
+    top = run.recommend(user=user, k=5)
+    assert list(top.columns) == ["rank", "ad", "score", "title"] and top["rank"].tolist() == [1, 2, 3, 4, 5]
+    assert all(isinstance(a, str) and a.startswith("ad-") for a in top["ad"]) and top["ad"].is_unique
+    assert (np.diff(top["score"].to_numpy()) <= 1e-6).all()  # best first
+    # the scores recommend reports are the model's log-probabilities, which score() computes on its own path
+    again = run.score(top["ad"].tolist(), user=user)
+    np.testing.assert_allclose(again.to_numpy(), top["score"].to_numpy(), atol=1e-4)
+    history = run.history(user)
+    assert run.recommend(history=history, k=5)["ad"].tolist() == top["ad"].tolist()  # same history, same slate
+    ruled_out = run.recommend(user=user, k=5, exclude_history=True)
+    assert len(ruled_out) == 5 and not set(ruled_out["ad"]) & set(history)
+
+
+def test_clear_errors_in_the_users_ids(runs):
+    run = genads.load(runs / "parallel")
+    with pytest.raises(KeyError, match="nobody"):
+        run.recommend(user="nobody")
+    with pytest.raises(KeyError, match=r"history\[1\] = 'ad-nope'"):
+        run.recommend(history=[run.history(run.users()[0])[0], "ad-nope"])
+    with pytest.raises(ValueError, match="exactly one"):
+        run.recommend(user=run.users()[0], history=[])
+    cold = run.recommend(history=[], k=3)  # a new user with no history: still a slate
+    assert len(cold) == 3
+
+
+def test_cli_recommend_is_the_library_call(runs, capsys):
+    run = genads.load(runs / "sid")
+    user = run.users()[3]
+    genads_cli("recommend", runs / "sid", "--user", user, "-k", "3")
+    printed = capsys.readouterr().out
+    assert f"user {user}" in printed
+    for ad in run.recommend(user=user, k=3)["ad"]:
+        assert f"ad {ad} " in printed
