@@ -36,4 +36,4 @@ def run(ctx) -> None:  # ctx: DemoContext
     add_section(ctx.report, result, title="Market simulator: cascade vs end-to-end (tiny market)")
     ctx.report.section("Market simulator: cascade vs end-to-end (tiny market)").paragraphs.append(
         "This is the demo's tiny market (200 users, 120 ads, models trained for an epoch or two): its numbers show "
-        "the machinery, not the comparison; benchmarks/market_compare.py runs the default size.")
+        "the machinery, not the comparison; benchmarks/market.py (issue 25) gives the project's market verdict at full size.")
