@@ -174,7 +174,7 @@ def test_one_user_with_many_events(tmp_path):
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(seed=st.integers(0, 10**6), n=st.integers(0, 300), chunk=st.integers(7, 97), fast=st.booleans())
+@given(seed=st.integers(0, 10**6), n=st.integers(1, 300), chunk=st.integers(7, 97), fast=st.booleans())  # n=0: an error
 def test_import_matches_the_reference_model(tmp_path_factory, seed, n, chunk, fast):
     tmp = tmp_path_factory.mktemp("prop")
     frame = _log(np.random.default_rng(seed), n, users=max(1, n // 5), ads=20)
@@ -245,11 +245,21 @@ def test_meta_and_layout(tmp_path):
     assert np.isnan(ds.catalogue.set_index("ad_id").loc[4, "price"])
 
 
-def test_empty_event_file(tmp_path):
-    report = do_import(TabularSource(write(tmp_path / "e.csv", "user_id,ad_id,timestamp\n"),
-                                     catalogue=write(tmp_path / "c.csv", CATALOGUE_CSV)), tmp_path / "ds")
-    ds = load_dataset(report.path)
-    assert report.n_events == 0 and len(ds.events) == 0 and len(ds.catalogue) == 4
+def test_empty_event_file_is_an_error(tmp_path):
+    """A header-only file gives nothing to train on: an error, not an empty dataset that exits 0 (issue 27)."""
+    with pytest.raises(ValueError, match=r"e\.csv: no event was accepted \(no malformed rows\); nothing written"):
+        do_import(TabularSource(write(tmp_path / "e.csv", "user_id,ad_id,timestamp\n"),
+                                catalogue=write(tmp_path / "c.csv", CATALOGUE_CSV)), tmp_path / "ds")
+    assert not (tmp_path / "ds").exists()
+
+
+def test_every_row_rejected_is_an_error_and_keeps_the_old_dataset(tmp_path):
+    good = do_import(TabularSource(write(tmp_path / "e.csv", EVENTS_CSV)), tmp_path / "ds")
+    before = load_dataset(good.path).events
+    bad = write(tmp_path / "bad.csv", "user_id,ad_id,timestamp\n1,2,soon\n3,4,later\n")
+    with pytest.raises(ValueError, match=r"no event was accepted \(skipped 2 malformed rows.*bad\.csv:2.*left as it was"):
+        do_import(TabularSource(bad), tmp_path / "ds", on_error="skip")
+    frames_equal(load_dataset(tmp_path / "ds").events, before)
 
 
 def test_chunk_rows_must_be_positive(tmp_path):

@@ -224,6 +224,11 @@ def import_dataset(
         finally:
             con.close()
             shutil.rmtree(work, ignore_errors=True)
+        if stats.n_events == 0:  # a header-only file, or every row rejected: no dataset, and the old one stays
+            where = f"; first: {log.issues[0]}" if log.issues else ""
+            name = getattr(source, "events", None) or f"the {source.format} input"
+            raise ValueError(f"{name}: no event was accepted ({log.summary()}{where}); nothing written"
+                             + (f", {out} left as it was" if out.exists() else ""))
         if cat is None:
             cat = _bare_catalogue(stats.ads)
         table, money = _finish_catalogue(cat, stats.clicks, market)
