@@ -69,3 +69,21 @@ def test_cli_recommend_is_the_library_call(runs, capsys):
     assert f"user {user}" in printed
     for ad in run.recommend(user=user, k=3)["ad"]:
         assert f"ad {ad} " in printed
+
+
+def test_positive_actions_are_a_training_choice_kept_by_the_run(runs, tmp_path, capsys):
+    genads_cli("data", "import", runs / "csv/events.csv", "--format", "csv", "--items", runs / "csv/catalogue.csv",
+               "--map", "user_id=user,ad_id=item,timestamp=ts,action=kind", "--items-map", "advertiser_id=advertiser",
+               "--action-map", "purchase=conversion", "--out", tmp_path / "data")
+    assert "training uses clicks and conversions unless" in capsys.readouterr().out  # the example has views
+    genads_cli("train", runs / "data", "--family", "parallel", "--sources", "attributes", "--out", tmp_path / "all",
+               "--epochs", "1", "--quiet", "--positive-actions", "impression,click,conversion")
+    default, everything = genads.load(runs / "parallel"), genads.load(tmp_path / "all")
+    assert everything.config["positive_actions"] == ["impression", "click", "conversion"]
+    assert everything.split.config.positive_actions == ("impression", "click", "conversion")
+    n = lambda run: sum(len(s) for s in run.split.train)  # noqa: E731
+    assert n(everything) > n(default)  # the views are training events now
+    capsys.readouterr()
+    assert main(["train", str(runs / "data"), "--family", "parallel", "--out", str(tmp_path / "bad"),
+                 "--positive-actions", "click,like"]) == 2
+    assert "unknown action(s) ['like']" in capsys.readouterr().err

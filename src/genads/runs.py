@@ -63,12 +63,28 @@ def read_config(run: Path) -> dict:
     return cfg
 
 
+def split_config(cfg: dict) -> SplitConfig:
+    """The split a run was trained on: its history cap and the actions that count as positives (runs from
+    before ``--positive-actions`` used clicks and conversions)."""
+    actions = tuple(cfg.get("positive_actions", SplitConfig().positive_actions))
+    return SplitConfig(max_history=cfg["max_history"], positive_actions=actions)
+
+
+def parse_positive_actions(text: str) -> tuple[str, ...]:
+    """``"click,conversion"`` -> ("click", "conversion"); unknown actions are an error naming them."""
+    actions = tuple(dict.fromkeys(a.strip() for a in text.split(",") if a.strip()))
+    SplitConfig(positive_actions=actions)  # validates
+    if not actions:
+        raise ValueError("--positive-actions: give at least one of impression, click, conversion")
+    return actions
+
+
 def load_run(run: Path) -> tuple[dict, SequenceSplit, np.ndarray]:
     if not (run / CONFIG).is_file():
         raise FileNotFoundError(f"{run / CONFIG} not found: is {run} a run folder from `genads train`?")
     cfg = read_config(run)
     dataset = load_dataset(cfg["dataset"])
-    split = leave_one_out(dataset, SplitConfig(max_history=cfg["max_history"]))
+    split = leave_one_out(dataset, split_config(cfg))
     return cfg, split, aligned_sids(Path(cfg["sids"]), split)
 
 
@@ -76,7 +92,7 @@ def load_recommender(run: Path) -> tuple[dict, SequenceSplit, SlateRecommender |
     """The run's config, split and recommender (either family), with the run's best weights."""
     if run_family(run) == "parallel":
         cfg = read_config(run)
-        split = leave_one_out(load_dataset(cfg["dataset"]), SplitConfig(max_history=cfg["max_history"]))
+        split = leave_one_out(load_dataset(cfg["dataset"]), split_config(cfg))
         weights = run / WEIGHTS if (run / WEIGHTS).is_file() else run / "checkpoint" / "best.safetensors"
         return cfg, split, ParallelRecommender.load(run, weights=weights)
     cfg, split, sids = load_run(run)

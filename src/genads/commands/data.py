@@ -43,6 +43,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     print(f"{report.path}: {report.n_ads} ads, {report.n_users} users, {report.n_events} events "
           f"({'DuckDB CSV fast path' if report.engine == 'fast' else source.format + ' loader'}, sorted on DuckDB)")
     print(report.issues.summary() + (f"; details in {report.path}/rejected.jsonl" if report.issues.total else ""))
+    views = report.meta.get("actions", {}).get("impression", 0)
+    if views:  # said once here, so that a quarter of a log does not leave training unnoticed
+        print(f"{views} impression events (impression/view/exposure): training uses clicks and conversions unless "
+              "`genads train --positive-actions impression,click,conversion`")
     return 0
 
 

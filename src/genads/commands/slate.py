@@ -32,8 +32,10 @@ from genads.runs import (
     aligned_sids,
     load_recommender,
     load_run,
+    parse_positive_actions,
     read_config,
     run_family,
+    split_config,
 )
 from genads.slate.checkpoint import save_weights
 from genads.slate.model import PRESETS, SlateConfig
@@ -45,13 +47,13 @@ def train_parallel(args: argparse.Namespace, rank: int, world: int) -> int:
     """``genads train --family parallel``: PQ codes from the dataset, then the parallel-code generator."""
     if args.resume:
         cfg = read_config(args.out)
-        split = leave_one_out(load_dataset(cfg["dataset"]), SplitConfig(max_history=cfg["max_history"]))
+        split = leave_one_out(load_dataset(cfg["dataset"]), split_config(cfg))
         rec = ParallelRecommender.load(args.out, weights=args.out / "checkpoint" / WEIGHTS)
     else:
         if args.preset not in PARALLEL_PRESETS:
             raise ValueError(f"--preset {args.preset!r}: the parallel family has {sorted(PARALLEL_PRESETS)}")
         dataset = load_dataset(args.dataset)
-        split = leave_one_out(dataset, SplitConfig(max_history=args.max_history))
+        split = leave_one_out(dataset, _split_config(args))
         model_cfg, train_cfg = PARALLEL_PRESETS[args.preset]
         model_cfg = replace(model_cfg, max_items=min(model_cfg.max_items, args.max_history), n_items=1)
         if args.epochs:
@@ -72,7 +74,7 @@ def train_parallel(args: argparse.Namespace, rank: int, world: int) -> int:
         rec = ParallelRecommender(codes, model_cfg, train_cfg, codebook=codebook)
         rec.init_weights = _init_weights(args.init) if args.init is not None else None
         cfg = {"family": "parallel", "dataset": relative_to_run(args.dataset, args.out), "max_history": args.max_history,
-               "seed": args.seed, "preset": args.preset, "codes": stats, "world_size": world,
+               "positive_actions": list(split.config.positive_actions), "seed": args.seed, "preset": args.preset, "codes": stats, "world_size": world,
                **({"init": relative_to_run(args.init, args.out)} if args.init is not None else {})}
         if rank == 0:  # everything but the weights first, so that a run cut off can --resume
             rec.save(args.out, weights=False)
@@ -84,6 +86,10 @@ def train_parallel(args: argparse.Namespace, rank: int, world: int) -> int:
         best = max((r["valid_ndcg@10"] for r in log if "valid_ndcg@10" in r), default=float("nan"))
         print(f"{args.out}: {len(log)} epochs this run on {world} process(es), best valid NDCG@10 {best:.4f}")
     return 0
+
+
+def _split_config(args: argparse.Namespace) -> SplitConfig:
+    return SplitConfig(max_history=args.max_history, positive_actions=parse_positive_actions(args.positive_actions))
 
 
 def _init_weights(run: Path) -> Path:
@@ -102,7 +108,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg, split, sids = load_run(args.out)
         model_cfg, train_cfg = SlateConfig(**cfg["model"]), TrainConfig(**cfg["train"])
     else:
-        split = leave_one_out(load_dataset(args.dataset), SplitConfig(max_history=args.max_history))
+        split = leave_one_out(load_dataset(args.dataset), _split_config(args))
         sids = aligned_sids(args.sids, split)
         model_cfg = PRESETS[args.preset]
         train_cfg = TRAIN_PRESETS[args.preset]
@@ -118,8 +124,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.user_buckets:
             model_cfg = replace(model_cfg, user_buckets=args.user_buckets)
         cfg = {"dataset": relative_to_run(args.dataset, args.out), "sids": relative_to_run(args.sids, args.out),
-               "max_history": args.max_history, "seed": args.seed, "preset": args.preset,
-               "model": asdict(model_cfg), "train": asdict(train_cfg), "world_size": world,
+               "max_history": args.max_history, "positive_actions": list(split.config.positive_actions),
+               "seed": args.seed, "preset": args.preset, "model": asdict(model_cfg), "train": asdict(train_cfg), "world_size": world,
                **({"init": relative_to_run(args.init, args.out)} if args.init is not None else {})}
     rec = SlateRecommender(sids, model_cfg, train_cfg, run_dir=args.out)
     if args.init is not None and not args.resume:
@@ -195,7 +201,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "instead of a fresh one, e.g. to retrain on data with the served log added")
     p.add_argument("--epochs", type=int, help="override the preset's maximum epochs")
     p.add_argument("--batch-size", type=int, help="override the preset's global batch size")
-    p.add_argument("--max-history", type=int, default=50)
+    p.add_argument("--max-history", type=int, default=50, help="items of history a model reads (default: %(default)s)")
+    p.add_argument("--positive-actions", default="click,conversion",
+                   help="actions that are training positives and evaluation targets, from impression,click,conversion "
+                        "(an imported 'view' is an impression) (default: %(default)s)")
     p.add_argument("--user-buckets", type=int, default=0,
                    help="add a user token: user ids hashed into this many buckets (0 = none)")
     p.add_argument("--seed", type=int, default=0)
