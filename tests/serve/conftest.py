@@ -13,8 +13,14 @@ from genads.serve.bundle import load_bundle
 from genads.serve.engine import AdEngine, ServeConfig, seed_campaigns
 from genads.serve.ledger import SQLiteLedger
 from genads.serve.synthetic import synthetic_bundle
+from genads.serve.traffic import TrafficPolicy
 
 ADMIN = "admin-test-key"
+PUBLISHER = "publisher-test-key"
+"""A publisher key every test engine holds (``/v1/ads`` and ``/v1/events`` need one)."""
+NO_LIMITS = TrafficPolicy(limits=False)
+"""Keys required, but no rate limits, caps or invalid-click rules: for tests of other rules that click fast and
+often from one client (tests/serve/test_traffic.py tests the limits)."""
 PG_ENV = "GENADS_TEST_PG_DSN"
 """Set by .ci/run (which starts a local PostgreSQL); when set, an unreachable server fails the tests."""
 PG_DEFAULT = "postgresql://genads:genads@localhost:5432/genads_test"
@@ -33,6 +39,7 @@ def bundle(bundle_dir):
 def make_engine(bundle, ledger, **config) -> AdEngine:
     seed_campaigns(ledger, bundle)
     ledger.add_key(None, ADMIN)
+    ledger.add_key(None, PUBLISHER, publisher="test")
     return AdEngine(bundle, ledger, ServeConfig(refresh_s=0.0, **config))
 
 
@@ -47,7 +54,7 @@ def engine(bundle, tmp_path):
 def client(engine):
     from fastapi.testclient import TestClient
 
-    with TestClient(create_app(engine)) as c:
+    with TestClient(create_app(engine, traffic=NO_LIMITS), headers={"X-API-Key": PUBLISHER}) as c:
         yield c
 
 
@@ -88,3 +95,10 @@ def ledger(request, tmp_path):
     yield led
     led.drop_all()
     led.close()
+
+
+def publisher_head(folder: Path) -> dict[str, str]:
+    """The X-API-Key header of the publisher key ``build_app`` wrote to the bundle's state/publisher.key."""
+    from genads.serve.server import PUBLISHER_FILE, bundle_dir
+
+    return {"X-API-Key": (bundle_dir(folder) / "state" / PUBLISHER_FILE).read_text().strip()}

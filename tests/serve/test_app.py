@@ -74,7 +74,8 @@ def test_advertisers_are_isolated(client):
                                                       "advertiser_id": 2})
     assert r.status_code == 403
     assert client.post("/v1/advertisers/1/keys", headers=a).status_code == 403
-    assert client.get("/v1/campaigns").status_code == 401
+    assert client.get("/v1/campaigns", headers={"X-API-Key": ""}).status_code == 401
+    assert client.get("/v1/campaigns").status_code == 403  # the client's default header: a publisher key
     assert client.get("/v1/campaigns", headers={"X-API-Key": "wrong"}).status_code == 401
     assert client.get(f"/v1/campaigns/{theirs['campaign_id']}", headers=b).status_code == 200
 

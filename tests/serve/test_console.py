@@ -17,7 +17,7 @@ from genads.serve.bundle import load_bundle
 from genads.serve.console.figures import bucket_width, histogram_quantile
 from genads.serve.console.sessions import COOKIE
 from genads.serve.ledger import MICROS, SQLiteLedger
-from tests.serve.conftest import ADMIN, copy_bundle, make_engine
+from tests.serve.conftest import ADMIN, NO_LIMITS, PUBLISHER, copy_bundle, make_engine
 
 INJECTED = '"><img src=x onerror=alert(1)><script>alert(1)</script>'
 
@@ -50,7 +50,7 @@ def browser(app) -> TestClient:
 
 @pytest.fixture
 def app(engine):
-    return create_app(engine)
+    return create_app(engine, traffic=NO_LIMITS)
 
 
 @pytest.fixture
@@ -258,7 +258,7 @@ def test_user_text_is_inert_and_pages_carry_a_csp(bundle_dir, tmp_path):
     ads.to_parquet(folder / "ads.parquet")
     ledger = SQLiteLedger(tmp_path / "l.sqlite", synchronous="OFF")
     engine = make_engine(load_bundle(folder), ledger)
-    app = create_app(engine)
+    app = create_app(engine, traffic=NO_LIMITS)
     key = issue(TestClient(app), 1)
     c = sign_in(browser(app), key)
     csrf = csrf_of(c.get("/console/campaigns").text)
@@ -287,7 +287,7 @@ def metrics_of(client: TestClient) -> dict:
 
 
 def test_operator_view_shows_what_metrics_reports_and_issues_keys(app, engine):
-    api = TestClient(app)
+    api = TestClient(app, headers={"X-API-Key": PUBLISHER})
     for body in ({"user_id": 3, "slots": 3}, {"slots": 2}, {"history": [1001], "slots": 4}):
         assert api.post("/v1/ads", json=body).status_code == 200
     engine.ledger.update_campaign(campaign_of(engine, 1).campaign_id, status="paused")
@@ -325,7 +325,7 @@ def test_operator_view_shows_what_metrics_reports_and_issues_keys(app, engine):
 
 
 def test_campaign_page_charts_the_ledger_s_events(app, engine):
-    api = TestClient(app)
+    api = TestClient(app, headers={"X-API-Key": PUBLISHER})
     slate = api.post("/v1/ads", json={"user_id": 3, "slots": 3}).json()["slate"]
     s = slate[0]
     for kind in ("impression", "click"):

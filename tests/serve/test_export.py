@@ -11,6 +11,7 @@ from genads.data.loaders import ServedLogSource
 from genads.data.validate import ImportValidationError
 from genads.serve.bundle import load_bundle
 from tests.data.datahelpers import do_import, rejected, write
+from tests.serve.conftest import publisher_head
 
 
 def genads(*args: object) -> None:
@@ -34,7 +35,7 @@ def test_export_parallel_run_with_payment_net(tmp_path):
     bundle = load_bundle(tmp_path / "bundle")
     assert bundle.family == "parallel" and bundle.payment_net is not None and bundle.reward is None
     assert len(bundle.ads) == 48 and bundle.vocab.size("ad") == 48
-    with TestClient(build_app(tmp_path / "bundle", served_log=None)) as client:
+    with TestClient(build_app(tmp_path / "bundle", served_log=None), headers=publisher_head(tmp_path / "bundle")) as client:
         r = client.post("/v1/ads", json={"user_id": "u0001", "slots": 2})
         assert r.status_code == 200 and [s["ad"][:3] for s in r.json()["slate"]] == ["ad-", "ad-"]
     assert not (tmp_path / "bundle/state/served.jsonl").exists()  # --no-served-log

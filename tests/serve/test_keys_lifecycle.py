@@ -17,7 +17,7 @@ from genads.serve.app import create_app
 from genads.serve.limits import Limits
 from genads.serve.server import build_app, token_secrets
 from genads.serve.tokens import SlotToken, TokenError, TokenSecrets
-from tests.serve.conftest import copy_bundle
+from tests.serve.conftest import NO_LIMITS, PUBLISHER, copy_bundle, publisher_head
 
 
 @pytest.fixture
@@ -38,8 +38,9 @@ def admin_of(run_dir: Path) -> dict:
 def test_state_files_are_private_and_a_replaced_admin_key_dies(run_dir):
     first = TestClient(build_app(run_dir))
     state = run_dir / "state"
+    assert mode(state) == 0o700  # the folder too: nobody else lists what it holds
     assert {p.name: mode(p) for p in state.iterdir()} == \
-        {"admin.key": 0o600, "token.secret": 0o600, "served.jsonl": 0o600,
+        {"admin.key": 0o600, "token.secret": 0o600, "served.jsonl": 0o600, "publisher.key": 0o600,
          **{f"ledger.sqlite{x}": 0o600 for x in ("", "-wal", "-shm")}}
     old = admin_of(run_dir)
     assert first.get("/v1/campaigns", headers=old).status_code == 200
@@ -89,7 +90,7 @@ def test_cli_lists_issues_revokes_and_rotates(run_dir, capsys):
 
 
 def test_token_secret_rotation_keeps_old_tokens_until_they_expire(run_dir, capsys):
-    app = TestClient(build_app(run_dir))
+    app = TestClient(build_app(run_dir, traffic=NO_LIMITS), headers=publisher_head(run_dir))
     slate = app.post("/v1/ads", json={"user_id": 2, "slots": 2}).json()["slate"]
     assert main(["keys", "rotate-secret", str(run_dir)]) == 0
     app.app.state.engine.secrets._checked = 0.0  # the server re-reads the file within a second; now
@@ -133,7 +134,7 @@ def test_unhandled_errors_are_json_500s(engine, monkeypatch):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(engine, "serve", broken)
-    with TestClient(create_app(engine)) as client:
+    with TestClient(create_app(engine), headers={"X-API-Key": PUBLISHER}) as client:
         r = client.post("/v1/ads", json={"slots": 1})
         assert r.status_code == 500 and r.headers["content-type"] == "application/json"
         assert r.json()["detail"][0]["loc"] == ["server"] and "boom" not in r.text
@@ -150,7 +151,7 @@ def test_a_full_decoding_queue_answers_503_with_retry_after(engine, monkeypatch)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(engine, "serve", slow)
-    with TestClient(create_app(engine, limits=Limits(max_queue=1))) as client:
+    with TestClient(create_app(engine, limits=Limits(max_queue=1)), headers={"X-API-Key": PUBLISHER}) as client:
         first: list = []
         t = threading.Thread(target=lambda: first.append(client.post("/v1/ads", json={"slots": 1})))
         t.start()

@@ -13,6 +13,7 @@ from genads.cli import main
 from genads.data.vocab import MAX_ID, IdVocabulary
 from genads.serve.bundle import load_bundle
 from genads.serve.redeploy import StateExistsError, align_ids
+from tests.serve.conftest import NO_LIMITS, publisher_head
 
 
 def genads(*args: object) -> None:
@@ -58,7 +59,7 @@ def _serve_and_click(bundle: Path) -> tuple[str, list[dict]]:
 
     from genads.serve.server import build_app
 
-    with TestClient(build_app(bundle)) as client:
+    with TestClient(build_app(bundle, traffic=NO_LIMITS), headers=publisher_head(bundle)) as client:  # clicks at test speed
         slate = client.post("/v1/ads", json={"user_id": "u0001", "slots": 3}).json()["slate"]
         for s in slate[:2]:
             for kind in ("impression", "click"):
@@ -94,7 +95,7 @@ def test_keep_state_realigns_ids_so_spend_keys_and_tokens_still_apply(two_runs, 
     record = json.loads((bundle / "state/migrations.jsonl").read_text().splitlines()[-1])
     assert record["ids_realigned"]["ad"] > 0 and record["catalogue"]["ads_added"] == 0
 
-    with TestClient(build_app(bundle)) as client:
+    with TestClient(build_app(bundle, traffic=NO_LIMITS), headers=publisher_head(bundle)) as client:
         campaigns = client.get("/v1/campaigns", headers={"X-API-Key": admin})
         assert campaigns.status_code == 200, campaigns.text
         spent = sum(c["spent"] for c in campaigns.json())

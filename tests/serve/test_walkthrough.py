@@ -13,6 +13,7 @@ import pytest
 
 from genads.cli import main
 from genads.data.dataset import load_dataset
+from tests.serve.conftest import NO_LIMITS, publisher_head
 
 
 def genads(*args: object) -> None:
@@ -45,7 +46,9 @@ def test_walkthrough(trained, tmp_path, capsys):
     assert json.loads((root / "runs/shop/config.json").read_text())["dataset"] == "../../data/shop"
     genads("export", root / "runs/shop", "--out", root / "bundle")
     log = root / "bundle/state/served.jsonl"
-    with TestClient(build_app(root / "bundle")) as client:
+    # a person follows the walkthrough: seconds pass between an impression and its click (the fast-click rule
+    # would call a click 1 ms after its impression a bot's, and charge nothing: tests/serve/test_traffic.py)
+    with TestClient(build_app(root / "bundle", traffic=NO_LIMITS), headers=publisher_head(root / "bundle")) as client:
         r = client.post("/v1/ads", json={"user_id": "u0003", "slots": 3})
         assert r.status_code == 200, r.text
         slate = r.json()["slate"]
@@ -100,7 +103,7 @@ def test_walkthrough(trained, tmp_path, capsys):
     genads("export", root / "runs/shop2", "--out", root / "bundle", "--keep-state")
     assert json.loads((root / "bundle/manifest.json").read_text())["source"]["run"] == "shop2"
     assert log.read_text() == served_lines and (root / "bundle/state/admin.key").read_text().strip() == admin
-    with TestClient(build_app(root / "bundle")) as client:
+    with TestClient(build_app(root / "bundle"), headers=publisher_head(root / "bundle")) as client:
         after = client.get("/v1/campaigns", headers={"X-API-Key": admin})
         assert after.status_code == 200, after.text  # the admin key survived
         assert {c["campaign_id"]: c["spent"] for c in after.json()} == spent  # and the spend

@@ -9,6 +9,28 @@ import sys
 from genads.serve.engine import MECHANISMS, ServeConfig
 
 
+def traffic_policy(args: argparse.Namespace):
+    """The TrafficPolicy the serve flags describe."""
+    from genads.serve.traffic import TrafficPolicy
+
+    ad_cap, campaign_cap = _pair(args.freq_cap, "--freq-cap")
+    return TrafficPolicy(require_keys=not args.open_traffic, limits=not args.no_traffic_limits,
+                         ads_per_s=args.ads_rate, ads_burst=max(1, round(2 * args.ads_rate)),
+                         events_per_s=args.events_rate, events_burst=max(1, round(2 * args.events_rate)),
+                         key_per_s=args.key_rate, key_burst=max(1, round(2 * args.key_rate)),
+                         freq_cap_ad=ad_cap, freq_cap_campaign=campaign_cap, min_click_delay_s=args.min_click_delay,
+                         max_clicks_per_client=args.max_clicks_per_client, max_clicks_per_user=args.max_clicks_per_user,
+                         click_window_s=args.click_window)
+
+
+def _pair(text: str, flag: str) -> tuple[int, int]:
+    try:
+        a, b = (int(x) for x in text.split(","))
+    except ValueError:
+        raise ValueError(f"{flag} {text!r}: give two integers, AD,CAMPAIGN (e.g. 3,10)") from None
+    return a, b
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from genads.serve.limits import Limits
     from genads.serve.server import run
@@ -18,7 +40,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     run(args.run_dir, host=args.host, port=args.port, ledger_url=args.ledger,
         config=ServeConfig(mechanism=args.mechanism, refresh_s=args.refresh, beam=args.beam), log_level=args.log_level,
         limits=limits, public_url=args.public_url, clicks_need_impression=not args.clicks_without_impression,
-        served_log=None if args.no_served_log else (args.served_log or ""), workers=args.workers)
+        served_log=None if args.no_served_log else (args.served_log or ""), workers=args.workers,
+        traffic=traffic_policy(args))
     return 0
 
 
@@ -30,13 +53,15 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
     ledger, state = open_state(args.run_dir, args.ledger)
     if args.action == "list":
-        for k in ledger.list_keys(args.advertiser):
+        for k in ledger.list_keys(args.advertiser, args.publisher):
             print(json.dumps(asdict(k)))
     elif args.action == "issue":
-        if args.advertiser is None:
-            raise ValueError("issue needs --advertiser ID (the admin key is rotated with rotate-admin)")
-        key = ledger.add_key(args.advertiser)
-        print(json.dumps({"advertiser_id": args.advertiser, "key_id": key_id(key), "api_key": key}))
+        if (args.advertiser is None) == (args.publisher is None):
+            raise ValueError("issue needs --advertiser ID or --publisher NAME (the admin key is rotated with "
+                             "rotate-admin)")
+        key = ledger.add_key(args.advertiser, publisher=args.publisher)
+        print(json.dumps({"advertiser_id": args.advertiser, "publisher": args.publisher, "key_id": key_id(key),
+                          "api_key": key}))
     elif args.action == "revoke":
         if not args.key_id:
             raise ValueError("revoke needs the KEY_ID (genads keys list shows them)")
@@ -44,8 +69,9 @@ def cmd_keys(args: argparse.Namespace) -> int:
     elif args.action == "rotate":
         if not args.key_id:
             raise ValueError("rotate needs the KEY_ID of an advertiser key (genads keys list shows them)")
-        advertiser, key = ledger.rotate_key_id(args.key_id)
-        print(json.dumps({"advertiser_id": advertiser, "key_id": key_id(key), "api_key": key, "revoked": args.key_id}))
+        owner, key = ledger.rotate_key_id(args.key_id)
+        who = {"publisher": owner} if isinstance(owner, str) else {"advertiser_id": owner}
+        print(json.dumps({**who, "key_id": key_id(key), "api_key": key, "revoked": args.key_id}))
     elif args.action == "rotate-admin":
         rotate_admin_key(ledger, state)
         print(f"new admin key written to {state / 'admin.key'}; every other admin key is revoked", file=sys.stderr)
@@ -86,6 +112,26 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="append served slates and events here (default RUN_DIR/state/served.jsonl); "
                         "`genads data import LOG --format served-log` reads it back as training data")
     p.add_argument("--no-served-log", action="store_true", help="do not log served slates and events")
+    t = p.add_argument_group("traffic", "who may ask for ads and report events, how often, and which clicks are "
+                                        "invalid (README, Serving: Traffic)")
+    t.add_argument("--open-traffic", action="store_true",
+                   help="/v1/ads and /v1/events need no key (default: a publisher key, or the admin key; the first "
+                        "start writes one to RUN_DIR/state/publisher.key)")
+    t.add_argument("--no-traffic-limits", action="store_true",
+                   help="turn off rate limits, frequency caps and the invalid-click rules")
+    t.add_argument("--ads-rate", type=float, default=50.0, help="ad requests per second per client (burst: twice)")
+    t.add_argument("--events-rate", type=float, default=100.0, help="events per second per client (burst: twice)")
+    t.add_argument("--key-rate", type=float, default=1000.0,
+                   help="ad requests, and events, per second per publisher key (burst: twice)")
+    t.add_argument("--freq-cap", default="3,10", metavar="AD,CAMPAIGN",
+                   help="slots of one ad, and of one campaign, served to one user_id per hour")
+    t.add_argument("--min-click-delay", type=float, default=0.5,
+                   help="seconds: a click sooner than this after its impression is invalid (charged nothing)")
+    t.add_argument("--max-clicks-per-client", type=int, default=10,
+                   help="clicks per client (peer address) per --click-window; more: invalid, and the window's "
+                        "charged clicks are refunded")
+    t.add_argument("--max-clicks-per-user", type=int, default=5, help="the same per user_id")
+    t.add_argument("--click-window", type=float, default=600.0, help="seconds the click caps count over")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=cmd_serve)
 
@@ -96,6 +142,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     k.add_argument("run_dir", help="the serving bundle folder (as given to genads serve)")
     k.add_argument("key_id", nargs="?", default=None, help="revoke, rotate: the key's id (from list)")
     k.add_argument("--advertiser", type=int, default=None, help="list: only this advertiser's keys; issue: for it")
+    k.add_argument("--publisher", default=None,
+                   help="list: only this publisher's keys; issue: a publisher key (it opens /v1/ads and /v1/events only)")
     k.add_argument("--ledger", default=None, help="as for genads serve")
     k.add_argument("--drop-previous", action="store_true",
                    help="rotate-secret: void tokens signed by the old secret at once (a leaked secret)")

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from genads.data.schema import ACTION_CODE
+from genads.data.vocab import id_problem
 
 OnError = Literal["stop", "skip"]
 
@@ -189,7 +190,11 @@ def string_ids(values: pd.Series, ok: np.ndarray) -> tuple[np.ndarray, np.ndarra
     numeric = _mask(pc.match_substring_regex(text, _FLOAT))
     length = pc.fill_null(pc.utf8_length(text), 0).to_numpy(zero_copy_only=False)
     mask = ~ok & ~numeric & (length > 0) & (length <= MAX_ID_CHARS)
-    return mask, np.asarray(text.to_pylist(), dtype=object)
+    texts = np.asarray(text.to_pylist(), dtype=object)
+    if mask.any():  # the rule the serving API applies too (genads.data.vocab.id_problem), once per distinct id
+        verdict = {t: id_problem(t) is None for t in pd.unique(texts[mask])}
+        mask[mask] = [verdict[t] for t in texts[mask]]
+    return mask, texts
 
 
 def parse_numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:

@@ -11,6 +11,8 @@ shows ids (recommend, the serving bundle and API, the served log) maps indices b
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,42 @@ ID_KINDS: tuple[str, ...] = ("user", "ad", "advertiser")
 MAX_ID = 2**62
 """Integer ids are below it; string ids get indices from it up (int64 holds 2**62 more)."""
 MAX_ID_CHARS = 256
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_NOT_IDS = frozenset({"nan", "none", "null", "undefined", "inf", "+inf", "-inf", "infinity", "true", "false"})
+"""Words a broken column writes for a missing or non-id value (compared in lower case)."""
+_BAD_CATEGORIES = {"Cc": "a control character", "Cf": "a format character (e.g. a direction override)",
+                   "Zl": "a line separator", "Zp": "a paragraph separator", "Cs": "a lone surrogate",
+                   "Cn": "an unassigned code point"}
+
+
+def id_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a string id, or None when it can: the one rule shared by every importer (on the
+    text after trimming its outer whitespace) and the serving API (which refuses outer whitespace too).
+
+    A string id is 1-256 characters, not blank, holds no control, format (RTL overrides, zero-width),
+    line/paragraph separator, surrogate or unassigned characters, no ``"`` or ``\\`` and does not open
+    with ``{`` or ``[`` (JSON fragments), is not a number (``12``, ``1.5e3``; Unicode digits such as
+    ``"²"`` or ``"①"`` included) and is not a word standing for a missing value (``nan``, ``None``, ``null``).
+    Integer ids are numbers, not strings (0 <= id < 2**62)."""
+    if not isinstance(text, str) or not text or text.isspace():
+        return "must not be blank"
+    if len(text) > MAX_ID_CHARS:
+        return f"must be at most {MAX_ID_CHARS} characters"
+    if text != text.strip():
+        return "must not start or end with whitespace"
+    for ch in text:
+        bad = _BAD_CATEGORIES.get(unicodedata.category(ch))
+        if bad is not None:
+            return f"must not hold {bad} (U+{ord(ch):04X})"
+    if '"' in text or "\\" in text or text[0] in "{[":
+        return 'must not hold " or \\ or open with { or [ (a JSON fragment)'
+    if _NUMBER.match(text) or text.isnumeric() or text.lstrip("+-").replace(".", "", 1).isnumeric():
+        return "a number is not a string id: send it as an integer (0 <= id < 2**62)"
+    if text.lower() in _NOT_IDS:
+        return f"{text!r} stands for a missing value, not an id"
+    return None
+
+
 _SCHEMA = pa.schema([pa.field("kind", pa.string()), pa.field("id", pa.string()), pa.field("index", pa.int64())])
 
 
@@ -61,7 +99,7 @@ class IdVocabulary:
         if isinstance(value, int | np.integer):
             return int(value) if 0 <= value < MAX_ID else None
         text = str(value).strip()
-        if text.isdigit() and int(text) < MAX_ID:
+        if text.isascii() and text.isdigit() and int(text) < MAX_ID:
             return int(text)
         return self._index[kind].get(text)
 

@@ -2,9 +2,11 @@
 
 Auth: ``X-API-Key``. An advertiser's key reads and changes only that advertiser's campaigns and
 keys (another's campaign answers 404, exactly as a missing one: nothing is revealed); the admin key
-sees everything and issues advertiser keys. Keys are listed, revoked and rotated under ``/v1/keys``.
-Ad requests and events need no key (publishers and beacons send them); an event is charged by the
-signed slot token it carries, at most once per slot. Every error body (5xx too) is ``{"detail":
+sees everything and issues advertiser and publisher keys. Keys are listed, revoked and rotated under
+``/v1/keys``. Ad requests and events need a publisher key (or the admin key) unless the traffic
+policy is open; they are rate-limited, frequency-capped and filtered for invalid clicks as
+:mod:`genads.serve.traffic` describes. An event is charged by the signed slot token it carries, at
+most once per slot; an invalid click is recorded and charged nothing, or refunded. Every error body (5xx too) is ``{"detail":
 [{"loc": [...], "msg": ..., "type": ...}]}``, the ``loc`` naming the offending field, as FastAPI's own
 validation errors do.
 
@@ -59,13 +61,18 @@ from genads.serve.schemas import (
     EventOut,
     KeyInfoOut,
     KeyOut,
+    RefundIn,
+    RefundOut,
+    TrafficOut,
 )
 from genads.serve.served_log import ServedLog
-from genads.serve.tokens import TokenError
+from genads.serve.tokens import TokenError, user_hash
+from genads.serve.traffic import Caller, TrafficGuard, TrafficPolicy
 
 API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, description="An advertiser's key or the admin key")
 CampaignId = Annotated[int, Path(ge=1, le=2**62)]
 KeyId = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")]
+Publisher = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
 
 
 def _safe(x: object) -> object:
@@ -88,6 +95,7 @@ class Metrics:
                                  buckets=(0.002, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5, 10.0))
         self.events = Counter("genads_events_total", "Events", ["type", "outcome"], registry=r)
         self.charged = Counter("genads_charged_micros", "Money charged, in micros (1e-6 currency units)", registry=r)
+        self.refunded = Counter("genads_refunded_micros", "Charges refunded for invalid clicks, in micros", registry=r)
         self.mechanism = Counter("genads_auctions_total", "Ad requests by pricing mechanism", ["mechanism"], registry=r)
         self.slots = Counter("genads_slots_total", "Slots asked for by POST /v1/ads, and filled", ["outcome"], registry=r)
         self.live_ads = Gauge("genads_live_ads", "Ads that can be served", registry=r)
@@ -135,6 +143,8 @@ def principal(request: Request, key: ApiKey = None) -> Principal:
     found = request.app.state.engine.ledger.principal(key) if len(key) <= MAX_KEY_CHARS else None
     if found is None:
         raise field_error(401, ["header", "X-API-Key"], "unknown or revoked API key")
+    if found.publisher is not None:
+        raise field_error(403, ["header", "X-API-Key"], "a publisher key opens /v1/ads and /v1/events only")
     return found
 
 
@@ -144,17 +154,54 @@ Who = Annotated[Principal, Depends(principal)]
 def campaign_out(c: Campaign) -> CampaignOut:
     return CampaignOut(campaign_id=c.campaign_id, advertiser_id=c.advertiser_id, name=c.name, ad_ids=list(c.ad_ids),
                        bid=c.bid_micros / MICROS, budget=c.budget_micros / MICROS, spent=c.spent_micros / MICROS,
-                       remaining=c.remaining_micros / MICROS, status=c.status, serving=c.serving)
+                       remaining=c.remaining_micros / MICROS, status=c.status, serving=c.serving,
+                       invalid_clicks=c.invalid_clicks, refunded=c.refunded_micros / MICROS)
 
 
 def key_out(k: KeyInfo) -> KeyInfoOut:
     return KeyInfoOut(key_id=k.key_id, advertiser_id=k.advertiser_id, is_admin=k.is_admin, created_at=k.created_at,
-                      revoked_at=k.revoked_at, live=k.revoked_at is None)
+                      revoked_at=k.revoked_at, live=k.revoked_at is None, publisher=k.publisher)
+
+
+def traffic_gate(kind: str) -> Callable[..., Caller]:
+    """The dependency guarding ``kind`` ("ads" or "events"): the publisher key (unless the policy is open),
+    then the rate limits per client and per key (429 with Retry-After)."""
+
+    def gate(request: Request, key: ApiKey = None) -> Caller:
+        guard: TrafficGuard = request.app.state.traffic
+        client = request.client.host if request.client is not None else "unknown"
+        caller = Caller(client)
+        if guard.policy.require_keys:
+            if not key:
+                raise field_error(401, ["header", "X-API-Key"], "missing API key: a publisher key (genads keys issue "
+                                                                "--publisher NAME) or the admin key")
+            who = request.app.state.engine.ledger.principal(key) if len(key) <= MAX_KEY_CHARS else None
+            if who is None:
+                raise field_error(401, ["header", "X-API-Key"], "unknown or revoked API key")
+            if not (who.is_admin or who.publisher is not None):
+                raise field_error(403, ["header", "X-API-Key"], "an advertiser key cannot ask for ads or report events: "
+                                                                "use a publisher key")
+            caller = Caller(client, who.key_id, who.publisher)
+        over = guard.rate(kind, caller)
+        if over is not None:
+            what, wait = over
+            loc = ["client"] if what == "client" else ["header", "X-API-Key"]
+            raise StarletteHTTPException(429, headers={"Retry-After": str(max(1, round(wait + 0.5)))}, detail=[
+                {"loc": loc, "msg": f"too many {kind} requests from this {what}; retry in {wait:.2f} s",
+                 "type": "rate_limited"}])
+        return caller
+
+    return gate
+
+
+AdsCaller = Annotated[Caller, Depends(traffic_gate("ads"))]
+EventsCaller = Annotated[Caller, Depends(traffic_gate("events"))]
 
 
 def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: Limits | None = None,
                public_url: str | None = None, on_admin_rotate: Callable[[str], None] | None = None,
-               clicks_need_impression: bool = True, served_log: ServedLog | None = None) -> FastAPI:
+               clicks_need_impression: bool = True, served_log: ServedLog | None = None,
+               traffic: TrafficPolicy | None = None, clock: Callable[[], float] = time.time) -> FastAPI:
     """The API over an engine (and its ledger).
 
     Args:
@@ -166,6 +213,9 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
         clicks_need_impression: a click is charged only after its slot's impression was recorded (409
             before: send the impression, then retry the click).
         served_log: where answered slates and recorded events are appended (genads.serve.served_log).
+        traffic: publisher keys, rate limits, frequency caps, invalid-click rules (defaults:
+            :class:`~genads.serve.traffic.TrafficPolicy`, keys required).
+        clock: the time those rules count in, and events are stored at (tests drive it).
     """
     ledger = engine.ledger
     metrics = Metrics()
@@ -184,6 +234,7 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
                   lifespan=lifespan)
     app.router.route_class = StrictJSONRoute
     app.state.engine, app.state.metrics, app.state.limits = engine, metrics, limits
+    guard = app.state.traffic = TrafficGuard(traffic or TrafficPolicy(), clock)
 
     app.add_middleware(LimitsMiddleware, limits=limits)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # sees refusals and 500s too
@@ -225,7 +276,7 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
         metrics.queue.set(waiting[0])
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    def decide(req: AdRequest, queued: float) -> AdResult:  # in the decoding thread
+    def decide(req: AdRequest, queued: float, user: str | None = None) -> AdResult:  # in the decoding thread
         metrics.queue_wait.observe(time.perf_counter() - queued)
         engine.secrets.reload()  # sign with the current secret within a second of a rotation
         if req.history is not None:
@@ -235,16 +286,19 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
         else:
             items = engine.user_history(req.user_id) if req.user_id is not None else np.zeros(0, np.int64)
         exclude = {engine.ad_index(ad) for ad in req.context.exclude} - {None}
-        return engine.serve(items, req.slots, exclude)
+        capped_ads, capped_campaigns = guard.capped(user)
+        result = engine.serve(items, req.slots, exclude | capped_ads, capped_campaigns, user or "")
+        guard.served(user, [(p.ad_id, p.campaign_id) for p in result.placements])
+        return result
 
-    async def decode(req: AdRequest) -> AdResult:
+    async def decode(req: AdRequest, user: str | None = None) -> AdResult:
         """The slate for a request, built in the decoding thread (503 when ``limits.max_queue`` are waiting)."""
         if waiting[0] >= limits.max_queue:
             raise StarletteHTTPException(503, headers={"Retry-After": "1"}, detail=[
                 {"loc": ["server", "queue"], "msg": f"{waiting[0]} ad requests are waiting; retry", "type": "busy"}])
         waiting[0] += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(decoder, decide, req, time.perf_counter())
+            return await asyncio.get_running_loop().run_in_executor(decoder, decide, req, time.perf_counter(), user)
         finally:
             waiting[0] -= 1
 
@@ -252,9 +306,9 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
 
     @app.post("/v1/ads", response_model=AdResponse, tags=["ads"],
               responses={503: {"description": "too many requests waiting for decoding (see Retry-After)"}})
-    async def ads(req: AdRequest) -> JSONResponse:
+    async def ads(req: AdRequest, caller: AdsCaller) -> JSONResponse:
         # decoded in the worker thread, answered as built JSON (re-validating the response costs more than the auction)
-        result = await decode(req)
+        result = await decode(req, None if req.user_id is None else user_hash(req.user_id))
         metrics.mechanism.labels(result.mechanism).inc()
         metrics.slots.labels("requested").inc(req.slots)
         metrics.slots.labels("filled").inc(len(result.placements))
@@ -267,7 +321,7 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
 
     @app.get("/v1/creatives/{ad_id}/banner.png", tags=["ads"], response_class=Response,
              responses={200: {"content": {"image/png": {}}}, 404: {"description": "unknown ad"}})
-    def banner(ad_id: Annotated[int, Path(ge=1, le=2**63 - 1)]) -> Response:
+    def banner(ad_id: Annotated[int, Path(ge=0, le=2**63 - 1)]) -> Response:
         if ad_id not in banners:
             raise field_error(404, ["path", "ad_id"], f"unknown ad {ad_id}")
         return Response(banners.png(ad_id), media_type="image/png", headers={"Cache-Control": "max-age=3600"})
@@ -275,23 +329,42 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
     @app.post("/v1/events", response_model=EventOut, tags=["events"],
               responses={409: {"description": "idempotency key reused for another event, the slot's event "
                                               "already recorded under another key, or a click before its impression"}})
-    def events(ev: EventIn) -> EventOut:
+    def events(ev: EventIn, caller: EventsCaller) -> EventOut:
         engine.secrets.reload()
         try:
             tok = engine.secrets.verify(ev.token, time.time(), engine.config.token_ttl_s)
         except TokenError as err:
             raise field_error(422, ["body", "token"], str(err)) from None
+        judged = guard.judge_click(caller, tok.user) if ev.type == "click" else None
         result = ledger.record_event(Event(ev.idempotency_key, ev.type, tok.campaign_id, tok.ad_id, tok.request_id,
-                                           tok.price_micros, tok.bid_micros), require_impression=clicks_need_impression)
-        metrics.events.labels(ev.type, "duplicate" if result.duplicate else "recorded").inc()
+                                           tok.price_micros, tok.bid_micros, clock(), judged),
+                                     require_impression=clicks_need_impression,
+                                     min_click_delay_s=guard.policy.min_click_delay_s if guard.policy.limits else 0.0)
+        outcome = "duplicate" if result.duplicate else "invalid" if result.invalid else "recorded"
+        metrics.events.labels(ev.type, outcome).inc()
         if not result.duplicate:
             metrics.charged.inc(result.charged_micros)
             if served_log is not None:
-                served_log.event(tok.request_id, ev.type, tok.ad_id, result.charged_micros / MICROS)
+                served_log.event(tok.request_id, ev.type, tok.ad_id, result.charged_micros / MICROS, invalid=result.invalid)
+            if ev.type == "click":
+                slot = (tok.request_id, ev.idempotency_key)
+                for (request_id, key), reason in guard.clicked(caller, tok.user, slot, result.charged_micros,
+                                                               result.invalid):
+                    refund(request_id, key, reason)
         if result.exhausted and result.charged_micros and not result.duplicate:
             engine.refresh(force=True)  # the campaign stops serving before this answer
         return EventOut(idempotency_key=ev.idempotency_key, charged=result.charged_micros / MICROS,
                         duplicate=result.duplicate, campaign_exhausted=result.exhausted)
+
+    def refund(request_id: str, key: str, reason: str) -> int:
+        amount = ledger.refund(request_id, key, reason, at=clock())
+        if amount:
+            metrics.refunded.inc(amount)
+            engine.mark_stale()  # a campaign that had run out serves again
+            found = ledger.refund_of(request_id, key)
+            if served_log is not None and found is not None:
+                served_log.refund(request_id, found.ad_id, amount / MICROS, reason)
+        return amount
 
     @app.post("/v1/campaigns", response_model=CampaignOut, status_code=201, tags=["campaigns"])
     def create(body: CampaignIn, who: Who) -> CampaignOut:
@@ -316,6 +389,36 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
     @app.post("/v1/campaigns/{campaign_id}/resume", response_model=CampaignOut, tags=["campaigns"])
     def resume(campaign_id: CampaignId, who: Who) -> CampaignOut:
         return campaign_out(actions.set_status(engine, campaign_id, who, "active"))
+
+    @app.get("/v1/campaigns/{campaign_id}/traffic", response_model=TrafficOut, tags=["campaigns"])
+    def traffic_report(campaign_id: CampaignId, who: Who) -> TrafficOut:
+        """Invalid clicks and refunds of a campaign (by reason), and its latest refunds (at most 1,000)."""
+        c = actions.owned(ledger, campaign_id, who)
+        refunds = [RefundOut(request_id=r.request_id, idempotency_key=r.idempotency_key, ad_id=r.ad_id,
+                             amount=r.amount_micros / MICROS, reason=r.reason, created_at=r.created_at)
+                   for r in ledger.refunds(campaign_id)]
+        return TrafficOut(campaign_id=campaign_id, invalid_clicks=c.invalid_clicks, refunded=c.refunded_micros / MICROS,
+                          invalid_by_reason=ledger.invalid_counts(campaign_id), refunds=refunds)
+
+    @app.post("/v1/refunds", response_model=RefundOut, status_code=201, tags=["campaigns"])
+    def refund_event(body: RefundIn, who: Who) -> RefundOut:
+        """The admin refunds one charged event (a click found invalid on review); idempotent."""
+        if not who.is_admin:
+            raise field_error(403, ["header", "X-API-Key"], "only the admin key refunds events")
+        refund(body.request_id, body.idempotency_key, body.reason)
+        found = ledger.refund_of(body.request_id, body.idempotency_key)
+        if found is None:
+            raise field_error(409, ["body", "idempotency_key"], "this event was charged nothing: there is nothing to refund")
+        return RefundOut(request_id=found.request_id, idempotency_key=found.idempotency_key, ad_id=found.ad_id,
+                         amount=found.amount_micros / MICROS, reason=found.reason, created_at=found.created_at)
+
+    @app.post("/v1/publishers/{publisher}/keys", response_model=KeyOut, status_code=201, tags=["keys"])
+    def new_publisher_key(publisher: Publisher, who: Who) -> KeyOut:
+        """A publisher (placement) key: it asks for ads and reports events, nothing else (the admin only)."""
+        if not who.is_admin:
+            raise field_error(403, ["header", "X-API-Key"], "only the admin key issues publisher keys")
+        key = ledger.add_key(None, publisher=publisher)
+        return KeyOut(advertiser_id=None, key_id=key_id(key), api_key=key, publisher=publisher)
 
     @app.post("/v1/advertisers/{advertiser_id}/keys", response_model=KeyOut, status_code=201, tags=["keys"])
     def new_key(advertiser_id: Annotated[int, Path(ge=0, le=2**63 - 1)], who: Who) -> KeyOut:

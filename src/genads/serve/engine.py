@@ -221,8 +221,12 @@ class AdEngine:
         h = None if user is None else (self.bundle.histories or {}).get(int(user))
         return np.zeros(0, np.int64) if h is None else h[h > 0]
 
-    def serve(self, history: np.ndarray, slots: int, exclude: set[int] = frozenset()) -> AdResult:
-        """Fill up to ``slots`` positions for one request (history: item indices, oldest first)."""
+    def serve(self, history: np.ndarray, slots: int, exclude: set[int] = frozenset(),
+              exclude_campaigns: set[int] = frozenset(), user: str = "") -> AdResult:
+        """Fill up to ``slots`` positions for one request (history: item indices, oldest first).
+
+        ``exclude``: ad ids not to show; ``exclude_campaigns``: campaigns not to show (a user's frequency caps);
+        ``user``: the user's hash (:func:`genads.serve.tokens.user_hash`) signed into each slot token."""
         self.refresh()
         m = self.bundle.model.config.max_items
         hist = np.zeros((1, m), dtype=np.int64)
@@ -242,11 +246,12 @@ class AdEngine:
                 slate = generate_slate(self.bundle.model, self.trie, self.bundle.sids, hist,
                                        beam=max(self.config.beam or self.bundle.beam, n_cand), slate_size=n_cand,
                                        **extra)
-        keep = [j for j, i in enumerate(slate.ads[0].tolist()) if i > 0 and int(self.ad_of[i]) not in exclude]
+        keep = [j for j, i in enumerate(slate.ads[0].tolist()) if i > 0 and int(self.ad_of[i]) not in exclude
+                and live[i][0] not in exclude_campaigns]
         keep = keep[:max(self.config.min_candidates, slots + self.config.extra_candidates)]
         items = [int(slate.ads[0, j]) for j in keep]
         logprob = np.asarray(slate.logprob[0], dtype=np.float64)[keep]
-        return self._auction(request_id, items, live, slots, hist, logprob)
+        return self._auction(request_id, items, live, slots, hist, logprob, user)
 
     @torch.no_grad()
     def _score_exact(self, hist: np.ndarray, n_cand: int):
@@ -276,7 +281,7 @@ class AdEngine:
         return np.clip(p, 1e-6, 1.0)
 
     def _auction(self, request_id: str, items: list[int], live: dict, slots: int, hist: np.ndarray,
-                 logprob: np.ndarray) -> AdResult:
+                 logprob: np.ndarray, user: str = "") -> AdResult:
         if not items:
             return AdResult(request_id, "none", [])
         bids = np.array([live[i][1] / MICROS for i in items])
@@ -295,7 +300,7 @@ class AdEngine:
             campaign_id, bid_micros = live[item]
             price_micros = max(min(round(price * MICROS), bid_micros), 0)  # never above the bid
             ad_id = int(self.ad_of[item])
-            token = self.secrets.sign(SlotToken(request_id, ad_id, campaign_id, price_micros, bid_micros, now))
+            token = self.secrets.sign(SlotToken(request_id, ad_id, campaign_id, price_micros, bid_micros, now, user))
             out.append(Placement(ad_id, pos + 1, campaign_id, bid_micros / MICROS, price_micros / MICROS,
                                  float(quality[w]), self.titles.get(ad_id, ""), token))
         return AdResult(request_id, "learned" if use_learned else "gsp", out)

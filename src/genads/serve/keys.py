@@ -8,6 +8,9 @@ principal and revokes the old one in one transaction. The admin key the server s
 the only live admin key (:meth:`KeyStore.install_admin_key`), so replacing ``admin.key`` and
 restarting voids the old one.
 
+A publisher (placement) key belongs to neither an advertiser nor the admin: it names a publisher
+(``publisher``, the site or app that shows the ads) and opens only ``/v1/ads`` and ``/v1/events``.
+
 :class:`KeyStore` is a mixin of :class:`~genads.serve.ledger.SQLLedger` (it uses its ``_tx`` and
 ``_run``).
 """
@@ -16,12 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from dataclasses import dataclass
 from typing import NamedTuple
 
 MAX_KEY_CHARS = 256
+PUBLISHER_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 """Longer X-API-Key values are refused without a lookup."""
 
 
@@ -36,8 +41,10 @@ class LedgerError(ValueError):
 class Principal(NamedTuple):
     is_admin: bool
     advertiser_id: int | None
-    """None for the admin."""
+    """None for the admin and for publishers."""
     key_id: str
+    publisher: str | None = None
+    """A publisher key's publisher (it may ask for ads and report events, nothing else); None otherwise."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,7 @@ class KeyInfo:
     created_at: float | None
     """None for keys issued before key ids existed."""
     revoked_at: float | None
+    publisher: str | None = None
 
 
 def hash_key(key: str) -> str:
@@ -58,25 +66,35 @@ def key_id(key: str) -> str:
     return hash_key(key)[:16]
 
 
-COLUMNS = "key_id, advertiser_id, is_admin, created_at, revoked_at"
+COLUMNS = "key_id, advertiser_id, is_admin, created_at, revoked_at, publisher"
 
 
 def _info(row: tuple) -> KeyInfo:
-    return KeyInfo(row[0], None if row[1] is None else int(row[1]), bool(row[2]), row[3], row[4])
+    return KeyInfo(row[0], None if row[1] is None else int(row[1]), bool(row[2]), row[3], row[4], row[5])
+
+
+def _principal(row: tuple) -> Principal:
+    return Principal(bool(row[2]), None if row[1] is None else int(row[1]), row[0], row[5])
 
 
 class KeyStore:
-    def _insert_key(self, cur, advertiser_id: int | None, key: str) -> None:
+    def _insert_key(self, cur, advertiser_id: int | None, key: str, publisher: str | None = None) -> None:
         h = hash_key(key)
-        self._run(cur, "INSERT INTO api_keys (key_hash, key_id, advertiser_id, is_admin, created_at) VALUES (?, ?, ?, ?, ?) "
-                       "ON CONFLICT (key_hash) DO NOTHING", (h, h[:16], advertiser_id, int(advertiser_id is None), time.time()))
+        admin = int(advertiser_id is None and publisher is None)
+        self._run(cur, "INSERT INTO api_keys (key_hash, key_id, advertiser_id, is_admin, created_at, publisher) "
+                       "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key_hash) DO NOTHING",
+                  (h, h[:16], advertiser_id, admin, time.time(), publisher))
 
-    def add_key(self, advertiser_id: int | None, key: str | None = None) -> str:
-        """Register an API key (a new random one unless given); ``advertiser_id`` None = admin.
-        A key that was revoked stays revoked."""
+    def add_key(self, advertiser_id: int | None, key: str | None = None, publisher: str | None = None) -> str:
+        """Register an API key (a new random one unless given); ``advertiser_id`` and ``publisher`` None = admin,
+        ``publisher`` set: a publisher key (ads and events only). A key that was revoked stays revoked."""
+        if advertiser_id is not None and publisher is not None:
+            raise LedgerError("publisher", "a key belongs to an advertiser or to a publisher, not both")
+        if publisher is not None and not PUBLISHER_NAME.match(publisher):
+            raise LedgerError("publisher", f"{publisher!r}: 1-64 letters, digits, '.', '_' or '-'")
         key = key or secrets.token_urlsafe(32)
         with self._tx() as cur:
-            self._insert_key(cur, advertiser_id, key)
+            self._insert_key(cur, advertiser_id, key, publisher)
         return key
 
     def _lookup(self, cur, key: str) -> tuple | None:
@@ -92,7 +110,7 @@ class KeyStore:
             row = self._lookup(cur, key)
         if row is None or row[4] is not None:
             return None
-        return Principal(bool(row[2]), None if row[1] is None else int(row[1]), row[0])
+        return _principal(row)
 
     def principal_by_hash(self, key_hash: str) -> Principal | None:
         """The principal of the live key with this SHA-256 (the console keeps the hash of a session's key,
@@ -101,15 +119,19 @@ class KeyStore:
             row = self._run(cur, f"SELECT {COLUMNS} FROM api_keys WHERE key_hash = ?", (key_hash,)).fetchone()
         if row is None or row[4] is not None:
             return None
-        return Principal(bool(row[2]), None if row[1] is None else int(row[1]), row[0])
+        return _principal(row)
 
     def has_admin(self) -> bool:
         with self._tx(write=False) as cur:
             return self._run(cur, "SELECT COUNT(*) FROM api_keys WHERE is_admin = 1 AND revoked_at IS NULL").fetchone()[0] > 0
 
-    def list_keys(self, advertiser_id: int | None = None) -> list[KeyInfo]:
-        """Every key (None) or one advertiser's, live and revoked, oldest first."""
-        where, params = ("", ()) if advertiser_id is None else ("WHERE advertiser_id = ? AND is_admin = 0", (advertiser_id,))
+    def list_keys(self, advertiser_id: int | None = None, publisher: str | None = None) -> list[KeyInfo]:
+        """Every key (both None), one advertiser's or one publisher's, live and revoked, oldest first."""
+        where, params = ("", ())
+        if advertiser_id is not None:
+            where, params = "WHERE advertiser_id = ? AND is_admin = 0", (advertiser_id,)
+        elif publisher is not None:
+            where, params = "WHERE publisher = ?", (publisher,)
         with self._tx(write=False) as cur:
             rows = self._run(cur, f"SELECT {COLUMNS} FROM api_keys {where} ORDER BY COALESCE(created_at, 0), key_id", params).fetchall()
         return [_info(r) for r in rows]
@@ -138,13 +160,14 @@ class KeyStore:
             row = self._lookup(cur, key)
             if row is None or row[4] is not None:
                 raise LedgerError("X-API-Key", "unknown API key", status=401)
-            self._insert_key(cur, None if row[2] else int(row[1]), new)
+            self._insert_key(cur, None if row[1] is None else int(row[1]), new, row[5])
             self._run(cur, "UPDATE api_keys SET revoked_at = ? WHERE key_hash = ?", (time.time(), hash_key(key)))
         return new
 
-    def rotate_key_id(self, key_id: str) -> tuple[int, str]:
-        """By id (the CLI, which does not hold the key): a new key for the advertiser of the live key ``key_id``,
-        which is revoked; (advertiser_id, new key). Admin keys are rotated with :meth:`install_admin_key`."""
+    def rotate_key_id(self, key_id: str) -> tuple[int | str, str]:
+        """By id (the CLI, which does not hold the key): a new key for the advertiser (or publisher) of the live
+        key ``key_id``, which is revoked; (advertiser_id or publisher, new key). Admin keys are rotated with
+        :meth:`install_admin_key`."""
         new = secrets.token_urlsafe(32)
         with self._tx() as cur:
             rows = self._run(cur, f"SELECT {COLUMNS} FROM api_keys WHERE key_id = ? AND revoked_at IS NULL",
@@ -153,10 +176,10 @@ class KeyStore:
                 raise LedgerError("key_id", f"no live key {key_id}", status=404)
             if rows[0][2]:
                 raise LedgerError("key_id", "an admin key: rotate it with genads keys rotate-admin", status=409)
-            advertiser = int(rows[0][1])
-            self._insert_key(cur, advertiser, new)
+            advertiser, publisher = (None if rows[0][1] is None else int(rows[0][1])), rows[0][5]
+            self._insert_key(cur, advertiser, new, publisher)
             self._run(cur, "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL", (time.time(), key_id))
-        return advertiser, new
+        return (publisher if advertiser is None else advertiser), new
 
     def install_admin_key(self, key: str) -> None:
         """Make ``key`` the one live admin key: register it and revoke every other admin key.

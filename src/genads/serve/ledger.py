@@ -11,6 +11,13 @@ each slot's click (impression, conversion) was recorded under, and another key i
 Idempotency keys are scoped to the token's request: the same key under another request is another
 event, so one client cannot squat the keys of another.
 
+Invalid traffic: an event may be recorded as invalid (``events.invalid`` holds the reason: a click
+sooner than ``min_click_delay_s`` after its slot's impression, a conversion whose slot has no click,
+or a reason the caller passes, e.g. a client over its click cap); an invalid click is charged
+nothing and counted in the campaign's ``invalid_clicks``. A click charged before it was judged
+invalid is refunded (:class:`~genads.serve.refunds.RefundStore`): one ``refunds`` row per event,
+so ``spent = sum of charges - sum of refunds <= budget`` always holds (:meth:`SQLLedger.audit`).
+
 Schema changes are numbered migrations (:data:`MIGRATIONS`, the number in ``meta.schema``) run at
 start-up on both backends, so an existing ``ledger.sqlite`` (or PostgreSQL database) is upgraded in
 place. The token secret is no longer kept here (see :mod:`genads.serve.tokens`); a ledger that has
@@ -38,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from genads.serve.keys import KeyStore, LedgerError
+from genads.serve.refunds import RefundStore
 from genads.serve.tokens import MAX_AD_ID, MAX_BID_MICROS, MAX_ID
 
 MICROS = 1_000_000
@@ -60,6 +68,10 @@ class Campaign:
     budget_micros: int
     spent_micros: int
     status: str
+    refunded_micros: int = 0
+    """Charges given back for clicks judged invalid after they were charged (already out of spent)."""
+    invalid_clicks: int = 0
+    """Clicks recorded as invalid: charged nothing, or refunded."""
 
     @property
     def remaining_micros(self) -> int:
@@ -82,6 +94,10 @@ class Event:
     """Price per click; only clicks are charged."""
     bid_micros: int | None = None
     """The campaign's bid when the slot was served (the price may not exceed it); None: not checked."""
+    at: float | None = None
+    """When it arrived (seconds since the epoch); None: now."""
+    invalid: str | None = None
+    """Why the caller judged it invalid (recorded, never charged); None: valid unless the ledger's rules say not."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +108,8 @@ class EventResult:
     """True when the key was seen before: nothing new was charged; the stored outcome is returned."""
     exhausted: bool
     """The campaign has no budget left after this event."""
+    invalid: str | None = None
+    """Why the event was recorded as invalid (charged nothing); None when valid."""
 
 
 SCHEMA = """
@@ -130,12 +148,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
      "DROP TABLE events",
      "ALTER TABLE events_scoped RENAME TO events",
      "CREATE INDEX IF NOT EXISTS events_campaign ON events (campaign_id)"),
+    # 4: publisher keys; invalid traffic (events marked invalid, refunds, counters per campaign)
+    ("ALTER TABLE api_keys ADD COLUMN publisher TEXT",
+     "ALTER TABLE events ADD COLUMN invalid TEXT",
+     "ALTER TABLE campaigns ADD COLUMN refunded_micros BIGINT NOT NULL DEFAULT 0",
+     "ALTER TABLE campaigns ADD COLUMN invalid_clicks BIGINT NOT NULL DEFAULT 0",
+     "CREATE TABLE IF NOT EXISTS refunds (request_id TEXT NOT NULL, idempotency_key TEXT NOT NULL, "
+     "campaign_id BIGINT NOT NULL, amount_micros BIGINT NOT NULL, reason TEXT NOT NULL, "
+     "created_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (request_id, idempotency_key), CHECK (amount_micros > 0))",
+     "CREATE INDEX IF NOT EXISTS refunds_campaign ON refunds (campaign_id)"),
 )
 """Schema version i + 2 = MIGRATIONS[i] applied to version i + 1 (statements run in one transaction)."""
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 
-class SQLLedger(KeyStore):
+class SQLLedger(KeyStore, RefundStore):
     """The ledger's logic over a DB-API connection; subclasses give ``_tx`` and the dialect."""
 
     serial = "INTEGER PRIMARY KEY AUTOINCREMENT"
@@ -201,15 +228,16 @@ class SQLLedger(KeyStore):
 
     # --- campaigns ----------------------------------------------------------------------------
     def _load(self, cur, where: str = "", params: tuple = ()) -> list[Campaign]:
-        rows = self._run(cur, "SELECT campaign_id, advertiser_id, name, bid_micros, budget_micros, spent_micros, status "
-                              f"FROM campaigns {where} ORDER BY campaign_id", params).fetchall()
+        rows = self._run(cur, "SELECT campaign_id, advertiser_id, name, bid_micros, budget_micros, spent_micros, status, "
+                              f"refunded_micros, invalid_clicks FROM campaigns {where} ORDER BY campaign_id",
+                         params).fetchall()
         if not rows:
             return []
         ads: dict[int, list[int]] = {}
         for cid, ad in self._run(cur, "SELECT campaign_id, ad_id FROM campaign_ads ORDER BY ad_id").fetchall():
             ads.setdefault(int(cid), []).append(int(ad))
-        return [Campaign(int(r[0]), int(r[1]), r[2], tuple(ads.get(int(r[0]), ())), int(r[3]), int(r[4]), int(r[5]), r[6])
-                for r in rows]
+        return [Campaign(int(r[0]), int(r[1]), r[2], tuple(ads.get(int(r[0]), ())), int(r[3]), int(r[4]), int(r[5]), r[6],
+                         int(r[7]), int(r[8])) for r in rows]
 
     def campaigns(self, advertiser_id: int | None = None) -> list[Campaign]:
         """Every campaign, or one advertiser's."""
@@ -271,7 +299,7 @@ class SQLLedger(KeyStore):
             return self._load(cur, "WHERE campaign_id = ?", (campaign_id,))[0]
 
     # --- events -------------------------------------------------------------------------------
-    def record_event(self, event: Event, require_impression: bool = False) -> EventResult:
+    def record_event(self, event: Event, require_impression: bool = False, min_click_delay_s: float = 0.0) -> EventResult:
         """Insert the event and charge its campaign (clicks only) in one transaction; idempotent by key.
 
         Checked before anything is written (LedgerError naming the field; nothing written on failure):
@@ -280,8 +308,13 @@ class SQLLedger(KeyStore):
         ``require_impression`` a click's slot has its impression recorded (409 otherwise: send the
         impression, then retry the click). A click is charged ``min(price, bid now, budget left)``,
         and nothing while the campaign is paused.
+
+        Recorded as invalid and charged nothing: an event the caller judged invalid (``event.invalid``), a
+        click sooner than ``min_click_delay_s`` after its slot's impression ("fast_click"), a conversion whose
+        slot has no click ("no_click") or only an invalid one ("invalid_click").
         """
         _check_event(event)
+        at = time.time() if event.at is None else float(event.at)
         lock = self.lock_suffix if event.type == "click" else ""  # only a charge locks the campaign row
         with self._tx() as cur:
             row = self._run(cur, "SELECT budget_micros, spent_micros, status, bid_micros FROM campaigns "
@@ -292,36 +325,57 @@ class SQLLedger(KeyStore):
             if row is None or self._run(cur, "SELECT 1 FROM campaign_ads WHERE campaign_id = ? AND ad_id = ?",
                                         (event.campaign_id, event.ad_id)).fetchone() is None:
                 raise LedgerError("token", f"ad {event.ad_id} is not in campaign {event.campaign_id}")
-            if require_impression and event.type == "click" and self._run(
-                    cur, "SELECT 1 FROM slot_events WHERE request_id = ? AND ad_id = ? AND type = 'impression'",
-                    (event.request_id, event.ad_id)).fetchone() is None:
+            seen = self._slot_event(cur, event, "impression") if event.type == "click" else None
+            if require_impression and event.type == "click" and seen is None:
                 raise LedgerError("token", "no impression was recorded for this slot: send it, then retry the click",
                                   status=409)
+            invalid = event.invalid or self._judge(cur, event, at, seen, min_click_delay_s)
             claimed = self._run(cur, "INSERT INTO slot_events (request_id, ad_id, type, idempotency_key) VALUES (?, ?, ?, ?) "
                                      "ON CONFLICT (request_id, ad_id, type) DO NOTHING RETURNING idempotency_key",
                                 (event.request_id, event.ad_id, event.type, event.idempotency_key)).fetchone()
             if claimed is None:
                 return self._slot_taken(cur, event)
             budget, spent, status, bid_now = (int(row[0]), int(row[1]), row[2], int(row[3]))
-            charge = min(event.price_micros, bid_now, budget - spent) if event.type == "click" and status == "active" else 0
+            valid_click = event.type == "click" and status == "active" and invalid is None
+            charge = min(event.price_micros, bid_now, budget - spent) if valid_click else 0
             inserted = self._run(cur, "INSERT INTO events (idempotency_key, type, campaign_id, ad_id, request_id, price_micros, "
-                                      "charged_micros, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                                      "charged_micros, created_at, invalid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
                                       "ON CONFLICT (request_id, idempotency_key) DO NOTHING RETURNING idempotency_key",
                                  (event.idempotency_key, event.type, event.campaign_id, event.ad_id, event.request_id,
-                                  event.price_micros, charge, time.time())).fetchone()
+                                  event.price_micros, charge, at, invalid)).fetchone()
             if inserted is None:  # the key was taken meanwhile for another ad of this request: undo the slot claim
                 raise LedgerError("idempotency_key", "already used for a different event", status=409)
             if charge:
                 self._run(cur, "UPDATE campaigns SET spent_micros = spent_micros + ? WHERE campaign_id = ?",
                           (charge, event.campaign_id))
+            if invalid is not None and event.type == "click":
+                self._run(cur, "UPDATE campaigns SET invalid_clicks = invalid_clicks + 1 WHERE campaign_id = ?",
+                          (event.campaign_id,))
             exhausted = spent + charge >= budget
             if charge and exhausted:
                 self._bump(cur)  # the campaign stops serving
-            return EventResult(event.idempotency_key, charge, False, exhausted)
+            return EventResult(event.idempotency_key, charge, False, exhausted, invalid)
+
+    def _slot_event(self, cur, event: Event, kind: str) -> tuple | None:
+        """(created_at, invalid) of the slot's recorded event of this type, or None."""
+        return self._run(cur, "SELECT created_at, invalid FROM events WHERE request_id = ? AND ad_id = ? AND type = ?",
+                         (event.request_id, event.ad_id, kind)).fetchone()
+
+    def _judge(self, cur, event: Event, at: float, impression: tuple | None, min_click_delay_s: float) -> str | None:
+        """The ledger's own invalid-traffic rules (None: valid)."""
+        if event.type == "click" and impression is not None and at - float(impression[0]) < min_click_delay_s:
+            return "fast_click"
+        if event.type == "conversion":
+            click = self._slot_event(cur, event, "click")
+            if click is None:
+                return "no_click"
+            if click[1] is not None:
+                return "invalid_click"
+        return None
 
     def _stored(self, cur, event: Event) -> tuple | None:
         """The event stored under this key for this request (keys are scoped to the token's request)."""
-        return self._run(cur, "SELECT type, campaign_id, ad_id, request_id, charged_micros FROM events "
+        return self._run(cur, "SELECT type, campaign_id, ad_id, request_id, charged_micros, invalid FROM events "
                               "WHERE request_id = ? AND idempotency_key = ?", (event.request_id, event.idempotency_key)).fetchone()
 
     def _slot_taken(self, cur, event: Event) -> EventResult:
@@ -338,7 +392,8 @@ class SQLLedger(KeyStore):
             raise LedgerError("idempotency_key", "already used for a different event", status=409)
         row = self._run(cur, "SELECT budget_micros, spent_micros FROM campaigns WHERE campaign_id = ?",
                         (event.campaign_id,)).fetchone()
-        return EventResult(event.idempotency_key, int(stored[4]), True, row is None or int(row[1]) >= int(row[0]))
+        return EventResult(event.idempotency_key, int(stored[4]), True, row is None or int(row[1]) >= int(row[0]),
+                           stored[5])
 
     def totals(self, campaign_id: int) -> tuple[int, int, int]:
         """(spent_micros, sum of charged_micros over its events, number of events) of a campaign."""
@@ -384,8 +439,10 @@ class SQLLedger(KeyStore):
 
 
     def audit(self) -> dict[str, int]:
-        """The money invariants over the whole ledger: each count should be 0 (``campaigns``/``charged_micros``:
-        totals). spent_mismatch: campaigns whose spent differs from the sum of their charged events;
+        """The money invariants over the whole ledger: each count should be 0 (``campaigns``/``charged_micros``/
+        ``refunded_micros``: totals). spent_mismatch: campaigns whose spent differs from the sum of their charged
+        events minus the sum of their refunds; refund_mismatch: campaigns whose refunded total differs from the
+        sum of their refunds; refunds_over_charge: refunds larger than their event's charge (or of no event);
         over_budget: campaigns that spent more than their budget; slots_charged_twice: (request, ad) slots
         with more than one charged click."""
         with self._tx(write=False) as cur:
@@ -393,8 +450,16 @@ class SQLLedger(KeyStore):
             return {
                 "campaigns": q("SELECT COUNT(*) FROM campaigns"),
                 "charged_micros": q("SELECT COALESCE(SUM(charged_micros), 0) FROM events"),
+                "refunded_micros": q("SELECT COALESCE(SUM(amount_micros), 0) FROM refunds"),
                 "spent_mismatch": q("SELECT COUNT(*) FROM campaigns c WHERE c.spent_micros <> (SELECT "
-                                    "COALESCE(SUM(e.charged_micros), 0) FROM events e WHERE e.campaign_id = c.campaign_id)"),
+                                    "COALESCE(SUM(e.charged_micros), 0) FROM events e WHERE e.campaign_id = c.campaign_id) "
+                                    "- (SELECT COALESCE(SUM(r.amount_micros), 0) FROM refunds r "
+                                    "WHERE r.campaign_id = c.campaign_id)"),
+                "refund_mismatch": q("SELECT COUNT(*) FROM campaigns c WHERE c.refunded_micros <> (SELECT "
+                                     "COALESCE(SUM(r.amount_micros), 0) FROM refunds r WHERE r.campaign_id = c.campaign_id)"),
+                "refunds_over_charge": q("SELECT COUNT(*) FROM refunds r LEFT JOIN events e ON e.request_id = r.request_id "
+                                         "AND e.idempotency_key = r.idempotency_key WHERE e.charged_micros IS NULL "
+                                         "OR r.amount_micros > e.charged_micros"),
                 "over_budget": q("SELECT COUNT(*) FROM campaigns WHERE spent_micros > budget_micros"),
                 "slots_charged_twice": q("SELECT COUNT(*) FROM (SELECT request_id, ad_id FROM events WHERE type = 'click' "
                                          "AND charged_micros > 0 GROUP BY request_id, ad_id HAVING COUNT(*) > 1) AS twice"),
@@ -407,7 +472,7 @@ def _check_event(event: Event) -> None:
     bid = MAX_BID_MICROS if event.bid_micros is None else event.bid_micros
     for name, value, high in (("campaign_id", event.campaign_id, MAX_ID), ("ad_id", event.ad_id, MAX_AD_ID),
                               ("bid_micros", bid, MAX_BID_MICROS), ("price_micros", event.price_micros, bid)):
-        low = 0 if name == "price_micros" else 1
+        low = 0 if name in ("price_micros", "ad_id") else 1
         if type(value) is not int or not low <= value <= high:
             raise LedgerError("token", f"{name} must be an integer in [{low}, {high}]")
 

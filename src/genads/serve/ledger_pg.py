@@ -58,4 +58,4 @@ class PostgresLedger(SQLLedger):
     def drop_all(self) -> None:
         """Remove every ledger table (tests only)."""
         with self._tx() as cur:
-            cur.execute("DROP TABLE IF EXISTS campaigns, campaign_ads, events, slot_events, api_keys, meta")
+            cur.execute("DROP TABLE IF EXISTS campaigns, campaign_ads, events, slot_events, api_keys, meta, refunds")

@@ -6,10 +6,11 @@ refused; the app refuses duplicate JSON keys before these models see the body.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from genads.data.vocab import MAX_ID, id_problem
 
 
 def _utf8(text: str) -> str:
@@ -30,18 +31,17 @@ Name = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]*$")
 MAX_HISTORY = 200
 
 
-_NUMBER = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
-
-
-def _not_a_number(text: str) -> str:
-    if _NUMBER.match(text):
-        raise ValueError("a numeric id is sent as a JSON number, not a string (string ids are not numbers, as on import)")
+def _an_id(text: str) -> str:
+    problem = id_problem(text)
+    if problem is not None:
+        raise ValueError(problem)
     return text
 
 
-IdText = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f]*$"), AfterValidator(_not_a_number)]
-"""A string id as the dataset had it (``u17``, ``ad-8f3a``; see genads.data.vocab): never a number in a string."""
-UserKey = Annotated[int, Field(ge=0, le=2**62)] | IdText
+IdText = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_an_id)]
+"""A string id as the dataset had it (``u17``, ``ad-8f3a``), under the importer's own rules
+(:func:`genads.data.vocab.id_problem`): not blank, no control or format characters, never a number in a string."""
+UserKey = Annotated[int, Field(ge=0, lt=MAX_ID)] | IdText
 AdKey = Annotated[int, Field(ge=0, le=2**63 - 1)] | IdText
 """An ad: the dataset's own id (integer or string), or the service's integer ``ad_id``."""
 
@@ -132,6 +132,10 @@ class CampaignOut(BaseModel):
     status: str
     serving: bool
     """Active with budget left: its ads can be shown."""
+    invalid_clicks: int
+    """Clicks judged invalid traffic: charged nothing, or refunded."""
+    refunded: float
+    """Charges given back for clicks judged invalid after they were charged (already taken off spent)."""
 
 
 class EventIn(Strict):
@@ -152,7 +156,9 @@ class EventOut(BaseModel):
 
 class KeyOut(BaseModel):
     advertiser_id: int | None
-    """None for an admin key."""
+    """None for an admin or publisher key."""
+    publisher: str | None = None
+    """A publisher key's publisher (it opens /v1/ads and /v1/events only)."""
     key_id: str
     """The key's public id (listings, revocation)."""
     api_key: str
@@ -166,3 +172,31 @@ class KeyInfoOut(BaseModel):
     created_at: float | None
     revoked_at: float | None
     live: bool
+    publisher: str | None = None
+
+
+class RefundIn(Strict):
+    request_id: str = Field(pattern=r"^[0-9a-f]{1,64}$")
+    """The event's request (its slot token's request_id, as the served log and refund lists show it)."""
+    idempotency_key: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")
+    reason: str = Field(default="manual", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._ -]+$")
+
+
+class RefundOut(BaseModel):
+    request_id: str
+    idempotency_key: str
+    ad_id: int
+    amount: float
+    reason: str
+    """fast_click, client_clicks, user_clicks, or the admin's reason."""
+    created_at: float
+
+
+class TrafficOut(BaseModel):
+    campaign_id: int
+    invalid_clicks: int
+    refunded: float
+    invalid_by_reason: dict[str, int]
+    """Events recorded (or later marked) invalid, by reason (clicks and conversions)."""
+    refunds: list[RefundOut]
+    """The latest refunds, newest first (at most 1,000)."""

@@ -13,7 +13,10 @@ Ids are the user's own (``genads.data.vocab``); ``ad_index`` is the service's in
 A slate asked for by a ``history`` instead of a ``user_id`` has ``user_id`` null (it cannot be retrained on).
 Each record is one ``write`` on a file opened with O_APPEND, so several worker processes can share
 the file: the kernel appends whole records (lines are far below the size where writes may split).
-Only recorded events are logged (a duplicate or refused event is not).
+Only recorded events are logged (a duplicate or refused event is not); an event recorded as invalid
+traffic carries ``"invalid": REASON``, and a click refunded later is followed by a ``refund`` record
+(``request_id``, ``ad_id``, ``ad_index``, ``amount``, ``reason``: a slot has one click). The importer leaves both out of the
+training data and counts them.
 """
 
 from __future__ import annotations
@@ -56,11 +59,21 @@ class ServedLog:
             "positions": [int(p.position) for p in placements],
             "prices": [round(float(p.price), 6) for p in placements], "history": bool(from_history)})
 
-    def event(self, request_id: str, event: str, ad_id: int, charged: float, ts: float | None = None) -> None:
-        """One recorded impression, click or conversion of a served slot."""
-        self._write({"type": "event", "ts": round(time.time() if ts is None else ts, 3), "request_id": request_id,
-                     "event": event, "ad_id": self.vocab.label("ad", ad_id), "ad_index": int(ad_id),
-                     "charged": round(float(charged), 6)})
+    def event(self, request_id: str, event: str, ad_id: int, charged: float, ts: float | None = None,
+              invalid: str | None = None) -> None:
+        """One recorded impression, click or conversion of a served slot (``invalid``: why it is invalid traffic)."""
+        record = {"type": "event", "ts": round(time.time() if ts is None else ts, 3), "request_id": request_id,
+                  "event": event, "ad_id": self.vocab.label("ad", ad_id), "ad_index": int(ad_id),
+                  "charged": round(float(charged), 6)}
+        if invalid is not None:
+            record["invalid"] = invalid
+        self._write(record)
+
+    def refund(self, request_id: str, ad_id: int, amount: float, reason: str, ts: float | None = None) -> None:
+        """The slot's click, charged earlier, refunded as invalid traffic (the importer drops that click)."""
+        self._write({"type": "refund", "ts": round(time.time() if ts is None else ts, 3), "request_id": request_id,
+                     "ad_id": self.vocab.label("ad", ad_id), "ad_index": int(ad_id), "amount": round(float(amount), 6),
+                     "reason": reason})
 
     def close(self) -> None:
         with self._lock:

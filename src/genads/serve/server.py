@@ -5,6 +5,11 @@
 ``$GENADS_ADMIN_KEY``) and ``token.secret`` (or ``$GENADS_TOKEN_SECRET``, hex), all mode 0600.
 The admin key a server starts with is the only live admin key: replacing ``admin.key`` and
 restarting revokes the old one; a revoked key is refused at start.
+
+Unless the traffic policy is open, ``/v1/ads`` and ``/v1/events`` need a publisher key: on its first
+start a server issues one for the publisher "default" and writes it to ``state/publisher.key`` (0600),
+so ``make serve`` and the walkthrough work out of the box (``-H "X-API-Key: $(cat .../publisher.key)"``);
+revoke it (``genads keys revoke``) once real publishers have their own keys: it is never re-issued.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from genads.serve.ledger import SQLLedger, open_ledger
 from genads.serve.limits import Limits, guarded_protocol
 from genads.serve.served_log import SERVED_LOG, ServedLog
 from genads.serve.tokens import TokenSecrets, write_secret
+from genads.serve.traffic import TrafficPolicy
 
 ADMIN_ENV, SECRET_ENV = "GENADS_ADMIN_KEY", "GENADS_TOKEN_SECRET"
 
@@ -45,6 +51,14 @@ def bundle_dir(run_dir: str | Path) -> Path:
     if (run_dir / "serve" / "manifest.json").is_file():
         return run_dir / "serve"
     raise FileNotFoundError(f"{run_dir} holds no serving bundle (manifest.json); `make demo` writes runs/demo/serve")
+
+
+def private_dir(path: Path) -> Path:
+    """The folder, created or closed up to mode 0700 (it holds keys, the ledger and users' ids)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        path.chmod(0o700)
+    return path
 
 
 def _read_private(path: Path) -> str:
@@ -69,6 +83,22 @@ def admin_key(ledger: SQLLedger, state: Path) -> str:
         where = f"${ADMIN_ENV}" if os.environ.get(ADMIN_ENV) else str(path)
         raise ValueError(f"the admin key in {where}: {err.message}") from None
     return key
+
+
+PUBLISHER_FILE, DEFAULT_PUBLISHER = "publisher.key", "default"
+
+
+def publisher_key(ledger: SQLLedger, state: Path) -> Path:
+    """``state/publisher.key``: a key for the publisher "default", issued and written (0600) on the first start.
+    Written before the ledger learns it, so a key the ledger knows is never lost; never issued twice."""
+    path = state / PUBLISHER_FILE
+    if not path.is_file():
+        key = secrets.token_urlsafe(32)
+        write_secret(path, key + "\n")
+        ledger.add_key(None, key, publisher=DEFAULT_PUBLISHER)
+    else:
+        _read_private(path)
+    return path
 
 
 def rotate_admin_key(ledger: SQLLedger, state: Path) -> str:
@@ -125,14 +155,18 @@ def token_secrets(ledger: SQLLedger, state: Path) -> TokenSecrets:
 
 def build_app(run_dir: str | Path, ledger_url: str | None = None, config: ServeConfig | None = None,
               limits: Limits | None = None, public_url: str | None = None, clicks_need_impression: bool = True,
-              served_log: str | Path | None = "") -> FastAPI:
-    """The app on a bundle folder. ``served_log``: the served log's path ("" = state/served.jsonl, None = none)."""
+              served_log: str | Path | None = "", traffic: TrafficPolicy | None = None) -> FastAPI:
+    """The app on a bundle folder. ``served_log``: the served log's path ("" = state/served.jsonl, None = none);
+    ``traffic``: keys, rate limits, caps and invalid-click rules (default :class:`TrafficPolicy`)."""
     folder = bundle_dir(run_dir)
-    state = folder / "state"
+    state = private_dir(folder / "state")
     ledger = open_ledger(ledger_url or str(state / "ledger.sqlite"))
     bundle = load_bundle(folder)
     seed_campaigns(ledger, bundle)
     admin_key(ledger, state)
+    traffic = traffic or TrafficPolicy()
+    if traffic.require_keys:
+        publisher_key(ledger, state)
     from_file = not os.environ.get(ADMIN_ENV)
     on_rotate = (lambda key: write_secret(state / "admin.key", key + "\n")) if from_file else None
     log = None
@@ -140,13 +174,13 @@ def build_app(run_dir: str | Path, ledger_url: str | None = None, config: ServeC
         log = ServedLog(Path(served_log) if served_log else state / SERVED_LOG, bundle.model_version, bundle.vocab)
     return create_app(AdEngine(bundle, ledger, config, token_secrets(ledger, state)), limits=limits,
                       public_url=public_url, on_admin_rotate=on_rotate, clicks_need_impression=clicks_need_impression,
-                      served_log=log)
+                      served_log=log, traffic=traffic)
 
 
 def run(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, ledger_url: str | None = None,
         config: ServeConfig | None = None, log_level: str = "info", limits: Limits | None = None,
         public_url: str | None = None, clicks_need_impression: bool = True, served_log: str | Path | None = "",
-        workers: int = 1) -> None:
+        workers: int = 1, traffic: TrafficPolicy | None = None) -> None:
     """Serve on ``host:port``. ``workers`` > 1 forks that many server processes on one listening socket
     (PostgreSQL ledger only: SQLite is single-process); a worker that dies is started again."""
     import torch
@@ -154,7 +188,8 @@ def run(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, ledger_u
     torch.set_num_threads(int(os.environ.get("GENADS_TORCH_THREADS", "1")))  # one core per worker
     configure_json_logging(log_level)
     limits = limits or Limits()
-    args = (run_dir, ledger_url, config, limits, public_url, clicks_need_impression, served_log)
+    traffic = traffic or TrafficPolicy()
+    args = (run_dir, ledger_url, config, limits, public_url, clicks_need_impression, served_log, traffic)
     if workers == 1:
         _serve(build_app(*args), log_level, limits, host=host, port=port)
         return
@@ -162,7 +197,7 @@ def run(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, ledger_u
         raise ValueError(f"--workers {workers} must be >= 1")
     if not (ledger_url or "").startswith(("postgresql://", "postgres://")):
         raise ValueError(f"--workers {workers} needs --ledger postgresql://...: the SQLite ledger serves one process")
-    _prepare_state(run_dir, ledger_url)
+    _prepare_state(run_dir, ledger_url, traffic.require_keys)
     sock = socket.create_server((host, port), backlog=2048, reuse_port=False)
     sock.set_inheritable(True)
     _supervise(workers, lambda: _serve(build_app(*args), log_level, limits, sock=sock))
@@ -180,16 +215,19 @@ def _serve(app: FastAPI, log_level: str, limits: Limits, host: str = "127.0.0.1"
     server.run(sockets=[sock] if sock is not None else None)
 
 
-def _prepare_state(run_dir: str | Path, ledger_url: str) -> None:
-    """What workers would race on, done once before they start: schema, campaigns, admin key, token secret."""
+def _prepare_state(run_dir: str | Path, ledger_url: str, publisher: bool = True) -> None:
+    """What workers would race on, done once before they start: schema, campaigns, admin and publisher keys,
+    token secret."""
     import pandas as pd
 
     folder = bundle_dir(run_dir)
-    state = folder / "state"
+    state = private_dir(folder / "state")
     ledger = open_ledger(ledger_url)
     try:
         seed_campaigns(ledger, SimpleNamespace(ads=pd.read_parquet(folder / "ads.parquet")))
         admin_key(ledger, state)
+        if publisher:
+            publisher_key(ledger, state)
         token_secrets(ledger, state)
     finally:
         ledger.close()

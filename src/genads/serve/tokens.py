@@ -4,8 +4,10 @@ The price of a click is decided by the auction when the slate is served; the eve
 the click only carries the token. A token is ``base64url(JSON payload) + "." + HMAC-SHA256``
 under the service's token secret, so a client can neither forge a price nor move a charge to
 another campaign. The payload names the slot (``request_id``, ``ad_id``), the ``campaign_id``,
-the per-click ``price_micros`` and the campaign's ``bid_micros`` when the slate was served, and
-``issued_at``. :func:`verify` checks every field's type and range even under a valid signature
+the per-click ``price_micros`` and the campaign's ``bid_micros`` when the slate was served,
+``issued_at`` and, when the request named a user, ``user``: a hash of that user's id, so that the
+per-user invalid-traffic rules can follow a click without the user's id travelling in the token.
+Tokens without ``user`` (issued by older versions, or for a history) stay valid. :func:`verify` checks every field's type and range even under a valid signature
 (integers, ``0 <= price <= bid <= MAX_BID_MICROS``), so a leaked secret cannot mint negative or
 absurd prices either.
 
@@ -43,7 +45,9 @@ ROTATION_GRACE_S = 10.0
 """A retired secret still verifies tokens issued this long after it was retired: running servers pick up a
 rotation within a second (:meth:`TokenSecrets.reload`) and sign with the old secret until then."""
 FIELDS = ("ad_id", "bid_micros", "campaign_id", "issued_at", "price_micros", "request_id")
+FIELDS_WITH_USER = tuple(sorted((*FIELDS, "user")))
 REQUEST_ID = re.compile(r"^[0-9a-f]{1,64}$")
+USER_HASH = re.compile(r"^[0-9a-f]{16}$")
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,13 @@ class SlotToken:
     bid_micros: int
     """The campaign's bid per click when the slate was served (price_micros <= bid_micros)."""
     issued_at: float
+    user: str = ""
+    """:func:`user_hash` of the request's user; "" when the request named none (a history)."""
+
+
+def user_hash(user_id: int | str) -> str:
+    """The 16 hex digits that stand for a user in tokens and invalid-traffic counters (never the id itself)."""
+    return hashlib.sha256(f"{type(user_id).__name__}:{user_id}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 class TokenError(ValueError):
@@ -74,6 +85,8 @@ def sign(token: SlotToken, secret: bytes) -> str:
     fields = {"ad_id": token.ad_id, "bid_micros": token.bid_micros, "campaign_id": token.campaign_id,
               "issued_at": token.issued_at, "price_micros": token.price_micros,
               "request_id": token.request_id}  # asdict() is slow per slot
+    if token.user:
+        fields["user"] = token.user
     payload = json.dumps(fields, separators=(",", ":")).encode()
     return _b64(payload) + "." + _mac(secret, payload)
 
@@ -98,16 +111,19 @@ def parse_payload(payload: bytes) -> SlotToken:
         data = json.loads(payload, object_pairs_hook=_no_duplicates)
     except (ValueError, UnicodeDecodeError) as err:
         raise TokenError(f"malformed token ({type(err).__name__})") from None
-    if not isinstance(data, dict) or tuple(sorted(data)) != FIELDS:
-        raise TokenError(f"malformed token (payload fields must be exactly {list(FIELDS)})")
+    if not isinstance(data, dict) or tuple(sorted(data)) not in (FIELDS, FIELDS_WITH_USER):
+        raise TokenError(f"malformed token (payload fields must be exactly {list(FIELDS)}, optionally with user)")
+    user = data.get("user", "")
+    if "user" in data and (not isinstance(user, str) or not USER_HASH.match(user)):
+        raise TokenError("payload user must be 16 lowercase hex digits")
     request_id, issued_at = data["request_id"], data["issued_at"]
     if not isinstance(request_id, str) or not REQUEST_ID.match(request_id):
         raise TokenError("payload request_id must be 1-64 lowercase hex digits")
     if type(issued_at) not in (int, float) or not math.isfinite(issued_at):
         raise TokenError("payload issued_at must be a finite number")
     bid = _int(data, "bid_micros", 1, MAX_BID_MICROS)
-    return SlotToken(request_id, _int(data, "ad_id", 1, MAX_AD_ID), _int(data, "campaign_id", 1, MAX_ID),
-                     _int(data, "price_micros", 0, bid), bid, float(issued_at))
+    return SlotToken(request_id, _int(data, "ad_id", 0, MAX_AD_ID), _int(data, "campaign_id", 1, MAX_ID),
+                     _int(data, "price_micros", 0, bid), bid, float(issued_at), user)
 
 
 @dataclass

@@ -141,6 +141,8 @@ def mount_console(app: FastAPI, *, public_url: str | None = None) -> None:
         who = await run_in_threadpool(ledger.principal, key) if 0 < len(key) <= MAX_KEY_CHARS else None
         if who is None:
             return signin_page("Unknown or revoked API key.", status=401)
+        if who.publisher is not None:  # it opens /v1/ads and /v1/events only, never a campaign view
+            return signin_page("A publisher key cannot sign in: use an advertiser's key or the admin key.", status=403)
         sessions.close(request.cookies.get(COOKIE))  # a browser holds one session: the one it signed in last
         response = redirect("/console")
         response.set_cookie(COOKIE, sessions.open(who, key), path="/console", httponly=True, samesite="strict",
