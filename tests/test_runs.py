@@ -87,3 +87,21 @@ def test_positive_actions_are_a_training_choice_kept_by_the_run(runs, tmp_path, 
     assert main(["train", str(runs / "data"), "--family", "parallel", "--out", str(tmp_path / "bad"),
                  "--positive-actions", "click,like"]) == 2
     assert "unknown action(s) ['like']" in capsys.readouterr().err
+
+
+def test_parallel_train_reads_the_vectors_tokenize_cached(runs, tmp_path, monkeypatch):
+    """One MiniLM encoding per title, shared by tokenize and parallel training (it re-encoded on every run)."""
+    from genads.encode.text import TextEncoder
+
+    cache = tmp_path / "cache"
+    genads_cli("tokenize", runs / "data", "--out", tmp_path / "sids", "--features", "text", "--levels", "2",
+               "--codebook", "8", "--quiet", "--cache-dir", cache)
+    assert list(cache.glob("*.safetensors"))
+
+    def no_model(self):
+        raise AssertionError("MiniLM loaded although every title was cached")
+
+    monkeypatch.setattr(TextEncoder, "model", property(no_model))
+    genads_cli("train", runs / "data", "--family", "parallel", "--sources", "text", "--out", tmp_path / "run",
+               "--epochs", "1", "--quiet", "--cache-dir", cache)
+    assert genads.load(tmp_path / "run").recommend(user=genads.load(tmp_path / "run").users()[0], k=3).shape[0] == 3

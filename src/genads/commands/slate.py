@@ -21,6 +21,7 @@ import numpy as np
 from genads.data.dataset import atomic_write_text, load_dataset
 from genads.data.paths import relative_to_run
 from genads.data.split import SplitConfig, leave_one_out
+from genads.encode.cache import DEFAULT_CACHE
 from genads.eval.harness import evaluate_split
 from genads.eval.metrics import taac_columns
 from genads.parallel import PRESETS as PARALLEL_PRESETS
@@ -69,7 +70,8 @@ def train_parallel(args: argparse.Namespace, rank: int, world: int) -> int:
             stats = {**json.loads((args.init / CONFIG).read_text()).get("codes", {}), "from": "init run"}
         else:
             sources = args.sources.split(",") if args.sources else None
-            codebook, codes, stats, _ = fit_codes(dataset, split, sources=sources, cache_dir=args.out / "cache",
+            codebook, codes, stats, _ = fit_codes(dataset, split, sources=sources,
+                                                  cache_dir=None if args.no_cache else args.cache_dir,
                                                seed=args.seed, progress=not args.quiet)
         rec = ParallelRecommender(codes, model_cfg, train_cfg, codebook=codebook)
         rec.init_weights = _init_weights(args.init) if args.init is not None else None
@@ -207,6 +209,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(an imported 'view' is an impression) (default: %(default)s)")
     p.add_argument("--user-buckets", type=int, default=0,
                    help="add a user token: user ids hashed into this many buckets (0 = none)")
+    p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE,
+                   help="--family parallel: the MiniLM text-vector cache, shared with `genads tokenize` "
+                        "(default: %(default)s)")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the text-vector cache")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_checked_train)

@@ -17,11 +17,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from genads.data.dataset import atomic_write_text, content_sha256, load_dataset
+from genads.encode.cache import DEFAULT_CACHE  # shared with genads train --family parallel
 
 METHODS = ("rq-kmeans", "rq-vae", "e2e")
 SOURCES = ("text", "attributes", "collab", "embedding")
 """genads.tokenize.features.SOURCES (not imported here: torch and faiss load only when the command runs)."""
-DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "genads" / "text"
 FEATURES_FROM = "training events (leave-one-out, SplitConfig defaults: validation and test events held out)"
 """What the collaborative vectors and co-occurring pairs are built from; part of the inputs key."""
 KEYED = ("method", "levels", "codebook", "features", "epochs", "balanced", "residual", "w_split", "w_sharp", "seed")

@@ -15,6 +15,10 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "genads" / "text"
+"""The MiniLM text-vector cache every command shares (``genads tokenize``, ``genads train --family parallel``):
+content-addressed, so one encoding of a title serves every dataset and run that holds it."""
+
 
 def content_key(text: str) -> bytes:
     """The 32-byte sha256 digest of ``text`` (UTF-8)."""
