@@ -486,3 +486,37 @@ def default_verdict(sim: SimConfig, seeds: tuple[int, ...], tuning_seed: int = 0
     par = ParallelE2EConfig(candidates=sim.cascade.candidates, value=ValueConfig(), payments="gsp")
     return VerdictConfig(sim=sim, parallel=par, seeds=seeds, tuning_seed=tuning_seed, slate_world=slate_world)
 
+
+
+def tiny_verdict(vc: VerdictConfig) -> VerdictConfig:
+    """Small models and one-point grids for configs/market_tiny.yaml (smoke runs, the demo, tests): seconds per seed,
+    the machinery, not a verdict."""
+    from genads.market.value_demo_step import tiny_study
+
+    par = tiny_study(vc.sim, 0, 1).parallel
+    return replace(vc, parallel=replace(par, payments="gsp"), cascade_retrieve=(vc.sim.cascade.retrieve,),
+                   cascade_alpha=(1.0,), lcb_z=(0.0, 1.0), relevance_weight=(0.0, 0.5), reserves=(0.5,),
+                   slate_requests=20, slate_pool=8)
+
+
+def run_verdict(vc: VerdictConfig, log=print, on_seed=None) -> dict:
+    """Tuning, then every evaluation seed (the schedule check right after the first, so a run cut short still has
+    it), aggregated after each seed; ``on_seed(result)`` is called with the result so far after every seed."""
+    cpu0 = time.process_time()
+    choice, tuned = tune(vc, log)
+    result: dict = {"choice": choice, "schedule_check": None, "per_seed": [], "tuning_seed": vc.tuning_seed,
+                    "seeds_planned": list(vc.seeds), "cpu_seconds_tuning": round(time.process_time() - cpu0, 1),
+                    "cpu_seconds_schedule_check": 0.0}
+    for seed in vc.seeds:
+        result["per_seed"].append(run_seed(vc, choice, seed, log))
+        if vc.schedule_check and result["schedule_check"] is None:
+            c0 = time.process_time()
+            result["schedule_check"] = schedule_check(vc, choice, tuned, log)
+            result["cpu_seconds_schedule_check"] = round(time.process_time() - c0, 1)
+            tuned = None
+        result["summary"] = aggregate(result["per_seed"], choice)
+        result["seeds_done"] = [s["seed"] for s in result["per_seed"]]
+        result["cpu_seconds_per_seed"] = [s["cpu_seconds"] for s in result["per_seed"]]
+        if on_seed is not None:
+            on_seed(result)
+    return result
