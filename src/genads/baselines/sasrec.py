@@ -4,8 +4,10 @@ Three training losses: ``bce`` is the paper's (one sampled negative per position
 cross-entropy), which is what the published Beauty figures used; ``ce`` is full softmax
 cross-entropy over the catalogue; ``ss`` is sampled softmax (the positive against ``n_negatives``
 items drawn per position, uniformly or by popularity with the logQ correction), the loss of the
-strongest published SASRec on Amazon Beauty (SASRec+SS in the eSASRec benchmark: 64-dim, 1 block,
-1 head, 256 negatives). Evaluation is always full ranking over every item.
+strongest published SASRec on Amazon Beauty (SASRec+SS in the eSASRec benchmark). Two networks:
+``block="pre-ln"`` (torch's pre-LN encoder layer) and ``block="original"`` (the SASRec block as the eSASRec
+benchmark runs it, ``sasrec_original.py``); the ``esasrec`` presets are that benchmark's recipe. Evaluation is
+always full ranking over every item.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -22,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from genads.baselines.sasrec_original import OriginalSASRecNet
 from genads.data.split import SequenceSplit, left_pad
 from genads.eval.harness import evaluate
 from genads.eval.metrics import topk_from_scores
@@ -49,11 +54,23 @@ class SASRecConfig:
     batch_size: int = 128
     epochs: int = 200
     eval_every: int = 5
-    """Validate every this many epochs (early stopping on validation NDCG@10)."""
+    """Validate every this many epochs (early stopping on validation ``stop_metric``)."""
     patience: int = 5
     """Stop after this many validations without improvement; the best weights are restored."""
+    stop_metric: Literal["ndcg@10", "recall@10"] = "ndcg@10"
+    """Validation metric that early stopping follows (under the protocol ``exclude_history`` names)."""
     exclude_history: bool = False
-    """Rule out items already in the history when ranking (the literature's protocol does not)."""
+    """Early stopping follows the protocol with the history ruled out (the harness's ``exclude_history``);
+    ``recommend`` itself ranks every item, and evaluation reports both protocols."""
+    block: Literal["pre-ln", "original"] = "pre-ln"
+    """'pre-ln': torch's pre-LN encoder layer (GELU, sqrt(d)-scaled embeddings); 'original': the SASRec block as
+    the eSASRec benchmark runs it (LN on queries only, d -> d ReLU feed-forward, no scaling, Xavier-normal init,
+    dropout on the tied item table; see sasrec_original.py)."""
+    attend_padding: bool = True
+    """block='original' only: real positions attend to the padding keys of a sequence padded to max_len, as in
+    RecTools (False: padding keys are masked)."""
+    reject_positive: bool = True
+    """loss='ss': mask a sampled negative that equals the positive (False: keep it, as RecTools does)."""
     time_budget_s: float = 0.0
     """Stop at the first validation after this many seconds of training (0 = no limit); best weights kept."""
 
@@ -62,6 +79,10 @@ class SASRecConfig:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
         if self.loss not in ("bce", "ce", "ss"):
             raise ValueError(f"loss={self.loss!r} must be 'bce', 'ce' or 'ss'")
+        if self.block not in ("pre-ln", "original"):
+            raise ValueError(f"block={self.block!r} must be 'pre-ln' or 'original'")
+        if self.stop_metric not in ("ndcg@10", "recall@10"):
+            raise ValueError(f"stop_metric={self.stop_metric!r} must be 'ndcg@10' or 'recall@10'")
         if self.negatives not in ("uniform", "popularity"):
             raise ValueError(f"negatives={self.negatives!r} must be 'uniform' or 'popularity'")
         for name in ("max_len", "d_model", "n_layers", "batch_size", "epochs", "eval_every", "patience",
@@ -80,6 +101,15 @@ PRESETS: dict[str, SASRecConfig] = {
     "ss": SASRecConfig(loss="ss", n_layers=1, n_heads=1, dropout=0.2, n_negatives=256, epochs=200, eval_every=1,
                        patience=10),
 }
+# The eSASRec benchmark's SASRec+SS (blondered/transformer_benchmark, configs/paper/loo/s3_vanilla.yaml, RecTools
+# 0.13.0): the original block, 256 uniform negatives per position (positives not rejected, no logQ), Adam 1e-3
+# with betas (0.9, 0.98), batch 128, up to 200 epochs with patience 50 on validation R@10 with the history
+# ruled out. The executed config has 256 dimensions; its README table says 64 ("esasrec-64").
+PRESETS["esasrec"] = SASRecConfig(max_len=50, d_model=256, n_layers=1, n_heads=1, dropout=0.2, loss="ss",
+                                  n_negatives=256, negatives="uniform", reject_positive=False, lr=1e-3,
+                                  batch_size=128, epochs=200, eval_every=1, patience=50, stop_metric="recall@10",
+                                  exclude_history=True, block="original")
+PRESETS["esasrec-64"] = replace(PRESETS["esasrec"], d_model=64)
 
 
 def attention_mask(seq: Tensor, n_heads: int) -> Tensor:
@@ -127,6 +157,17 @@ class SASRecNet(nn.Module):
         """Scores of every item for the next position: (B, N+1)."""
         return self.forward(seq)[:, -1] @ self.item.weight.T
 
+    def table(self) -> Tensor:
+        """The item table (N+1, D), tied to the output."""
+        return self.item.weight
+
+    def encode(self, seq: Tensor, table: Tensor) -> Tensor:
+        """seq (B, L) -> hidden states (B, L, D); this network reads its own table."""
+        return self.forward(seq)
+
+
+NETS: dict[str, type[nn.Module]] = {"pre-ln": SASRecNet, "original": OriginalSASRecNet}
+
 
 def training_pairs(split: SequenceSplit, max_len: int) -> tuple[np.ndarray, np.ndarray]:
     """(inputs, targets), both (n_users, max_len) left-padded: target[t] is the item after input[t]."""
@@ -154,27 +195,61 @@ def item_log_q(targets: Tensor, n_items: int) -> Tensor:
     return (counts / counts.sum()).log().float()
 
 
+def draw_negatives(m: int, n: int, n_items: int, gen: torch.Generator, log_q: Tensor | None = None) -> Tensor:
+    """(m, n) negatives, every entry drawn independently: each of the m (sequence, position) rows gets its own n,
+    uniformly over items 1..n_items or with probability exp(log_q) (padding never drawn)."""
+    if log_q is None:
+        return torch.randint(1, n_items + 1, (m, n), generator=gen)
+    return torch.multinomial(log_q.exp(), m * n, replacement=True, generator=gen).view(m, n)
+
+
+class SampledLogits(torch.autograd.Function):
+    """``logits[m, j] = h[m] . table[neg[m, j]]`` without materialising the (M, n, D) gathered negatives.
+
+    The forward scores each row against the whole table in row chunks and gathers the sampled columns (a dense
+    matmul is far faster on a CPU than gathering M x n rows of D floats); the backward multiplies by the sparse
+    (M, N+1) matrix of the logits' gradients, in which a negative drawn twice in a row simply adds up. Equal,
+    value and gradient, to ``torch.einsum("md,mnd->mn", h, table[neg])`` (tests/baselines/test_esasrec.py).
+    """
+
+    @staticmethod
+    def forward(ctx, h: Tensor, table: Tensor, neg: Tensor) -> Tensor:
+        ctx.save_for_backward(h, table, neg)
+        rows = max(1, (1 << 24) // table.shape[0])  # chunks of at most 16M scores
+        return torch.cat([(h[i:i + rows] @ table.T).gather(1, neg[i:i + rows]) for i in range(0, len(h), rows)])
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, None]:
+        h, table, neg = ctx.saved_tensors
+        M, n = neg.shape
+        crow = torch.arange(0, M * n + 1, n, device=neg.device)
+        with warnings.catch_warnings():  # "sparse CSR support is in beta": used here only for these two products
+            warnings.simplefilter("ignore", UserWarning)
+            g = torch.sparse_csr_tensor(crow, neg.flatten(), grad.flatten().contiguous(), (M, table.shape[0]))  # (M, N+1)
+        g_t = g.to_sparse_coo().t().coalesce().to_sparse_csr()  # (N+1, M)
+        return g @ table, g_t @ h, None
+
+
 def sampled_softmax(h: Tensor, pos: Tensor, table: Tensor, n_negatives: int, gen: torch.Generator,
-                    log_q: Tensor | None = None) -> Tensor:
+                    log_q: Tensor | None = None, reject_positive: bool = True) -> Tensor:
     """Sampled softmax: each row of ``h`` (M, D) against its positive and ``n_negatives`` own negatives.
 
     ``table`` (N+1, D) are the item vectors (row 0 padding, never drawn). Negatives are uniform over the
     items, or drawn with probability exp(log_q) and then logQ-corrected (logit - log q, Yi et al. 2019) so
-    the loss estimates the full softmax. A negative that equals the positive is masked out.
+    the loss estimates the full softmax. A negative that equals the positive is masked out when
+    ``reject_positive`` (RecTools keeps it). Every row draws its own negatives, so the cost is that of the M valid
+    positions only, never of the padding.
     """
-    M = len(pos)
-    if log_q is None:
-        neg = torch.randint(1, table.shape[0], (M, n_negatives), generator=gen)
-    else:
-        neg = torch.multinomial(log_q.exp(), M * n_negatives, replacement=True, generator=gen).view(M, n_negatives)
+    neg = draw_negatives(len(pos), n_negatives, table.shape[0] - 1, gen, log_q)  # (M, n)
     pos_logit = (h * table[pos]).sum(-1, keepdim=True)  # (M, 1)
-    neg_logit = torch.einsum("md,mnd->mn", h, table[neg])  # (M, n)
+    neg_logit = SampledLogits.apply(h, table, neg)  # (M, n)
     if log_q is not None:
         pos_logit = pos_logit - log_q[pos].unsqueeze(1)
         neg_logit = neg_logit - log_q[neg]
-    neg_logit = neg_logit.masked_fill(neg == pos.unsqueeze(1), float("-inf"))
+    if reject_positive:
+        neg_logit = neg_logit.masked_fill(neg == pos.unsqueeze(1), float("-inf"))
     logits = torch.cat([pos_logit, neg_logit], dim=1)
-    return F.cross_entropy(logits, torch.zeros(M, dtype=torch.long))
+    return F.cross_entropy(logits, torch.zeros(len(pos), dtype=torch.long))
 
 
 class SASRec:
@@ -184,28 +259,35 @@ class SASRec:
 
     def __init__(self, config: SASRecConfig | None = None) -> None:
         self.config = config or SASRecConfig()
-        self.net: SASRecNet | None = None
+        self.net: nn.Module | None = None
         self._log_q: Tensor | None = None
 
-    def _loss(self, net: SASRecNet, x: Tensor, y: Tensor, gen: torch.Generator, n_items: int) -> Tensor:
-        h = net(x)  # (B, L, D)
+    def _loss(self, net: nn.Module, x: Tensor, y: Tensor, gen: torch.Generator, n_items: int) -> Tensor:
+        table = net.table()  # (N+1, D): one draw of its dropout per batch, for inputs and outputs alike
+        h = net.encode(x, table)  # (B, L, D)
         mask = y > 0
-        h, pos = h[mask], y[mask]  # (M, D), (M,)
+        h, pos = h[mask], y[mask]  # (M, D), (M,): the valid positions only
         if self.config.loss == "ce":
-            return F.cross_entropy(h @ net.item.weight[1:].T, pos - 1)
+            return F.cross_entropy(h @ table[1:].T, pos - 1)
         if self.config.loss == "ss":
-            return sampled_softmax(h, pos, net.item.weight, self.config.n_negatives, gen, self._log_q)
+            return sampled_softmax(h, pos, table, self.config.n_negatives, gen, self._log_q,
+                                   self.config.reject_positive)
         neg = torch.randint(1, n_items + 1, pos.shape, generator=gen)
-        pos_logit = (h * net.item(pos)).sum(-1)
-        neg_logit = (h * net.item(neg)).sum(-1)
+        pos_logit = (h * table[pos]).sum(-1)
+        neg_logit = (h * table[neg]).sum(-1)
         return F.binary_cross_entropy_with_logits(torch.cat([pos_logit, neg_logit]),
                                                   torch.cat([torch.ones_like(pos_logit), torch.zeros_like(neg_logit)]))
 
-    def fit(self, split: SequenceSplit, *, seed: int = 0, progress: bool = True) -> list[dict]:
+    def fit(self, split: SequenceSplit, *, seed: int = 0, progress: bool = True,
+            on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
+        """Train on ``split.train``; validate every ``eval_every`` epochs on ``split.valid`` (Recall and NDCG@10
+        under the ``exclude_history`` protocol), stop after ``patience`` validations without a better
+        ``stop_metric``, restore the best weights. ``on_epoch`` gets each epoch's log row as it is made (a
+        benchmark can save a run's curve before it ends). Returns the rows."""
         cfg = self.config
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
-        self.net = net = SASRecNet(split.n_items, cfg)
+        self.net = net = NETS[cfg.block](split.n_items, cfg)
         opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay)
         inputs, targets = (torch.from_numpy(a) for a in training_pairs(split, cfg.max_len))
         lengths = (inputs > 0).sum(1)
@@ -225,15 +307,20 @@ class SASRec:
                 total, batches = total + loss.item(), batches + 1
             row = {"epoch": epoch, "loss": total / max(batches, 1), "seconds": time.perf_counter() - start}
             if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-                row["valid_ndcg@10"] = evaluate(self, split.valid, ks=(10,))["ndcg@10"]
-                if row["valid_ndcg@10"] > best:
-                    best, best_state, stale = row["valid_ndcg@10"], copy.deepcopy(net.state_dict()), 0
+                valid = evaluate(self, split.valid, ks=(10,), exclude_history=cfg.exclude_history)
+                row |= {"valid_ndcg@10": valid["ndcg@10"], "valid_recall@10": valid["recall@10"]}
+                if row[f"valid_{cfg.stop_metric}"] > best:
+                    best, best_state, stale = row[f"valid_{cfg.stop_metric}"], copy.deepcopy(net.state_dict()), 0
+                    row["best"] = True
                 else:
                     stale += 1
-                bar.set_postfix(loss=f"{row['loss']:.4f}", ndcg10=f"{row['valid_ndcg@10']:.4f}")
+                bar.set_postfix(loss=f"{row['loss']:.4f}", r10=f"{valid['recall@10']:.4f}",
+                                ndcg10=f"{valid['ndcg@10']:.4f}")
             if cfg.time_budget_s and "valid_ndcg@10" in row and time.perf_counter() - started > cfg.time_budget_s:
                 row["stopped_by_time_budget"] = True
             log.append(row)
+            if on_epoch is not None:
+                on_epoch(row)
             if stale >= cfg.patience or row.get("stopped_by_time_budget"):
                 break
         if best_state is not None:
@@ -247,9 +334,7 @@ class SASRec:
         self.net.eval()
         seq = torch.from_numpy(left_pad(list(history), self.config.max_len))
         (seq,) = trim(seq)
-        scores = self.net.scores(seq)
-        exclude = seq if self.config.exclude_history else None
-        return topk_from_scores(scores, k, exclude).numpy()
+        return topk_from_scores(self.net.scores(seq), k).numpy()
 
     def describe(self) -> dict:
         return {"model": self.name, **asdict(self.config)}
