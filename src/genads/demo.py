@@ -15,12 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from genads.bundled import DEMO_DATA
 from genads.data.dataset import Dataset, atomic_write_text
 from genads.data.split import SequenceSplit
 from genads.eval.report import Report
-
-DEMO_DATA = Path(__file__).resolve().parents[2] / "data" / "demo"
-"""The bundled slice of real data (see data/demo/README.md)."""
 
 STEPS: tuple[tuple[str, str], ...] = (
     ("data", "genads.data.demo_step:run"),

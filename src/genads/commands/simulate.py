@@ -16,10 +16,13 @@ from genads.eval.report import Report
 
 def load_config(path: Path, seeds: str | None = None):  # -> SimConfig
     """A :class:`~genads.market.config.SimConfig` from a YAML file (keys left out keep their defaults)."""
+    from genads.bundled import config_path
     from genads.market.config import SimConfig, from_dict
 
-    if not path.is_file():
-        raise FileNotFoundError(f"--config: no such file {path}")
+    try:
+        path = config_path(path)  # configs/market.yaml also works outside a clone: the packaged copy
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"--config: {e}") from None
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
@@ -61,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description="Draw a seeded market, train the cascade (SASRec -> DIN -> GSP) and the "
                                           "end-to-end pipeline (slate model + token bidding + learned payments) on its "
                                           "logs, serve identical traffic and write OUT/report.html.")
-    p.add_argument("--config", type=Path, default=Path("configs/market.yaml"), help="YAML SimConfig")
+    p.add_argument("--config", type=Path, default=Path("configs/market.yaml"), help="YAML SimConfig; configs/NAME.yaml falls back to the packaged config of that name (default: %(default)s)")
     p.add_argument("--out", type=Path, required=True, help="run folder (report.html, results.json, config.yaml)")
     p.add_argument("--seeds", default=None, help="comma-separated seeds overriding the config's")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")

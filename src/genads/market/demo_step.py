@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from genads.bundled import CONFIGS
 from genads.market.compare import run_comparison
 from genads.market.report import add_section
 from genads.market.verdict import default_verdict, run_verdict, tiny_verdict
@@ -22,7 +23,7 @@ from genads.market.verdict_report import add_section as add_verdict_section
 from genads.market.verdict_report import full_size_sentence
 
 ROOT = Path(__file__).resolve().parents[3]
-TINY = ROOT / "configs" / "market_tiny.yaml"
+TINY = CONFIGS / "market_tiny.yaml"  # the packaged config: works from a wheel too
 VERDICT_TITLE = "Market verdict (issue 25): the strongest cascade vs the best end-to-end variant (tiny market)"
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import torch
 
+from genads.bundled import CONFIGS
 from genads.market.e2e_parallel import ParallelE2EConfig
 from genads.market.rl import RLConfig
 from genads.market.value import ValueConfig
@@ -22,7 +22,7 @@ from genads.parallel.codes import PQConfig
 from genads.parallel.model import ParallelConfig
 from genads.parallel.train import ParallelTrainConfig
 
-TINY = Path(__file__).resolve().parents[3] / "configs" / "market_tiny.yaml"
+TINY = CONFIGS / "market_tiny.yaml"
 TITLE = "Market: value-aware end to end and list-wise RL vs the cascade (tiny market)"
 
 
