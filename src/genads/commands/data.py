@@ -11,6 +11,7 @@ from genads.data.dataset import load_dataset
 from genads.data.duck_sort import DuckConfig
 from genads.data.ingest import import_dataset
 from genads.data.loaders import FORMATS, parse_column_map
+from genads.data.loaders.tabular import parse_sep
 from genads.data.split import SplitConfig, leave_one_out, split_stats
 from genads.data.validate import parse_action_map
 
@@ -28,7 +29,8 @@ def make_source(args: argparse.Namespace):
         return FORMATS[fmt](args.input, item_feat=args.items, advertiser_feature=args.advertiser_feature,
                             mm_emb=args.mm_emb, emb_feature=args.emb_feature)
     return FORMATS[fmt](args.input, catalogue=args.items, column_map=parse_column_map(args.map),
-                        catalogue_map=parse_column_map(args.items_map), default_action=args.default_action)
+                        catalogue_map=parse_column_map(args.items_map), default_action=args.default_action,
+                        sep=parse_sep(args.sep))
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -92,6 +94,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--map", help="event column map for csv/parquet, e.g. user_id=uid,ad_id=item,timestamp=ts")
     p.add_argument("--items-map", help="catalogue column map for csv/parquet, e.g. ad_id=item,title=name")
     p.add_argument("--default-action", default="click", help="action for csv/parquet without an action column")
+    p.add_argument("--sep", help="csv: field separator of the events and --items files, one of , tab ; | "
+                   "(default: a tab for .tsv/.tab, else the most frequent of them in the header line)")
     p.add_argument("--action-map", help="the input's own action names, e.g. purchase=conversion,view=impression")
     p.add_argument("--integer-ids", action="store_true",
                    help="reject ids that are not integers (default: string ids such as u1 are kept in ids.parquet)")

@@ -29,7 +29,7 @@ import pandas as pd
 import pyarrow as pa
 
 from genads.data.checks import check_events
-from genads.data.loaders.tabular import TabularSource, _delimiter, _is_parquet
+from genads.data.loaders.tabular import TabularSource, _is_parquet
 from genads.data.schema import ACTION_CODE
 from genads.data.validate import ACTION_ALIASES, IssueLog
 from genads.data.vocab import MAX_ID, IdVocabulary
@@ -108,7 +108,7 @@ def scan_events(
     of accepted rows enter ``vocab`` in input order, as on the general path.
     """
     path = source.events
-    delim = _delimiter(path)
+    delim = source.delimiter(path)
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as f:
         header = [h.strip() for h in f.readline().rstrip("\r\n").split(delim)]

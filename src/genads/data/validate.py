@@ -215,10 +215,23 @@ def parse_numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return arr, np.isfinite(arr)
 
 
+_DATETIME = (r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?"
+             r"(Z|[+-]\d{2}(:?\d{2})?)?$")
+"""ISO 8601 dates and datetimes (``2024-05-01``, ``2024-05-01 12:03:04``, ``2024-05-01T12:03:04.5+02:00``)."""
+
+
 def parse_timestamps(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Parse timestamps: numbers, rounded down to int64 (integers in text are parsed exactly).
+    """Parse timestamps: numbers, rounded down to int64 (integers in text are parsed exactly), or ISO 8601
+    dates/datetimes as whole seconds since 1970-01-01 UTC (rounded down; no offset given = UTC). Parquet
+    timestamp columns are read the same way.
 
     Returns (int64, ok mask)."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        stamps = values.dt.tz_convert("UTC") if values.dt.tz is not None else values
+        ok = stamps.notna().to_numpy()
+        out = np.zeros(len(values), dtype=np.int64)
+        out[ok] = stamps[ok].to_numpy(dtype="datetime64[s]").astype(np.int64)  # whole seconds, rounded down
+        return out, ok
     arr, ok = parse_numbers(values)
     ok &= np.abs(np.where(ok, arr, 0)) < MAX_TIMESTAMP
     out = np.zeros(len(arr), dtype=np.int64)
@@ -228,6 +241,17 @@ def parse_timestamps(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         exact = ok & _mask(pc.match_substring_regex(text, _INT))
         if exact.any():
             out[exact] = _ints(text, exact)[exact]
+    if _is_text(values) and not ok.all():
+        text = _text(values)
+        dated = ~ok & _mask(pc.match_substring_regex(text, _DATETIME))
+        if dated.any():
+            strings = pd.Series(np.asarray(text.to_pylist(), dtype=object)[dated])
+            stamps = pd.to_datetime(strings, format="ISO8601", utc=True, errors="coerce")
+            good = stamps.notna().to_numpy()
+            rows = np.flatnonzero(dated)[good]
+            ns = stamps[good].to_numpy(dtype="datetime64[ns]").astype(np.int64)
+            out[rows] = np.floor_divide(ns, 10**9)
+            ok[rows] = True
     return out, ok
 
 

@@ -42,9 +42,35 @@ def _is_parquet(path: Path) -> bool:
     return path.suffix == ".parquet"
 
 
-def _delimiter(path: Path) -> str:
+SEPARATORS = {",": ",", "tab": "\t", "\\t": "\t", "\t": "\t", ";": ";", "|": "|"}
+"""What ``--sep`` accepts (``tab`` or ``\\t`` for a tab) -> the separator."""
+
+
+def parse_sep(text: str | None) -> str | None:
+    """A ``--sep`` value -> the one-character separator (None: infer it); unknown values name the choices."""
+    if text is None:
+        return None
+    if text not in SEPARATORS:
+        raise ValueError(f"--sep {text!r}: choose one of , tab ; |")
+    return SEPARATORS[text]
+
+
+def _delimiter(path: Path, sep: str | None = None) -> str:
+    """``sep`` when given; a tab for .tsv/.tab and RecBole's atomic files; else the header line decides: the most
+    frequent of , tab ; | in it (a comma when it holds none), as spreadsheet exports and DuckDB's sniffer do."""
+    if sep is not None:
+        return sep
     name = path.name.removesuffix(".gz")
-    return "\t" if name.endswith((".tsv", ".tab", ".inter", ".item", ".user")) else ","
+    if name.endswith((".tsv", ".tab", ".inter", ".item", ".user")):
+        return "\t"
+    try:
+        with open_text(path) as f:
+            header = f.readline()
+    except (OSError, UnicodeDecodeError):
+        return ","
+    counts = {c: header.count(c) for c in (",", "\t", ";", "|")}
+    best = max(counts, key=lambda c: counts[c])
+    return best if counts[best] else ","
 
 
 class _BadRecord:
@@ -80,7 +106,8 @@ def _line_breaks(row: list[str]) -> int:
 
 
 def read_rows(
-    path: Path, wanted: dict[str, str], batch: int, header_name: Callable[[str], str] = str.strip
+    path: Path, wanted: dict[str, str], batch: int, header_name: Callable[[str], str] = str.strip,
+    sep: str | None = None,
 ) -> Iterator[tuple[pd.DataFrame, list[Issue], int]]:
     """Stream a delimited file as (frame, issues, bytes read from disk) with canonical columns + _file, _line.
 
@@ -93,7 +120,7 @@ def read_rows(
     with a quote on, the csv module parses the rest of the file.
     """
     name = str(path)
-    delimiter = _delimiter(path)
+    delimiter = _delimiter(path, sep)
     with TextInput(path) as inp:
         reader = csv.reader(inp.text, delimiter=delimiter)
         try:
@@ -235,8 +262,11 @@ class TabularSource:
         column_map: dict[str, str] | None = None,
         catalogue_map: dict[str, str] | None = None,
         default_action: str = "click",
+        sep: str | None = None,
     ) -> None:
         self.events = Path(events)
+        self.sep = sep
+        """The field separator of both files (None: inferred per file, see :func:`_delimiter`)."""
         self.format = "parquet" if _is_parquet(self.events) else "csv"
         self.catalogue_path = Path(catalogue) if catalogue else None
         column_map = dict(column_map or {})
@@ -258,14 +288,19 @@ class TabularSource:
         if _is_parquet(self.events):
             return column in pq.ParquetFile(self.events).schema_arrow.names
         with open_text(self.events) as f:
-            header = next(csv.reader(f, delimiter=_delimiter(self.events)), [])
+            header = next(csv.reader(f, delimiter=self.delimiter(self.events)), [])
         return column in [h.strip() for h in header]
+
+    def delimiter(self, path: Path) -> str:
+        """The separator of ``path`` (one of this source's files)."""
+        return _delimiter(path, self.sep)
 
     def size_hint(self) -> int:
         return file_size(self.events)
 
     def _rows(self, path: Path, wanted: dict[str, str], batch: int):
-        return read_parquet_rows(path, wanted, batch) if _is_parquet(path) else read_rows(path, wanted, batch)
+        return (read_parquet_rows(path, wanted, batch) if _is_parquet(path)
+                else read_rows(path, wanted, batch, sep=self.sep))
 
     def catalogue(self) -> RawCatalogue | None:
         if self.catalogue_path is None:
@@ -290,7 +325,7 @@ class TabularSource:
         if _is_parquet(self.catalogue_path):
             return pq.ParquetFile(self.catalogue_path).schema_arrow.names
         with open_text(self.catalogue_path) as f:
-            return [h.strip() for h in next(csv.reader(f, delimiter=_delimiter(self.catalogue_path)), [])]
+            return [h.strip() for h in next(csv.reader(f, delimiter=self.delimiter(self.catalogue_path)), [])]
 
     def event_chunks(self, chunk_rows: int) -> Iterator[EventChunk]:
         for frame, issues, nbytes in self._rows(self.events, self.event_map, chunk_rows):
