@@ -207,9 +207,10 @@ class SampledLogits(torch.autograd.Function):
     """``logits[m, j] = h[m] . table[neg[m, j]]`` without materialising the (M, n, D) gathered negatives.
 
     The forward scores each row against the whole table in row chunks and gathers the sampled columns (a dense
-    matmul is far faster on a CPU than gathering M x n rows of D floats); the backward multiplies by the sparse
-    (M, N+1) matrix of the logits' gradients, in which a negative drawn twice in a row simply adds up. Equal,
-    value and gradient, to ``torch.einsum("md,mnd->mn", h, table[neg])`` (tests/baselines/test_esasrec.py).
+    matmul is far faster on a CPU than gathering M x n rows of D floats; ``torch.sparse.sampled_addmm`` is faster
+    still but fails on rows that repeat a column many times); the backward multiplies by the sparse (M, N+1) matrix
+    of the logits' gradients, in which a negative drawn twice in a row simply adds up. Equal, value and gradient,
+    to ``torch.einsum("md,mnd->mn", h, table[neg])`` (tests/baselines/test_esasrec.py).
     """
 
     @staticmethod
@@ -221,13 +222,18 @@ class SampledLogits(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, None]:
         h, table, neg = ctx.saved_tensors
-        M, n = neg.shape
-        crow = torch.arange(0, M * n + 1, n, device=neg.device)
-        with warnings.catch_warnings():  # "sparse CSR support is in beta": used here only for these two products
-            warnings.simplefilter("ignore", UserWarning)
-            g = torch.sparse_csr_tensor(crow, neg.flatten(), grad.flatten().contiguous(), (M, table.shape[0]))  # (M, N+1)
+        g = _csr(neg, grad.flatten().contiguous(), table.shape[0])  # (M, N+1)
         g_t = g.to_sparse_coo().t().coalesce().to_sparse_csr()  # (N+1, M)
         return g @ table, g_t @ h, None
+
+
+def _csr(neg: Tensor, values: Tensor, n_cols: int) -> Tensor:
+    """(M, n_cols) sparse CSR with ``values`` at row m, columns ``neg[m]`` (repeats allowed, in that order)."""
+    M, n = neg.shape
+    crow = torch.arange(0, M * n + 1, n, device=neg.device)
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": used here only for these products
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(crow, neg.flatten(), values, (M, n_cols))
 
 
 def sampled_softmax(h: Tensor, pos: Tensor, table: Tensor, n_negatives: int, gen: torch.Generator,

@@ -22,7 +22,7 @@ from genads.data.dataset import atomic_write_text, load_dataset
 from genads.data.paths import relative_to_run
 from genads.data.split import SplitConfig, leave_one_out
 from genads.encode.cache import DEFAULT_CACHE
-from genads.eval.harness import evaluate_split
+from genads.eval.harness import evaluate_split_both
 from genads.eval.metrics import taac_columns
 from genads.parallel import PRESETS as PARALLEL_PRESETS
 from genads.parallel import ParallelRecommender
@@ -158,11 +158,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for model in models:
         if model is not rec:
             model.fit(split, seed=cfg["seed"], progress=not args.quiet)
-        results[model.name] = evaluate_split(model, split)
-        test = results[model.name]["test"]
-        rows.append(f"{model.name:18s} R@5 {test['recall@5']:.4f}  N@5 {test['ndcg@5']:.4f}  "
-                    f"R@10 {test['recall@10']:.4f}  N@10 {test['ndcg@10']:.4f}"
-                    + taac_columns(test, split.test.target_action))
+        results[model.name] = evaluate_split_both(model, split)
+        for protocol, test in (("all", results[model.name]["test"]),
+                               ("excl", results[model.name]["history_ruled_out"]["test"])):
+            rows.append(f"{model.name:18s} [{protocol:4s}] R@5 {test['recall@5']:.4f}  N@5 {test['ndcg@5']:.4f}  "
+                        f"R@10 {test['recall@10']:.4f}  N@10 {test['ndcg@10']:.4f}"
+                        + taac_columns(test, split.test.target_action))
+    rows.append("[all] = nothing ruled out; [excl] = the user's history ruled out")
     print("\n".join(rows))
     atomic_write_text(args.run / "eval.json", json.dumps(results, indent=2) + "\n")
     return 0

@@ -34,14 +34,18 @@ def rule_out_history(ranked: np.ndarray, history: np.ndarray, k: int) -> np.ndar
 
     Padding (0) and empty slots (-1) are dropped too; a row left with fewer than k items is filled with -1.
     """
-    ranked, history = np.asarray(ranked), np.asarray(history)
-    seen = (ranked[:, :, None] == history[:, None, :]).any(-1)  # (n, K, L) -> (n, K)
+    ranked, history = np.asarray(ranked, dtype=np.int64), np.asarray(history, dtype=np.int64)
+    n = len(ranked)
+    span = int(max(ranked.max(initial=0), history.max(initial=0))) + 1
+    base = (np.arange(n, dtype=np.int64) * span)[:, None]  # row i's items become i * span + item: one isin for all
+    kind = "table" if n * span <= 1 << 27 else None  # a lookup table of n * span bits when it is small
+    seen = np.isin(ranked + base, (history + base)[history > 0], kind=kind)  # (n, K)
     keep = (ranked > 0) & ~seen
-    order = np.argsort(~keep, axis=1, kind="stable")[:, :k]  # kept items first, in their order
-    out = np.where(np.take_along_axis(keep, order, 1), np.take_along_axis(ranked, order, 1), -1)
-    if out.shape[1] < k:
-        out = np.pad(out, ((0, 0), (0, k - out.shape[1])), constant_values=-1)
-    return out.astype(np.int64)
+    pos = np.cumsum(keep, axis=1) - 1  # where each kept item lands
+    rows, cols = np.nonzero(keep & (pos < k))
+    out = np.full((n, k), -1, dtype=np.int64)
+    out[rows, pos[rows, cols]] = ranked[rows, cols]
+    return out
 
 
 def rank_all(model: Recommender, eval_set: EvalSet, k: int, batch_size: int = 1024,
@@ -51,14 +55,18 @@ def rank_all(model: Recommender, eval_set: EvalSet, k: int, batch_size: int = 10
     ``exclude_history``: rule the history out. The model is asked for k + (distinct history items of the batch)
     items and the history is then removed, so any model, a generator that may repeat a history item included, is
     ranked under that protocol; for a model that ranks by scores this equals masking the history's scores.
+    A model with a ``max_k`` attribute (beam search: its beam width) is asked for at most that many (at least k),
+    so where history items fill its beam its list comes back shorter than k (-1 slots, never a hit).
     A model whose ``uses_users`` attribute is true (the slate model with a user token) also gets each
     case's raw user id as ``recommend(history, k, users=...)``, so it is scored exactly as it was trained.
     """
     with_users = bool(getattr(model, "uses_users", False))
+    cap = getattr(model, "max_k", None)
     parts = []
     for i in range(0, len(eval_set), batch_size):
         history = eval_set.history[i:i + batch_size]
         fetch = k + int((history > 0).sum(1).max(initial=0)) if exclude_history else k
+        fetch = max(k, min(fetch, cap)) if cap else fetch
         ranked = (model.recommend(history, fetch, users=eval_set.users[i:i + batch_size]) if with_users
                   else model.recommend(history, fetch))
         parts.append(rule_out_history(ranked, history, k) if exclude_history else ranked)
@@ -82,6 +90,12 @@ def evaluate_split(model: Recommender, split: SequenceSplit, ks: tuple[int, ...]
     """Metrics on the validation and the test cases, under one protocol."""
     return {"valid": evaluate(model, split.valid, ks, exclude_history=exclude_history),
             "test": evaluate(model, split.test, ks, exclude_history=exclude_history)}
+
+
+def evaluate_split_both(model: Recommender, split: SequenceSplit, ks: tuple[int, ...] = KS) -> dict:
+    """``evaluate_split`` with nothing ruled out (keys "valid", "test") and with the history ruled out (under
+    "history_ruled_out": {"valid", "test"}): the record every command writes for every model."""
+    return {**evaluate_split(model, split, ks), "history_ruled_out": evaluate_split(model, split, ks, True)}
 
 
 def evaluate_protocols(model: Recommender, eval_set: EvalSet, ks: tuple[int, ...] = KS) -> dict[str, dict[str, float]]:

@@ -90,3 +90,16 @@ class Report:
         path = Path(path)
         atomic_write_text(path, self.to_html())
         return path
+
+
+TABLE_KEYS: tuple[str, ...] = ("recall@5", "ndcg@5", "recall@10", "ndcg@10", "recall@20", "ndcg@20")
+
+
+def protocol_rows(model: str, result: dict, keys: tuple[str, ...] = TABLE_KEYS) -> list[dict]:
+    """Two test rows for one model's ``evaluate_split_both`` record, side by side: nothing ruled out, then the
+    history ruled out (a record without the second protocol gives only the first)."""
+    rows = [{"model": model, "protocol": "nothing ruled out", **{k: result["test"][k] for k in keys if k in result["test"]}}]
+    if "history_ruled_out" in result:
+        excl = result["history_ruled_out"]["test"]
+        rows.append({"model": model, "protocol": "history ruled out", **{k: excl[k] for k in keys if k in excl}})
+    return rows

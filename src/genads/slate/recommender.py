@@ -69,6 +69,11 @@ class SlateRecommender:
         """True when the model has a user token: the harness then passes each case's user id."""
         return bool(self.config.user_buckets)
 
+    @property
+    def max_k(self) -> int:
+        """The most ads one beam search returns (its width): the harness asks for no more."""
+        return self.train.beam
+
     def recommend(self, history: np.ndarray, k: int, users: np.ndarray | None = None) -> np.ndarray:
         """(n, k) item indices, best first; -1 only if fewer than k ads are live. ``users``: raw user
         ids for the user token (ignored by a model without one; required by a model with one, which
