@@ -78,7 +78,7 @@ def parallel_codes(dataset, split, cache: Path, key: dict, seed: int) -> tuple[n
 
 
 def job(kind: str, data: str, name: str, seed: int, sets: list[str], cache: str, run_dir: str | None,
-        budget_min: float) -> dict:
+        budget_min: float, sasrec_preset: str = "ss") -> dict:
     """One model, trained and evaluated in this (worker) process with one thread."""
     import torch
 
@@ -92,7 +92,7 @@ def job(kind: str, data: str, name: str, seed: int, sets: list[str], cache: str,
         from genads.baselines import SASRec
         from genads.baselines.sasrec import PRESETS, SASRecConfig
 
-        cfg = _override(replace(PRESETS["ss"], time_budget_s=budget_min * 60), SASRecConfig, sets, "sasrec.")
+        cfg = _override(replace(PRESETS[sasrec_preset], time_budget_s=budget_min * 60), SASRecConfig, sets, "sasrec.")
         model = SASRec(cfg)
         log = model.fit(split, seed=seed, progress=False)
         described = asdict(cfg)
@@ -146,14 +146,16 @@ def run(args, published: dict, print_table, save, results_dir: Path) -> None:
     start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=min(len(kinds), 2), mp_context=get_context("spawn")) as pool:
         futures = {k: pool.submit(job, k, str(args.data), args.name, args.seed, args.set, str(args.sid_cache),
-                                  str(args.run_dir / k) if args.run_dir else None, args.budget_min) for k in kinds}
+                                  str(args.run_dir / k) if args.run_dir else None, args.budget_min, args.sasrec_preset)
+                   for k in kinds}
         out = {k: f.result() for k, f in futures.items()}
     wall = time.perf_counter() - start
     _, split = load_split(args.data, args.name)
     pop = Popularity()
     pop.fit(split)
     rows = []
-    names = {"parallel": "parallel generator (PQ codes, exact scoring)", "sasrec": "SASRec, sampled softmax (256 neg.)"}
+    names = {"parallel": "parallel generator (PQ codes, exact scoring)",
+             "sasrec": f"SASRec, sampled softmax (256 neg.; preset {args.sasrec_preset})"}
     for k in kinds:
         r = out[k]
         rows.append({"model": names[k], "protocol": "nothing ruled out", **{m: r["test"][m] for m in KEYS[:4]},

@@ -10,6 +10,9 @@ SASRec rows (Beauty) come from the committed benchmarks/results/beauty_baselines
 ``--name Sports_and_Outdoors`` runs the same protocol on Sports, beside TIGER's Sports figures.
 ``--family parallel`` runs the parallel-code generator (exact scoring) and SASRec with sampled softmax in the
 same run (two worker processes, one thread each), one preset for every data set; see benchmarks/_parallel_bench.py.
+``--sasrec-preset esasrec`` trains the eSASRec recipe there instead of the plain "ss" preset. Every row is given
+under both protocols: nothing ruled out, and the user's history ruled out (for the SID model, its beam's list
+with the history removed, so at most beam-width ads remain).
 
     python benchmarks/beauty_generative.py --family parallel [--name Sports_and_Outdoors] [--budget-min 100]
         [--set parallel.d_model=96 --set sasrec.dropout=0.3 ...] [--models parallel,sasrec] [--tag NAME]
@@ -192,6 +195,9 @@ def main() -> None:
                     help="sid: the SID slate model (this script's original run); parallel: the parallel-code "
                     "generator beside SASRec with sampled softmax, trained in the same run")
     ap.add_argument("--models", default="parallel,sasrec", help="--family parallel: which models to train")
+    ap.add_argument("--sasrec-preset", default="ss", choices=["ss", "esasrec", "esasrec-64"],
+                    help="--family parallel: the SASRec preset trained beside the generator (esasrec: the eSASRec "
+                    "benchmark's recipe, early-stopped on validation R@10 with the history ruled out)")
     args = ap.parse_args()
     if args.family == "parallel":
         from _parallel_bench import run
@@ -268,26 +274,36 @@ def main() -> None:
         ours = ranking_metrics(ranked, split.test.target, (5, 10, 20))
     else:
         ours = evaluate(rec, split.test, ks=(5, 10, 20))
+    # the second protocol: the beam's list with the history removed (a beam of width B yields at most B ads)
+    ours_excl = evaluate(rec, split.test, ks=(5, 10, 20), exclude_history=True)
     eval_seconds = time.perf_counter() - start
     pop = Popularity()
     pop.fit(split)
-    rows = [{"model": f"generative slate ({args.tokenizer} SIDs, {args.preset})", **{k: ours[k] for k in KEYS},
+    name = f"generative slate ({args.tokenizer} SIDs, {args.preset})"
+    rows = [{"model": name, "protocol": "nothing ruled out", **{k: ours[k] for k in KEYS},
              "train_min": round(train_seconds / 60, 1)},
-            {"model": "popularity", **{k: v for k, v in evaluate(pop, split.test).items() if k in KEYS}}]
-    for file in ("beauty_baselines.json", "beauty_baselines_ce.json") if args.name == "Beauty" else ():
+            {"model": name, "protocol": "history ruled out", **{k: ours_excl[k] for k in KEYS}}]
+    for protocol, excl in (("nothing ruled out", False), ("history ruled out", True)):
+        pop_test = evaluate(pop, split.test, exclude_history=excl)
+        rows.append({"model": "popularity", "protocol": protocol, **{k: pop_test[k] for k in KEYS}})
+    files = ("beauty_baselines.json", "beauty_baselines_ce.json", "beauty_baselines_esasrec.json")
+    for file in files if args.name == "Beauty" else ():
         path = RESULTS / file
         if not path.is_file():
             continue
         baseline_figures = json.loads(path.read_text())["figures"]
         stopped_on = baseline_figures.get("early_stopping_protocol", "excl")  # files before the flag stopped on excl
         for name, rec_b in baseline_figures["models"].items():
-            if name.startswith("sasrec"):  # "all": nothing ruled out, the protocol used here and by TIGER
-                test_b = rec_b["all"]["test"] if "all" in rec_b else rec_b["test"]
-                rows.append({"model": f"{name} ({file}, history not ruled out; early-stopped on {stopped_on})",
-                             **{k: test_b[k] for k in KEYS},
-                             "train_min": round(rec_b.get("train_seconds", 0) / 60, 1)})
+            if not name.startswith("sasrec"):
+                continue
+            for key, protocol in (("all", "nothing ruled out"), ("excl", "history ruled out")):
+                test_b = rec_b[key]["test"] if key in rec_b else (rec_b["test"] if key == "all" else None)
+                if test_b is not None:
+                    rows.append({"model": f"{name} ({file}, early-stopped on {stopped_on})", "protocol": protocol,
+                                 **{k: test_b[k] for k in KEYS},
+                                 "train_min": round(rec_b.get("train_seconds", 0) / 60, 1)})
     published = PUBLISHED_BY_DATASET.get(args.name, {})
-    rows += [{"model": name, **fig} for name, fig in published.items()]
+    rows += [{"model": name, "protocol": "as published", **fig} for name, fig in published.items()]
     print_table(rows, f"{args.name}: full ranking, leave-one-out (test)")
     figures = {"dataset": args.name, "users": len(split.users), "items": split.n_items, "sids": sid_stats,
                "sid_seconds": round(sid_seconds, 1), "train_seconds": round(train_seconds, 1),
@@ -295,7 +311,7 @@ def main() -> None:
                "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
                "eval_seconds": round(eval_seconds, 1), "threads": args.threads, "epochs": len(log),
                "stopped_by_time_budget": any(r.get("stopped_by_time_budget") for r in log),
-               "test": ours, "table": rows, "config": asdict(rec.config), "train": asdict(train), "log": log,
+               "test": ours, "test_history_ruled_out": ours_excl, "table": rows, "config": asdict(rec.config), "train": asdict(train), "log": log,
                "beats_tiger": ("TIGER (published)" in published
                                and ours["recall@10"] >= published["TIGER (published)"]["recall@10"]
                                and ours["ndcg@10"] >= published["TIGER (published)"]["ndcg@10"])}

@@ -123,3 +123,20 @@ def test_esasrec_presets_follow_the_recipe():
     assert cfg.exclude_history and cfg.block == "original" and cfg.lr == 1e-3 and cfg.weight_decay == 0.0
 
 
+
+
+def test_genads_baselines_runs_the_esasrec_preset_end_to_end_under_both_protocols(cycle_dataset, tmp_path, capsys):
+    import json
+
+    from genads.cli import main
+
+    code = main(["baselines", str(cycle_dataset.path), "--models", "popularity,sasrec", "--preset", "esasrec-64",
+                 "--epochs", "2", "--drop-unseen-targets", "--out", str(tmp_path / "run")])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "[excl]" in out and "[all ]" in out and "dropped 0 test users" in out
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    sasrec = metrics["sasrec"]
+    assert {"valid", "test", "history_ruled_out"} <= set(sasrec)
+    assert 0.0 <= sasrec["history_ruled_out"]["test"]["ndcg@10"] <= sasrec["history_ruled_out"]["test"]["recall@10"]
+    assert all("valid_recall@10" in row for row in sasrec["log"])  # stops on R@10, validated every epoch
