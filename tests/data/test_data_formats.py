@@ -71,3 +71,34 @@ def test_sep_flag_overrides_the_inference_and_names_its_choices(tmp_path, capsys
     assert parse_sep("tab") == "\t" and parse_sep(None) is None
     with pytest.raises(ValueError, match="choose one of"):
         parse_sep(":")
+
+
+PADDED = """user_id,ad_id,timestamp,action
+0042,007,1,click
+42,7,2,click
+00123,007,3,click
++123,7,4,click
+123,+7,5,click
+"""
+
+
+def test_zero_padded_and_signed_ids_are_kept_as_written_not_merged(tmp_path):
+    """0042/42 and 00123/+123/123 were silently one id each (issue 27): now each is the id the user wrote."""
+    path = write(tmp_path / "events.csv", PADDED)
+    fast = do_import(TabularSource(path), tmp_path / "fast")
+    general = do_import(TabularSource(path), tmp_path / "general", fast=False)
+    a, b = load_dataset(fast.path), load_dataset(general.path)
+    frames_equal(a.events, b.events)
+    assert a.vocab.to_frame().equals(b.vocab.to_frame())
+    assert fast.n_users == 5 and len(a.catalogue) == 3
+    users = sorted(map(str, a.vocab.labels("user", a.events["user_id"].unique())))
+    assert users == sorted(["+123", "0042", "00123", "123", "42"])
+    assert a.vocab.index_of("user", "42") == 42 == a.vocab.index_of("user", 42)  # the integer id
+    assert a.vocab.index_of("user", "0042") not in (None, 42)  # its own string id
+    assert a.vocab.label("user", a.vocab.index_of("user", "+123")) == "+123"
+
+
+def test_integer_only_mode_still_reads_padded_integers(tmp_path):
+    report = do_import(TabularSource(write(tmp_path / "events.csv", PADDED)), tmp_path / "ds", string_ids=False)
+    ds = load_dataset(report.path)
+    assert sorted(ds.events["user_id"].unique().tolist()) == [42, 123]  # --integer-ids: numbers, as before

@@ -61,10 +61,10 @@ def check_events(
         flag(is_missing(frame[col]), col, "missing_field", "required field is empty", show=False)
     message = "must be a non-negative integer or a non-numeric string id" if vocab is not None \
         else "must be a non-negative integer"
-    users, good = parse_ids(frame["user_id"])
+    users, good = parse_ids(frame["user_id"], vocab is not None)
     user_str, user_text = string_ids(frame["user_id"], good) if vocab is not None else (np.zeros(len(frame), bool), None)
     flag(~good & ~user_str, "user_id", "bad_id", message)
-    ads, good = parse_ids(frame["ad_id"])
+    ads, good = parse_ids(frame["ad_id"], vocab is not None)
     ad_str, ad_text = string_ids(frame["ad_id"], good) if vocab is not None else (np.zeros(len(frame), bool), None)
     flag(~good & ~ad_str, "ad_id", "bad_id", message)
     ts, good = parse_timestamps(frame["timestamp"])
@@ -129,13 +129,13 @@ def check_catalogue(raw: RawCatalogue, log: IssueLog, vocab: IdVocabulary | None
     message = "must be a non-negative integer or a non-numeric string id" if vocab is not None \
         else "must be a non-negative integer"
     none = (np.zeros(len(frame), bool), None)
-    ids, good = parse_ids(frame["ad_id"])
+    ids, good = parse_ids(frame["ad_id"], vocab is not None)
     ad_str, ad_text = string_ids(frame["ad_id"], good) if vocab is not None else none
     flag(~good & ~ad_str, "ad_id", "bad_id", message)
     if ad_str.any():  # duplicates are found on the text: look the strings up without adding them yet
         ids[ad_str] = -2 - pd.factorize(pd.Series(ad_text[ad_str]))[0]
     adv_present = ~is_missing(frame["advertiser_id"])
-    advertisers, good = parse_ids(frame["advertiser_id"])
+    advertisers, good = parse_ids(frame["advertiser_id"], vocab is not None)
     adv_str, adv_text = string_ids(frame["advertiser_id"], good) if vocab is not None else none
     flag(adv_present & ~good & ~adv_str, "advertiser_id", "bad_id", message)
     numbers = {}

@@ -39,6 +39,7 @@ SUSPECT_CHUNK = 100_000
 """Suspect rows handed to the Python checks at a time."""
 _STR_ID = r"[A-Za-z0-9_.:@#/=-]{1,200}"  # a plain string id (no spaces, quotes or '+'), unless numeric
 _FLOAT = r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?"  # = genads.data.validate._FLOAT
+_PADDED = r"(\+[0-9]{1,200}|0[0-9]{1,200})"  # 0042, +123: string ids kept as written (genads.data.vocab._PADDED)
 _ACTION_TEXT = r"[A-Za-z0-9_ -]{1,64}"  # ASCII: SQL lower() and Python str.lower() agree
 
 
@@ -137,7 +138,7 @@ def scan_events(
 
     def kind(col: str) -> str:  # 1: integer id (canonical decimal below 10**18 < MAX_ID), 2: string id, 0: suspect
         text = (f"WHEN {strings} AND regexp_full_match({col}, '{_STR_ID}') AND NOT regexp_full_match({col}, "
-                f"'{_FLOAT}') THEN 2")
+                f"'{_FLOAT}') THEN 2 WHEN {strings} AND regexp_full_match({col}, '{_PADDED}') THEN 2")
         return f"CASE WHEN {_canonical(col + 'v', col)} AND {col}v >= 0 AND {col}v < {10**18} THEN 1 {text} ELSE 0 END"
 
     string_ads = known_ads is not None and strings and vocab.size("ad") > 0

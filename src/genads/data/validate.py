@@ -116,6 +116,8 @@ def _is_text(values: pd.Series) -> bool:
 
 _INT = r"^[+-]?\d{1,18}$"
 _ID = r"^\+?\d{1,19}$"
+_CANONICAL_ID = r"^(0|[1-9]\d{0,18})$"
+_PADDED_ID = r"^(\+[0-9]+|0[0-9]+)$"  # = genads.data.vocab._PADDED: string ids kept as written
 """Ids are written as plain integers below 2**62 (parsed exactly, never through float64)."""
 MAX_ID = 2**62  # = genads.data.vocab.MAX_ID: string ids get indices from it up
 MAX_ID_CHARS = 256
@@ -151,16 +153,18 @@ def _ints(text: pa.Array, ok: np.ndarray) -> np.ndarray:
     return pc.cast(clean, pa.int64()).to_numpy(zero_copy_only=False).copy()
 
 
-def parse_ids(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+def parse_ids(values: pd.Series, padded_as_text: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Parse non-negative integer ids. Returns (ids int64, ok bool mask).
 
     Text must be a plain integer ("1.5e3", "1.0", "true" are rejected); numeric columns (Parquet)
-    must hold integral values. Big ids are parsed exactly, never through float64.
+    must hold integral values. Big ids are parsed exactly, never through float64. ``padded_as_text``
+    (string ids allowed): only canonical decimals are integers; ``0042`` and ``+123`` are left to
+    :func:`string_ids`, so they never merge with ``42`` and ``123``.
     """
     out = np.zeros(len(values), dtype=np.int64)
     if _is_text(values):
         text = _text(values)
-        ok = _mask(pc.match_substring_regex(text, _ID))
+        ok = _mask(pc.match_substring_regex(text, _CANONICAL_ID if padded_as_text else _ID))
         clean = pc.utf8_ltrim(pc.if_else(pa.array(ok), text, "0"), characters="+")
         wide = pc.cast(clean, pa.uint64()).to_numpy(zero_copy_only=False)
         ok &= wide < MAX_ID
@@ -187,7 +191,7 @@ def string_ids(values: pd.Series, ok: np.ndarray) -> tuple[np.ndarray, np.ndarra
     if not _is_text(values):
         return np.zeros(len(values), dtype=bool), np.empty(len(values), dtype=object)
     text = _text(values)
-    numeric = _mask(pc.match_substring_regex(text, _FLOAT))
+    numeric = _mask(pc.match_substring_regex(text, _FLOAT)) & ~_mask(pc.match_substring_regex(text, _PADDED_ID))
     length = pc.fill_null(pc.utf8_length(text), 0).to_numpy(zero_copy_only=False)
     mask = ~ok & ~numeric & (length > 0) & (length <= MAX_ID_CHARS)
     texts = np.asarray(text.to_pylist(), dtype=object)

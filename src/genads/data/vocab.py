@@ -26,6 +26,16 @@ MAX_ID = 2**62
 """Integer ids are below it; string ids get indices from it up (int64 holds 2**62 more)."""
 MAX_ID_CHARS = 256
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_PADDED = re.compile(r"^(\+[0-9]+|0[0-9]+)$")
+"""Integers written with a leading zero or plus (``0042``, ``+123``): string ids kept exactly as written, so they
+never merge with the integer id ``42`` or ``123`` (and a zero-padded SKU keeps its padding)."""
+
+
+def is_integer_id_text(text: str) -> bool:
+    """True for the canonical decimal of an integer id: ASCII digits, no sign, no leading zero (``0`` itself)."""
+    return text.isascii() and text.isdigit() and (text == "0" or text[0] != "0") and int(text) < MAX_ID
+
+
 _NOT_IDS = frozenset({"nan", "none", "null", "undefined", "inf", "+inf", "-inf", "infinity", "true", "false"})
 """Words a broken column writes for a missing or non-id value (compared in lower case)."""
 _BAD_CATEGORIES = {"Cc": "a control character", "Cf": "a format character (e.g. a direction override)",
@@ -40,7 +50,8 @@ def id_problem(text: str) -> str | None:
     A string id is 1-256 characters, not blank, holds no control, format (RTL overrides, zero-width),
     line/paragraph separator, surrogate or unassigned characters, no ``"`` or ``\\`` and does not open
     with ``{`` or ``[`` (JSON fragments), is not a number (``12``, ``1.5e3``; Unicode digits such as
-    ``"²"`` or ``"①"`` included) and is not a word standing for a missing value (``nan``, ``None``, ``null``).
+    ``"²"`` or ``"①"`` included; but an integer written with a leading zero or plus, ``0042`` or ``+123``, is a
+    string id kept as written) and is not a word standing for a missing value (``nan``, ``None``, ``null``).
     Integer ids are numbers, not strings (0 <= id < 2**62)."""
     if not isinstance(text, str) or not text or text.isspace():
         return "must not be blank"
@@ -54,6 +65,8 @@ def id_problem(text: str) -> str | None:
             return f"must not hold {bad} (U+{ord(ch):04X})"
     if '"' in text or "\\" in text or text[0] in "{[":
         return 'must not hold " or \\ or open with { or [ (a JSON fragment)'
+    if _PADDED.match(text):  # 0042, +123: the user's id as written, not the number 42 or 123
+        return None
     if _NUMBER.match(text) or text.isnumeric() or text.lstrip("+-").replace(".", "", 1).isnumeric():
         return "a number is not a string id: send it as an integer (0 <= id < 2**62)"
     if text.lower() in _NOT_IDS:
@@ -99,7 +112,7 @@ class IdVocabulary:
         if isinstance(value, int | np.integer):
             return int(value) if 0 <= value < MAX_ID else None
         text = str(value).strip()
-        if text.isascii() and text.isdigit() and int(text) < MAX_ID:
+        if is_integer_id_text(text):  # "42" is the integer id 42; "0042" is a string id of its own
             return int(text)
         return self._index[kind].get(text)
 
