@@ -121,6 +121,7 @@ def test_esasrec_presets_follow_the_recipe():
     assert (cfg.loss, cfg.n_negatives, cfg.negatives, cfg.reject_positive) == ("ss", 256, "uniform", False)
     assert (cfg.epochs, cfg.patience, cfg.eval_every, cfg.stop_metric) == (200, 50, 1, "recall@10")
     assert cfg.exclude_history and cfg.block == "original" and cfg.lr == 1e-3 and cfg.weight_decay == 0.0
+    assert cfg.uniform_positions  # positions weigh the same, as in RecTools' random batches
 
 
 
