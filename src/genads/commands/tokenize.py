@@ -121,8 +121,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=METHODS, default="rq-kmeans", help="tokenizer")
     p.add_argument("--levels", type=int, default=3, help="code levels L (before disambiguation)")
     p.add_argument("--codebook", type=int, default=256, help="codebook size K per level")
-    p.add_argument("--features", default="auto",
-                   help=f"comma-separated item-vector sources from {','.join(SOURCES)}, or auto (all available)")
+    p.add_argument("--sources", "--features", dest="features", default="auto",
+                   help=f"comma-separated item-vector sources from {','.join(SOURCES)}, or auto (all available); "
+                        "--features is the old name (the same flag as `genads train --sources`)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (rq-vae, e2e)")
     p.add_argument("--balanced", action="store_true", help="rq-kmeans: balanced (capacity-capped) clusters")
     p.add_argument("--residual", choices=("spherical", "l2"), default="spherical",
