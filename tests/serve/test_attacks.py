@@ -26,7 +26,8 @@ class Live:
     def __init__(self, bundle: Path, port: int, proc) -> None:
         self.bundle, self.port, self.proc = bundle, port, proc
         self.url = f"http://127.0.0.1:{port}"
-        self.http = httpx.Client(base_url=self.url, timeout=30)
+        self.publisher = {"X-API-Key": (bundle / "state" / "publisher.key").read_text().strip()}
+        self.http = httpx.Client(base_url=self.url, timeout=30, headers=self.publisher)
 
     @property
     def secret(self) -> bytes:
@@ -40,7 +41,10 @@ class Live:
 def live(bundle_dir, tmp_path_factory):
     bundle = copy_bundle(bundle_dir, tmp_path_factory.mktemp("attack") / "b")
     port = free_port()
+    # keys required (the publisher key the server writes to state/); the rate limits and invalid-click rules are
+    # off: these tests click 1 ms after impressions, thousands of times (tests/serve/test_traffic.py tests them)
     proc = spawn(bundle, port, "--log-level", "warning", "--body-timeout", "1", "--head-timeout", "2", "--max-body", "65536",
+                 "--no-traffic-limits",
                  env={"GENADS_ADMIN_KEY": ADMIN, "OMP_NUM_THREADS": "1"})
     server = Live(bundle, port, proc)
     yield server
@@ -182,7 +186,7 @@ def test_no_request_after_a_pause_serves_the_paused_campaign(live):
     lock, done = threading.Lock(), threading.Event()
 
     def toggle() -> None:
-        with httpx.Client(base_url=live.url, timeout=30) as http:
+        with httpx.Client(base_url=live.url, timeout=30, headers=live.publisher) as http:
             for _ in range(50):
                 assert http.post(f"/v1/campaigns/{cid}/pause", headers=ADMIN_HEAD).status_code == 200
                 paused = time.monotonic()
@@ -196,7 +200,7 @@ def test_no_request_after_a_pause_serves_the_paused_campaign(live):
 
     def client(i: int) -> None:
         n = 0
-        with httpx.Client(base_url=live.url, timeout=30) as http:
+        with httpx.Client(base_url=live.url, timeout=30, headers=live.publisher) as http:
             while not done.is_set() or n < 64:
                 t0 = time.monotonic()
                 slate = http.post("/v1/ads", json=bodies[i % 3]).json()["slate"]
@@ -265,8 +269,9 @@ def test_oversized_headers_get_431(live):
     status, body = raw(live.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Endless: " + b"e" * 200_000)
     assert status == 431 and json.loads(body)["detail"][0]["loc"] == ["header"]
     big_body = b'{"slots": 1}' + b" " * 60_000  # sent in one write with its head: over the head limit, under --max-body
-    status, body = raw(live.port, b"POST /v1/ads HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                                  b"Content-Length: %d\r\n\r\n" % len(big_body), big_body)
+    head = b"POST /v1/ads HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-API-Key: %s\r\n" \
+        b"Content-Length: %d\r\n\r\n" % (live.publisher["X-API-Key"].encode(), len(big_body))
+    status, body = raw(live.port, head, big_body)
     assert status == 200, body  # a large body right after a small head is not mistaken for a large head
 
 

@@ -32,8 +32,9 @@ class Server:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Server:
+        # money under concurrency and kill -9, not traffic rules: open, unlimited (tests/serve/test_traffic.py)
         self.proc = spawn(self.bundle, self.port, "--ledger", self.ledger_url, "--log-level", "warning",
-                          env={"GENADS_ADMIN_KEY": ADMIN, "OMP_NUM_THREADS": "1"})
+                          "--open-traffic", "--no-traffic-limits", env={"GENADS_ADMIN_KEY": ADMIN, "OMP_NUM_THREADS": "1"})
         return self
 
     def kill(self) -> None:

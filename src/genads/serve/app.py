@@ -286,8 +286,8 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
         else:
             items = engine.user_history(req.user_id) if req.user_id is not None else np.zeros(0, np.int64)
         exclude = {engine.ad_index(ad) for ad in req.context.exclude} - {None}
-        capped_ads, capped_campaigns = guard.capped(user)
-        result = engine.serve(items, req.slots, exclude | capped_ads, capped_campaigns, user or "")
+        capped_ads, campaign_room = guard.capped(user)
+        result = engine.serve(items, req.slots, exclude | capped_ads, campaign_room, user or "")
         guard.served(user, [(p.ad_id, p.campaign_id) for p in result.placements])
         return result
 

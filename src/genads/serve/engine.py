@@ -222,11 +222,12 @@ class AdEngine:
         return np.zeros(0, np.int64) if h is None else h[h > 0]
 
     def serve(self, history: np.ndarray, slots: int, exclude: set[int] = frozenset(),
-              exclude_campaigns: set[int] = frozenset(), user: str = "") -> AdResult:
+              campaign_room: dict[int, int] | None = None, user: str = "") -> AdResult:
         """Fill up to ``slots`` positions for one request (history: item indices, oldest first).
 
-        ``exclude``: ad ids not to show; ``exclude_campaigns``: campaigns not to show (a user's frequency caps);
-        ``user``: the user's hash (:func:`genads.serve.tokens.user_hash`) signed into each slot token."""
+        ``exclude``: ad ids not to show; ``campaign_room``: campaign_id -> how many more of its ads may be shown
+        (a user's frequency caps; a campaign not named is not limited); ``user``: the user's hash
+        (:func:`genads.serve.tokens.user_hash`) signed into each slot token."""
         self.refresh()
         m = self.bundle.model.config.max_items
         hist = np.zeros((1, m), dtype=np.int64)
@@ -246,8 +247,9 @@ class AdEngine:
                 slate = generate_slate(self.bundle.model, self.trie, self.bundle.sids, hist,
                                        beam=max(self.config.beam or self.bundle.beam, n_cand), slate_size=n_cand,
                                        **extra)
-        keep = [j for j, i in enumerate(slate.ads[0].tolist()) if i > 0 and int(self.ad_of[i]) not in exclude
-                and live[i][0] not in exclude_campaigns]
+        keep = [j for j, i in enumerate(slate.ads[0].tolist()) if i > 0 and int(self.ad_of[i]) not in exclude]
+        if campaign_room:  # as many candidates of a campaign as it has room: any allocation respects the caps
+            keep = _within_room(keep, [live[int(i)][0] if i > 0 else None for i in slate.ads[0].tolist()], campaign_room)
         keep = keep[:max(self.config.min_candidates, slots + self.config.extra_candidates)]
         items = [int(slate.ads[0, j]) for j in keep]
         logprob = np.asarray(slate.logprob[0], dtype=np.float64)[keep]
@@ -304,3 +306,16 @@ class AdEngine:
             out.append(Placement(ad_id, pos + 1, campaign_id, bid_micros / MICROS, price_micros / MICROS,
                                  float(quality[w]), self.titles.get(ad_id, ""), token))
         return AdResult(request_id, "learned" if use_learned else "gsp", out)
+
+
+def _within_room(keep: list[int], campaign_of: list[int | None], room: dict[int, int]) -> list[int]:
+    """The candidates ``keep`` (indices into ``campaign_of``) in order, at most ``room[c]`` of campaign ``c``."""
+    left, out = dict(room), []
+    for j in keep:
+        c = campaign_of[j]
+        if c not in left:
+            out.append(j)
+        elif left[c] > 0:
+            left[c] -= 1
+            out.append(j)
+    return out

@@ -22,8 +22,10 @@ from genads.tokenize import disambiguate
 
 def synthetic_bundle(out: str | Path, n_ads: int, *, n_advertisers: int = 20, levels: int = 3, codebook: int = 32,
                      preset: str = "tiny", beam: int = 10, n_users: int = 50, budget: float = 1000.0,
-                     seed: int = 0, family: str = "sid", n_codes: int = 32, code_size: int = 256) -> Path:
-    """Write a bundle with ``n_ads`` ads (ids 1001..) over ``n_advertisers`` advertisers (ids 1..).
+                     seed: int = 0, family: str = "sid", n_codes: int = 32, code_size: int = 256,
+                     first_ad_id: int = 1001) -> Path:
+    """Write a bundle with ``n_ads`` ads (ids ``first_ad_id``.., 1001 by default) over ``n_advertisers``
+    advertisers (ids 1..).
 
     ``family="parallel"``: ``n_codes`` random codes of ``code_size`` values per ad and a parallel-code model
     (d 64, 2 layers, histories of 50: the Beauty preset's shape) instead of SIDs and the slate model.
@@ -45,7 +47,7 @@ def synthetic_bundle(out: str | Path, n_ads: int, *, n_advertisers: int = 20, le
         model = SlateModel(sized_for(PRESETS[preset], sids)).eval()
     net = PaymentNet(PaymentNetConfig(n_bidders=5, slot_ctr=(1.0, 0.6, 0.3), hidden=16, bid_scale=1.0,
                                       quality_scale=0.05)).eval()
-    ad_ids = np.arange(1001, 1001 + n_ads)
+    ad_ids = np.arange(first_ad_id, first_ad_id + n_ads)
     advertiser = rng.integers(1, n_advertisers + 1, size=n_ads)
     ads = pd.DataFrame({"item": np.arange(1, n_ads + 1), "ad_id": ad_ids, "advertiser_id": advertiser,
                         "title": [f"Product {a}" for a in ad_ids], "brand": [f"brand {b}" for b in advertiser],

@@ -169,17 +169,18 @@ class TrafficGuard:
                 return "key", wait
         return None
 
-    def capped(self, user: str | None) -> tuple[set[int], set[int]]:
-        """(ad ids, campaign ids) the user has reached its frequency caps on (empty without a user or limits)."""
+    def capped(self, user: str | None) -> tuple[set[int], dict[int, int]]:
+        """The user's frequency caps now: (ad ids at their cap, campaign_id -> slots it may still be shown), for
+        the campaigns it has seen; empty without a user or limits."""
         if user is None or not self.policy.limits:
-            return set(), set()
+            return set(), {}
         p, ads, campaigns = self.policy, {}, {}
         with self._lock:
             for _, ad, campaign in self._served.get(user, self.clock()):
                 ads[ad] = ads.get(ad, 0) + 1
                 campaigns[campaign] = campaigns.get(campaign, 0) + 1
         return ({a for a, n in ads.items() if n >= p.freq_cap_ad},
-                {c for c, n in campaigns.items() if n >= p.freq_cap_campaign})
+                {c: max(p.freq_cap_campaign - n, 0) for c, n in campaigns.items()})
 
     def served(self, user: str | None, slots: Iterable[tuple[int, int]]) -> None:
         """Count the (ad_id, campaign_id) slots just served to the user against its caps."""
