@@ -360,6 +360,12 @@ def _read_best(folder: Path) -> dict[str, Tensor]:
 
 
 def _append_jsonl(path: Path, row: dict) -> None:
+    """One epoch's row: ``metrics.jsonl`` (and TensorBoard when installed, :mod:`genads.eval.curves`)."""
+    if path.name == "metrics.jsonl":
+        from genads.eval.curves import log_epoch
+
+        log_epoch(path.parent, row)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as f:
         f.write(json.dumps(row) + "\n")
