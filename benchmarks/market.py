@@ -9,6 +9,7 @@ after every seed, so an interrupted run keeps the seeds it finished.
 
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/market.py [--seeds 1,...,10] [--name market]
     .venv/bin/python benchmarks/market.py --config configs/market_tiny.yaml --tiny --seeds 1 --name market_smoke
+    .venv/bin/python benchmarks/market.py --schedule-seeds 1,2,3,4 --name market_schedule   # the check on more seeds
 
 Superseded: benchmarks/market_compare.py and benchmarks/market_value.py (their JSONs stay as history, see
 docs/market.md).
@@ -17,6 +18,7 @@ docs/market.md).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -27,10 +29,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np
 import torch
 
-from _common import print_table, save
+from _common import RESULTS, print_table, save
 from genads.commands.simulate import load_config
 from genads.market.config import to_dict
-from genads.market.verdict import MARKETS, default_verdict, run_verdict, tiny_verdict
+from genads.market.verdict import MARKETS, default_verdict, run_verdict, schedule_study, tiny_verdict
 from genads.market.verdict_report import (
     criteria_rows,
     done_rows,
@@ -68,6 +70,9 @@ def main() -> None:
     parser.add_argument("--tuning-seed", type=int, default=0)
     parser.add_argument("--tiny", action="store_true", help="small models and grids (smoke runs, the demo)")
     parser.add_argument("--no-schedule-check", action="store_true")
+    parser.add_argument("--schedule-seeds", default="", help="only the schedule check, on these seeds, with the "
+                        "choices of --choice-from (a verdict JSON): writes NAME.json with each seed's RPM change")
+    parser.add_argument("--choice-from", type=Path, default=RESULTS / "market.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
     sim = load_config(args.config)
@@ -77,6 +82,18 @@ def main() -> None:
         vc = tiny_verdict(vc)
     vc = replace(vc, schedule_check=not args.no_schedule_check)
     start = time.perf_counter()
+    if args.schedule_seeds:
+        record = json.loads(args.choice_from.read_text())
+        choice = record["figures"]["choice"]
+        source = {"choice_from": str(args.choice_from), "choice_from_git_sha": record["git_sha"],
+                  "config_file": str(args.config), "tiny": args.tiny}
+
+        def saved(result: dict) -> None:
+            print(f"wrote {save(args.name, {**result, **source, 'choice': choice})}", flush=True)
+
+        out = schedule_study(vc, choice, tuple(int(s) for s in args.schedule_seeds.split(",")), on_seed=saved)
+        print("schedule study (mean RPM change of doubling every maximum epoch count [95% CI]):", out["change"])
+        return
     extra = {"headline": "e2e before RL (equal feedback: both sides learn from the same click histories and "
                          "exploration log; no RL, no simulated interaction on either side)",
              "payments_note": "e2e_best: GSP; e2e_best_reserve: GSP with the reserve tuned on the tuning seed (the "
