@@ -64,10 +64,35 @@ def test_served_log_bad_lines_are_named(tmp_path):
     assert not (tmp_path / "ds").exists()
     report = do_import(ServedLogSource(log), tmp_path / "ds", on_error="skip")
     assert report.n_events == 1
-    assert [(r["line"], r["field"], r["kind"]) for r in rejected(tmp_path / "ds")] == [
-        (3, "line", "malformed_row"), (4, "request_id", "bad_value")]
+    assert [(r["line"], r["field"], r["kind"]) for r in rejected(tmp_path / "ds")] == [(3, "line", "malformed_row")]
     assert report.meta["source"]["events_without_user"] == 1
+    assert report.meta["source"]["events_without_slate"] == 1  # a rotated log's events: counted, not errors
     assert report.meta["source"]["positions"] == {"2": {"click": 1}}
+
+
+def test_a_served_log_with_bad_lines_a_rotated_start_and_invalid_traffic_imports_by_default(tmp_path, capsys):
+    """`genads data import --format served-log` with no --on-error: bad lines, poisoned ids from older servers,
+    events of slates rotated away, invalid events and refunded clicks are counted, never a stop."""
+    click = {"type": "event", "ts": 1.7e9 + 5, "event": "click"}
+    log = _log(tmp_path, [
+        {**click, "request_id": "gone", "ad_id": "ad-a"},  # rotated: its slate is in the previous file
+        SLATE, {**click, "request_id": "r1", "ad_id": "ad-a", "event": "impression"},
+        {**click, "request_id": "r1", "ad_id": "ad-a"},
+        "{half a line", "[1, 2]", {"type": "mystery"},
+        {**SLATE, "request_id": "r2", "user_id": "\u00a0"}, {**click, "request_id": "r2", "ad_id": "ad-a"},
+        {**SLATE, "request_id": "r3", "user_id": 2**62}, {**click, "request_id": "r3", "ad_id": "ad-a"},
+        {**SLATE, "request_id": "r4", "user_id": "u4"}, {**click, "request_id": "r4", "ad_id": "ad-a", "invalid": "fast_click"},
+        {**click, "request_id": "r4", "ad_id": "ad-b"},
+        {"type": "refund", "ts": 1.7e9 + 9, "request_id": "r4", "ad_id": "ad-b", "amount": 0.05, "reason": "client_clicks"}])
+    assert main(["data", "import", str(log), "--format", "served-log", "--out", str(tmp_path / "ds"), "--quiet"]) == 0
+    meta = json.loads((tmp_path / "ds" / "meta.json").read_text())["source"]
+    assert (meta["events_without_slate"], meta["invalid_events"], meta["refunded_clicks"], meta["refunds"]) == (1, 1, 1, 1)
+    bad = [(r["line"], r["kind"]) for r in rejected(tmp_path / "ds")]
+    assert [line for line, _ in bad] == [5, 6, 7, 9, 11]  # 3 malformed lines, 2 poisoned user ids
+    from genads.data.dataset import load_dataset
+
+    ds = load_dataset(tmp_path / "ds")
+    assert ds.vocab.labels("user", ds.events["user_id"]) == ["u1", "u1"]  # the impression and the click of r1
 
 
 def test_workers_need_postgresql(bundle_dir, capsys):

@@ -36,7 +36,8 @@ def make_source(args: argparse.Namespace):
 def cmd_import(args: argparse.Namespace) -> int:
     source = make_source(args)
     try:
-        report = import_dataset(source, args.out, on_error=args.on_error, market=MarketParams(seed=args.seed),
+        on_error = args.on_error or ("skip" if args.format == "served-log" else "stop")
+        report = import_dataset(source, args.out, on_error=on_error, market=MarketParams(seed=args.seed),
                                 chunk_rows=args.chunk_rows, progress=not args.quiet,
                                 action_map=parse_action_map(args.action_map), string_ids=not args.integer_ids,
                                 duck=DuckConfig(memory_limit=args.memory_limit))
@@ -103,8 +104,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mm-emb", type=Path, help="tencentgr: folder of multimodal embeddings (emb_<feature>_<dim>/*.json; "
                    "default creative_emb/ beside the input when --emb-feature is given)")
     p.add_argument("--emb-feature", help="tencentgr: the embedding feature id to read into the catalogue (e.g. 81)")
-    p.add_argument("--on-error", choices=["stop", "skip"], default="stop",
-                   help="stop at the first malformed row, or skip malformed rows and count them")
+    p.add_argument("--on-error", choices=["stop", "skip"], default=None,
+                   help="stop at the first malformed row, or skip malformed rows and count them (default: stop; skip "
+                        "for --format served-log, which a live service wrote: one bad line must not stop retraining)")
     p.add_argument("--seed", type=int, default=0, help="seed for synthetic bids and budgets")
     p.add_argument("--chunk-rows", type=int, default=500_000, help="rows per streaming chunk")
     p.add_argument("--memory-limit", default=DuckConfig.memory_limit,

@@ -6,6 +6,12 @@ event's time. Slates asked for by a history (no user) cannot be retrained on: th
 counted in meta.json (``source.events_without_user``), not imported. Impressions and clicks per
 position (the position-bias curve a reward model needs) go to meta.json too (``source.positions``).
 
+A served log is what a live service wrote, so it is read forgivingly (``genads data import`` skips and
+counts bad lines by default for this format): an event whose slate is not in the file (the log was
+rotated after the slate) is counted (``source.events_without_slate``), not an error; events the service
+recorded as invalid traffic (``"invalid": REASON``) and clicks refunded later (``refund`` records) are
+left out of the training data and counted (``source.invalid_events``, ``source.refunded_clicks``).
+
 With ``base`` (a dataset folder, normally the one the served model was trained on) the import
 starts from that dataset: its catalogue (money and advertisers included) and its events come
 first, then the log's, so the new dataset is the old one plus what was served since. Ids are the
@@ -51,7 +57,8 @@ class ServedLogSource:
         self.positions: dict[int, Counter] = {}
         self.notes = {"files": [str(self.log)] + ([str(self.base)] if self.base else []),
                       "timestamps": "seconds since the epoch", "base": str(self.base) if self.base else None,
-                      "events_without_user": 0, "positions": {}, "slates": 0, "model_versions": []}
+                      "events_without_user": 0, "events_without_slate": 0, "invalid_events": 0, "refunds": 0,
+                      "refunded_clicks": 0, "positions": {}, "slates": 0, "model_versions": []}
 
     def size_hint(self) -> int:
         base = file_size(self.base / EVENTS_FILE) if self.base is not None else 0
@@ -84,9 +91,25 @@ class ServedLogSource:
             line += len(ev)
             yield EventChunk(frame, bytes_read=0)
 
+    def _refunded(self) -> set[tuple[str, str]]:
+        """(request_id, ad) of every click the log says was refunded (one pass over the refund lines only)."""
+        out = set()
+        with open(self.log, "rb") as f:
+            for raw in f:
+                if b'"refund"' not in raw:
+                    continue
+                try:
+                    rec = json.loads(raw)
+                except ValueError:
+                    continue  # the main pass names the bad line
+                if isinstance(rec, dict) and rec.get("type") == "refund":
+                    out.add((str(rec.get("request_id")), str(rec.get("ad_id"))))
+        return out
+
     def event_chunks(self, chunk_rows: int) -> Iterator[EventChunk]:
         if self.base is not None:
             yield from self._base_chunks(chunk_rows)
+        refunded = self._refunded()
         slates: dict[str, tuple[object, dict[str, int]]] = {}
         versions: list[str] = []
         rows: list[tuple] = []
@@ -108,7 +131,7 @@ class ServedLogSource:
                     continue
                 try:
                     rec = json.loads(raw)
-                    kind = rec["type"]
+                    kind = rec["type"] if isinstance(rec, dict) else rec["?"]
                 except (ValueError, KeyError, TypeError) as e:
                     issues.append(Issue(name, n, "line", "malformed_row", f"not a served-log record ({e})"))
                     continue
@@ -123,19 +146,26 @@ class ServedLogSource:
                         versions.append(rec.get("model_version"))
                 elif kind == "event":
                     served = slates.get(str(rec.get("request_id")))
-                    if served is None:
-                        issues.append(Issue(name, n, "request_id", "bad_value", "no slate with this request_id earlier "
-                                            "in the log", str(rec.get("request_id"))))
+                    if served is None:  # its slate was written before the file was rotated
+                        self.notes["events_without_slate"] += 1
                         continue
                     user, positions = served
                     if user is None:
                         self.notes["events_without_user"] += 1
                         continue
                     ad, event = rec.get("ad_id"), rec.get("event")
+                    if rec.get("invalid") is not None:
+                        self.notes["invalid_events"] += 1
+                        continue
+                    if event == "click" and (str(rec.get("request_id")), str(ad)) in refunded:
+                        self.notes["refunded_clicks"] += 1
+                        continue
                     pos = positions.get(str(ad))
                     if pos is not None and event in EVENT_TYPES:
                         self.positions.setdefault(int(pos), Counter())[event] += 1
                     rows.append((str(user), "" if ad is None else str(ad), rec.get("ts"), event, name, n))
+                elif kind == "refund":
+                    self.notes["refunds"] += 1
                 else:
                     issues.append(Issue(name, n, "type", "malformed_row", f"unknown record type {kind!r}", str(kind)))
                 if len(rows) >= chunk_rows:
