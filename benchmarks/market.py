@@ -10,6 +10,7 @@ after every seed, so an interrupted run keeps the seeds it finished.
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/market.py [--seeds 1,...,10] [--name market]
     .venv/bin/python benchmarks/market.py --config configs/market_tiny.yaml --tiny --seeds 1 --name market_smoke
     .venv/bin/python benchmarks/market.py --schedule-seeds 1,2,3,4 --name market_schedule   # the check on more seeds
+    .venv/bin/python benchmarks/market.py --ceilings-only 0.02,0.05,0.1,0.2,0.5 --name market_ceilings  # tuned pacing
 
 Superseded: benchmarks/market_compare.py and benchmarks/market_value.py (their JSONs stay as history, see
 docs/market.md).
@@ -32,7 +33,14 @@ import torch
 from _common import RESULTS, print_table, save
 from genads.commands.simulate import load_config
 from genads.market.config import to_dict
-from genads.market.verdict import MARKETS, default_verdict, run_verdict, schedule_study, tiny_verdict
+from genads.market.verdict import (
+    MARKETS,
+    ceilings,
+    default_verdict,
+    run_verdict,
+    schedule_study,
+    tiny_verdict,
+)
 from genads.market.verdict_report import (
     criteria_rows,
     done_rows,
@@ -73,6 +81,8 @@ def main() -> None:
     parser.add_argument("--schedule-seeds", default="", help="only the schedule check, on these seeds, with the "
                         "choices of --choice-from (a verdict JSON): writes NAME.json with each seed's RPM change")
     parser.add_argument("--choice-from", type=Path, default=RESULTS / "market.json")
+    parser.add_argument("--ceilings-only", default="", help="only the ceilings (no training): the paced oracle's "
+                        "step tuned on the tuning seed over these comma-separated values, then both oracles on --seeds")
     args = parser.parse_args()
     torch.set_num_threads(1)
     sim = load_config(args.config)
@@ -82,6 +92,12 @@ def main() -> None:
         vc = tiny_verdict(vc)
     vc = replace(vc, schedule_check=not args.no_schedule_check)
     start = time.perf_counter()
+    if args.ceilings_only:
+        meta = {"config_file": str(args.config), "tiny": args.tiny, "tuning_seed": vc.tuning_seed}
+        out = ceilings(vc, vc.seeds, tuple(float(e) for e in args.ceilings_only.split(",")),
+                       on_seed=lambda r: print(f"wrote {save(args.name, {**r, **meta})}", flush=True))
+        print("ceilings:", out["eta"], out["summary"])
+        return
     if args.schedule_seeds:
         record = json.loads(args.choice_from.read_text())
         choice = record["figures"]["choice"]

@@ -134,7 +134,7 @@ def test_the_paced_oracle_lowers_a_budget_bound_advertisers_share() -> None:
     users = np.random.default_rng(1).integers(200, size=150)
     bids = world.value.copy()
     live = np.ones(60, dtype=bool)
-    paced = PacedOracle(market, 4, 150, eta=0.5)
+    paced = PacedOracle(market, 4, 150, eta=0.5, requests=150 * 15)
     shares = []
     for _ in range(15):
         ads, q = paced.propose(None, live, bids, users)
@@ -143,6 +143,10 @@ def test_the_paced_oracle_lowers_a_budget_bound_advertisers_share() -> None:
         shares.append(float((world.owner[won] == 0).mean()))
     assert paced.lam[0] > 0 and (paced.lam[1:] == 0).all()
     assert shares[-1] < shares[0]
+    rich = PacedOracle(SimpleNamespace(world=replace(world, budget_rate=np.full(6, 1e6))), 4, 150, 0.5, 150 * 15)
+    for _ in range(5):
+        rich.propose(None, live, bids, users)
+    assert (rich.lam == 0).all()  # a budget that cannot run out is never paced
 
 
 def test_slate_headroom_is_zero_without_slate_effects_and_positive_with_them() -> None:

@@ -132,15 +132,23 @@ class Recorder:
 class PacedOracle(Oracle):
     """The oracle with budget pacing duals: each advertiser's true eCPM is divided by ``1 + lambda``, and lambda
     follows ``lambda <- max(0, lambda + eta * (spend / target - 1))`` after each batch on the oracle's own
-    expected spend (GSP prices x true click probability), ``target`` its budget spread evenly over the
-    episode. The auction ranks and prices on the paced scores (quality = true CTR / (1 + lambda))."""
+    expected spend (GSP prices x true click probability). ``target`` is the advertiser's budget left (by the
+    oracle's own expected spend) spread evenly over the requests left (``requests``: the episode's length; None:
+    the budget spread evenly over the episode from the start, the plain dual-gradient rule, which also paces an
+    advertiser whose budget could never run out). The auction ranks and prices on the paced scores (quality =
+    true CTR / (1 + lambda))."""
 
     name = "oracle_paced"
 
-    def __init__(self, market: Market, n: int, batch_size: int, eta: float) -> None:
+    def __init__(self, market: Market, n: int, batch_size: int, eta: float, requests: int | None = None) -> None:
         super().__init__(market, n)
-        self.eta, self.batch_size = eta, batch_size
-        self.lam = np.zeros(market.world.config.n_advertisers)
+        self.eta, self.batch_size, self.requests = eta, batch_size, requests
+        self.reset()
+
+    def reset(self) -> None:
+        self.lam = np.zeros(self.market.world.config.n_advertisers)
+        self.spent = np.zeros_like(self.lam)
+        self.seen = 0
 
     def propose(self, history, live, bids, users):
         del history
@@ -159,7 +167,13 @@ class PacedOracle(Oracle):
         p_click = w.slot_ctr[None] * w.ad_ctr(users, won)
         spend = np.zeros(len(self.lam))
         np.add.at(spend, w.owner[np.maximum(won, 0)][won >= 0], (p_click * alloc.prices)[won >= 0])
-        target = w.budget_rate * len(users) / 1000.0
+        if self.requests is None:
+            target = w.budget_rate * len(users) / 1000.0
+        else:
+            left = np.maximum(w.budget_rate * self.requests / 1000.0 - self.spent, 0.0)
+            target = left * len(users) / max(self.requests - self.seen, len(users))
+        self.spent += spend
+        self.seen += len(users)
         self.lam = np.maximum(0.0, self.lam + self.eta * (spend / np.maximum(target, 1e-12) - 1.0))
         return ads, np.maximum(q, 1e-9)
 
@@ -272,7 +286,7 @@ def run_markets(vc: VerdictConfig, t: Trained, pipe, net=None) -> dict:
         if isinstance(pipe, Oracle):
             pipe.market = m
             if isinstance(pipe, PacedOracle):
-                pipe.lam = np.zeros_like(pipe.lam)
+                pipe.reset()
         res = serve(vc.sim, m, rec, net)
         res.update(rec.figures())
         out[market] = {key: float(res[key]) for key in METRICS}
@@ -351,7 +365,8 @@ def pipelines(vc: VerdictConfig, t: Trained, choice: dict, log=print) -> dict:
     learned.net, _ = train_payments(b, q, m.world.slot_ctr, cfg.e2e.payment_iterations, m.seed)
     out["e2e_best_learned"] = (learned, learned.net)
     out["oracle"] = (Oracle(m, vc.parallel.candidates), None)
-    out["oracle_paced"] = (PacedOracle(m, vc.parallel.candidates, vc.sim.episode.batch_size, vc.pacing_eta), None)
+    out["oracle_paced"] = (PacedOracle(m, vc.parallel.candidates, vc.sim.episode.batch_size, vc.pacing_eta,
+                                       vc.sim.episode.requests), None)
     return out
 
 
@@ -418,6 +433,47 @@ def schedule_study(vc: VerdictConfig, choice: dict, seeds: tuple[int, ...], log=
         if on_seed is not None:
             on_seed(result)
     return result
+
+
+def ceilings(vc: VerdictConfig, seeds: tuple[int, ...], etas: tuple[float, ...], log=print, on_seed=None) -> dict:
+    """The budget-aware ceiling with its dual step tuned (:class:`PacedOracle` pacing the budget *left* over the
+    requests left): ``oracle_paced``'s ``eta`` chosen on the tuning seed by
+    budget-bound RPM (no model is trained: the oracles read the truth), then the myopic and the paced oracle on
+    ``seeds`` in both markets, and per seed the better of the two (the ceiling)."""
+
+    def bare(seed: int) -> Trained:
+        return Trained(Market(vc.sim, seed), None, None, None, {})  # type: ignore[arg-type]
+
+    t = bare(vc.tuning_seed)
+    grid = {}
+    for eta in etas:
+        figs = run_markets(vc, t, PacedOracle(t.market, vc.parallel.candidates, vc.sim.episode.batch_size, eta,
+                                              vc.sim.episode.requests))
+        grid[str(eta)] = figs["budget_bound"]["rpm"]
+        log(f"ceilings: tuning eta {eta}: budget-bound RPM {grid[str(eta)]:.1f}")
+    eta = float(max(grid, key=grid.get))
+    out: dict = {"eta": eta, "eta_grid_rpm": grid, "per_seed": []}
+    for seed in seeds:
+        t = bare(seed)
+        row = {"seed": seed}
+        for name, pipe in (("oracle", Oracle(t.market, vc.parallel.candidates)),
+                           ("oracle_paced", PacedOracle(t.market, vc.parallel.candidates, vc.sim.episode.batch_size,
+                                                        eta, vc.sim.episode.requests))):
+            row[name] = run_markets(vc, t, pipe)
+        out["per_seed"].append(row)
+        log(f"ceilings: seed {seed}: " + ", ".join(f"{n} {mk} RPM {row[n][mk]['rpm']:.1f}" for n in ORACLES
+                                                   for mk in MARKETS))
+        out["summary"] = {mk: {key: dict(zip(("mean", "low", "high"), interval(np.array(
+            [f(r) for r in out["per_seed"]])), strict=True))
+            for key, f in (("oracle_rpm", lambda r, mk=mk: r["oracle"][mk]["rpm"]),
+                           ("oracle_paced_rpm", lambda r, mk=mk: r["oracle_paced"][mk]["rpm"]),
+                           ("paced_over_myopic", lambda r, mk=mk: r["oracle_paced"][mk]["rpm"] / r["oracle"][mk]["rpm"]),
+                           ("ceiling_rpm", lambda r, mk=mk: max(r["oracle"][mk]["rpm"], r["oracle_paced"][mk]["rpm"])),
+                           ("oracle_gross_rpm", lambda r, mk=mk: r["oracle"][mk]["gross_rpm"]))}
+            for mk in MARKETS}
+        if on_seed is not None:
+            on_seed(out)
+    return out
 
 
 def holm_table(tests: list[dict], alpha: float = 0.05) -> list[dict]:
