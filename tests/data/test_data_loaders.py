@@ -142,13 +142,18 @@ def test_tencentgr_fixture(tmp_path):
     assert cat.loc[53961, "advertiser_id"] == cat.loc[1001, "advertiser_id"]  # same feature 101 value
     assert cat.loc[53961, "advertiser_id"] != cat.loc[50654, "advertiser_id"]
     assert 1003 in cat.index  # in the item table, never seen in events
+    profiles = ds.users.set_index("user_id")["features"]  # user_feat: stored, not only counted
+    assert profiles.loc[480].tolist() == ["103=2", "104=1", "106=3", "106=7"] and profiles.loc[481].tolist() == ["103=1"]
+    assert ds.meta["user_profiles"] == len(profiles) and profiles.index.is_monotonic_increasing
 
 
 def test_tencentgr_user_id_inherited_from_the_line(tmp_path):
     d = _copy(TENCENT, tmp_path)
     seq = write(d / "seq.jsonl", '[[7, null, {"1": 1}, null, null, 5], [null, 1001, null, {}, 1, 10]]\n')
     report = do_import(TencentGRSource(seq), tmp_path / "ds")
-    assert load_dataset(report.path).events["user_id"].tolist() == [7]
+    ds = load_dataset(report.path)
+    assert ds.events["user_id"].tolist() == [7]
+    assert ds.users["user_id"].tolist() == [7] and ds.users["features"][0].tolist() == ["1=1"]
 
 
 TENCENT_CASES = [

@@ -27,7 +27,7 @@ def make_source(args: argparse.Namespace):
         return FORMATS[fmt](args.input, base=args.items)
     if fmt == "tencentgr":
         return FORMATS[fmt](args.input, item_feat=args.items, advertiser_feature=args.advertiser_feature,
-                            mm_emb=args.mm_emb, emb_feature=args.emb_feature)
+                            mm_emb=args.mm_emb, emb_feature=args.emb_feature, indexer=args.indexer)
     return FORMATS[fmt](args.input, catalogue=args.items, column_map=parse_column_map(args.map),
                         catalogue_map=parse_column_map(args.items_map), default_action=args.default_action,
                         sep=parse_sep(args.sep))
@@ -104,6 +104,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mm-emb", type=Path, help="tencentgr: folder of multimodal embeddings (emb_<feature>_<dim>/*.json; "
                    "default creative_emb/ beside the input when --emb-feature is given)")
     p.add_argument("--emb-feature", help="tencentgr: the embedding feature id to read into the catalogue (e.g. 81)")
+    p.add_argument("--indexer", type=Path, help="tencentgr: TAAC's indexer.pkl mapping the embeddings' original ids "
+                   "to seq.jsonl's ids (read as plain data, no code runs; default: indexer.pkl beside the input)")
     p.add_argument("--on-error", choices=["stop", "skip"], default=None,
                    help="stop at the first malformed row, or skip malformed rows and count them (default: stop; skip "
                         "for --format served-log, which a live service wrote: one bad line must not stop retraining)")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from genads.data.schema import ACTIONS, CATALOGUE_FILE, EVENTS_FILE, META_FILE
+from genads.data.schema import ACTIONS, CATALOGUE_FILE, EVENTS_FILE, META_FILE, USERS_FILE
 
 
 @dataclass
@@ -42,6 +42,14 @@ class Dataset:
         if getattr(self, "_vocab", None) is None:
             self._vocab = IdVocabulary.load(self.path) if self.path is not None else IdVocabulary()
         return self._vocab
+
+    @property
+    def users(self) -> pd.DataFrame | None:
+        """User profiles (user_id, features: list of "feature=value") when the source had them (TencentGR
+        ``user_feat``), else None; read from ``users.parquet`` on first use."""
+        if getattr(self, "_users", None) is None and self.path is not None and (self.path / USERS_FILE).is_file():
+            self._users = pd.read_parquet(self.path / USERS_FILE)
+        return getattr(self, "_users", None)
 
     def titles(self) -> dict[int, str]:
         """ad_id -> title (empty string where the input had none)."""

@@ -38,9 +38,10 @@ from genads.data.schema import (
     EVENTS_FILE,
     META_FILE,
     REJECTED_FILE,
+    USERS_FILE,
 )
 from genads.data.source import Source
-from genads.data.validate import IssueLog, OnError
+from genads.data.validate import IssueLog, OnError, parse_ids
 from genads.data.vocab import IdVocabulary
 
 _SPOOL_SCHEMA = pa.schema([
@@ -174,6 +175,21 @@ def _check_target(out: Path) -> None:
                               "refusing to replace it; choose another --out")
 
 
+def _user_profiles(source, vocab: IdVocabulary | None) -> pd.DataFrame | None:
+    """The source's user profiles (TencentGR ``user_feat``) keyed by the dataset's user index, sorted; users
+    whose id is neither an integer id nor a user of the events are left out (no index to key them by)."""
+    raw = source.users() if hasattr(source, "users") else None
+    if raw is None or raw.empty:
+        return None
+    ids, ok = parse_ids(raw["user_id"].astype(object), vocab is not None)
+    if vocab is not None:
+        found = vocab.lookup("user", [str(v).strip() for v in raw["user_id"].tolist()])
+        text = ~ok & (found >= 0)
+        ids[text], ok = found[text], ok | text
+    out = pd.DataFrame({"user_id": ids[ok], "features": [list(f) for f in raw["features"][ok]]})
+    return out.drop_duplicates("user_id", keep="last").sort_values("user_id", kind="stable").reset_index(drop=True)
+
+
 def import_dataset(
     source: Source,
     out: str | Path,
@@ -245,6 +261,10 @@ def import_dataset(
         }
         if action_map:
             meta["action_map"] = dict(sorted(action_map.items()))
+        profiles = _user_profiles(source, vocab)
+        if profiles is not None:
+            pq.write_table(pa.Table.from_pandas(profiles, preserve_index=False), tmp / USERS_FILE)
+            meta["user_profiles"] = len(profiles)
         if vocab is not None and len(vocab):
             vocab.save(tmp)
             meta["string_ids"] = {k: vocab.size(k) for k in ("user", "ad", "advertiser") if vocab.size(k)}

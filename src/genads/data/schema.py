@@ -45,4 +45,6 @@ EVENT_SCHEMA = pa.schema(
 CATALOGUE_FILE = "catalogue.parquet"
 EVENTS_FILE = "events.parquet"
 META_FILE = "meta.json"
+USERS_FILE = "users.parquet"
+"""Optional: one row per user with a profile (user_id, features: list of "feature=value"), e.g. TencentGR user_feat."""
 REJECTED_FILE = "rejected.jsonl"
