@@ -23,7 +23,9 @@ probabilities ``(N, n, 1)`` and expected payments ``(N, n)``.
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -262,3 +264,21 @@ def train_payment_net(net: PaymentNet, values: Tensor, context: Tensor, cfg: Pay
             log.revenue.append(float(revenue.detach()))
             log.regret.append(float(rgt.detach()))
     return log
+
+
+CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
+"""A trained payment network's folder (``genads auction train-payments --out DIR``)."""
+
+
+def load_payment_net(folder: str | Path) -> PaymentNet:
+    """The payment network saved in ``folder`` (config.json + model.safetensors, no pickles)."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    if not (folder / CONFIG_FILE).is_file():
+        raise FileNotFoundError(f"{folder / CONFIG_FILE} not found: a payment network folder comes from "
+                                "`genads auction train-payments --out DIR`")
+    meta = json.loads((folder / CONFIG_FILE).read_text())
+    net = PaymentNet(config_from_json(meta["payment_net"]))
+    net.load_state_dict(load_file(folder / WEIGHTS_FILE))
+    return net

@@ -14,16 +14,17 @@ import numpy as np
 import torch
 
 from genads.auction.optimality import SETTINGS, bench_config, mechanism_table, run_setting
-from genads.auction.payment_net import (
+from genads.auction.payment_net import (  # noqa: F401 (the library's)
+    CONFIG_FILE,
+    WEIGHTS_FILE,
     PaymentNet,
     PaymentNetConfig,
     PaymentTrainConfig,
     config_from_json,
+    load_payment_net,
     train_payment_net,
 )
 from genads.auction.regret import AscentConfig, grid_regret, misreport_regret
-
-CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
 
 
 def _print_rows(title: str, rows: list[dict]) -> None:
@@ -83,16 +84,6 @@ def save_payment_net(net: PaymentNet, out: Path, extra: dict) -> None:
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, tmp)
     os.replace(tmp, out / WEIGHTS_FILE)
     _atomic_write(out / CONFIG_FILE, json.dumps({"payment_net": asdict(net.config), **extra}, indent=2) + "\n")
-
-
-def load_payment_net(folder: Path) -> PaymentNet:
-    from safetensors.torch import load_file
-
-    meta = json.loads((folder / CONFIG_FILE).read_text())
-    cfg = meta["payment_net"]
-    net = PaymentNet(config_from_json(cfg))
-    net.load_state_dict(load_file(folder / WEIGHTS_FILE))
-    return net
 
 
 def cmd_train_payments(args: argparse.Namespace) -> int:

@@ -5,32 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import yaml
 
 from genads.data.dataset import atomic_write_text
 from genads.eval.report import Report
-
-
-def load_config(path: Path, seeds: str | None = None):  # -> SimConfig
-    """A :class:`~genads.market.config.SimConfig` from a YAML file (keys left out keep their defaults)."""
-    from genads.bundled import config_path
-    from genads.market.config import SimConfig, from_dict
-
-    try:
-        path = config_path(path)  # configs/market.yaml also works outside a clone: the packaged copy
-    except FileNotFoundError as e:
-        raise FileNotFoundError(f"--config: {e}") from None
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ValueError(f"{path}: not valid YAML: {e}") from e
-    cfg = from_dict(SimConfig, data, path=str(path))
-    if seeds:
-        cfg = replace(cfg, seeds=tuple(int(s) for s in seeds.split(",") if s))
-    return cfg
+from genads.market.config import load_config
 
 
 def write_run(out: Path, cfg, result: dict) -> Path:

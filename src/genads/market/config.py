@@ -11,6 +11,7 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from genads.baselines.sasrec import SASRecConfig
@@ -119,3 +120,25 @@ def from_dict(cls: type, data: Any, path: str = "config") -> Any:
         return cls(**kwargs)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{path}: {e}") from e
+
+
+def load_config(path: str | Path, seeds: str | None = None) -> SimConfig:
+    """A :class:`SimConfig` from a YAML file (keys left out keep their defaults); ``configs/NAME.yaml`` falls
+    back to the packaged config of that name (:func:`genads.bundled.config_path`). ``seeds``: "1,2,3" overrides
+    the file's seeds."""
+    import yaml
+
+    from genads.bundled import config_path
+
+    try:
+        path = config_path(path)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"--config: {e}") from None
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML: {e}") from e
+    cfg = from_dict(SimConfig, data, path=str(path))
+    if seeds:
+        cfg = dataclasses.replace(cfg, seeds=tuple(int(s) for s in seeds.split(",") if s))
+    return cfg

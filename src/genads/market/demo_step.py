@@ -43,7 +43,7 @@ def verdict(ctx, cfg) -> None:
 
 
 def run(ctx) -> None:  # ctx: DemoContext
-    from genads.commands.simulate import load_config
+    from genads.market.config import load_config
 
     cfg = load_config(TINY)
     cfg = replace(cfg, seeds=(ctx.seed,) if ctx.fast else (ctx.seed, ctx.seed + 1, ctx.seed + 2))

@@ -40,7 +40,7 @@ def tiny_study(sim, seed: int, n_seeds: int, rl_steps: int = 40) -> StudyConfig:
 
 
 def run(ctx) -> None:  # ctx: DemoContext
-    from genads.commands.simulate import load_config
+    from genads.market.config import load_config
 
     sim = load_config(TINY)
     sim = replace(sim, e2e=replace(sim.e2e, payment_iterations=100))

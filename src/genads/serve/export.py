@@ -119,9 +119,9 @@ def export_run(run: str | Path, out: str | Path, *, payment: str | Path | None =
         payment: a folder from ``genads auction train-payments`` (model.safetensors + config.json).
         reward: a folder from ``genads reward train``.
     """
-    from genads.runs import load_recommender
     from genads.data.dataset import load_dataset
     from genads.parallel import ParallelRecommender
+    from genads.runs import load_recommender
 
     run = Path(run)
     check_state_policy(out, state)
@@ -133,7 +133,7 @@ def export_run(run: str | Path, out: str | Path, *, payment: str | Path | None =
         codes, beam = rec.sids, max(rec.train.beam, (config or ExportConfig()).beam)
     net = None
     if payment is not None:
-        from genads.commands.auction import load_payment_net
+        from genads.auction.payment_net import load_payment_net
 
         if not (Path(payment) / "config.json").is_file():
             raise FileNotFoundError(f"{Path(payment) / 'config.json'} not found: --payment takes a folder from "
