@@ -36,7 +36,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from genads.serve.server import run
 
     limits = Limits(max_body_bytes=args.max_body, max_queue=args.max_queue, body_timeout_s=args.body_timeout,
-                    head_timeout_s=args.head_timeout)
+                    head_timeout_s=args.head_timeout, body_deadline_s=args.body_deadline,
+                    max_connections_per_client=args.max_connections_per_client, max_connections=args.max_connections,
+                    connection_deadline_s=args.connection_deadline)
     run(args.run_dir, host=args.host, port=args.port, ledger_url=args.ledger,
         config=ServeConfig(mechanism=args.mechanism, refresh_s=args.refresh, beam=args.beam), log_level=args.log_level,
         limits=limits, public_url=args.public_url, clicks_need_impression=not args.clicks_without_impression,
@@ -106,6 +108,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--body-timeout", type=float, default=10.0, help="seconds a request body may stall (408)")
     p.add_argument("--head-timeout", type=float, default=10.0,
                    help="seconds a connection has to send a complete request head (then it is closed)")
+    p.add_argument("--body-deadline", type=float, default=30.0,
+                   help="seconds a request body has in all, however it trickles (408 after)")
+    p.add_argument("--connection-deadline", type=float, default=300.0,
+                   help="seconds a connection may stay open in all (then it is closed; clients reconnect)")
+    p.add_argument("--max-connections", type=int, default=1024,
+                   help="connections + requests in flight; more get 503 (GET /healthz is still answered)")
+    p.add_argument("--max-connections-per-client", type=int, default=128,
+                   help="open connections per peer address; more get 503 (behind a reverse proxy, raise it)")
     p.add_argument("--clicks-without-impression", action="store_true",
                    help="charge a click even when its slot's impression was never reported (default: 409 until it is)")
     p.add_argument("--served-log", default=None,

@@ -3,13 +3,17 @@
 :class:`LimitsMiddleware` (plain ASGI) refuses a body whose ``Content-Length`` is over the limit
 with 413 before reading a byte of it, counts the bytes of a body without one (chunked) and
 stops at the limit with 413, answers 408 when the body stalls longer than ``body_timeout_s``
-between chunks, 431 for oversized headers, and turns any unhandled error into a JSON 500 (the
+between chunks or is not complete ``body_deadline_s`` after its first read (a byte every few seconds
+resets no timer: a slow drip ends at the deadline), 431 for oversized headers, and turns any unhandled error into a JSON 500 (the
 connection stays usable). :class:`StrictJSONRoute` parses bodies refusing duplicate keys (422
 naming the key). Every error body has the API's shape ``{"detail": [{"loc", "msg", "type"}]}``.
 
 Under uvicorn (``genads serve``) :func:`guarded_protocol` adds what ASGI cannot see: a deadline for
-each request head and a bound on its size while it arrives; uvicorn itself closes idle keep-alive
-connections and answers 503 beyond ``max_connections`` (see :func:`genads.serve.server.run`).
+each request head and a bound on its size while it arrives, a total lifetime per connection
+(``connection_deadline_s``), at most ``max_connections_per_client`` connections per peer address
+(more are answered 503 and closed at once), and ``GET /healthz`` answered even when uvicorn's
+``max_connections`` bound turns every other request away with 503; uvicorn itself closes idle
+keep-alive connections (see :func:`genads.serve.server.run`).
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ class Limits:
     """Request headers (names + values) over this get 431."""
     body_timeout_s: float = 10.0
     """A body that sends nothing for this long gets 408."""
+    body_deadline_s: float = 30.0
+    """A body not complete this long after the app first reads it gets 408, however it trickles."""
     head_timeout_s: float = 10.0
     """uvicorn: a connection that has not sent a complete request line and headers this long after connecting
     (or after its previous answer) is closed, however slowly it trickles bytes."""
@@ -44,13 +50,19 @@ class Limits:
     keep_alive_s: int = 5
     """uvicorn: an idle keep-alive connection is closed after this."""
     max_connections: int = 1024
-    """uvicorn: connections + requests in flight beyond this get 503."""
+    """uvicorn: connections + requests in flight beyond this get 503 (``GET /healthz`` is still answered)."""
+    max_connections_per_client: int = 128
+    """uvicorn: open connections per peer address; more are answered 503 and closed (behind a reverse proxy
+    every client is the proxy: raise it, or let the proxy enforce it)."""
+    connection_deadline_s: float = 300.0
+    """uvicorn: a connection is closed this long after it opened, whatever it is doing (clients reconnect)."""
 
     def __post_init__(self) -> None:
-        for name in ("max_body_bytes", "max_header_bytes", "max_queue", "keep_alive_s", "max_connections"):
+        for name in ("max_body_bytes", "max_header_bytes", "max_queue", "keep_alive_s", "max_connections",
+                     "max_connections_per_client"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
-        for name in ("body_timeout_s", "head_timeout_s"):
+        for name in ("body_timeout_s", "head_timeout_s", "body_deadline_s", "connection_deadline_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be > 0")
 
@@ -92,16 +104,21 @@ class LimitsMiddleware:
         if refused is not None:  # before reading a byte of the body; uvicorn closes the connection after
             await send_json(send, *refused, headers=((b"connection", b"close"),))
             return
-        lim, received, started = self.limits, 0, False
+        lim, received, started, deadline = self.limits, 0, False, None
 
         async def limited_receive() -> dict:
-            nonlocal received
+            nonlocal received, deadline
+            now = asyncio.get_running_loop().time()
+            deadline = deadline or now + lim.body_deadline_s
             try:
-                async with asyncio.timeout(lim.body_timeout_s):  # no task per call, unlike wait_for
+                async with asyncio.timeout_at(min(now + lim.body_timeout_s, deadline)):  # no task per call
                     message = await receive()
             except TimeoutError:
-                raise HTTPException(408, detail=[{"loc": ["body"], "msg": f"no body data for {lim.body_timeout_s:g} s",
-                                                  "type": "timeout"}]) from None
+                late = asyncio.get_running_loop().time() >= deadline
+                msg = (f"body not complete within {lim.body_deadline_s:g} s" if late
+                       else f"no body data for {lim.body_timeout_s:g} s")
+                raise HTTPException(408, detail=[{"loc": ["body"], "msg": msg, "type": "timeout"}],
+                                    headers={"Connection": "close"}) from None  # the rest of the body is not read
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > lim.max_body_bytes:
@@ -137,9 +154,14 @@ def guarded_protocol(limits: Limits) -> type:
     too_large = error_body(["header"], f"request head exceeds {limits.max_header_bytes} bytes", "too_large")
     answer = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
               b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(too_large), too_large))
+    crowded = error_body(["client"], f"more than {limits.max_connections_per_client} connections from this "
+                                     "address; retry", "busy")
+    refuse = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n"
+              b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(crowded), crowded))
+    per_client: dict[str, int] = {}  # open connections by peer address, shared by every connection of this server
 
     class GuardedProtocol(Base):
-        _timer, _open, _bytes = None, False, 0
+        _timer, _open, _bytes, _peer, _lifetime = None, False, 0, None, None
 
         def _arm(self) -> None:  # a head is due
             self._disarm()
@@ -162,7 +184,33 @@ def guarded_protocol(limits: Limits) -> type:
 
         def connection_made(self, transport) -> None:
             super().connection_made(transport)
+            peer = transport.get_extra_info("peername")
+            host = peer[0] if isinstance(peer, tuple) and peer else None
+            if host is not None:
+                if per_client.get(host, 0) >= limits.max_connections_per_client:
+                    transport.write(refuse)
+                    transport.close()
+                    return
+                per_client[host] = per_client.get(host, 0) + 1
+                self._peer = host
+            self._lifetime = self.loop.call_later(limits.connection_deadline_s, self._too_old)
             self._arm()
+
+        def on_headers_complete(self) -> None:  # httptools: /healthz is answered even over max_connections
+            healthz = self.url == b"/healthz" or self.url.startswith(b"/healthz?")
+            bound = self.limit_concurrency
+            if healthz:
+                self.limit_concurrency = None
+            try:
+                self._head_done()
+                super().on_headers_complete()
+            finally:
+                self.limit_concurrency = bound
+
+        def _too_old(self) -> None:
+            self._lifetime = None
+            if not self.transport.is_closing():
+                self.transport.close()
 
         def data_received(self, data: bytes) -> None:
             if self._open:
@@ -172,10 +220,6 @@ def guarded_protocol(limits: Limits) -> type:
                 self._disarm()
                 self.transport.write(answer)
                 self.transport.close()
-
-        def on_headers_complete(self) -> None:  # httptools
-            self._head_done()
-            super().on_headers_complete()
 
         def handle_events(self) -> None:  # h11: a new cycle means a complete head
             cycle = getattr(self, "cycle", None)
@@ -190,6 +234,15 @@ def guarded_protocol(limits: Limits) -> type:
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
+            if self._lifetime is not None:
+                self._lifetime.cancel()
+            if self._peer is not None:
+                left = per_client.get(self._peer, 1) - 1
+                if left > 0:
+                    per_client[self._peer] = left
+                else:
+                    per_client.pop(self._peer, None)
+                self._peer = None
             super().connection_lost(exc)
 
     return GuardedProtocol
