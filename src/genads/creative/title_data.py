@@ -1,11 +1,12 @@
 """(selling points -> title) pairs from real data, split by product (no product on both sides).
 
-* Chinese, AdvertiseGen (``advertisegen/dev.json``): selling points = the attribute values; the
+* Chinese, AdvertiseGen (``advertisegen/dev.json``): selling points = the attribute values
+  (``selling_points.extract_selling_points``: the coarse 类型 dropped under a finer type); the
   target is the copy's lead sentence (text up to the first 。！？; at least 8 characters, at most
   ``max_zh_chars``), a headline-length line written by the platform's copywriters. A product is
   its attribute string (``content``): lines with the same attributes go to the same side.
-* English, Amazon 2018 (``amazon18/NAME.item.json``): selling points = the brand plus phrases
-  derived from the description (``selling_points.derive_selling_points``; the title is never
+* English, Amazon 2018 (``amazon18/NAME.item.json``): selling points = the brand plus typed phrases
+  extracted from the description (``selling_points.extract_selling_points``; the title is never
   used), the target is the real title. Products with fewer than ``min_points`` selling points are
   skipped. Real user windows (``NAME.valid.csv``/``NAME.test.csv``: up to 10 clicked titles ->
   next item) give histories: :func:`amazon_windows`.
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from genads.creative.records import RecordError, load_advertisegen
-from genads.creative.selling_points import derive_selling_points
+from genads.creative.selling_points import extract_selling_points
 
 _LEAD = re.compile(r"[。！？!?；;]")
 
@@ -53,9 +54,10 @@ def lead_sentence(copy: str, min_chars: int = 8, max_chars: int = 40) -> str:
     return out
 
 
-def advertisegen_products(path: Path | str, max_zh_chars: int = 40) -> list[Product]:
+def advertisegen_products(path: Path | str, max_zh_chars: int = 40, max_points: int = 12) -> list[Product]:
     examples, _ = load_advertisegen(path, on_error="skip")
-    return [Product(f"ag{e.line}:" + "*".join(f"{k}#{v}" for k, v in e.attributes), e.selling_points,
+    return [Product(f"ag{e.line}:" + "*".join(f"{k}#{v}" for k, v in e.attributes),
+                    tuple(p.text for p in extract_selling_points(attributes=list(e.attributes), max_points=max_points)),
                     lead_sentence(e.copy, max_chars=max_zh_chars), "", "zh") for e in examples]
 
 
@@ -84,11 +86,13 @@ def amazon_products(path: Path | str, min_points: int = 2, max_points: int = 6) 
             raise RecordError(path, 0, f"{iid}", "an item must be an object")
         title = str(item.get("title") or "").strip()
         brand = str(item.get("brand") or "").strip()
-        sps = derive_selling_points(_description(str(item.get("description") or "")), max_points=max_points)
-        sps = [s for s in sps if s.lower() != brand.lower()]
+        points = extract_selling_points(description=_description(str(item.get("description") or "")), brand=brand,
+                                        max_points=max_points + 1)
+        sps = [p.text for p in points if p.kind != "brand"][:max_points]
+        brand_point = [p.text for p in points if p.kind == "brand"]
         if not title or len(sps) < min_points:
             continue
-        out[str(iid)] = Product(str(iid), tuple(([brand] if brand else []) + sps), title, brand, "en")
+        out[str(iid)] = Product(str(iid), tuple(brand_point + sps), title, brand, "en")
     return out
 
 
