@@ -19,6 +19,19 @@ torch thread. Then, on loopback:
   and no slot charged twice (``SQLLedger.audit``).
 
 The in-process engine latency (decode + auction, no HTTP) is reported beside, from process time.
+
+Traffic checks (``--traffic both``, the default): every size is run twice, with the checks off
+(``--open-traffic --no-traffic-limits``: the service as before publisher keys) and on (publisher key
+looked up per request, rate limits per client and per key, frequency caps, invalid-click rules), so
+``traffic_cost`` compares requests per server CPU-second and p99 of the two. The rate limits and caps
+are set above what this load offers (one client asks for 1,000 slates in seconds, 2 per user): the
+checks all run, none refuses, and the figure is their cost, not their effect.
+``--attacks`` adds the attacks of issue 31 against the default policy, on loopback: the click farm
+(10 s of ad requests with an impression, a click 1 ms later and a conversion on every slot of one
+campaign raised to bid 5; keyless, then with a leaked publisher key, then against an open unlimited
+service for scale) with what each drained, and a slow drip (``--drip`` connections from 10 loopback
+addresses sending one body byte every 2 s) with /healthz's p99 during it and the seconds until every
+drip connection was cut.
 Scale-out (``--workers N --ledger postgresql://...``): the same load (64 clients with --concurrency 64) on one
 worker, then on N worker processes, one of which is killed with SIGKILL half-way; requests/s of both, their
 ratio and the ledger invariants after each (see :func:`scale_out`).
@@ -58,10 +71,22 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start(bundle: Path, port: int, mechanism: str, beam: int) -> subprocess.Popen:
+OFF = ("--open-traffic", "--no-traffic-limits")
+ON_ABOVE_LOAD = ("--ads-rate", "1000000", "--events-rate", "1000000", "--key-rate", "1000000", "--freq-cap", "100000,100000",
+                 "--max-clicks-per-client", "1000000", "--max-clicks-per-user", "1000000")
+"""Every check on, every threshold above what the load offers (the cost of the checks, not their effect)."""
+HEADERS: dict[str, str] = {}
+"""The publisher key of the running server (empty when traffic is open)."""
+
+
+def start(bundle: Path, port: int, mechanism: str, beam: int, traffic: tuple[str, ...] = OFF) -> subprocess.Popen:
     env = {"OMP_NUM_THREADS": "1", "GENADS_TORCH_THREADS": "1", "GENADS_ADMIN_KEY": "bench"}
-    return spawn(bundle, port, "--mechanism", mechanism, "--log-level", "warning", "--beam", str(beam),
+    proc = spawn(bundle, port, "--mechanism", mechanism, "--log-level", "warning", "--beam", str(beam), *traffic,
                  env=env, ready_timeout=300)
+    HEADERS.clear()
+    if "--open-traffic" not in traffic:
+        HEADERS["X-API-Key"] = (bundle / "state" / "publisher.key").read_text().strip()
+    return proc
 
 
 def closed_loop(url: str, bodies: list[dict], click_every: int = 0, clicks: dict | None = None) -> list[float]:
@@ -69,7 +94,7 @@ def closed_loop(url: str, bodies: list[dict], click_every: int = 0, clicks: dict
     first slot's impression of every n-th slate, click it and replay the click under a fresh key (counted in
     ``clicks``)."""
     out = []
-    with httpx.Client(base_url=url, timeout=60) as client:
+    with httpx.Client(base_url=url, timeout=60, headers=HEADERS) as client:
         for i, body in enumerate(bodies):
             t = time.perf_counter()
             r = client.post("/v1/ads", json=body)
@@ -154,7 +179,7 @@ def engine_latency(bundle: Path, bodies: list[dict], beam: int) -> dict:
     return {"engine_p50_ms": round(float(np.percentile(times, 50)), 2), "engine_p99_ms": round(float(np.percentile(times, 99)), 2)}
 
 
-def run_size(n_ads: int, args: argparse.Namespace, port: int) -> dict:
+def run_size(n_ads: int, args: argparse.Namespace, port: int, traffic: str = "off") -> dict:
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
@@ -162,10 +187,11 @@ def run_size(n_ads: int, args: argparse.Namespace, port: int) -> dict:
                                   beam=args.beam, n_users=500, budget=1e8, seed=0, family=args.family)
         build_s = time.perf_counter() - t
         bodies = [{"user_id": int(u), "slots": args.slots} for u in rng.integers(1, 501, size=args.requests + args.warmup)]
-        row = {"live_ads": n_ads, "family": args.family, "slots": args.slots, "preset": args.preset,
+        row = {"live_ads": n_ads, "traffic_checks": traffic, "family": args.family, "slots": args.slots,
+               "preset": args.preset,
                "bundle_s": round(build_s, 1),
                "serve_beam": args.serve_beam or args.beam, **engine_latency(bundle, bodies[: min(300, len(bodies))], args.serve_beam)}
-        proc = start(bundle, port, args.mechanism, args.serve_beam)
+        proc = start(bundle, port, args.mechanism, args.serve_beam, OFF if traffic == "off" else ON_ABOVE_LOAD)
         url = f"http://127.0.0.1:{port}"
         try:
             closed_loop(url, bodies[: args.warmup])
@@ -179,7 +205,7 @@ def run_size(n_ads: int, args: argparse.Namespace, port: int) -> dict:
             row.update(big_bodies(port))
             audit = open_ledger(str(bundle / "state" / "ledger.sqlite")).audit()
             row.update({f"ledger_{k}": v for k, v in audit.items() if k in ("spent_mismatch", "over_budget",
-                                                                             "slots_charged_twice")})
+                                                                             "slots_charged_twice", "refund_mismatch")})
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
@@ -273,7 +299,7 @@ def scale_out(args: argparse.Namespace) -> None:
             shutil.rmtree(bundle / "state", ignore_errors=True)
             env = {"OMP_NUM_THREADS": "1", "GENADS_TORCH_THREADS": "1", "GENADS_ADMIN_KEY": "bench"}
             proc = spawn(bundle, args.port, "--mechanism", args.mechanism, "--log-level", "warning", "--workers",
-                         str(workers), "--ledger", args.ledger, "--no-served-log", env=env, ready_timeout=300)
+                         str(workers), "--ledger", args.ledger, "--no-served-log", *OFF, env=env, ready_timeout=300)
             url = f"http://127.0.0.1:{args.port}"
             try:
                 closed_loop(url, bodies[: args.warmup])
@@ -335,6 +361,10 @@ def main() -> None:
                    help="scale-out run: 1 worker, then this many, on --ledger postgresql://... (results serve_load_workers)")
     p.add_argument("--ledger", default=None, help="PostgreSQL DSN for --workers")
     p.add_argument("--no-kill", dest="kill", action="store_false", help="--workers: do not SIGKILL a worker")
+    p.add_argument("--traffic", default="both", choices=("both", "off", "on"),
+                   help="traffic checks (publisher keys, rate limits, caps, invalid clicks) off, on, or both (compared)")
+    p.add_argument("--attacks", action="store_true", help="also the click farm and the slow drip of issue 31")
+    p.add_argument("--drip", type=int, default=1100, help="--attacks: slow-drip connections (the issue's 1,100)")
     args = p.parse_args()
     if args.workers:
         if not args.ledger:
@@ -346,11 +376,36 @@ def main() -> None:
     if args.quick:
         args.ads, args.requests, args.warmup = "2000", 300, 20
         args.name = "serve_load_quick" if args.name == "serve_load" else args.name
-    rows = [run_size(int(n), args, args.port) for n in args.ads.split(",")]
+    modes = ("off", "on") if args.traffic == "both" else (args.traffic,)
+    rows = [run_size(int(n), args, args.port, mode) for n in args.ads.split(",") for mode in modes]
     print_table(rows, "POST /v1/ads, one uvicorn worker, one torch thread (machine shared: see server CPU figures)")
     goal = {"p99_ms_at_12k_10_slots": 15.0, "req_per_s_per_core": 200.0, "healthz_big_body_max_ms": 50.0,
-            "ledger_violations": 0}
-    print(f"\nresults: {save(args.name, {'rows': rows, 'goal': goal, 'shared_machine': True, 'args': vars(args)})}")
+            "ledger_violations": 0, "traffic_checks_cost": 0.10, "farm_drain_vs_issue": 0.01, "drip_healthz_p99_ms": 50.0}
+    figures = {"rows": rows, "goal": goal, "shared_machine": True, "args": vars(args)}
+    if args.traffic == "both":
+        figures["traffic_cost"] = traffic_cost(rows)
+        print(json.dumps(figures["traffic_cost"], indent=1))
+    if args.attacks:
+        from serve_attacks import attacks
+
+        figures["attacks"] = attacks(args)
+        print(json.dumps(figures["attacks"], indent=1))
+    print(f"\nresults: {save(args.name, figures)}")
+
+
+def traffic_cost(rows: list[dict]) -> list[dict]:
+    """Per size: requests per server CPU-second and p99 with the checks on vs off (cost = 1 - on/off)."""
+    out = []
+    for n in sorted({r["live_ads"] for r in rows}):
+        off, on = (next(r for r in rows if r["live_ads"] == n and r["traffic_checks"] == m) for m in ("off", "on"))
+        out.append({"live_ads": n, "req_per_server_cpu_s_off": off["req_per_server_cpu_s"],
+                    "req_per_server_cpu_s_on": on["req_per_server_cpu_s"],
+                    "cost_cpu": round(1 - on["req_per_server_cpu_s"] / off["req_per_server_cpu_s"], 3),
+                    "server_cpu_ms_per_request_off": off["server_cpu_ms_per_request"],
+                    "server_cpu_ms_per_request_on": on["server_cpu_ms_per_request"],
+                    "p99_ms_off": off["p99_ms"], "p99_ms_on": on["p99_ms"],
+                    "conc_p99_ms_off": off["conc_p99_ms"], "conc_p99_ms_on": on["conc_p99_ms"]})
+    return out
 
 
 if __name__ == "__main__":
