@@ -59,12 +59,15 @@ def run(ctx) -> None:  # ctx: DemoContext
                             "reward_model": reward_dir is not None, "seconds": round(seconds, 2),
                             "example": example, "example_parallel": example_parallel}
     curl = (f"curl -s localhost:8000/v1/ads -H 'content-type: application/json' "
+            f"-H \"X-API-Key: $(cat {out / 'state' / 'publisher.key'})\" "
             f"-d '{{\"user_id\": {int(split.users[0])}, \"slots\": 3}}'")
     print(f"serving bundle: {out} ({len(ads)} ads, {size / 1e6:.1f} MB)\n"
           f"start the server:  make serve   (= genads serve {out})\n"
           f"ask for ads:       {curl}\n"
           f"console:           http://localhost:8000/console (sign in with the admin key or an advertiser's)\n"
-          f"admin key:         {out / 'state' / 'admin.key'} (written on first start); API docs at /docs")
+          f"admin key:         {out / 'state' / 'admin.key'} (written on first start); API docs at /docs\n"
+          f"publisher key:     {out / 'state' / 'publisher.key'} (written on first start; /v1/ads and /v1/events "
+          "need it)")
     s = ctx.report.section("Serving")
     s.paragraphs.append(
         f"The run is exported as a serving bundle ({out.name}/: SIDs, slate model, payment network, "
