@@ -6,10 +6,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from genads.data.dataset import Dataset, load_dataset
 from genads.data.ingest import import_dataset
 from genads.data.loaders import TabularSource
+
+# No wall-clock deadline on property tests: tests never assert on time (a busy CI machine made 200 ms flaky);
+# speed lives in benchmarks/. Explicit @settings still set their own example counts.
+settings.register_profile("genads", deadline=None)
+settings.load_profile("genads")
 
 
 def write_cycle_dataset(folder: Path, n_users: int = 60, n_items: int = 30, length: int = 8, seed: int = 0) -> Path:

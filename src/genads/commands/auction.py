@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
@@ -25,6 +23,7 @@ from genads.auction.payment_net import (  # noqa: F401 (the library's)
     train_payment_net,
 )
 from genads.auction.regret import AscentConfig, grid_regret, misreport_regret
+from genads.io import atomic_write, atomic_write_text
 
 
 def _print_rows(title: str, rows: list[dict]) -> None:
@@ -54,16 +53,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         _print_rows("Learned (RegretNet) against the optimum; regret = mean per bidder, (b) = gradient ascent", rows)
     if args.out:
         record = {"mechanisms": mech_rows, "learned": dict(zip(keys, rows, strict=True)), "config": dict(zip(keys, map(asdict, cfgs), strict=True))}
-        _atomic_write(args.out, json.dumps(record, indent=2, default=float) + "\n")
+        atomic_write_text(args.out, json.dumps(record, indent=2, default=float) + "\n")
     return 0
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def synthetic_auctions(n: int, size: int, values: str, pctr: tuple[float, float], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,12 +69,9 @@ def save_payment_net(net: PaymentNet, out: Path, extra: dict) -> None:
     """``out/model.safetensors`` + ``out/config.json`` (the PaymentNetConfig and ``extra``), atomically."""
     from safetensors.torch import save_file
 
-    out.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{WEIGHTS_FILE}.")
-    os.close(fd)
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, tmp)
-    os.replace(tmp, out / WEIGHTS_FILE)
-    _atomic_write(out / CONFIG_FILE, json.dumps({"payment_net": asdict(net.config), **extra}, indent=2) + "\n")
+    tensors = {k: v.contiguous() for k, v in net.state_dict().items()}
+    atomic_write(out / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp))
+    atomic_write_text(out / CONFIG_FILE, json.dumps({"payment_net": asdict(net.config), **extra}, indent=2) + "\n")
 
 
 def cmd_train_payments(args: argparse.Namespace) -> int:

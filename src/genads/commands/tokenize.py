@@ -16,8 +16,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from genads.data.dataset import atomic_write_text, content_sha256, load_dataset
+from genads.data.dataset import content_sha256, load_dataset
 from genads.encode.cache import DEFAULT_CACHE  # shared with genads train --family parallel
+from genads.io import atomic_write, atomic_write_text
 
 METHODS = ("rq-kmeans", "rq-vae", "e2e")
 SOURCES = ("text", "attributes", "collab", "embedding")
@@ -65,9 +66,7 @@ def write_sids(path: Path, ad_ids: np.ndarray, codes: np.ndarray, sids: np.ndarr
     """sids.parquet: ad_id, sid (unique, L+1 tokens), codes (the tokenizer's L tokens); atomic."""
     table = pa.Table.from_pandas(pd.DataFrame({"ad_id": ad_ids.astype(np.int64), "sid": list(sids.astype(np.int64)),
                                                "codes": list(codes.astype(np.int64))}), preserve_index=False)
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def cmd_tokenize(args: argparse.Namespace) -> int:

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from genads.data.schema import ACTIONS, CATALOGUE_FILE, EVENTS_FILE, META_FILE, USERS_FILE
+from genads.io import atomic_write_text, default_mode, replace_dir  # noqa: F401 (their old home: re-exported)
 
 
 @dataclass
@@ -88,49 +86,5 @@ def write_meta(folder: Path, meta: dict) -> None:
     atomic_write_text(folder / META_FILE, json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def default_mode(path: Path, directory: bool = False) -> None:
-    """Give a temp file/folder (created 0600/0700 by tempfile) the usual umask-based permissions."""
-    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        default_mode(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def action_name(code: int) -> str:
     return ACTIONS[code]
-
-
-def replace_dir(new: Path, target: Path) -> None:
-    """Move folder ``new`` to ``target``; an existing target is swapped out, then deleted.
-
-    If the final rename fails, the old target is put back, so a failed write loses nothing stored.
-    """
-    if not target.exists():
-        new.rename(target)
-        return
-    trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    target.rename(trash / "old")
-    try:
-        new.rename(target)
-    except BaseException:
-        (trash / "old").rename(target)
-        raise
-    finally:
-        shutil.rmtree(trash, ignore_errors=True)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
+
+from genads.io import atomic_write
 
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "genads" / "text"
 """The MiniLM text-vector cache every command shares (``genads tokenize``, ``genads train --family parallel``):
@@ -72,12 +73,5 @@ class VectorCache:
 
     def _write(self) -> None:
         keys = np.frombuffer(b"".join(self._index), dtype=np.uint8).reshape(-1, 32)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        os.close(fd)
-        try:
-            save_file({"keys": np.ascontiguousarray(keys), "vectors": np.ascontiguousarray(self._vectors)}, tmp)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        tensors = {"keys": np.ascontiguousarray(keys), "vectors": np.ascontiguousarray(self._vectors)}
+        atomic_write(self.path, lambda tmp: save_file(tensors, tmp))

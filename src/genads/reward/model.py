@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,7 +31,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from genads.data.dataset import atomic_write_text
+from genads.io import atomic_write, atomic_write_text
 
 CONFIG, WEIGHTS = "reward_config.json", "reward.safetensors"
 
@@ -165,11 +163,8 @@ def save_reward_model(model: SlateRewardModel, folder: str | Path, extra: dict |
     """``folder/reward_config.json`` (config + ``extra``) and ``folder/reward.safetensors``, both atomic."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    os.close(fd)
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, tmp)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, folder / WEIGHTS)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic_write(folder / WEIGHTS, lambda tmp: save_file(tensors, tmp))
     atomic_write_text(folder / CONFIG, json.dumps({"config": asdict(model.config), **(extra or {})}, indent=2) + "\n")
     return folder
 

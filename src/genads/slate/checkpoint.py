@@ -6,8 +6,6 @@ weights_only=True), progress (JSON). Every file is written to a temporary name a
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from genads.data.dataset import atomic_write_text
+from genads.io import atomic_write, atomic_write_text
 
 WEIGHTS, BEST, STATE, PROGRESS = "model.safetensors", "best.safetensors", "state.pt", "progress.json"
 
@@ -43,15 +41,7 @@ class Progress:
     epoch_batches: int = 0
 
 
-def _atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+_atomic = atomic_write  # one writer for every artifact (genads.io)
 
 
 def save_weights(model: nn.Module, path: Path) -> None:

@@ -8,15 +8,13 @@ On disk a tokenizer is a folder with ``tokenizer.json`` (method, config, small m
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from genads.data.dataset import atomic_write_text
+from genads.io import atomic_write, atomic_write_text
 
 CONFIG_FILE = "tokenizer.json"
 WEIGHTS_FILE = "tokenizer.safetensors"
@@ -76,14 +74,8 @@ def save_tokenizer(tokenizer: Tokenizer, folder: str | Path) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tensors, meta = tokenizer.state()
-    fd, tmp = tempfile.mkstemp(prefix=f".{WEIGHTS_FILE}.", dir=folder)
-    os.close(fd)
-    try:
-        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, tmp)
-        os.replace(tmp, folder / WEIGHTS_FILE)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    atomic_write(folder / WEIGHTS_FILE, lambda tmp: save_file(arrays, tmp))
     record = {"method": tokenizer.method, "levels": tokenizer.levels,
               "codebook_size": tokenizer.codebook_size, **meta}
     atomic_write_text(folder / CONFIG_FILE, json.dumps(record, indent=2, sort_keys=True) + "\n")
