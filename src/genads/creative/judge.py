@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 CHECKS = ("empty", "script", "degenerate", "incomplete", "too_short", "unsupported")
 CHAR_SHARE = 0.30
-STOP_EN = frozenset(["a", "an", "the", "and", "or", "but", "nor", "of", "to", "in", "on", "at", "by", "for", "from",
+STOP_EN = frozenset(["a", "an", "the", "and", "or", "but", "nor", "yet", "his", "her", "my", "had", "did", "do", "does", "of", "to", "in", "on", "at", "by", "for", "from",
                      "with", "without", "into", "onto", "over", "under", "up", "as", "than", "so", "that", "this",
                      "these", "those", "it", "its", "you", "your", "our", "we", "they", "their", "is", "are", "be",
                      "was", "were", "has", "have", "can", "will", "not", "no", "all", "any", "each", "every", "both",

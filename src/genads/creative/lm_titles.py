@@ -37,6 +37,7 @@ from tqdm import tqdm
 from genads.creative.constraint import FUNCTION_EN, FUNCTION_ZH, TitleConstraint, content_support
 from genads.creative.metrics import repetition_rate
 from genads.creative.text import tokenize
+from genads.creative.title_rules import LengthBudget, TitleRules
 
 ADAPTER_META = "title_lm.json"
 
@@ -80,10 +81,14 @@ class DecodeConfig:
     max_new_tokens: int = 32
     resample_tries: int = 8
     seed: int = 0
+    budget: LengthBudget = field(default_factory=LengthBudget)
+    """Length budget and n-gram blocking (``title_rules``)."""
+    max_prompt_tokens: int = 128
+    """Prompts longer than this lose their oldest history titles first (:func:`fit_prompt`)."""
 
     def __post_init__(self) -> None:
-        if self.candidates < 1 or self.max_new_tokens < 1 or self.resample_tries < 1:
-            raise ValueError("candidates, max_new_tokens and resample_tries must be >= 1")
+        if min(self.candidates, self.max_new_tokens, self.resample_tries, self.max_prompt_tokens) < 1:
+            raise ValueError("candidates, max_new_tokens, resample_tries and max_prompt_tokens must be >= 1")
         if self.temperature <= 0:
             raise ValueError(f"temperature={self.temperature} must be > 0")
 
@@ -103,6 +108,30 @@ def prompt(selling_points: list[str] | tuple[str, ...], history: list[str] | tup
     return text + "Ad title:"
 
 
+def fit_prompt(tok, selling_points: list[str] | tuple[str, ...], history: list[str] | tuple[str, ...],
+               max_tokens: int, history_title_words: int = 8) -> tuple[str, list[int]]:
+    """The prompt and its token ids within ``max_tokens``: the oldest history titles go first, then
+    (only with no history left) the last selling points; the first selling point is never dropped,
+    only cut to its first words when it alone is too long. ``history`` is oldest first."""
+    points, hist = list(selling_points), list(history)
+
+    def encode(sps: list[str], h: list[str]) -> tuple[str, list[int]]:
+        text = prompt(sps, h, history_title_words)
+        return text, tok(text, add_special_tokens=True)["input_ids"]
+
+    text, ids = encode(points, hist)
+    while len(ids) > max_tokens and hist:
+        hist = hist[1:]
+        text, ids = encode(points, hist)
+    while len(ids) > max_tokens and len(points) > 1:
+        points = points[:-1]
+        text, ids = encode(points, hist)
+    while len(ids) > max_tokens and len(points[0].split()) > 1:
+        points = [" ".join(points[0].split()[:-1])]
+        text, ids = encode(points, hist)
+    return text, ids[-max_tokens:]
+
+
 def load_model(path: Path | str, adapter: Path | str | None = None, merge: bool = True):
     """(model, tokenizer) from a transformers folder, with a LoRA adapter folder applied when given."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -120,9 +149,9 @@ def load_model(path: Path | str, adapter: Path | str | None = None, merge: bool 
 
 
 def _encode_pair(tok, ex: TitleExample, cfg: LoraConfig) -> tuple[list[int], list[int]]:
-    p = tok(prompt(ex.selling_points, ex.history, cfg.history_title_words), add_special_tokens=True)["input_ids"]
+    _, p = fit_prompt(tok, ex.selling_points, ex.history, cfg.max_prompt_tokens, cfg.history_title_words)
     t = tok(" " + ex.target.strip(), add_special_tokens=False)["input_ids"][: cfg.max_title_tokens - 1]
-    return p[-cfg.max_prompt_tokens:], [*t, tok.eos_token_id]
+    return p, [*t, tok.eos_token_id]
 
 
 def _batch(pairs: list[tuple[list[int], list[int]]], pad: int) -> tuple[torch.Tensor, ...]:
@@ -225,16 +254,19 @@ def adapter_backbone(folder: Path | str) -> str:
     return json.loads(meta.read_text())["backbone"]
 
 
+_CJK_TEXT = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
 _PUNCT_PIECES = (" ", ",", ".", "!", "-", "&", "/", "(", ")", "'", ":", "，", "。", "！", "、", "~", "～", "|", "+")
 
 
-def allowed_token_ids(tok, sources: list[str], cache: dict | None = None) -> list[int]:
+def allowed_token_ids(tok, sources: list[str], cache: dict | None = None, lang: str | None = None) -> list[int]:
     """Vocabulary entries that can occur in an allowed title: substrings of the sources (original,
-    lower, Title, UPPER case), function words, punctuation. Found by dictionary look-up, not a scan."""
+    lower, Title, UPPER case), function words, punctuation. Found by dictionary look-up, not a scan.
+    With ``lang`` ("en" or "zh") only that language's function words, and for "en" no CJK at all."""
     vocab = cache if cache is not None else tok.get_vocab()
-    space = "▁" if any(k.startswith("▁") for k in ("▁the", "▁a") if k in vocab) else "Ġ"
+    space = "▁" if any(k in vocab for k in ("▁the", "▁a")) or any(k.startswith("▁") for k in vocab) else "Ġ"
+    function = {"en": FUNCTION_EN, "zh": FUNCTION_ZH}.get(lang, FUNCTION_EN | FUNCTION_ZH)
     texts = set()
-    for s in [*sources, *FUNCTION_EN, *FUNCTION_ZH]:
+    for s in [*sources, *function]:
         for variant in {s, s.lower(), s.title(), s.upper(), s.capitalize()}:
             texts.add(variant)
     found: set[int] = set()
@@ -251,18 +283,10 @@ def allowed_token_ids(tok, sources: list[str], cache: dict | None = None) -> lis
         for cand in (p, space + p, space):
             if cand in vocab:
                 found.add(vocab[cand])
+    if lang == "en":
+        found = {t for t in found if not _CJK_TEXT.search(tok.convert_ids_to_tokens(t) or "")}
     found.add(tok.eos_token_id)
     return sorted(found)
-
-
-_LAST_RUN = re.compile(r"(?:[A-Za-z0-9]+|[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff])[^A-Za-z0-9\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]*$")
-
-
-def _finish(title: str, constraint: TitleConstraint) -> str:
-    """A title cut off at the length limit may end inside a word: drop trailing pieces until it is valid."""
-    while title and not constraint.check(title):
-        title = _LAST_RUN.sub("", title).rstrip()
-    return title.rstrip(" ,，、-&/(:")
 
 
 @dataclass
@@ -273,6 +297,10 @@ class TitleResult:
     repetition: float
     logprob: float
     candidates: list[str] = field(default_factory=list)
+    complete: bool = True
+    """The title obeys every decoding rule (``title_rules``: long enough, one script, a finished end)."""
+    fallback: bool = False
+    """No sampled candidate was complete: the title is the first selling points joined."""
 
 
 class LMTitleGenerator:
@@ -294,33 +322,51 @@ class LMTitleGenerator:
         return cls(model, tok, decode)
 
     def _piece(self, tid: int) -> str:
+        """The token's text; a word-initial token keeps its space (some decoders strip it from a lone token)."""
         if tid not in self._pieces:
-            self._pieces[tid] = self.tok.decode([tid])
+            text, raw = self.tok.decode([tid]), self.tok.convert_ids_to_tokens(tid) or ""
+            self._pieces[tid] = " " + text if raw.startswith(("▁", "Ġ")) and not text.startswith(" ") else text
         return self._pieces[tid]
 
-    def _first_valid(self, logp: torch.Tensor, text: str, allowed: torch.Tensor, constraint: TitleConstraint,
-                     eos: int, top: int = 64) -> int:
-        """When sampling found nothing valid to start a title: the most probable valid token (else end)."""
+    def _ok(self, text: str, c: int, allowed: torch.Tensor, eos: int, constraint: TitleConstraint,
+            rules: TitleRules) -> bool:
+        """May candidate text ``text`` take token ``c`` (an index into ``allowed``)?"""
+        if c == eos:
+            return rules.may_stop(text) and constraint.check(text)
+        piece = self._piece(int(allowed[c]))
+        return constraint.check(text + piece, partial=True) and rules.may_extend(text, piece)
+
+    def _best_valid(self, logp: torch.Tensor, text: str, allowed: torch.Tensor, eos: int, constraint: TitleConstraint,
+                    rules: TitleRules, top: int = 64) -> int:
+        """When sampling found nothing valid: the most probable valid token among the ``top`` (else the end)."""
         for c in torch.argsort(logp, descending=True)[:top].tolist():
-            if c != eos and constraint.check(text + self._piece(int(allowed[c])), partial=True):
+            if self._ok(text, c, allowed, eos, constraint, rules):
                 return c
         return eos
+
+    def _sample(self, logp: torch.Tensor, text: str, allowed: torch.Tensor, eos: int, constraint: TitleConstraint,
+                rules: TitleRules, gen: torch.Generator) -> int:
+        """One token for one candidate: sample, resample a draw the rules refuse, then fall back to the best valid."""
+        probs = logp.exp().clone()
+        for _ in range(self.decode.resample_tries):
+            c = int(torch.multinomial(probs, 1, generator=gen))
+            if self._ok(text, c, allowed, eos, constraint, rules):
+                return c
+            probs[c] = 0.0
+            if probs.sum() <= 0:
+                break
+        return self._best_valid(logp, text, allowed, eos, constraint, rules)
 
     def _logits(self, hidden: torch.Tensor, head: torch.Tensor) -> torch.Tensor:
         logits = hidden @ head.T
         return torch.tanh(logits / self.softcap) * self.softcap if self.softcap else logits
 
     @torch.no_grad()
-    def generate(self, selling_points: list[str], history_titles: list[str] = (), sources: list[str] = ()) -> TitleResult:
-        """The best of ``candidates`` constrained samples for one product (seeded by the prompt)."""
+    def _candidates(self, ids: torch.Tensor, allowed: torch.Tensor, constraint: TitleConstraint, rules: TitleRules,
+                    seed: int) -> tuple[list[str], list[list[float]]]:
+        """``candidates`` constrained samples sharing the prompt's KV cache: (texts, token log-probs)."""
         cfg = self.decode
-        srcs = [*selling_points, *sources]
-        constraint = TitleConstraint(srcs)
-        text = prompt(selling_points, list(history_titles), self.history_title_words)
-        ids = self.tok(text, return_tensors="pt")["input_ids"]
-        allowed = torch.tensor(allowed_token_ids(self.tok, srcs, self._vocab))
         eos = int((allowed == self.tok.eos_token_id).nonzero()[0, 0])
-        seed = (cfg.seed * 1_000_003 + sum(map(ord, text)) * 7919) % (2**31)
         gen = torch.Generator().manual_seed(seed)
         k = cfg.candidates
         head = self.head[allowed]  # (A, D): only tokens an allowed title can use (the full head is 262k rows)
@@ -328,52 +374,61 @@ class LMTitleGenerator:
         cache = out.past_key_values
         cache.batch_repeat_interleave(k)
         logits = self._logits(out.last_hidden_state[:, -1], head).expand(k, -1)  # (K, A)
-        texts, done = [""] * k, [False] * k
-        logps = [[] for _ in range(k)]
+        texts, done, logps = [""] * k, [False] * k, [[] for _ in range(k)]
         pos = ids.shape[1]
         for _step in range(cfg.max_new_tokens):
-            logp = torch.log_softmax(logits / cfg.temperature, -1)
+            logp = torch.log_softmax(logits / cfg.temperature, -1)  # (K, A)
             nxt = torch.full((k,), eos, dtype=torch.long)
             for r in range(k):
                 if done[r]:
                     continue
-                probs = logp[r].exp().clone()
-                choice = eos
-                for _ in range(cfg.resample_tries):
-                    c = int(torch.multinomial(probs, 1, generator=gen))
-                    if c == eos:
-                        ok = bool(texts[r].strip()) and constraint.check(texts[r])
-                    else:
-                        ok = constraint.check(texts[r] + self._piece(int(allowed[c])), partial=True)
-                    if ok:
-                        choice = c
-                        break
-                    probs[c] = 0.0
-                    if probs.sum() <= 0:
-                        break
-                if choice == eos and not texts[r].strip():
-                    choice = self._first_valid(logp[r], texts[r], allowed, constraint, eos)
+                choice = self._sample(logp[r], texts[r], allowed, eos, constraint, rules, gen)
                 nxt[r] = choice
                 logps[r].append(float(logp[r, choice]))
-                if choice == eos:
-                    done[r] = True
-                else:
+                if choice != eos:
                     texts[r] += self._piece(int(allowed[choice]))
+                done[r] = choice == eos or rules.sentence_ended(texts[r])
             if all(done):
                 break
             step = self.body(input_ids=allowed[nxt][:, None], past_key_values=cache, use_cache=True,
                              position_ids=torch.full((k, 1), pos))
             cache, logits = step.past_key_values, self._logits(step.last_hidden_state[:, -1], head)
             pos += 1
+        return texts, logps
+
+    @torch.no_grad()
+    def generate(self, selling_points: list[str], history_titles: list[str] = (), sources: list[str] = ()) -> TitleResult:
+        """The best of ``candidates`` constrained samples for one product (seeded by the prompt).
+
+        A candidate cut off by ``max_new_tokens`` is trimmed back to its longest finished prefix.
+        Ranking: complete first, then fewest unsupported content words, no repetition, highest mean
+        token log-probability. When no candidate is complete the first selling points, joined, are
+        the title (``fallback``)."""
+        cfg = self.decode
+        srcs = [*selling_points, *sources]
+        constraint, rules = TitleConstraint(srcs), TitleRules(srcs, cfg.budget)
+        text, ids = fit_prompt(self.tok, selling_points, list(history_titles), cfg.max_prompt_tokens,
+                               self.history_title_words)
+        allowed = torch.tensor(allowed_token_ids(self.tok, srcs, self._vocab, rules.lang))
+        seed = (cfg.seed * 1_000_003 + sum(map(ord, text)) * 7919) % (2**31)
+        texts, logps = self._candidates(torch.tensor([ids]), allowed, constraint, rules, seed)
         scored = []
-        for r in range(k):
-            title = _finish(re.sub(r"\s+", " ", texts[r]).strip(), constraint)
+        for r, raw in enumerate(texts):
+            title = re.sub(r"\s+", " ", raw).strip()
+            if not rules.may_stop(title) or not constraint.check(title):
+                title = rules.trim(title, constraint.check)
+            complete = rules.may_stop(title) and constraint.check(title)
             bad, n = content_support(title, srcs)
             rep = repetition_rate([w for w in tokenize(title) if w not in FUNCTION_EN and w not in FUNCTION_ZH])
             lp = float(np.mean(logps[r])) if logps[r] else -math.inf
-            scored.append((not title, bad, rep > 0, -lp, title, n, rep, lp))
+            scored.append((not complete, bad, rep > 0, -lp, title, n, rep, lp))
         best = min(scored)
-        return TitleResult(best[4], best[1], best[5], best[6], best[7], [s[4] for s in scored])
+        if best[0]:
+            joiner = "，" if rules.lang == "zh" else ", "
+            title = joiner.join(selling_points[:3])
+            bad, n = content_support(title, srcs)
+            return TitleResult(title, bad, n, 0.0, best[7], [s[4] for s in scored], rules.may_stop(title), True)
+        return TitleResult(best[4], best[1], best[5], best[6], best[7], [s[4] for s in scored], True, False)
 
     def title(self, selling_points: list[str], description: str = "", history_titles: list[str] = (),
               sources: list[str] = ()) -> str:
