@@ -14,9 +14,15 @@ training split; the LM adapter on a subsample (``--train-zh``/``--train-en``, CP
 is tuned: decoding (temperature, candidates) is fixed a priori, so nothing is chosen on test.
 Metrics: sacrebleu corpus BLEU-4 (``tokenize="zh"`` for Chinese), rouge-score ROUGE-L F1 on
 jieba/regex words, hallucination = unsupported content words / content words
-(``constraint.content_support``), repetition of content words, distinct-1/2, words per title.
+(``constraint.content_support``), repetition of content words, distinct-1/2, words per title; and
+the independent judge (``creative.judge``): the share of titles that pass every check, failures
+per check, and its own unsupported share. The LM rows add paired-bootstrap 95 % CIs of the LM's
+BLEU-4 / ROUGE-L gain over each baseline, the fallback count, and (``--perplexity``) the un-tuned
+backbone's perplexity of every generator's titles. The judge also runs on the references (real
+titles and lead sentences), as a calibration of its structural checks.
 
     .venv/bin/python benchmarks/creative_titles.py [--train-zh 300 --train-en 300 --test 80 --epochs 2]
+    .venv/bin/python benchmarks/creative_titles.py --no-lm --test 200   # baselines + judge only (seconds)
 """
 
 from __future__ import annotations
@@ -36,8 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import print_table, save
 from genads.creative import lm_titles as lt
 from genads.creative.constraint import content_support, is_function_word
+from genads.creative.judge import judge_titles, perplexity
 from genads.creative.lm import load_backbone
-from genads.creative.metrics import distinct_n, repetition_rate, rouge_l_f, sacre_bleu
+from genads.creative.metrics import distinct_n, paired_bootstrap, repetition_rate, rouge_l_f, sacre_bleu
 from genads.creative.ngram import NgramTitleGenerator
 from genads.creative.text import join_words, restore_case, tokenize
 from genads.creative.title_data import (
@@ -115,30 +122,67 @@ def score(name: str, lang: str, titles: list[str], refs: list[str], sources: lis
         b, c = content_support(t, src)
         bad, n, any_bad = bad + b, n + c, any_bad + (b > 0)
     rep = [repetition_rate([w for w in tokenize(t) if not is_function_word(w)]) for t in titles]
+    judged = judge_titles(titles, sources, lang)
     return {"lang": lang, "generator": name, "bleu4": sacre_bleu(titles, refs, chinese=lang == "zh"),
             "rouge_l": rouge_l_f(titles, refs), "hallucinated_words": bad / max(n, 1),
             "titles_with_hallucination": any_bad / len(titles), "repetition": float(np.mean(rep)),
             "distinct_1": distinct_n(titles, 1), "distinct_2": distinct_n(titles, 2),
             "words": float(np.mean([len(tokenize(t)) for t in titles])), "empty": sum(not t for t in titles),
-            "s_per_title": seconds / len(titles)}
+            "judge_pass_all": judged["pass_all"], "judge_unsupported": judged["unsupported_share"],
+            **{f"judge_fail_{k}": v for k, v in judged["failures"].items()}, "s_per_title": seconds / len(titles)}
 
 
-def evaluate(lang: str, products: list, baseline: NgramTitleGenerator, gen: lt.LMTitleGenerator) -> tuple[list, list]:
+LM_NAME = "Gemma 3 270M + LoRA"
+
+
+def evaluate(lang: str, products: list, baseline: NgramTitleGenerator, gen: lt.LMTitleGenerator | None,
+             bootstrap: int, seed: int) -> tuple[list, list, dict]:
     refs = [p.target for p in products]
     sources = [list(p.selling_points) for p in products]
-    rows, examples = [], []
+    rows, examples, titles = [], [], {}
     t0 = time.perf_counter()
-    ngram = [join_words(restore_case(baseline(list(p.selling_points)), list(p.selling_points))) for p in products]
-    rows.append(score("n-gram baseline", lang, ngram, refs, sources, time.perf_counter() - t0))
-    copy = [("，" if lang == "zh" else ", ").join(p.selling_points) for p in products]
-    rows.append(score("selling points joined", lang, copy, refs, sources, 0.0))
-    t0 = time.perf_counter()
-    lm = [gen.title(list(p.selling_points)) for p in tqdm(products, desc=f"LM titles ({lang})", unit="title")]
-    rows.append(score("Gemma 3 270M + LoRA", lang, lm, refs, sources, time.perf_counter() - t0))
-    for p, a, b in list(zip(products, ngram, lm, strict=True))[:12]:
+    titles["n-gram baseline"] = [join_words(restore_case(baseline(list(p.selling_points)), list(p.selling_points)))
+                                 for p in products]
+    rows.append(score("n-gram baseline", lang, titles["n-gram baseline"], refs, sources, time.perf_counter() - t0))
+    titles["selling points joined"] = [("，" if lang == "zh" else ", ").join(p.selling_points) for p in products]
+    rows.append(score("selling points joined", lang, titles["selling points joined"], refs, sources, 0.0))
+    cis = {}
+    if gen is not None:
+        t0 = time.perf_counter()
+        results = [gen.generate(list(p.selling_points)) for p in tqdm(products, desc=f"LM titles ({lang})", unit="title")]
+        titles[LM_NAME] = [r.title for r in results]
+        rows.append(score(LM_NAME, lang, titles[LM_NAME], refs, sources, time.perf_counter() - t0))
+        rows[-1]["fallback"] = sum(r.fallback for r in results)
+        for other in ("n-gram baseline", "selling points joined"):
+            cis[other] = {m: paired_bootstrap(f, titles[LM_NAME], titles[other], refs, n=bootstrap, seed=seed)
+                          for m, f in (("bleu4", lambda h, r: sacre_bleu(h, r, chinese=lang == "zh")),
+                                       ("rouge_l", rouge_l_f))}
+    for i, p in enumerate(products[:12]):
         examples.append({"lang": lang, "selling_points": list(p.selling_points), "reference": p.target,
-                         "ngram": a, "lm": b})
-    return rows, examples
+                         **{name: ts[i] for name, ts in titles.items()}})
+    return rows, examples, {"titles": titles, "ci_lm_minus": cis}
+
+
+def add_perplexity(rows: list, titles: dict, backbone_path: Path) -> None:
+    """The un-tuned backbone's mean perplexity of each generator's titles (fluency proxy)."""
+    model, tok = lt.load_model(backbone_path)
+    for row in rows:
+        ppl = perplexity(model, tok, titles[row["lang"]][row["generator"]])
+        finite = [x for x in ppl if np.isfinite(x)]
+        row["perplexity_median"] = float(np.median(finite)) if finite else float("inf")
+
+
+def verdict_of(rows: list, cis: dict, lang: str) -> dict:
+    by = {r["generator"]: r for r in rows if r["lang"] == lang}
+    if LM_NAME not in by:
+        return {}
+    lm = by[LM_NAME]
+    out = {"judge_pass_all_ge_95pct": lm["judge_pass_all"] >= 0.95, "no_empty": lm["empty"] == 0,
+           "no_wrong_script": lm["judge_fail_script"] == 0, "judge_hallucination_le_2pct": lm["judge_unsupported"] <= 0.02}
+    for other, ci in cis[lang].items():
+        for m in ("bleu4", "rouge_l"):
+            out[f"lm_beats_{other.split()[0]}_{m}_ci_above_0"] = ci[m]["lo"] > 0
+    return out
 
 
 def main() -> None:
@@ -156,6 +200,9 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--adapter", default="runs/creative_lm/adapter-bench")
     ap.add_argument("--reuse-adapter", action="store_true", help="skip training when the adapter exists")
+    ap.add_argument("--no-lm", action="store_true", help="baselines and the judge only; saves creative_titles_baselines")
+    ap.add_argument("--perplexity", action="store_true", help="median perplexity of every row under the un-tuned backbone")
+    ap.add_argument("--bootstrap", type=int, default=1000, help="paired-bootstrap resamples for the LM's CIs")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -163,29 +210,28 @@ def main() -> None:
     s = splits(args.seed)
     print(f"zh: {len(s['zh_train'])} train / {len(s['zh_test'])} test lines; en: {len(s['en_train'])} train / "
           f"{len(s['en_test'])} test items")
-    gen, info = train_or_load(args, s)
+    gen, info = (None, {}) if args.no_lm else train_or_load(args, s)
     rng = np.random.default_rng(args.seed + 1)
     zh_test = [s["zh_test"][i] for i in rng.permutation(len(s["zh_test"]))[:args.test]]
     en_items = sorted(s["en_test"])
     en_test = [s["en"][en_items[i]] for i in rng.permutation(len(en_items))[:args.test]]
-    rows, examples = [], []
+    rows, examples, titles, cis, refs_judged = [], [], {}, {}, {}
     for lang, train, test in (("zh", s["zh_train"], zh_test),
                               ("en", [s["en"][i] for i in sorted(s["en_train"])], en_test)):
         baseline = NgramTitleGenerator.fit([list(p.selling_points) for p in train], [p.target for p in train])
-        r, e = evaluate(lang, test, baseline, gen)
-        rows += r
-        examples += e
-    print_table(rows, "Titles on held-out products (sacrebleu BLEU-4, rouge-score ROUGE-L)")
-    verdict = {}
-    for lang in ("zh", "en"):
-        by = {r["generator"]: r for r in rows if r["lang"] == lang}
-        lm, ng = by["Gemma 3 270M + LoRA"], by["n-gram baseline"]
-        verdict[lang] = {"lm_beats_ngram_bleu": lm["bleu4"] > ng["bleu4"], "lm_beats_ngram_rouge_l": lm["rouge_l"] > ng["rouge_l"],
-                         "hallucination_le_2pct": lm["hallucinated_words"] <= 0.02, "repetition_zero": lm["repetition"] == 0}
-    print(verdict)
-    path = save("creative_titles", {"rows": rows, "verdict": verdict, "examples": examples, "lora": info,
-                                    "settings": {**vars(args), "test_zh": len(zh_test), "test_en": len(en_test),
-                                                 "seconds": round(time.perf_counter() - start, 1)}})
+        r, e, extra = evaluate(lang, test, baseline, gen, args.bootstrap, args.seed)
+        rows, examples, titles[lang], cis[lang] = rows + r, examples + e, extra["titles"], extra["ci_lm_minus"]
+        refs_judged[lang] = judge_titles([p.target for p in test], [list(p.selling_points) for p in test], lang)
+    if args.perplexity:
+        add_perplexity(rows, titles, load_backbone(args.backbone).path)
+    print_table(rows, "Titles on held-out products (sacrebleu BLEU-4, rouge-score ROUGE-L, independent judge)")
+    verdict = {lang: verdict_of(rows, cis, lang) for lang in ("zh", "en")}
+    print({"references_judged": refs_judged, "ci_lm_minus": cis, "verdict": verdict})
+    path = save("creative_titles_baselines" if args.no_lm else "creative_titles",
+                {"rows": rows, "verdict": verdict, "ci_lm_minus": cis, "references_judged": refs_judged,
+                 "examples": examples, "lora": info,
+                 "settings": {**vars(args), "test_zh": len(zh_test), "test_en": len(en_test),
+                              "seconds": round(time.perf_counter() - start, 1)}})
     print(f"wrote {path}")
 
 

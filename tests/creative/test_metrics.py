@@ -120,3 +120,17 @@ def test_distinct_history_copy_and_style():
     assert history_copy_rate("red cotton slim shirt", ["blue wool coat"]) == 0.0
     s = style_match("Red Cotton Shirt", ["Blue Wool Coat", "Red Linen Dress"])
     assert s["caps_gap"] == 0.0 and 0 < s["word_overlap"] < 1
+
+
+def test_paired_bootstrap_separates_a_better_system_from_noise():
+    from genads.creative.metrics import paired_bootstrap, rouge_l_f
+
+    refs = [f"red cotton shirt number {i}" for i in range(30)]
+    good = [f"red cotton shirt {i}" for i in range(30)]
+    bad = ["blue wool coat"] * 30
+    r = paired_bootstrap(rouge_l_f, good, bad, refs, n=200, seed=0)
+    assert r["lo"] > 0 and r["lo"] <= r["diff"] <= r["hi"]
+    same = paired_bootstrap(rouge_l_f, good, good, refs, n=50, seed=0)
+    assert same["diff"] == same["lo"] == same["hi"] == 0.0
+    with pytest.raises(ValueError, match="equal"):
+        paired_bootstrap(rouge_l_f, good, bad[:3], refs)

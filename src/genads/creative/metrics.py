@@ -282,3 +282,22 @@ def style_match(title: str, history_titles: list[str]) -> dict[str, float]:
             "caps_gap": abs(caps(title) - float(np.mean([caps(h) for h in history_titles]))),
             "punct_gap": abs(punct(title) - float(np.mean([punct(h) for h in history_titles]))),
             "word_overlap": sum(w in vocab for w in words) / len(words) if words else 0.0}
+
+
+def paired_bootstrap(metric, hyps_a: list[str], hyps_b: list[str], refs: list[str], n: int = 1000,
+                     seed: int = 0) -> dict:
+    """Paired bootstrap of ``metric(a) - metric(b)`` over the same resampled items (Koehn 2004).
+
+    ``metric(hyps, refs) -> float`` is a corpus metric (e.g. :func:`sacre_bleu`, :func:`rouge_l_f`).
+    Returns the observed difference and the 2.5 / 97.5 percentiles of ``n`` resampled differences.
+    """
+    if not len(hyps_a) == len(hyps_b) == len(refs) or not refs:
+        raise ValueError(f"need equal, non-empty lists: {len(hyps_a)}, {len(hyps_b)}, {len(refs)}")
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(n):
+        idx = rng.integers(0, len(refs), len(refs))
+        a, b, r = [hyps_a[i] for i in idx], [hyps_b[i] for i in idx], [refs[i] for i in idx]
+        diffs.append(metric(a, r) - metric(b, r))
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    return {"diff": float(metric(hyps_a, refs) - metric(hyps_b, refs)), "lo": float(lo), "hi": float(hi), "n": n}
