@@ -19,7 +19,8 @@ the independent judge (``creative.judge``): the share of titles that pass every 
 per check, and its own unsupported share. The LM rows add paired-bootstrap 95 % CIs of the LM's
 BLEU-4 / ROUGE-L gain over each baseline, the fallback count, and (``--perplexity``) the un-tuned
 backbone's perplexity of every generator's titles. The judge also runs on the references (real
-titles and lead sentences), as a calibration of its structural checks.
+titles and lead sentences), as a calibration of its structural checks; its unsupported share there
+says how much of the real title the selling points cannot express.
 
     .venv/bin/python benchmarks/creative_titles.py [--train-zh 300 --train-en 300 --test 80 --epochs 2]
     .venv/bin/python benchmarks/creative_titles.py --no-lm --test 200   # baselines + judge only (seconds)
@@ -222,6 +223,8 @@ def main() -> None:
         r, e, extra = evaluate(lang, test, baseline, gen, args.bootstrap, args.seed)
         rows, examples, titles[lang], cis[lang] = rows + r, examples + e, extra["titles"], extra["ci_lm_minus"]
         refs_judged[lang] = judge_titles([p.target for p in test], [list(p.selling_points) for p in test], lang)
+        refs_judged[lang]["points_per_product"] = float(np.mean([len(p.selling_points) for p in test]))
+        refs_judged[lang]["words_per_point"] = float(np.mean([len(tokenize(x)) for p in test for x in p.selling_points]))
     if args.perplexity:
         add_perplexity(rows, titles, load_backbone(args.backbone).path)
     print_table(rows, "Titles on held-out products (sacrebleu BLEU-4, rouge-score ROUGE-L, independent judge)")
