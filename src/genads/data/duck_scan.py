@@ -94,6 +94,91 @@ def _sql_text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _header(source: TabularSource, path: Path, delim: str) -> tuple[str, dict[str, str], str]:
+    """(read_csv's all-VARCHAR column spec, canonical field -> column name, the action column or constant)."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as f:
+        header = [h.strip() for h in f.readline().rstrip("\r\n").split(delim)]
+    missing = [src for src in source.event_map.values() if src not in header]
+    if missing:
+        raise ValueError(f"{path}:1: header has no column {missing[0]!r} (columns: {', '.join(header)})")
+    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(header))) + "}"
+    pick = {canon: f"c{header.index(src)}" for canon, src in source.event_map.items()}
+    action = f"c{header.index(source.event_map['action'])}" if source.has_action else _sql_text(source.default_action)
+    return columns, pick, action
+
+
+def _load_known_ads(con: duckdb.DuckDBPyConnection, known_ads: np.ndarray | None, vocab: IdVocabulary | None) -> bool:
+    """Tables ``known_ads`` (integer ids of the catalogue) and ``catalogue_ads`` (its string ids -> indices);
+    True when events must be joined to the latter (a catalogue with string ids)."""
+    con.execute("CREATE TABLE known_ads (ad_id BIGINT)")
+    con.execute("CREATE TABLE catalogue_ads (txt VARCHAR, idx BIGINT)")
+    if known_ads is None:
+        return False
+    con.register("known_ads_arrow", pa.table({"ad_id": pa.array(known_ads, pa.int64())}))
+    con.execute("INSERT INTO known_ads SELECT ad_id FROM known_ads_arrow")
+    con.unregister("known_ads_arrow")
+    if vocab is None or not vocab.size("ad"):
+        return False
+    labels = vocab.labels("ad", MAX_ID + np.arange(vocab.size("ad")))
+    con.register("cat_arrow", pa.table({"txt": pa.array(labels, pa.string()),
+                                        "idx": pa.array(MAX_ID + np.arange(len(labels)), pa.int64())}))
+    con.execute("INSERT INTO catalogue_ads SELECT txt, idx FROM cat_arrow")
+    con.unregister("cat_arrow")
+    return True
+
+
+def _id_kind(col: str, strings: bool) -> str:
+    """SQL: 1 for an integer id (canonical decimal below 10**18 < MAX_ID), 2 for a string id, 0 for a suspect."""
+    text = (f"WHEN {strings} AND regexp_full_match({col}, '{_STR_ID}') AND NOT regexp_full_match({col}, "
+            f"'{_FLOAT}') THEN 2 WHEN {strings} AND regexp_full_match({col}, '{_PADDED}') THEN 2")
+    return f"CASE WHEN {_canonical(col + 'v', col)} AND {col}v >= 0 AND {col}v < {10**18} THEN 1 {text} ELSE 0 END"
+
+
+def _action_sql(action_map: dict[str, str] | None) -> str:
+    """SQL: the action code of ``x``, exact spellings first, then lower case (ASCII only: SQL and Python agree)."""
+    aliases = {**ACTION_ALIASES, **{k.lower(): v for k, v in (action_map or {}).items()}}
+    whens = " ".join(f"WHEN {_sql_text(k)} THEN {ACTION_CODE[v]}" for k, v in sorted(aliases.items()))
+    return (f"CASE x {whens} ELSE CASE WHEN regexp_full_match(x, '{_ACTION_TEXT}') THEN CASE lower(x) {whens} END "
+            "END END")
+
+
+def _typed_sql(pick: dict[str, str], action: str, strings: bool, known: bool, string_ads: bool,
+               action_map: dict[str, str] | None) -> str:
+    """SQL: table ``typed`` from ``raw``: typed values for the clean rows, the raw text only for the suspect ones.
+    Integers are clean when the text is the canonical decimal of the parsed value (no sign, space or leading
+    zero): exactly what the Python checks read the same way."""
+    if not known:
+        ad_ok, ad_value = "ak > 0", "CASE WHEN ak = 1 THEN av END"
+    else:
+        ad_ok = "((ak = 1 AND av IN (SELECT ad_id FROM known_ads)) OR (ak = 2 AND cat_idx IS NOT NULL))"
+        ad_value = "CASE WHEN ak = 1 THEN av ELSE cat_idx END"
+    join = f"LEFT JOIN catalogue_ads c ON c.txt = {pick['ad_id']}" if string_ads else ""
+    return f"""
+            CREATE TABLE typed AS
+            SELECT _line, clean,
+                   CASE WHEN clean AND uk = 1 THEN uv END AS user_id,
+                   CASE WHEN clean AND uk = 2 THEN u END AS u_txt,
+                   CASE WHEN clean THEN {ad_value} END AS ad_id,
+                   CASE WHEN clean AND ak = 2 AND {not known} THEN a END AS a_txt,
+                   CASE WHEN clean THEN tv END AS timestamp,
+                   CAST(act AS TINYINT) AS action,
+                   CASE WHEN NOT clean THEN u END AS u, CASE WHEN NOT clean THEN a END AS a,
+                   CASE WHEN NOT clean THEN t END AS t, CASE WHEN NOT clean THEN x END AS x
+            FROM (SELECT *, coalesce(uk > 0 AND tk AND act IS NOT NULL AND {ad_ok}, false) AS clean
+                  FROM (SELECT rid + 2 AS _line, u, a, t, x, uv, av, tv, cat_idx,
+                               {_id_kind('u', strings)} AS uk, {_id_kind('a', strings)} AS ak,
+                               {_canonical('tv', 't')} AND abs(tv) < {10**17} AS tk,
+                               {_action_sql(action_map)} AS act
+                        FROM (SELECT raw.rowid AS rid, {pick['user_id']} AS u, {pick['ad_id']} AS a,
+                                     {pick['timestamp']} AS t, {action} AS x,
+                                     TRY_CAST({pick['user_id']} AS BIGINT) AS uv,
+                                     TRY_CAST({pick['ad_id']} AS BIGINT) AS av,
+                                     TRY_CAST({pick['timestamp']} AS BIGINT) AS tv,
+                                     {'c.idx' if string_ads else 'NULL::BIGINT'} AS cat_idx
+                              FROM raw {join})))"""
+
+
 def scan_events(
     con: duckdb.DuckDBPyConnection,
     source: TabularSource,
@@ -110,44 +195,8 @@ def scan_events(
     """
     path = source.events
     delim = source.delimiter(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as f:
-        header = [h.strip() for h in f.readline().rstrip("\r\n").split(delim)]
-    missing = [src for src in source.event_map.values() if src not in header]
-    if missing:
-        raise ValueError(f"{path}:1: header has no column {missing[0]!r} (columns: {', '.join(header)})")
-    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(header))) + "}"
-    pick = {canon: f"c{header.index(src)}" for canon, src in source.event_map.items()}
-    action = f"c{header.index(source.event_map['action'])}" if source.has_action else _sql_text(source.default_action)
-    aliases = {**ACTION_ALIASES, **{k.lower(): v for k, v in (action_map or {}).items()}}
-    code = "CASE lower(x) " + " ".join(
-        f"WHEN {_sql_text(k)} THEN {ACTION_CODE[v]}" for k, v in sorted(aliases.items())) + " END"
-    strings = vocab is not None
-    con.execute("CREATE TABLE known_ads (ad_id BIGINT)")
-    con.execute("CREATE TABLE catalogue_ads (txt VARCHAR, idx BIGINT)")
-    if known_ads is not None:
-        con.register("known_ads_arrow", pa.table({"ad_id": pa.array(known_ads, pa.int64())}))
-        con.execute("INSERT INTO known_ads SELECT ad_id FROM known_ads_arrow")
-        con.unregister("known_ads_arrow")
-        if strings and vocab.size("ad"):
-            labels = vocab.labels("ad", MAX_ID + np.arange(vocab.size("ad")))
-            con.register("cat_arrow", pa.table({"txt": pa.array(labels, pa.string()),
-                                                "idx": pa.array(MAX_ID + np.arange(len(labels)), pa.int64())}))
-            con.execute("INSERT INTO catalogue_ads SELECT txt, idx FROM cat_arrow")
-            con.unregister("cat_arrow")
-
-    def kind(col: str) -> str:  # 1: integer id (canonical decimal below 10**18 < MAX_ID), 2: string id, 0: suspect
-        text = (f"WHEN {strings} AND regexp_full_match({col}, '{_STR_ID}') AND NOT regexp_full_match({col}, "
-                f"'{_FLOAT}') THEN 2 WHEN {strings} AND regexp_full_match({col}, '{_PADDED}') THEN 2")
-        return f"CASE WHEN {_canonical(col + 'v', col)} AND {col}v >= 0 AND {col}v < {10**18} THEN 1 {text} ELSE 0 END"
-
-    string_ads = known_ads is not None and strings and vocab.size("ad") > 0
-    if known_ads is None:
-        ad_ok, ad_value = "ak > 0", "CASE WHEN ak = 1 THEN av END"
-    else:
-        ad_ok = "((ak = 1 AND av IN (SELECT ad_id FROM known_ads)) OR (ak = 2 AND cat_idx IS NOT NULL))"
-        ad_value = "CASE WHEN ak = 1 THEN av ELSE cat_idx END"
-    exact = " ".join(f"WHEN {_sql_text(k)} THEN {ACTION_CODE[v]}" for k, v in sorted(aliases.items()))
+    columns, pick, action = _header(source, path, delim)
+    string_ads = _load_known_ads(con, known_ads, vocab)
     # the file as text; a table's rowid is the insertion (file) order, so row k is line k + 2
     try:
         _run(con, f"""
@@ -158,33 +207,7 @@ def scan_events(
         _LOG.debug("fast path declined: %s", e)
         con.execute("DROP TABLE IF EXISTS raw")
         return None
-    # typed values for the clean rows, the raw text only for the suspect ones. Integers are clean when
-    # the text is the canonical decimal of the parsed value (no sign, space or leading zero): exactly
-    # what the Python checks read the same way. Actions: exact spellings first, then lower case.
-    _run(con, f"""
-            CREATE TABLE typed AS
-            SELECT _line, clean,
-                   CASE WHEN clean AND uk = 1 THEN uv END AS user_id,
-                   CASE WHEN clean AND uk = 2 THEN u END AS u_txt,
-                   CASE WHEN clean THEN {ad_value} END AS ad_id,
-                   CASE WHEN clean AND ak = 2 AND {known_ads is None} THEN a END AS a_txt,
-                   CASE WHEN clean THEN tv END AS timestamp,
-                   CAST(act AS TINYINT) AS action,
-                   CASE WHEN NOT clean THEN u END AS u, CASE WHEN NOT clean THEN a END AS a,
-                   CASE WHEN NOT clean THEN t END AS t, CASE WHEN NOT clean THEN x END AS x
-            FROM (SELECT *, coalesce(uk > 0 AND tk AND act IS NOT NULL AND {ad_ok}, false) AS clean
-                  FROM (SELECT rid + 2 AS _line, u, a, t, x, uv, av, tv, cat_idx,
-                               {kind('u')} AS uk, {kind('a')} AS ak,
-                               {_canonical('tv', 't')} AND abs(tv) < {10**17} AS tk,
-                               CASE x {exact} ELSE CASE WHEN regexp_full_match(x, '{_ACTION_TEXT}') THEN {code} END
-                               END AS act
-                        FROM (SELECT raw.rowid AS rid, {pick['user_id']} AS u, {pick['ad_id']} AS a,
-                                     {pick['timestamp']} AS t, {action} AS x,
-                                     TRY_CAST({pick['user_id']} AS BIGINT) AS uv,
-                                     TRY_CAST({pick['ad_id']} AS BIGINT) AS av,
-                                     TRY_CAST({pick['timestamp']} AS BIGINT) AS tv,
-                                     {'c.idx' if string_ads else 'NULL::BIGINT'} AS cat_idx
-                              FROM raw {f"LEFT JOIN catalogue_ads c ON c.txt = {pick['ad_id']}" if string_ads else ''})))""")
+    _run(con, _typed_sql(pick, action, vocab is not None, known_ads is not None, string_ads, action_map))
     con.execute("DROP TABLE raw")
     _run(con, """
         CREATE TABLE accepted AS
@@ -192,7 +215,7 @@ def scan_events(
         FROM typed WHERE clean""")
     _judge_suspects(con, "NOT clean", source, known_ads, log, vocab, action_map)
     con.execute("DROP TABLE typed")
-    if strings:
+    if vocab is not None:
         _assign_indices(con, vocab, known_ads is None)
     con.execute("ALTER TABLE accepted DROP COLUMN u_txt")
     con.execute("ALTER TABLE accepted DROP COLUMN a_txt")
