@@ -54,7 +54,7 @@ def engine(bundle, tmp_path):
 def client(engine):
     from fastapi.testclient import TestClient
 
-    with TestClient(create_app(engine, traffic=NO_LIMITS), headers={"X-API-Key": PUBLISHER}) as c:
+    with TestClient(create_app(engine, traffic=NO_LIMITS, docs=True), headers={"X-API-Key": PUBLISHER}) as c:
         yield c
 
 

@@ -141,7 +141,7 @@ def test_ops_routes(client):
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["live_ads"] > 0
     client.post("/v1/ads", json={"slots": 2})
-    text = client.get("/metrics").text
+    text = client.get("/metrics", headers={"X-API-Key": ADMIN}).text
     assert 'genads_http_requests_total{route="/v1/ads",status="200"}' in text and "genads_live_ads" in text
     assert "genads_ads_queue_wait_seconds_count 1.0" in text  # the one ad request above waited for the decoder
     spec = client.get("/openapi.json").json()

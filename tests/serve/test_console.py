@@ -280,7 +280,7 @@ def test_user_text_is_inert_and_pages_carry_a_csp(bundle_dir, tmp_path):
 
 def metrics_of(client: TestClient) -> dict:
     out = {}
-    for family in text_string_to_metric_families(client.get("/metrics").text):
+    for family in text_string_to_metric_families(client.get("/metrics", headers={"X-API-Key": ADMIN}).text):
         for s in family.samples:
             out[(s.name, tuple(sorted(s.labels.items())))] = s.value
     return out

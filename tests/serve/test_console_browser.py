@@ -210,7 +210,7 @@ def test_console_in_a_browser(server, driver):
     assert len(d.find_elements(By.CSS_SELECTOR, ".charts svg")) == 3
     shot(d, "campaign")
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for f in text_string_to_metric_families(api.get("/metrics").text) for s in f.samples}
+               for f in text_string_to_metric_families(api.get("/metrics", headers={"X-API-Key": ADMIN}).text) for s in f.samples}
     d.get(url + "/console/operator")
     asked = samples[("genads_slots_total", (("outcome", "requested"),))]
     filled = samples[("genads_slots_total", (("outcome", "filled"),))]

@@ -327,3 +327,20 @@ def test_engine_serve_leaves_out_capped_campaigns(bundle, tmp_path):
     once = engine.serve(engine.user_history(1), 8, campaign_room={c.campaign_id: 1 for c in ledger.campaigns()})
     assert len({p.campaign_id for p in once.placements}) == len(once.placements) > 0
     ledger.close()
+
+
+def test_metrics_need_the_admin_key_and_docs_are_off_unless_asked(engine):
+    with TestClient(create_app(engine)) as client:
+        adv = {"X-API-Key": client.post("/v1/advertisers/1/keys", headers=ADMIN_HEAD).json()["api_key"]}
+        assert [client.get("/metrics", headers=h).status_code for h in ({}, PUB_HEAD, adv, ADMIN_HEAD)] == \
+            [401, 403, 403, 200]
+        assert [client.get(p).status_code for p in ("/docs", "/redoc", "/openapi.json")] == [404] * 3
+    with TestClient(create_app(engine, public_metrics=True, docs=True)) as client:
+        assert client.get("/metrics").status_code == 200 and client.get("/openapi.json").status_code == 200
+
+
+def test_an_admin_key_from_the_environment_is_not_rotated_through_the_api(engine):
+    with TestClient(create_app(engine, admin_rotation=False)) as client:
+        r = client.post("/v1/keys/rotate", headers=ADMIN_HEAD)
+        assert r.status_code == 409 and "GENADS_ADMIN_KEY" in r.json()["detail"][0]["msg"]
+        assert client.get("/v1/campaigns", headers=ADMIN_HEAD).status_code == 200  # still the live admin key

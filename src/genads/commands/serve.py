@@ -43,7 +43,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         config=ServeConfig(mechanism=args.mechanism, refresh_s=args.refresh, beam=args.beam), log_level=args.log_level,
         limits=limits, public_url=args.public_url, clicks_need_impression=not args.clicks_without_impression,
         served_log=None if args.no_served_log else (args.served_log or ""), workers=args.workers,
-        traffic=traffic_policy(args))
+        traffic=traffic_policy(args), public_metrics=args.public_metrics, docs=args.docs)
     return 0
 
 
@@ -142,6 +142,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "charged clicks are refunded")
     t.add_argument("--max-clicks-per-user", type=int, default=5, help="the same per user_id")
     t.add_argument("--click-window", type=float, default=600.0, help="seconds the click caps count over")
+    p.add_argument("--public-metrics", action="store_true",
+                   help="/metrics answers anyone (default: only with the admin key in X-API-Key)")
+    p.add_argument("--docs", action="store_true", help="serve /docs, /redoc and /openapi.json (default: off)")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=cmd_serve)
 

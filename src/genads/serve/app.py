@@ -201,7 +201,8 @@ EventsCaller = Annotated[Caller, Depends(traffic_gate("events"))]
 def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: Limits | None = None,
                public_url: str | None = None, on_admin_rotate: Callable[[str], None] | None = None,
                clicks_need_impression: bool = True, served_log: ServedLog | None = None,
-               traffic: TrafficPolicy | None = None, clock: Callable[[], float] = time.time) -> FastAPI:
+               traffic: TrafficPolicy | None = None, clock: Callable[[], float] = time.time,
+               public_metrics: bool = False, docs: bool = False, admin_rotation: bool = True) -> FastAPI:
     """The API over an engine (and its ledger).
 
     Args:
@@ -216,6 +217,10 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
         traffic: publisher keys, rate limits, frequency caps, invalid-click rules (defaults:
             :class:`~genads.serve.traffic.TrafficPolicy`, keys required).
         clock: the time those rules count in, and events are stored at (tests drive it).
+        public_metrics: ``/metrics`` answers anyone (default: the admin key only).
+        docs: serve ``/docs``, ``/redoc`` and ``/openapi.json`` (default: off; the schema maps every route).
+        admin_rotation: the admin may rotate its key through the API (False when it comes from the environment,
+            where only its owner can change it: a rotation would leave a server that cannot restart).
     """
     ledger = engine.ledger
     metrics = Metrics()
@@ -230,8 +235,9 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
         yield
         decoder.shutdown(wait=False, cancel_futures=True)
 
+    hidden = {} if docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(title="genads", version="1", description="Generative ads: slates, prices, creatives, budgets.",
-                  lifespan=lifespan)
+                  lifespan=lifespan, **hidden)
     app.router.route_class = StrictJSONRoute
     app.state.engine, app.state.metrics, app.state.limits = engine, metrics, limits
     guard = app.state.traffic = TrafficGuard(traffic or TrafficPolicy(), clock)
@@ -270,7 +276,13 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
         ok = ledger.ping()
         return JSONResponse({"ready": ok, "live_ads": len(engine.live)}, status_code=200 if ok else 503)
 
-    @app.get("/metrics", tags=["ops"], response_class=Response)
+    def metrics_reader(request: Request, key: ApiKey = None) -> None:
+        if public_metrics:
+            return
+        if not principal(request, key).is_admin:
+            raise field_error(403, ["header", "X-API-Key"], "/metrics needs the admin key (or --public-metrics)")
+
+    @app.get("/metrics", tags=["ops"], response_class=Response, dependencies=[Depends(metrics_reader)])
     def prometheus() -> Response:
         metrics.live_ads.set(len(engine.live))
         metrics.queue.set(waiting[0])
@@ -438,6 +450,9 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
     @app.post("/v1/keys/rotate", response_model=KeyOut, status_code=201, tags=["keys"])
     def rotate(who: Who, key: ApiKey = None) -> KeyOut:
         """A new key for the caller; the key that made this call stops working at once."""
+        if who.is_admin and not admin_rotation:
+            raise field_error(409, ["header", "X-API-Key"], "the admin key comes from $GENADS_ADMIN_KEY: change it "
+                                                            "there and restart (a rotation here would void it)")
         new = ledger.rotate_key(key)
         if who.is_admin and on_admin_rotate is not None:
             on_admin_rotate(new)

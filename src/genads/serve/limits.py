@@ -13,7 +13,8 @@ each request head and a bound on its size while it arrives, a total lifetime per
 (``connection_deadline_s``), at most ``max_connections_per_client`` connections per peer address
 (more are answered 503 and closed at once), and ``GET /healthz`` answered even when uvicorn's
 ``max_connections`` bound turns every other request away with 503; uvicorn itself closes idle
-keep-alive connections (see :func:`genads.serve.server.run`).
+keep-alive connections (see :func:`genads.serve.server.run`). Even the 400 uvicorn sends for bytes
+that are not HTTP is JSON in the API's shape.
 """
 
 from __future__ import annotations
@@ -159,6 +160,9 @@ def guarded_protocol(limits: Limits) -> type:
     refuse = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n"
               b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(crowded), crowded))
     per_client: dict[str, int] = {}  # open connections by peer address, shared by every connection of this server
+    malformed = error_body(["request"], "malformed HTTP request", "bad_request")
+    bad_request = (b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+                   b"connection: close\r\n\r\n%s" % (len(malformed), malformed))
 
     class GuardedProtocol(Base):
         _timer, _open, _bytes, _peer, _lifetime = None, False, 0, None, None
@@ -206,6 +210,11 @@ def guarded_protocol(limits: Limits) -> type:
                 super().on_headers_complete()
             finally:
                 self.limit_concurrency = bound
+
+        def send_400_response(self, msg: str) -> None:  # uvicorn's own answer to what it cannot parse: JSON too
+            if not self.transport.is_closing():
+                self.transport.write(bad_request)
+                self.transport.close()
 
         def _too_old(self) -> None:
             self._lifetime = None

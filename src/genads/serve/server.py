@@ -155,7 +155,8 @@ def token_secrets(ledger: SQLLedger, state: Path) -> TokenSecrets:
 
 def build_app(run_dir: str | Path, ledger_url: str | None = None, config: ServeConfig | None = None,
               limits: Limits | None = None, public_url: str | None = None, clicks_need_impression: bool = True,
-              served_log: str | Path | None = "", traffic: TrafficPolicy | None = None) -> FastAPI:
+              served_log: str | Path | None = "", traffic: TrafficPolicy | None = None, public_metrics: bool = False,
+              docs: bool = False) -> FastAPI:
     """The app on a bundle folder. ``served_log``: the served log's path ("" = state/served.jsonl, None = none);
     ``traffic``: keys, rate limits, caps and invalid-click rules (default :class:`TrafficPolicy`)."""
     folder = bundle_dir(run_dir)
@@ -174,13 +175,15 @@ def build_app(run_dir: str | Path, ledger_url: str | None = None, config: ServeC
         log = ServedLog(Path(served_log) if served_log else state / SERVED_LOG, bundle.model_version, bundle.vocab)
     return create_app(AdEngine(bundle, ledger, config, token_secrets(ledger, state)), limits=limits,
                       public_url=public_url, on_admin_rotate=on_rotate, clicks_need_impression=clicks_need_impression,
-                      served_log=log, traffic=traffic)
+                      served_log=log, traffic=traffic, public_metrics=public_metrics, docs=docs,
+                      admin_rotation=from_file)
 
 
 def run(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, ledger_url: str | None = None,
         config: ServeConfig | None = None, log_level: str = "info", limits: Limits | None = None,
         public_url: str | None = None, clicks_need_impression: bool = True, served_log: str | Path | None = "",
-        workers: int = 1, traffic: TrafficPolicy | None = None) -> None:
+        workers: int = 1, traffic: TrafficPolicy | None = None, public_metrics: bool = False,
+        docs: bool = False) -> None:
     """Serve on ``host:port``. ``workers`` > 1 forks that many server processes on one listening socket
     (PostgreSQL ledger only: SQLite is single-process); a worker that dies is started again."""
     import torch
@@ -189,7 +192,8 @@ def run(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, ledger_u
     configure_json_logging(log_level)
     limits = limits or Limits()
     traffic = traffic or TrafficPolicy()
-    args = (run_dir, ledger_url, config, limits, public_url, clicks_need_impression, served_log, traffic)
+    args = (run_dir, ledger_url, config, limits, public_url, clicks_need_impression, served_log, traffic, public_metrics,
+            docs)
     if workers == 1:
         _serve(build_app(*args), log_level, limits, host=host, port=port)
         return
