@@ -10,6 +10,7 @@ after every seed, so an interrupted run keeps the seeds it finished.
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/market.py [--seeds 1,...,10] [--name market]
     .venv/bin/python benchmarks/market.py --config configs/market_tiny.yaml --tiny --seeds 1 --name market_smoke
     .venv/bin/python benchmarks/market.py --schedule-seeds 1,2,3,4 --name market_schedule   # the check on more seeds
+    .venv/bin/python benchmarks/market.py --summarise-from benchmarks/results/market.json --name market  # re-aggregate
     .venv/bin/python benchmarks/market.py --ceilings-only 0.02,0.05,0.1,0.2,0.5 --name market_ceilings  # tuned pacing
 
 Superseded: benchmarks/market_compare.py and benchmarks/market_value.py (their JSONs stay as history, see
@@ -35,6 +36,7 @@ from genads.commands.simulate import load_config
 from genads.market.config import to_dict
 from genads.market.verdict import (
     MARKETS,
+    aggregate,
     ceilings,
     default_verdict,
     run_verdict,
@@ -81,6 +83,8 @@ def main() -> None:
     parser.add_argument("--schedule-seeds", default="", help="only the schedule check, on these seeds, with the "
                         "choices of --choice-from (a verdict JSON): writes NAME.json with each seed's RPM change")
     parser.add_argument("--choice-from", type=Path, default=RESULTS / "market.json")
+    parser.add_argument("--summarise-from", type=Path, default=None,
+                        help="recompute the summary of a verdict JSON's per-seed figures with this code (no run)")
     parser.add_argument("--ceilings-only", default="", help="only the ceilings (no training): the paced oracle's "
                         "step tuned on the tuning seed over these comma-separated values, then both oracles on --seeds")
     args = parser.parse_args()
@@ -92,6 +96,16 @@ def main() -> None:
         vc = tiny_verdict(vc)
     vc = replace(vc, schedule_check=not args.no_schedule_check)
     start = time.perf_counter()
+    if args.summarise_from:
+        record = json.loads(args.summarise_from.read_text())
+        figures = record["figures"]
+        figures["summary"] = aggregate(figures["per_seed"], figures["choice"])
+        figures["per_seed_from"] = {"path": str(args.summarise_from), "git_sha": record["git_sha"],
+                                    "started": record["started"], "command": record["command"],
+                                    "cpu_seconds": record["cpu_seconds"]}
+        print(f"wrote {save(args.name, figures)}")
+        tables(figures)
+        return
     if args.ceilings_only:
         meta = {"config_file": str(args.config), "tiny": args.tiny, "tuning_seed": vc.tuning_seed}
         out = ceilings(vc, vc.seeds, tuple(float(e) for e in args.ceilings_only.split(",")),

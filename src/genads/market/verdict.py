@@ -478,8 +478,9 @@ def ceilings(vc: VerdictConfig, seeds: tuple[int, ...], etas: tuple[float, ...],
 
 def holm_table(tests: list[dict], alpha: float = 0.05) -> list[dict]:
     """Holm step-down over ``tests`` (each with per-seed paired relative differences ``d`` and a one-sided
-    alternative): the adjusted p-value, and the t-interval of the mean at the level of the test's Holm step
-    (1 - alpha / (m - rank)), so an interval excludes 0 at its own step's level."""
+    alternative): the adjusted p-value, and the t-interval of the mean whose each side is a one-sided bound at the
+    test's Holm step (two-sided level 1 - 2 alpha / (m - rank)): the bound on the tested side excludes 0 exactly
+    when that step's one-sided test rejects (``ci_level`` is the one-sided level 1 - alpha / (m - rank))."""
     m = len(tests)
     for t in tests:
         d = np.asarray(t["d"], float)
@@ -494,9 +495,8 @@ def holm_table(tests: list[dict], alpha: float = 0.05) -> list[dict]:
         running = max(running, min(1.0, (m - rank) * t["p"]))
         t["p_holm"], t["rejected"] = running, bool(running < alpha)
         d = np.asarray(t["d"], float)
-        level = 1.0 - alpha / (m - rank)
-        half = (float(stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
-                if len(d) > 1 else 0.0)
+        level = 1.0 - alpha / (m - rank)  # one-sided
+        half = float(stats.t.ppf(level, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else 0.0
         t["mean"], t["ci_holm"], t["ci_level"] = float(d.mean()), [float(d.mean() - half), float(d.mean() + half)], level
     return tests
 
