@@ -24,6 +24,8 @@ says how much of the real title the selling points cannot express.
 
     .venv/bin/python benchmarks/creative_titles.py [--train-zh 300 --train-en 300 --test 80 --epochs 2]
     .venv/bin/python benchmarks/creative_titles.py --no-lm --test 200   # baselines + judge only (seconds)
+    .venv/bin/python benchmarks/creative_titles.py --train-zh 865 --train-en 2446 --valid 150 --epochs 6 \
+        --patience 1 --test 200 --adapter runs/creative_lm/adapter-v2   # the one-off big run (hours on one CPU core)
 """
 
 from __future__ import annotations
@@ -102,10 +104,11 @@ def train_or_load(args: argparse.Namespace, s: dict) -> tuple[lt.LMTitleGenerato
         print(f"reusing adapter {adapter} ({info.get('examples')} examples)")
     else:
         data = training_examples(s, args.train_zh, args.train_en, args.seed)
+        valid, data = data[:args.valid], data[args.valid:]  # held out of the (shuffled) training sample
         model, tok = lt.load_model(backbone.path)
         cfg = lt.LoraConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, lr=args.lr,
-                            max_prompt_tokens=args.max_prompt_tokens)
-        peft_model, info = lt.train_lora(model, tok, data, cfg)
+                            max_prompt_tokens=args.max_prompt_tokens, patience=args.patience)
+        peft_model, info = lt.train_lora(model, tok, data, cfg, valid=valid)
         info.update({"train_zh": args.train_zh, "train_en": args.train_en,
                      "with_history": sum(bool(e.history) for e in data)})
         lt.save_adapter(peft_model, adapter, args.backbone, info)
@@ -192,7 +195,10 @@ def main() -> None:
     ap.add_argument("--train-zh", type=int, default=300)
     ap.add_argument("--train-en", type=int, default=300)
     ap.add_argument("--test", type=int, default=80, help="held-out products per language")
-    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--epochs", type=int, default=1, help="at most this many epochs (fewer when --valid stops it)")
+    ap.add_argument("--valid", type=int, default=0,
+                    help="examples taken out of the training sample for validation loss and early stopping")
+    ap.add_argument("--patience", type=int, default=2, help="epochs without a lower validation loss before stopping")
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--max-prompt-tokens", type=int, default=128)

@@ -98,3 +98,17 @@ def test_real_gemma_writes_a_constrained_title(tmp_path_factory):
     res = gen.generate(sps)
     assert res.title and res.unsupported == 0
     assert TitleConstraint(sps).check(res.title)
+
+
+def test_validation_loss_stops_training_and_keeps_the_best_epoch(tiny):
+    """Memorise 8 examples at a high rate: held-out loss turns up, training stops, the best epoch is restored."""
+    backbone, _, _, data = tiny
+    model, tok = lt.load_model(backbone.path)
+    cfg = lt.LoraConfig(epochs=12, batch_size=8, lr=1e-1, rank=8, alpha=32, dropout=0.0, patience=1)
+    peft_model, info = lt.train_lora(model, tok, data[:8], cfg, progress=False, valid=data[40:56])
+    losses = info["valid_losses"]
+    assert info["epochs_run"] == len(losses) < cfg.epochs  # stopped early
+    assert losses[-1] >= min(losses) and info["best_epoch"] == losses.index(min(losses)) + 1
+    assert abs(lt.validation_loss(peft_model, tok, data[40:56], cfg) - min(losses)) < 1e-4  # best weights back
+    with pytest.raises(ValueError, match="validation"):
+        lt.validation_loss(peft_model, tok, [], cfg)

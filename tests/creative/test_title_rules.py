@@ -4,7 +4,7 @@ a tiny Gemma 3 that is stopped at its sentence end."""
 import pytest
 import torch
 
-from genads.creative import lm
+from genads.creative import lm, lm_train
 from genads.creative import lm_titles as lt
 from genads.creative.judge import judge_title
 from genads.creative.title_rules import LengthBudget, TitleRules, repeats
@@ -68,7 +68,8 @@ def test_truncation_drops_the_oldest_history_never_the_selling_points(tiny):
     assert history[-1] in text and history[0] not in text  # the newest title stays, the oldest goes first
     _, ids = lt.fit_prompt(tok, EN, history, 12)  # no history fits: points dropped from the end, the first kept
     assert "cotton shirt" in tok.decode(ids) and len(ids) <= 12
-    pair = lt._encode_pair(tok, lt.TitleExample(tuple(EN), "red shirt", tuple(history)), lt.LoraConfig(max_prompt_tokens=limit))
+    pair = lm_train._encode_pair(tok, lt.TitleExample(tuple(EN), "red shirt", tuple(history)),
+                                 lt.LoraConfig(max_prompt_tokens=limit))
     assert "Selling points" in tok.decode(pair[0])
 
 
