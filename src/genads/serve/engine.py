@@ -63,6 +63,9 @@ class ServeConfig:
     bid_beta: float = 0.0
     beam: int = 0
     """Beam width of decoding (at least the candidates needed); 0 = the bundle's."""
+    min_pause_s: float = 60.0
+    """A paused campaign can be resumed only this long after its pause (clicks on a paused campaign are free:
+    flapping pause around them would dodge their charges)."""
 
     def __post_init__(self) -> None:
         if self.mechanism not in MECHANISMS:
@@ -74,6 +77,8 @@ class ServeConfig:
             raise ValueError("need extra_candidates >= 0, refresh_s >= 0 and token_ttl_s > 0")
         if self.beam < 0:
             raise ValueError(f"beam={self.beam} must be >= 0 (0 = the bundle's)")
+        if self.min_pause_s < 0:
+            raise ValueError(f"min_pause_s={self.min_pause_s} must be >= 0")
         if self.bid_alpha < 0 or self.bid_beta < 0:
             raise ValueError(f"bid_alpha={self.bid_alpha} and bid_beta={self.bid_beta} must be >= 0")
 
@@ -89,6 +94,17 @@ class Placement:
     pctr: float
     title: str
     token: str
+
+
+@dataclass(frozen=True)
+class AdRequest:
+    """One request for :meth:`AdEngine.serve_batch` (the arguments of :meth:`AdEngine.serve`)."""
+
+    history: np.ndarray
+    slots: int
+    exclude: frozenset[int] = frozenset()
+    campaign_room: dict[int, int] | None = None
+    user: str = ""
 
 
 @dataclass(frozen=True)
@@ -228,37 +244,59 @@ class AdEngine:
         ``exclude``: ad ids not to show; ``campaign_room``: campaign_id -> how many more of its ads may be shown
         (a user's frequency caps; a campaign not named is not limited); ``user``: the user's hash
         (:func:`genads.serve.tokens.user_hash`) signed into each slot token."""
+        return self.serve_batch([AdRequest(history, slots, frozenset(exclude), campaign_room, user)])[0]
+
+    def serve_batch(self, requests: list[AdRequest]) -> list[AdResult]:
+        """:meth:`serve` for several requests at once: one batched decode (a forward over all histories, then the
+        exact scores or the beam per row), then each request's exclusions, caps, auction and tokens. Every request
+        gets what it would get alone (the same candidates, allocation and prices)."""
+        if not requests:
+            return []
         self.refresh()
         m = self.bundle.model.config.max_items
-        hist = np.zeros((1, m), dtype=np.int64)
-        tail = np.asarray(history, dtype=np.int64)[-m:]
-        if len(tail):
-            hist[0, m - len(tail):] = tail
-        request_id = uuid.uuid4().hex
+        hist = np.zeros((len(requests), m), dtype=np.int64)
+        for row, req in enumerate(requests):
+            tail = np.asarray(req.history, dtype=np.int64)[-m:]
+            if len(tail):
+                hist[row, m - len(tail):] = tail
         with self.lock:
             live = self.live  # never mutated: _apply swaps in a new dict
-            n_cand = min(max(self.config.min_candidates, slots + self.config.extra_candidates) + len(exclude), len(live))
-            if n_cand == 0:
-                return AdResult(request_id, "none", [])
-            if self.exact is not None:
-                slate = self._score_exact(hist, n_cand)
-            else:
+            n_cand = [min(max(self.config.min_candidates, r.slots + self.config.extra_candidates) + len(r.exclude),
+                          len(live)) for r in requests]
+            ads = np.full((len(requests), max(n_cand)), -1, dtype=np.int64)
+            logprob = np.full(ads.shape, -np.inf)
+            if self.exact is not None:  # top-k prefixes agree: one pass at the largest k serves every row
+                if max(n_cand):
+                    slate = self._score_exact(hist, max(n_cand))
+                    ads[:], logprob[:] = slate.ads, slate.logprob
+            else:  # the beam width depends on k: one batched beam search per distinct k
                 extra = {"bids": self.bids, "bid_config": self.bid_config} if self.bids is not None else {}
-                slate = generate_slate(self.bundle.model, self.trie, self.bundle.sids, hist,
-                                       beam=max(self.config.beam or self.bundle.beam, n_cand), slate_size=n_cand,
-                                       **extra)
-        keep = [j for j, i in enumerate(slate.ads[0].tolist()) if i > 0 and int(self.ad_of[i]) not in exclude]
-        if campaign_room:  # as many candidates of a campaign as it has room: any allocation respects the caps
-            keep = _within_room(keep, [live[int(i)][0] if i > 0 else None for i in slate.ads[0].tolist()], campaign_room)
-        keep = keep[:max(self.config.min_candidates, slots + self.config.extra_candidates)]
-        items = [int(slate.ads[0, j]) for j in keep]
-        logprob = np.asarray(slate.logprob[0], dtype=np.float64)[keep]
-        return self._auction(request_id, items, live, slots, hist, logprob, user)
+                for k in sorted(set(n_cand) - {0}):
+                    rows = [i for i, n in enumerate(n_cand) if n == k]
+                    slate = generate_slate(self.bundle.model, self.trie, self.bundle.sids, hist[rows],
+                                           beam=max(self.config.beam or self.bundle.beam, k), slate_size=k, **extra)
+                    ads[rows, :k], logprob[rows, :k] = slate.ads, slate.logprob
+        out = []
+        for row, req in enumerate(requests):
+            request_id = uuid.uuid4().hex
+            if n_cand[row] == 0:
+                out.append(AdResult(request_id, "none", []))
+                continue
+            cand = ads[row, :n_cand[row]].tolist()
+            keep = [j for j, i in enumerate(cand) if i > 0 and int(self.ad_of[i]) not in req.exclude]
+            if req.campaign_room:  # as many candidates of a campaign as it has room: any allocation respects the caps
+                keep = _within_room(keep, [live[int(i)][0] if i > 0 else None for i in cand], req.campaign_room)
+            keep = keep[:max(self.config.min_candidates, req.slots + self.config.extra_candidates)]
+            items = [int(cand[j]) for j in keep]
+            out.append(self._auction(request_id, items, live, req.slots, hist[row:row + 1],
+                                     np.asarray(logprob[row], dtype=np.float64)[keep], req.user))
+        return out
 
     @torch.no_grad()
     def _score_exact(self, hist: np.ndarray, n_cand: int):
-        """Parallel family: the best ``n_cand`` live ads by exact score + log(bid ** alpha + beta) (caller holds the lock)."""
-        width = max(1, int((hist[0] > 0).sum()))
+        """Parallel family: the best ``n_cand`` live ads of each row of ``hist`` (B, m) by exact score +
+        log(bid ** alpha + beta) (caller holds the lock)."""
+        width = max(1, int((hist > 0).sum(1).max()))
         items = torch.from_numpy(np.ascontiguousarray(hist[:, -width:]))
         logp = self.bundle.model.next_logprobs(items, torch.from_numpy(self.bundle.sids)[items])
         return self.exact.topk(logp, n_cand, bid_config=self.exact_bid)
