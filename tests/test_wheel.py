@@ -45,16 +45,18 @@ def test_wheel_holds_the_demo_data_configs_and_licence(wheel):
 
 
 def test_installed_wheel_runs_the_demo_outside_the_repo(wheel, tmp_path):
-    venv = tmp_path / "venv"
-    run(sys.executable, "-m", "venv", venv, cwd=tmp_path)
-    py = venv / "bin" / "python"
-    fresh_site = Path(run(py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", cwd=tmp_path).strip())
-    (fresh_site / "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")  # the dependencies, not genads
-    run(py, "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel, cwd=tmp_path)
-    where = run(py, "-c", "import genads, genads.bundled as b; print(genads.__file__); print(b.DEMO_DATA)", cwd=tmp_path)
-    assert all(line.startswith(str(fresh_site)) for line in where.split()), where
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}  # nothing but the wheel
     env["OMP_NUM_THREADS"] = "1"
+    venv = tmp_path / "venv"
+    run(sys.executable, "-m", "venv", venv, cwd=tmp_path, env=env)
+    py = venv / "bin" / "python"
+    fresh_site = Path(run(py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", cwd=tmp_path,
+                          env=env).strip())
+    (fresh_site / "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")  # the dependencies, not genads
+    run(py, "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel, cwd=tmp_path, env=env)
+    where = run(py, "-c", "import genads, genads.bundled as b; print(genads.__file__); print(b.DEMO_DATA)", cwd=tmp_path,
+                env=env)
+    assert all(line.startswith(str(fresh_site)) for line in where.split()), where
     run(venv / "bin" / "genads", "demo", "--fast", "--out", tmp_path / "demo", cwd=tmp_path, env=env, timeout=1800)
     assert (tmp_path / "demo" / "report.html").is_file() and (tmp_path / "demo" / "metrics.json").is_file()
     run(venv / "bin" / "genads", "simulate", "--config", "configs/market_tiny.yaml", "--seeds", "1", "--out",
