@@ -37,10 +37,12 @@ def bundle(bundle_dir):
 
 
 def make_engine(bundle, ledger, **config) -> AdEngine:
+    """An engine on a seeded ledger with the test keys; campaigns may be resumed at once after a pause
+    (``min_pause_s=0``) unless ``config`` says otherwise (tests/serve/test_traffic.py tests the minimum)."""
     seed_campaigns(ledger, bundle)
     ledger.add_key(None, ADMIN)
     ledger.add_key(None, PUBLISHER, publisher="test")
-    return AdEngine(bundle, ledger, ServeConfig(refresh_s=0.0, **config))
+    return AdEngine(bundle, ledger, ServeConfig(**{"refresh_s": 0.0, "min_pause_s": 0.0, **config}))
 
 
 @pytest.fixture

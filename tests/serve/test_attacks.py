@@ -44,7 +44,7 @@ def live(bundle_dir, tmp_path_factory):
     # keys required (the publisher key the server writes to state/); the rate limits and invalid-click rules are
     # off: these tests click 1 ms after impressions, thousands of times (tests/serve/test_traffic.py tests them)
     proc = spawn(bundle, port, "--log-level", "warning", "--body-timeout", "1", "--head-timeout", "2", "--max-body", "65536",
-                 "--no-traffic-limits",
+                 "--no-traffic-limits", "--min-pause", "0",
                  env={"GENADS_ADMIN_KEY": ADMIN, "OMP_NUM_THREADS": "1"})
     server = Live(bundle, port, proc)
     yield server

@@ -61,7 +61,7 @@ def server(bundle_dir, tmp_path_factory):
     ads.loc[first, "creative_title"] = INJECTED  # three of advertiser 1's ads carry markup in their titles
     ads.to_parquet(folder / "ads.parquet")
     port = free_port()
-    proc = spawn(folder, port, "--log-level", "warning", "--open-traffic", "--no-traffic-limits", env={"GENADS_ADMIN_KEY": ADMIN, "OMP_NUM_THREADS": "1"})
+    proc = spawn(folder, port, "--log-level", "warning", "--open-traffic", "--no-traffic-limits", "--min-pause", "0", env={"GENADS_ADMIN_KEY": ADMIN, "OMP_NUM_THREADS": "1"})
     yield f"http://127.0.0.1:{port}", ads
     proc.terminate()
     proc.wait(timeout=30)

@@ -344,3 +344,17 @@ def test_an_admin_key_from_the_environment_is_not_rotated_through_the_api(engine
         r = client.post("/v1/keys/rotate", headers=ADMIN_HEAD)
         assert r.status_code == 409 and "GENADS_ADMIN_KEY" in r.json()["detail"][0]["msg"]
         assert client.get("/v1/campaigns", headers=ADMIN_HEAD).status_code == 200  # still the live admin key
+
+
+def test_a_paused_campaign_cannot_flap_back_before_the_minimum_pause(bundle, tmp_path):
+    ledger = SQLiteLedger(tmp_path / "l.sqlite", synchronous="OFF")
+    engine = make_engine(bundle, ledger, min_pause_s=60.0)
+    with TestClient(create_app(engine, traffic=NO_LIMITS)) as client:
+        cid = engine.ledger.campaigns()[0].campaign_id
+        assert client.post(f"/v1/campaigns/{cid}/pause", headers=ADMIN_HEAD).status_code == 200
+        r = client.post(f"/v1/campaigns/{cid}/resume", headers=ADMIN_HEAD)
+        assert r.status_code == 429 and r.json()["detail"][0]["loc"] == ["body", "status"]
+        r = client.patch(f"/v1/campaigns/{cid}", headers=ADMIN_HEAD, json={"status": "active"})
+        assert r.status_code == 429 and engine.ledger.campaign(cid).status == "paused"
+        assert client.post(f"/v1/campaigns/{cid}/pause", headers=ADMIN_HEAD).status_code == 200  # pausing: always
+    ledger.close()

@@ -40,7 +40,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     max_connections_per_client=args.max_connections_per_client, max_connections=args.max_connections,
                     connection_deadline_s=args.connection_deadline)
     run(args.run_dir, host=args.host, port=args.port, ledger_url=args.ledger,
-        config=ServeConfig(mechanism=args.mechanism, refresh_s=args.refresh, beam=args.beam), log_level=args.log_level,
+        config=ServeConfig(mechanism=args.mechanism, refresh_s=args.refresh, beam=args.beam, min_pause_s=args.min_pause),
+        log_level=args.log_level,
         limits=limits, public_url=args.public_url, clicks_need_impression=not args.clicks_without_impression,
         served_log=None if args.no_served_log else (args.served_log or ""), workers=args.workers,
         traffic=traffic_policy(args), public_metrics=args.public_metrics, docs=args.docs)
@@ -101,6 +102,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="learned: the payment network where it fits the auction, GSP otherwise; gsp: always GSP")
     p.add_argument("--beam", type=int, default=0, help="decoding beam width (0: the bundle's; at least slots + 2)")
     p.add_argument("--refresh", type=float, default=1.0, help="seconds between checks for campaign changes")
+    p.add_argument("--min-pause", type=float, default=60.0,
+                   help="seconds a paused campaign stays paused before it can be resumed (no flapping around clicks)")
     p.add_argument("--public-url", default=None,
                    help="base URL of creative links (https://ads.example.com); default: relative links")
     p.add_argument("--max-body", type=int, default=1 << 20, help="request body limit in bytes (413 above)")

@@ -53,14 +53,15 @@ def update_campaign(engine: AdEngine, campaign_id: int, body: CampaignPatch, who
     c = owned(engine.ledger, campaign_id, who)
     if body.ad_ids is not None:
         check_ads(engine, body.ad_ids, c.advertiser_id)
-    out = engine.ledger.update_campaign(campaign_id, **body.model_dump(exclude_none=True))
+    out = engine.ledger.update_campaign(campaign_id, **body.model_dump(exclude_none=True),
+                                        min_pause_s=engine.config.min_pause_s)
     engine.refresh(force=True)
     return out
 
 
 def set_status(engine: AdEngine, campaign_id: int, who: Principal, status: str) -> Campaign:
     owned(engine.ledger, campaign_id, who)
-    out = engine.ledger.update_campaign(campaign_id, status=status)
+    out = engine.ledger.update_campaign(campaign_id, status=status, min_pause_s=engine.config.min_pause_s)
     engine.refresh(force=True)
     return out
 

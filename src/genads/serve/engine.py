@@ -63,6 +63,11 @@ class ServeConfig:
     bid_beta: float = 0.0
     beam: int = 0
     """Beam width of decoding (at least the candidates needed); 0 = the bundle's."""
+    preselect_min_ads: int = 200_000
+    """Parallel family: with at least this many live ads at start, an IVF index pre-selects candidates that exact
+    scoring then ranks (:mod:`genads.parallel.preselect`); 0 = never."""
+    preselect_nprobe: int = 32
+    preselect_shortlist: int = 200
     min_pause_s: float = 60.0
     """A paused campaign can be resumed only this long after its pause (clicks on a paused campaign are free:
     flapping pause around them would dodge their charges)."""
@@ -77,6 +82,8 @@ class ServeConfig:
             raise ValueError("need extra_candidates >= 0, refresh_s >= 0 and token_ttl_s > 0")
         if self.beam < 0:
             raise ValueError(f"beam={self.beam} must be >= 0 (0 = the bundle's)")
+        if self.preselect_min_ads < 0 or self.preselect_nprobe < 1 or self.preselect_shortlist < 1:
+            raise ValueError("need preselect_min_ads >= 0 and preselect_nprobe, preselect_shortlist >= 1")
         if self.min_pause_s < 0:
             raise ValueError(f"min_pause_s={self.min_pause_s} must be >= 0")
         if self.bid_alpha < 0 or self.bid_beta < 0:
@@ -160,7 +167,16 @@ class AdEngine:
         self._refresh_lock = threading.Lock()
         self._version, self._checked = -1, 0.0
         self.payments = LearnedPayments(bundle.payment_net) if bundle.payment_net is not None else None
+        self.preselect = None
+        """Parallel family, large catalogues: the IVF index that shortlists candidates for exact scoring."""
         self.refresh(force=True)
+        cfg = self.config
+        if self.exact is not None and cfg.preselect_min_ads and len(self.exact) >= cfg.preselect_min_ads:
+            from genads.parallel.preselect import IVFPreselect, PreselectConfig
+
+            with self.lock:
+                self.preselect = IVFPreselect(bundle.model, self.exact, self.exact_bid, PreselectConfig(
+                    nprobe=cfg.preselect_nprobe, shortlist=cfg.preselect_shortlist))
 
     # --- live ads -----------------------------------------------------------------------------
     def refresh(self, force: bool = False) -> bool:
@@ -191,13 +207,20 @@ class AdEngine:
                     live[item] = (c.campaign_id, c.bid_micros)
         with self.lock:
             if self.exact is not None:  # parallel family: codes and bids of the live ads, changed in place
+                index = self.preselect  # kept in step, one O(1) change per ad
                 for item in set(self.live) - set(live):
                     self.exact.remove(item)
+                    if index is not None:
+                        index.remove(item)
                 for item, (_, bid) in live.items():
                     if item not in self.live:
                         self.exact.add(item, self.bundle.sids[item], bid=bid / MICROS)
+                        if index is not None:
+                            index.add(item, self.bundle.sids[item], bid / MICROS)
                     elif self.live[item][1] != bid:
                         self.exact.set_bid(item, bid / MICROS)
+                        if index is not None:
+                            index.set_bid(item, bid / MICROS)
             else:
                 for item in set(self.live) - set(live):
                     self.trie.remove(item)
@@ -298,8 +321,11 @@ class AdEngine:
         log(bid ** alpha + beta) (caller holds the lock)."""
         width = max(1, int((hist > 0).sum(1).max()))
         items = torch.from_numpy(np.ascontiguousarray(hist[:, -width:]))
-        logp = self.bundle.model.next_logprobs(items, torch.from_numpy(self.bundle.sids)[items])
-        return self.exact.topk(logp, n_cand, bid_config=self.exact_bid)
+        model = self.bundle.model
+        h = model(items, torch.from_numpy(self.bundle.sids)[items])[:, -1]
+        if self.preselect is not None:  # a shortlist from the IVF index, ranked exactly (bid term included)
+            return self.preselect.topk(model.code_queries(h), model.code_logprobs(h), n_cand)
+        return self.exact.topk(model.code_logprobs(h), n_cand, bid_config=self.exact_bid)
 
     def _quality(self, items: list[int], bids: np.ndarray, hist: np.ndarray, logprob: np.ndarray) -> np.ndarray:
         """pCTR of each candidate: the reward model on the candidate slate if there is one, else the prior."""

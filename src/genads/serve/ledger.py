@@ -157,6 +157,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
      "campaign_id BIGINT NOT NULL, amount_micros BIGINT NOT NULL, reason TEXT NOT NULL, "
      "created_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (request_id, idempotency_key), CHECK (amount_micros > 0))",
      "CREATE INDEX IF NOT EXISTS refunds_campaign ON refunds (campaign_id)"),
+    # 5: when a campaign's status last changed (a paused campaign stays paused a minimum time: no flapping)
+    ("ALTER TABLE campaigns ADD COLUMN status_changed_at DOUBLE PRECISION",),
 )
 """Schema version i + 2 = MIGRATIONS[i] applied to version i + 1 (statements run in one transaction)."""
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
@@ -278,17 +280,27 @@ class SQLLedger(KeyStore, RefundStore):
             self._run(cur, "INSERT INTO campaign_ads (campaign_id, ad_id) VALUES (?, ?)", (campaign_id, int(ad)))
 
     def update_campaign(self, campaign_id: int, *, name: str | None = None, ad_ids: list[int] | None = None,
-                        bid: float | None = None, budget: float | None = None, status: str | None = None) -> Campaign:
-        """Change the given fields; a budget below what is already spent is refused (field ``budget``)."""
+                        bid: float | None = None, budget: float | None = None, status: str | None = None,
+                        min_pause_s: float = 0.0) -> Campaign:
+        """Change the given fields; a budget below what is already spent is refused (field ``budget``), and so
+        is resuming a campaign paused less than ``min_pause_s`` ago (field ``status``, 429): clicks on a paused
+        campaign are free, so flapping pause around the clicks would take impressions and dodge their charges."""
         if status is not None:
             _check_status(status)
         with self._tx() as cur:
-            row = self._run(cur, f"SELECT spent_micros FROM campaigns WHERE campaign_id = ?{self.lock_suffix}",
-                            (campaign_id,)).fetchone()
+            row = self._run(cur, "SELECT spent_micros, status, status_changed_at FROM campaigns WHERE campaign_id = ?"
+                                 f"{self.lock_suffix}", (campaign_id,)).fetchone()
             if row is None:
                 raise LedgerError("campaign_id", f"no campaign {campaign_id}", status=404)
             if budget is not None and to_micros(budget) < int(row[0]):
                 raise LedgerError("budget", f"{budget} is below the {int(row[0]) / MICROS} already spent")
+            now = time.time()
+            if status is not None and status != row[1]:
+                paused_for = None if row[2] is None else now - float(row[2])
+                if status == "active" and paused_for is not None and paused_for < min_pause_s:
+                    raise LedgerError("status", f"paused {paused_for:.0f} s ago: a campaign stays paused at least "
+                                                f"{min_pause_s:g} s", status=429)
+                self._run(cur, "UPDATE campaigns SET status_changed_at = ? WHERE campaign_id = ?", (now, campaign_id))
             for column, value in (("name", name), ("bid_micros", None if bid is None else _bid_micros(bid)),
                                   ("budget_micros", None if budget is None else to_micros(budget)), ("status", status)):
                 if value is not None:
