@@ -111,23 +111,9 @@ def full_size_sentence(path: Path) -> str | None:
         return None
     record = json.loads(path.read_text())
     s = record["figures"]["summary"]
-    parts = []
-    for t in s["criteria"]:
-        if t["alternative"] == "greater":
-            parts.append(f"{t['market']}: RPM {100 * t['mean']:+.1f}% [{100 * t['ci_holm'][0]:+.1f}, "
-                         f"{100 * t['ci_holm'][1]:+.1f}] (Holm-level CI)")
-    ctr = [f"{t['market']} CTR {100 * t['mean']:+.1f}%" for t in s["criteria"] if t["alternative"] == "less"]
-    return (f"Full-size verdict ({path.name}, commit {record['git_sha'][:10]}, {s['n_seeds']} seeds): e2e_best vs "
-            f"{s['cascade']}: " + "; ".join(parts + ctr) + ". Issue 25's bar is met: "
+    sha = record["figures"].get("per_seed_from", {}).get("git_sha", record["git_sha"])
+    parts = [f"{t['market']} {'RPM' if t['alternative'] == 'greater' else 'CTR'} {100 * t['mean']:+.1f}% "
+             f"[{100 * t['ci_holm'][0]:+.1f}, {100 * t['ci_holm'][1]:+.1f}]" for t in s["criteria"]]
+    return (f"Full-size verdict ({path.name}, run at commit {sha[:10]}, {s['n_seeds']} paired seeds): e2e_best vs "
+            f"{s['cascade']}, paired lifts with Holm-level intervals: " + "; ".join(parts) + ". Issue 25's bar is met: "
             + ("yes." if s["all_hold"] else "no (see docs/market.md)."))
-
-
-def markdown(rows: list[dict]) -> str:
-    """A list of row dicts as a Markdown table (for docs/market.md)."""
-    if not rows:
-        return ""
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    cell = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)  # noqa: E731
-    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    out += ["| " + " | ".join(cell(r.get(c, "")) for c in cols) + " |" for r in rows]
-    return "\n".join(out)
