@@ -179,36 +179,48 @@ def engine_latency(bundle: Path, bodies: list[dict], beam: int) -> dict:
     return {"engine_p50_ms": round(float(np.percentile(times, 50)), 2), "engine_p99_ms": round(float(np.percentile(times, 99)), 2)}
 
 
-def run_size(n_ads: int, args: argparse.Namespace, port: int, traffic: str = "off") -> dict:
+def run_size(n_ads: int, args: argparse.Namespace, port: int, modes: tuple[str, ...] = ("off",)) -> list[dict]:
+    """One bundle of ``n_ads`` ads; for each of ``args.rounds`` rounds, a fresh server (fresh state/) per traffic
+    mode in ``modes``, interleaved (off, on, off, on, ...) so that a busy machine weighs on both alike."""
     rng = np.random.default_rng(0)
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         bundle = synthetic_bundle(Path(tmp) / "serve", n_ads, n_advertisers=max(20, n_ads // 100), preset=args.preset,
                                   beam=args.beam, n_users=500, budget=1e8, seed=0, family=args.family)
         build_s = time.perf_counter() - t
         bodies = [{"user_id": int(u), "slots": args.slots} for u in rng.integers(1, 501, size=args.requests + args.warmup)]
-        row = {"live_ads": n_ads, "traffic_checks": traffic, "family": args.family, "slots": args.slots,
-               "preset": args.preset,
-               "bundle_s": round(build_s, 1),
-               "serve_beam": args.serve_beam or args.beam, **engine_latency(bundle, bodies[: min(300, len(bodies))], args.serve_beam)}
-        proc = start(bundle, port, args.mechanism, args.serve_beam, OFF if traffic == "off" else ON_ABOVE_LOAD)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            closed_loop(url, bodies[: args.warmup])
-            cpu0, t0 = cpu_seconds(proc.pid), time.process_time()
-            lat = np.array(closed_loop(url, bodies[args.warmup:])) * 1e3
-            row.update({"p50_ms": round(float(np.percentile(lat, 50)), 2), "p90_ms": round(float(np.percentile(lat, 90)), 2),
-                        "p99_ms": round(float(np.percentile(lat, 99)), 2), "mean_ms": round(float(lat.mean()), 2),
-                        "server_cpu_ms_per_request": round((cpu_seconds(proc.pid) - cpu0) / len(lat) * 1e3, 2),
-                        "client_cpu_ms_per_request": round((time.process_time() - t0) / len(lat) * 1e3, 2)})
-            row.update(concurrent(url, proc, bodies[args.warmup:], args))
-            row.update(big_bodies(port))
-            audit = open_ledger(str(bundle / "state" / "ledger.sqlite")).audit()
-            row.update({f"ledger_{k}": v for k, v in audit.items() if k in ("spent_mismatch", "over_budget",
-                                                                             "slots_charged_twice", "refund_mismatch")})
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=30)
+        engine = engine_latency(bundle, bodies[: min(300, len(bodies))], args.serve_beam)
+        for round_ in range(args.rounds):
+            for mode in modes:
+                shutil.rmtree(bundle / "state", ignore_errors=True)
+                row = {"live_ads": n_ads, "traffic_checks": mode, "round": round_, "family": args.family,
+                       "slots": args.slots, "preset": args.preset, "bundle_s": round(build_s, 1),
+                       "serve_beam": args.serve_beam or args.beam, **engine}
+                rows.append(measure(bundle, bodies, args, port, mode, row))
+    return rows
+
+
+def measure(bundle: Path, bodies: list[dict], args: argparse.Namespace, port: int, mode: str, row: dict) -> dict:
+    """Latency (one client), throughput (``--concurrency`` clients), big bodies and the ledger audit on one server."""
+    proc = start(bundle, port, args.mechanism, args.serve_beam, OFF if mode == "off" else ON_ABOVE_LOAD)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        closed_loop(url, bodies[: args.warmup])
+        cpu0, t0 = cpu_seconds(proc.pid), time.process_time()
+        lat = np.array(closed_loop(url, bodies[args.warmup:])) * 1e3
+        row.update({"p50_ms": round(float(np.percentile(lat, 50)), 2), "p90_ms": round(float(np.percentile(lat, 90)), 2),
+                    "p99_ms": round(float(np.percentile(lat, 99)), 2), "mean_ms": round(float(lat.mean()), 2),
+                    "server_cpu_ms_per_request": round((cpu_seconds(proc.pid) - cpu0) / len(lat) * 1e3, 2),
+                    "client_cpu_ms_per_request": round((time.process_time() - t0) / len(lat) * 1e3, 2)})
+        row.update(concurrent(url, proc, bodies[args.warmup:], args))
+        row.update(big_bodies(port))
+        audit = open_ledger(str(bundle / "state" / "ledger.sqlite")).audit()
+        row.update({f"ledger_{k}": v for k, v in audit.items() if k in ("spent_mismatch", "over_budget",
+                                                                         "slots_charged_twice", "refund_mismatch")})
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
     return row
 
 
@@ -363,6 +375,7 @@ def main() -> None:
     p.add_argument("--no-kill", dest="kill", action="store_false", help="--workers: do not SIGKILL a worker")
     p.add_argument("--traffic", default="both", choices=("both", "off", "on"),
                    help="traffic checks (publisher keys, rate limits, caps, invalid clicks) off, on, or both (compared)")
+    p.add_argument("--rounds", type=int, default=1, help="interleaved rounds per traffic mode (medians compared)")
     p.add_argument("--attacks", action="store_true", help="also the click farm and the slow drip of issue 31")
     p.add_argument("--drip", type=int, default=1100, help="--attacks: slow-drip connections (the issue's 1,100)")
     args = p.parse_args()
@@ -377,13 +390,14 @@ def main() -> None:
         args.ads, args.requests, args.warmup = "2000", 300, 20
         args.name = "serve_load_quick" if args.name == "serve_load" else args.name
     modes = ("off", "on") if args.traffic == "both" else (args.traffic,)
-    rows = [run_size(int(n), args, args.port, mode) for n in args.ads.split(",") for mode in modes]
+    rows = [row for n in args.ads.split(",") for row in run_size(int(n), args, args.port, modes)]
     print_table(rows, "POST /v1/ads, one uvicorn worker, one torch thread (machine shared: see server CPU figures)")
     goal = {"p99_ms_at_12k_10_slots": 15.0, "req_per_s_per_core": 200.0, "healthz_big_body_max_ms": 50.0,
             "ledger_violations": 0, "traffic_checks_cost": 0.10, "farm_drain_vs_issue": 0.01, "drip_healthz_p99_ms": 50.0}
     figures = {"rows": rows, "goal": goal, "shared_machine": True, "args": vars(args)}
     if args.traffic == "both":
         figures["traffic_cost"] = traffic_cost(rows)
+        figures["traffic_check_cost_in_process"] = check_cost()
         print(json.dumps(figures["traffic_cost"], indent=1))
     if args.attacks:
         from serve_attacks import attacks
@@ -393,18 +407,53 @@ def main() -> None:
     print(f"\nresults: {save(args.name, figures)}")
 
 
+def check_cost(n: int = 5000) -> dict:
+    """The traffic checks of one ad request and one click, in-process, with nothing refused (CPU microseconds each):
+    the publisher key's lookup in a SQLite ledger, the rate limits, the frequency caps (read and count 10 slots),
+    and the click caps (judge and count)."""
+    from genads.serve.tokens import user_hash
+    from genads.serve.traffic import Caller, TrafficGuard, TrafficPolicy
+
+    big = 10**9
+    policy = TrafficPolicy(ads_per_s=big, ads_burst=big, events_per_s=big, events_burst=big, key_per_s=big,
+                           key_burst=big, freq_cap_ad=big, freq_cap_campaign=big, max_clicks_per_client=big,
+                           max_clicks_per_user=big)
+    with tempfile.TemporaryDirectory() as tmp:
+        ledger = SQLiteLedger(Path(tmp) / "l.sqlite", synchronous="OFF")
+        key = ledger.add_key(None, publisher="bench")
+        guard, users = TrafficGuard(policy, time.time), [user_hash(u) for u in range(500)]
+        t = time.process_time()
+        for i in range(n):
+            who = ledger.principal(key)
+            caller = Caller(f"10.0.{i % 250}.1", who.key_id, who.publisher)
+            guard.rate("ads", caller)
+            guard.capped(users[i % 500])
+            guard.served(users[i % 500], [(1000 + (i + k) % 3000, 1 + (i + k) % 120) for k in range(10)])
+        ad = (time.process_time() - t) / n
+        t = time.process_time()
+        for i in range(n):
+            caller = Caller(f"10.0.{i % 250}.1", "k")
+            verdict = guard.judge_click(caller, users[i % 500])
+            guard.clicked(caller, users[i % 500], ("r", str(i)), 1, verdict)
+        click = (time.process_time() - t) / n
+        ledger.close()
+    return {"ad_request_checks_us": round(ad * 1e6, 1), "click_checks_us": round(click * 1e6, 1), "repetitions": n}
+
+
 def traffic_cost(rows: list[dict]) -> list[dict]:
-    """Per size: requests per server CPU-second and p99 with the checks on vs off (cost = 1 - on/off)."""
+    """Per size: the medians over rounds of server CPU per request (one client) and requests per server CPU-second
+    (concurrent clients), and of p99, with the checks on vs off; cost = on/off - 1 in CPU per request."""
     out = []
+    keys = ("server_cpu_ms_per_request", "req_per_server_cpu_s", "p99_ms", "conc_p99_ms", "req_per_s_wall")
     for n in sorted({r["live_ads"] for r in rows}):
-        off, on = (next(r for r in rows if r["live_ads"] == n and r["traffic_checks"] == m) for m in ("off", "on"))
-        out.append({"live_ads": n, "req_per_server_cpu_s_off": off["req_per_server_cpu_s"],
-                    "req_per_server_cpu_s_on": on["req_per_server_cpu_s"],
-                    "cost_cpu": round(1 - on["req_per_server_cpu_s"] / off["req_per_server_cpu_s"], 3),
-                    "server_cpu_ms_per_request_off": off["server_cpu_ms_per_request"],
-                    "server_cpu_ms_per_request_on": on["server_cpu_ms_per_request"],
-                    "p99_ms_off": off["p99_ms"], "p99_ms_on": on["p99_ms"],
-                    "conc_p99_ms_off": off["conc_p99_ms"], "conc_p99_ms_on": on["conc_p99_ms"]})
+        med = {m: {k: float(np.median([r[k] for r in rows if r["live_ads"] == n and r["traffic_checks"] == m]))
+                   for k in keys} for m in ("off", "on")}
+        out.append({"live_ads": n, "rounds": sum(r["live_ads"] == n and r["traffic_checks"] == "on" for r in rows),
+                    **{f"{k}_{m}": round(v, 2) for m in ("off", "on") for k, v in med[m].items()},
+                    "cost_cpu_per_request": round(med["on"]["server_cpu_ms_per_request"]
+                                                  / med["off"]["server_cpu_ms_per_request"] - 1, 3),
+                    "cost_throughput_per_cpu": round(1 - med["on"]["req_per_server_cpu_s"]
+                                                     / med["off"]["req_per_server_cpu_s"], 3)})
     return out
 
 
