@@ -358,3 +358,22 @@ def test_a_paused_campaign_cannot_flap_back_before_the_minimum_pause(bundle, tmp
         assert r.status_code == 429 and engine.ledger.campaign(cid).status == "paused"
         assert client.post(f"/v1/campaigns/{cid}/pause", headers=ADMIN_HEAD).status_code == 200  # pausing: always
     ledger.close()
+
+
+def test_the_console_shows_invalid_clicks_and_refunds(engine):
+    import re
+
+    from tests.serve.test_console import browser, sign_in
+
+    app = create_app(engine, traffic=NO_LIMITS)
+    api = TestClient(app, headers=PUB_HEAD)
+    s = api.post("/v1/ads", json={"user_id": 5, "slots": 1}).json()["slate"][0]
+    for kind in ("impression", "click"):
+        api.post("/v1/events", json={"idempotency_key": kind, "type": kind, "token": s["token"]})
+    rid = engine.secrets.verify(s["token"], time.time(), 60).request_id
+    engine.ledger.refund(rid, "click", "review")
+    c = sign_in(browser(app), ADMIN)
+    page = c.get(f"/console/campaigns/{s['campaign_id']}").text
+    assert re.search(r'id="invalid-clicks">1 ', page) and re.search(rf'id="refunded">{s["price"]:.2f}', page)
+    row = c.get("/console/campaigns").text.split(f'id="campaign-{s["campaign_id"]}"')[1].split("</tr>")[0]
+    assert '<td class="num invalid">1</td>' in row
