@@ -32,6 +32,7 @@ SOURCES_EN = ["VXB", "HATCHBOX", "radius gauge", "Stainless Steel", "Pack of 100
     ("Stainless Steel Pocket Hole Screws Stainless Steel Pocket Hole Screws", "en", "degenerate"),
     ("Steel Steel Steel Screws", "en", "degenerate"),
     ("白色外套白色外套", "zh", "degenerate"),
+    ("吊带 蕾丝 吊带 穿 吊带 吊带 搭配 吊带 结合 吊带 整体", "zh", "degenerate"),  # the un-tuned Gemma, spaced
     ("Screws, Stainless Steel,", "en", "incomplete"),
     ("Titanium Pocket Hole Screws", "en", "unsupported"),
     ("纯棉白色外套", "zh", "unsupported"),

@@ -112,3 +112,15 @@ def test_validation_loss_stops_training_and_keeps_the_best_epoch(tiny):
     assert abs(lt.validation_loss(peft_model, tok, data[40:56], cfg) - min(losses)) < 1e-4  # best weights back
     with pytest.raises(ValueError, match="validation"):
         lt.validation_loss(peft_model, tok, [], cfg)
+
+
+def test_few_shot_prompts_carry_the_shots_and_keep_the_rules(tiny):
+    _, model, tok, data = tiny
+    shots = data[:3]
+    gen = lt.LMTitleGenerator(model, tok, lt.DecodeConfig(candidates=2, max_new_tokens=8), shots=shots)
+    assert gen.shots_text.count("Ad title:") == 3 and shots[0].target in gen.shots_text
+    sps = ["red cotton", "slim shirt"]
+    res = gen.generate(sps)
+    assert res.title == gen.generate(sps).title and TitleConstraint(sps).check(res.title)
+    plain = lt.LMTitleGenerator(model, tok, lt.DecodeConfig(candidates=2, max_new_tokens=8))
+    assert plain.shots_text == "" and plain.generate(sps).logprob != res.logprob  # the shots change the model's view

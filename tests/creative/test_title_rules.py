@@ -24,6 +24,7 @@ def test_rules_refuse_unfinished_and_degenerate_titles():
     assert zh.may_stop("简约白色牛仔布外套") and zh.may_stop("简约的白色外套。")
     assert repeats("满满满", 2) and repeats("red shirt red shirt", 2) and repeats("白色外套白色外套", 2)
     assert not repeats("red cotton shirt, slim fit", 2) and not repeats("简约白色牛仔布外套", 2)
+    assert repeats("吊带 蕾丝 吊带 穿 吊带 吊带", 2)  # the un-tuned Gemma: a word again and again, across spaces
 
 
 def test_rules_keep_one_script_and_a_length_budget():
@@ -33,6 +34,8 @@ def test_rules_keep_one_script_and_a_length_budget():
     assert en.may_extend("red cotton shirt", "!")  # past the budget only an end may follow
     zh = TitleRules([*ZH, "BRAND"])
     assert zh.may_extend("白色", "BRAND") and not zh.may_extend("白色", " the")
+    assert not zh.may_extend("简约", " 白色") and not zh.may_extend("牛仔布", ", 简约")  # "针织 黑色", "纱网, 潮"
+    assert zh.may_extend("简约", "，白色") and zh.may_extend("BRAND", " 白色")
     with pytest.raises(ValueError, match="min_words"):
         LengthBudget(min_words=5, max_words=3)
 

@@ -8,9 +8,10 @@ tokenises differently and keeps its own lists. A title passes when it fails none
 * ``empty``: nothing but spaces and punctuation.
 * ``script``: English titles hold no CJK, kana or Hangul and only Latin-1 letters; Chinese titles
   hold CJK, at least half their letters are CJK, and no kana or Hangul.
-* ``degenerate``: a repeated n-gram (English: a word bigram, or a content word three times;
-  Chinese: any CJK bigram twice, unless it is one of the judge's function words: every longer
-  repeat contains one), a run of 3 equal CJK characters ("满满满") or 4 equal letters, or one
+* ``degenerate``: a repeated n-gram (English: a word trigram twice, a bigram right after itself
+  or three times, a content word three times; Chinese, over the content segments of all CJK runs,
+  the judge's function words removed: a segment or bigram three times, a trigram twice, "xyxy"),
+  a run of 3 equal CJK characters ("满满满") or 4 equal letters, or one
   character over 30 % of the title (counted once a title
   has >= 5 CJK characters or >= 16 Latin letters: shorter titles reach 30 % by chance).
 * ``incomplete``: the title neither ends at a sentence boundary nor as a noun phrase: it ends in
@@ -174,7 +175,18 @@ def _degenerate(title: str, lang: str) -> bool:
     words = _WORD.findall(title.lower())
     if _repeats(words) or any(c > 2 for w, c in Counter(words).items() if w not in STOP_EN):
         return True
-    return any(_repeats(list(run)) for run in _CJK_RUN.findall(title))
+    return _zh_repeats([seg for run in _CJK_RUN.findall(title) for seg in _strip_function_zh(run)])
+
+
+def _zh_repeats(segments: list[str]) -> bool:
+    """Over the content segments of every CJK run (so across spaces: "吊带 蕾丝 吊带 穿 吊带…"): a
+    segment three times, a character trigram twice or a bigram three times, or "xyxy" inside one."""
+    if any(c > 2 for seg, c in Counter(segments).items() if len(seg) >= 2):
+        return True
+    tri = Counter(seg[i:i + 3] for seg in segments for i in range(len(seg) - 2))
+    bi = Counter(seg[i:i + 2] for seg in segments for i in range(len(seg) - 1))
+    return (any(c > 1 for c in tri.values()) or any(c > 2 for c in bi.values())
+            or any(re.search(r"(..)\1", seg) for seg in segments))
 
 
 def _last_zh_word(text: str) -> tuple[str, str]:

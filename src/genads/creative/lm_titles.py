@@ -110,10 +110,14 @@ class TitleResult:
 class LMTitleGenerator:
     """Titles from a (LoRA-adapted) causal LM under the constraint; implements the TitleGenerator protocol."""
 
-    def __init__(self, model, tok, decode: DecodeConfig | None = None, history_title_words: int = 8) -> None:
+    def __init__(self, model, tok, decode: DecodeConfig | None = None, history_title_words: int = 8,
+                 shots: list[TitleExample] | tuple[TitleExample, ...] = ()) -> None:
+        """``shots``: worked examples put before every prompt (the few-shot, no-training baseline)."""
         self.model, self.tok = model, tok
         self.decode = decode or DecodeConfig()
         self.history_title_words = history_title_words
+        self.shots_text = "".join(f"{prompt(e.selling_points, e.history, history_title_words)} {e.target.strip()}\n\n"
+                                  for e in shots)
         self._vocab = tok.get_vocab()
         self._pieces: dict[int, str] = {}
         self.body = model.base_model  # the decoder without its LM head: final-normed hidden states
@@ -213,6 +217,8 @@ class LMTitleGenerator:
         constraint, rules = TitleConstraint(srcs), TitleRules(srcs, cfg.budget)
         text, ids = fit_prompt(self.tok, selling_points, list(history_titles), cfg.max_prompt_tokens,
                                self.history_title_words)
+        if self.shots_text:  # the product's part was fitted; the shots come whole before it
+            ids = self.tok(self.shots_text + text, add_special_tokens=True)["input_ids"]
         allowed = torch.tensor(allowed_token_ids(self.tok, srcs, self._vocab, rules.lang))
         seed = (cfg.seed * 1_000_003 + sum(map(ord, text)) * 7919) % (2**31)
         texts, logps = self._candidates(torch.tensor([ids]), allowed, constraint, rules, seed)

@@ -8,9 +8,12 @@ grow by that piece (:meth:`TitleRules.may_extend`) or stop here (:meth:`TitleRul
 * *Length*: at least ``min_words`` words (English) / ``min_chars`` CJK characters (Chinese), one
   of them a content word, before the end; past ``max_words`` / ``max_chars`` only the end or a sentence end may follow.
 * *Repeats*: no word n-gram twice (n = ``no_repeat_ngram``), no CJK character n-gram twice
-  (n = ``no_repeat_ngram + 1``: a CJK bigram is about one word), no three equal CJK characters
+  (n = ``no_repeat_ngram + 1``: a CJK bigram is about one word) and no CJK bigram three times,
+  counted across spaces ("吊带 蕾丝 吊带 穿 吊带…"), no three equal CJK characters
   in a row ("满满满"), no four equal letters.
-* *Punctuation*: never two marks in a row (".,"), and a sentence end only where the title may end.
+* *Punctuation*: never two marks in a row (".,"), and a sentence end only where the title may end;
+  Chinese takes no space between CJK characters and no ASCII ``,;:!?`` next to them (the un-tuned
+  backbone wrote "针织 黑色 简约" and "纱网, 潮, 显瘦").
 * *A finished end*: a title stops after a sentence end (。！？!?) or where its last word can end a
   noun phrase: not a grammar word or a verb of :data:`OPEN_END_EN` / :data:`OPEN_END_ZH`, not clause
   punctuation, not 的 + one character ("纱网的穿").
@@ -22,6 +25,7 @@ These are the decoder's own rules (read with the constraint's jieba/regex words)
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 from genads.creative.constraint import FUNCTION_EN, is_function_word
@@ -64,7 +68,8 @@ def title_language(sources: list[str]) -> str:
 
 
 def repeats(text: str, n: int) -> bool:
-    """A word n-gram twice, a CJK (n+1)-gram twice, three equal CJK characters or four equal letters in a row."""
+    """A word n-gram twice, a CJK (n+1)-gram twice or a CJK bigram three times (over all CJK characters,
+    across spaces), three equal CJK characters or four equal letters in a row."""
     if re.search(r"([\u3400-\u9fff])\1\1|([A-Za-z])\2\2\2", text):
         return True
     words = [w.lower() for w in _LATIN_WORD.findall(text)]
@@ -74,7 +79,8 @@ def repeats(text: str, n: int) -> bool:
     cjk = "".join(_CJK.findall(text))
     k = n + 1
     cgrams = [cjk[i:i + k] for i in range(len(cjk) - k + 1)]
-    return len(cgrams) != len(set(cgrams))
+    bigrams = Counter(cjk[i:i + 2] for i in range(len(cjk) - 1))
+    return len(cgrams) != len(set(cgrams)) or any(c > 2 for c in bigrams.values())
 
 
 class TitleRules:
@@ -112,6 +118,9 @@ class TitleRules:
             return False
         if re.search(r"[^\w\s][\s]*[^\w\s\"'”)）]$", new.rstrip()) and not re.search(r"\.\.\.$|[)）\"”][^\w\s]$", new):
             return False  # two punctuation marks in a row: ".,", ":,"
+        if self.lang == "zh" and re.search(r"[\u3400-\u9fff]\s+[\u3400-\u9fff]|[\u3400-\u9fff][,;:!?]|[,;:!?]\s*[\u3400-\u9fff]",
+                                           new):
+            return False  # Chinese: no spaces between CJK words, full-width punctuation only
         if any(c in SENTENCE_END for c in piece) and not self.may_stop(new.rstrip()):
             return False  # a sentence may end only where the title may
         over = self.length(text) >= (b.max_chars if self.lang == "zh" else b.max_words)
