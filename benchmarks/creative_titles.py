@@ -97,7 +97,7 @@ def training_examples(s: dict, n_zh: int, n_en: int, seed: int) -> list[lt.Title
 
 
 def train_or_load(args: argparse.Namespace, s: dict) -> tuple[lt.LMTitleGenerator, dict]:
-    backbone = load_backbone(args.backbone)
+    backbone = load_backbone(args.backbone, cache_dir=args.cache_dir)
     adapter = Path(args.adapter)
     if args.reuse_adapter and (adapter / lt.ADAPTER_META).exists():
         import json
@@ -197,6 +197,7 @@ def verdict_of(rows: list, cis: dict, lang: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--backbone", default="gemma3-270m")
+    ap.add_argument("--cache-dir", default="runs/creative_lm", help="where the dequantised backbone is cached")
     ap.add_argument("--train-zh", type=int, default=300)
     ap.add_argument("--train-en", type=int, default=300)
     ap.add_argument("--test", type=int, default=80, help="held-out products per language")
@@ -212,7 +213,8 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--adapter", default="runs/creative_lm/adapter-bench")
     ap.add_argument("--reuse-adapter", action="store_true", help="skip training when the adapter exists")
-    ap.add_argument("--no-lm", action="store_true", help="baselines and the judge only; saves creative_titles_baselines")
+    ap.add_argument("--no-lm", action="store_true",
+                    help="no LoRA row (baselines, judge, --few-shot rows); saves creative_titles_baselines / _fewshot")
     ap.add_argument("--few-shot", type=int, default=0,
                     help="also the un-tuned backbone with this many training examples in its prompt (no-training baseline)")
     ap.add_argument("--perplexity", action="store_true", help="median perplexity of every row under the un-tuned backbone")
@@ -224,8 +226,6 @@ def main() -> None:
     s = splits(args.seed)
     print(f"zh: {len(s['zh_train'])} train / {len(s['zh_test'])} test lines; en: {len(s['en_train'])} train / "
           f"{len(s['en_test'])} test items")
-    if args.no_lm and args.few_shot:
-        ap.error("--few-shot needs the backbone: drop --no-lm")
     gen, info = (None, {}) if args.no_lm else train_or_load(args, s)
     shots_rng = np.random.default_rng(args.seed + 2)
     rng = np.random.default_rng(args.seed + 1)
@@ -240,7 +240,7 @@ def main() -> None:
         if args.few_shot:
             shots = [lt.TitleExample(p.selling_points, p.target) for p in
                      (train[i] for i in shots_rng.permutation(len(train))[:args.few_shot])]
-            base, tok = lt.load_model(load_backbone(args.backbone).path)
+            base, tok = lt.load_model(load_backbone(args.backbone, cache_dir=args.cache_dir).path)
             lms[f"{Path(args.backbone).name}, {args.few_shot}-shot"] = lt.LMTitleGenerator(base, tok, gen.decode if gen else lt.DecodeConfig(
                 candidates=args.candidates, temperature=args.temperature, seed=args.seed), shots=shots)
         r, e, extra = evaluate(lang, test, baseline, lms, args.bootstrap, args.seed)
@@ -249,11 +249,12 @@ def main() -> None:
         refs_judged[lang]["points_per_product"] = float(np.mean([len(p.selling_points) for p in test]))
         refs_judged[lang]["words_per_point"] = float(np.mean([len(tokenize(x)) for p in test for x in p.selling_points]))
     if args.perplexity:
-        add_perplexity(rows, titles, load_backbone(args.backbone).path)
+        add_perplexity(rows, titles, load_backbone(args.backbone, cache_dir=args.cache_dir).path)
     print_table(rows, "Titles on held-out products (sacrebleu BLEU-4, rouge-score ROUGE-L, independent judge)")
     verdict = {lang: verdict_of(rows, cis, lang) for lang in ("zh", "en")}
     print({"references_judged": refs_judged, "ci_lm_minus": cis, "verdict": verdict})
-    path = save("creative_titles_baselines" if args.no_lm else "creative_titles",
+    name = "creative_titles" if not args.no_lm else "creative_titles_fewshot" if args.few_shot else "creative_titles_baselines"
+    path = save(name,
                 {"rows": rows, "verdict": verdict, "ci_lm_minus": cis, "references_judged": refs_judged,
                  "examples": examples, "lora": info,
                  "settings": {**vars(args), "test_zh": len(zh_test), "test_en": len(en_test),
