@@ -132,14 +132,14 @@ class IVFPreselect:
         B = len(ids)
         ads, scores = np.full((B, k), -1, dtype=np.int64), np.full((B, k), -np.inf)
         lp, bid_out = np.full((B, k), -np.inf), np.full((B, k), np.nan)
+        m = logp.shape[1]
         for b in range(B):
             keys = ids[b][ids[b] >= 0]
-            keys = keys[[int(x) in self.live for x in keys]] if len(keys) else keys
+            found, codes, bids = self.live.lookup(keys)  # the shortlist's live ads: codes (s, m), bids (s,)
+            keys = keys[found]
             if not len(keys):
                 continue
-            codes = torch.as_tensor(np.stack([self.live.codes_of(int(x)) for x in keys]))  # (s, m)
-            exact = logp[b][torch.arange(codes.shape[1])[None, :], codes].sum(1).double()  # (s,)
-            bids = torch.tensor([self.live.bid(int(x)) for x in keys], dtype=torch.float64)
+            exact = logp[b][torch.arange(m)[None, :], codes].sum(1).double()  # (s,) Σ_k log p_k(code_k)
             total = exact + (self._bid_term(bids).double() if self.bid_config is not None else 0.0)
             order = torch.argsort(total, descending=True, stable=True)[:k]
             take = len(order)

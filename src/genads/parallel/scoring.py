@@ -135,6 +135,14 @@ class LiveAds:
     def bid(self, key: int) -> float:
         return self._bids.get(int(key), self.default_bid)
 
+    def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, Tensor, Tensor]:
+        """(live mask (n,), codes (live, m) long, bids (live,)) of ``keys``: the rows of the keys that are live."""
+        with self._lock:
+            rows = np.fromiter((self._row.get(int(k), -1) for k in keys), dtype=np.int64, count=len(keys))
+            found = rows >= 0
+            idx = torch.from_numpy(rows[found])
+            return found, self._codes[:, idx].T.long(), self._bid[idx].clone()
+
     def arrays(self) -> tuple[Tensor, Tensor, Tensor]:
         """(keys (n,), codes (m, n), bids (n,)) of the live ads: views, valid until the next change."""
         return self._table()
