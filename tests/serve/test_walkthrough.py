@@ -110,3 +110,35 @@ def test_walkthrough(trained, tmp_path, capsys):
         again = client.post("/v1/ads", json={"user_id": "u0003", "slots": 2})
         assert again.status_code == 200 and all(s["ad"].startswith("ad-") for s in again.json()["slate"])
     assert log.read_text().startswith(served_lines)  # the served log goes on in the same file
+
+
+def test_the_api_and_keys_speak_the_dataset_s_advertiser_and_ad_ids(trained, tmp_path, capsys):
+    """Issue 27 item 3 on serving: campaigns show `advertiser: shop-1` and `ads: [ad-…]` beside the service's
+    integers; keys are issued for `shop-1` over the API and the CLI; campaigns are created from string ids."""
+    from fastapi.testclient import TestClient
+
+    from genads.serve.server import build_app
+
+    genads("export", trained / "runs/shop", "--out", tmp_path / "b")
+    app = build_app(tmp_path / "b", served_log=None)
+    admin = {"X-API-Key": (tmp_path / "b/state/admin.key").read_text().strip()}
+    with TestClient(app) as client:
+        campaigns = client.get("/v1/campaigns", headers=admin).json()
+        assert {c["advertiser"] for c in campaigns} == {f"shop-{i}" for i in range(5)}
+        c = next(c for c in campaigns if c["advertiser"] == "shop-1")
+        assert all(a.startswith("ad-") for a in c["ads"]) and len(c["ads"]) == len(c["ad_ids"])
+        r = client.post("/v1/advertisers/shop-1/keys", headers=admin)
+        assert r.status_code == 201 and r.json()["advertiser"] == "shop-1", r.text
+        mine = {"X-API-Key": r.json()["api_key"]}
+        assert [x["campaign_id"] for x in client.get("/v1/campaigns", headers=mine).json()] == [c["campaign_id"]]
+        made = client.post("/v1/campaigns", headers=admin, json={"name": "by label", "ad_ids": c["ads"][:2], "bid": 1.0,
+                                                                 "budget": 5.0, "advertiser_id": "shop-1"})
+        assert made.status_code == 201 and made.json()["ads"] == c["ads"][:2], made.text
+        assert client.post("/v1/advertisers/shop-99/keys", headers=admin).status_code == 404
+        foreign = client.post("/v1/campaigns", headers=mine, json={"name": "x", "ad_ids": c["ads"][:1], "bid": 1.0,
+                                                                   "budget": 1.0, "advertiser_id": "shop-2"})
+        assert foreign.status_code == 403
+    capsys.readouterr()
+    genads("keys", "issue", tmp_path / "b", "--advertiser", "shop-2")
+    assert '"advertiser": "shop-2"' in capsys.readouterr().out
+    assert main(["keys", "issue", str(tmp_path / "b"), "--advertiser", "shop-99"]) == 2

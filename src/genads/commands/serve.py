@@ -55,16 +55,17 @@ def cmd_keys(args: argparse.Namespace) -> int:
     from genads.serve.server import open_state, rotate_admin_key, rotate_token_secret
 
     ledger, state = open_state(args.run_dir, args.ledger)
+    advertiser = _advertiser(args.run_dir, args.advertiser)
     if args.action == "list":
-        for k in ledger.list_keys(args.advertiser, args.publisher):
+        for k in ledger.list_keys(advertiser, args.publisher):
             print(json.dumps(asdict(k)))
     elif args.action == "issue":
-        if (args.advertiser is None) == (args.publisher is None):
+        if (advertiser is None) == (args.publisher is None):
             raise ValueError("issue needs --advertiser ID or --publisher NAME (the admin key is rotated with "
                              "rotate-admin)")
-        key = ledger.add_key(args.advertiser, publisher=args.publisher)
-        print(json.dumps({"advertiser_id": args.advertiser, "publisher": args.publisher, "key_id": key_id(key),
-                          "api_key": key}))
+        key = ledger.add_key(advertiser, publisher=args.publisher)
+        print(json.dumps({"advertiser": args.advertiser, "advertiser_id": advertiser, "publisher": args.publisher,
+                          "key_id": key_id(key), "api_key": key}))
     elif args.action == "revoke":
         if not args.key_id:
             raise ValueError("revoke needs the KEY_ID (genads keys list shows them)")
@@ -84,6 +85,22 @@ def cmd_keys(args: argparse.Namespace) -> int:
               + ("; older tokens are void" if args.drop_previous else "; older tokens stay valid until they expire"),
               file=sys.stderr)
     return 0
+
+
+def _advertiser(run_dir: str, value: str | None) -> int | None:
+    """The service's advertiser_id of ``--advertiser``: the dataset's id (``shop-3``, from the bundle's ids.parquet)
+    or an integer."""
+    if value is None:
+        return None
+    if value.isascii() and value.isdigit():
+        return int(value)
+    from genads.data.vocab import IdVocabulary
+    from genads.serve.server import bundle_dir
+
+    idx = IdVocabulary.load(bundle_dir(run_dir)).index_of("advertiser", value)
+    if idx is None:
+        raise ValueError(f"--advertiser {value!r}: no such advertiser in {bundle_dir(run_dir)}/ids.parquet")
+    return idx
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -157,7 +174,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     k.add_argument("action", choices=("list", "issue", "revoke", "rotate", "rotate-admin", "rotate-secret"))
     k.add_argument("run_dir", help="the serving bundle folder (as given to genads serve)")
     k.add_argument("key_id", nargs="?", default=None, help="revoke, rotate: the key's id (from list)")
-    k.add_argument("--advertiser", type=int, default=None, help="list: only this advertiser's keys; issue: for it")
+    k.add_argument("--advertiser", default=None,
+                   help="the dataset's advertiser id (shop-3) or the integer; list: only its keys; issue: for it")
     k.add_argument("--publisher", default=None,
                    help="list: only this publisher's keys; issue: a publisher key (it opens /v1/ads and /v1/events only)")
     k.add_argument("--ledger", default=None, help="as for genads serve")

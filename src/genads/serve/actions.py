@@ -29,21 +29,36 @@ def owned(ledger: SQLLedger, campaign_id: int, who: Principal) -> Campaign:
     return c
 
 
-def check_ads(engine: AdEngine, ad_ids: list[int], advertiser_id: int) -> None:
+def check_ads(engine: AdEngine, ad_ids: list[int | str], advertiser_id: int) -> list[int]:
+    """The service's ad_ids of ``ad_ids`` (the dataset's ids or integers), each an ad of the advertiser (422 naming
+    its position otherwise)."""
+    out = []
     for i, ad in enumerate(ad_ids):
-        if engine.advertiser_of.get(ad) != advertiser_id:
-            raise field_error(422, ["body", "ad_ids", i], f"ad {ad} is not an ad of advertiser {advertiser_id}")
+        idx = engine.ad_index(ad)
+        if idx is None or engine.advertiser_of.get(idx) != advertiser_id:
+            raise field_error(422, ["body", "ad_ids", i],
+                              f"ad {ad} is not an ad of advertiser {engine.advertiser_label(advertiser_id)}")
+        out.append(idx)
+    return out
+
+
+def advertiser(engine: AdEngine, value: int | str, loc: list) -> int:
+    """The service's advertiser_id of an advertiser named by the dataset's id or the integer (404 if unknown)."""
+    idx = engine.advertiser_index(value)
+    if idx is None:
+        raise field_error(404, loc, f"no advertiser {value!r}")
+    return idx
 
 
 def create_campaign(engine: AdEngine, body: CampaignIn, who: Principal) -> Campaign:
     """A new campaign: an advertiser's key for itself only, the admin's for the advertiser it names."""
     if who.is_admin and body.advertiser_id is None:
         raise field_error(422, ["body", "advertiser_id"], "the admin key must name the advertiser")
-    if not who.is_admin and body.advertiser_id not in (None, who.advertiser_id):
+    if not who.is_admin and body.advertiser_id is not None and engine.advertiser_index(body.advertiser_id) != who.advertiser_id:
         raise field_error(403, ["body", "advertiser_id"], "an advertiser key creates campaigns only for itself")
-    advertiser = body.advertiser_id if who.is_admin else who.advertiser_id
-    check_ads(engine, body.ad_ids, advertiser)
-    c = engine.ledger.create_campaign(advertiser, body.name, body.ad_ids, body.bid, body.budget, body.status)
+    owner = advertiser(engine, body.advertiser_id, ["body", "advertiser_id"]) if who.is_admin else who.advertiser_id
+    ads = check_ads(engine, body.ad_ids, owner)
+    c = engine.ledger.create_campaign(owner, body.name, ads, body.bid, body.budget, body.status)
     engine.refresh(force=True)
     return c
 
@@ -51,10 +66,10 @@ def create_campaign(engine: AdEngine, body: CampaignIn, who: Principal) -> Campa
 def update_campaign(engine: AdEngine, campaign_id: int, body: CampaignPatch, who: Principal) -> Campaign:
     """Change the given fields; applied to the live set before returning (the next request is built from it)."""
     c = owned(engine.ledger, campaign_id, who)
+    fields = body.model_dump(exclude_none=True)
     if body.ad_ids is not None:
-        check_ads(engine, body.ad_ids, c.advertiser_id)
-    out = engine.ledger.update_campaign(campaign_id, **body.model_dump(exclude_none=True),
-                                        min_pause_s=engine.config.min_pause_s)
+        fields["ad_ids"] = check_ads(engine, body.ad_ids, c.advertiser_id)
+    out = engine.ledger.update_campaign(campaign_id, **fields, min_pause_s=engine.config.min_pause_s)
     engine.refresh(force=True)
     return out
 

@@ -151,15 +151,25 @@ def principal(request: Request, key: ApiKey = None) -> Principal:
 Who = Annotated[Principal, Depends(principal)]
 
 
-def campaign_out(c: Campaign) -> CampaignOut:
-    return CampaignOut(campaign_id=c.campaign_id, advertiser_id=c.advertiser_id, name=c.name, ad_ids=list(c.ad_ids),
+def campaign_out(engine: AdEngine, c: Campaign) -> CampaignOut:
+    return CampaignOut(campaign_id=c.campaign_id, advertiser=engine.advertiser_label(c.advertiser_id),
+                       advertiser_id=c.advertiser_id, name=c.name, ads=[_label(engine, a) for a in c.ad_ids],
+                       ad_ids=list(c.ad_ids),
                        bid=c.bid_micros / MICROS, budget=c.budget_micros / MICROS, spent=c.spent_micros / MICROS,
                        remaining=c.remaining_micros / MICROS, status=c.status, serving=c.serving,
                        invalid_clicks=c.invalid_clicks, refunded=c.refunded_micros / MICROS)
 
 
-def key_out(k: KeyInfo) -> KeyInfoOut:
-    return KeyInfoOut(key_id=k.key_id, advertiser_id=k.advertiser_id, is_admin=k.is_admin, created_at=k.created_at,
+def _label(engine: AdEngine, ad_id: int) -> int | str:
+    try:
+        return engine.ad_label(ad_id)
+    except KeyError:  # a campaign's ad the bundle's vocabulary does not hold (kept from an older bundle)
+        return ad_id
+
+
+def key_out(engine: AdEngine, k: KeyInfo) -> KeyInfoOut:
+    return KeyInfoOut(key_id=k.key_id, advertiser_id=k.advertiser_id,
+                      advertiser=None if k.advertiser_id is None else engine.advertiser_label(k.advertiser_id), is_admin=k.is_admin, created_at=k.created_at,
                       revoked_at=k.revoked_at, live=k.revoked_at is None, publisher=k.publisher)
 
 
@@ -380,27 +390,27 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
 
     @app.post("/v1/campaigns", response_model=CampaignOut, status_code=201, tags=["campaigns"])
     def create(body: CampaignIn, who: Who) -> CampaignOut:
-        return campaign_out(actions.create_campaign(engine, body, who))
+        return campaign_out(engine, actions.create_campaign(engine, body, who))
 
     @app.get("/v1/campaigns", response_model=list[CampaignOut], tags=["campaigns"])
     def list_campaigns(who: Who) -> list[CampaignOut]:
-        return [campaign_out(c) for c in ledger.campaigns(None if who.is_admin else who.advertiser_id)]
+        return [campaign_out(engine, c) for c in ledger.campaigns(None if who.is_admin else who.advertiser_id)]
 
     @app.get("/v1/campaigns/{campaign_id}", response_model=CampaignOut, tags=["campaigns"])
     def get_campaign(campaign_id: CampaignId, who: Who) -> CampaignOut:
-        return campaign_out(actions.owned(ledger, campaign_id, who))
+        return campaign_out(engine, actions.owned(ledger, campaign_id, who))
 
     @app.patch("/v1/campaigns/{campaign_id}", response_model=CampaignOut, tags=["campaigns"])
     def update(campaign_id: CampaignId, body: CampaignPatch, who: Who) -> CampaignOut:
-        return campaign_out(actions.update_campaign(engine, campaign_id, body, who))
+        return campaign_out(engine, actions.update_campaign(engine, campaign_id, body, who))
 
     @app.post("/v1/campaigns/{campaign_id}/pause", response_model=CampaignOut, tags=["campaigns"])
     def pause(campaign_id: CampaignId, who: Who) -> CampaignOut:
-        return campaign_out(actions.set_status(engine, campaign_id, who, "paused"))
+        return campaign_out(engine, actions.set_status(engine, campaign_id, who, "paused"))
 
     @app.post("/v1/campaigns/{campaign_id}/resume", response_model=CampaignOut, tags=["campaigns"])
     def resume(campaign_id: CampaignId, who: Who) -> CampaignOut:
-        return campaign_out(actions.set_status(engine, campaign_id, who, "active"))
+        return campaign_out(engine, actions.set_status(engine, campaign_id, who, "active"))
 
     @app.get("/v1/campaigns/{campaign_id}/traffic", response_model=TrafficOut, tags=["campaigns"])
     def traffic_report(campaign_id: CampaignId, who: Who) -> TrafficOut:
@@ -432,20 +442,26 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
         key = ledger.add_key(None, publisher=publisher)
         return KeyOut(advertiser_id=None, key_id=key_id(key), api_key=key, publisher=publisher)
 
-    @app.post("/v1/advertisers/{advertiser_id}/keys", response_model=KeyOut, status_code=201, tags=["keys"])
-    def new_key(advertiser_id: Annotated[int, Path(ge=0, le=2**63 - 1)], who: Who) -> KeyOut:
+    @app.post("/v1/advertisers/{advertiser}/keys", response_model=KeyOut, status_code=201, tags=["keys"])
+    def new_key(advertiser: Annotated[str, Path(min_length=1, max_length=256)], who: Who) -> KeyOut:
+        """A key for the advertiser named by the dataset's id (``shop-3``) or the service's integer id."""
+        named: int | str = int(advertiser) if advertiser.isascii() and advertiser.isdigit() else advertiser
+        if isinstance(named, int) and named > 2**63 - 1:
+            raise field_error(422, ["path", "advertiser"], "an integer advertiser id is below 2**63")
+        advertiser_id = actions.advertiser(engine, named, ["path", "advertiser"])
         key = actions.issue_key(ledger, who, advertiser_id)
-        return KeyOut(advertiser_id=advertiser_id, key_id=key_id(key), api_key=key)
+        return KeyOut(advertiser=engine.advertiser_label(advertiser_id), advertiser_id=advertiser_id,
+                      key_id=key_id(key), api_key=key)
 
     @app.get("/v1/keys", response_model=list[KeyInfoOut], tags=["keys"])
     def list_keys(who: Who) -> list[KeyInfoOut]:
         """The admin sees every key; an advertiser its own. Keys themselves are never shown again, only ids."""
-        return [key_out(k) for k in ledger.list_keys(None if who.is_admin else who.advertiser_id)]
+        return [key_out(engine, k) for k in ledger.list_keys(None if who.is_admin else who.advertiser_id)]
 
     @app.delete("/v1/keys/{key_id}", response_model=KeyInfoOut, tags=["keys"])
     def revoke(key_id: KeyId, who: Who) -> KeyInfoOut:
         """Revoke a key at once (an advertiser: only its own; another's answers 404 like an unknown id)."""
-        return key_out(ledger.revoke_key(key_id, None if who.is_admin else who.advertiser_id))
+        return key_out(engine, ledger.revoke_key(key_id, None if who.is_admin else who.advertiser_id))
 
     @app.post("/v1/keys/rotate", response_model=KeyOut, status_code=201, tags=["keys"])
     def rotate(who: Who, key: ApiKey = None) -> KeyOut:
@@ -456,7 +472,8 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
         new = ledger.rotate_key(key)
         if who.is_admin and on_admin_rotate is not None:
             on_admin_rotate(new)
-        return KeyOut(advertiser_id=who.advertiser_id, key_id=key_id(new), api_key=new)
+        label = None if who.advertiser_id is None else engine.advertiser_label(who.advertiser_id)
+        return KeyOut(advertiser=label, advertiser_id=who.advertiser_id, key_id=key_id(new), api_key=new)
 
     mount_console(app, public_url=public_url)
     return app

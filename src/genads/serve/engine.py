@@ -244,6 +244,20 @@ class AdEngine:
         """The dataset's own id of a service ad_id."""
         return self.bundle.vocab.label("ad", ad_id) if self.bundle.vocab is not None else int(ad_id)
 
+    def advertiser_label(self, advertiser_id: int) -> int | str:
+        """The dataset's own id of an advertiser (``shop-3``), or the integer itself."""
+        try:
+            return self.bundle.vocab.label("advertiser", advertiser_id) if self.bundle.vocab is not None else advertiser_id
+        except KeyError:  # an index no dataset id stands for (an integer advertiser added by the admin)
+            return int(advertiser_id)
+
+    def advertiser_index(self, advertiser: int | str) -> int | None:
+        """The service's integer advertiser_id of an advertiser named by the dataset's id (or by that integer);
+        None for a string the dataset does not hold."""
+        if isinstance(advertiser, int):
+            return advertiser
+        return self.bundle.vocab.index_of("advertiser", advertiser) if self.bundle.vocab is not None else None
+
     def history_items(self, ads: list[int | str]) -> tuple[np.ndarray, int | None]:
         """Item indices of a history given as ads; also the position of the first unknown ad (or None)."""
         items = []

@@ -103,18 +103,20 @@ class AdResponse(BaseModel):
 
 class CampaignIn(Strict):
     name: Text = Name
-    ad_ids: list[int] = Field(min_length=1, max_length=10_000)
+    ad_ids: list[AdKey] = Field(min_length=1, max_length=10_000)
+    """The campaign's ads: the dataset's ids (``ad-01b``) or the service's integer ad_ids."""
     bid: float = Field(ge=MIN_BID, le=1e6, allow_inf_nan=False)
     """Bid per click (at least one micro, 0.000001)."""
     budget: float = Field(ge=0, le=1e9, allow_inf_nan=False)
     status: Literal["active", "paused"] = "active"
-    advertiser_id: int | None = Field(default=None, ge=0, le=2**63 - 1)
-    """Only the admin key sets it; an advertiser's key creates campaigns for itself."""
+    advertiser_id: Annotated[int, Field(ge=0, le=2**63 - 1)] | IdText | None = None
+    """Only the admin key sets it (the dataset's id, ``shop-3``, or the integer); an advertiser's key creates
+    campaigns for itself."""
 
 
 class CampaignPatch(Strict):
     name: Text | None = Field(default=None, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]*$")
-    ad_ids: list[int] | None = Field(default=None, min_length=1, max_length=10_000)
+    ad_ids: list[AdKey] | None = Field(default=None, min_length=1, max_length=10_000)
     bid: float | None = Field(default=None, ge=MIN_BID, le=1e6, allow_inf_nan=False)
     budget: float | None = Field(default=None, ge=0, le=1e9, allow_inf_nan=False)
     status: Literal["active", "paused"] | None = None
@@ -122,8 +124,13 @@ class CampaignPatch(Strict):
 
 class CampaignOut(BaseModel):
     campaign_id: int
+    advertiser: int | str
+    """The advertiser as the dataset names it (``shop-3``; the integer for datasets with integer ids)."""
     advertiser_id: int
+    """The service's integer id of the advertiser."""
     name: str
+    ads: list[int | str]
+    """The campaign's ads as the dataset names them."""
     ad_ids: list[int]
     bid: float
     budget: float
@@ -155,6 +162,8 @@ class EventOut(BaseModel):
 
 
 class KeyOut(BaseModel):
+    advertiser: int | str | None = None
+    """The advertiser as the dataset names it; None for an admin or publisher key."""
     advertiser_id: int | None
     """None for an admin or publisher key."""
     publisher: str | None = None
@@ -167,6 +176,7 @@ class KeyOut(BaseModel):
 
 class KeyInfoOut(BaseModel):
     key_id: str
+    advertiser: int | str | None = None
     advertiser_id: int | None
     is_admin: bool
     created_at: float | None
