@@ -159,8 +159,9 @@ def big_body(port: int, size: int, chunked: bool) -> tuple[int, float, int]:
         return int(answer.split(b" ", 2)[1]), time.perf_counter() - t, min(sent, size)
 
 
-def ms(values: list[float], q: float) -> float:
-    return round(float(np.percentile(np.asarray(values) * 1e3, q)), 2)
+def ms(values: list[float], q: float) -> float | None:
+    """The q-th percentile in milliseconds; None when nothing was timed (a probe that never got to run)."""
+    return round(float(np.percentile(np.asarray(values) * 1e3, q)), 2) if len(values) else None
 
 
 def engine_latency(bundle: Path, bodies: list[dict], beam: int) -> dict:
@@ -248,7 +249,7 @@ def concurrent(url: str, proc: subprocess.Popen, bodies: list[dict], args: argpa
 def big_bodies(port: int, size: int = 16 << 20) -> dict:
     """A 16 MB body by Content-Length, then chunked, while /healthz is timed."""
     prober = HealthProbe(port, 0.005)
-    time.sleep(0.2)  # the probe is running
+    time.sleep(1.0)  # the probe is running (a loaded machine starts a Python process slowly)
     try:
         (st_len, s_len, _), (st_chunk, s_chunk, sent_chunk) = (big_body(port, size, chunked) for chunked in (False, True))
         time.sleep(0.1)
