@@ -121,14 +121,15 @@ def train_or_load(args: argparse.Namespace, s: dict) -> tuple[lt.LMTitleGenerato
     return lt.LMTitleGenerator.from_dirs(backbone.path, adapter, decode), info
 
 
-def score(name: str, lang: str, titles: list[str], refs: list[str], sources: list[list[str]], seconds: float) -> dict:
+def score(name: str, lang: str, titles: list[str], refs: list[str], sources: list[list[str]], seconds: float,
+          brands: list[str]) -> dict:
     bad = n = 0
     any_bad = 0
     for t, src in zip(titles, sources, strict=True):
         b, c = content_support(t, src)
         bad, n, any_bad = bad + b, n + c, any_bad + (b > 0)
     rep = [repetition_rate([w for w in tokenize(t) if not is_function_word(w)]) for t in titles]
-    judged = judge_titles(titles, sources, lang)
+    judged = judge_titles(titles, sources, lang, brands)
     return {"lang": lang, "generator": name, "bleu4": sacre_bleu(titles, refs, chinese=lang == "zh"),
             "rouge_l": rouge_l_f(titles, refs), "hallucinated_words": bad / max(n, 1),
             "titles_with_hallucination": any_bad / len(titles), "repetition": float(np.mean(rep)),
@@ -143,22 +144,26 @@ def evaluate(lang: str, products: list, baseline: NgramTitleGenerator, lms: dict
     """Baselines and every LM generator on ``products``; paired-bootstrap CIs of each LM over each baseline."""
     refs = [p.target for p in products]
     sources = [list(p.selling_points) for p in products]
+    brands = [p.brand for p in products]
     rows, examples, titles = [], [], {}
     t0 = time.perf_counter()
     titles["n-gram baseline"] = [join_words(restore_case(baseline(list(p.selling_points)), list(p.selling_points)))
                                  for p in products]
-    rows.append(score("n-gram baseline", lang, titles["n-gram baseline"], refs, sources, time.perf_counter() - t0))
+    rows.append(score("n-gram baseline", lang, titles["n-gram baseline"], refs, sources, time.perf_counter() - t0,
+                      brands))
     titles["selling points joined"] = [("，" if lang == "zh" else ", ").join(p.selling_points) for p in products]
-    rows.append(score("selling points joined", lang, titles["selling points joined"], refs, sources, 0.0))
+    rows.append(score("selling points joined", lang, titles["selling points joined"], refs, sources, 0.0, brands))
     cis: dict = {}
     for name, gen in lms.items():
         t0 = time.perf_counter()
-        results = [gen.generate(list(p.selling_points)) for p in tqdm(products, desc=f"{name} ({lang})", unit="title")]
+        results = [gen.generate(list(p.selling_points), brand=p.brand)
+                   for p in tqdm(products, desc=f"{name} ({lang})", unit="title")]
         titles[name] = [r.title for r in results]
-        rows.append(score(name, lang, titles[name], refs, sources, time.perf_counter() - t0))
+        rows.append(score(name, lang, titles[name], refs, sources, time.perf_counter() - t0, brands))
         rows[-1]["fallback"] = sum(r.fallback for r in results)
         judged = [j.passed and not r.fallback for j, r in zip(
-            (judge_title(t, src, lang) for t, src in zip(titles[name], sources, strict=True)), results, strict=True)]
+            (judge_title(t, src, lang, b) for t, src, b in zip(titles[name], sources, brands, strict=True)), results,
+            strict=True)]
         rows[-1]["judge_pass_all_written"] = float(np.mean(judged))  # a fallback (points joined) counts as a failure
         cis[name] = {other: {m: paired_bootstrap(f, titles[name], titles[other], refs, n=bootstrap, seed=seed)
                              for m, f in (("bleu4", lambda h, r: sacre_bleu(h, r, chinese=lang == "zh")),
@@ -245,7 +250,8 @@ def main() -> None:
                 candidates=args.candidates, temperature=args.temperature, seed=args.seed), shots=shots)
         r, e, extra = evaluate(lang, test, baseline, lms, args.bootstrap, args.seed)
         rows, examples, titles[lang], cis[lang] = rows + r, examples + e, extra["titles"], extra["ci_lm_minus"]
-        refs_judged[lang] = judge_titles([p.target for p in test], [list(p.selling_points) for p in test], lang)
+        refs_judged[lang] = judge_titles([p.target for p in test], [list(p.selling_points) for p in test], lang,
+                                         [p.brand for p in test])
         refs_judged[lang]["points_per_product"] = float(np.mean([len(p.selling_points) for p in test]))
         refs_judged[lang]["words_per_point"] = float(np.mean([len(tokenize(x)) for p in test for x in p.selling_points]))
     if args.perplexity:

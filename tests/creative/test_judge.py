@@ -33,6 +33,11 @@ SOURCES_EN = ["VXB", "HATCHBOX", "radius gauge", "Stainless Steel", "Pack of 100
     ("Steel Steel Steel Screws", "en", "degenerate"),
     ("白色外套白色外套", "zh", "degenerate"),
     ("吊带 蕾丝 吊带 穿 吊带 吊带 搭配 吊带 结合 吊带 整体", "zh", "degenerate"),  # the un-tuned Gemma, spaced
+    # the un-tuned Gemma, 3-shot (creative_titles_fewshot.json): a last clause that says nothing
+    ("蕾丝外套，搭配上地中", "zh", "incomplete"),
+    ("阔腿裤的风格是简约的，在搭配上，它", "zh", "incomplete"),
+    ("连衣裙的细节处，可采用拼接的款式，让整体造型更加增添了", "zh", "incomplete"),
+    ("蕾丝的A字设计，让整体", "zh", "incomplete"),
     ("Screws, Stainless Steel,", "en", "incomplete"),
     ("Titanium Pocket Hole Screws", "en", "unsupported"),
     ("纯棉白色外套", "zh", "unsupported"),
@@ -65,6 +70,15 @@ def test_support_tokenises_differently_from_the_constraint():
     assert support("纯棉外套", ["外套"]) == (2, 4)
 
 
+def test_a_title_that_is_only_the_brand_is_too_short():
+    sources = ["Shoreline Marine", "waterproof", "prevents corrosion"]
+    assert "too_short" in judge_title("Shoreline Marine", sources, "en", brand="Shoreline Marine").failures
+    assert "too_short" in judge_title("Philips Sonicare 1", ["Philips Sonicare", "1 charger"], "en",
+                                      brand="Philips Sonicare").failures
+    assert judge_title("Shoreline Marine waterproof", sources, "en", brand="Shoreline Marine").passed
+    assert judge_title("Shoreline Marine", sources, "en").passed  # without the brand it cannot tell
+
+
 def test_the_judge_imports_nothing_from_the_decoder():
     tree = ast.parse(Path(judge.__file__).read_text(encoding="utf-8"))
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
@@ -81,6 +95,8 @@ def test_summary_counts_every_check():
         judge_title("x", [], "fr")
     with pytest.raises(ValueError, match="source lists"):
         judge_titles(["x"], [], "en")
+    assert judge_titles(["Shoreline Marine"], [["Shoreline Marine", "waterproof"]], "en",
+                        ["Shoreline Marine"])["failures"]["too_short"] == 1
 
 
 def test_selling_points_joined_are_fully_supported():

@@ -19,8 +19,10 @@ def test_rules_refuse_unfinished_and_degenerate_titles():
     for text in ("This shirt is a", "red cotton shirt,", "red", "红色 shirt"):
         assert not en.may_stop(text), text
     assert en.may_stop("Red slim fit cotton shirt") and en.may_stop("A red cotton shirt!")
-    for text in ("阔腿裤的款式是与", "纱网的穿", "白色外套，", "外套"):
+    for text in ("阔腿裤的款式是与", "纱网的穿", "白色外套，", "外套", "白色外套，让整体", "简约的外套，在搭配上，它"):
         assert not zh.may_stop(text), text
+    branded = TitleRules(["Shoreline Marine", "waterproof tape"], brand="Shoreline Marine")
+    assert not branded.may_stop("Shoreline Marine") and branded.may_stop("Shoreline Marine waterproof tape")
     assert zh.may_stop("简约白色牛仔布外套") and zh.may_stop("简约的白色外套。")
     assert repeats("满满满", 2) and repeats("red shirt red shirt", 2) and repeats("白色外套白色外套", 2)
     assert not repeats("red cotton shirt, slim fit", 2) and not repeats("简约白色牛仔布外套", 2)
@@ -29,6 +31,7 @@ def test_rules_refuse_unfinished_and_degenerate_titles():
 
 def test_rules_keep_one_script_and_a_length_budget():
     en = TitleRules(EN, LengthBudget(min_words=2, max_words=3))
+    assert not TitleRules(EN).may_stop("red shirt")  # the default asks for 3 words
     assert not en.may_extend("red cotton", "满")  # no CJK in an English title
     assert en.may_extend("red", " cotton") and not en.may_extend("red cotton shirt", " slim")
     assert en.may_extend("red cotton shirt", "!")  # past the budget only an end may follow

@@ -17,10 +17,12 @@ tokenises differently and keeps its own lists. A title passes when it fails none
 * ``incomplete``: the title neither ends at a sentence boundary nor as a noun phrase: it ends in
   a dangling word (article, preposition, conjunction, auxiliary, determiner: "This gauge is a",
   "阔腿裤的款式是与"), in clause punctuation (``,`` ``、`` ``-``), with an open bracket, or (Chinese)
-  in 的 + one character that is not a whole word ("纱网的穿", "宽松的棉"). Chinese endings are read by
-  jieba words (so 自在 does not end in 在); a final 的 is allowed after 是 (是…的).
-* ``too_short``: fewer than 2 content words (English) or 4 CJK characters (Chinese): a brand or a
-  single word ("HATCHBOX", "A") is not an ad title.
+  in 的 + one character that is not a whole word ("纱网的穿", "宽松的棉"), or (Chinese) its last
+  clause holds nothing but the judge's function words ("…，让整体", "…，它", "搭配上地中"). Chinese
+  endings are read by jieba words (so 自在 does not end in 在); a final 的 is allowed after 是 (是…的).
+* ``too_short``: fewer than 2 content words (English) or 4 CJK characters (Chinese), or (English,
+  when the brand is given) no content word beyond the brand and numbers: a brand or a single word
+  ("HATCHBOX", "A", "Shoreline Marine") is not an ad title.
 * ``unsupported``: a content unit the sources do not support. English: lower-cased alphanumeric
   pieces split at every non-alphanumeric character (so "washer-head" is two pieces), reduced by a
   light plural stemmer, not in :data:`STOP_EN`; each must be a piece of the sources. Chinese: CJK
@@ -59,7 +61,8 @@ FUNCTION_ZH = ("的", "地", "得", "了", "着", "过", "和", "与", "及", "�
                "你", "您", "我", "它", "她", "不", "能", "会", "要", "非常", "十分", "更加", "这款", "一款", "一件",
                "可以", "带来", "打造", "彰显", "尽显", "展现", "凸显", "显得", "营造", "增添", "设计", "采用",
                "搭配", "穿着", "上身", "整体", "视觉", "效果", "感觉", "时尚", "气质", "魅力", "风格", "造型",
-               "款式", "版型", "细节", "元素", "单品", "女性", "女生", "出", "起来", "让你", "轻松", "自然")
+               "款式", "版型", "细节", "元素", "单品", "女性", "女生", "出", "起来", "让你", "轻松", "自然", "上",
+               "下", "中", "里", "感", "可", "穿", "用", "以及", "或者", "还是")
 """The judge's own list (grammar words and generic ad wording that states no product fact)."""
 DANGLE_ZH = ("的", "地", "得", "和", "与", "及", "或", "而", "且", "并", "但", "也", "都", "又", "还", "就", "才",
              "再", "更", "很", "最", "是", "在", "把", "被", "让", "使", "对", "从", "为", "以", "将", "给", "向",
@@ -206,6 +209,9 @@ def _incomplete(title: str, lang: str) -> bool:
         if not t:
             return True
     if _CJK_RUN.fullmatch(t[-1:]):
+        clause = re.split(r"[，,。！？!?；;：:、\s]", t)[-1]
+        if not any(_strip_function_zh(run) for run in _CJK_RUN.findall(clause)):
+            return True  # the last clause says nothing: "…，让整体", "…，它", "搭配上地中"
         last, before = _last_zh_word(t)
         if last == "的":
             return "是" not in before  # 是…的 ends a sentence
@@ -221,30 +227,34 @@ def _incomplete(title: str, lang: str) -> bool:
     return last.lower() in DANGLE_EN and not (last[:1].isupper() and last.lower() in ("can", "will", "may", "plus", "more"))
 
 
-def _too_short(title: str, lang: str) -> bool:
+def _too_short(title: str, lang: str, brand: str) -> bool:
     if lang == "zh":
         return sum(len(r) for r in _CJK_RUN.findall(title)) < 4
-    return sum(p not in STOP_EN for p in latin_pieces(title)) < 2
+    content = [p for p in latin_pieces(title) if p not in STOP_EN]
+    beyond = [p for p in content if p not in set(latin_pieces(brand)) and not p.isdigit()]
+    return len(content) < 2 or not beyond  # "Shoreline Marine" names the brand, not the product
 
 
-def judge_title(title: str, sources: list[str], lang: str) -> Judgement:
-    """Run every check of :data:`CHECKS` on one title; ``lang`` is "en" or "zh"."""
+def judge_title(title: str, sources: list[str], lang: str, brand: str = "") -> Judgement:
+    """Run every check of :data:`CHECKS` on one title; ``lang`` is "en" or "zh"; ``brand`` (when known)
+    does not count towards ``too_short``."""
     if lang not in ("en", "zh"):
         raise ValueError(f"lang={lang!r} must be 'en' or 'zh'")
     if not re.search(r"\w", title):
         return Judgement(title, ("empty",), 0, 0)
     bad, total = support(title, [s for s in sources if s])
     failures = [name for name, failed in (("script", not _script_ok(title, lang)), ("degenerate", _degenerate(title, lang)),
-                                          ("incomplete", _incomplete(title, lang)), ("too_short", _too_short(title, lang)),
+                                          ("incomplete", _incomplete(title, lang)), ("too_short", _too_short(title, lang, brand)),
                                           ("unsupported", bad > 0)) if failed]
     return Judgement(title, tuple(failures), bad, total)
 
 
-def judge_titles(titles: list[str], sources: list[list[str]], lang: str) -> dict:
+def judge_titles(titles: list[str], sources: list[list[str]], lang: str, brands: list[str] | None = None) -> dict:
     """Pass-all share, failures per check, and the unsupported share of content units, for a set of titles."""
-    if len(titles) != len(sources):
-        raise ValueError(f"{len(titles)} titles for {len(sources)} source lists")
-    js = [judge_title(t, s, lang) for t, s in zip(titles, sources, strict=True)]
+    brands = brands if brands is not None else [""] * len(titles)
+    if not len(titles) == len(sources) == len(brands):
+        raise ValueError(f"{len(titles)} titles for {len(sources)} source lists and {len(brands)} brands")
+    js = [judge_title(t, s, lang, b) for t, s, b in zip(titles, sources, brands, strict=True)]
     fails = Counter(f for j in js for f in j.failures)
     return {"titles": len(js), "pass_all": sum(j.passed for j in js) / max(len(js), 1),
             "failures": {c: fails.get(c, 0) for c in CHECKS},

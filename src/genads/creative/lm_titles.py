@@ -205,7 +205,8 @@ class LMTitleGenerator:
         return texts, logps
 
     @torch.no_grad()
-    def generate(self, selling_points: list[str], history_titles: list[str] = (), sources: list[str] = ()) -> TitleResult:
+    def generate(self, selling_points: list[str], history_titles: list[str] = (), sources: list[str] = (),
+                 brand: str = "") -> TitleResult:
         """The best of ``candidates`` constrained samples for one product (seeded by the prompt).
 
         A candidate cut off by ``max_new_tokens`` is trimmed back to its longest finished prefix.
@@ -214,7 +215,7 @@ class LMTitleGenerator:
         the title (``fallback``)."""
         cfg = self.decode
         srcs = [*selling_points, *sources]
-        constraint, rules = TitleConstraint(srcs), TitleRules(srcs, cfg.budget)
+        constraint, rules = TitleConstraint(srcs), TitleRules(srcs, cfg.budget, brand)
         text, ids = fit_prompt(self.tok, selling_points, list(history_titles), cfg.max_prompt_tokens,
                                self.history_title_words)
         if self.shots_text:  # the product's part was fitted; the shots come whole before it

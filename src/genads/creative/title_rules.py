@@ -6,7 +6,7 @@ grow by that piece (:meth:`TitleRules.may_extend`) or stop here (:meth:`TitleRul
 * *Script*: the language is the sources' (any CJK in the selling points: Chinese). An English
   title takes no CJK character; a Chinese title takes no Latin word the sources do not hold.
 * *Length*: at least ``min_words`` words (English) / ``min_chars`` CJK characters (Chinese), one
-  of them a content word, before the end; past ``max_words`` / ``max_chars`` only the end or a sentence end may follow.
+  of them a content word that is not the brand's, before the end; past ``max_words`` / ``max_chars`` only the end or a sentence end may follow.
 * *Repeats*: no word n-gram twice (n = ``no_repeat_ngram``), no CJK character n-gram twice
   (n = ``no_repeat_ngram + 1``: a CJK bigram is about one word) and no CJK bigram three times,
   counted across spaces ("吊带 蕾丝 吊带 穿 吊带…"), no three equal CJK characters
@@ -16,7 +16,7 @@ grow by that piece (:meth:`TitleRules.may_extend`) or stop here (:meth:`TitleRul
   backbone wrote "针织 黑色 简约" and "纱网, 潮, 显瘦").
 * *A finished end*: a title stops after a sentence end (。！？!?) or where its last word can end a
   noun phrase: not a grammar word or a verb of :data:`OPEN_END_EN` / :data:`OPEN_END_ZH`, not clause
-  punctuation, not 的 + one character ("纱网的穿").
+  punctuation, not 的 + one character ("纱网的穿"), and (Chinese) a last clause with a content word.
 
 These are the decoder's own rules (read with the constraint's jieba/regex words); the judge
 (``creative.judge``) checks finished titles independently.
@@ -46,7 +46,7 @@ _LATIN_WORD = re.compile(r"[A-Za-z0-9]+(?:['\-.][A-Za-z0-9]+)*")
 
 @dataclass(frozen=True)
 class LengthBudget:
-    min_words: int = 2
+    min_words: int = 3
     max_words: int = 14
     """English: words (the constraint's regex words)."""
     min_chars: int = 6
@@ -86,19 +86,21 @@ def repeats(text: str, n: int) -> bool:
 class TitleRules:
     """Script, length, repeat and ending rules for one product's title; see the module docstring."""
 
-    def __init__(self, sources: list[str], budget: LengthBudget | None = None) -> None:
+    def __init__(self, sources: list[str], budget: LengthBudget | None = None, brand: str = "") -> None:
         self.budget = budget or LengthBudget()
         self.lang = title_language(sources)
         self.latin = {w.lower() for s in sources for w in _LATIN_WORD.findall(s)}
+        self.brand = {w.lower() for w in _LATIN_WORD.findall(brand)} | ({brand} if is_chinese(brand) else set())
 
     def length(self, text: str) -> int:
         """English words or Chinese CJK characters."""
         return len(_CJK.findall(text)) if self.lang == "zh" else len(_LATIN_WORD.findall(text))
 
     def says_something(self, text: str) -> bool:
-        """At least one content word (a title of grammar words only, "did: it", says nothing)."""
+        """At least one content word that is not the brand's ("did: it", "Shoreline Marine" say nothing)."""
         words = jieba_words(text) if self.lang == "zh" else _LATIN_WORD.findall(text)
-        return any(w.strip() and re.search(r"\w", w) and not is_function_word(w.strip()) for w in words)
+        return any(w.strip() and re.search(r"\w", w) and not is_function_word(w.strip())
+                   and w.strip().lower() not in self.brand for w in words)
 
     def _script_ok(self, text: str, open_end: bool) -> bool:
         if self.lang == "en":
@@ -134,6 +136,9 @@ class TitleRules:
         if t[-1] in SENTENCE_END:
             t = t.rstrip(SENTENCE_END + " ")
             return bool(t) and self.complete(t)
+        clause = re.split(r"[，,。！？!?；;：:、]", t)[-1]
+        if self.lang == "zh" and not self.says_something(clause):
+            return False  # a last clause of grammar words only: "…，让整体", "…，它"
         if _CJK.match(t[-1]):
             words = [w for w in jieba_words(t) if w.strip()]
             if words[-1] in OPEN_END_ZH:
