@@ -6,6 +6,7 @@ conversion on every slot of the target campaign) run in a second of test time, w
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -268,7 +269,7 @@ def test_publisher_keys_are_issued_listed_and_revoked(engine, bundle_dir, tmp_pa
 
 
 @pytest.mark.parametrize("bad", ["\u00a0", "\u3000", " ", "", "\u2028", "u\u2028x", "a\u202eb", "\u2066x", "²", "①", "٣",
-                                 "12", "nan", "None", "null", '{"a": 1}', "[1]", "a\\b", " u1", "x" * 257])
+                                 "12", " 12 ", "nan", " None", "null", '{"a": 1}', "[1]", "a\\b", "x" * 257])
 def test_poisoned_ids_are_refused_at_the_api(client, bad):
     r = client.post("/v1/ads", json={"user_id": bad, "slots": 1})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"][:2] == ["body", "user_id"], (bad, r.text)
@@ -377,3 +378,30 @@ def test_the_console_shows_invalid_clicks_and_refunds(engine):
     assert re.search(r'id="invalid-clicks">1 ', page) and re.search(rf'id="refunded">{s["price"]:.2f}', page)
     row = c.get("/console/campaigns").text.split(f'id="campaign-{s["campaign_id"]}"')[1].split("</tr>")[0]
     assert '<td class="num invalid">1</td>' in row
+
+
+def test_the_importer_refuses_the_ids_the_api_refuses(tmp_path, client):
+    """One rule (genads.data.vocab.id_problem) on both sides: what the API refuses, a CSV import rejects."""
+    from genads.data.dataset import load_dataset
+    from genads.data.loaders import TabularSource
+    from tests.data.datahelpers import do_import, write
+
+    bad = ["\u3000", "u\u2028x", "a\u202eb", "²", "①", "nan", "None", '{"a": 1}']
+    rows = "".join(f'"{u.replace(chr(34), chr(34) * 2)}",1,{100 + i},click\n' for i, u in enumerate(bad))
+    events = write(tmp_path / "e.csv", "user_id,ad_id,timestamp,action\n" + rows + "u1,1,50,click\nu1,2,60,click\n")
+    cat = write(tmp_path / "c.csv", "ad_id,title,brand,category\n1,a,Acme,kitchen\n2,b,Acme,kitchen\n")
+    report = do_import(TabularSource(events, catalogue=cat), tmp_path / "ds", "skip")
+    lines = (tmp_path / "ds" / "rejected.jsonl").read_bytes().split(b"\n")  # (str.splitlines would split at U+2028)
+    assert sorted(json.loads(x)["line"] for x in lines if x.strip()) == list(range(2, 2 + len(bad)))
+    ds = load_dataset(report.path)
+    assert set(ds.vocab.labels("user", ds.events["user_id"])) == {"u1"}
+    for u in bad:
+        assert client.post("/v1/ads", json={"user_id": u, "slots": 1}).status_code == 422, u
+
+
+def test_outer_whitespace_is_trimmed_as_on_import(client):
+    """' u1 ' is the user u1 on import (the CSV reader trims it), so the API serves it as u1 too."""
+    log = []
+    client.app.state.engine.user_history = lambda u, real=client.app.state.engine.user_history: log.append(u) or real(u)
+    assert client.post("/v1/ads", json={"user_id": " u1\u2028", "slots": 1}).status_code == 200
+    assert log == ["u1"]

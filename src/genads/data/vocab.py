@@ -44,8 +44,8 @@ _BAD_CATEGORIES = {"Cc": "a control character", "Cf": "a format character (e.g. 
 
 
 def id_problem(text: str) -> str | None:
-    """Why ``text`` cannot be a string id, or None when it can: the one rule shared by every importer (on the
-    text after trimming its outer whitespace) and the serving API (which refuses outer whitespace too).
+    """Why ``text`` cannot be a string id, or None when it can: the one rule shared by every importer and the
+    serving API, both of which apply it to the text with its outer whitespace trimmed.
 
     A string id is 1-256 characters, not blank, holds no control, format (RTL overrides, zero-width),
     line/paragraph separator, surrogate or unassigned characters, no ``"`` or ``\\`` and does not open

@@ -32,15 +32,17 @@ MAX_HISTORY = 200
 
 
 def _an_id(text: str) -> str:
-    problem = id_problem(text)
+    """The id with its outer whitespace trimmed, as every importer reads it, if the shared rule allows it."""
+    problem = id_problem(text.strip())
     if problem is not None:
         raise ValueError(problem)
-    return text
+    return text.strip()
 
 
 IdText = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_an_id)]
 """A string id as the dataset had it (``u17``, ``ad-8f3a``), under the importer's own rules
-(:func:`genads.data.vocab.id_problem`): not blank, no control or format characters, never a number in a string."""
+(:func:`genads.data.vocab.id_problem` on the text with its outer whitespace trimmed, as importers read it): not
+blank, no control or format characters, never a number in a string."""
 UserKey = Annotated[int, Field(ge=0, lt=MAX_ID)] | IdText
 AdKey = Annotated[int, Field(ge=0, le=2**63 - 1)] | IdText
 """An ad: the dataset's own id (integer or string), or the service's integer ``ad_id``."""
