@@ -117,3 +117,14 @@ def full_size_sentence(path: Path) -> str | None:
     return (f"Full-size verdict ({path.name}, run at commit {sha[:10]}, {s['n_seeds']} paired seeds): e2e_best vs "
             f"{s['cascade']}, paired lifts with Holm-level intervals: " + "; ".join(parts) + ". Issue 25's bar is met: "
             + ("yes." if s["all_hold"] else "no (see docs/market.md)."))
+
+
+def markdown(rows: list[dict]) -> str:
+    """A list of row dicts as a Markdown table (for docs/market.md)."""
+    if not rows:
+        return ""
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    cell = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)  # noqa: E731
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    out += ["| " + " | ".join(cell(r.get(c, "")) for c in cols) + " |" for r in rows]
+    return "\n".join(out)
