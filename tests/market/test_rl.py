@@ -79,3 +79,26 @@ def test_rl_is_reproducible_for_a_seed(market) -> None:
     a = finetune(pipe.with_config(), world, hist, world.value, cfg, seed=3)
     b = finetune(pipe.with_config(), world, hist, world.value, cfg, seed=3)
     assert a == b
+
+
+def _share(pipe, world, hist, users, adv: int) -> float:
+    ads, _ = pipe.propose(hist[users], world.value > 0, world.value)
+    return float((world.owner[ads[ads >= 0]] == adv).mean())
+
+
+def test_the_budget_aware_reward_lowers_a_paced_advertisers_share(market) -> None:
+    from dataclasses import replace
+
+    world, logs, pipe, _ = market
+    hist = left_pad(logs.histories, 12)
+    users = np.random.default_rng(9).integers(world.config.n_users, size=600)
+    ads, _ = pipe.propose(hist[users], world.value > 0, world.value)
+    top = int(np.bincount(world.owner[ads[ads >= 0]], minlength=world.config.n_advertisers).argmax())
+    # the advertiser the supervised policy shows most gets a budget far below what it would spend; the rest plenty
+    tight = replace(world, budget_rate=np.where(np.arange(world.config.n_advertisers) == top, 0.5, 1e6))
+    cfg = RLConfig(steps=40, requests=64, group=8, lr=3e-3, kl=0.02, revenue_weight=1.0)
+    plain, aware = pipe.with_config(), pipe.with_config()
+    finetune(plain, tight, hist, world.value, cfg, seed=5)
+    log = finetune(aware, tight, hist, world.value, replace(cfg, budget_aware=True), seed=5)
+    assert log[-1]["shadow_max"] > 0
+    assert _share(aware, world, hist, users, top) < _share(plain, world, hist, users, top)

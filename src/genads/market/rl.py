@@ -48,6 +48,12 @@ class RLConfig:
     """Sampling temperature of the Plackett-Luce policy (serving stays greedy)."""
     revenue_weight: float = 0.5
     """Mix of revenue and user clicks in the reward (1: revenue only; 0: clicks only)."""
+    budget_aware: bool = False
+    """Budget-aware reward (issue 25): each advertiser's payments count ``1 / (1 + lambda)``, lambda its pacing
+    shadow price, updated after every step on the step's spend against its budget (``world.budget_rate`` per 1000
+    lists): revenue from an advertiser that is spending faster than its budget allows is worth less."""
+    pacing_eta: float = 0.5
+    """Step of the shadow prices' dual update (``budget_aware``)."""
 
     def __post_init__(self) -> None:
         for name in ("steps", "requests", "group"):
@@ -55,6 +61,8 @@ class RLConfig:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
         if self.group < 2:
             raise ValueError(f"group={self.group} must be >= 2 (the baseline is the group's mean)")
+        if self.pacing_eta <= 0:
+            raise ValueError(f"pacing_eta={self.pacing_eta} must be > 0")
         if self.lr <= 0 or self.kl < 0 or self.temperature <= 0:
             raise ValueError(f"need lr={self.lr} > 0, kl={self.kl} >= 0, temperature={self.temperature} > 0")
         if not 0.0 <= self.revenue_weight <= 1.0:
@@ -79,15 +87,26 @@ def plackett_luce_logprob(scores: Tensor, lists: Tensor) -> Tensor:
 
 
 def list_rewards(world, users: np.ndarray, ads: np.ndarray, pctr: np.ndarray, bids: np.ndarray, auction,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+                 rng: np.random.Generator, shadow: np.ndarray | None = None,
+                 spend: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(revenue (R,), clicks (R,)) realised when candidate lists ``ads`` (R, n) go through ``auction`` and the
-    winners are shown in the ad slots; clicks are drawn from the world's ground truth."""
+    winners are shown in the ad slots; clicks are drawn from the world's ground truth.
+
+    ``shadow`` (n_advertisers,): pacing shadow prices; each payment then counts ``1 / (1 + shadow[owner])`` in the
+    revenue (the budget-aware reward). ``spend`` (n_advertisers,), when given, accumulates what each advertiser paid.
+    """
     cand_bids = bids[ads]
     alloc = auction(cand_bids, pctr)
     win = np.where(alloc.winners >= 0, np.take_along_axis(ads, np.maximum(alloc.winners, 0), 1), -1)
     p_click = world.slot_ctr[None] * world.ad_ctr(users, win)
     clicked = (rng.random(p_click.shape) < p_click) & (win >= 0)
-    return (np.where(clicked, alloc.prices, 0.0)).sum(1), clicked.sum(1).astype(float)
+    paid = np.where(clicked, alloc.prices, 0.0)
+    owner = world.owner[np.maximum(win, 0)]
+    if spend is not None:
+        np.add.at(spend, owner[clicked], paid[clicked])
+    if shadow is not None:
+        paid = paid / (1.0 + shadow[owner])
+    return paid.sum(1), clicked.sum(1).astype(float)
 
 
 def finetune(pipe: ParallelEndToEnd, world, history: np.ndarray, bids: np.ndarray, cfg: RLConfig, seed: int,
@@ -121,6 +140,7 @@ def finetune(pipe: ParallelEndToEnd, world, history: np.ndarray, bids: np.ndarra
         ref = torch.cat([torch.log_softmax(scores(torch.arange(s, min(s + 512, len(states))))[0], dim=1)
                          for s in range(0, len(states), 512)])
     log = []
+    lam = np.zeros(world.config.n_advertisers)  # pacing shadow prices of the budget-aware reward
     pipe.policy_head.train()
     for step in range(cfg.steps):
         users = rng.integers(len(history), size=cfg.requests)
@@ -129,7 +149,12 @@ def finetune(pipe: ParallelEndToEnd, world, history: np.ndarray, bids: np.ndarra
         lists = plackett_luce_sample(s_rep.detach(), n, gen)  # (R*G, n)
         pctr = torch.sigmoid(logit.detach().double()).repeat_interleave(cfg.group, dim=0).gather(1, lists).numpy()
         u_rep = np.repeat(users, cfg.group)
-        revenue, clicks = list_rewards(world, u_rep, lists.numpy(), np.maximum(pctr, 1e-9), bids, auction, rng)
+        spend = np.zeros(world.config.n_advertisers)
+        revenue, clicks = list_rewards(world, u_rep, lists.numpy(), np.maximum(pctr, 1e-9), bids, auction, rng,
+                                       shadow=lam if cfg.budget_aware else None, spend=spend)
+        if cfg.budget_aware:  # the dual step: spend against the budget of this step's lists
+            target = world.budget_rate * len(u_rep) / 1000.0
+            lam = np.maximum(0.0, lam + cfg.pacing_eta * (spend / np.maximum(target, 1e-12) - 1.0))
         reward = cfg.revenue_weight * revenue + (1.0 - cfg.revenue_weight) * clicks * mean_bid
         r = torch.from_numpy(reward).view(cfg.requests, cfg.group)
         adv = ((r - r.mean(1, keepdim=True)) / (r.std(1, keepdim=True) + 1e-6)).view(-1)
@@ -143,6 +168,8 @@ def finetune(pipe: ParallelEndToEnd, world, history: np.ndarray, bids: np.ndarra
         opt.step()
         row = {"step": step + 1, "reward": float(reward.mean()), "revenue": float(revenue.mean()),
                "clicks": float(clicks.mean()), "kl": float(kl.detach())}
+        if cfg.budget_aware:
+            row["shadow_max"] = float(lam.max())
         log.append(row)
         if progress is not None:
             progress(row)
