@@ -138,6 +138,15 @@ def test_the_api_and_keys_speak_the_dataset_s_advertiser_and_ad_ids(trained, tmp
         foreign = client.post("/v1/campaigns", headers=mine, json={"name": "x", "ad_ids": c["ads"][:1], "bid": 1.0,
                                                                    "budget": 1.0, "advertiser_id": "shop-2"})
         assert foreign.status_code == 403
+        from tests.serve.test_console import browser, csrf_of, sign_in
+
+        console = sign_in(browser(app), admin["X-API-Key"])
+        assert '<td>shop-1</td>' in console.get("/console/campaigns").text
+        html = console.get("/console/operator").text
+        r = console.post("/console/operator/keys", data={"csrf": csrf_of(html), "advertiser_id": "shop-3"})
+        assert r.status_code == 201 and "New key for advertiser shop-3" in r.text
+        r = console.post("/console/operator/keys", data={"csrf": csrf_of(html), "advertiser_id": "shop-99"})
+        assert r.status_code == 422 and "no advertiser &#39;shop-99&#39;" in r.text
     capsys.readouterr()
     genads("keys", "issue", tmp_path / "b", "--advertiser", "shop-2")
     assert '"advertiser": "shop-2"' in capsys.readouterr().out

@@ -11,6 +11,7 @@ the slate without its tokens; it records no event, charges nothing and counts in
 from __future__ import annotations
 
 import math
+import re
 import secrets
 import time
 from datetime import UTC, datetime
@@ -78,6 +79,7 @@ def mount_console(app: FastAPI, *, public_url: str | None = None) -> None:
     sessions = app.state.console_sessions = Sessions(ledger)
     rate = figures.RateMeter(metrics.started)
     env = environment()
+    env.filters.update(adv=engine.advertiser_label, ad=engine.ad_label)  # the dataset's own ids (shop-3, ad-01b)
     secure = (public_url or "").startswith("https://")
     css = (HERE / "static" / "console.css").read_bytes()
     ads = engine.bundle.ads
@@ -360,9 +362,12 @@ def mount_console(app: FastAPI, *, public_url: str | None = None) -> None:
 
     def issue(session: Session, form: dict[str, str]) -> Response:
         errors: Errors = {}
-        advertiser = integer(form, "advertiser_id", errors)
+        text = form.get("advertiser_id", "").strip()
+        named = text if text and not re.fullmatch(r"[+-]?\d+", text) else None  # the dataset's id (shop-3)
+        advertiser = engine.advertiser_index(named) if named else integer(form, "advertiser_id", errors)
         if advertiser is None or not 0 <= advertiser <= 2**63 - 1:
-            errors.setdefault("advertiser_id", "an advertiser id (a whole number from 0 to 2**62)")
+            errors.setdefault("advertiser_id", f"no advertiser {text!r}" if named else
+                              "an advertiser id (the dataset's, or a whole number from 0 to 2**62)")
             return operator_page(session, errors=errors, status=422)
         try:
             key = actions.issue_key(ledger, session.principal, advertiser)
