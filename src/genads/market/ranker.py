@@ -93,19 +93,7 @@ def fit_ranker(model: DIN, imp: Impressions, slot_ctr: np.ndarray, cfg: RankerCo
     hist, item = torch.from_numpy(imp.history), torch.from_numpy(imp.item)
     exam = torch.as_tensor(slot_ctr, dtype=torch.float32)[torch.from_numpy(imp.slot)]
     y = torch.from_numpy(imp.click)
-    losses = []
-    for _ in range(cfg.epochs):
-        model.train()
-        total = 0.0
-        for idx in torch.randperm(len(y), generator=gen).split(cfg.batch_size):
-            p = (exam[idx] * torch.sigmoid(model(hist[idx], item[idx]))).clamp(1e-6, 1 - 1e-6)
-            loss = nn.functional.binary_cross_entropy(p, y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-        losses.append(total / len(y))
-    return losses
+    return [_epoch(model, opt, gen, cfg.batch_size, hist, item, exam, y) for _ in range(cfg.epochs)]
 
 
 def fit_ranker_early(model: DIN, train: Impressions, held: Impressions, k: int, slot_ctr: np.ndarray,
@@ -137,17 +125,9 @@ def fit_ranker_early(model: DIN, train: Impressions, held: Impressions, k: int, 
 
     curve, best, best_state, bad = [], float("inf"), None, 0
     for epoch in range(cfg.epochs):
-        model.train()
-        total = 0.0
-        for idx in torch.randperm(len(y), generator=gen).split(cfg.batch_size):
-            p = (exam[idx] * torch.sigmoid(model(hist[idx], item[idx]))).clamp(1e-6, 1 - 1e-6)
-            loss = nn.functional.binary_cross_entropy(p, y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
+        train = _epoch(model, opt, gen, cfg.batch_size, hist, item, exam, y)
         valid, auc = held_out()
-        curve.append({"epoch": epoch + 1, "train_logloss": total / len(y), "valid_logloss": valid, "valid_auc": auc})
+        curve.append({"epoch": epoch + 1, "train_logloss": train, "valid_logloss": valid, "valid_auc": auc})
         if valid < best - 1e-6:
             best, bad = valid, 0
             best_state = {key: v.clone() for key, v in model.state_dict().items()}
@@ -160,3 +140,17 @@ def fit_ranker_early(model: DIN, train: Impressions, held: Impressions, k: int, 
     model.eval()
     valid, auc = held_out()
     return {"curve": curve, "epochs": len(curve), "valid_logloss": valid, "valid_auc_within_request": auc}
+
+
+def _epoch(model, opt, gen: torch.Generator, batch_size: int, hist, item, exam, y) -> float:
+    """One pass over the impressions in a random order; the mean position-aware click log-loss."""
+    model.train()
+    total = 0.0
+    for idx in torch.randperm(len(y), generator=gen).split(batch_size):
+        p = (exam[idx] * torch.sigmoid(model(hist[idx], item[idx]))).clamp(1e-6, 1 - 1e-6)
+        loss = nn.functional.binary_cross_entropy(p, y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += float(loss.detach()) * len(idx)
+    return total / len(y)
