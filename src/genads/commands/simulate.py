@@ -11,7 +11,14 @@ import yaml
 
 from genads.data.dataset import atomic_write_text
 from genads.eval.report import Report
-from genads.market.config import load_config
+
+
+def load_config(path: Path, seeds: str | None = None):  # -> genads.market.config.SimConfig
+    """:func:`genads.market.config.load_config`, imported when a command runs: the market's configs pull in torch
+    and the models, which `genads --help` and every other command must not pay for at start-up."""
+    from genads.market.config import load_config as load
+
+    return load(path, seeds)
 
 
 def write_run(out: Path, cfg, result: dict) -> Path:

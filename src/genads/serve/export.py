@@ -94,7 +94,7 @@ def export_bundle(out: str | Path, *, model, codes: np.ndarray, split: SequenceS
     users = np.asarray(split.users, dtype=np.int64)
     migration = None
     if state == "keep" and has_state(out):
-        old_vocab, old_ads, _ = read_old_bundle(out)
+        old_vocab, old_ads = read_old_bundle(out)
         aligned = align_ids(vocab or IdVocabulary(), old_vocab)
         ads["ad_id"] = aligned.apply("ad", ads["ad_id"].to_numpy())
         ads["advertiser_id"] = aligned.apply("advertiser", ads["advertiser_id"].to_numpy())

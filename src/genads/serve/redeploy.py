@@ -112,12 +112,11 @@ def catalogue_changes(old_ads: pd.DataFrame, new_ads: pd.DataFrame, vocab: IdVoc
     }
 
 
-def read_old_bundle(out: Path) -> tuple[IdVocabulary, pd.DataFrame | None, dict]:
-    """The vocabulary, ads and manifest of the bundle being replaced (empty ones where it has none)."""
+def read_old_bundle(out: Path) -> tuple[IdVocabulary, pd.DataFrame | None]:
+    """The vocabulary and ads of the bundle being replaced (empty / None where it has none)."""
     vocab = IdVocabulary.load(out) if out.is_dir() else IdVocabulary()
     ads = pd.read_parquet(out / "ads.parquet", columns=["ad_id", "advertiser_id"]) if (out / "ads.parquet").is_file() else None
-    manifest = json.loads((out / "manifest.json").read_text()) if (out / "manifest.json").is_file() else {}
-    return vocab, ads, manifest
+    return vocab, ads
 
 
 def record_migration(state: Path, record: dict) -> None:
