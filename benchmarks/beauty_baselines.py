@@ -21,7 +21,7 @@ validation) dropped (the count is recorded), early stopping on validation R@10 w
 best-validation weights tested with the validation item in the history (no train + validation refit). Each
 epoch's row is printed as it is made, so a run cut off still has its validation curve in its log.
 
-    python benchmarks/beauty_baselines.py --preset esasrec [--budget-min 120] [--epochs 200] [--tag esasrec]
+    python benchmarks/beauty_baselines.py --preset esasrec [--budget-min 120 | --cpu-budget-min 120] [--epochs 200] [--tag esasrec]
 """
 
 from __future__ import annotations
@@ -58,6 +58,19 @@ def print_epoch(row: dict) -> None:
     print("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
 
 
+def overrides(cfg, pairs: list[str]) -> dict:
+    """``["batching=random", "d_model=64"]`` -> {field: value}, each value cast to the type of the preset's."""
+    fields = asdict(cfg)
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in fields:
+            raise SystemExit(f"--set {pair!r}: expected FIELD=VALUE with FIELD one of {sorted(fields)}")
+        kind = type(fields[key])
+        out[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "amazon")
@@ -74,6 +87,11 @@ def main() -> None:
                     help="run this SASRec preset on the eSASRec protocol instead of the --losses rows")
     ap.add_argument("--budget-min", type=float, default=0.0,
                     help="--preset: stop at the first validation after this many minutes (0 = none; best weights kept)")
+    ap.add_argument("--cpu-budget-min", type=float, default=0.0,
+                    help="--preset: stop at the first validation after this many CPU minutes of training (0 = none; "
+                         "a paused run does not spend them)")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="--preset: override one SASRecConfig field (repeatable; diagnostic runs, recorded in the JSON)")
     args = ap.parse_args()
 
     # --preset: histories uncapped, so the whole history is ruled out (the network still reads its last 50)
@@ -93,7 +111,10 @@ def main() -> None:
     figures["early_stopping_protocol"] = "excl" if args.preset else args.stop_on
     models = [("popularity", Popularity())]
     if args.preset:
-        cfg = replace(PRESETS[args.preset], epochs=args.epochs, time_budget_s=args.budget_min * 60)
+        cfg = replace(PRESETS[args.preset], epochs=args.epochs, time_budget_s=args.budget_min * 60,
+                      cpu_budget_s=args.cpu_budget_min * 60,
+                      **overrides(PRESETS[args.preset], args.set))
+        figures["overrides"] = args.set
         models.append((f"sasrec-{args.preset}", SASRec(cfg)))
     for loss in args.losses.split(",") if not args.preset else ():
         cfg = replace(PRESETS["paper"], loss=loss, epochs=args.epochs, n_heads=args.heads,

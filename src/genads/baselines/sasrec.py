@@ -71,12 +71,19 @@ class SASRecConfig:
     RecTools (False: padding keys are masked)."""
     reject_positive: bool = True
     """loss='ss': mask a sampled negative that equals the positive (False: keep it, as RecTools does)."""
+    batching: Literal["length", "random"] = "length"
+    """'length': shuffled batches of users of similar history length (little compute goes into padding);
+    'random': users shuffled every epoch and cut into batches, each padded to its longest row (RecTools'
+    DataLoader), the loss the mean over the batch's valid positions."""
     uniform_positions: bool = False
-    """Weigh every training position the same, as random batches do: a batch's loss is its positions' sum over the
-    mean number of positions per batch, not their mean. Batches group users of similar length (so little compute
-    goes into padding); with a per-batch mean, the positions of short-history batches would weigh up to ~25x more."""
+    """batching='length' only: weigh every training position the same, as random batches do on average: a batch's
+    loss is its positions' sum over the mean number of positions per batch, not their mean (with a per-batch mean,
+    the positions of short-history batches would weigh up to ~25x more)."""
     time_budget_s: float = 0.0
     """Stop at the first validation after this many seconds of training (0 = no limit); best weights kept."""
+    cpu_budget_s: float = 0.0
+    """Stop at the first validation after this many CPU seconds of this process's training (0 = no limit): unlike
+    ``time_budget_s``, a paused (SIGSTOP) or starved run does not spend it."""
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
@@ -87,6 +94,10 @@ class SASRecConfig:
             raise ValueError(f"block={self.block!r} must be 'pre-ln' or 'original'")
         if self.stop_metric not in ("ndcg@10", "recall@10"):
             raise ValueError(f"stop_metric={self.stop_metric!r} must be 'ndcg@10' or 'recall@10'")
+        if self.batching not in ("length", "random"):
+            raise ValueError(f"batching={self.batching!r} must be 'length' or 'random'")
+        if self.uniform_positions and self.batching != "length":
+            raise ValueError("uniform_positions weighs length-bucketed batches; random batches need no weights")
         if self.negatives not in ("uniform", "popularity"):
             raise ValueError(f"negatives={self.negatives!r} must be 'uniform' or 'popularity'")
         for name in ("max_len", "d_model", "n_layers", "batch_size", "epochs", "eval_every", "patience",
@@ -306,12 +317,16 @@ class SASRec:
         self._log_q = item_log_q(targets, split.n_items) if cfg.negatives == "popularity" else None
         log: list[dict] = []
         best, best_state, stale = -1.0, None, 0
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         bar = tqdm(range(1, cfg.epochs + 1), desc=f"sasrec[{cfg.loss}]", disable=not progress)
         for epoch in bar:
             net.train()
             start, total, batches = time.perf_counter(), 0.0, 0
-            for idx in length_batches(lengths, cfg.batch_size, gen):
+            if cfg.batching == "random":
+                order = torch.randperm(len(lengths), generator=gen).split(cfg.batch_size)
+            else:
+                order = length_batches(lengths, cfg.batch_size, gen)
+            for idx in order:
                 loss = self._loss(net, *trim(inputs[idx], targets[idx]), gen, split.n_items)  # mean over positions
                 weight = float((targets[idx] > 0).sum()) / per_batch if cfg.uniform_positions else 1.0
                 opt.zero_grad()
@@ -329,7 +344,9 @@ class SASRec:
                     stale += 1
                 bar.set_postfix(loss=f"{row['loss']:.4f}", r10=f"{valid['recall@10']:.4f}",
                                 ndcg10=f"{valid['ndcg@10']:.4f}")
-            if cfg.time_budget_s and "valid_ndcg@10" in row and time.perf_counter() - started > cfg.time_budget_s:
+            if "valid_ndcg@10" in row and (
+                    (cfg.time_budget_s and time.perf_counter() - started > cfg.time_budget_s)
+                    or (cfg.cpu_budget_s and time.process_time() - cpu_started > cfg.cpu_budget_s)):
                 row["stopped_by_time_budget"] = True
             log.append(row)
             if on_epoch is not None:
