@@ -134,12 +134,33 @@ def test_stop_reports_the_first_bad_row_on_both_paths(tmp_path):
     'user_id,ad_id,timestamp,action\n1,1,5,click\n"2",1,6,click\n',  # a quote: the csv module's rules
     "user_id,ad_id,timestamp,action\n1,1,5,click\n\n2,1,6,click\n",  # a blank line: lines != rows
     "user_id,ad_id,timestamp,action\n1,1,5,click\n2,1,6\n3,1,7,click,extra\n",  # wrong field counts
-], ids=["quote", "blank-line", "malformed"])
+    "user_id,ad_id,timestamp,action\n1,1,5,click\n2,1,6,click\n\n",  # a trailing blank line
+    "user_id,ad_id,timestamp,action\r\n1,1,5,click\r\n\r\n2,1,6,click\r\n",  # a blank CRLF line
+], ids=["quote", "blank-line", "malformed", "trailing-blank", "blank-crlf"])
 def test_files_the_fast_path_cannot_read_strictly_take_the_general_path(tmp_path, text):
     events = write(tmp_path / "e.csv", text)
     fast, general = _both(events, tmp_path)
     assert fast.engine == "general"
     _same(fast, general)
+
+
+@pytest.mark.parametrize("text", [
+    "user_id,ad_id,timestamp,action\n1,1,5,click\n2,1,6,click",  # no newline after the last row
+    "user_id,ad_id,timestamp,action\r\n1,1,5,click\r\n2,1,6,click\r\n",  # CRLF line ends
+], ids=["no-final-newline", "crlf"])
+def test_plain_files_without_blank_lines_take_the_fast_path(tmp_path, text):
+    events = write(tmp_path / "e.csv", text)
+    fast, general = _both(events, tmp_path)
+    assert fast.engine == "fast"
+    _same(fast, general)
+
+
+def test_line_count_counts_a_last_line_without_newline(tmp_path):
+    from genads.data import duck_scan
+
+    assert duck_scan._line_count(write(tmp_path / "a.csv", "h\n1\n2\n")) == 3
+    assert duck_scan._line_count(write(tmp_path / "b.csv", "h\n1\n2")) == 3
+    assert duck_scan._line_count(write(tmp_path / "c.csv", "h\n" + "1\n" * 50), block=7) == 51
 
 
 def test_gzip_check_finds_a_quote_across_blocks(tmp_path):

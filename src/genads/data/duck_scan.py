@@ -48,7 +48,11 @@ _BREAKS = (b'"', b"\n\n", b"\n\r\n", b"\r\r")
 
 
 def eligible(source: object) -> bool:
-    """True for a TabularSource whose events file the fast path can read (see the module doc)."""
+    """True for a TabularSource whose events file the fast path can read (see the module doc).
+
+    A plain file is searched for a quote and a carriage return only (one ``memchr`` pass each); the
+    patterns with ``\\r`` are looked for only in files that have one. Blank lines are found later, and
+    cheaply, by :func:`scan_events` comparing DuckDB's row count with the file's line count."""
     if not isinstance(source, TabularSource) or _is_parquet(source.events):
         return False
     path = source.events
@@ -57,11 +61,22 @@ def eligible(source: object) -> bool:
     if path.suffix == ".gz":
         return _plain_gzip(path)
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-        if any(m.find(pattern) >= 0 for pattern in _BREAKS):
+        if m.find(b'"') >= 0 or (m.find(b"\r") >= 0 and any(m.find(p) >= 0 for p in _BREAKS)):
             return False
         first = m.find(b"\n")
         header = m[: first if first >= 0 else len(m)].decode("utf-8", errors="replace")
     return bool(header.strip())
+
+
+def _line_count(path: Path, block: int = 1 << 24) -> int:
+    """Lines of a plain file (a last line without a newline counts), counted block by block with numpy."""
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        data = np.frombuffer(m, dtype=np.uint8)
+        try:
+            n = sum(int(np.count_nonzero(data[s: s + block] == 10)) for s in range(0, len(data), block))
+            return n + int(len(data) > 0 and data[-1] != 10)
+        finally:
+            del data  # the mmap cannot close while a view of it is alive
 
 
 def _plain_gzip(path: Path, block: int = 1 << 24) -> bool:
@@ -144,19 +159,23 @@ def _action_sql(action_map: dict[str, str] | None) -> str:
 
 
 def _typed_sql(pick: dict[str, str], action: str, strings: bool, known: bool, string_ads: bool,
-               action_map: dict[str, str] | None) -> str:
-    """SQL: table ``typed`` from ``raw``: typed values for the clean rows, the raw text only for the suspect ones.
-    Integers are clean when the text is the canonical decimal of the parsed value (no sign, space or leading
-    zero): exactly what the Python checks read the same way."""
+               action_map: dict[str, str] | None, scan: str) -> str:
+    """SQL: table ``typed_t`` from ``scan``: typed values for the clean rows, the raw text only for the suspect
+    ones. Integers are clean when the text is the canonical decimal of the parsed value (no sign, space or
+    leading zero): exactly what the Python checks read the same way.
+
+    ``scan`` is the CSV reader itself (the table's rowid is then the file order) or, when string ads are joined
+    to the catalogue (a join may reorder rows), the materialised table ``raw`` whose rowid is kept as ``_line``."""
     if not known:
         ad_ok, ad_value = "ak > 0", "CASE WHEN ak = 1 THEN av END"
     else:
         ad_ok = "((ak = 1 AND av IN (SELECT ad_id FROM known_ads)) OR (ak = 2 AND cat_idx IS NOT NULL))"
         ad_value = "CASE WHEN ak = 1 THEN av ELSE cat_idx END"
     join = f"LEFT JOIN catalogue_ads c ON c.txt = {pick['ad_id']}" if string_ads else ""
+    line = "_line, " if string_ads else ""
     return f"""
-            CREATE TABLE typed AS
-            SELECT _line, clean,
+            CREATE TABLE typed_t AS
+            SELECT {line}clean,
                    CASE WHEN clean AND uk = 1 THEN uv END AS user_id,
                    CASE WHEN clean AND uk = 2 THEN u END AS u_txt,
                    CASE WHEN clean THEN {ad_value} END AS ad_id,
@@ -166,17 +185,17 @@ def _typed_sql(pick: dict[str, str], action: str, strings: bool, known: bool, st
                    CASE WHEN NOT clean THEN u END AS u, CASE WHEN NOT clean THEN a END AS a,
                    CASE WHEN NOT clean THEN t END AS t, CASE WHEN NOT clean THEN x END AS x
             FROM (SELECT *, coalesce(uk > 0 AND tk AND act IS NOT NULL AND {ad_ok}, false) AS clean
-                  FROM (SELECT rid + 2 AS _line, u, a, t, x, uv, av, tv, cat_idx,
+                  FROM (SELECT {'rid + 2 AS _line, ' if string_ads else ''}u, a, t, x, uv, av, tv, cat_idx,
                                {_id_kind('u', strings)} AS uk, {_id_kind('a', strings)} AS ak,
                                {_canonical('tv', 't')} AND abs(tv) < {10**17} AS tk,
                                {_action_sql(action_map)} AS act
-                        FROM (SELECT raw.rowid AS rid, {pick['user_id']} AS u, {pick['ad_id']} AS a,
+                        FROM (SELECT {'raw.rowid AS rid, ' if string_ads else ''}{pick['user_id']} AS u, {pick['ad_id']} AS a,
                                      {pick['timestamp']} AS t, {action} AS x,
                                      TRY_CAST({pick['user_id']} AS BIGINT) AS uv,
                                      TRY_CAST({pick['ad_id']} AS BIGINT) AS av,
                                      TRY_CAST({pick['timestamp']} AS BIGINT) AS tv,
                                      {'c.idx' if string_ads else 'NULL::BIGINT'} AS cat_idx
-                              FROM raw {join})))"""
+                              FROM {scan} {join})))"""
 
 
 def scan_events(
@@ -197,24 +216,34 @@ def scan_events(
     delim = source.delimiter(path)
     columns, pick, action = _header(source, path, delim)
     string_ads = _load_known_ads(con, known_ads, vocab)
-    # the file as text; a table's rowid is the insertion (file) order, so row k is line k + 2
+    reader = (f"read_csv({_sql_text(str(path))}, delim = {_sql_text(delim)}, header = true, quote = '\"', "
+              f"columns = {columns}, auto_detect = false, strict_mode = true, null_padding = false)")
+    typed = _typed_sql(pick, action, vocab is not None, known_ads is not None, string_ads, action_map,
+                       "raw" if string_ads else reader)
     try:
-        _run(con, f"""
-            CREATE TABLE raw AS SELECT {', '.join(dict.fromkeys(pick.values()))}
-            FROM read_csv({_sql_text(str(path))}, delim = {_sql_text(delim)}, header = true, quote = '"',
-                          columns = {columns}, auto_detect = false, strict_mode = true, null_padding = false)""")
+        if string_ads:  # the file as text first: a table's rowid is the insertion (file) order
+            _run(con, f"CREATE TABLE raw AS SELECT {', '.join(dict.fromkeys(pick.values()))} FROM {reader}")
+        _run(con, typed)  # without the join, straight from the file: typed_t's rowid is the file order
     except duckdb.Error as e:
         _LOG.debug("fast path declined: %s", e)
         con.execute("DROP TABLE IF EXISTS raw")
+        con.execute("DROP TABLE IF EXISTS typed_t")
         return None
-    _run(con, _typed_sql(pick, action, vocab is not None, known_ads is not None, string_ads, action_map))
-    con.execute("DROP TABLE raw")
+    con.execute("DROP TABLE IF EXISTS raw")
+    rows = con.execute("SELECT count(*) FROM typed_t").fetchone()[0]
+    lines = _line_count(path) if path.suffix != ".gz" else rows + 1  # gzip: blank lines ruled out by eligible()
+    if rows + 1 != lines:  # DuckDB skips blank lines: row k would no longer be line k + 2
+        _LOG.debug("fast path declined: %d rows in %d lines", rows, lines)
+        con.execute("DROP TABLE typed_t")
+        return None
+    con.execute(f"CREATE VIEW typed AS SELECT {'' if string_ads else 'rowid + 2 AS _line, '}* FROM typed_t")
     _run(con, """
         CREATE TABLE accepted AS
         SELECT user_id, u_txt, ad_id, a_txt, timestamp, action, 0 AS _file, _line, _line AS _order
         FROM typed WHERE clean""")
     _judge_suspects(con, "NOT clean", source, known_ads, log, vocab, action_map)
-    con.execute("DROP TABLE typed")
+    con.execute("DROP VIEW typed")
+    con.execute("DROP TABLE typed_t")
     if vocab is not None:
         _assign_indices(con, vocab, known_ads is None)
     con.execute("ALTER TABLE accepted DROP COLUMN u_txt")

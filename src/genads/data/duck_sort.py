@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,19 +82,33 @@ def sort_events(con: duckdb.DuckDBPyConnection, table: str, files: list[str], ou
     reader = con.sql("SELECT user_id, ad_id, timestamp, action FROM dedup ORDER BY user_id, timestamp, _order")\
         .to_arrow_reader(ROW_GROUP)
     pending: list[pa.RecordBatch] = []
-    rows = 0
-    with pq.ParquetWriter(out, EVENT_SCHEMA) as writer:
+    rows, last_user = 0, None
+    # one writer thread: pyarrow encodes a row group (without the GIL) while DuckDB sorts the next batches
+    with pq.ParquetWriter(out, EVENT_SCHEMA) as writer, ThreadPoolExecutor(1) as pool:
+        written: Future | None = None
+
+        def write(group: pa.Table) -> None:
+            nonlocal written
+            if written is not None:
+                written.result()
+            written = pool.submit(writer.write_table, _typed(group), row_group_size=ROW_GROUP)
+
         for batch in reader:
+            users = batch.column(0).to_numpy()
+            if len(users):  # distinct users of a sorted stream: the changes, plus the first
+                stats.n_users += int(np.count_nonzero(users[1:] != users[:-1])) + int(users[0] != last_user)
+                last_user = users[-1]
             pending.append(batch)
             rows += batch.num_rows
             while rows >= ROW_GROUP:
                 table_ = pa.Table.from_batches(pending)
-                writer.write_table(_typed(table_.slice(0, ROW_GROUP)), row_group_size=ROW_GROUP)
+                write(table_.slice(0, ROW_GROUP))
                 rest = table_.slice(ROW_GROUP)
                 pending, rows = rest.to_batches(), rest.num_rows
         if rows or stats.n_events == 0:
-            tail = pa.Table.from_batches(pending) if pending else EVENT_SCHEMA.empty_table()
-            writer.write_table(_typed(tail), row_group_size=ROW_GROUP)
+            write(pa.Table.from_batches(pending) if pending else EVENT_SCHEMA.empty_table())
+        if written is not None:
+            written.result()
     con.execute("DROP TABLE dedup")
     _LOG.debug("%.2fs sorted and written", time.perf_counter() - start)
     return stats
@@ -121,15 +136,15 @@ def _log_duplicates(con: duckdb.DuckDBPyConnection, table: str, files: list[str]
 
 
 def _stats(con: duckdb.DuckDBPyConnection) -> SortStats:
+    """Events, actions, ads and their clicks from one (ad, action) aggregate; users are counted while writing."""
     stats = SortStats()
-    stats.n_events, stats.n_users = con.execute("SELECT count(*), count(DISTINCT user_id) FROM dedup").fetchone()
-    for code, n in con.execute("SELECT action, count(*) FROM dedup GROUP BY action").fetchall():
-        stats.actions[int(code)] = int(n)
-    positive = (ACTION_CODE["click"], ACTION_CODE["conversion"])
-    per_ad = con.execute(f"""
-        SELECT ad_id, count(*) FILTER (WHERE action IN {positive}) FROM dedup GROUP BY ad_id ORDER BY ad_id
-    """).fetchnumpy()
-    ads, clicks = (np.asarray(v, dtype=np.int64) for v in per_ad.values())
+    per = con.execute("SELECT ad_id, action, count(*) AS n FROM dedup GROUP BY ad_id, action").fetchnumpy()
+    ad, action, n = (np.asarray(per[k], dtype=np.int64) for k in ("ad_id", "action", "n"))
+    stats.n_events = int(n.sum())
+    np.add.at(stats.actions, action, n)
+    positive = np.isin(action, (ACTION_CODE["click"], ACTION_CODE["conversion"]))
+    ads, inverse = np.unique(ad, return_inverse=True)
+    clicks = np.bincount(inverse.reshape(-1), weights=n * positive, minlength=len(ads)).astype(np.int64)
     stats.ads = ads
     stats.clicks = {a: c for a, c in zip(ads.tolist(), clicks.tolist(), strict=True) if c}
     return stats
