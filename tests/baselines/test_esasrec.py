@@ -23,13 +23,14 @@ def reference_forward(net: OriginalSASRecNet, seq: torch.Tensor) -> torch.Tensor
     mask = (seq > 0).unsqueeze(-1)
     causal = ~torch.ones(L, L, dtype=torch.bool).tril()
     for block in net.blocks:
-        mha = torch.nn.MultiheadAttention(net.cfg.d_model, net.cfg.n_heads, batch_first=True)
-        mha.load_state_dict({"in_proj_weight": block.in_proj_weight, "in_proj_bias": block.in_proj_bias,
-                             "out_proj.weight": block.out_proj.weight, "out_proj.bias": block.out_proj.bias})
-        mha.eval()
         x = x * mask
         q = block.q_norm(x)
-        x = q + mha(q, x, x, attn_mask=causal, need_weights=False)[0]
+        # what nn.MultiheadAttention(batch_first=True) runs, on the block's own parameters (gradients reach them)
+        att = F.multi_head_attention_forward(
+            q.transpose(0, 1), x.transpose(0, 1), x.transpose(0, 1), net.cfg.d_model, net.cfg.n_heads,
+            block.in_proj_weight, block.in_proj_bias, None, None, False, 0.0, block.out_proj.weight,
+            block.out_proj.bias, training=False, need_weights=False, attn_mask=causal)[0]
+        x = q + att.transpose(0, 1)
         y = block.ff_norm(x)
         x = block.ff2(torch.relu(block.ff1(y))) + y
     return net.norm(x * mask)
@@ -52,6 +53,20 @@ def test_original_block_matches_the_reference_padded_to_max_len(net):
         ours = net(seq)[:, -1]
         ref = reference_forward(net, seq)[:, -1]
     assert torch.allclose(ours, ref, atol=1e-5)
+
+
+def test_packed_blocks_train_like_the_reference(net):
+    """The blocks run on the real positions only; in training (dropout 0) the loss's gradients equal those of the
+    reference padded to max_len, so packing changes nothing that SGD sees."""
+    seq = torch.tensor([[0, 0, 3, 4, 5], [7, 1, 9, 2, 6], [0, 0, 0, 0, 11]])
+    weight = torch.randn(3, 5, CFG.d_model)
+    net.train()
+    ((net.encode(seq, net.table()) * weight).sum()).backward()
+    ours = {n: p.grad.clone() for n, p in net.named_parameters()}
+    net.zero_grad()
+    ((reference_forward(net, seq)[:, -5:] * weight * (seq > 0).unsqueeze(-1)).sum()).backward()
+    for name, p in net.named_parameters():
+        assert torch.allclose(ours[name], p.grad, atol=1e-5), name
 
 
 def test_padding_keys_are_attended_to_unless_masked(net):
