@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from genads.baselines.sasrec import PRESETS, SampledLogits, draw_negatives
+from genads.baselines.sasrec import PRESETS, SampledLogits, SASRecConfig, draw_negatives, epoch_batches
 from genads.baselines.sasrec_original import OriginalSASRecNet
 
 CFG = replace(PRESETS["esasrec"], max_len=8, d_model=12, n_heads=2, n_layers=2, dropout=0.0)
@@ -111,6 +111,22 @@ def test_negatives_are_drawn_independently_for_every_position():
     cells = torch.bincount((neg[:-1, 0] - 1) * 5 + neg[1:, 0] - 1, minlength=25).float()
     chi2 = ((cells - cells.mean()) ** 2 / cells.mean()).sum().item()
     assert chi2 < 60  # chi-square, 24 degrees of freedom: 60 is far beyond p = 1e-4
+
+
+def test_random_batches_cover_every_user_once_and_mix_lengths():
+    lengths = torch.arange(1, 1001) % 50 + 1  # 1,000 users of lengths 1..50
+    gen = torch.Generator().manual_seed(0)
+    for batching in ("random", "length"):
+        batches = epoch_batches(lengths, replace(PRESETS["esasrec"], batching=batching, uniform_positions=False), gen)
+        assert torch.equal(torch.cat(batches).sort().values, torch.arange(1000))  # every user exactly once
+        assert max(len(b) for b in batches) == 128
+        spread = torch.stack([lengths[b].float().std() for b in batches if len(b) > 1]).mean()
+        # random batches mix all lengths (std ~14.4 for uniform 1..50); length buckets hold similar ones
+        assert spread > 12 if batching == "random" else spread < 3
+    with pytest.raises(ValueError, match="uniform_positions"):
+        SASRecConfig(batching="random", uniform_positions=True)
+    with pytest.raises(ValueError, match="batching"):
+        SASRecConfig(batching="sorted")
 
 
 def test_sampled_logits_equal_the_naive_gather_in_value_and_gradient():

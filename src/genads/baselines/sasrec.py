@@ -198,6 +198,14 @@ def length_batches(lengths: Tensor, batch_size: int, gen: torch.Generator) -> li
     return [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]
 
 
+def epoch_batches(lengths: Tensor, cfg: SASRecConfig, gen: torch.Generator) -> list[Tensor]:
+    """One epoch's batches of row indices, every row once: length-bucketed, or (``cfg.batching == "random"``) a
+    fresh shuffle cut into consecutive batches, as RecTools' DataLoader(shuffle=True) makes them."""
+    if cfg.batching == "random":
+        return list(torch.randperm(len(lengths), generator=gen).split(cfg.batch_size))
+    return length_batches(lengths, cfg.batch_size, gen)
+
+
 def trim(x: Tensor, *others: Tensor) -> tuple[Tensor, ...]:
     """Drop leading all-padding columns of left-padded (B, L) tensors."""
     width = int((x > 0).sum(1).max().clamp(min=1))
@@ -322,11 +330,7 @@ class SASRec:
         for epoch in bar:
             net.train()
             start, total, batches = time.perf_counter(), 0.0, 0
-            if cfg.batching == "random":
-                order = torch.randperm(len(lengths), generator=gen).split(cfg.batch_size)
-            else:
-                order = length_batches(lengths, cfg.batch_size, gen)
-            for idx in order:
+            for idx in epoch_batches(lengths, cfg, gen):
                 loss = self._loss(net, *trim(inputs[idx], targets[idx]), gen, split.n_items)  # mean over positions
                 weight = float((targets[idx] > 0).sum()) / per_batch if cfg.uniform_positions else 1.0
                 opt.zero_grad()
