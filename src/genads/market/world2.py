@@ -1,0 +1,128 @@
+"""The second market world (issue 28): creatives, multinomial-logit page choice, variable ad load, fatigue,
+per-slot reserves and learning bidders. Opt-in (``configs/market_world2.yaml``); the first worlds
+(:mod:`genads.market.world`) are untouched.
+
+Users, ads, organic items and advertisers are drawn exactly as in :func:`genads.market.world.make_world`
+(same :class:`~genads.market.world.WorldConfig`), then:
+
+* every ad gets ``creatives.per_ad`` creatives (:mod:`genads.market.creatives`); ad ``a`` shown with
+  creative ``c`` to user ``u`` has utility ``base_logit + ad_bias[a] + affinity * <u, a> + delta(u, a, c)``;
+* a page of ``page_size`` positions carries ``L`` ads, ``0 <= L <= len(ad_positions)``, at the first ``L``
+  of ``ad_positions`` (top first); organic items fill the other positions in the organic ranker's order, so
+  every ad displaces an organic item;
+* the user picks at most one item of the page by the multinomial logit of :mod:`genads.market.choice`
+  (position effects ``kappa``, a no-click option);
+* fatigue within a session: an ad's attraction is multiplied by ``fatigue_same_ad ** n`` after ``n`` earlier
+  exposures of the same ad in the session, and every ad's by ``(1 - ad_blindness) ** m`` after ``m`` ads
+  seen in the session;
+* ad slot ``j`` accepts bids per click of at least ``reserves[j]`` (:mod:`genads.market.reserve`);
+* a share of advertisers learn their bid multiplier by bandit feedback (:mod:`genads.market.learning_bidders`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from genads.market.choice import position_effects
+from genads.market.creatives import CreativeConfig, Creatives, make_creatives
+from genads.market.learning_bidders import LearningBidderConfig
+from genads.market.reserve import slot_reserves
+from genads.market.world import World, WorldConfig, make_world
+
+
+@dataclass(frozen=True)
+class World2Config:
+    """What the second world adds to a :class:`WorldConfig` (every value's source: docs/market.md)."""
+
+    creatives: CreativeConfig = field(default_factory=CreativeConfig)
+    position_eta: float = 1.0
+    """Position effect ``kappa[p] = (1 / (1 + p)) ** eta`` (Joachims et al. 2017's default severity)."""
+    no_click_logit: float = 0.0
+    """Log weight of the no-click option of the page choice."""
+    organic_value: float = 0.3
+    """What the platform counts an organic click as worth, in the currency of bids (assumed; swept)."""
+    fixed_load: int = 3
+    """The ad load of a platform that does not choose it (the first worlds' three ad slots)."""
+    fatigue_same_ad: float = 0.8
+    """Attraction factor per earlier exposure of the same ad in the session (assumed; swept)."""
+    ad_blindness: float = 0.02
+    """Attraction loss of every ad per ad already seen in the session (assumed)."""
+    session_len: int = 8
+    """Page views per session (fatigue resets between sessions)."""
+    reserve_levels: tuple[float, ...] = (0.3, 0.2, 0.1)
+    """Reserve per click of each ad slot (top first) as a share of the median value per click (assumed)."""
+    learning: LearningBidderConfig = field(default_factory=LearningBidderConfig)
+    logging_temperature: float = 0.5
+    """Temperature of the previous system's Plackett-Luce logging policy (:mod:`genads.market.logging_policy`)."""
+    logging_noise: float = 0.5
+    """Standard deviation of the previous system's pCTR logit error."""
+
+    def __post_init__(self) -> None:
+        if self.position_eta < 0 or self.organic_value < 0:
+            raise ValueError(f"position_eta={self.position_eta} and organic_value={self.organic_value} must be >= 0")
+        for name in ("fatigue_same_ad", "ad_blindness"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be in [0, 1]")
+        if self.session_len < 1 or self.fixed_load < 0:
+            raise ValueError(f"session_len={self.session_len} must be >= 1 and fixed_load={self.fixed_load} >= 0")
+        if self.logging_temperature <= 0 or self.logging_noise < 0:
+            raise ValueError(f"logging_temperature={self.logging_temperature} must be > 0 and "
+                             f"logging_noise={self.logging_noise} >= 0")
+
+    def check(self, world: WorldConfig) -> None:
+        """Raise if this config does not fit ``world`` (the ad slots are ``world.ad_positions``)."""
+        if len(self.reserve_levels) != world.ad_load:
+            raise ValueError(f"reserve_levels={self.reserve_levels} must give one level per ad slot "
+                             f"(world.ad_positions={world.ad_positions})")
+        if self.fixed_load > world.ad_load:
+            raise ValueError(f"fixed_load={self.fixed_load} must be <= {world.ad_load} ad slots")
+
+
+@dataclass(frozen=True)
+class World2:
+    base: World
+    config: World2Config
+    creatives: Creatives
+    kappa: np.ndarray
+    """(page_size,) position effects."""
+    reserves: np.ndarray
+    """(max ads,) reserve per click of each ad slot, top first."""
+
+    @property
+    def max_ads(self) -> int:
+        return self.base.config.ad_load
+
+    def layout(self, load: int) -> tuple[np.ndarray, np.ndarray]:
+        """Ad positions and organic positions (top first) of a page with ``load`` ads."""
+        wc = self.base.config
+        ad_pos = np.asarray(wc.ad_positions[:load], dtype=int)
+        return ad_pos, np.setdiff1d(np.arange(wc.page_size), ad_pos)
+
+    def ad_logits(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(B, n_ads) creative-free utility and (B, n_ads, C) creative effects for users (B,)."""
+        w, cfg = self.base, self.base.config
+        u = w.users[users]
+        return cfg.base_logit + w.ad_bias[None] + cfg.affinity * u @ w.ads.T, self.creatives.all_effects(u)
+
+    def organic_logits(self, users: np.ndarray) -> np.ndarray:
+        w, cfg = self.base, self.base.config
+        return cfg.base_logit + w.organic_bias[None] + cfg.affinity * w.users[users] @ w.organic.T
+
+    def fatigue(self, exposures: np.ndarray, ads_seen: np.ndarray) -> np.ndarray:
+        """(B, n_ads) attraction factor after ``exposures`` (B, n_ads) of each ad and ``ads_seen`` (B,) ads."""
+        c = self.config
+        return c.fatigue_same_ad ** exposures * ((1.0 - c.ad_blindness) ** ads_seen)[:, None]
+
+
+def make_world2(world_cfg: WorldConfig, cfg: World2Config, rng: np.random.Generator,
+                encoder: Callable[[list[str]], np.ndarray] | None = None) -> World2:
+    """Draw the base world with ``rng`` (as :func:`make_world`), then the creatives."""
+    cfg.check(world_cfg)
+    base = make_world(world_cfg, rng)
+    creatives = make_creatives(world_cfg.n_ads, base.users, cfg.creatives, rng, encoder)
+    return World2(base=base, config=cfg, creatives=creatives,
+                  kappa=position_effects(world_cfg.page_size, cfg.position_eta),
+                  reserves=slot_reserves(cfg.reserve_levels, float(np.median(base.value))))
