@@ -210,6 +210,29 @@ def test_import_matches_the_reference_model(tmp_path_factory, seed, n, chunk, fa
     assert report.issues.counts.get("duplicate", 0) == len(frame) - len(ref)
 
 
+@pytest.mark.parametrize("row_group", [1, 3, 16, 1 << 20])
+def test_copies_across_batches_are_dropped_and_listed_in_input_order(tmp_path, monkeypatch, row_group):
+    """Runs of equal (user, timestamp) straddle the sorted stream's batches: every later copy is found, the
+    first in input order is kept, and the issues name each copy's line and its first copy's line."""
+    monkeypatch.setattr(duck_sort, "ROW_GROUP", row_group)
+    frame = _log(np.random.default_rng(5), 400, users=3, ads=4)  # few users, ads and times: many copies
+    frame["timestamp"] //= 10
+    path = tmp_path / "events.csv"
+    frame.to_csv(path, index=False)
+    report = do_import(TabularSource(path), tmp_path / "ds", "skip")
+    ds = load_dataset(report.path)
+    frames_equal(ds.events, _reference(frame))
+    key = ["user_id", "ad_id", "timestamp", "action"]
+    copies = frame[frame.duplicated(key, keep="first")]
+    firsts = frame.reset_index().groupby(key)["index"].transform("min")
+    want = [(i + 2, f"same user, ad, timestamp and action as line {firsts[i] + 2}") for i in copies.index]
+    got = [(r["line"], r["message"]) for r in rejected(report.path)]
+    assert got == want and report.issues.counts["duplicate"] == len(copies) > 100
+    assert report.n_users == frame["user_id"].nunique()
+    assert ds.meta["actions"] == {a: int(n) for a, n in zip(ACTIONS, np.bincount(
+        _reference(frame)["action"], minlength=3), strict=True)}
+
+
 @pytest.mark.parametrize("make", [
     lambda tmp: TabularSource(write(tmp / "e.csv", EVENTS_CSV * 1)),
     lambda tmp: TabularSource(write(tmp / "e.csv.gz", EVENTS_CSV + "".join(f"9,1,{t},click\n" for t in range(300)))),
