@@ -4,6 +4,7 @@ and the batcher serves concurrent callers in batches (issue 29)."""
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -58,7 +59,7 @@ def test_a_batch_gets_what_each_request_gets_alone(fresh_engine):
 def test_the_batcher_serves_queued_callers_together_and_exactly(fresh_engine):
     reqs = _requests(fresh_engine, 24, seed=1)
     expected = [_view(fresh_engine.serve(r.history, r.slots, set(r.exclude))) for r in reqs]
-    batcher = MicroBatcher(fresh_engine, BatchConfig(max_batch=8, max_wait_ms=0), start=False)
+    batcher = MicroBatcher(fresh_engine.serve_batch, BatchConfig(max_batch=8, max_wait_ms=0), start=False)
     futures = [batcher.submit(r) for r in reqs]  # queued before the worker runs: batches of 8, deterministically
     batcher.start()
     assert [_view(f.result(30)) for f in futures] == expected
@@ -69,7 +70,7 @@ def test_the_batcher_serves_queued_callers_together_and_exactly(fresh_engine):
 def test_concurrent_threads_get_their_own_answers(fresh_engine):
     reqs = _requests(fresh_engine, 16, seed=2)
     expected = [_view(fresh_engine.serve(r.history, r.slots, set(r.exclude))) for r in reqs]
-    batcher = MicroBatcher(fresh_engine, BatchConfig(max_batch=16, max_wait_ms=5))
+    batcher = MicroBatcher(fresh_engine.serve_batch, BatchConfig(max_batch=16, max_wait_ms=5))
     got: list = [None] * len(reqs)
     gate = threading.Barrier(len(reqs))
 
@@ -86,21 +87,40 @@ def test_concurrent_threads_get_their_own_answers(fresh_engine):
     assert got == expected and batcher.requests == len(reqs)
 
 
-def test_a_full_queue_is_refused_and_errors_reach_every_waiter(fresh_engine, monkeypatch):
-    batcher = MicroBatcher(fresh_engine, BatchConfig(max_queue=2), start=False)
+def test_a_full_queue_is_refused_and_errors_reach_every_waiter(fresh_engine):
+    def broken(requests):
+        raise RuntimeError("decoder died")
+
+    batcher = MicroBatcher(broken, BatchConfig(max_queue=2), start=False)
     reqs = _requests(fresh_engine, 3)
     futures = [batcher.submit(r) for r in reqs[:2]]
     with pytest.raises(Overloaded):
         batcher.submit(reqs[2])
-
-    def broken(requests):
-        raise RuntimeError("decoder died")
-
-    monkeypatch.setattr(fresh_engine, "serve_batch", broken)
     batcher.start()
     for f in futures:
         with pytest.raises(RuntimeError, match="decoder died"):
             f.result(30)
+    assert batcher.pending == 0
+    batcher.submit(reqs[2])  # room again once the batch was answered
     batcher.close()
     with pytest.raises(ValueError, match="max_batch"):
         BatchConfig(max_batch=0)
+
+
+def test_requests_of_one_user_never_share_a_batch(fresh_engine):
+    """The frequency caps count what a user was served: its second request must see the first one's slate, so the
+    two go to successive batches, in order; other users' requests fill the batch meanwhile."""
+    reqs = [replace(r, user=u) for r, u in zip(_requests(fresh_engine, 6, seed=3), "aabacc", strict=True)]
+    seen: list[list[str]] = []
+
+    def record(batch):
+        seen.append([r.user for r in batch])
+        return fresh_engine.serve_batch(batch)
+
+    batcher = MicroBatcher(record, BatchConfig(max_batch=8, max_wait_ms=0), start=False)
+    futures = [batcher.submit(r) for r in reqs]
+    batcher.start()
+    for f in futures:
+        f.result(30)
+    batcher.close()
+    assert seen == [["a", "b", "c"], ["a", "c"], ["a"]]

@@ -133,7 +133,7 @@ def test_unhandled_errors_are_json_500s(engine, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(engine, "serve", broken)
+    monkeypatch.setattr(engine, "serve_batch", broken)
     with TestClient(create_app(engine), headers={"X-API-Key": PUBLISHER}) as client:
         r = client.post("/v1/ads", json={"slots": 1})
         assert r.status_code == 500 and r.headers["content-type"] == "application/json"
@@ -143,14 +143,14 @@ def test_unhandled_errors_are_json_500s(engine, monkeypatch):
 
 def test_a_full_decoding_queue_answers_503_with_retry_after(engine, monkeypatch):
     gate, entered = threading.Event(), threading.Event()
-    real = engine.serve
+    real = engine.serve_batch
 
     def slow(*args, **kwargs):
         entered.set()
         gate.wait(10)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "serve", slow)
+    monkeypatch.setattr(engine, "serve_batch", slow)
     with TestClient(create_app(engine, limits=Limits(max_queue=1)), headers={"X-API-Key": PUBLISHER}) as client:
         first: list = []
         t = threading.Thread(target=lambda: first.append(client.post("/v1/ads", json={"slots": 1})))

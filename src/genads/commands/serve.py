@@ -35,7 +35,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from genads.serve.limits import Limits
     from genads.serve.server import run
 
-    limits = Limits(max_body_bytes=args.max_body, max_queue=args.max_queue, body_timeout_s=args.body_timeout,
+    limits = Limits(max_body_bytes=args.max_body, max_queue=args.max_queue, max_batch=args.max_batch,
+                    batch_wait_ms=args.batch_wait_ms, body_timeout_s=args.body_timeout,
                     head_timeout_s=args.head_timeout, body_deadline_s=args.body_deadline,
                     max_connections_per_client=args.max_connections_per_client, max_connections=args.max_connections,
                     connection_deadline_s=args.connection_deadline)
@@ -125,6 +126,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="base URL of creative links (https://ads.example.com); default: relative links")
     p.add_argument("--max-body", type=int, default=1 << 20, help="request body limit in bytes (413 above)")
     p.add_argument("--max-queue", type=int, default=64, help="ad requests waiting for decoding before 503")
+    p.add_argument("--max-batch", type=int, default=32,
+                   help="ad requests decoded together at most (micro-batching; 1: one by one)")
+    p.add_argument("--batch-wait-ms", type=float, default=2.0,
+                   help="ms a batch waits at most for ad requests still arriving (a lone request never waits)")
     p.add_argument("--body-timeout", type=float, default=10.0, help="seconds a request body may stall (408)")
     p.add_argument("--head-timeout", type=float, default=10.0,
                    help="seconds a connection has to send a complete request head (then it is closed)")

@@ -10,10 +10,13 @@ most once per slot; an invalid click is recorded and charged nothing, or refunde
 [{"loc": [...], "msg": ..., "type": ...}]}``, the ``loc`` naming the offending field, as FastAPI's own
 validation errors do.
 
-Decoding runs in one worker thread beside the event loop (the engine decodes one request at a
-time anyway), so /healthz and the event and campaign routes answer while slates are built; at
-most ``Limits.max_queue`` ad requests wait, more get 503 with ``Retry-After``. Latency is measured
-from the moment a request reaches the app, so queueing is included.
+Decoding runs in one worker thread beside the event loop, micro-batched (:mod:`genads.serve.batching`):
+ad requests that arrive together are scored in one batched forward (up to ``Limits.max_batch``; a batch's
+first request waits at most ``Limits.batch_wait_ms`` for requests already arriving, a lone one not at all),
+then auctioned, capped and signed one by one, each exactly as if it had come alone. /healthz and the event
+and campaign routes answer while slates are built; at most ``Limits.max_queue`` ad requests are pending,
+more get 503 with ``Retry-After``. Latency is measured from the moment a request reaches the app, so
+queueing is included.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from typing import Annotated
 
 import numpy as np
@@ -45,9 +48,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from genads.serve import actions
 from genads.serve.access_log import RequestLogMiddleware
 from genads.serve.actions import field_error
+from genads.serve.batching import BatchConfig, MicroBatcher, Overloaded
 from genads.serve.console import mount_console
 from genads.serve.creatives import BannerCache
 from genads.serve.engine import AdEngine, AdResult
+from genads.serve.engine import AdRequest as SlateRequest
 from genads.serve.keys import MAX_KEY_CHARS, KeyInfo, Principal, key_id
 from genads.serve.ledger import MICROS, Campaign, Event, LedgerError
 from genads.serve.limits import Limits, LimitsMiddleware, StrictJSONRoute
@@ -131,6 +136,40 @@ class MetricsMiddleware:
             route = getattr(scope.get("route"), "path", "unmatched")
             self.metrics.requests.labels(route, str(status[0])).inc()
             self.metrics.latency.labels(route).observe(time.perf_counter() - start)
+
+
+class ArrivingAds:
+    """Counts the POST /v1/ads requests that reached the app and have not reached the decoder yet (being read,
+    validated, checked): the batcher waits for these, and only these, before it decodes."""
+
+    def __init__(self, app, arriving: list[int]) -> None:
+        self.app, self.arriving = app, arriving
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST" or scope.get("path") != "/v1/ads":
+            await self.app(scope, receive, send)
+            return
+        self.arriving[0] += 1
+        scope.setdefault("state", {})["genads_arriving"] = True
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if scope["state"].pop("genads_arriving", False):  # refused before it reached the decoder
+                self.arriving[0] -= 1
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An ad request on its way through the batcher: the engine's request (before frequency caps), the user's
+    hash (None: no user_id), when it was queued."""
+
+    request: SlateRequest
+    user: str | None
+    queued: float
+
+
+def pending_user(p: Pending) -> str | None:
+    return p.user
 
 
 ApiKey = Annotated[str | None, Security(API_KEY)]
@@ -237,13 +276,30 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
     limits = limits or Limits()
     banners = banners or BannerCache(engine.bundle.ads)
     base = (public_url or "").rstrip("/")
-    decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="genads-decode")
-    waiting = [0]
+    arriving = [0]
+
+    def decide(batch: list[Pending]) -> list[AdResult]:  # in the decoding thread, one batch at a time
+        start = time.perf_counter()
+        engine.secrets.reload()  # sign with the current secret within a second of a rotation
+        requests = []
+        for p in batch:  # caps as they stand now: a user is in one request of a batch at most (the batcher's key)
+            metrics.queue_wait.observe(start - p.queued)
+            capped_ads, campaign_room = guard.capped(p.user)
+            requests.append(replace(p.request, exclude=p.request.exclude | capped_ads, campaign_room=campaign_room))
+        results = engine.serve_batch(requests)
+        for p, result in zip(batch, results, strict=True):
+            guard.served(p.user, [(s.ad_id, s.campaign_id) for s in result.placements])
+        return results
+
+    batcher: MicroBatcher[Pending, AdResult] = MicroBatcher(
+        decide, BatchConfig(max_batch=limits.max_batch, max_wait_ms=limits.batch_wait_ms, max_queue=limits.max_queue),
+        start=False, key=pending_user, arriving=lambda: arriving[0])
+    app_started = [False]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        decoder.shutdown(wait=False, cancel_futures=True)
+        batcher.close(timeout=1.0)
 
     hidden = {} if docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(title="genads", version="1", description="Generative ads: slates, prices, creatives, budgets.",
@@ -252,6 +308,7 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
     app.state.engine, app.state.metrics, app.state.limits = engine, metrics, limits
     guard = app.state.traffic = TrafficGuard(traffic or TrafficPolicy(), clock)
 
+    app.add_middleware(ArrivingAds, arriving=arriving)
     app.add_middleware(LimitsMiddleware, limits=limits)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # sees refusals and 500s too
     app.add_middleware(RequestLogMiddleware)  # outermost: every answer carries X-Request-ID and is logged
@@ -295,42 +352,44 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
     @app.get("/metrics", tags=["ops"], response_class=Response, dependencies=[Depends(metrics_reader)])
     def prometheus() -> Response:
         metrics.live_ads.set(len(engine.live))
-        metrics.queue.set(waiting[0])
+        metrics.queue.set(batcher.pending)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    def decide(req: AdRequest, queued: float, user: str | None = None) -> AdResult:  # in the decoding thread
-        metrics.queue_wait.observe(time.perf_counter() - queued)
-        engine.secrets.reload()  # sign with the current secret within a second of a rotation
+    def slate_request(req: AdRequest, user: str | None) -> SlateRequest:
+        """The engine's request: history as items (422 naming an unknown ad), exclusions as ad ids."""
         if req.history is not None:
             items, bad = engine.history_items(req.history)
             if bad is not None:
                 raise field_error(422, ["body", "history", bad], f"unknown ad_id {req.history[bad]}")
         else:
             items = engine.user_history(req.user_id) if req.user_id is not None else np.zeros(0, np.int64)
-        exclude = {engine.ad_index(ad) for ad in req.context.exclude} - {None}
-        capped_ads, campaign_room = guard.capped(user)
-        result = engine.serve(items, req.slots, exclude | capped_ads, campaign_room, user or "")
-        guard.served(user, [(p.ad_id, p.campaign_id) for p in result.placements])
-        return result
+        exclude = frozenset({engine.ad_index(ad) for ad in req.context.exclude} - {None})
+        return SlateRequest(items, req.slots, exclude, None, user or "")
 
-    async def decode(req: AdRequest, user: str | None = None) -> AdResult:
-        """The slate for a request, built in the decoding thread (503 when ``limits.max_queue`` are waiting)."""
-        if waiting[0] >= limits.max_queue:
-            raise StarletteHTTPException(503, headers={"Retry-After": "1"}, detail=[
-                {"loc": ["server", "queue"], "msg": f"{waiting[0]} ad requests are waiting; retry", "type": "busy"}])
-        waiting[0] += 1
+    async def decode(req: AdRequest, user: str | None = None, scope: dict | None = None) -> AdResult:
+        """The slate for a request, built by the batcher's thread (503 when ``limits.max_queue`` are pending)."""
+        if scope is not None and scope.get("state", {}).pop("genads_arriving", False):
+            arriving[0] -= 1  # it reaches the decoder now (or is refused)
+        pending = Pending(slate_request(req, user), user, time.perf_counter())
+        if not app_started[0]:
+            app_started[0] = True
+            batcher.start()
         try:
-            return await asyncio.get_running_loop().run_in_executor(decoder, decide, req, time.perf_counter(), user)
-        finally:
-            waiting[0] -= 1
+            future = batcher.submit(pending)
+        except Overloaded:
+            raise StarletteHTTPException(503, headers={"Retry-After": "1"}, detail=[
+                {"loc": ["server", "queue"], "msg": f"{batcher.pending} ad requests are waiting; retry",
+                 "type": "busy"}]) from None
+        return await asyncio.wrap_future(future)
 
     app.state.decode = decode  # the console's slate preview decodes through the same thread and queue bound
+    app.state.batcher = batcher
 
     @app.post("/v1/ads", response_model=AdResponse, tags=["ads"],
               responses={503: {"description": "too many requests waiting for decoding (see Retry-After)"}})
-    async def ads(req: AdRequest, caller: AdsCaller) -> JSONResponse:
+    async def ads(req: AdRequest, caller: AdsCaller, request: Request) -> JSONResponse:
         # decoded in the worker thread, answered as built JSON (re-validating the response costs more than the auction)
-        result = await decode(req, None if req.user_id is None else user_hash(req.user_id))
+        result = await decode(req, None if req.user_id is None else user_hash(req.user_id), request.scope)
         metrics.mechanism.labels(result.mechanism).inc()
         metrics.slots.labels("requested").inc(req.slots)
         metrics.slots.labels("filled").inc(len(result.placements))

@@ -4,20 +4,30 @@ Scoring a batch of histories costs little more than scoring one (the exact score
 matrix product per batch; beam search runs its levels for all rows at once), so under concurrency the engine's
 cost per request falls with the batch. :class:`MicroBatcher` holds a request for at most ``max_wait_ms`` while
 others arrive (never longer, so a lone request pays at most that wait), then runs up to ``max_batch`` of them
-through :meth:`genads.serve.engine.AdEngine.serve_batch` on one worker thread; torch releases the GIL while
-it computes, so the event loop and the other handler threads keep running. A full queue is refused at once
-(:class:`Overloaded`), which the service answers with 503 + Retry-After as before.
+through one call of its ``serve`` function (:meth:`genads.serve.engine.AdEngine.serve_batch`, or the app's
+wrapper that adds the frequency caps) on one worker thread; torch releases the GIL while it computes, so the
+event loop and the other handler threads keep running. At most ``max_queue`` requests are pending (waiting or
+in the batch being decoded): more are refused at once (:class:`Overloaded`), which the service answers with
+503 + Retry-After as before.
+
+Requests that share a key (the user's hash: what the frequency caps count by) never share a batch: the later
+one waits for the next batch, so that it sees the caps after the earlier one was served, exactly as one by one.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
+from collections import deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
-from genads.serve.engine import AdEngine, AdRequest, AdResult
+from genads.serve.engine import AdRequest
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Overloaded(RuntimeError):
@@ -31,7 +41,7 @@ class BatchConfig:
     max_wait_ms: float = 2.0
     """How long the first request of a batch waits for others (0: decode whatever is queued, no waiting)."""
     max_queue: int = 1024
-    """Requests waiting at most; more are refused (Overloaded)."""
+    """Requests pending at most (waiting, or in the batch being decoded); more are refused (Overloaded)."""
 
     def __post_init__(self) -> None:
         if self.max_batch < 1 or self.max_queue < 1:
@@ -40,13 +50,29 @@ class BatchConfig:
             raise ValueError(f"max_wait_ms={self.max_wait_ms} must be >= 0")
 
 
-class MicroBatcher:
-    """Collects :class:`AdRequest` s from many threads and serves them in batches on one worker thread."""
+def user_key(request: AdRequest) -> str | None:
+    """Requests for the same user (its hash) go to different batches; anonymous ones (history only) never clash."""
+    return request.user or None
 
-    def __init__(self, engine: AdEngine, config: BatchConfig | None = None, start: bool = True) -> None:
-        self.engine, self.config = engine, config or BatchConfig()
-        self._queue: queue.Queue[tuple[AdRequest, Future]] = queue.Queue(self.config.max_queue)
-        self._stop = threading.Event()
+
+class MicroBatcher(Generic[T, R]):
+    """Collects requests from many threads (or an event loop) and serves them in batches on one worker thread.
+
+    Args:
+        serve: a batch of requests -> one result each, in order (an exception fails every request of the batch).
+        key: requests with the same non-None key are never in one batch (arrival order is kept per key).
+        arriving: how many requests are on their way (arrived at the service, not submitted yet): a batch waits
+            for more only while this is above 0 (and ``max_wait_ms`` has not passed). None: it always waits.
+    """
+
+    def __init__(self, serve: Callable[[list[T]], Sequence[R]], config: BatchConfig | None = None, start: bool = True,
+                 key: Callable[[T], str | None] = user_key, arriving: Callable[[], int] | None = None) -> None:
+        self.serve_batch, self.config, self.key, self.arriving = serve, config or BatchConfig(), key, arriving
+        self._waiting: deque[tuple[T, Future]] = deque()
+        self._ready = threading.Condition()
+        self._stop = False
+        self.pending = 0
+        """Requests submitted and not yet answered (the queue bound counts these)."""
         self.batches = 0
         """Batches decoded so far (with :attr:`requests`, the mean batch size)."""
         self.requests = 0
@@ -58,57 +84,75 @@ class MicroBatcher:
         """Start the worker (when made with ``start=False``: requests queued before are then served together)."""
         self._worker.start()
 
-    def submit(self, request: AdRequest) -> Future:
-        """Queue ``request``; its :class:`AdResult` (or the engine's exception) arrives in the returned future."""
-        if self._stop.is_set():
-            raise RuntimeError("the batcher is closed")
+    def submit(self, request: T) -> Future:
+        """Queue ``request``; its result (or the exception of its batch) arrives in the returned future."""
         future: Future = Future()
-        try:
-            self._queue.put_nowait((request, future))
-        except queue.Full:
-            raise Overloaded(f"{self.config.max_queue} ad requests already waiting") from None
+        with self._ready:
+            if self._stop:
+                raise RuntimeError("the batcher is closed")
+            if self.pending >= self.config.max_queue:
+                raise Overloaded(f"{self.pending} ad requests are waiting")
+            self.pending += 1
+            self._waiting.append((request, future))
+            self._ready.notify()
         return future
 
-    def serve(self, request: AdRequest, timeout: float | None = 30.0) -> AdResult:
+    def serve(self, request: T, timeout: float | None = 30.0) -> R:
         """:meth:`submit` and wait for the result."""
         return self.submit(request).result(timeout)
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop taking requests; those already queued are still served."""
-        self._stop.set()
+        with self._ready:
+            self._stop = True
+            self._ready.notify()
         if self._worker.is_alive():
             self._worker.join(timeout)
 
-    def _take(self) -> list[tuple[AdRequest, Future]]:
-        try:
-            first = self._queue.get(timeout=0.1)
-        except queue.Empty:
-            return []
-        batch = [first]
-        deadline = time.monotonic() + self.config.max_wait_ms / 1000.0
-        while len(batch) < self.config.max_batch:
-            left = deadline - time.monotonic()
-            try:
-                batch.append(self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return batch
+    def _take(self) -> list[tuple[T, Future]]:
+        """The next batch: the oldest requests, waiting at most ``max_wait_ms`` after the first for more, one
+        per key (a request whose key is taken stays queued, in order, for the next batch)."""
+        with self._ready:
+            while not self._waiting:
+                if self._stop:
+                    return []
+                self._ready.wait(0.1)
+            deadline = time.monotonic() + self.config.max_wait_ms / 1000.0
+            batch, keys, looked = [], set(), 0
+            while len(batch) < self.config.max_batch:
+                if looked == len(self._waiting):  # everything queued was looked at: wait for more, or go
+                    left = deadline - time.monotonic()
+                    if left <= 0 or self._stop or (self.arriving is not None and self.arriving() <= 0):
+                        break
+                    self._ready.wait(left if self.arriving is None else min(left, 0.0005))
+                    continue
+                request, future = self._waiting[looked]
+                k = self.key(request)
+                if k is not None and k in keys:
+                    looked += 1
+                    continue
+                del self._waiting[looked]
+                keys.add(k)
+                batch.append((request, future))
+            return batch
 
     def _run(self) -> None:
-        while not (self._stop.is_set() and self._queue.empty()):
+        while True:
             batch = self._take()
             if not batch:
-                continue
+                return  # stopped, nothing left
             live = [(r, f) for r, f in batch if f.set_running_or_notify_cancel()]
-            if not live:
-                continue
             try:
-                results = self.engine.serve_batch([r for r, _ in live])
+                results = self.serve_batch([r for r, _ in live]) if live else []
             except BaseException as exc:  # every waiter learns of it; the worker goes on
-                for _, f in live:
-                    f.set_exception(exc)
-                continue
-            self.batches += 1
-            self.requests += len(live)
-            for (_, f), result in zip(live, results, strict=True):
-                f.set_result(result)
+                results, error = None, exc
+            with self._ready:
+                self.pending -= len(batch)
+                if live:
+                    self.batches += 1
+                    self.requests += len(live)
+            for i, (_, f) in enumerate(live):
+                if results is None:
+                    f.set_exception(error)
+                else:
+                    f.set_result(results[i])

@@ -48,6 +48,11 @@ class Limits:
     (or after its previous answer) is closed, however slowly it trickles bytes."""
     max_queue: int = 64
     """POST /v1/ads requests decoding or waiting to: more get 503 with Retry-After."""
+    max_batch: int = 32
+    """POST /v1/ads requests decoded together at most (one batched forward, then an auction each)."""
+    batch_wait_ms: float = 2.0
+    """How long a batch's first ad request may wait for others that have arrived and are still being read (a
+    lone request does not wait: nothing else is on its way)."""
     keep_alive_s: int = 5
     """uvicorn: an idle keep-alive connection is closed after this."""
     max_connections: int = 1024
@@ -59,10 +64,12 @@ class Limits:
     """uvicorn: a connection is closed this long after it opened, whatever it is doing (clients reconnect)."""
 
     def __post_init__(self) -> None:
-        for name in ("max_body_bytes", "max_header_bytes", "max_queue", "keep_alive_s", "max_connections",
+        for name in ("max_body_bytes", "max_header_bytes", "max_queue", "max_batch", "keep_alive_s", "max_connections",
                      "max_connections_per_client"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        if self.batch_wait_ms < 0:
+            raise ValueError(f"batch_wait_ms={self.batch_wait_ms} must be >= 0")
         for name in ("body_timeout_s", "head_timeout_s", "body_deadline_s", "connection_deadline_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be > 0")
