@@ -33,16 +33,7 @@ from fastapi import Depends, FastAPI, Path, Request, Response, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    PlatformCollector,
-    ProcessCollector,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from genads.serve import actions
@@ -56,6 +47,7 @@ from genads.serve.engine import AdRequest as SlateRequest
 from genads.serve.keys import MAX_KEY_CHARS, KeyInfo, Principal, key_id
 from genads.serve.ledger import MICROS, Campaign, Event, LedgerError
 from genads.serve.limits import Limits, LimitsMiddleware, StrictJSONRoute
+from genads.serve.metrics import Metrics
 from genads.serve.schemas import (
     AdRequest,
     AdResponse,
@@ -90,26 +82,6 @@ def _message(e: dict) -> str:
     if e.get("type") == "json_invalid" and isinstance(e.get("ctx"), dict):
         return f"invalid JSON at character {e['loc'][-1]}: {e['ctx'].get('error', '')}"
     return str(e.get("msg", ""))
-
-
-class Metrics:
-    def __init__(self) -> None:
-        self.registry = r = CollectorRegistry()
-        self.requests = Counter("genads_http_requests_total", "HTTP requests", ["route", "status"], registry=r)
-        self.latency = Histogram("genads_http_request_duration_seconds", "Request latency", ["route"], registry=r,
-                                 buckets=(0.002, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5, 10.0))
-        self.events = Counter("genads_events_total", "Events", ["type", "outcome"], registry=r)
-        self.charged = Counter("genads_charged_micros", "Money charged, in micros (1e-6 currency units)", registry=r)
-        self.refunded = Counter("genads_refunded_micros", "Charges refunded for invalid clicks, in micros", registry=r)
-        self.mechanism = Counter("genads_auctions_total", "Ad requests by pricing mechanism", ["mechanism"], registry=r)
-        self.slots = Counter("genads_slots_total", "Slots asked for by POST /v1/ads, and filled", ["outcome"], registry=r)
-        self.live_ads = Gauge("genads_live_ads", "Ads that can be served", registry=r)
-        self.queue = Gauge("genads_ads_queue", "POST /v1/ads requests decoding or waiting to", registry=r)
-        self.queue_wait = Histogram("genads_ads_queue_wait_seconds", "Time an ad request waited for the decoder",
-                                    registry=r, buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5, 10.0))
-        self.started = time.time()
-        ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
-        PlatformCollector(registry=r)
 
 
 class MetricsMiddleware:
@@ -353,7 +325,7 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
     def prometheus() -> Response:
         metrics.live_ads.set(len(engine.live))
         metrics.queue.set(batcher.pending)
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     def slate_request(req: AdRequest, user: str | None) -> SlateRequest:
         """The engine's request: history as items (422 naming an unknown ad), exclusions as ad ids."""

@@ -37,6 +37,7 @@ from genads.serve.engine import AdEngine, ServeConfig, seed_campaigns
 from genads.serve.keys import LedgerError
 from genads.serve.ledger import SQLLedger, open_ledger
 from genads.serve.limits import Limits, guarded_protocol
+from genads.serve.metrics import enable_multiprocess, worker_exited
 from genads.serve.served_log import SERVED_LOG, ServedLog
 from genads.serve.tokens import TokenSecrets, write_secret
 from genads.serve.traffic import TrafficPolicy
@@ -202,6 +203,7 @@ def run(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, ledger_u
     if not (ledger_url or "").startswith(("postgresql://", "postgres://")):
         raise ValueError(f"--workers {workers} needs --ledger postgresql://...: the SQLite ledger serves one process")
     _prepare_state(run_dir, ledger_url, traffic.require_keys)
+    enable_multiprocess(private_dir(bundle_dir(run_dir) / "state") / "metrics")  # /metrics sums every worker
     sock = socket.create_server((host, port), backlog=2048, reuse_port=False)
     sock.set_inheritable(True)
     _supervise(workers, lambda: _serve(build_app(*args), log_level, limits, sock=sock))
@@ -280,6 +282,7 @@ def _supervise(workers: int, serve: Callable[[], None]) -> None:
         if slot is None:
             continue
         log.info("worker exited", extra={"fields": {"worker": slot, "worker_pid": pid, "status": status}})
+        worker_exited(pid)
         if not stopping[0]:
             time.sleep(0.2)  # a worker failing at start must not spin
             start(slot)
