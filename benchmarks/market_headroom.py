@@ -7,9 +7,10 @@ table: the full oracle's page value (ad eCPM + organic value) and RPM over each 
 seed, mean and 95% t-interval, and whether the headroom is under 2%.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/market_headroom.py [--seeds 1,...,10] [--name market_headroom]
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/market_headroom.py --sweep organic_value=0,0.3,0.6,1.0 \
-        --sweep fatigue_same_ad=0.6,0.8,0.9,1.0 --sweep match_std=0,0.25,0.5,0.75 --seeds 1,2,3 \
-        --name market_headroom_sweep --plot docs/market_headroom_sweep.png
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/market_headroom.py --seeds 1,2,3 --name market_headroom_sweep \
+        --sweep organic_value=0,0.3,1 --sweep fatigue_same_ad=0.6,0.8,1 --sweep ad_blindness=0,0.02,0.05 \
+        --sweep position_eta=0.5,1,1.5 --sweep no_click_logit=-1,0,1 --sweep match_std=0,0.25,0.5 \
+        --sweep quality_std=0,0.25,0.5 --plot docs/market_headroom_sweep.png   # the 3 most influential plotted
     .venv/bin/python benchmarks/market_headroom.py --encoder hashing --seeds 1 --sessions 20 --name market_headroom_smoke
 """
 
@@ -40,7 +41,13 @@ class CachedEncoder:
     """The text encoder with a memory of the texts it has embedded (worlds share most creative texts)."""
 
     def __init__(self, name: str) -> None:
-        self.encoder, self.memory = encoder_for(name), {}
+        here, path = os.path.dirname(os.path.abspath(__file__)), list(sys.path)
+        sys.path[:] = [p for p in path if os.path.abspath(p or ".") != here]  # benchmarks/tokenizers.py would
+        try:                                                                  # shadow Hugging Face's tokenizers
+            self.encoder = encoder_for(name)
+        finally:
+            sys.path[:] = path
+        self.memory: dict[str, np.ndarray] = {}
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         todo = [t for t in texts if t not in self.memory]
@@ -80,30 +87,45 @@ def sweep(world_cfg, extra, study, seeds, specs: list[str], encoder) -> dict:
     return out
 
 
-def plot_sweep(result: dict, path: Path) -> None:
+def influence(result: dict) -> dict[str, float]:
+    """Per swept parameter: the widest range (max - min over its values) of any effect's headroom in any market."""
+    out = {}
+    for name, points in result.items():
+        spans = []
+        for r0 in points[0]["table"]:
+            ys = [next(r["headroom"] for r in p["table"] if (r["market"], r["effect"]) == (r0["market"], r0["effect"]))
+                  for p in points]
+            spans.append(max(ys) - min(ys))
+        out[name] = float(max(spans))
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+def plot_sweep(result: dict, path: Path, top: int = 3) -> None:
+    """The ``top`` most influential parameters' sweeps, one panel each."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(result)
-    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4), squeeze=False)
-    for ax, name in zip(axes[0], names, strict=True):
+    names = list(influence(result))[:top]
+    fig, axes = plt.subplots(2, len(names), figsize=(5 * len(names), 7), squeeze=False)
+    for col, name in enumerate(names):
         points = result[name]
-        xs = [p["value"] for p in points]
-        for market, style in (("budget_bound", "-"), ("unconstrained", "--")):
+        xs = np.array([p["value"] for p in points])
+        for row, market in enumerate(("budget_bound", "unconstrained")):
+            ax = axes[row][col]
             for i, effect in enumerate(("creative", "slate", "ad_load", "fatigue", "budget")):
                 rows = [next(r for r in p["table"] if r["market"] == market and r["effect"] == effect) for p in points]
                 ys = np.array([100 * r["headroom"] for r in rows])
-                lo = np.array([100 * r["ci_low"] for r in rows])
-                hi = np.array([100 * r["ci_high"] for r in rows])
-                ax.plot(xs, ys, style, color=f"C{i}", marker="o", label=f"{effect} ({market})")
-                ax.fill_between(xs, lo, hi, color=f"C{i}", alpha=0.08)
-        ax.axhline(2.0, color="grey", lw=0.8, ls=":")
-        ax.set_xlabel(name)
-        ax.set_ylabel("oracle headroom, % of page value")
-        ax.set_title(f"headroom vs {name}")
-    axes[0][0].legend(fontsize=6, ncol=2)
+                err = np.array([[100 * (r["headroom"] - r["ci_low"]), 100 * (r["ci_high"] - r["headroom"])]
+                                for r in rows]).T
+                ax.errorbar(xs + 0.01 * (i - 2) * np.ptp(xs), ys, yerr=err, color=f"C{i}", marker="o", capsize=2,
+                            lw=1.2, elinewidth=0.6, label=effect)
+            ax.axhline(2.0, color="grey", lw=0.8, ls=":")
+            ax.set_xlabel(name)
+            ax.set_ylabel("oracle headroom, % of page value")
+            ax.set_title(f"{market}: headroom vs {name}", fontsize=9)
+    axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -131,7 +153,9 @@ def main() -> None:
         result = sweep(world_cfg, extra, study, seeds, args.sweep, encoder)
         if args.plot:
             plot_sweep(result, args.plot)
-        print("saved", save(args.name, {"config": config, "sweep": result, "plot": str(args.plot or "")}))
+        print("influence (widest headroom range):", influence(result))
+        print("saved", save(args.name, {"config": config, "sweep": result, "influence": influence(result),
+                                        "plot": str(args.plot or "")}))
         return
     per_seed = []
     for s in seeds:
