@@ -147,6 +147,21 @@ def test_the_api_and_keys_speak_the_dataset_s_advertiser_and_ad_ids(trained, tmp
         assert r.status_code == 201 and "New key for advertiser shop-3" in r.text
         r = console.post("/console/operator/keys", data={"csrf": csrf_of(html), "advertiser_id": "shop-99"})
         assert r.status_code == 422 and "no advertiser &#39;shop-99&#39;" in r.text
+        # the console's forms take the dataset's ids too: a campaign from string ad ids, a preview of a string user
+        page = console.get("/console/campaigns").text
+        r = console.post("/console/campaigns", data={"csrf": csrf_of(page), "name": "from the form", "bid": "1",
+                                                     "budget": "5", "advertiser_id": "shop-1",
+                                                     "ad_ids": ", ".join(c["ads"][:2])})
+        assert r.status_code == 200 and "from the form" in r.text, r.text[-500:]  # redirected to its page
+        formed = next(x for x in client.get("/v1/campaigns", headers=admin).json() if x["name"] == "from the form")
+        assert (formed["advertiser"], formed["ads"]) == ("shop-1", c["ads"][:2])
+        assert all(f">{a}<" in r.text for a in c["ads"][:2])  # its page lists the ads by the dataset's ids
+        r = console.post("/console/campaigns", data={"csrf": csrf_of(page), "name": "x", "bid": "1", "budget": "5",
+                                                     "advertiser_id": "shop-1", "ad_ids": "ad-nope"})
+        assert r.status_code == 422 and "ad ad-nope is not an ad of advertiser shop-1" in r.text
+        r = console.get("/console/preview", params={"history": ", ".join(c["ads"][:2]), "slots": "2"})
+        assert r.status_code == 200 and 'id="err-' not in r.text
+        assert console.get("/console/preview", params={"user_id": "u0003", "slots": "2"}).status_code == 200
     capsys.readouterr()
     genads("keys", "issue", tmp_path / "b", "--advertiser", "shop-2")
     assert '"advertiser": "shop-2"' in capsys.readouterr().out

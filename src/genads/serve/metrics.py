@@ -82,10 +82,14 @@ class Metrics:
             ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
             PlatformCollector(registry=r)
 
-    def exposition(self) -> bytes:
-        """The text format of every metric: this process's, or the sum over every worker's files."""
+    def view(self) -> CollectorRegistry:
+        """The registry to read: this process's, or one that sums every worker's files (made anew per call)."""
         if self.folder is None:
-            return generate_latest(self.registry)
+            return self.registry
         merged = CollectorRegistry()
         multiprocess.MultiProcessCollector(merged, path=str(self.folder))
-        return generate_latest(merged)
+        return merged
+
+    def exposition(self) -> bytes:
+        """The ``/metrics`` body: the text format of :meth:`view`."""
+        return generate_latest(self.view())

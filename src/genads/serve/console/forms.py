@@ -45,16 +45,25 @@ def integer(form: dict[str, str], name: str, errors: Errors) -> int | None:
     return int(text)
 
 
-def integers(form: dict[str, str], name: str, errors: Errors) -> list[int] | None:
-    """Whole numbers separated by commas or spaces; None when blank."""
+_INTEGER_ID = re.compile(r"0|[1-9]\d{0,18}")
+"""A token that is an integer id: the canonical decimal (``0042`` and ``+123`` are string ids, as on import)."""
+
+
+def an_id(form: dict[str, str], name: str, errors: Errors) -> int | str | None:
+    """One id as the dataset writes it: an integer for a canonical decimal, else the text (the model checks it
+    under the importer's rules); None when blank."""
     text = form.get(name, "").strip()
     if not text:
         return None
-    parts = [p for p in re.split(r"[\s,]+", text) if p]
-    if not all(re.fullmatch(r"\d{1,20}", p) for p in parts):
-        errors[name] = "must be ad ids (whole numbers) separated by commas"
+    return int(text) if _INTEGER_ID.fullmatch(text) else text
+
+
+def ids(form: dict[str, str], name: str, errors: Errors) -> list[int | str] | None:
+    """Ids (the dataset's: ``ad-8f3a``, ``0042``, ``17``) separated by commas or spaces; None when blank."""
+    text = form.get(name, "").strip()
+    if not text:
         return None
-    return [int(p) for p in parts]
+    return [int(p) if _INTEGER_ID.fullmatch(p) else p for p in re.split(r"[\s,]+", text) if p]
 
 
 def validate(model: type[BaseModel], values: dict, errors: Errors) -> BaseModel | None:

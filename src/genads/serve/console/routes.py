@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from genads.serve import actions
 from genads.serve.console import figures
-from genads.serve.console.forms import Errors, integer, integers, number, refusal, validate
+from genads.serve.console.forms import Errors, an_id, ids, integer, number, refusal, validate
 from genads.serve.console.sessions import (
     COOKIE,
     SIGNIN_COOKIE,
@@ -181,9 +181,9 @@ def mount_console(app: FastAPI, *, public_url: str | None = None) -> None:
 
     def create_campaign(session: Session, form: dict[str, str]) -> Response:
         errors: Errors = {}
-        values = {"name": form.get("name", ""), "ad_ids": integers(form, "ad_ids", errors),
+        values = {"name": form.get("name", ""), "ad_ids": ids(form, "ad_ids", errors),
                   "bid": number(form, "bid", errors), "budget": number(form, "budget", errors),
-                  "status": form.get("status", "active"), "advertiser_id": integer(form, "advertiser_id", errors)}
+                  "status": form.get("status", "active"), "advertiser_id": an_id(form, "advertiser_id", errors)}
         if values["ad_ids"] is None and "ad_ids" not in errors:
             values["ad_ids"] = []
         body = validate(CampaignIn, values, errors)
@@ -311,7 +311,7 @@ def mount_console(app: FastAPI, *, public_url: str | None = None) -> None:
         if not (user_id.strip() or history.strip()) and "slots" not in request.query_params:
             return render("preview.html", session, values=values, errors={}, result=None)
         errors: Errors = {}
-        fields = {"user_id": integer(values, "user_id", errors), "history": integers(values, "history", errors),
+        fields = {"user_id": an_id(values, "user_id", errors), "history": ids(values, "history", errors),
                   "slots": integer(values, "slots", errors)}
         req = validate(AdRequest, fields, errors)
         result = None
@@ -334,7 +334,7 @@ def mount_console(app: FastAPI, *, public_url: str | None = None) -> None:
     # --- operator ------------------------------------------------------------------------------
     def operator_page(session: Session, issued: dict | None = None, errors: Errors | None = None,
                       status: int = 200) -> HTMLResponse:
-        registry = metrics.registry
+        registry = metrics.view()  # every worker's counts under --workers
         routes = figures.route_figures(registry)
         total = sum(r.requests for r in routes)
         rps, window = rate.rate(time.time(), total)
