@@ -90,6 +90,9 @@ def main() -> None:
     ap.add_argument("--cpu-budget-min", type=float, default=0.0,
                     help="--preset: stop at the first validation after this many CPU minutes of training (0 = none; "
                          "a paused run does not spend them)")
+    ap.add_argument("--stop-file", type=Path,
+                    help="--preset: end training at the first validation after this file appears (best weights kept; "
+                         "the run is then tested and saved as usual, marked stopped_on_request)")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="--preset: override one SASRecConfig field (repeatable; diagnostic runs, recorded in the JSON)")
     args = ap.parse_args()
@@ -123,6 +126,8 @@ def main() -> None:
     for name, model in models:
         start, cpu = time.perf_counter(), time.process_time()
         fit_args = {"on_epoch": print_epoch} if isinstance(model, SASRec) else {}
+        if isinstance(model, SASRec) and args.stop_file:
+            fit_args["should_stop"] = args.stop_file.exists
         log = model.fit(split, seed=args.seed, progress=not args.preset, **fit_args)
         seconds = time.perf_counter() - start
         record = {"epochs": len(log), "train_seconds": round(seconds, 1),
@@ -132,6 +137,10 @@ def main() -> None:
             best = [r for r in log if r.get("best")]
             record["best_epoch"] = best[-1]["epoch"] if best else None
             record["stopped_by_time_budget"] = any(r.get("stopped_by_time_budget") for r in log)
+            record["stopped_on_request"] = any(r.get("stopped_on_request") for r in log)
+            checked = [r for r in log if "valid_ndcg@10" in r]
+            last_best = max((i for i, r in enumerate(checked) if r.get("best")), default=-1)
+            record["patience_completed"] = len(checked) - 1 - last_best >= model.config.patience
         for protocol, exclude in sorted(PROTOCOLS.items(), key=lambda p: not p[1]):  # "excl" first
             result = evaluate_split(model, split, exclude_history=exclude)
             record[protocol] = {"test": result["test"], "valid": result["valid"]}

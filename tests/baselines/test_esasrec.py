@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from genads.baselines.sasrec import PRESETS, SampledLogits, SASRecConfig, draw_negatives, epoch_batches
-from genads.baselines.sasrec_original import OriginalSASRecNet
+from genads.baselines.sasrec_original import OriginalSASRecNet, padding_keep
 
 CFG = replace(PRESETS["esasrec"], max_len=8, d_model=12, n_heads=2, n_layers=2, dropout=0.0)
 
@@ -78,6 +78,20 @@ def test_padding_keys_are_attended_to_unless_masked(net):
         masked = OriginalSASRecNet(20, replace(CFG, attend_padding=False)).eval()
         masked.load_state_dict(net.state_dict())
         assert not torch.allclose(masked(short)[:, -1], net(short)[:, -1], atol=1e-4)
+
+
+def test_folded_padding_weight_is_dropped_as_its_keys_would_be_one_by_one():
+    """n identical padding keys of weight w / n each, dropped one by one (p) and rescaled, sum to w times a
+    multiplier of mean 1 and variance p / ((1 - p) n); one draw on the folded weight would have variance
+    p / (1 - p), n times more."""
+    torch.manual_seed(0)
+    p, n = 0.2, torch.tensor([1, 5, 45, 0])
+    draws = padding_keep(n.expand(200_000, 4), p)  # (200000, 4)
+    naive = torch.stack([F.dropout(torch.ones(200_000, max(int(k), 1)), p, True).mean(1) for k in n[:3]], 1)
+    assert torch.allclose(draws[:, :3].mean(0), torch.ones(3), atol=0.01)
+    assert torch.allclose(draws[:, :3].var(0), naive.var(0), rtol=0.05)
+    assert torch.allclose(draws[:, :3].var(0), p / ((1 - p) * n[:3].float()), rtol=0.05)
+    assert torch.equal(draws[:, 3], torch.zeros(200_000))  # no padding keys: nothing to keep
 
 
 def test_xavier_normal_init_of_every_matrix_and_no_embedding_scaling():
@@ -152,7 +166,7 @@ def test_esasrec_presets_follow_the_recipe():
     assert (cfg.loss, cfg.n_negatives, cfg.negatives, cfg.reject_positive) == ("ss", 256, "uniform", False)
     assert (cfg.epochs, cfg.patience, cfg.eval_every, cfg.stop_metric) == (200, 50, 1, "recall@10")
     assert cfg.exclude_history and cfg.block == "original" and cfg.lr == 1e-3 and cfg.weight_decay == 0.0
-    assert cfg.uniform_positions  # positions weigh the same, as in RecTools' random batches
+    assert cfg.batching == "random" and not cfg.uniform_positions  # RecTools' DataLoader: users shuffled
 
 
 
@@ -172,3 +186,24 @@ def test_genads_baselines_runs_the_esasrec_preset_end_to_end_under_both_protocol
     assert {"valid", "test", "history_ruled_out"} <= set(sasrec)
     assert 0.0 <= sasrec["history_ruled_out"]["test"]["ndcg@10"] <= sasrec["history_ruled_out"]["test"]["recall@10"]
     assert all("valid_recall@10" in row for row in sasrec["log"])  # stops on R@10, validated every epoch
+
+
+def test_the_esasrec_recipe_learns_a_sequential_pattern_and_stops_on_request(cycle_dataset):
+    from genads.baselines import Popularity, SASRec
+    from genads.data.split import leave_one_out
+    from genads.eval.harness import evaluate
+
+    split = leave_one_out(cycle_dataset)
+    cfg = replace(PRESETS["esasrec"], max_len=10, d_model=32, n_negatives=8, batch_size=16, lr=5e-3, epochs=40,
+                  patience=40)
+    model = SASRec(cfg)
+    log = model.fit(split, seed=0, progress=False)
+    pop = Popularity()
+    pop.fit(split)
+    r10 = evaluate(model, split.test, ks=(10,), exclude_history=True)["recall@10"]
+    assert r10 > 0.9  # next = current + 1: random batches, per-position negatives and the original block learn it
+    assert r10 > evaluate(pop, split.test, ks=(10,), exclude_history=True)["recall@10"] + 0.3
+    assert len(log) == 40 and not any(r.get("stopped_on_request") for r in log)
+    asked = []
+    log = SASRec(cfg).fit(split, seed=0, progress=False, should_stop=lambda: len(asked.append(1) or asked) >= 3)
+    assert len(log) == 3 and log[-1]["stopped_on_request"]  # asked after each validation, ends at the third

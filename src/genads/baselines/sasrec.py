@@ -119,12 +119,13 @@ PRESETS: dict[str, SASRecConfig] = {
 # The eSASRec benchmark's SASRec+SS (blondered/transformer_benchmark, configs/paper/loo/s3_vanilla.yaml, RecTools
 # 0.13.0): the original block, 256 uniform negatives per position (positives not rejected, no logQ), Adam 1e-3
 # with betas (0.9, 0.98), batch 128, up to 200 epochs with patience 50 on validation R@10 with the history
-# ruled out. The executed config has 256 dimensions; its README table says 64 ("esasrec-64"). RecTools batches users
-# at random; ours are length-bucketed, with every position weighted as a random batch would weigh it.
+# ruled out. The executed config has 256 dimensions; its README table says 64 ("esasrec-64"). Batches as RecTools'
+# DataLoader makes them (users shuffled, loss the mean over a batch's valid positions): length-bucketed batches,
+# even with every position weighted as a random batch would weigh it, learned more slowly and peaked lower.
 PRESETS["esasrec"] = SASRecConfig(max_len=50, d_model=256, n_layers=1, n_heads=1, dropout=0.2, loss="ss",
                                   n_negatives=256, negatives="uniform", reject_positive=False, lr=1e-3,
                                   batch_size=128, epochs=200, eval_every=1, patience=50, stop_metric="recall@10",
-                                  exclude_history=True, block="original", uniform_positions=True)
+                                  exclude_history=True, block="original", batching="random")
 PRESETS["esasrec-64"] = replace(PRESETS["esasrec"], d_model=64)
 
 
@@ -309,11 +310,13 @@ class SASRec:
                                                   torch.cat([torch.ones_like(pos_logit), torch.zeros_like(neg_logit)]))
 
     def fit(self, split: SequenceSplit, *, seed: int = 0, progress: bool = True,
-            on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
+            on_epoch: Callable[[dict], None] | None = None,
+            should_stop: Callable[[], bool] | None = None) -> list[dict]:
         """Train on ``split.train``; validate every ``eval_every`` epochs on ``split.valid`` (Recall and NDCG@10
         under the ``exclude_history`` protocol), stop after ``patience`` validations without a better
         ``stop_metric``, restore the best weights. ``on_epoch`` gets each epoch's log row as it is made (a
-        benchmark can save a run's curve before it ends). Returns the rows."""
+        benchmark can save a run's curve before it ends); ``should_stop``, asked after each validation, ends the
+        run there when it says so (the row records ``stopped_on_request``). Returns the rows."""
         cfg = self.config
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
@@ -352,10 +355,12 @@ class SASRec:
                     (cfg.time_budget_s and time.perf_counter() - started > cfg.time_budget_s)
                     or (cfg.cpu_budget_s and time.process_time() - cpu_started > cfg.cpu_budget_s)):
                 row["stopped_by_time_budget"] = True
+            if "valid_ndcg@10" in row and should_stop is not None and should_stop():
+                row["stopped_on_request"] = True
             log.append(row)
             if on_epoch is not None:
                 on_epoch(row)
-            if stale >= cfg.patience or row.get("stopped_by_time_budget"):
+            if stale >= cfg.patience or row.get("stopped_by_time_budget") or row.get("stopped_on_request"):
                 break
         if best_state is not None:
             net.load_state_dict(best_state)

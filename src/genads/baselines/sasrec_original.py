@@ -19,8 +19,10 @@ Every per-position layer (projections, feed-forward, layer norms) runs on the re
 the (B, H, L, L) attention is laid out padded. A random batch of Beauty users is ~80% padding at its longest row's
 length, so this is most of the encoder's cost saved, with the same result (tests/baselines/test_esasrec.py).
 
-The attention's dropout then acts on the folded weight once rather than on each padding weight; in
-expectation the two are the same.
+The attention's dropout keeps each of a row's padding weights with probability 1 - p on its own; on the folded
+weight that is a Binomial(count, 1 - p) / ((1 - p) count) multiplier, drawn as such (``padding_keep``): the same
+distribution as the reference's, not one Bernoulli draw on the folded weight (that would drop a short row's
+whole padding mass, often most of its attention, with probability p).
 """
 
 from __future__ import annotations
@@ -30,6 +32,15 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+
+def padding_keep(count: Tensor, p: float) -> Tensor:
+    """Dropout's multiplier on the folded weight of ``count`` identical keys, each kept with probability 1 - p and
+    scaled by 1 / (1 - p): Binomial(count, 1 - p) / ((1 - p) count), drawn per element of ``count`` (0 where
+    count is 0)."""
+    count = count.float()
+    kept = torch.binomial(count, torch.full_like(count, 1.0 - p))
+    return kept / ((1.0 - p) * count.clamp(min=1.0))
 
 
 class OriginalBlock(nn.Module):
@@ -79,7 +90,12 @@ class OriginalBlock(nn.Module):
         # its own position; its output is dropped below.
         empty = torch.isinf(logits).all(-1, keepdim=True)
         logits = torch.where(empty, torch.zeros_like(logits), logits)
-        weights = F.dropout(logits.softmax(-1), self.dropout, self.training)
+        weights = logits.softmax(-1)
+        if n_pad is not None and self.training and self.dropout > 0:  # each padding key dropped on its own
+            keep = padding_keep(n_pad.view(B, 1, 1, 1).expand(B, H, L, 1), self.dropout)
+            weights = torch.cat([weights[..., :1] * keep, F.dropout(weights[..., 1:], self.dropout, True)], dim=-1)
+        else:
+            weights = F.dropout(weights, self.dropout, self.training)
         out = (weights @ v).transpose(1, 2).reshape(B, L, D)[real]  # (M, D)
         return self.out_proj(out)
 
