@@ -197,3 +197,51 @@ def test_world2_config_loads_and_names_bad_keys(tmp_path: Path) -> None:
     bad.write_text("world2: {reserve_levels: [0.1, 0.1]}\n")
     with pytest.raises(ValueError, match="reserve_levels"):
         load_study(bad)
+
+
+def test_page_choice_world_is_the_mnl_behind_the_first_worlds_api() -> None:
+    from genads.market.headroom import true_page
+    from genads.market.world2 import page_choice_world
+
+    extra = replace(EXTRA, no_click_logit=0.5)
+    pw = page_choice_world(SMALL, extra, np.random.default_rng(8), HashingEncoder(dim=64))
+    w2 = make_world2(SMALL, extra, np.random.default_rng(8), HashingEncoder(dim=64))
+    users = np.arange(30)
+    rng = np.random.default_rng(9)
+    ads = np.stack([rng.choice(SMALL.n_ads, 3, replace=False) for _ in users])
+    ads[::4, 2] = -1
+    org = np.stack([rng.choice(SMALL.n_organic, 3, replace=False) for _ in users])
+    p = pw.page_click_prob(users, ads, org)
+    assert (p.sum(1) < 1).all() and pw.config.slate_effects
+    # the same pages in the second world with each ad's creative best for everyone and no fatigue
+    lb, eff = w2.ad_logits(users)
+    w = np.exp(lb + eff[:, np.arange(SMALL.n_ads), w2.creatives.quality.argmax(1)])
+    org_w = np.exp(np.take_along_axis(w2.organic_logits(users), org, 1))
+    compact = np.full(ads.shape, -1)
+    for r in range(len(ads)):  # true_page packs ads on the first slots; here empty slots only sit last
+        compact[r, :(ads[r] >= 0).sum()] = ads[r][ads[r] >= 0]
+    full_pages = (ads >= 0).all(1)
+    p_ads, _ = true_page(w2, w, compact, np.pad(org_w, ((0, 0), (0, 3))))
+    np.testing.assert_allclose(p[full_pages][:, list(SMALL.ad_positions)], p_ads[full_pages], rtol=1e-9)
+    draws = np.random.default_rng(10).random((40000, SMALL.page_size))
+    clicks = pw.page_clicks(np.zeros(40000, dtype=int), np.repeat(ads[:1], 40000, 0), np.repeat(org[:1], 40000, 0),
+                            draws)
+    assert clicks.sum(1).max() == 1
+    np.testing.assert_allclose(clicks.mean(0), p[0], atol=0.01)
+
+
+def test_sim_config_page_world_is_opt_in() -> None:
+    from genads.market.config import SimConfig
+    from genads.market.logs import LogConfig
+    from genads.market.value_study import draw_world
+    from genads.market.world import World, make_world
+    from genads.market.world2 import PageChoiceWorld
+
+    base = SimConfig(world=SMALL, logs=LogConfig(log_requests=50))
+    old = draw_world(base, np.random.default_rng(3))
+    assert type(old) is World
+    np.testing.assert_array_equal(old.users, make_world(SMALL, np.random.default_rng(3)).users)
+    new = draw_world(replace(base, page_world=EXTRA), np.random.default_rng(3))
+    assert isinstance(new, PageChoiceWorld)
+    with pytest.raises(ValueError, match="reserve_levels"):
+        SimConfig(world=SMALL, page_world=replace(EXTRA, reserve_levels=(0.1,)))

@@ -24,6 +24,7 @@ from genads.market.engine import EpisodeConfig
 from genads.market.logs import LogConfig
 from genads.market.ranker import RankerConfig
 from genads.market.world import WorldConfig
+from genads.market.world2 import World2Config
 from genads.slate.model import SlateConfig
 from genads.slate.train import TrainConfig
 from genads.tokenize.rq_kmeans import RQKMeansConfig
@@ -58,6 +59,9 @@ class SimConfig:
     """Share of the logged requests (the last ones) held out of pCTR training, where both pCTR models are scored."""
     audit_user_share: float = 0.2
     """Share of users whose auctions form the held-out payment audit set (the network trains on the others')."""
+    page_world: World2Config | None = None
+    """The second world's page model (MNL page choice, creatives; :class:`genads.market.world2.PageChoiceWorld`)
+    instead of ``world.click_model``; None (default): the first worlds, unchanged."""
 
     def __post_init__(self) -> None:
         if not self.markets or set(self.markets) - set(MARKET_NAMES) or len(set(self.markets)) != len(self.markets):
@@ -73,6 +77,8 @@ class SimConfig:
         if self.cascade.candidates != self.e2e.candidates:
             raise ValueError(f"cascade.candidates={self.cascade.candidates} must equal e2e.candidates="
                              f"{self.e2e.candidates} (both auctions see the same number of bidders)")
+        if self.page_world is not None:
+            self.page_world.check(self.world)
         if self.e2e.candidates <= self.world.ad_load:
             raise ValueError(f"e2e.candidates={self.e2e.candidates} must exceed world.ad_load={self.world.ad_load}")
 

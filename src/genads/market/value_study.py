@@ -100,13 +100,22 @@ class Oracle:
         return gsp(bids, quality, len(self.market.world.slot_ctr), slot_ctr=self.market.world.slot_ctr)
 
 
+def draw_world(cfg: SimConfig, rng: np.random.Generator):
+    """The seed's world: the first worlds' (``cfg.world``), or the second world's page model when ``cfg.page_world``."""
+    if cfg.page_world is None:
+        return make_world(cfg.world, rng)
+    from genads.market.world2 import page_choice_world
+
+    return page_choice_world(cfg.world, cfg.page_world, rng)
+
+
 class Market:
     """One seed's world, logs, histories and evaluation traffic."""
 
     def __init__(self, cfg: SimConfig, seed: int) -> None:
         rng = np.random.default_rng(seed)
         self.seed = seed
-        self.world = make_world(cfg.world, rng)
+        self.world = draw_world(cfg, rng)
         self.drawn = self.world
         self.logs = make_logs(self.world, cfg.logs, rng)
         self.hist = left_pad(self.logs.histories, cfg.logs.max_history)

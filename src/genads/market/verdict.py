@@ -44,7 +44,7 @@ from genads.market.e2e_parallel import ParallelE2EConfig, ParallelEndToEnd, buil
 from genads.market.engine import make_traffic
 from genads.market.logs import Logs, split_impressions
 from genads.market.value import ValueConfig, shrunk_head, within_request_auc
-from genads.market.value_study import Market, Oracle, serve
+from genads.market.value_study import Market, Oracle, draw_world, serve
 from genads.market.world import WorldConfig, make_world
 
 MARKETS = {"budget_bound": 1.0, "unconstrained": 100.0}
@@ -376,7 +376,8 @@ def headroom(vc: VerdictConfig, seed: int) -> dict:
     for name, wc in (("market_world", vc.sim.world), ("slate_world", vc.slate_world)):
         if wc is None:
             continue
-        world = make_world(wc, np.random.default_rng(seed))
+        rng = np.random.default_rng(seed)
+        world = draw_world(vc.sim, rng) if name == "market_world" else make_world(wc, rng)
         traffic = make_traffic(world, replace(vc.sim.episode, requests=vc.slate_requests),
                                np.random.default_rng(seed + 1000))
         out[name] = slate_headroom(world, traffic.users, traffic.organic, vc.slate_pool)

@@ -22,11 +22,11 @@ Users, ads, organic items and advertisers are drawn exactly as in :func:`genads.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from genads.market.choice import position_effects
+from genads.market.choice import draw_choice, page_probs, position_effects
 from genads.market.creatives import CreativeConfig, Creatives, make_creatives
 from genads.market.learning_bidders import LearningBidderConfig
 from genads.market.reserve import slot_reserves
@@ -126,3 +126,59 @@ def make_world2(world_cfg: WorldConfig, cfg: World2Config, rng: np.random.Genera
     return World2(base=base, config=cfg, creatives=creatives,
                   kappa=position_effects(world_cfg.page_size, cfg.position_eta),
                   reserves=slot_reserves(cfg.reserve_levels, float(np.median(base.value))))
+
+
+@dataclass(frozen=True)
+class PageChoiceWorldConfig(WorldConfig):
+    """A :class:`WorldConfig` whose pages are chosen as a whole (so logs draw whole pages with organic items)."""
+
+    @property
+    def slate_effects(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class PageChoiceWorld(World):
+    """The second world's page model behind the first world's API, for the pipelines and the engine as they are.
+
+    Every ad shows the creative best for everyone (where the cascade's per-creative bandit converges; neither
+    pipeline chooses creatives yet), folded into the ad's vector and bias; ``no_click_logit`` is folded into every
+    bias, so ``ad_ctr`` is an item's click probability alone on a page, ``examination`` is the position effect
+    ``kappa`` and :meth:`page_click_prob` the multinomial logit with a no-click option (at most one click a page).
+    Fatigue, the variable ad load, per-slot reserves and learning bidders need sessions and pages the engine does not
+    have: they live in :mod:`genads.market.headroom` only.
+    """
+
+    kappa: np.ndarray | None = None
+
+    @property
+    def examination(self) -> np.ndarray:
+        return self.kappa
+
+    def page_click_prob(self, users: np.ndarray, ads: np.ndarray, organic: np.ndarray | None = None) -> np.ndarray:
+        a = self.attractiveness(users, ads, organic)
+        return page_probs(a / np.maximum(1.0 - a, 1e-12), self.kappa, 0.0)
+
+    def page_clicks(self, users: np.ndarray, ads: np.ndarray, organic: np.ndarray | None, click_draw: np.ndarray,
+                    continue_draw: np.ndarray | None = None) -> np.ndarray:
+        """(B, page_size) one click at most per page: the position of ``click_draw[:, 0]`` in the choice's CDF."""
+        pos = draw_choice(self.page_click_prob(users, ads, organic), click_draw[:, 0])
+        out = np.zeros((len(pos), self.config.page_size), dtype=bool)
+        out[np.flatnonzero(pos >= 0), pos[pos >= 0]] = True
+        return out
+
+
+def page_choice_world(world_cfg: WorldConfig, cfg: World2Config, rng: np.random.Generator,
+                      encoder: Callable[[list[str]], np.ndarray] | None = None) -> PageChoiceWorld:
+    """Draw the second world (:func:`make_world2`) and wrap its page model as a :class:`PageChoiceWorld`."""
+    if world_cfg.affinity <= 0 and cfg.creatives.match_std > 0:
+        raise ValueError("world.affinity must be > 0 to carry the creatives' match term")
+    w2 = make_world2(world_cfg, cfg, rng, encoder)
+    b, cr, rows = w2.base, w2.creatives, np.arange(world_cfg.n_ads)
+    best = cr.quality.argmax(1)
+    parts = {f.name: getattr(b, f.name) for f in fields(b)}
+    v0 = cfg.no_click_logit
+    parts.update(config=PageChoiceWorldConfig(**{f.name: getattr(world_cfg, f.name) for f in fields(world_cfg)}),
+                 ads=b.ads + cr.direction[rows, best] / max(world_cfg.affinity, 1e-12),
+                 ad_bias=b.ad_bias + cr.quality[rows, best] - v0, organic_bias=b.organic_bias - v0)
+    return PageChoiceWorld(**parts, kappa=w2.kappa)
