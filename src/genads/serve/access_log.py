@@ -18,7 +18,8 @@ import os
 import re
 import sys
 import time
-import uuid
+
+from genads.serve.ids import new_id
 
 ACCESS = logging.getLogger("genads.access")
 _TOKEN = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
@@ -51,7 +52,7 @@ def request_id(headers: list[tuple[bytes, bytes]]) -> str:
     for name, value in headers:
         if name == b"x-request-id" and _TOKEN.match(value):
             return value.decode("ascii")
-    return uuid.uuid4().hex
+    return new_id()
 
 
 class RequestLogMiddleware:

@@ -133,11 +133,29 @@ class ArrivingAds:
 @dataclass(frozen=True)
 class Pending:
     """An ad request on its way through the batcher: the engine's request (before frequency caps), the user's
-    hash (None: no user_id), when it was queued."""
+    hash (None: no user_id), when it was queued, what the served log records of it, and where its answer goes
+    (an asyncio future of ``loop``: a batch's answers reach the event loop in one call)."""
 
     request: SlateRequest
     user: str | None
     queued: float
+    log: bool
+    """Append the answer to the served log (the console's previews are not served)."""
+    user_id: int | str | None
+    from_history: bool
+    loop: asyncio.AbstractEventLoop
+    done: asyncio.Future
+
+
+def _answer(batch: list[Pending], outcome: list[AdResult] | BaseException) -> None:
+    """On the event loop: each waiting request gets its result (or the batch's error)."""
+    for i, p in enumerate(batch):
+        if p.done.done():  # the client went away
+            continue
+        if isinstance(outcome, BaseException):
+            p.done.set_exception(outcome)
+        else:
+            p.done.set_result(outcome[i])
 
 
 def pending_user(p: Pending) -> str | None:
@@ -188,7 +206,7 @@ def traffic_gate(kind: str) -> Callable[..., Caller]:
     """The dependency guarding ``kind`` ("ads" or "events"): the publisher key (unless the policy is open),
     then the rate limits per client and per key (429 with Retry-After)."""
 
-    def gate(request: Request, key: ApiKey = None) -> Caller:
+    async def gate(request: Request, key: ApiKey = None) -> Caller:  # async: no thread hand-off per request
         guard: TrafficGuard = request.app.state.traffic
         client = request.client.host if request.client is not None else "unknown"
         caller = Caller(client)
@@ -261,10 +279,28 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
         results = engine.serve_batch(requests)
         for p, result in zip(batch, results, strict=True):
             guard.served(p.user, [(s.ad_id, s.campaign_id) for s in result.placements])
+        if served_log is not None:
+            served_log.slates([(r.request_id, p.user_id, r.placements, r.mechanism, p.from_history)
+                               for p, r in zip(batch, results, strict=True) if p.log])
         return results
 
+    def decide_and_answer(batch: list[Pending]) -> list[AdResult]:
+        try:
+            outcome: list[AdResult] | BaseException = decide(batch)
+        except BaseException as err:
+            outcome = err
+        loops: dict[asyncio.AbstractEventLoop, list[int]] = {}
+        for i, p in enumerate(batch):
+            loops.setdefault(p.loop, []).append(i)
+        for loop, rows in loops.items():  # one wake-up of each event loop per batch, not one per request
+            part = outcome if isinstance(outcome, BaseException) else [outcome[i] for i in rows]
+            loop.call_soon_threadsafe(_answer, [batch[i] for i in rows], part)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
     batcher: MicroBatcher[Pending, AdResult] = MicroBatcher(
-        decide, BatchConfig(max_batch=limits.max_batch, max_wait_ms=limits.batch_wait_ms, max_queue=limits.max_queue),
+        decide_and_answer, BatchConfig(max_batch=limits.max_batch, max_wait_ms=limits.batch_wait_ms, max_queue=limits.max_queue),
         start=False, key=pending_user, arriving=lambda: arriving[0])
     app_started = [False]
 
@@ -338,21 +374,23 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
         exclude = frozenset({engine.ad_index(ad) for ad in req.context.exclude} - {None})
         return SlateRequest(items, req.slots, exclude, None, user or "")
 
-    async def decode(req: AdRequest, user: str | None = None, scope: dict | None = None) -> AdResult:
+    async def decode(req: AdRequest, user: str | None = None, scope: dict | None = None, log: bool = False) -> AdResult:
         """The slate for a request, built by the batcher's thread (503 when ``limits.max_queue`` are pending)."""
         if scope is not None and scope.get("state", {}).pop("genads_arriving", False):
             arriving[0] -= 1  # it reaches the decoder now (or is refused)
-        pending = Pending(slate_request(req, user), user, time.perf_counter())
+        loop = asyncio.get_running_loop()
+        pending = Pending(slate_request(req, user), user, time.perf_counter(), log, req.user_id, req.history is not None,
+                          loop, loop.create_future())
         if not app_started[0]:
             app_started[0] = True
             batcher.start()
         try:
-            future = batcher.submit(pending)
+            batcher.submit(pending)
         except Overloaded:
             raise StarletteHTTPException(503, headers={"Retry-After": "1"}, detail=[
                 {"loc": ["server", "queue"], "msg": f"{batcher.pending} ad requests are waiting; retry",
                  "type": "busy"}]) from None
-        return await asyncio.wrap_future(future)
+        return await pending.done
 
     app.state.decode = decode  # the console's slate preview decodes through the same thread and queue bound
     app.state.batcher = batcher
@@ -361,12 +399,10 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
               responses={503: {"description": "too many requests waiting for decoding (see Retry-After)"}})
     async def ads(req: AdRequest, caller: AdsCaller, request: Request) -> JSONResponse:
         # decoded in the worker thread, answered as built JSON (re-validating the response costs more than the auction)
-        result = await decode(req, None if req.user_id is None else user_hash(req.user_id), request.scope)
+        result = await decode(req, None if req.user_id is None else user_hash(req.user_id), request.scope, log=True)
         metrics.mechanism.labels(result.mechanism).inc()
         metrics.slots.labels("requested").inc(req.slots)
         metrics.slots.labels("filled").inc(len(result.placements))
-        if served_log is not None:
-            served_log.slate(result.request_id, req.user_id, result.placements, result.mechanism, req.history is not None)
         slate = [{"ad": engine.ad_label(p.ad_id), "ad_id": p.ad_id, "position": p.position, "campaign_id": p.campaign_id, "price": p.price,
                   "pctr": p.pctr, "creative": {"title": p.title, "image_url": f"{base}/v1/creatives/{p.ad_id}/banner.png"},
                   "token": p.token} for p in result.placements]

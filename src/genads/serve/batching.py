@@ -74,7 +74,7 @@ class MicroBatcher(Generic[T, R]):
         self.pending = 0
         """Requests submitted and not yet answered (the queue bound counts these)."""
         self.batches = 0
-        """Batches decoded so far (with :attr:`requests`, the mean batch size)."""
+        """Batches taken so far, the one decoding included (with :attr:`requests`, the mean batch size)."""
         self.requests = 0
         self._worker = threading.Thread(target=self._run, name="genads-batcher", daemon=True)
         if start:
@@ -142,15 +142,16 @@ class MicroBatcher(Generic[T, R]):
             if not batch:
                 return  # stopped, nothing left
             live = [(r, f) for r, f in batch if f.set_running_or_notify_cancel()]
+            if live:
+                with self._ready:
+                    self.batches += 1
+                    self.requests += len(live)
             try:
                 results = self.serve_batch([r for r, _ in live]) if live else []
             except BaseException as exc:  # every waiter learns of it; the worker goes on
                 results, error = None, exc
             with self._ready:
                 self.pending -= len(batch)
-                if live:
-                    self.batches += 1
-                    self.requests += len(live)
             for i, (_, f) in enumerate(live):
                 if results is None:
                     f.set_exception(error)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import inspect
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +33,7 @@ from genads.auction.payment_net import LearnedPayments
 from genads.decode.beam import generate_slate
 from genads.parallel.scoring import LiveAds
 from genads.serve.bundle import Bundle
+from genads.serve.ids import new_id
 from genads.serve.ledger import MICROS, Campaign, SQLLedger
 from genads.serve.tokens import SlotToken, TokenSecrets
 from genads.tokenize.trie import PrefixTrie
@@ -169,6 +169,8 @@ class AdEngine:
         self.payments = LearnedPayments(bundle.payment_net) if bundle.payment_net is not None else None
         self.preselect = None
         """Parallel family, large catalogues: the IVF index that shortlists candidates for exact scoring."""
+        self._code_table64: torch.Tensor | None = None
+        """Parallel family: the model's unit code embeddings in float64 (made at the first request)."""
         self.refresh(force=True)
         cfg = self.config
         if self.exact is not None and cfg.preselect_min_ads and len(self.exact) >= cfg.preselect_min_ads:
@@ -313,11 +315,10 @@ class AdEngine:
                     slate = generate_slate(self.bundle.model, self.trie, self.bundle.sids, hist[rows],
                                            beam=max(self.config.beam or self.bundle.beam, k), slate_size=k, **extra)
                     ads[rows, :k], logprob[rows, :k] = slate.ads, slate.logprob
-        out = []
+        lots = []
         for row, req in enumerate(requests):
-            request_id = uuid.uuid4().hex
             if n_cand[row] == 0:
-                out.append(AdResult(request_id, "none", []))
+                lots.append(_Lot(new_id(), [], req.slots, req.user))
                 continue
             cand = ads[row, :n_cand[row]].tolist()
             keep = [j for j, i in enumerate(cand) if i > 0 and int(self.ad_of[i]) not in req.exclude]
@@ -325,9 +326,9 @@ class AdEngine:
                 keep = _within_room(keep, [live[int(i)][0] if i > 0 else None for i in cand], req.campaign_room)
             keep = keep[:max(self.config.min_candidates, req.slots + self.config.extra_candidates)]
             items = [int(cand[j]) for j in keep]
-            out.append(self._auction(request_id, items, live, req.slots, hist[row:row + 1],
-                                     np.asarray(logprob[row], dtype=np.float64)[keep], req.user))
-        return out
+            lots.append(_Lot(new_id(), items, req.slots, req.user, hist[row:row + 1],
+                             np.asarray(logprob[row], dtype=np.float64)[keep]))
+        return self._auctions(lots, live)
 
     @torch.no_grad()
     def _score_exact(self, hist: np.ndarray, n_cand: int):
@@ -337,9 +338,17 @@ class AdEngine:
         items = torch.from_numpy(np.ascontiguousarray(hist[:, -width:]))
         model = self.bundle.model
         h = model(items, torch.from_numpy(self.bundle.sids)[items])[:, -1]
+        queries = model.code_queries(h)  # (B, m, d_code)
+        # the model's code_logprobs, as one float64 product per code head (m GEMMs over the batch, not B * m
+        # matrix-vector products: ~6x less CPU at batch 32); float64 so that a row's scores do not depend on the
+        # batch it is in (float32 GEMMs round differently with the batch's size), then back to float32
+        if self._code_table64 is None:
+            self._code_table64 = model.code_table().double()  # (m, K, d_code)
+        logits = torch.bmm(self._code_table64, queries.permute(1, 2, 0).double())  # (m, K, B)
+        logp = torch.log_softmax(logits.float().permute(2, 0, 1).contiguous(), dim=-1)
         if self.preselect is not None:  # a shortlist from the IVF index, ranked exactly (bid term included)
-            return self.preselect.topk(model.code_queries(h), model.code_logprobs(h), n_cand)
-        return self.exact.topk(model.code_logprobs(h), n_cand, bid_config=self.exact_bid)
+            return self.preselect.topk(queries, logp, n_cand)
+        return self.exact.topk(logp, n_cand, bid_config=self.exact_bid)
 
     def _quality(self, items: list[int], bids: np.ndarray, hist: np.ndarray, logprob: np.ndarray) -> np.ndarray:
         """pCTR of each candidate: the reward model on the candidate slate if there is one, else the prior."""
@@ -360,30 +369,58 @@ class AdEngine:
         p = reward.predict(sids, b, valid, **kwargs)[0, :, 0].double().numpy()
         return np.clip(p, 1e-6, 1.0)
 
-    def _auction(self, request_id: str, items: list[int], live: dict, slots: int, hist: np.ndarray,
-                 logprob: np.ndarray, user: str = "") -> AdResult:
-        if not items:
-            return AdResult(request_id, "none", [])
-        bids = np.array([live[i][1] / MICROS for i in items])
-        quality = self._quality(items, bids, hist, logprob)
-        k = min(slots, len(items))
-        net = self.bundle.payment_net
-        fits = net is not None and net.config.n_bidders == len(items) and len(net.config.slot_ctr) == k
-        use_learned = self.config.mechanism == "learned" and fits
-        alloc = (self.payments if use_learned else gsp)(bids[None], quality[None], k)
+    def _auctions(self, lots: list[_Lot], live: dict) -> list[AdResult]:
+        """Each lot's auction by bid x pCTR; lots with as many candidates and slots under the same mechanism are
+        run as one batch of rows (the mechanisms treat rows independently: each gets what it would alone)."""
+        groups: dict[tuple[int, int, bool], list[int]] = {}
+        for i, lot in enumerate(lots):
+            if lot.items:
+                lot.bids = np.array([live[it][1] / MICROS for it in lot.items])
+                lot.quality = self._quality(lot.items, lot.bids, lot.hist, lot.logprob)
+                k = min(lot.slots, len(lot.items))
+                net = self.bundle.payment_net
+                fits = net is not None and net.config.n_bidders == len(lot.items) and len(net.config.slot_ctr) == k
+                groups.setdefault((len(lot.items), k, self.config.mechanism == "learned" and fits), []).append(i)
+        allocs: dict[int, tuple[list[int], list[float], str]] = {}
+        for (_, k, use_learned), rows in groups.items():
+            alloc = (self.payments if use_learned else gsp)(np.stack([lots[i].bids for i in rows]),
+                                                            np.stack([lots[i].quality for i in rows]), k)
+            for r, i in enumerate(rows):
+                allocs[i] = (alloc.winners[r].tolist(), alloc.prices[r].tolist(), "learned" if use_learned else "gsp")
         now = time.time()
+        return [self._placements(lot, allocs[i], live, now) if i in allocs else AdResult(lot.request_id, "none", [])
+                for i, lot in enumerate(lots)]
+
+    def _placements(self, lot: _Lot, alloc: tuple[list[int], list[float], str], live: dict, now: float) -> AdResult:
+        """The lot's winners in slot order, priced (never above the bid) with a signed token each."""
+        winners, prices, mechanism = alloc
         out = []
-        for pos, (w, price) in enumerate(zip(alloc.winners[0].tolist(), alloc.prices[0].tolist(), strict=True)):
+        for pos, (w, price) in enumerate(zip(winners, prices, strict=True)):
             if w < 0:
                 continue
-            item = items[w]
+            item = lot.items[w]
             campaign_id, bid_micros = live[item]
             price_micros = max(min(round(price * MICROS), bid_micros), 0)  # never above the bid
             ad_id = int(self.ad_of[item])
-            token = self.secrets.sign(SlotToken(request_id, ad_id, campaign_id, price_micros, bid_micros, now, user))
+            token = self.secrets.sign(SlotToken(lot.request_id, ad_id, campaign_id, price_micros, bid_micros, now,
+                                                lot.user))
             out.append(Placement(ad_id, pos + 1, campaign_id, bid_micros / MICROS, price_micros / MICROS,
-                                 float(quality[w]), self.titles.get(ad_id, ""), token))
-        return AdResult(request_id, "learned" if use_learned else "gsp", out)
+                                 float(lot.quality[w]), self.titles.get(ad_id, ""), token))
+        return AdResult(lot.request_id, mechanism, out)
+
+
+@dataclass
+class _Lot:
+    """One request's auction: its candidates (items, best first) and, once looked up, their bids and pCTRs."""
+
+    request_id: str
+    items: list[int]
+    slots: int
+    user: str
+    hist: np.ndarray | None = None
+    logprob: np.ndarray | None = None
+    bids: np.ndarray | None = None
+    quality: np.ndarray | None = None
 
 
 def _within_room(keep: list[int], campaign_of: list[int | None], room: dict[int, int]) -> list[int]:

@@ -190,6 +190,9 @@ def run(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, ledger_u
     import torch
 
     torch.set_num_threads(int(os.environ.get("GENADS_TORCH_THREADS", "1")))  # one core per worker
+    # the decoding thread holds the GIL between torch calls: the event loop gets it back within this many ms
+    # (Python's default, 5 ms, delays /healthz and every request's reading and answering by up to that, each time)
+    sys.setswitchinterval(float(os.environ.get("GENADS_SWITCH_INTERVAL_MS", "0.5")) / 1000)
     configure_json_logging(log_level)
     limits = limits or Limits()
     traffic = traffic or TrafficPolicy()
