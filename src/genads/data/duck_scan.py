@@ -206,7 +206,7 @@ def scan_events(
     vocab: IdVocabulary | None,
     action_map: dict[str, str] | None,
 ) -> str | None:
-    """Create the table ``accepted`` (user_id, ad_id, timestamp, action, _file, _line, _order) from the events file.
+    """Create the view ``accepted`` (user_id, ad_id, timestamp, action, _file, _line, _order) of the events file.
 
     Returns the table's name, or None (nothing logged, nothing kept) when DuckDB cannot parse the file
     strictly as one record per line. Issues of rejected rows go to ``log`` in input order; string ids
@@ -237,22 +237,26 @@ def scan_events(
         con.execute("DROP TABLE typed_t")
         return None
     con.execute(f"CREATE VIEW typed AS SELECT {'' if string_ads else 'rowid + 2 AS _line, '}* FROM typed_t")
-    _run(con, """
-        CREATE TABLE accepted AS
-        SELECT user_id, u_txt, ad_id, a_txt, timestamp, action, 0 AS _file, _line, _line AS _order
-        FROM typed WHERE clean""")
+    # accepted rows are never copied: the clean ones stay in typed_t, the judged suspects go to a small table
+    con.execute("CREATE TABLE judged (user_id BIGINT, u_txt VARCHAR, ad_id BIGINT, a_txt VARCHAR, timestamp BIGINT, "
+                "action TINYINT, _file INTEGER, _line BIGINT)")
     _judge_suspects(con, "NOT clean", source, known_ads, log, vocab, action_map)
-    con.execute("DROP VIEW typed")
-    con.execute("DROP TABLE typed_t")
-    if vocab is not None:
-        _assign_indices(con, vocab, known_ads is None)
-    con.execute("ALTER TABLE accepted DROP COLUMN u_txt")
-    con.execute("ALTER TABLE accepted DROP COLUMN a_txt")
+    con.execute("""
+        CREATE VIEW accepted_text AS
+        SELECT user_id, u_txt, ad_id, a_txt, timestamp, action, 0 AS _file, _line FROM typed WHERE clean
+        UNION ALL SELECT * FROM judged""")
+    joins = _assign_indices(con, vocab, known_ads is None) if vocab is not None else {}
+    user = "coalesce(e.user_id, u.idx)" if "user" in joins else "e.user_id"
+    ad = "coalesce(e.ad_id, d.idx)" if "ad" in joins else "e.ad_id"
+    con.execute(f"""
+        CREATE VIEW accepted AS
+        SELECT {user} AS user_id, {ad} AS ad_id, e.timestamp, e.action, e._file, e._line, e._line AS _order
+        FROM accepted_text e {joins.get('user', '')} {joins.get('ad', '')}""")
     return "accepted"
 
 
 def _judge_suspects(con, where: str, source: TabularSource, known_ads, log: IssueLog, vocab, action_map) -> None:
-    """Suspect rows, in input order, through check_events; the rows it accepts join ``accepted`` (ids as text)."""
+    """Suspect rows, in input order, through check_events; the rows it accepts go to ``judged`` (ids as text)."""
     name = str(source.events)
     reader = con.cursor()  # reads the suspects while ``con`` inserts the accepted ones
     result = reader.sql(f"SELECT _line, u, a, t, x FROM typed WHERE {where} ORDER BY _line")
@@ -283,23 +287,26 @@ def _judge_suspects(con, where: str, source: TabularSource, known_ads, log: Issu
                 "action": pa.array(good["action"].to_numpy(), pa.int8()),
                 "_file": pa.array(np.zeros(n, np.int32)), "_line": pa.array(good["_line"].to_numpy(), pa.int64()),
             })
-            con.register("judged", table)
-            con.execute("INSERT INTO accepted SELECT user_id, u_txt, ad_id, a_txt, timestamp, action, _file, _line, "
-                        "_line AS _order FROM judged")
-            con.unregister("judged")
+            con.register("judged_arrow", table)
+            con.execute("INSERT INTO judged SELECT * FROM judged_arrow")
+            con.unregister("judged_arrow")
     finally:
         reader.close()
 
 
-def _assign_indices(con, vocab: IdVocabulary, ads_too: bool) -> None:
-    """String ids of accepted rows -> vocabulary indices, in the order of their first accepted line."""
-    for kind, col, txt in (("user", "user_id", "u_txt"), ("ad", "ad_id", "a_txt"))[: 2 if ads_too else 1]:
-        order = con.execute(f"SELECT {txt} FROM accepted WHERE {txt} IS NOT NULL "
-                            f"GROUP BY {txt} ORDER BY min(_order)").fetchnumpy()[txt]
+def _assign_indices(con, vocab: IdVocabulary, ads_too: bool) -> dict[str, str]:
+    """String ids of accepted rows -> vocabulary indices, in the order of their first accepted line; returns the
+    LEFT JOIN (by kind) that puts the indices into ``accepted`` (none for a kind without string ids)."""
+    joins = {}
+    for kind, txt, alias in (("user", "u_txt", "u"), ("ad", "a_txt", "d"))[: 2 if ads_too else 1]:
+        order = con.execute(f"SELECT {txt} FROM accepted_text WHERE {txt} IS NOT NULL "
+                            f"GROUP BY {txt} ORDER BY min(_line)").fetchnumpy()[txt]
         if not len(order):
             continue
         texts = [str(s) for s in order.tolist()]
         index = vocab.encode(kind, texts)
         con.register("ids_arrow", pa.table({"txt": pa.array(texts, pa.string()), "idx": pa.array(index, pa.int64())}))
-        con.execute(f"UPDATE accepted SET {col} = ids_arrow.idx FROM ids_arrow WHERE accepted.{txt} = ids_arrow.txt")
+        con.execute(f"CREATE TABLE {kind}_ids AS SELECT * FROM ids_arrow")
         con.unregister("ids_arrow")
+        joins[kind] = f"LEFT JOIN {kind}_ids {alias} ON e.{txt} = {alias}.txt"
+    return joins
