@@ -245,3 +245,23 @@ def test_sim_config_page_world_is_opt_in() -> None:
     assert isinstance(new, PageChoiceWorld)
     with pytest.raises(ValueError, match="reserve_levels"):
         SimConfig(world=SMALL, page_world=replace(EXTRA, reserve_levels=(0.1,)))
+
+
+def test_logs_from_a_previous_system_are_biased_towards_its_favourites() -> None:
+    from genads.market.logs import LogConfig, exploration_log, past_clicks
+    from genads.market.world2 import page_choice_world
+
+    pw = page_choice_world(SMALL, EXTRA, np.random.default_rng(11), HashingEncoder(dim=64))
+    shown_ctr = {}
+    for name, temp in (("uniform", None), ("previous", 0.5)):
+        cfg = LogConfig(history_len=5, log_requests=600, max_history=8, logging_temperature=temp)
+        rng = np.random.default_rng(12)
+        imp, _ = exploration_log(pw, past_clicks(pw, cfg, rng), cfg, rng)
+        ads = imp.item - 1
+        shown_ctr[name] = pw.ad_ctr(imp.user, ads[:, None])[:, 0].mean()
+        counts = np.bincount(ads, minlength=SMALL.n_ads)
+        if temp is not None:
+            assert counts.max() > 4 * max(np.median(counts), 1)  # the old system's favourites dominate
+    assert shown_ctr["previous"] > 1.5 * shown_ctr["uniform"]
+    with pytest.raises(ValueError, match="logging_temperature"):
+        LogConfig(logging_temperature=0.0)

@@ -27,8 +27,18 @@ class LogConfig:
     log_requests: int = 30000
     """Requests served by the exploration policy (random live ads in random ad slots)."""
     max_history: int = 30
+    logging_temperature: float | None = None
+    """None: the exploration log shows uniformly random ads (the first worlds). A value: the log comes from a
+    previous system instead, which shows each request's ads by Plackett-Luce sampling from ``softmax((its pCTR
+    logit + log value) / temperature)`` (:mod:`genads.market.logging_policy`): a non-uniform, biased log."""
+    logging_noise: float = 0.5
+    """Standard deviation of the previous system's pCTR logit error (with ``logging_temperature``)."""
 
     def __post_init__(self) -> None:
+        if self.logging_temperature is not None and self.logging_temperature <= 0:
+            raise ValueError(f"logging_temperature={self.logging_temperature} must be > 0 (or None: uniform)")
+        if self.logging_noise < 0:
+            raise ValueError(f"logging_noise={self.logging_noise} must be >= 0")
         for name in ("history_len", "log_requests", "max_history"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
@@ -103,6 +113,18 @@ def past_clicks(world: World, cfg: LogConfig, rng: np.random.Generator) -> list[
     return out
 
 
+def previous_system(world: World, users: np.ndarray, k: int, cfg: LogConfig, rng: np.random.Generator) -> np.ndarray:
+    """(len(users), k) ads a previous system showed: Plackett-Luce over its noisy pCTR logit + log value."""
+    from genads.market.logging_policy import logging_scores, plackett_luce
+
+    out = np.empty((len(users), k), dtype=np.int64)
+    for s in range(0, len(users), 1024):
+        ctr = np.clip(world.all_ad_ctr(users[s:s + 1024]), 1e-12, 1 - 1e-12)
+        scores = logging_scores(np.log(ctr / (1 - ctr)), world.value, cfg.logging_noise, rng)
+        out[s:s + 1024] = plackett_luce(scores, k, cfg.logging_temperature, rng)[0]
+    return out
+
+
 def exploration_log(world: World, histories: list[np.ndarray], cfg: LogConfig,
                     rng: np.random.Generator) -> tuple[Impressions, list[np.ndarray]]:
     """Serve ``log_requests`` requests with uniformly random ads; clicks follow the true click model
@@ -112,7 +134,10 @@ def exploration_log(world: World, histories: list[np.ndarray], cfg: LogConfig,
     """
     k = world.config.ad_load
     users = rng.integers(world.config.n_users, size=cfg.log_requests)
-    ads = np.stack([rng.choice(world.config.n_ads, k, replace=False) for _ in range(cfg.log_requests)])
+    if cfg.logging_temperature is None:
+        ads = np.stack([rng.choice(world.config.n_ads, k, replace=False) for _ in range(cfg.log_requests)])
+    else:
+        ads = previous_system(world, users, k, cfg, rng)
     if world.config.slate_effects:  # whole pages: an organic feed (noisy true-CTR ranking) around the ads
         clicks = np.empty(ads.shape, dtype=bool)
         n_org = world.config.page_size - k

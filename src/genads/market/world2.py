@@ -17,6 +17,9 @@ Users, ads, organic items and advertisers are drawn exactly as in :func:`genads.
   seen in the session;
 * ad slot ``j`` accepts bids per click of at least ``reserves[j]`` (:mod:`genads.market.reserve`);
 * a share of advertisers learn their bid multiplier by bandit feedback (:mod:`genads.market.learning_bidders`).
+
+The logs of a run in this world come from a previous system, not a uniform policy: ``LogConfig.logging_temperature``
+(:mod:`genads.market.logging_policy`).
 """
 
 from __future__ import annotations
@@ -55,10 +58,6 @@ class World2Config:
     reserve_levels: tuple[float, ...] = (0.3, 0.2, 0.1)
     """Reserve per click of each ad slot (top first) as a share of the median value per click (assumed)."""
     learning: LearningBidderConfig = field(default_factory=LearningBidderConfig)
-    logging_temperature: float = 0.5
-    """Temperature of the previous system's Plackett-Luce logging policy (:mod:`genads.market.logging_policy`)."""
-    logging_noise: float = 0.5
-    """Standard deviation of the previous system's pCTR logit error."""
 
     def __post_init__(self) -> None:
         if self.position_eta < 0 or self.organic_value < 0:
@@ -68,9 +67,6 @@ class World2Config:
                 raise ValueError(f"{name}={getattr(self, name)} must be in [0, 1]")
         if self.session_len < 1 or self.fixed_load < 0:
             raise ValueError(f"session_len={self.session_len} must be >= 1 and fixed_load={self.fixed_load} >= 0")
-        if self.logging_temperature <= 0 or self.logging_noise < 0:
-            raise ValueError(f"logging_temperature={self.logging_temperature} must be > 0 and "
-                             f"logging_noise={self.logging_noise} >= 0")
 
     def check(self, world: WorldConfig) -> None:
         """Raise if this config does not fit ``world`` (the ad slots are ``world.ad_positions``)."""
