@@ -155,12 +155,20 @@ def test_plain_files_without_blank_lines_take_the_fast_path(tmp_path, text):
     _same(fast, general)
 
 
-def test_line_count_counts_a_last_line_without_newline(tmp_path):
+def test_plain_file_pass_counts_lines_and_finds_patterns_across_blocks(tmp_path):
     from genads.data import duck_scan
 
-    assert duck_scan._line_count(write(tmp_path / "a.csv", "h\n1\n2\n")) == 3
-    assert duck_scan._line_count(write(tmp_path / "b.csv", "h\n1\n2")) == 3
-    assert duck_scan._line_count(write(tmp_path / "c.csv", "h\n" + "1\n" * 50), block=7) == 51
+    def scan(name, text, block=1 << 24):
+        return duck_scan._plain_file_cached(str(write(tmp_path / name, text)), 0, 0, block)
+
+    assert scan("a.csv", "h\n1\n2\n") == duck_scan._PlainFile(True, 3)
+    assert scan("b.csv", "h\n1\n2").lines == 3  # a last line without newline counts
+    assert scan("c.csv", "h\n" + "1\n" * 50, block=7).lines == 51
+    assert scan("d.csv", "h\r\n" + "1\r\n" * 9, block=5) == duck_scan._PlainFile(True, 10)
+    for cut in range(1, 12):  # a blank CRLF line or a quote wherever the blocks are cut
+        assert not scan("e.csv", "h\r\n1\r\n\r\n2\r\n", block=cut).eligible
+        assert not scan("f.csv", 'h\n1\n"2"\n', block=cut).eligible
+    assert not scan("g.csv", "  \n1\n").eligible  # a blank header
 
 
 def test_gzip_check_finds_a_quote_across_blocks(tmp_path):
