@@ -215,6 +215,12 @@ def measure(bundle: Path, bodies: list[dict], args: argparse.Namespace, port: in
                     "server_cpu_ms_per_request": round((cpu_seconds(proc.pid) - cpu0) / len(lat) * 1e3, 2),
                     "client_cpu_ms_per_request": round((time.process_time() - t0) / len(lat) * 1e3, 2)})
         row.update(concurrent(url, proc, bodies[args.warmup:], args))
+        if args.no_click_pass:  # the same clients without events: what wrk's figures compare with
+            row.update({f"noclick_{k}": v for k, v in concurrent(url, proc, bodies[args.warmup:], args, 0).items()
+                        if k in ("conc_p50_ms", "conc_p99_ms", "req_per_s_wall", "req_per_server_cpu_s",
+                                 "healthz_under_load_p99_ms")})
+        if args.wrk_seconds and shutil.which("wrk"):
+            row.update(wrk_load(port, proc, args))
         row.update(big_bodies(port))
         audit = open_ledger(str(bundle / "state" / "ledger.sqlite")).audit()
         row.update({f"ledger_{k}": v for k, v in audit.items() if k in ("spent_mismatch", "over_budget",
@@ -225,11 +231,14 @@ def measure(bundle: Path, bodies: list[dict], args: argparse.Namespace, port: in
     return row
 
 
-def concurrent(url: str, proc: subprocess.Popen, bodies: list[dict], args: argparse.Namespace) -> dict:
-    """``args.concurrency`` closed-loop clients (clicking) with /healthz probed meanwhile."""
+def concurrent(url: str, proc: subprocess.Popen, bodies: list[dict], args: argparse.Namespace,
+               click_every: int = 4) -> dict:
+    """``args.concurrency`` closed-loop clients (clicking one slot of every ``click_every``-th slate; 0: none) with
+    /healthz probed meanwhile."""
     lat: list[list[float]] = [[] for _ in range(args.concurrency)]
     clicks = {"charged": 0, "replays_refused": 0}
-    threads = [threading.Thread(target=lambda i=i: lat[i].extend(closed_loop(url, bodies[i::args.concurrency], 4, clicks)))
+    threads = [threading.Thread(target=lambda i=i: lat[i].extend(closed_loop(url, bodies[i::args.concurrency],
+                                                                             click_every, clicks)))
                for i in range(args.concurrency)]
     prober = HealthProbe(args.port)
     cpu0, w0 = cpu_seconds(proc.pid), time.perf_counter()
@@ -244,6 +253,54 @@ def concurrent(url: str, proc: subprocess.Popen, bodies: list[dict], args: argpa
             "req_per_s_wall": round(len(every) / wall, 1), "req_per_server_cpu_s": round(len(every) / cpu, 1),
             "healthz_under_load_p99_ms": ms(health, 99), "healthz_under_load_max_ms": ms(health, 100),
             "clicks_charged": clicks["charged"], "click_replays_refused": clicks["replays_refused"]}
+
+
+WRK_SCRIPT = """
+math.randomseed(0)
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+%s
+request = function()
+  return wrk.format(nil, "/v1/ads", nil, '{"user_id": ' .. math.random(1, 500) .. ', "slots": %d}')
+end
+"""
+
+
+def wrk_load(port: int, proc: subprocess.Popen, args: argparse.Namespace) -> dict:
+    """The independent load generator: ``wrk`` (Debian's, C, one thread) with ``--concurrency`` connections posting
+    the same kind of body (a random user of the bundle's 500, ``--slots`` slots, no events) for ``--wrk-seconds``,
+    /healthz probed meanwhile. Latency is wrk's, from each request's sending (its own coordinated-omission
+    correction does not apply to a closed loop); server CPU from /proc as for the project's clients."""
+    key = f'wrk.headers["X-API-Key"] = "{HEADERS["X-API-Key"]}"' if "X-API-Key" in HEADERS else ""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(WRK_SCRIPT % (key, args.slots))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        subprocess.run(["wrk", "-t1", f"-c{args.concurrency}", "-d2s", "-s", f.name, url], check=True,
+                       capture_output=True)  # warm-up
+        prober = HealthProbe(port)
+        cpu0 = cpu_seconds(proc.pid)
+        out = subprocess.run(["wrk", "-t1", f"-c{args.concurrency}", f"-d{args.wrk_seconds}s", "--latency", "-s", f.name,
+                              url], check=True, capture_output=True, text=True).stdout
+        cpu = cpu_seconds(proc.pid) - cpu0
+        health = prober.stop()
+    finally:
+        os.unlink(f.name)
+    requests = int(out.split(" requests in ")[0].split()[-1])
+    lat = dict(line.split() for line in out.split("Latency Distribution")[1].splitlines()[1:5])
+    bad = int(out.split("Non-2xx or 3xx responses:")[1].split()[0]) if "Non-2xx" in out else 0
+    return {"wrk_connections": args.concurrency, "wrk_seconds": args.wrk_seconds, "wrk_requests": requests,
+            "wrk_non_2xx": bad, "wrk_req_per_s_wall": float(out.split("Requests/sec:")[1].split()[0]),
+            "wrk_p50_ms": _wrk_ms(lat["50%"]), "wrk_p90_ms": _wrk_ms(lat["90%"]), "wrk_p99_ms": _wrk_ms(lat["99%"]),
+            "wrk_req_per_server_cpu_s": round(requests / cpu, 1), "wrk_healthz_p99_ms": ms(health, 99)}
+
+
+def _wrk_ms(value: str) -> float:
+    """wrk's "812.00us", "4.21ms", "1.02s", "1.50m" in milliseconds."""
+    for unit, scale in (("us", 1e-3), ("ms", 1.0), ("s", 1e3), ("m", 6e4)):
+        if value.endswith(unit):
+            return round(float(value[: -len(unit)]) * scale, 2)
+    raise ValueError(f"wrk latency {value!r}: unknown unit")
 
 
 def big_bodies(port: int, size: int = 16 << 20) -> dict:
@@ -377,6 +434,10 @@ def main() -> None:
     p.add_argument("--traffic", default="both", choices=("both", "off", "on"),
                    help="traffic checks (publisher keys, rate limits, caps, invalid clicks) off, on, or both (compared)")
     p.add_argument("--rounds", type=int, default=1, help="interleaved rounds per traffic mode (medians compared)")
+    p.add_argument("--wrk-seconds", type=int, default=10,
+                   help="also load each server with wrk for this long, if wrk is installed (0: not)")
+    p.add_argument("--no-click-pass", action="store_true",
+                   help="also run the concurrent clients once without events (the figure wrk's compares with)")
     p.add_argument("--attacks", action="store_true", help="also the click farm and the slow drip of issue 31")
     p.add_argument("--drip", type=int, default=1100, help="--attacks: slow-drip connections (the issue's 1,100)")
     args = p.parse_args()
