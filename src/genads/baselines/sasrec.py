@@ -120,8 +120,9 @@ PRESETS: dict[str, SASRecConfig] = {
 # 0.13.0): the original block, 256 uniform negatives per position (positives not rejected, no logQ), Adam 1e-3
 # with betas (0.9, 0.98), batch 128, up to 200 epochs with patience 50 on validation R@10 with the history
 # ruled out. The executed config has 256 dimensions; its README table says 64 ("esasrec-64"). Batches as RecTools'
-# DataLoader makes them (users shuffled, loss the mean over a batch's valid positions): length-bucketed batches,
-# even with every position weighted as a random batch would weigh it, learned more slowly and peaked lower.
+# DataLoader makes them (users shuffled, loss the mean over a batch's valid positions). Length-bucketed batches with
+# every position weighted as in a random batch learned a little more slowly over epochs 1-4 and the same from
+# epoch 5 (benchmarks/results/beauty_baselines_esasrec_diag_random.json).
 PRESETS["esasrec"] = SASRecConfig(max_len=50, d_model=256, n_layers=1, n_heads=1, dropout=0.2, loss="ss",
                                   n_negatives=256, negatives="uniform", reject_positive=False, lr=1e-3,
                                   batch_size=128, epochs=200, eval_every=1, patience=50, stop_metric="recall@10",
