@@ -6,6 +6,7 @@ The run tree is copied to a new folder before export: run folders hold relative 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -161,6 +162,8 @@ def test_the_api_and_keys_speak_the_dataset_s_advertiser_and_ad_ids(trained, tmp
         assert r.status_code == 422 and "ad ad-nope is not an ad of advertiser shop-1" in r.text
         r = console.get("/console/preview", params={"history": ", ".join(c["ads"][:2]), "slots": "2"})
         assert r.status_code == 200 and 'id="err-' not in r.text
+        shown = re.findall(r'<td class="ad">([^<]*)</td>', r.text)
+        assert shown and all(a.startswith("ad-") for a in shown)  # the slate by the dataset's ad ids
         assert console.get("/console/preview", params={"user_id": "u0003", "slots": "2"}).status_code == 200
     capsys.readouterr()
     genads("keys", "issue", tmp_path / "b", "--advertiser", "shop-2")
