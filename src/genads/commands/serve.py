@@ -126,7 +126,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="base URL of creative links (https://ads.example.com); default: relative links")
     p.add_argument("--max-body", type=int, default=1 << 20, help="request body limit in bytes (413 above)")
     p.add_argument("--max-queue", type=int, default=64, help="ad requests waiting for decoding before 503")
-    p.add_argument("--max-batch", type=int, default=32,
+    p.add_argument("--max-batch", type=int, default=16,
                    help="ad requests decoded together at most (micro-batching; 1: one by one)")
     p.add_argument("--batch-wait-ms", type=float, default=2.0,
                    help="ms a batch waits at most for ad requests still arriving (a lone request never waits)")

@@ -48,8 +48,9 @@ class Limits:
     (or after its previous answer) is closed, however slowly it trickles bytes."""
     max_queue: int = 64
     """POST /v1/ads requests decoding or waiting to: more get 503 with Retry-After."""
-    max_batch: int = 32
-    """POST /v1/ads requests decoded together at most (one batched forward, then an auction each)."""
+    max_batch: int = 16
+    """POST /v1/ads requests decoded together at most (one batched forward, then an auction each). Half of 32
+    clients: one batch decodes (torch without the GIL) while the event loop answers the one before."""
     batch_wait_ms: float = 2.0
     """How long a batch's first ad request may wait for others that have arrived and are still being read (a
     lone request does not wait: nothing else is on its way)."""

@@ -15,6 +15,7 @@ revoke it (``genads keys revoke``) once real publishers have their own keys: it 
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import secrets
@@ -221,6 +222,11 @@ def _serve(app: FastAPI, log_level: str, limits: Limits, host: str = "127.0.0.1"
                          timeout_keep_alive=limits.keep_alive_s, h11_max_incomplete_event_size=4 * limits.max_header_bytes,
                          limit_concurrency=limits.max_connections, http=guarded_protocol(limits))
     server = uvicorn.Server(cfg)
+    # the bundle, vocabularies and model are built: a full garbage collection would walk them all (tens to
+    # hundreds of ms with every thread stopped, the largest /healthz stalls under load); they live as long as
+    # the process, so the collector leaves them out from now on
+    gc.collect()
+    gc.freeze()
     server.run(sockets=[sock] if sock is not None else None)
 
 
