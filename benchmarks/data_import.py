@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._common import print_table, save
 
 N_ADS = 200_000
+RESULT = "@@figures "
 ACTIONS = ("impression", "click", "conversion")
 
 
@@ -81,7 +82,7 @@ def child(events: str, catalogue: str, out: str, chunk_rows: int, memory_limit: 
                                    progress=True, **kw)
     seconds = time.perf_counter() - start
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    print(json.dumps({
+    print("\n" + RESULT + json.dumps({  # DuckDB's progress bar shares stdout: the figures follow a marker
         "seconds": seconds,
         "n_events": report.n_events,
         "n_users": report.n_users,
@@ -124,7 +125,7 @@ def run_one(tmp: Path, n_events: int, chunk_rows: int, baseline: Path | None, me
             [sys.executable, __file__, "--child", str(events), str(catalogue), str(out), str(chunk_rows), memory_limit],
             stdout=subprocess.PIPE, text=True, check=True, env=env,
         )
-        figures = json.loads(proc.stdout.strip().splitlines()[-1])
+        figures = json.loads(proc.stdout.rsplit(RESULT, 1)[1].splitlines()[0])
         assert figures["n_events"] == n_events and figures["rejected"] == 0, figures
         rows.append({"code": label, "memory_limit": memory_limit or "default", "events": n_events, "input_mb": round(input_mb, 1), **figures,
                      "events_per_s": n_events / figures["seconds"], "generate_s": gen_s,
