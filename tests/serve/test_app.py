@@ -38,6 +38,16 @@ def test_slate_prices_never_exceed_bids(client, engine):
     assert client.post("/v1/ads", json={"user_id": 3, "slots": 10}).json()["mechanism"] == "gsp"
 
 
+def test_the_answer_says_when_no_history_was_known(client, engine):
+    """An unknown user_id (a typo, a user newer than the export) is served, and the answer says it was cold."""
+    known = next(u for u, h in engine.bundle.histories.items() if (h > 0).any())
+    assert client.post("/v1/ads", json={"user_id": known, "slots": 2}).json()["cold_start"] is False
+    assert client.post("/v1/ads", json={"history": [1001], "slots": 2}).json()["cold_start"] is False
+    for body in ({"user_id": 987654321, "slots": 2}, {"history": [], "slots": 2}, {"slots": 2}):
+        r = client.post("/v1/ads", json=body)
+        assert r.status_code == 200 and r.json()["cold_start"] is True and r.json()["slate"], (body, r.text)
+
+
 def test_bad_input_names_the_field(client):
     cases = [({"slots": 0}, ["body", "slots"]), ({"history": [1001, 5]}, ["body", "history", 1]),
              ({"user_id": 1, "history": []}, ["body"]), ({"slots": 2, "colour": "red"}, ["body", "colour"])]

@@ -406,7 +406,10 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
         slate = [{"ad": engine.ad_label(p.ad_id), "ad_id": p.ad_id, "position": p.position, "campaign_id": p.campaign_id, "price": p.price,
                   "pctr": p.pctr, "creative": {"title": p.title, "image_url": f"{base}/v1/creatives/{p.ad_id}/banner.png"},
                   "token": p.token} for p in result.placements]
-        return JSONResponse({"request_id": result.request_id, "mechanism": result.mechanism, "slate": slate})
+        known = req.history if req.history is not None else (
+            engine.user_history(req.user_id) if req.user_id is not None else ())
+        return JSONResponse({"request_id": result.request_id, "mechanism": result.mechanism, "slate": slate,
+                             "cold_start": len(known) == 0})
 
     @app.get("/v1/creatives/{ad_id}/banner.png", tags=["ads"], response_class=Response,
              responses={200: {"content": {"image/png": {}}}, 404: {"description": "unknown ad"}})

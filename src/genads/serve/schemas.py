@@ -62,7 +62,7 @@ class RequestContext(Strict):
 class AdRequest(Strict):
     user_id: UserKey | None = None
     """A user the bundle knows the history of, by the dataset's id (integer or string); unknown users get a
-    cold-start slate."""
+    cold-start slate (the answer's ``cold_start`` says so)."""
     history: list[AdKey] | None = Field(default=None, max_length=MAX_HISTORY)
     """Ads the user interacted with, oldest first (instead of user_id)."""
     context: RequestContext = Field(default_factory=RequestContext)
@@ -101,6 +101,9 @@ class AdResponse(BaseModel):
     mechanism: str
     """Pricing used: "learned" (payment network), "gsp", or "none" (no live ad)."""
     slate: list[SlotOut]
+    cold_start: bool = False
+    """True when the slate was ranked without any history: a user_id the bundle does not know (a typo, or a user
+    newer than the export), no user_id, or an empty history."""
 
 
 class CampaignIn(Strict):
