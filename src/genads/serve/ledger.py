@@ -34,17 +34,13 @@ servers sharing a ledger notice each other's changes.
 
 from __future__ import annotations
 
-import math
-import os
-import sqlite3
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from genads.serve.keys import KeyStore, LedgerError
+from genads.serve.ledger_reads import LedgerReads
+from genads.serve.ledger_schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 from genads.serve.refunds import RefundStore
 from genads.serve.tokens import MAX_AD_ID, MAX_BID_MICROS, MAX_ID
 
@@ -112,59 +108,7 @@ class EventResult:
     """Why the event was recorded as invalid (charged nothing); None when valid."""
 
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS campaigns (
-  campaign_id {serial}, advertiser_id BIGINT NOT NULL, name TEXT NOT NULL, bid_micros BIGINT NOT NULL,
-  budget_micros BIGINT NOT NULL, spent_micros BIGINT NOT NULL DEFAULT 0, status TEXT NOT NULL,
-  CHECK (spent_micros >= 0 AND spent_micros <= budget_micros));
-CREATE TABLE IF NOT EXISTS campaign_ads (
-  campaign_id BIGINT NOT NULL, ad_id BIGINT NOT NULL, PRIMARY KEY (campaign_id, ad_id));
-CREATE TABLE IF NOT EXISTS events (
-  idempotency_key TEXT PRIMARY KEY, type TEXT NOT NULL, campaign_id BIGINT NOT NULL, ad_id BIGINT NOT NULL,
-  request_id TEXT NOT NULL, price_micros BIGINT NOT NULL, charged_micros BIGINT NOT NULL, created_at DOUBLE PRECISION NOT NULL);
-CREATE TABLE IF NOT EXISTS api_keys (key_hash TEXT PRIMARY KEY, advertiser_id BIGINT, is_admin INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
-"""The first schema (every ledger file written before migrations existed has it)."""
-
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    # 2: one charge per slot whatever the idempotency key; API key ids and revocation
-    ("CREATE TABLE IF NOT EXISTS slot_events (request_id TEXT NOT NULL, ad_id BIGINT NOT NULL, type TEXT NOT NULL, "
-     "idempotency_key TEXT NOT NULL, PRIMARY KEY (request_id, ad_id, type))",
-     "INSERT INTO slot_events (request_id, ad_id, type, idempotency_key) "
-     "SELECT request_id, ad_id, type, MIN(idempotency_key) FROM events GROUP BY request_id, ad_id, type",
-     "ALTER TABLE api_keys ADD COLUMN key_id TEXT",
-     "ALTER TABLE api_keys ADD COLUMN created_at DOUBLE PRECISION",
-     "ALTER TABLE api_keys ADD COLUMN revoked_at DOUBLE PRECISION",
-     "UPDATE api_keys SET key_id = SUBSTR(key_hash, 1, 16)",
-     "CREATE INDEX IF NOT EXISTS api_keys_key_id ON api_keys (key_id)"),
-    # 3: idempotency keys scoped to the token's request (one client can no longer squat another's key)
-    ("CREATE TABLE events_scoped (idempotency_key TEXT NOT NULL, type TEXT NOT NULL, campaign_id BIGINT NOT NULL, "
-     "ad_id BIGINT NOT NULL, request_id TEXT NOT NULL, price_micros BIGINT NOT NULL, charged_micros BIGINT NOT NULL, "
-     "created_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (request_id, idempotency_key))",
-     "INSERT INTO events_scoped (idempotency_key, type, campaign_id, ad_id, request_id, price_micros, charged_micros, "
-     "created_at) SELECT idempotency_key, type, campaign_id, ad_id, request_id, price_micros, charged_micros, created_at "
-     "FROM events",
-     "DROP TABLE events",
-     "ALTER TABLE events_scoped RENAME TO events",
-     "CREATE INDEX IF NOT EXISTS events_campaign ON events (campaign_id)"),
-    # 4: publisher keys; invalid traffic (events marked invalid, refunds, counters per campaign)
-    ("ALTER TABLE api_keys ADD COLUMN publisher TEXT",
-     "ALTER TABLE events ADD COLUMN invalid TEXT",
-     "ALTER TABLE campaigns ADD COLUMN refunded_micros BIGINT NOT NULL DEFAULT 0",
-     "ALTER TABLE campaigns ADD COLUMN invalid_clicks BIGINT NOT NULL DEFAULT 0",
-     "CREATE TABLE IF NOT EXISTS refunds (request_id TEXT NOT NULL, idempotency_key TEXT NOT NULL, "
-     "campaign_id BIGINT NOT NULL, amount_micros BIGINT NOT NULL, reason TEXT NOT NULL, "
-     "created_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (request_id, idempotency_key), CHECK (amount_micros > 0))",
-     "CREATE INDEX IF NOT EXISTS refunds_campaign ON refunds (campaign_id)"),
-    # 5: when a campaign's status last changed (a paused campaign stays paused a minimum time: no flapping)
-    ("ALTER TABLE campaigns ADD COLUMN status_changed_at DOUBLE PRECISION",),
-)
-"""Schema version i + 2 = MIGRATIONS[i] applied to version i + 1 (statements run in one transaction)."""
-SCHEMA_VERSION = 1 + len(MIGRATIONS)
-
-
-class SQLLedger(KeyStore, RefundStore):
+class SQLLedger(KeyStore, RefundStore, LedgerReads):
     """The ledger's logic over a DB-API connection; subclasses give ``_tx`` and the dialect."""
 
     serial = "INTEGER PRIMARY KEY AUTOINCREMENT"
@@ -407,76 +351,6 @@ class SQLLedger(KeyStore, RefundStore):
         return EventResult(event.idempotency_key, int(stored[4]), True, row is None or int(row[1]) >= int(row[0]),
                            stored[5])
 
-    def totals(self, campaign_id: int) -> tuple[int, int, int]:
-        """(spent_micros, sum of charged_micros over its events, number of events) of a campaign."""
-        with self._tx(write=False) as cur:
-            spent = self._run(cur, "SELECT spent_micros FROM campaigns WHERE campaign_id = ?", (campaign_id,)).fetchone()
-            charged, n = self._run(cur, "SELECT COALESCE(SUM(charged_micros), 0), COUNT(*) FROM events WHERE campaign_id = ?",
-                                   (campaign_id,)).fetchone()
-        return int(spent[0]) if spent else 0, int(charged), int(n)
-
-    def event_counts(self, advertiser_id: int | None = None) -> dict[int, dict[str, tuple[int, int]]]:
-        """campaign_id -> event type -> (events, charged_micros) over every campaign, or one advertiser's."""
-        where, params = ("", ()) if advertiser_id is None else (" WHERE c.advertiser_id = ?", (advertiser_id,))
-        with self._tx(write=False) as cur:
-            rows = self._run(cur, "SELECT e.campaign_id, e.type, COUNT(*), COALESCE(SUM(e.charged_micros), 0) FROM events e "
-                                  f"JOIN campaigns c ON c.campaign_id = e.campaign_id{where} GROUP BY e.campaign_id, e.type",
-                             params).fetchall()
-        out: dict[int, dict[str, tuple[int, int]]] = {}
-        for cid, kind, n, charged in rows:
-            out.setdefault(int(cid), {})[kind] = (int(n), int(charged))
-        return out
-
-    def event_span(self, campaign_id: int) -> tuple[float, float] | None:
-        """(first, last) ``created_at`` of a campaign's events; None when it has none."""
-        with self._tx(write=False) as cur:
-            row = self._run(cur, "SELECT MIN(created_at), MAX(created_at) FROM events WHERE campaign_id = ?",
-                            (campaign_id,)).fetchone()
-        return None if row is None or row[0] is None else (float(row[0]), float(row[1]))
-
-    def event_series(self, campaign_id: int, start: float, bucket_s: float) -> list[tuple[int, str, int, int]]:
-        """A campaign's events from ``start`` in buckets of ``bucket_s`` seconds: (bucket index, type, events,
-        charged_micros) per non-empty bucket and type, oldest first."""
-        with self._tx(write=False) as cur:
-            rows = self._run(cur, "SELECT FLOOR((created_at - ?) / ?) AS b, type, COUNT(*), COALESCE(SUM(charged_micros), 0) "
-                                  "FROM events WHERE campaign_id = ? AND created_at >= ? GROUP BY b, type ORDER BY b",
-                             (start, bucket_s, campaign_id, start)).fetchall()
-        return [(int(b), kind, int(n), int(charged)) for b, kind, n, charged in rows]
-
-    def event_charges(self) -> dict[tuple[str, str], int]:
-        """(request_id, idempotency_key) -> charged_micros of every stored event."""
-        with self._tx(write=False) as cur:
-            rows = self._run(cur, "SELECT request_id, idempotency_key, charged_micros FROM events").fetchall()
-        return {(r, k): int(c) for r, k, c in rows}
-
-
-    def audit(self) -> dict[str, int]:
-        """The money invariants over the whole ledger: each count should be 0 (``campaigns``/``charged_micros``/
-        ``refunded_micros``: totals). spent_mismatch: campaigns whose spent differs from the sum of their charged
-        events minus the sum of their refunds; refund_mismatch: campaigns whose refunded total differs from the
-        sum of their refunds; refunds_over_charge: refunds larger than their event's charge (or of no event);
-        over_budget: campaigns that spent more than their budget; slots_charged_twice: (request, ad) slots
-        with more than one charged click."""
-        with self._tx(write=False) as cur:
-            q = lambda sql: int(self._run(cur, sql).fetchone()[0])  # noqa: E731
-            return {
-                "campaigns": q("SELECT COUNT(*) FROM campaigns"),
-                "charged_micros": q("SELECT COALESCE(SUM(charged_micros), 0) FROM events"),
-                "refunded_micros": q("SELECT COALESCE(SUM(amount_micros), 0) FROM refunds"),
-                "spent_mismatch": q("SELECT COUNT(*) FROM campaigns c WHERE c.spent_micros <> (SELECT "
-                                    "COALESCE(SUM(e.charged_micros), 0) FROM events e WHERE e.campaign_id = c.campaign_id) "
-                                    "- (SELECT COALESCE(SUM(r.amount_micros), 0) FROM refunds r "
-                                    "WHERE r.campaign_id = c.campaign_id)"),
-                "refund_mismatch": q("SELECT COUNT(*) FROM campaigns c WHERE c.refunded_micros <> (SELECT "
-                                     "COALESCE(SUM(r.amount_micros), 0) FROM refunds r WHERE r.campaign_id = c.campaign_id)"),
-                "refunds_over_charge": q("SELECT COUNT(*) FROM refunds r LEFT JOIN events e ON e.request_id = r.request_id "
-                                         "AND e.idempotency_key = r.idempotency_key WHERE e.charged_micros IS NULL "
-                                         "OR r.amount_micros > e.charged_micros"),
-                "over_budget": q("SELECT COUNT(*) FROM campaigns WHERE spent_micros > budget_micros"),
-                "slots_charged_twice": q("SELECT COUNT(*) FROM (SELECT request_id, ad_id FROM events WHERE type = 'click' "
-                                         "AND charged_micros > 0 GROUP BY request_id, ad_id HAVING COUNT(*) > 1) AS twice"),
-            }
-
 
 def _check_event(event: Event) -> None:
     if event.type not in EVENT_TYPES:
@@ -501,60 +375,21 @@ def _check_status(status: str) -> None:
         raise LedgerError("status", f"{status!r} is not one of {STATUSES}")
 
 
-class SQLiteLedger(SQLLedger):
-    """The embedded ledger: one SQLite file in WAL mode, a connection per thread.
-
-    ``synchronous=FULL`` fsyncs every commit, so an accepted event survives a crash of the
-    machine, not only of the process.
-    """
-
-    def __init__(self, path: str | Path, synchronous: str = "FULL") -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))  # a new file is never world-readable
-        for part in (self.path, self.path.with_name(self.path.name + "-wal"), self.path.with_name(self.path.name + "-shm")):
-            if part.exists():
-                part.chmod(0o600)  # and files written before this rule are closed up
-        self.synchronous = synchronous
-        self._local = threading.local()
-        conn = self._conn()
-        conn.execute("PRAGMA journal_mode=WAL")
-        self._init_schema()
-
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)
-            conn.execute(f"PRAGMA synchronous={self.synchronous}")
-            conn.execute("PRAGMA busy_timeout=30000")
-            conn.create_function("FLOOR", 1, math.floor, deterministic=True)  # SQLite builds without math functions
-            self._local.conn = conn
-        return conn
-
-    @contextmanager
-    def _tx(self, write: bool = True):
-        conn = self._conn()
-        cur = conn.cursor()
-        cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")  # writers take the lock up front: no interleaving
-        try:
-            yield cur
-        except BaseException:
-            conn.rollback()
-            raise
-        else:
-            conn.commit()
-
-    def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
-
-
 def open_ledger(url: str) -> SQLLedger:
     """``sqlite:///PATH`` (or a plain path) -> SQLiteLedger; ``postgresql://...`` -> PostgresLedger."""
     if url.startswith(("postgresql://", "postgres://")):
         from genads.serve.ledger_pg import PostgresLedger
 
         return PostgresLedger(url)
+    from genads.serve.ledger_sqlite import SQLiteLedger
+
     return SQLiteLedger(url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url)
+
+
+def __getattr__(name: str):
+    """``SQLiteLedger`` lives in :mod:`genads.serve.ledger_sqlite` (it subclasses SQLLedger); importable from here."""
+    if name == "SQLiteLedger":
+        from genads.serve.ledger_sqlite import SQLiteLedger
+
+        return SQLiteLedger
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
