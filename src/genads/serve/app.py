@@ -376,6 +376,11 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
 
     async def decode(req: AdRequest, user: str | None = None, scope: dict | None = None, log: bool = False) -> AdResult:
         """The slate for a request, built by the batcher's thread (503 when ``limits.max_queue`` are pending)."""
+        return (await decode_request(req, user, scope, log))[0]
+
+    async def decode_request(req: AdRequest, user: str | None, scope: dict | None,
+                             log: bool) -> tuple[AdResult, SlateRequest]:
+        """:func:`decode`, also returning the engine's request (the history it ranked by)."""
         if scope is not None and scope.get("state", {}).pop("genads_arriving", False):
             arriving[0] -= 1  # it reaches the decoder now (or is refused)
         loop = asyncio.get_running_loop()
@@ -390,7 +395,7 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
             raise StarletteHTTPException(503, headers={"Retry-After": "1"}, detail=[
                 {"loc": ["server", "queue"], "msg": f"{batcher.pending} ad requests are waiting; retry",
                  "type": "busy"}]) from None
-        return await pending.done
+        return await pending.done, pending.request
 
     app.state.decode = decode  # the console's slate preview decodes through the same thread and queue bound
     app.state.batcher = batcher
@@ -399,17 +404,16 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
               responses={503: {"description": "too many requests waiting for decoding (see Retry-After)"}})
     async def ads(req: AdRequest, caller: AdsCaller, request: Request) -> JSONResponse:
         # decoded in the worker thread, answered as built JSON (re-validating the response costs more than the auction)
-        result = await decode(req, None if req.user_id is None else user_hash(req.user_id), request.scope, log=True)
+        result, ranked = await decode_request(req, None if req.user_id is None else user_hash(req.user_id),
+                                              request.scope, log=True)
         metrics.mechanism.labels(result.mechanism).inc()
         metrics.slots.labels("requested").inc(req.slots)
         metrics.slots.labels("filled").inc(len(result.placements))
         slate = [{"ad": engine.ad_label(p.ad_id), "ad_id": p.ad_id, "position": p.position, "campaign_id": p.campaign_id, "price": p.price,
                   "pctr": p.pctr, "creative": {"title": p.title, "image_url": f"{base}/v1/creatives/{p.ad_id}/banner.png"},
                   "token": p.token} for p in result.placements]
-        known = req.history if req.history is not None else (
-            engine.user_history(req.user_id) if req.user_id is not None else ())
         return JSONResponse({"request_id": result.request_id, "mechanism": result.mechanism, "slate": slate,
-                             "cold_start": len(known) == 0})
+                             "cold_start": len(ranked.history) == 0})  # ranked without any history
 
     @app.get("/v1/creatives/{ad_id}/banner.png", tags=["ads"], response_class=Response,
              responses={200: {"content": {"image/png": {}}}, 404: {"description": "unknown ad"}})
