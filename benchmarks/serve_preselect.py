@@ -8,7 +8,7 @@ weights; codes are topical (ads of one of 64 topics share 70% of their codes, as
 do) because IVF exploits the clustering real catalogues have. One thread; the model forward (the same for
 both methods) is left out. recall@10 = |IVF top 10 ∩ exact top 10| / 10, averaged over the requests.
 
-    python benchmarks/serve_preselect.py [--sizes 100000 1000000] [--requests 200] [--name serve_preselect]
+    python benchmarks/serve_preselect.py [--sizes 100000 1000000] [--requests 200] [--nprobes 4 8 16 32 64]
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ def _per_request(call, requests: int) -> tuple[float, list]:
     return 1e3 * (time.process_time() - cpu0) / requests, out
 
 
-def bench_size(model: ParallelModel, cfg: ParallelConfig, n: int, requests: int) -> list[dict]:
+def bench_size(model: ParallelModel, cfg: ParallelConfig, n: int, requests: int,
+               nprobes: tuple[int, ...] = NPROBES) -> list[dict]:
     codes = topical_codes(n, cfg.n_codes, cfg.codebook_size)
     rng = np.random.default_rng(1)
     live = LiveAds(codes)
@@ -62,7 +63,7 @@ def bench_size(model: ParallelModel, cfg: ParallelConfig, n: int, requests: int)
     exact_ms, exact = _per_request(lambda b: live.topk(logp[b:b + 1], 10, bid_config=BIDS).ads[0], requests)
     rows = [{"live_ads": n, "method": "exact", "nprobe": "", "nlist": "", "cpu_ms_per_request": exact_ms,
              "recall@10": 1.0}]
-    for nprobe in NPROBES:
+    for nprobe in nprobes:
         ms, got = _per_request(lambda b, p=nprobe: pre.topk(q[b:b + 1], logp[b:b + 1], 10, nprobe=p).ads[0], requests)
         recall = float(np.mean([len(set(a) & set(e)) / 10 for a, e in zip(got, exact, strict=True)]))
         rows.append({"live_ads": n, "method": "ivf + exact rescoring", "nprobe": nprobe, "nlist": nlist,
@@ -75,6 +76,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--name", default="serve_preselect")
+    ap.add_argument("--nprobes", type=int, nargs="+", default=list(NPROBES), help="IVF lists probed per request")
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -83,7 +85,7 @@ def main() -> None:
     model = ParallelModel(cfg).eval()
     rows = []
     for n in args.sizes:
-        rows += bench_size(model, cfg, n, args.requests)
+        rows += bench_size(model, cfg, n, args.requests, tuple(args.nprobes))
     print_table(rows, "Candidates for one request (model forward excluded; top 10 with the bid term), one thread")
     path = save(args.name, {"rows": rows, "shortlist": 200, "load_avg": list(os.getloadavg()),
                             "note": "CPU ms per request of candidate generation after the model forward (shared by "
