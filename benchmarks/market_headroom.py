@@ -71,8 +71,9 @@ def with_value(extra, name: str, value: float):
     return replace(extra, **{name: value})
 
 
-def sweep(world_cfg, extra, study, seeds, specs: list[str], encoder) -> dict:
-    out = {}
+def sweep(world_cfg, extra, study, seeds, specs: list[str], encoder, on_point=None) -> dict:
+    """Headroom tables over each ``NAME=v1,v2,...`` of ``specs``; ``on_point(result so far)`` after every value."""
+    out: dict = {}
     for spec in specs:
         name, _, values = spec.partition("=")
         if name not in SWEEPABLE:
@@ -84,6 +85,8 @@ def sweep(world_cfg, extra, study, seeds, specs: list[str], encoder) -> dict:
                               "cpu_seconds": sum(p["cpu_seconds"] for p in per_seed)})
             print(f"{name}={v}: " + ", ".join(f"{r['market'][:6]}/{r['effect']} {100 * r['headroom']:+.1f}%"
                                               for r in out[name][-1]["table"]), flush=True)
+            if on_point:
+                on_point(out)
     return out
 
 
@@ -150,12 +153,13 @@ def main() -> None:
     encoder = CachedEncoder(extra.creatives.encoder)
     config = {"world": to_dict(world_cfg), "world2": to_dict(extra), "headroom": to_dict(study) | {"seeds": seeds}}
     if args.sweep:
-        result = sweep(world_cfg, extra, study, seeds, args.sweep, encoder)
+        result = sweep(world_cfg, extra, study, seeds, args.sweep, encoder,  # saved after every point
+                       on_point=lambda r: save(args.name, {"config": config, "sweep": r, "complete": False}))
         if args.plot:
             plot_sweep(result, args.plot)
         print("influence (widest headroom range):", influence(result))
         print("saved", save(args.name, {"config": config, "sweep": result, "influence": influence(result),
-                                        "plot": str(args.plot or "")}))
+                                        "plot": str(args.plot or ""), "complete": True}))
         return
     per_seed = []
     for s in seeds:
