@@ -11,6 +11,7 @@ thread scheduling.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -92,7 +93,7 @@ def sort_events(con: duckdb.DuckDBPyConnection, table: str, files: list[str], ou
                 written.result()
             written = pool.submit(writer.write_table, _typed(group), row_group_size=ROW_GROUP)
 
-        for batch in [*reader, None]:
+        for batch in itertools.chain(reader, [None]):  # streamed: a list would hold the whole result
             kept = dedup.push(batch)
             if kept is None or not kept.num_rows:
                 continue
