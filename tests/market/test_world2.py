@@ -10,7 +10,7 @@ import pytest
 
 from genads.creative.encoders import HashingEncoder
 from genads.market.choice import draw_choice, page_probs, position_effects
-from genads.market.creatives import CreativeBandit, CreativeConfig, make_creatives
+from genads.market.creatives import CreativeBandit, CreativeConfig, best_for_everyone, make_creatives
 from genads.market.headroom import (
     VARIANTS,
     HeadroomConfig,
@@ -215,7 +215,7 @@ def test_page_choice_world_is_the_mnl_behind_the_first_worlds_api() -> None:
     assert (p.sum(1) < 1).all() and pw.config.slate_effects
     # the same pages in the second world with each ad's creative best for everyone and no fatigue
     lb, eff = w2.ad_logits(users)
-    w = np.exp(lb + eff[:, np.arange(SMALL.n_ads), w2.creatives.quality.argmax(1)])
+    w = np.exp(lb + eff[:, np.arange(SMALL.n_ads), best_for_everyone(w2.creatives, w2.base.users)])
     org_w = np.exp(np.take_along_axis(w2.organic_logits(users), org, 1))
     compact = np.full(ads.shape, -1)
     for r in range(len(ads)):  # true_page packs ads on the first slots; here empty slots only sit last
@@ -265,3 +265,12 @@ def test_logs_from_a_previous_system_are_biased_towards_its_favourites() -> None
     assert shown_ctr["previous"] > 1.5 * shown_ctr["uniform"]
     with pytest.raises(ValueError, match="logging_temperature"):
         LogConfig(logging_temperature=0.0)
+
+
+def test_creative_best_for_everyone_has_the_highest_mean_effect() -> None:
+    w2 = small_world(replace(EXTRA, creatives=CreativeConfig(quality_std=0.0, match_std=0.5, encoder="hashing")))
+    users = w2.base.users
+    mean_effect = w2.creatives.all_effects(users).mean(0)  # (n_ads, C)
+    best = best_for_everyone(w2.creatives, users)
+    np.testing.assert_array_equal(best, mean_effect.argmax(1))
+    assert len(set(best.tolist())) > 1  # with no quality spread, not always the first creative

@@ -85,6 +85,12 @@ class Creatives:
         return self.quality[None] + np.einsum("bd,acd->bac", user_vecs, self.direction)
 
 
+def best_for_everyone(creatives: Creatives, users: np.ndarray) -> np.ndarray:
+    """(n_ads,) each ad's creative of highest mean click effect over ``users`` (U, dim): ``q + <mean user, d>``,
+    the one creative a per-creative bandit that ignores who is looking converges to."""
+    return (creatives.quality + np.einsum("d,acd->ac", users.mean(0), creatives.direction)).argmax(1)
+
+
 def encoder_for(name: str) -> Callable[[list[str]], np.ndarray]:
     from genads.creative.encoders import HashingEncoder, MiniLMEncoder
 

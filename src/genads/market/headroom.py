@@ -6,8 +6,8 @@ expectation, bids from the (partly learning) bidders. It chooses each page to ma
 value ``sum_ads P(click) * bid + organic_value * P(organic click)`` under the multinomial-logit choice, with
 per-slot reserves. Five switches make it blind to one effect each:
 
-* ``creative_aware``: the best creative per (user, ad); blind: each ad's creative best for everyone (what a
-  per-creative bandit converges to);
+* ``creative_aware``: the best creative per (user, ad); blind: each ad's creative of highest mean effect over all
+  users (:func:`~genads.market.creatives.best_for_everyone`, what a per-creative bandit converges to);
 * ``slate_aware``: the best ordered set of ads from the ``pool`` best by eCPM (exhaustive); blind (myopic):
   ads by eCPM, best on the top ad slot;
 * ``load_aware``: the best ad load 0..k per page; blind: the fixed load (fewer only if reserves leave slots empty);
@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from genads.market.creatives import best_for_everyone
 from genads.market.learning_bidders import BanditBidders
 from genads.market.world import WorldConfig
 from genads.market.world2 import World2, World2Config
@@ -188,7 +189,7 @@ def run_oracle(w2: World2, traffic: Traffic2, oracle: Oracle, budget: np.ndarray
     bidders = BanditBidders.draw(n_adv, cfg.learning, np.random.default_rng(seed))
     chooser = PageChooser(w2, pool)
     remaining, spend, live_rounds = budget.astype(float).copy(), np.zeros(n_adv), np.zeros(n_adv)
-    pop_creative = w2.creatives.quality.argmax(1)
+    pop_creative = best_for_everyone(w2.creatives, base.users)
     s = dict.fromkeys(("revenue", "ad_clicks", "organic_clicks", "ads_shown", "requests"), 0.0)
     rounds = 0
     for v in range(traffic.users.shape[0]):

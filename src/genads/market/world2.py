@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from genads.market.choice import draw_choice, page_probs, position_effects
-from genads.market.creatives import CreativeConfig, Creatives, make_creatives
+from genads.market.creatives import CreativeConfig, Creatives, best_for_everyone, make_creatives
 from genads.market.learning_bidders import LearningBidderConfig
 from genads.market.reserve import slot_reserves
 from genads.market.world import World, WorldConfig, make_world
@@ -171,7 +171,7 @@ def page_choice_world(world_cfg: WorldConfig, cfg: World2Config, rng: np.random.
         raise ValueError("world.affinity must be > 0 to carry the creatives' match term")
     w2 = make_world2(world_cfg, cfg, rng, encoder)
     b, cr, rows = w2.base, w2.creatives, np.arange(world_cfg.n_ads)
-    best = cr.quality.argmax(1)
+    best = best_for_everyone(cr, b.users)
     parts = {f.name: getattr(b, f.name) for f in fields(b)}
     v0 = cfg.no_click_logit
     parts.update(config=PageChoiceWorldConfig(**{f.name: getattr(world_cfg, f.name) for f in fields(world_cfg)}),
