@@ -102,20 +102,21 @@ async def edit(request: Request, campaign_id: CampaignId, c: App) -> Response:
     return await run_in_threadpool(c.edit_campaign, session, campaign_id, form)
 
 
-@router.post("/campaigns/{campaign_id}/pause")
-async def pause(request: Request, campaign_id: CampaignId, c: App) -> Response:
+async def _set_status(request: Request, campaign_id: int, c: Console, status: str) -> Response:
     session, form = await c.posted(request)
     if isinstance(form, Response):
         return form
-    return await run_in_threadpool(c.change_status, session, campaign_id, "paused", form.get("back", ""))
+    return await run_in_threadpool(c.change_status, session, campaign_id, status, form.get("back", ""))
+
+
+@router.post("/campaigns/{campaign_id}/pause")
+async def pause(request: Request, campaign_id: CampaignId, c: App) -> Response:
+    return await _set_status(request, campaign_id, c, "paused")
 
 
 @router.post("/campaigns/{campaign_id}/resume")
 async def resume(request: Request, campaign_id: CampaignId, c: App) -> Response:
-    session, form = await c.posted(request)
-    if isinstance(form, Response):
-        return form
-    return await run_in_threadpool(c.change_status, session, campaign_id, "active", form.get("back", ""))
+    return await _set_status(request, campaign_id, c, "active")
 
 
 # --- creatives and preview -----------------------------------------------------------------------
