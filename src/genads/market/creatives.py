@@ -70,6 +70,8 @@ class Creatives:
     """(n_ads, C) logit offset for everyone, centred within each ad."""
     direction: np.ndarray
     """(n_ads, C, dim) match direction in the latent space (gamma included), centred within each ad."""
+    embedding: np.ndarray | None = None
+    """(n_ads, C, e) the texts' encoder vectors: what a model may see of each creative."""
 
     @property
     def per_ad(self) -> int:
@@ -123,7 +125,8 @@ def make_creatives(n_ads: int, users: np.ndarray, cfg: CreativeConfig, rng: np.r
     raw = users[rng.integers(len(users), size=min(len(users), 500))] @ d.reshape(-1, dim).T
     scale = cfg.match_std / raw.std() if C > 1 and raw.std() > 0 else 0.0
     z = rng.standard_normal((n_ads, C)) * cfg.quality_std * (np.sqrt(C / (C - 1)) if C > 1 else 0.0)
-    return Creatives(texts=texts, quality=z - z.mean(1, keepdims=True), direction=d * scale)
+    return Creatives(texts=texts, quality=z - z.mean(1, keepdims=True), direction=d * scale,
+                     embedding=emb.reshape(n_ads, C, -1).astype(np.float32))
 
 
 class CreativeBandit:

@@ -101,19 +101,22 @@ class Served:
 
 
 def serve_batch(world: World, users: np.ndarray, won: np.ndarray, prices: np.ndarray, organic: np.ndarray,
-                click_draw: np.ndarray, continue_draw: np.ndarray | None, remaining: np.ndarray) -> Served:
+                click_draw: np.ndarray, continue_draw: np.ndarray | None, remaining: np.ndarray,
+                creatives: np.ndarray | None = None) -> Served:
     """Show a batch of pages in request order with budgets gated per request, draw and charge the clicks.
 
     Advertisers whose won slots in the batch cost at most what is left of their budget even if every
     one is clicked are never touched. For the others the pages are served in request order: an ad
     stays only if the budget left covers the prices of all of its advertiser's ads kept so far on the
     page; a slot that does not fit is withdrawn before the page is shown, so the page's clicks are
-    drawn without it. Each click is charged its full price.
+    drawn without it. Each click is charged its full price. ``creatives`` (B, k): the creative shown in each slot,
+    for worlds with creatives (None: the world's default).
     """
+    kw = {} if creatives is None else {"creatives": creatives}
     ad_pos = np.asarray(world.config.ad_positions)
     owner = world.owner[np.maximum(won, 0)]
     shown = won.copy()
-    clicked = world.page_clicks(users, won, organic, click_draw, continue_draw)[:, ad_pos] & (won >= 0)
+    clicked = world.page_clicks(users, won, organic, click_draw, continue_draw, **kw)[:, ad_pos] & (won >= 0)
     withdrawn = np.zeros(won.shape, dtype=bool)
     left = np.asarray(remaining, dtype=float).copy()
     worst = np.zeros(len(left))
@@ -131,11 +134,12 @@ def serve_batch(world: World, users: np.ndarray, won: np.ndarray, prices: np.nda
             else:
                 need[a] = need.get(a, 0.0) + float(prices[r, j])
         if withdrawn[r].any():
-            p = world.page_click_prob(users[r:r + 1], won[r:r + 1], organic[r:r + 1])[0, ad_pos]
+            one = {} if creatives is None else {"creatives": creatives[r:r + 1]}
+            p = world.page_click_prob(users[r:r + 1], won[r:r + 1], organic[r:r + 1], **one)[0, ad_pos]
             lost += float((p * prices[r])[withdrawn[r]].sum())
             cd = None if continue_draw is None else continue_draw[r:r + 1]
             clicked[r] = world.page_clicks(users[r:r + 1], shown[r:r + 1], organic[r:r + 1], click_draw[r:r + 1],
-                                           cd)[0, ad_pos] & (shown[r] >= 0)
+                                           cd, **one)[0, ad_pos] & (shown[r] >= 0)
         for j in np.flatnonzero(clicked[r]):
             left[owner[r, j]] -= prices[r, j]
     return Served(shown, clicked, np.where(clicked, prices, 0.0), withdrawn, lost)
@@ -177,9 +181,11 @@ def run_episode(world: World, pipeline: Pipeline, histories: np.ndarray, traffic
     """Serve ``traffic`` with ``pipeline``; ``histories`` (n_users, L) left-padded click histories.
 
     A pipeline with ``needs_users = True`` (the oracle rows, which read the true CTR) is also given
-    ``users=`` (B,) in :meth:`Pipeline.propose`. Returns the episode's figures (per-mille rates,
-    CTR, welfare, IR and budget checks, revenue lost to exhausted budgets, strategic bidders'
-    multipliers) and ``audit``: candidate sets for the regret audit.
+    ``users=`` (B,) in :meth:`Pipeline.propose`. A pipeline with a ``creatives(history, won, users)`` method
+    (worlds with creatives, :mod:`genads.market.creative_choice`) picks the creative of every won slot after the
+    auction, and its ``observe(shown, creatives, clicked)`` (when it has one) sees the clicks. Returns the
+    episode's figures (per-mille rates, CTR, welfare, IR and budget checks, revenue lost to exhausted budgets,
+    strategic bidders' multipliers) and ``audit``: candidate sets for the regret audit.
     """
     wc, slot_ctr = world.config, world.slot_ctr
     ad_pos = np.asarray(wc.ad_positions)
@@ -189,6 +195,7 @@ def run_episode(world: World, pipeline: Pipeline, histories: np.ndarray, traffic
     audit_rows = set(np.linspace(0, T - 1, min(cfg.audit_auctions, T)).round().astype(int).tolist())
     audit: dict[str, list] = {"ads": [], "quality": [], "ctr": [], "bids": []}
     needs_users = getattr(pipeline, "needs_users", False)
+    pick, observe = getattr(pipeline, "creatives", None), getattr(pipeline, "observe", None)
     for s in range(0, T, cfg.batch_size):
         rows = np.arange(s, min(s + cfg.batch_size, T))
         users, organic = traffic.users[rows], traffic.organic[rows]
@@ -204,9 +211,14 @@ def run_episode(world: World, pipeline: Pipeline, histories: np.ndarray, traffic
         won = np.where(alloc.winners >= 0, np.take_along_axis(ads, np.maximum(alloc.winners, 0), 1), -1)
         win_bid = np.where(won >= 0, np.take_along_axis(cand_bids, np.maximum(alloc.winners, 0), 1), 0.0)
         prices = alloc.prices
-        served = serve_batch(world, users, won, prices, organic, traffic.click_draw[rows], cont, bidders.remaining())
+        chosen = pick(histories[users], won, users) if pick is not None else None
+        kw = {} if chosen is None else {"creatives": chosen}
+        served = serve_batch(world, users, won, prices, organic, traffic.click_draw[rows], cont, bidders.remaining(),
+                             chosen)
         win, clicked, charge = served.ads, served.clicked, served.charge
-        page_p = world.page_click_prob(users, win, organic)  # (B, page_size) on the page as shown
+        if observe is not None:
+            observe(win, chosen, clicked)
+        page_p = world.page_click_prob(users, win, organic, **kw)  # (B, page_size) on the page as shown
         click_p_ads = page_p[:, ad_pos]
         converted = clicked & (traffic.conversion_draw[rows][:, ad_pos] < world.cvr[np.maximum(win, 0)])
         values = world.value[np.maximum(win, 0)]

@@ -62,6 +62,9 @@ class Impressions:
     """(M,) ad slot (0 = the top ad position)."""
     click: np.ndarray
     """(M,) 1.0 if clicked."""
+    creative: np.ndarray | None = None
+    """(M,) creative shown (worlds with creatives: the previous system rotated each ad's creatives uniformly);
+    None in the first worlds."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,8 @@ def split_impressions(imp: Impressions, k: int, holdout: float) -> tuple[Impress
     n = len(imp.item) // k
     cut = k * (n - round(holdout * n))
     part = lambda sl: Impressions(user=imp.user[sl], history=imp.history[sl], item=imp.item[sl],  # noqa: E731
-                                  slot=imp.slot[sl], click=imp.click[sl])
+                                  slot=imp.slot[sl], click=imp.click[sl],
+                                  creative=None if imp.creative is None else imp.creative[sl])
     return part(slice(0, cut)), part(slice(cut, None))
 
 
@@ -138,6 +142,9 @@ def exploration_log(world: World, histories: list[np.ndarray], cfg: LogConfig,
         ads = np.stack([rng.choice(world.config.n_ads, k, replace=False) for _ in range(cfg.log_requests)])
     else:
         ads = previous_system(world, users, k, cfg, rng)
+    n_creatives = getattr(world, "n_creatives", 1)
+    creatives = rng.integers(n_creatives, size=ads.shape) if n_creatives > 1 else None  # a uniform rotation
+    extra = {} if creatives is None else {"creatives": creatives}
     if world.config.slate_effects:  # whole pages: an organic feed (noisy true-CTR ranking) around the ads
         clicks = np.empty(ads.shape, dtype=bool)
         n_org = world.config.page_size - k
@@ -147,10 +154,11 @@ def exploration_log(world: World, histories: list[np.ndarray], cfg: LogConfig,
             keys = np.log(world.organic_ctr(u)) + rng.gumbel(size=(len(u), world.config.n_organic))
             organic = np.argsort(-keys, axis=1)[:, :n_org]
             shape = (len(u), world.config.page_size)
+            part = {k: v[s:s + 1024] for k, v in extra.items()}
             clicks[s:s + 1024] = world.page_clicks(u, ads[s:s + 1024], organic, rng.random(shape),
-                                                   rng.random(shape))[:, ad_pos]
+                                                   rng.random(shape), **part)[:, ad_pos]
     else:  # the original world: independent clicks per ad slot (kept draw for draw)
-        ctr = world.ad_ctr(users, ads) * world.slot_ctr[None]
+        ctr = world.ad_ctr(users, ads, **extra) * world.slot_ctr[None]
         clicks = rng.random(ctr.shape) < ctr
     extended = [list(h) for h in histories]
     hist_rows = []
@@ -159,5 +167,6 @@ def exploration_log(world: World, histories: list[np.ndarray], cfg: LogConfig,
         extended[users[r]] += [int(a) + 1 for a in ads[r][clicks[r]]]
     history = left_pad([h for h in hist_rows for _ in range(k)], cfg.max_history)
     imp = Impressions(user=np.repeat(users, k), history=history, item=ads.reshape(-1) + 1,
-                      slot=np.tile(np.arange(k), cfg.log_requests), click=clicks.reshape(-1).astype(np.float32))
+                      slot=np.tile(np.arange(k), cfg.log_requests), click=clicks.reshape(-1).astype(np.float32),
+                      creative=None if creatives is None else creatives.reshape(-1))
     return imp, [np.asarray(h, dtype=np.int64) for h in extended]

@@ -137,28 +137,70 @@ class PageChoiceWorldConfig(WorldConfig):
 class PageChoiceWorld(World):
     """The second world's page model behind the first world's API, for the pipelines and the engine as they are.
 
-    Every ad shows the creative best for everyone (where the cascade's per-creative bandit converges; neither
-    pipeline chooses creatives yet), folded into the ad's vector and bias; ``no_click_logit`` is folded into every
-    bias, so ``ad_ctr`` is an item's click probability alone on a page, ``examination`` is the position effect
-    ``kappa`` and :meth:`page_click_prob` the multinomial logit with a no-click option (at most one click a page).
+    Each ad's default creative is the one best for everyone (where a per-creative bandit converges), folded into
+    the ad's vector and bias; ``no_click_logit`` is folded into every bias, so ``ad_ctr`` is an item's click
+    probability alone on a page, ``examination`` is the position effect ``kappa`` and :meth:`page_click_prob` the
+    multinomial logit with a no-click option (at most one click a page). Every click method takes ``creatives=``
+    (same shape as ``ads``: the creative shown in each slot; None = the default): creative ``c`` of ad ``a`` adds
+    ``creative_quality[a, c] + <u, creative_direction[a, c]>`` to the ad's logit (both relative to the default
+    creative, so they are 0 there). ``creative_embedding`` (n_ads, C, e) is what models may see of the creatives:
+    their texts' encoder vectors (the match directions are a hidden projection of them).
     Fatigue, the variable ad load, per-slot reserves and learning bidders need sessions and pages the engine does not
     have: they live in :mod:`genads.market.headroom` only.
     """
 
     kappa: np.ndarray | None = None
+    creative_quality: np.ndarray | None = None
+    """(n_ads, C) logit offset of each creative for everyone, relative to the ad's default creative."""
+    creative_direction: np.ndarray | None = None
+    """(n_ads, C, dim) match direction of each creative, relative to the ad's default creative."""
+    creative_embedding: np.ndarray | None = None
+    """(n_ads, C, e) the creatives' text embeddings (observable)."""
+    default_creative: np.ndarray | None = None
+    """(n_ads,) the creative shown when none is given (best for everyone)."""
 
     @property
     def examination(self) -> np.ndarray:
         return self.kappa
 
-    def page_click_prob(self, users: np.ndarray, ads: np.ndarray, organic: np.ndarray | None = None) -> np.ndarray:
-        a = self.attractiveness(users, ads, organic)
+    @property
+    def n_creatives(self) -> int:
+        return 1 if self.creative_quality is None else self.creative_quality.shape[1]
+
+    def creative_lift(self, users: np.ndarray, ads: np.ndarray) -> np.ndarray:
+        """(B, k, C) true logit offset of every creative of ``ads`` (B, k) for ``users`` (B,), relative to the
+        default creative (0 where the ad is -1)."""
+        safe = np.maximum(ads, 0)
+        lift = self.creative_quality[safe] + np.einsum("bd,bkcd->bkc", self.users[users], self.creative_direction[safe])
+        return np.where((ads >= 0)[..., None], lift, 0.0)
+
+    def ad_ctr(self, users: np.ndarray, ads: np.ndarray, creatives: np.ndarray | None = None) -> np.ndarray:
+        """Ground-truth CTR of ``ads`` (B, k) shown with ``creatives`` (B, k; None = the default) for ``users``."""
+        ctr = super().ad_ctr(users, ads)
+        if creatives is None or self.creative_quality is None:
+            return ctr
+        safe, c = np.maximum(ads, 0), np.clip(creatives, 0, self.n_creatives - 1)
+        lift = self.creative_quality[safe, c] + np.einsum("bd,bkd->bk", self.users[users],
+                                                          self.creative_direction[safe, c])
+        logit = np.log(np.maximum(ctr, 1e-300)) - np.log1p(-np.minimum(ctr, 1 - 1e-16)) + lift
+        return np.where(ads >= 0, 1.0 / (1.0 + np.exp(-logit)), 0.0)
+
+    def attractiveness(self, users: np.ndarray, ads: np.ndarray, organic: np.ndarray | None = None,
+                       creatives: np.ndarray | None = None) -> np.ndarray:
+        a = super().attractiveness(users, ads, organic)
+        if creatives is not None:
+            a[:, list(self.config.ad_positions)] = self.ad_ctr(users, ads, creatives) * self.cannibalised(ads)
+        return a
+
+    def page_click_prob(self, users: np.ndarray, ads: np.ndarray, organic: np.ndarray | None = None,
+                        creatives: np.ndarray | None = None) -> np.ndarray:
+        a = self.attractiveness(users, ads, organic, creatives)
         return page_probs(a / np.maximum(1.0 - a, 1e-12), self.kappa, 0.0)
 
     def page_clicks(self, users: np.ndarray, ads: np.ndarray, organic: np.ndarray | None, click_draw: np.ndarray,
-                    continue_draw: np.ndarray | None = None) -> np.ndarray:
+                    continue_draw: np.ndarray | None = None, creatives: np.ndarray | None = None) -> np.ndarray:
         """(B, page_size) one click at most per page: the position of ``click_draw[:, 0]`` in the choice's CDF."""
-        pos = draw_choice(self.page_click_prob(users, ads, organic), click_draw[:, 0])
+        pos = draw_choice(self.page_click_prob(users, ads, organic, creatives), click_draw[:, 0])
         out = np.zeros((len(pos), self.config.page_size), dtype=bool)
         out[np.flatnonzero(pos >= 0), pos[pos >= 0]] = True
         return out
@@ -177,4 +219,6 @@ def page_choice_world(world_cfg: WorldConfig, cfg: World2Config, rng: np.random.
     parts.update(config=PageChoiceWorldConfig(**{f.name: getattr(world_cfg, f.name) for f in fields(world_cfg)}),
                  ads=b.ads + cr.direction[rows, best] / max(world_cfg.affinity, 1e-12),
                  ad_bias=b.ad_bias + cr.quality[rows, best] - v0, organic_bias=b.organic_bias - v0)
-    return PageChoiceWorld(**parts, kappa=w2.kappa)
+    return PageChoiceWorld(**parts, kappa=w2.kappa, creative_quality=cr.quality - cr.quality[rows, best][:, None],
+                           creative_direction=cr.direction - cr.direction[rows, best][:, None],
+                           creative_embedding=cr.embedding, default_creative=best)
