@@ -40,6 +40,7 @@ from scipy import stats
 from genads.market.cascade import Cascade, CascadeConfig, build_cascade
 from genads.market.compare import interval, payment_profiles, train_payments
 from genads.market.config import SimConfig
+from genads.market.creative_choice import with_creatives
 from genads.market.e2e_parallel import ParallelE2EConfig, ParallelEndToEnd, build_parallel_e2e
 from genads.market.engine import make_traffic
 from genads.market.logs import Logs, split_impressions
@@ -123,6 +124,12 @@ class Recorder:
             self.sums[2:] += np.where(w >= 0, np.take_along_axis(ctr, np.maximum(w, 0), 1), 0.0).sum(), (w >= 0).sum()
             self._last = None
         return alloc
+
+    def __getattr__(self, name: str):  # the creative hooks of a wrapped pipeline (genads.market.creative_choice)
+        pipe = self.__dict__.get("pipe")
+        if pipe is None:
+            raise AttributeError(name)
+        return getattr(pipe, name)
 
     def figures(self) -> dict:
         return {"candidates_true_ctr": float(self.sums[0] / max(self.sums[1], 1)),
@@ -282,11 +289,11 @@ def run_markets(vc: VerdictConfig, t: Trained, pipe, net=None) -> dict:
     m, out = t.market, {}
     for market, scale in MARKETS.items():
         m.world = replace(m.drawn, budget_rate=m.drawn.budget_rate * scale)
-        rec = Recorder(pipe, m.world)
         if isinstance(pipe, Oracle):
             pipe.market = m
             if isinstance(pipe, PacedOracle):
                 pipe.reset()
+        rec = Recorder(with_creatives(pipe, m, vc.holdout), m.world)  # a no-op unless the world has creatives
         res = serve(vc.sim, m, rec, net)
         res.update(rec.figures())
         out[market] = {key: float(res[key]) for key in METRICS}
