@@ -10,10 +10,14 @@ SASRec rows (Beauty) come from the committed benchmarks/results/beauty_baselines
 ``--name Sports_and_Outdoors`` runs the same protocol on Sports, beside TIGER's Sports figures.
 ``--family parallel`` runs the parallel-code generator (exact scoring) and SASRec with sampled softmax in the
 same run (two worker processes, one thread each), one preset for every data set; see benchmarks/_parallel_bench.py.
-``--sasrec-preset esasrec`` trains the eSASRec recipe there instead of the plain "ss" preset. Every row is given
+``--sasrec-preset esasrec`` (or ``esasrec-64``) trains the eSASRec recipe there instead of the plain "ss" preset, on
+the eSASRec protocol; ``--parallel-preset esasrec`` trains the generator with that recipe's training too.
+Every row is given
 under both protocols: nothing ruled out, and the user's history ruled out (for the SID model, its beam's list
 with the history removed, so at most beam-width ads remain).
 
+    python benchmarks/beauty_generative.py --family parallel --parallel-preset esasrec --sasrec-preset esasrec-64
+        --cpu-budget-min 40 [--workers 1]
     python benchmarks/beauty_generative.py --family parallel [--name Sports_and_Outdoors] [--budget-min 100]
         [--set parallel.d_model=96 --set sasrec.dropout=0.3 ...] [--models parallel,sasrec] [--tag NAME]
 
@@ -198,6 +202,14 @@ def main() -> None:
     ap.add_argument("--sasrec-preset", default="ss", choices=["ss", "esasrec", "esasrec-64"],
                     help="--family parallel: the SASRec preset trained beside the generator (esasrec: the eSASRec "
                     "benchmark's recipe, early-stopped on validation R@10 with the history ruled out)")
+    ap.add_argument("--parallel-preset", default="beauty", choices=["beauty", "esasrec"],
+                    help="--family parallel: the parallel generator's preset (esasrec: the eSASRec recipe's training, "
+                    "early-stopped on validation R@10 with the history ruled out)")
+    ap.add_argument("--cpu-budget-min", type=float, default=0.0,
+                    help="--family parallel: each model's CPU budget in minutes (0 = none; a paused worker does not "
+                    "spend it)")
+    ap.add_argument("--workers", type=int, default=2,
+                    help="--family parallel: models trained at once (1: one after the other)")
     args = ap.parse_args()
     if args.family == "parallel":
         from _parallel_bench import run

@@ -175,3 +175,67 @@ def test_no_user_with_two_events_is_a_clear_error(tmp_path):
     codes = _random_codes(split.n_items)
     with pytest.raises(ValueError, match="at least two training events"):
         fit(build(codes), codes, split, TINY, seed=0, progress=False)
+
+
+def test_per_position_item_loss_equals_the_naive_gather_with_its_own_negatives(cycle_split, cycle_codes):
+    """The per-position item softmax (logits gathered from the code logits) equals the exact score of the positive
+    against each position's own negatives, computed naively from the items' code vectors; and the negatives of two
+    positions are drawn independently (the same draw the eSASRec recipe uses)."""
+    from genads.baselines.sasrec import draw_negatives
+    from genads.parallel.train import Objective
+
+    model = build(cycle_codes, dropout=0.0, id_dropout=0.0)
+    cfg = replace(TINY, negatives="per-position", n_negatives=6, code_weight=0.0)
+    codes_t = torch.from_numpy(cycle_codes)
+    obj = Objective(model, codes_t, cfg)
+    items = torch.from_numpy(cycle_split.test.history[:5, -6:])
+    targets = torch.roll(items, -1, dims=1)
+    targets[:, -1] = torch.from_numpy(cycle_split.test.target[:5])
+    targets[items == 0] = 0
+    M = int((targets > 0).sum())
+    loss, _ = obj(items, targets, torch.Generator().manual_seed(3), torch.tensor(float(M)))
+    neg = draw_negatives(M, 6, len(cycle_codes) - 1, torch.Generator().manual_seed(3))  # the same draw
+    q = model.code_queries(model(items, codes_t[items])[targets > 0]).flatten(1)  # (M, m*d)
+    vecs = model.item_vectors(codes_t)  # (N+1, m*d)
+    pos = targets[targets > 0]
+    scale = model.config.temperature / (model.config.n_codes * cfg.item_temperature)
+    logits = torch.cat([(q * vecs[pos]).sum(1, keepdim=True), torch.einsum("md,mnd->mn", q, vecs[neg])], 1) * scale
+    naive = torch.nn.functional.cross_entropy(logits, torch.zeros(M, dtype=torch.long))
+    torch.testing.assert_close(loss, naive, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(neg[0], neg[1])  # two positions, two draws
+
+
+def test_history_exclusion_never_returns_a_history_item_and_equals_masked_scores(cycle_split, cycle_codes):
+    model = build(cycle_codes)
+    codes_t = torch.from_numpy(cycle_codes)
+    hist = cycle_split.test.history[:20]
+    ranked = exact_topk(model, codes_t, hist, 10, batch_size=7, exclude_history=True)
+    assert not any(set(r.tolist()) & set(h[h > 0].tolist()) for r, h in zip(ranked, hist, strict=True))
+    model.eval()
+    with torch.no_grad():
+        seq = torch.from_numpy(hist[:, -model.config.max_items:])
+        scores = model.code_queries(model(seq, codes_t[seq])[:, -1]).flatten(1) @ model.item_vectors(codes_t).T
+    scores[:, 0] = -np.inf
+    for row, h in zip(scores, hist, strict=True):
+        row[torch.from_numpy(h[h > 0])] = -np.inf
+    np.testing.assert_array_equal(ranked, torch.topk(scores, 10, dim=1).indices.numpy())
+
+
+def test_the_esasrec_preset_trains_stops_on_history_excluded_recall_and_keeps_a_cpu_budget(cycle_split, cycle_codes):
+    from genads.parallel import PRESETS
+
+    arch, train = PRESETS["esasrec"]
+    assert (train.batching, train.negatives, train.stop_metric, train.exclude_history) == (
+        "random", "per-position", "recall@10", True)
+    assert arch.init == "xavier" and train.grad_clip == 0 and train.min_lr_ratio == 1.0
+    model = build(cycle_codes, d_model=32, dropout=0.0, init="xavier")
+    cfg = replace(train, batch_size=16, n_negatives=16, lr=1e-2, epochs=40, cpu_budget_s=1e-9)
+    log = fit(model, cycle_codes, cycle_split, cfg, seed=0, progress=False)
+    assert len(log) == 1 and log[0]["stopped_by_cpu_budget"] and "valid_recall@10" in log[0]
+    model = build(cycle_codes, d_model=32, dropout=0.0, init="xavier")
+    log = fit(model, cycle_codes, cycle_split, replace(cfg, cpu_budget_s=0.0, epochs=30, patience=5), seed=0,
+              progress=False)
+    ranked = exact_topk(model, torch.from_numpy(cycle_codes), cycle_split.test.history, 10, exclude_history=True)
+    assert ranking_metrics(ranked, cycle_split.test.target, ks=(10,))["recall@10"] > 0.5
+    with pytest.raises(ValueError, match="negatives="):
+        ParallelTrainConfig(negatives="mixed")

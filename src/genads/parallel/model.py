@@ -55,6 +55,9 @@ class ParallelConfig:
     """Temperature of the cosine logits of every code head."""
     id_dropout: float = 0.1
     """Training only: chance that an input item is read without its ID embedding (codes only)."""
+    init: str = "normal"
+    """'normal': the default initialisation; 'xavier': Xavier-normal for every matrix but the code embeddings (the
+    eSASRec recipe's init; the code embeddings keep std d_code^-0.5, they are read as unit vectors)."""
 
     def __post_init__(self) -> None:
         for name in ("n_codes", "codebook_size", "d_code", "max_items", "d_model", "n_layer", "n_head"):
@@ -69,6 +72,8 @@ class ParallelConfig:
                 raise ValueError(f"{name}={getattr(self, name)} must be in [0, 1)")
         if self.temperature <= 0:
             raise ValueError(f"temperature={self.temperature} must be > 0")
+        if self.init not in ("normal", "xavier"):
+            raise ValueError(f"init={self.init!r} must be 'normal' or 'xavier'")
 
 
 class ParallelModel(nn.Module):
@@ -88,9 +93,14 @@ class ParallelModel(nn.Module):
         self.blocks = nn.TransformerEncoder(layer, cfg.n_layer, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d)
         self.head = nn.Linear(d, cfg.n_codes * cfg.d_code, bias=False)
+        if cfg.init == "xavier":
+            for name, p in self.named_parameters():
+                if p.dim() >= 2 and name != "code.weight":
+                    nn.init.xavier_normal_(p)
         nn.init.normal_(self.code.weight, std=cfg.d_code**-0.5)
         if self.item is not None:
-            nn.init.normal_(self.item.weight, std=d**-0.5)
+            if cfg.init == "normal":
+                nn.init.normal_(self.item.weight, std=d**-0.5)
             with torch.no_grad():
                 self.item.weight[0].zero_()
         self.register_buffer("offsets", torch.arange(cfg.n_codes) * cfg.codebook_size, persistent=False)

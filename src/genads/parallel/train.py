@@ -24,12 +24,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from genads.baselines.sasrec import draw_negatives
 from genads.data.split import EvalSet, SequenceSplit
 from genads.eval.metrics import ranking_metrics, topk_from_scores
 from genads.parallel.model import ParallelModel
 from genads.slate import checkpoint as ckpt
 from genads.slate.train import (
     _append_jsonl,
+    _comm_device,
     _over_budget,
     _read_best,
     all_sum,
@@ -53,6 +55,7 @@ class ParallelTrainConfig:
     warmup_steps: int = 100
     weight_decay: float = 0.0
     grad_clip: float = 1.0
+    """Gradient-norm clipping (0 = none)."""
     epochs: int = 100
     code_weight: float = 1.0
     """Weight of the per-code cross-entropy."""
@@ -73,16 +76,37 @@ class ParallelTrainConfig:
     """Validation cases for early stopping (evenly spaced; 0 = all: exact scoring makes them cheap)."""
     time_budget_s: float = 0.0
     """Stop at the first epoch end after this many seconds in this call (0 = no limit)."""
+    cpu_budget_s: float = 0.0
+    """Stop at the first epoch end after this many CPU seconds of this process in this call (0 = no limit): unlike
+    ``time_budget_s``, a paused (SIGSTOP) or starved run does not spend it."""
+    batching: str = "length"
+    """'length': shuffled batches of windows of similar length; 'random': windows shuffled every epoch and cut into
+    batches (the eSASRec recipe's DataLoader), each padded to its longest window."""
+    negatives: str = "shared"
+    """'shared': ``n_negatives`` items drawn once per batch and shared by every position; 'per-position': each
+    (window, position) draws its own ``n_negatives`` (the eSASRec recipe), scored through the code logits the code
+    loss computes anyway (a gather of m values per negative, never an (M, n, m·d) tensor)."""
+    stop_metric: str = "ndcg@10"
+    """Validation metric early stopping follows ('ndcg@10' or 'recall@10')."""
+    exclude_history: bool = False
+    """Early stopping follows the protocol with the user's history ruled out (validation ranks every item but the
+    history's); the recommender itself still ranks every item."""
 
     def __post_init__(self) -> None:
+        if self.batching not in ("length", "random"):
+            raise ValueError(f"batching={self.batching!r} must be 'length' or 'random'")
+        if self.negatives not in ("shared", "per-position"):
+            raise ValueError(f"negatives={self.negatives!r} must be 'shared' or 'per-position'")
+        if self.stop_metric not in ("ndcg@10", "recall@10"):
+            raise ValueError(f"stop_metric={self.stop_metric!r} must be 'ndcg@10' or 'recall@10'")
         for name in ("batch_size", "epochs", "eval_every", "patience", "n_negatives"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
-        for name in ("lr", "grad_clip", "item_temperature"):
+        for name in ("lr", "item_temperature"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be > 0")
-        for name in ("warmup_steps", "weight_decay", "code_weight", "code_heads", "item_weight", "eval_users",
-                     "time_budget_s"):
+        for name in ("warmup_steps", "weight_decay", "grad_clip", "code_weight", "code_heads", "item_weight",
+                     "eval_users", "time_budget_s", "cpu_budget_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
         if self.code_weight == 0 and self.item_weight == 0:
@@ -98,6 +122,8 @@ class Objective(nn.Module):
         super().__init__()
         self.model, self.cfg = model, cfg
         self.register_buffer("item_codes", item_codes, persistent=False)  # (N+1, m)
+        offsets = torch.arange(item_codes.shape[1], device=item_codes.device) * model.config.codebook_size
+        self.register_buffer("flat_codes", item_codes + offsets, persistent=False)  # (N+1, m): columns of (m·K)
 
     def forward(self, items: Tensor, targets: Tensor, gen: torch.Generator, norm: Tensor) -> tuple[Tensor, Tensor]:
         """Losses summed over this rank's positions and divided by ``norm``, the positions of the whole
@@ -108,10 +134,20 @@ class Objective(nn.Module):
         q = model.code_queries(h[mask])  # (M, m, D), already / temperature
         table = model.code_table()  # (m, K, D)
         pos = targets[mask]
-        m = q.shape[1]
         pos_codes = self.item_codes[pos]  # (M, m)
-        zero = q.new_zeros(())
-        code_ce = item_ce = zero
+        if cfg.negatives == "per-position":
+            code_ce, item_ce = self._per_position(q, table, pos, pos_codes, gen, norm)
+        else:
+            code_ce, item_ce = self._shared(q, table, pos, pos_codes, gen, norm)
+        loss = cfg.code_weight * code_ce + cfg.item_weight * item_ce
+        return loss, torch.stack([code_ce.detach(), item_ce.detach()])
+
+    def _shared(self, q: Tensor, table: Tensor, pos: Tensor, pos_codes: Tensor, gen: torch.Generator,
+                norm: Tensor) -> tuple[Tensor, Tensor]:
+        """Code CE over ``code_heads`` random heads; item softmax against negatives shared by the batch."""
+        model, cfg = self.model, self.cfg
+        m = q.shape[1]
+        code_ce = item_ce = q.new_zeros(())
         if cfg.code_weight > 0:
             heads = torch.arange(m)
             if 0 < cfg.code_heads < m:
@@ -133,27 +169,53 @@ class Objective(nn.Module):
             item_logits = torch.cat([pos_logit.unsqueeze(1), neg_logit], dim=1)
             item_ce = F.cross_entropy(item_logits, torch.zeros(len(pos), dtype=torch.long, device=pos.device),
                                       reduction="sum") / norm
-        loss = cfg.code_weight * code_ce + cfg.item_weight * item_ce
-        return loss, torch.stack([code_ce.detach(), item_ce.detach()])
+        return code_ce, item_ce
+
+    def _per_position(self, q: Tensor, table: Tensor, pos: Tensor, pos_codes: Tensor, gen: torch.Generator,
+                      norm: Tensor) -> tuple[Tensor, Tensor]:
+        """Code CE over every head; item softmax with ``n_negatives`` drawn independently for every position.
+
+        The item logit of item i is Σ_k C[k, code_k(i)] · scale, where C (M, m, K) are the code logits: so each
+        negative costs m gathers from C (computed once, for the code loss too), and the (M, n) negatives never
+        materialise their (M, n, m·d) code vectors. Negatives are uniform over the items, the positive not
+        rejected (as the eSASRec recipe draws them).
+        """
+        model, cfg = self.model, self.cfg
+        M, m, _ = q.shape
+        logits = torch.bmm(q.transpose(0, 1), table.transpose(1, 2)).transpose(0, 1)  # (M, m, K)
+        code_ce = item_ce = q.new_zeros(())
+        if cfg.code_weight > 0:
+            code_ce = F.cross_entropy(logits.flatten(0, 1), pos_codes.flatten(), reduction="sum") / (norm * m)
+        if cfg.item_weight > 0:
+            scale = model.config.temperature / (m * cfg.item_temperature)
+            neg = draw_negatives(M, cfg.n_negatives, len(self.item_codes) - 1, gen).to(pos.device)  # (M, n)
+            cols = torch.cat([pos.unsqueeze(1), neg], dim=1)  # (M, 1 + n): the positive first
+            idx = self.flat_codes[cols].flatten(1)  # (M, (1 + n) * m): code k of item i at column k·K + code
+            item_logits = logits.flatten(1).gather(1, idx).view(M, -1, m).sum(-1) * scale  # (M, 1 + n)
+            item_ce = F.cross_entropy(item_logits, torch.zeros(M, dtype=torch.long, device=pos.device),
+                                      reduction="sum") / norm
+        return code_ce, item_ce
 
 
 @torch.no_grad()
 def exact_topk(model: ParallelModel, item_codes: Tensor, history: np.ndarray, k: int,
-               batch_size: int = 512) -> np.ndarray:
+               batch_size: int = 512, exclude_history: bool = False) -> np.ndarray:
     """Top-k item indices (n, k) by exact score over every item for left-padded histories (n, L).
 
     Ranks by ``code_queries · item_vectors`` (the exact score up to a per-history constant, see
-    :meth:`ParallelModel.item_vectors`): one matrix product per batch instead of m gathers.
+    :meth:`ParallelModel.item_vectors`): one matrix product per batch instead of m gathers. The model reads the
+    last ``max_items`` of each history; ``exclude_history`` rules out every item of the whole row.
     """
     model.eval()
     vectors = model.item_vectors(item_codes)  # (N+1, m*d_code)
     out = []
     for i in range(0, len(history), batch_size):
-        seq = torch.from_numpy(np.ascontiguousarray(history[i:i + batch_size][:, -model.config.max_items:]))
+        rows = torch.from_numpy(np.ascontiguousarray(history[i:i + batch_size]))
+        seq = rows[:, -model.config.max_items:]
         width = int((seq > 0).sum(1).max().clamp(min=1))
         seq = seq[:, -width:].to(item_codes.device)
         q = model.code_queries(model(seq, item_codes[seq])[:, -1]).flatten(1)
-        out.append(topk_from_scores((q @ vectors.T).cpu(), k).numpy())
+        out.append(topk_from_scores((q @ vectors.T).cpu(), k, exclude=rows if exclude_history else None).numpy())
     return np.concatenate(out) if out else np.zeros((0, k), dtype=np.int64)
 
 
@@ -176,15 +238,18 @@ def next_item_windows(split: SequenceSplit, max_items: int) -> np.ndarray:
     return windows[keep]
 
 
-def validate(model: ParallelModel, item_codes: Tensor, eval_set: EvalSet, cfg: ParallelTrainConfig) -> float:
-    """NDCG@10 by exact full ranking on (a subset of) ``eval_set``; DDP ranks share the cases."""
+def validate(model: ParallelModel, item_codes: Tensor, eval_set: EvalSet, cfg: ParallelTrainConfig) -> dict[str, float]:
+    """NDCG@10 and Recall@10 by exact full ranking on (a subset of) ``eval_set``, the history ruled out when
+    ``cfg.exclude_history``; DDP ranks share the cases."""
     rank, world = world_info()
     n = len(eval_set)
     cases = np.linspace(0, n - 1, cfg.eval_users).round().astype(int) if 0 < cfg.eval_users < n else np.arange(n)
     mine = cases[rank::world]
-    ranked = exact_topk(model, item_codes, eval_set.history[mine], 10)
-    total = ranking_metrics(ranked, eval_set.target[mine], ks=(10,))["ndcg@10"] * len(mine) if len(mine) else 0.0
-    return float(all_sum(torch.tensor([total], dtype=torch.float64))[0]) / max(len(cases), 1)
+    ranked = exact_topk(model, item_codes, eval_set.history[mine], 10, exclude_history=cfg.exclude_history)
+    metrics = ranking_metrics(ranked, eval_set.target[mine], ks=(10,)) if len(mine) else {}
+    totals = torch.tensor([metrics.get(k, 0.0) * len(mine) for k in ("ndcg@10", "recall@10")], dtype=torch.float64)
+    ndcg, recall = (float(x) / max(len(cases), 1) for x in all_sum(totals))
+    return {"ndcg@10": ndcg, "recall@10": recall}
 
 
 def fit(model: ParallelModel, item_codes: np.ndarray, split: SequenceSplit, cfg: ParallelTrainConfig, *,
@@ -222,13 +287,14 @@ def fit(model: ParallelModel, item_codes: np.ndarray, split: SequenceSplit, cfg:
         objective = nn.parallel.DistributedDataParallel(objective)
     windows = torch.from_numpy(next_item_windows(split, model.config.max_items))
     lengths = (windows > 0).sum(1).numpy()
-    steps_per_epoch = len(epoch_batches(lengths, cfg.batch_size, seed, 0, world))
+    steps_per_epoch = len(_batches(lengths, cfg, seed, 0, world))
     total = steps_per_epoch * cfg.epochs
     log: list[dict] = []
     bar = tqdm(total=total, initial=state.step, desc="parallel", disable=not progress or rank != 0)
     epoch_start = started = time.perf_counter()
+    cpu_started = time.process_time()
     while not state.done and (until_step is None or state.step < until_step):
-        batches = epoch_batches(lengths, cfg.batch_size, seed, state.epoch, world)
+        batches = _batches(lengths, cfg, seed, state.epoch, world)
         while state.batch < len(batches) and (until_step is None or state.step < until_step):
             rows = torch.from_numpy(batches[state.batch][rank::world])
             win = windows[rows]
@@ -243,7 +309,8 @@ def fit(model: ParallelModel, item_codes: np.ndarray, split: SequenceSplit, cfg:
                 group["lr"] = lr_at(state.step, total, cfg)
             opt.zero_grad(set_to_none=True)
             (loss * world).backward()  # DDP averages gradients over ranks; the loss already uses global counts
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            if cfg.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
             parts = all_sum(parts.double().cpu())  # each rank's share of the global mean
             state.batch, state.step = state.batch + 1, state.step + 1
@@ -256,6 +323,8 @@ def fit(model: ParallelModel, item_codes: np.ndarray, split: SequenceSplit, cfg:
                                            epoch_start)
             if cfg.time_budget_s and not state.done and _over_budget(started, cfg.time_budget_s):
                 state.done = row["stopped_by_time_budget"] = True
+            if cfg.cpu_budget_s and not state.done and _over_cpu_budget(cpu_started, cfg.cpu_budget_s):
+                state.done = row["stopped_by_cpu_budget"] = True
             bar.set_postfix(code=f"{row['code_ce']:.3f}", item=f"{row['item_ce']:.3f}", ndcg10=f"{state.best:.4f}")
             epoch_start = time.perf_counter()
             log.append(row)
@@ -273,6 +342,26 @@ def fit(model: ParallelModel, item_codes: np.ndarray, split: SequenceSplit, cfg:
     return log
 
 
+def _over_cpu_budget(started: float, budget: float) -> bool:
+    """Whether rank 0's process has used more than ``budget`` CPU seconds since ``started`` (one decision for every
+    rank)."""
+    flag = torch.tensor([float(time.process_time() - started > budget)])
+    if world_info()[1] > 1:
+        flag = flag.to(_comm_device(flag))
+        torch.distributed.broadcast(flag, src=0)
+    return bool(flag[0] > 0)
+
+
+def _batches(lengths: np.ndarray, cfg: ParallelTrainConfig, seed: int, epoch: int, world: int) -> list[np.ndarray]:
+    """One epoch's global batches of window rows, the same on every rank (seeded by the epoch): length-bucketed, or
+    (``cfg.batching == "random"``) a fresh shuffle cut into consecutive batches; batches smaller than the world
+    are dropped (every rank needs a row)."""
+    if cfg.batching == "length":
+        return epoch_batches(lengths, cfg.batch_size, seed, epoch, world)
+    gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    return [b.numpy() for b in torch.randperm(len(lengths), generator=gen).split(cfg.batch_size) if len(b) >= world]
+
+
 def _end_epoch(model: ParallelModel, item_codes: Tensor, split: SequenceSplit, cfg: ParallelTrainConfig,
                state: ckpt.Progress, best_weights: dict | None, total: int, start: float) -> tuple[dict, dict | None]:
     n = max(state.epoch_batches, 1)
@@ -282,9 +371,10 @@ def _end_epoch(model: ParallelModel, item_codes: Tensor, split: SequenceSplit, c
     row["loss"] = cfg.code_weight * row["code_ce"] + cfg.item_weight * row["item_ce"]
     last = state.epoch + 1 >= cfg.epochs
     if (state.epoch + 1) % cfg.eval_every == 0 or last:
-        row["valid_ndcg@10"] = validate(model, item_codes, split.valid, cfg)
-        if row["valid_ndcg@10"] > state.best:
-            state.best, state.best_epoch, state.stale = row["valid_ndcg@10"], state.epoch + 1, 0
+        valid = validate(model, item_codes, split.valid, cfg)
+        row["valid_ndcg@10"], row["valid_recall@10"] = valid["ndcg@10"], valid["recall@10"]
+        if valid[cfg.stop_metric] > state.best:
+            state.best, state.best_epoch, state.stale = valid[cfg.stop_metric], state.epoch + 1, 0
             best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
             row["improved"] = True
         else:
