@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np
 
 from _common import print_table, save
+from genads.market.calibration import calibration_table
 from genads.market.config import to_dict
 from genads.market.creatives import encoder_for
 from genads.market.headroom import headroom_table, interval, load_study, make_traffic2, seed_headroom
@@ -152,13 +153,15 @@ def main() -> None:
     seeds = tuple(int(s) for s in args.seeds.split(",")) if args.seeds else study.seeds
     encoder = CachedEncoder(extra.creatives.encoder)
     config = {"world": to_dict(world_cfg), "world2": to_dict(extra), "headroom": to_dict(study) | {"seeds": seeds}}
+    calibration = calibration_table(world_cfg, extra, replace(study, seeds=seeds))  # every parameter's source
     if args.sweep:
         result = sweep(world_cfg, extra, study, seeds, args.sweep, encoder,  # saved after every point
-                       on_point=lambda r: save(args.name, {"config": config, "sweep": r, "complete": False}))
+                       on_point=lambda r: save(args.name, {"config": config, "calibration": calibration,
+                                                           "sweep": r, "complete": False}))
         if args.plot:
             plot_sweep(result, args.plot)
         print("influence (widest headroom range):", influence(result))
-        print("saved", save(args.name, {"config": config, "sweep": result, "influence": influence(result),
+        print("saved", save(args.name, {"config": config, "calibration": calibration, "sweep": result, "influence": influence(result),
                                         "plot": str(args.plot or ""), "complete": True}))
         return
     per_seed = []
@@ -175,7 +178,7 @@ def main() -> None:
                 f"Oracle headroom (full over blind, paired, {len(per_seed)} seeds, 95% t-CI)")
     cpu = [p["cpu_seconds"] for p in per_seed]
     print(f"per-seed CPU seconds: mean {np.mean(cpu):.1f}, max {np.max(cpu):.1f}")
-    print("saved", save(args.name, {"config": config, "table": table, "levels": levels, "per_seed": per_seed,
+    print("saved", save(args.name, {"config": config, "calibration": calibration, "table": table, "levels": levels, "per_seed": per_seed,
                                     "per_seed_cpu_seconds": {"mean": float(np.mean(cpu)), "max": float(np.max(cpu))}}))
 
 
