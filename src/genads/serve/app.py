@@ -44,8 +44,9 @@ from genads.serve.console import mount_console
 from genads.serve.creatives import BannerCache
 from genads.serve.engine import AdEngine, AdResult
 from genads.serve.engine import AdRequest as SlateRequest
+from genads.serve.group_commit import GroupWriter
 from genads.serve.keys import MAX_KEY_CHARS, KeyInfo, Principal, key_id
-from genads.serve.ledger import MICROS, Campaign, Event, LedgerError
+from genads.serve.ledger import MICROS, Campaign, Event, EventResult, LedgerError
 from genads.serve.limits import Limits, LimitsMiddleware, StrictJSONRoute
 from genads.serve.metrics import Metrics
 from genads.serve.schemas import (
@@ -214,7 +215,7 @@ def traffic_gate(kind: str) -> Callable[..., Caller]:
             if not key:
                 raise field_error(401, ["header", "X-API-Key"], "missing API key: a publisher key (genads keys issue "
                                                                 "--publisher NAME) or the admin key")
-            who = request.app.state.engine.ledger.principal(key) if len(key) <= MAX_KEY_CHARS else None
+            who = request.app.state.engine.ledger.principal_cached(key)  # a live key: no ledger read for 1 s
             if who is None:
                 raise field_error(401, ["header", "X-API-Key"], "unknown or revoked API key")
             if not (who.is_admin or who.publisher is not None):
@@ -308,6 +309,7 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         batcher.close(timeout=1.0)
+        writer.close(timeout=5.0)
 
     hidden = {} if docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(title="genads", version="1", description="Generative ads: slates, prices, creatives, budgets.",
@@ -425,32 +427,58 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
     @app.post("/v1/events", response_model=EventOut, tags=["events"],
               responses={409: {"description": "idempotency key reused for another event, the slot's event "
                                               "already recorded under another key, or a click before its impression"}})
-    def events(ev: EventIn, caller: EventsCaller) -> EventOut:
+    async def events(ev: EventIn, caller: EventsCaller) -> JSONResponse:
+        # async: the token is checked on the loop, the ledger is written by the group writer's thread (one
+        # transaction for the events that arrive together), and the answer is built JSON
         engine.secrets.reload()
         try:
             tok = engine.secrets.verify(ev.token, time.time(), engine.config.token_ttl_s)
         except TokenError as err:
             raise field_error(422, ["body", "token"], str(err)) from None
         judged = guard.judge_click(caller, tok.user) if ev.type == "click" else None
-        result = ledger.record_event(Event(ev.idempotency_key, ev.type, tok.campaign_id, tok.ad_id, tok.request_id,
-                                           tok.price_micros, tok.bid_micros, clock(), judged),
-                                     require_impression=clicks_need_impression,
-                                     min_click_delay_s=guard.policy.min_click_delay_s if guard.policy.limits else 0.0)
+        event = Event(ev.idempotency_key, ev.type, tok.campaign_id, tok.ad_id, tok.request_id, tok.price_micros,
+                      tok.bid_micros, clock(), judged)
+        return JSONResponse(await writer.submit((event, caller, tok.user)))
+
+    def write_events(group: list[tuple[Event, Caller, str]]) -> list[dict | BaseException]:
+        """In the group writer's thread: the group's events in one ledger transaction, then what follows each
+        (metrics, the served log, click caps and their refunds); a campaign that ran out stops serving before
+        any of the group is answered."""
+        results = ledger.record_events([e for e, _, _ in group], require_impression=clicks_need_impression,
+                                       min_click_delay_s=guard.policy.min_click_delay_s if guard.policy.limits else 0.0)
+        out: list[dict | BaseException] = []
+        stop = False
+        for (event, caller, user), result in zip(group, results, strict=True):
+            if isinstance(result, BaseException):
+                out.append(result)
+                continue
+            try:
+                recorded(event, caller, user, result)
+            except Exception as err:  # this event's answer (a 500); the others stand
+                out.append(err)
+                continue
+            stop = stop or (result.exhausted and bool(result.charged_micros) and not result.duplicate)
+            out.append({"idempotency_key": event.idempotency_key, "charged": result.charged_micros / MICROS,
+                        "duplicate": result.duplicate, "campaign_exhausted": result.exhausted})
+        if stop:
+            engine.refresh(force=True)  # the campaign stops serving before these answers
+        return out
+
+    def recorded(event: Event, caller: Caller, user: str, result: EventResult) -> None:
         outcome = "duplicate" if result.duplicate else "invalid" if result.invalid else "recorded"
-        metrics.events.labels(ev.type, outcome).inc()
-        if not result.duplicate:
-            metrics.charged.inc(result.charged_micros)
-            if served_log is not None:
-                served_log.event(tok.request_id, ev.type, tok.ad_id, result.charged_micros / MICROS, invalid=result.invalid)
-            if ev.type == "click":
-                slot = (tok.request_id, ev.idempotency_key)
-                for (request_id, key), reason in guard.clicked(caller, tok.user, slot, result.charged_micros,
-                                                               result.invalid):
-                    refund(request_id, key, reason)
-        if result.exhausted and result.charged_micros and not result.duplicate:
-            engine.refresh(force=True)  # the campaign stops serving before this answer
-        return EventOut(idempotency_key=ev.idempotency_key, charged=result.charged_micros / MICROS,
-                        duplicate=result.duplicate, campaign_exhausted=result.exhausted)
+        metrics.events.labels(event.type, outcome).inc()
+        if result.duplicate:
+            return
+        metrics.charged.inc(result.charged_micros)
+        if served_log is not None:
+            served_log.event(event.request_id, event.type, event.ad_id, result.charged_micros / MICROS,
+                             invalid=result.invalid)
+        if event.type == "click":
+            slot = (event.request_id, event.idempotency_key)
+            for (request_id, key), reason in guard.clicked(caller, user, slot, result.charged_micros, result.invalid):
+                refund(request_id, key, reason)
+
+    writer: GroupWriter[tuple[Event, Caller, str], dict] = GroupWriter(write_events)
 
     def refund(request_id: str, key: str, reason: str) -> int:
         amount = ledger.refund(request_id, key, reason, at=clock())

@@ -11,6 +11,12 @@ restarting voids the old one.
 A publisher (placement) key belongs to neither an advertiser nor the admin: it names a publisher
 (``publisher``, the site or app that shows the ads) and opens only ``/v1/ads`` and ``/v1/events``.
 
+Ad requests and events check their key through :meth:`KeyStore.principal_cached`: a live key found in the last
+``KEY_CACHE_S`` (1 s) is not looked up again (no ledger read per request). A revocation or rotation through this
+ledger object (this server's API) clears the cache at once; one made elsewhere (the CLI, another worker on
+PostgreSQL) takes effect within ``KEY_CACHE_S``, as a token secret's rotation does. Unknown and revoked keys are
+never cached: a newly issued key works at once.
+
 :class:`KeyStore` is a mixin of :class:`~genads.serve.ledger.SQLLedger` (it uses its ``_tx`` and
 ``_run``).
 """
@@ -26,6 +32,12 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 MAX_KEY_CHARS = 256
+KEY_CACHE_S = 1.0
+"""How long a live key found by :meth:`KeyStore.principal_cached` is trusted without another lookup."""
+KEY_CACHE_MAX = 4096
+"""Cached keys at most (the cache starts over when full)."""
+_clock = time.monotonic
+"""The cache's clock (tests move it)."""
 PUBLISHER_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 """Longer X-API-Key values are refused without a lookup."""
 
@@ -112,6 +124,29 @@ class KeyStore:
             return None
         return _principal(row)
 
+    def principal_cached(self, key: str, ttl_s: float = KEY_CACHE_S) -> Principal | None:
+        """:meth:`principal`, a live key's answer kept ``ttl_s`` seconds (see the module's docstring)."""
+        if not key or len(key) > MAX_KEY_CHARS:
+            return None
+        cache: dict[str, tuple[float, Principal]] = self.__dict__.setdefault("_key_cache", {})
+        h, now = hash_key(key), _clock()
+        hit = cache.get(h)
+        if hit is not None and now < hit[0]:
+            return hit[1]
+        generation = self.__dict__.get("_key_generation", 0)
+        found = self.principal(key)
+        # a key change committed meanwhile (generation moved) may postdate what was read: keep nothing then
+        if found is not None and self.__dict__.get("_key_generation", 0) == generation:
+            if len(cache) >= KEY_CACHE_MAX:
+                cache.clear()
+            cache[h] = (now + ttl_s, found)
+        return found
+
+    def _keys_changed(self) -> None:
+        """After a committed revocation or rotation: cached answers are stale."""
+        self.__dict__["_key_generation"] = self.__dict__.get("_key_generation", 0) + 1
+        self.__dict__.setdefault("_key_cache", {}).clear()
+
     def principal_by_hash(self, key_hash: str) -> Principal | None:
         """The principal of the live key with this SHA-256 (the console keeps the hash of a session's key,
         never the key); None once it is revoked."""
@@ -151,7 +186,9 @@ class KeyStore:
                 raise LedgerError("key_id", "the last admin key cannot be revoked: rotate it instead", status=409)
             self._run(cur, f"UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL{scope}",
                       (time.time(), *params))
-            return _info(self._run(cur, f"SELECT {COLUMNS} FROM api_keys WHERE key_id = ?{scope}", params).fetchone())
+            info = _info(self._run(cur, f"SELECT {COLUMNS} FROM api_keys WHERE key_id = ?{scope}", params).fetchone())
+        self._keys_changed()
+        return info
 
     def rotate_key(self, key: str) -> str:
         """A new key for the same principal as the live ``key``, which is revoked (one transaction)."""
@@ -162,6 +199,7 @@ class KeyStore:
                 raise LedgerError("X-API-Key", "unknown API key", status=401)
             self._insert_key(cur, None if row[1] is None else int(row[1]), new, row[5])
             self._run(cur, "UPDATE api_keys SET revoked_at = ? WHERE key_hash = ?", (time.time(), hash_key(key)))
+        self._keys_changed()
         return new
 
     def rotate_key_id(self, key_id: str) -> tuple[int | str, str]:
@@ -179,6 +217,7 @@ class KeyStore:
             advertiser, publisher = (None if rows[0][1] is None else int(rows[0][1])), rows[0][5]
             self._insert_key(cur, advertiser, new, publisher)
             self._run(cur, "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL", (time.time(), key_id))
+        self._keys_changed()
         return (publisher if advertiser is None else advertiser), new
 
     def install_admin_key(self, key: str) -> None:
@@ -192,3 +231,4 @@ class KeyStore:
             self._insert_key(cur, None, key)
             self._run(cur, "UPDATE api_keys SET revoked_at = ? WHERE is_admin = 1 AND revoked_at IS NULL AND key_hash <> ?",
                       (time.time(), hash_key(key)))
+        self._keys_changed()

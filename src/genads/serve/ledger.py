@@ -34,6 +34,7 @@ servers sharing a ledger notice each other's changes.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,7 @@ from genads.serve.ledger_schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 from genads.serve.refunds import RefundStore
 from genads.serve.tokens import MAX_AD_ID, MAX_BID_MICROS, MAX_ID
 
+log = logging.getLogger("genads.serve")
 MICROS = 1_000_000
 STATUSES = ("active", "paused")
 EVENT_TYPES = ("impression", "click", "conversion")
@@ -270,47 +272,93 @@ class SQLLedger(KeyStore, RefundStore, LedgerReads):
         slot has no click ("no_click") or only an invalid one ("invalid_click").
         """
         _check_event(event)
+        with self._tx() as cur:
+            return self._record(cur, event, require_impression, min_click_delay_s)
+
+    def record_events(self, events: list[Event], require_impression: bool = False,
+                      min_click_delay_s: float = 0.0) -> list[EventResult | LedgerError]:
+        """:meth:`record_event` for each event, all in one transaction (group commit: one commit, and on SQLite
+        one fsync, for the group), each event under its own savepoint, so a refused event (its LedgerError in
+        its place of the answer) writes nothing and leaves the others as they were.
+
+        The outcome of each is what :meth:`record_event` gives for the events one after another in
+        :func:`group_order` (by campaign, slot, then impression < click < conversion): the events of a group
+        arrived together, so any order is one they could have arrived in, and this one takes the locks of
+        campaign rows and slots in one global order, so that two servers' groups do not deadlock. Should the
+        database fail the group anyway (a deadlock on a key reused across slots, a lost connection), each event is
+        written again in a transaction of its own."""
+        out: list[EventResult | LedgerError | None] = [None] * len(events)
+        todo = []
+        for i in group_order(events):
+            try:
+                _check_event(events[i])
+                todo.append(i)
+            except LedgerError as err:
+                out[i] = err
+        try:
+            if len(todo) > 1:
+                with self._tx() as cur:
+                    for i in todo:
+                        self._run(cur, "SAVEPOINT event")
+                        try:
+                            out[i] = self._record(cur, events[i], require_impression, min_click_delay_s)
+                        except LedgerError as err:
+                            self._run(cur, "ROLLBACK TO SAVEPOINT event")
+                            out[i] = err
+                        self._run(cur, "RELEASE SAVEPOINT event")
+                return out  # type: ignore[return-value]
+        except Exception as err:  # a database error rolled the whole group back: one by one below
+            log.warning("a group of %d events failed (%s: %s); writing them one by one", len(todo),
+                        type(err).__name__, err)
+        for i in todo:  # alone (its transaction is its savepoint), or the group failed
+            try:
+                out[i] = self.record_event(events[i], require_impression, min_click_delay_s)
+            except LedgerError as err:
+                out[i] = err
+        return out  # type: ignore[return-value]
+
+    def _record(self, cur, event: Event, require_impression: bool, min_click_delay_s: float) -> EventResult:
+        """One checked event inside the caller's transaction (see :meth:`record_event`)."""
         at = time.time() if event.at is None else float(event.at)
         lock = self.lock_suffix if event.type == "click" else ""  # only a charge locks the campaign row
-        with self._tx() as cur:
-            row = self._run(cur, "SELECT budget_micros, spent_micros, status, bid_micros FROM campaigns "
-                                 f"WHERE campaign_id = ?{lock}", (event.campaign_id,)).fetchone()
-            stored = self._stored(cur, event)
-            if stored is not None:
-                return self._replay(cur, event, stored)
-            if row is None or self._run(cur, "SELECT 1 FROM campaign_ads WHERE campaign_id = ? AND ad_id = ?",
-                                        (event.campaign_id, event.ad_id)).fetchone() is None:
-                raise LedgerError("token", f"ad {event.ad_id} is not in campaign {event.campaign_id}")
-            seen = self._slot_event(cur, event, "impression") if event.type == "click" else None
-            if require_impression and event.type == "click" and seen is None:
-                raise LedgerError("token", "no impression was recorded for this slot: send it, then retry the click",
-                                  status=409)
-            invalid = event.invalid or self._judge(cur, event, at, seen, min_click_delay_s)
-            claimed = self._run(cur, "INSERT INTO slot_events (request_id, ad_id, type, idempotency_key) VALUES (?, ?, ?, ?) "
-                                     "ON CONFLICT (request_id, ad_id, type) DO NOTHING RETURNING idempotency_key",
-                                (event.request_id, event.ad_id, event.type, event.idempotency_key)).fetchone()
-            if claimed is None:
-                return self._slot_taken(cur, event)
-            budget, spent, status, bid_now = (int(row[0]), int(row[1]), row[2], int(row[3]))
-            valid_click = event.type == "click" and status == "active" and invalid is None
-            charge = min(event.price_micros, bid_now, budget - spent) if valid_click else 0
-            inserted = self._run(cur, "INSERT INTO events (idempotency_key, type, campaign_id, ad_id, request_id, price_micros, "
-                                      "charged_micros, created_at, invalid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                                      "ON CONFLICT (request_id, idempotency_key) DO NOTHING RETURNING idempotency_key",
-                                 (event.idempotency_key, event.type, event.campaign_id, event.ad_id, event.request_id,
-                                  event.price_micros, charge, at, invalid)).fetchone()
-            if inserted is None:  # the key was taken meanwhile for another ad of this request: undo the slot claim
-                raise LedgerError("idempotency_key", "already used for a different event", status=409)
-            if charge:
-                self._run(cur, "UPDATE campaigns SET spent_micros = spent_micros + ? WHERE campaign_id = ?",
-                          (charge, event.campaign_id))
-            if invalid is not None and event.type == "click":
-                self._run(cur, "UPDATE campaigns SET invalid_clicks = invalid_clicks + 1 WHERE campaign_id = ?",
-                          (event.campaign_id,))
-            exhausted = spent + charge >= budget
-            if charge and exhausted:
-                self._bump(cur)  # the campaign stops serving
-            return EventResult(event.idempotency_key, charge, False, exhausted, invalid)
+        row = self._run(cur, "SELECT budget_micros, spent_micros, status, bid_micros FROM campaigns "
+                             f"WHERE campaign_id = ?{lock}", (event.campaign_id,)).fetchone()
+        stored = self._stored(cur, event)
+        if stored is not None:
+            return self._replay(cur, event, stored)
+        if row is None or self._run(cur, "SELECT 1 FROM campaign_ads WHERE campaign_id = ? AND ad_id = ?",
+                                    (event.campaign_id, event.ad_id)).fetchone() is None:
+            raise LedgerError("token", f"ad {event.ad_id} is not in campaign {event.campaign_id}")
+        seen = self._slot_event(cur, event, "impression") if event.type == "click" else None
+        if require_impression and event.type == "click" and seen is None:
+            raise LedgerError("token", "no impression was recorded for this slot: send it, then retry the click",
+                              status=409)
+        invalid = event.invalid or self._judge(cur, event, at, seen, min_click_delay_s)
+        claimed = self._run(cur, "INSERT INTO slot_events (request_id, ad_id, type, idempotency_key) VALUES (?, ?, ?, ?) "
+                                 "ON CONFLICT (request_id, ad_id, type) DO NOTHING RETURNING idempotency_key",
+                            (event.request_id, event.ad_id, event.type, event.idempotency_key)).fetchone()
+        if claimed is None:
+            return self._slot_taken(cur, event)
+        budget, spent, status, bid_now = (int(row[0]), int(row[1]), row[2], int(row[3]))
+        valid_click = event.type == "click" and status == "active" and invalid is None
+        charge = min(event.price_micros, bid_now, budget - spent) if valid_click else 0
+        inserted = self._run(cur, "INSERT INTO events (idempotency_key, type, campaign_id, ad_id, request_id, price_micros, "
+                                  "charged_micros, created_at, invalid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                                  "ON CONFLICT (request_id, idempotency_key) DO NOTHING RETURNING idempotency_key",
+                             (event.idempotency_key, event.type, event.campaign_id, event.ad_id, event.request_id,
+                              event.price_micros, charge, at, invalid)).fetchone()
+        if inserted is None:  # the key was taken meanwhile for another ad of this request: undo the slot claim
+            raise LedgerError("idempotency_key", "already used for a different event", status=409)
+        if charge:
+            self._run(cur, "UPDATE campaigns SET spent_micros = spent_micros + ? WHERE campaign_id = ?",
+                      (charge, event.campaign_id))
+        if invalid is not None and event.type == "click":
+            self._run(cur, "UPDATE campaigns SET invalid_clicks = invalid_clicks + 1 WHERE campaign_id = ?",
+                      (event.campaign_id,))
+        exhausted = spent + charge >= budget
+        if charge and exhausted:
+            self._bump(cur)  # the campaign stops serving
+        return EventResult(event.idempotency_key, charge, False, exhausted, invalid)
 
     def _slot_event(self, cur, event: Event, kind: str) -> tuple | None:
         """(created_at, invalid) of the slot's recorded event of this type, or None."""
@@ -350,6 +398,18 @@ class SQLLedger(KeyStore, RefundStore, LedgerReads):
                         (event.campaign_id,)).fetchone()
         return EventResult(event.idempotency_key, int(stored[4]), True, row is None or int(row[1]) >= int(row[0]),
                            stored[5])
+
+
+def group_order(events: list[Event]) -> list[int]:
+    """The order :meth:`SQLLedger.record_events` applies a group in: by campaign, request, ad, then type
+    (impression, click, conversion), then idempotency key; stable."""
+    def key(i: int) -> tuple:
+        e = events[i]
+        ids = tuple(x if type(x) is int else -1 for x in (e.campaign_id, e.ad_id))
+        kind = EVENT_TYPES.index(e.type) if e.type in EVENT_TYPES else -1
+        return ids[0], str(e.request_id), ids[1], kind, str(e.idempotency_key)
+
+    return sorted(range(len(events)), key=key)
 
 
 def _check_event(event: Event) -> None:

@@ -14,7 +14,10 @@ each request head and a bound on its size while it arrives, a total lifetime per
 (more are answered 503 and closed at once), and ``GET /healthz`` answered even when uvicorn's
 ``max_connections`` bound turns every other request away with 503; uvicorn itself closes idle
 keep-alive connections (see :func:`genads.serve.server.run`). Even the 400 uvicorn sends for bytes
-that are not HTTP is JSON in the API's shape.
+that are not HTTP is JSON in the API's shape. With ``on_healthz``, a plain ``GET /healthz`` (no body) is answered by
+the protocol itself, in the same event-loop callback that read its head: it never queues behind the tasks of the
+requests in flight (ad requests being parsed, validated and answered), which is what kept its p99 near 10 ms while
+``/v1/ads`` was saturated (issue 29). ``on_healthz(request_id, seconds)`` counts and logs it as the app would.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -29,6 +33,8 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+
+from genads.serve.access_log import request_id
 
 log = logging.getLogger("genads.serve")
 
@@ -149,7 +155,19 @@ class LimitsMiddleware:
                 await send_json(send, 500, error_body(["server"], "internal error (logged)", "server_error"))
 
 
-def guarded_protocol(limits: Limits) -> type:
+HEALTHY = b'{"status":"ok"}'
+"""What ``GET /healthz`` answers (the app's route answers the same)."""
+
+
+def _plain_probe(scope: dict) -> bool:
+    """A ``GET /healthz`` without a body."""
+    if scope.get("method") != "GET" or scope.get("path") != "/healthz":
+        return False
+    return not any(name == b"transfer-encoding" or (name == b"content-length" and value.strip() not in (b"", b"0"))
+                   for name, value in scope.get("headers", ()))
+
+
+def guarded_protocol(limits: Limits, on_healthz: Callable[[str, float], None] | None = None) -> type:
     """uvicorn's HTTP protocol (httptools, the fast C parser, when installed; else h11) with two guards on each
     request head, which uvicorn lacks: it must be complete within ``head_timeout_s`` of the connection opening
     (or of the previous answer), or the connection is closed, however slowly the client trickles bytes; and
@@ -218,6 +236,29 @@ def guarded_protocol(limits: Limits) -> type:
                 super().on_headers_complete()
             finally:
                 self.limit_concurrency = bound
+
+        def _start_asgi_task(self, cycle, app) -> None:  # httptools: a request (or a pipelined one) starts
+            if on_healthz is not None and _plain_probe(cycle.scope):
+                self._answer_healthz(cycle)
+                return
+            super()._start_asgi_task(cycle, app)
+
+        def _answer_healthz(self, cycle) -> None:
+            """Write the answer now, then finish the cycle as uvicorn's ``send`` does (keep-alive, pipelining)."""
+            start = time.perf_counter()
+            rid = request_id(cycle.scope.get("headers", []))
+            headers = [*self.server_state.default_headers, (b"content-type", b"application/json"),
+                       (b"content-length", b"%d" % len(HEALTHY)), (b"x-request-id", rid.encode("ascii"))]
+            if not cycle.keep_alive:
+                headers.append((b"connection", b"close"))
+            self.transport.write(b"HTTP/1.1 200 OK\r\n" + b"".join(b"%s: %s\r\n" % h for h in headers) + b"\r\n"
+                                 + HEALTHY)
+            cycle.response_started = cycle.response_complete = True
+            cycle.message_event.set()
+            on_healthz(rid, time.perf_counter() - start)
+            if not cycle.keep_alive:
+                self.transport.close()
+            cycle.on_response()
 
         def send_400_response(self, msg: str) -> None:  # uvicorn's own answer to what it cannot parse: JSON too
             if not self.transport.is_closing():

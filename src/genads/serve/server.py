@@ -31,7 +31,7 @@ from types import SimpleNamespace
 
 from fastapi import FastAPI
 
-from genads.serve.access_log import configure_json_logging
+from genads.serve.access_log import ACCESS, configure_json_logging
 from genads.serve.app import create_app
 from genads.serve.bundle import load_bundle
 from genads.serve.engine import AdEngine, ServeConfig, seed_campaigns
@@ -220,7 +220,7 @@ def _serve(app: FastAPI, log_level: str, limits: Limits, host: str = "127.0.0.1"
     # h11's own bound on a head still arriving (if httptools is missing) is looser: the guard answers (JSON 431) first
     cfg = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
                          timeout_keep_alive=limits.keep_alive_s, h11_max_incomplete_event_size=4 * limits.max_header_bytes,
-                         limit_concurrency=limits.max_connections, http=guarded_protocol(limits))
+                         limit_concurrency=limits.max_connections, http=guarded_protocol(limits, healthz_counter(app)))
     server = uvicorn.Server(cfg)
     # the bundle, vocabularies and model are built: a full garbage collection would walk them all (tens to
     # hundreds of ms with every thread stopped, the largest /healthz stalls under load); they live as long as
@@ -228,6 +228,21 @@ def _serve(app: FastAPI, log_level: str, limits: Limits, host: str = "127.0.0.1"
     gc.collect()
     gc.freeze()
     server.run(sockets=[sock] if sock is not None else None)
+
+
+def healthz_counter(app: FastAPI) -> Callable[[str, float], None]:
+    """What the protocol calls for each /healthz it answers itself: the request metrics and the access log, as the
+    app's middlewares would."""
+    metrics = app.state.metrics
+
+    def counted(rid: str, seconds: float) -> None:
+        metrics.requests.labels("/healthz", "200").inc()
+        metrics.latency.labels("/healthz").observe(seconds)
+        if ACCESS.isEnabledFor(logging.INFO):
+            ACCESS.info("request", extra={"fields": {"request_id": rid, "method": "GET", "route": "/healthz",
+                                                     "status": 200, "duration_s": round(seconds, 6), "pid": os.getpid()}})
+
+    return counted
 
 
 def _prepare_state(run_dir: str | Path, ledger_url: str, publisher: bool = True) -> None:
