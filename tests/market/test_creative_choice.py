@@ -173,3 +173,24 @@ def test_with_creatives_is_a_no_op_in_a_world_without_creatives() -> None:
     assert isinstance(wrapped, OracleCreatives) and wrapped.name == "truth" and wrapped.n == 5
     with pytest.raises(TypeError, match="no creative choice"):
         with_creatives(SimpleNamespace(name="x"), SimpleNamespace(world=pw), 0.2)
+
+
+def test_with_creatives_gives_each_architecture_its_own_creative_model() -> None:
+    from genads.market.cascade import Cascade, CascadeConfig
+    from genads.market.e2e_parallel import ParallelEndToEnd
+
+    pw = world()
+    logs = make_logs(pw, LogConfig(history_len=5, log_requests=300, max_history=8), np.random.default_rng(3))
+    market = SimpleNamespace(world=pw, drawn=pw, logs=logs, seed=5)
+    cascade = Cascade(None, None, CascadeConfig(retrieve=10, candidates=4), pw.slot_ctr)
+    wrapped = with_creatives(cascade, market, 0.2)
+    assert isinstance(wrapped, CascadeCreatives) and wrapped.cfg.retrieve == 10  # the cascade's own attributes
+    clicks, shows = log_counts(logs.impressions, SMALL.n_ads, 3)
+    np.testing.assert_array_equal(wrapped.bandit.shows, shows)
+    np.testing.assert_array_equal(wrapped.bandit.clicks, clicks)
+    fitted = market._creative_models
+    e2e = ParallelEndToEnd.__new__(ParallelEndToEnd)  # only its type matters here
+    joint = with_creatives(e2e, market, 0.2)
+    assert isinstance(joint, JointCreatives) and joint.head is fitted["head"]  # fitted once per market
+    again = with_creatives(cascade, market, 0.2)
+    assert again.bandit is not wrapped.bandit and (again.bandit.shows == shows).all()  # a fresh bandit per episode
