@@ -40,6 +40,7 @@ from genads.reward import (
     score_slates,
 )
 from genads.reward.pipeline import (
+    BeamGenerator,
     SimulationConfig,
     compare_decoders,
     decode,
@@ -86,7 +87,7 @@ def train_reward(rec, split, bids, pop, args) -> tuple[SlateRewardModel, dict]:
                            click=ClickModel())
     cpu = time.process_time()
     log, hist = training_log(split.valid.history[:, -HISTORY:], split.valid.target, pop, sim, seed=args.seed,
-                             model=rec.model, trie=rec.trie, sids=rec.sids)
+                             generator=BeamGenerator(rec.model, rec.trie, rec.sids))
     sim_cpu = time.process_time() - cpu
     config = with_bid_scale(RewardConfig(levels=rec.sids.shape[1], codebook_size=int(rec.sids.max()) + 1,
                                          max_slate=SLATE, use_history=True, use_score=not args.no_score,

@@ -1,7 +1,7 @@
 """Runs of ``genads train`` as a library: the run format, and ``genads.load(run)`` for notebooks.
 
 A run folder holds config.json (family, dataset, codes, architecture, training settings, seed), metrics.jsonl,
-checkpoint/ and model.safetensors; a parallel run also its codes and codebook (see ``genads.commands.slate``).
+checkpoint/ and model.safetensors; a parallel run also its codes and codebook (see :mod:`genads.parallel.recommender`).
 :func:`load_recommender` reads one back (either family); :func:`load` wraps it in a :class:`Run` that speaks
 the user's own ids::
 
@@ -23,13 +23,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from genads import families
 from genads.data.dataset import Dataset, load_dataset
 from genads.data.paths import resolve_in_run
 from genads.data.split import SequenceSplit, SplitConfig, leave_one_out, user_sequences
 from genads.parallel import ParallelRecommender
-from genads.slate.model import SlateConfig
 from genads.slate.recommender import SlateRecommender
-from genads.slate.train import TrainConfig
 
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
 
@@ -90,21 +89,15 @@ def load_run(run: Path) -> tuple[dict, SequenceSplit, np.ndarray]:
 
 def load_recommender(run: Path) -> tuple[dict, SequenceSplit, SlateRecommender | ParallelRecommender]:
     """The run's config, split and recommender (either family), with the run's best weights."""
-    if run_family(run) == "parallel":
-        cfg = read_config(run)
-        split = leave_one_out(load_dataset(cfg["dataset"]), split_config(cfg))
-        weights = run / WEIGHTS if (run / WEIGHTS).is_file() else run / "checkpoint" / "best.safetensors"
-        return cfg, split, ParallelRecommender.load(run, weights=weights)
-    cfg, split, sids = load_run(run)
-    weights = run / WEIGHTS if (run / WEIGHTS).is_file() else run / "checkpoint" / WEIGHTS
-    rec = SlateRecommender.load(weights, SlateConfig(**cfg["model"]), TrainConfig(**cfg["train"]), sids)
-    return cfg, split, rec
+    fam = families.run_family(run)
+    cfg = read_config(run)
+    split = leave_one_out(load_dataset(cfg["dataset"]), split_config(cfg))
+    return cfg, split, fam.load_recommender(run, cfg, split)
 
 
 def run_family(run: Path) -> str:
-    if not (run / CONFIG).is_file():
-        raise FileNotFoundError(f"{run / CONFIG} not found: is {run} a run folder from `genads train`?")
-    return json.loads((run / CONFIG).read_text()).get("family", "sid")
+    """The name of a run folder's family ("sid" or "parallel")."""
+    return families.run_family(run).name
 
 
 @dataclass
@@ -120,7 +113,12 @@ class Run:
     @property
     def family(self) -> str:
         """"sid" (Semantic IDs + beam search) or "parallel" (parallel codes + exact scoring)."""
-        return "parallel" if isinstance(self.recommender, ParallelRecommender) else "sid"
+        return families.family_of(self.recommender).name
+
+    @property
+    def codes(self) -> np.ndarray:
+        """(n_items + 1, L) the codes of every item: SIDs or parallel codes."""
+        return families.family_of(self.recommender).codes(self.recommender)
 
     def __post_init__(self) -> None:
         _, self._users, self._seqs = user_sequences(self.dataset, self.split.config)
@@ -163,7 +161,7 @@ class Run:
         if len(tail):
             row[0, m - len(tail):] = tail
         users = None
-        if self.family == "sid" and self.recommender.config.user_buckets:
+        if families.family_of(self.recommender).uses_users(self.recommender):
             users = np.array([self.dataset.vocab.index_of("user", user) if user is not None else -1])
         return row, users
 
@@ -181,10 +179,7 @@ class Run:
         row, users = self._context(user, history)
         seen = set(row[row > 0].tolist()) if exclude_history else set()
         want = k + len(seen)
-        if self.family == "parallel":
-            slate = self.recommender.slate(row, want)
-        else:
-            slate = self.recommender.slate(row, want, users=users, beam=max(self.recommender.train.beam, want))
+        slate = families.family_of(self.recommender).slate(self.recommender, row, want, users=users)
         rows = []
         for item, score in zip(slate.ads[0].tolist(), slate.scores[0].tolist(), strict=True):
             if item <= 0 or item in seen:
@@ -201,10 +196,7 @@ class Run:
         """The model's log P(ad | history) of each given ad (the dataset's ids), for a user or a history."""
         row, users = self._context(user, history)
         items = self._history_items(list(ads))[None]
-        if self.family == "parallel":
-            logp = self.recommender.logprob_of(row, items)[0]
-        else:
-            logp = self.recommender.logprob_of(row, items, users=users)[0]
+        logp = families.family_of(self.recommender).logprob_of(self.recommender, row, items, users=users)[0]
         return pd.Series(logp.astype(float), index=pd.Index(list(ads), name="ad"), name="logprob")
 
 

@@ -6,6 +6,7 @@ import torch
 from genads.decode.beam import live_trie
 from genads.reward import RewardConfig, SlateRewardModel
 from genads.reward.pipeline import (
+    BeamGenerator,
     SimulationConfig,
     compare_decoders,
     item_bids,
@@ -35,10 +36,10 @@ def test_training_log_and_comparison(world):
     sids, model, trie, bids, history, targets = world
     pop = item_popularity([history[i][history[i] > 0] for i in range(len(history))], len(sids) - 1)
     cfg = SimulationConfig(requests=30, repeats=2, slate_size=4, pool_size=8, beam_share=0.5)
-    log, hist = training_log(history, targets, pop, cfg, seed=0, model=model, trie=trie, sids=sids)
+    log, hist = training_log(history, targets, pop, cfg, seed=0, generator=BeamGenerator(model, trie, sids))
     assert log.slates.shape == (60, 4) and hist.shape == (30, 6) and log.rows.max() == 29
     assert all(len(set(r.tolist())) == 4 for r in log.slates) and (log.slates > 0).all()
-    again, _ = training_log(history, targets, pop, cfg, seed=0, model=model, trie=trie, sids=sids)
+    again, _ = training_log(history, targets, pop, cfg, seed=0, generator=BeamGenerator(model, trie, sids))
     assert (again.clicks == log.clicks).all()
     assert log.scores.shape == log.slates.shape and np.isfinite(log.scores).all() and (log.scores < 0).all()
     reward = SlateRewardModel(RewardConfig(levels=3, codebook_size=4, max_slate=4, d_model=8, n_layer=1, n_head=1,

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from genads.decode.bidding import BidConfig
+from genads.decode.candidates import ExactCandidates
 from genads.serve.bundle import load_bundle
 from genads.serve.synthetic import synthetic_bundle
 from tests.serve.conftest import ADMIN
@@ -23,16 +24,16 @@ def bundle(tmp_path_factory):
 def test_bundle_knows_its_family(bundle, engine):
     assert bundle.family == "parallel" and bundle.manifest["family"] == "parallel"
     assert bundle.sids.shape == (201, 32)
-    assert engine.trie is None  # 32 codes of 256 values cannot be a prefix trie's keys (256**33 overflows)
+    assert isinstance(engine.candidates, ExactCandidates)  # no trie: 32 codes of 256 values cannot be a prefix trie's keys (256**33 overflows)
 
 
 def test_candidates_equal_the_naive_exact_reference(engine):
     hist = np.zeros((1, engine.bundle.model.config.max_items), dtype=np.int64)
     hist[0, -3:] = [5, 17, 42]
-    slate = engine._score_exact(hist, 12)
+    slate = engine.candidates.score(hist, 12)
     items = torch.from_numpy(hist[:, -3:])
     logp = engine.bundle.model.next_logprobs(items, torch.from_numpy(engine.bundle.sids)[items])
-    ref = engine.exact.topk_reference(logp.double(), 12, bid_config=BidConfig(alpha=1.0, beta=0.0))
+    ref = engine.candidates.live.topk_reference(logp.double(), 12, bid_config=BidConfig(alpha=1.0, beta=0.0))
     np.testing.assert_array_equal(slate.ads, ref.ads)
     np.testing.assert_allclose(slate.scores, ref.scores, rtol=1e-4)
 
@@ -57,8 +58,8 @@ def test_only_live_ads_and_prices_under_bids_then_pause_stops_at_once(client, en
 def test_a_higher_bid_moves_an_ad_up(engine):
     hist = np.zeros((1, engine.bundle.model.config.max_items), dtype=np.int64)
     hist[0, -2:] = [7, 9]
-    base = engine._score_exact(hist, 200).ads[0].tolist()
+    base = engine.candidates.score(hist, 200).ads[0].tolist()
     item = base[-1]
-    engine.exact.set_bid(item, engine.exact.bid(item) * 1e6)
-    assert engine._score_exact(hist, 200).ads[0].tolist().index(item) < len(base) - 1
+    engine.candidates.live.set_bid(item, engine.candidates.live.bid(item) * 1e6)
+    assert engine.candidates.score(hist, 200).ads[0].tolist().index(item) < len(base) - 1
 

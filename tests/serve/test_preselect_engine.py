@@ -38,7 +38,7 @@ def _slates(engine: AdEngine, seed: int = 0) -> list:
         if len(h):
             rows[i, m - len(h):] = h
     with engine.lock:
-        scores = engine._score_exact(rows, 8).scores
+        scores = engine.candidates.score(rows, 8).scores
     served = engine.serve_batch([AdRequest(h, 3) for h in hists])
     out = []
     for s, r in zip(scores, served, strict=True):  # where candidates tie, either may be served: scores only
@@ -63,7 +63,8 @@ def _ads(engine: AdEngine, seed: int) -> set[int]:
 def test_exhaustive_preselection_serves_what_exact_scoring_serves(pbundle, tmp_path):
     exact = _engine(pbundle, tmp_path / "a.sqlite", preselect_min_ads=0)
     pre = _engine(pbundle, tmp_path / "b.sqlite", preselect_min_ads=1, preselect_nprobe=10_000)
-    assert exact.preselect is None and pre.preselect is not None and len(pre.preselect) == len(pre.exact)
+    assert exact.candidates.index is None and pre.candidates.index is not None
+    assert len(pre.candidates.index) == len(pre.candidates.live)
     _same(_slates(pre), _slates(exact))
     campaign = exact.ledger.campaigns()[0]
     for engine in (exact, pre):  # a pause and a bid change reach the index before the next request
@@ -71,6 +72,6 @@ def test_exhaustive_preselection_serves_what_exact_scoring_serves(pbundle, tmp_p
         engine.ledger.update_campaign(exact.ledger.campaigns()[1].campaign_id, bid=9.0)
         engine.mark_stale()
     _same(_slates(pre, 1), _slates(exact, 1))
-    assert len(pre.preselect) == len(pre.exact) < 300
+    assert len(pre.candidates.index) == len(pre.candidates.live) < 300
     paused = set(campaign.ad_ids)
     assert not paused & _ads(pre, 2)

@@ -16,6 +16,7 @@ import torch
 
 from genads.data.dataset import load_dataset
 from genads.data.split import user_sequences
+from genads.families import family_of
 
 
 def _market(cfg: dict, split):
@@ -44,9 +45,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     sim = SimulationConfig(requests=args.requests, repeats=args.repeats, slate_size=args.slate_size,
                            pool_size=args.pool, beam_share=args.beam_share, include_prob=args.include_prob,
                            click=ClickModel(position_decay=args.position_decay))
-    gen, trie, sids = _generator(rec)
+    sids = family_of(rec).codes(rec)
     log, history = training_log(split.valid.history[:, -args.history:], split.valid.target, popularity, sim,
-                                seed=args.seed, model=gen, trie=trie, sids=sids)
+                                seed=args.seed, generator=family_of(rec).generator(rec))
     config = with_bid_scale(RewardConfig(levels=sids.shape[1], codebook_size=int(sids.max()) + 1,
                                          max_slate=args.slate_size, d_model=args.d_model, n_layer=args.layers,
                                          n_head=2, use_history=not args.no_history, use_score=not args.no_score,
@@ -66,21 +67,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _generator(rec) -> tuple[object, object, np.ndarray]:
-    """(what decodes, its trie or None, the item descriptors the reward model reads) for either family:
-    the SID model with its trie and SIDs, or the parallel recommender (exact scoring) with its codes."""
-    from genads.parallel import ParallelRecommender
-
-    if isinstance(rec, ParallelRecommender):
-        return rec, None, rec.item_codes
-    return rec.model, rec.trie, rec.sids
-
-
 def cmd_slate(args: argparse.Namespace) -> int:
     from genads.commands.slate import load_recommender
     from genads.decode.bidding import BidConfig
     from genads.reward import RerankConfig, load_reward_model, rerank
-    from genads.reward.pipeline import bid_table, decode
 
     cfg, split, rec = load_recommender(args.run)
     dataset, bids, _ = _market(cfg, split)
@@ -91,13 +81,9 @@ def cmd_slate(args: argparse.Namespace) -> int:
         raise ValueError(f"--user {args.user}: no events for this user in {cfg['dataset']}")
     history = seqs[pos][-rec.config.max_items:][None]
     bid_cfg = BidConfig(alpha=args.alpha, beta=args.beta, aggregate=args.aggregate)
-    gen, trie, sids = _generator(rec)
-    if trie is None:  # parallel family: exact bid-aware scoring of every ad (per-ad bids, no prefix aggregate)
-        pool, scores = decode(gen, None, sids, history, beam=args.pool, slate_size=args.pool,
-                              bids=None if args.alpha == 0 else bids, bid_config=None if args.alpha == 0 else bid_cfg)
-    else:
-        pool, scores = decode(gen, trie, sids, history, beam=args.pool, slate_size=args.pool,
-                              bids=None if args.alpha == 0 else bid_table(trie, bids), bid_config=bid_cfg)
+    sids = family_of(rec).codes(rec)
+    pool, scores = family_of(rec).generator(rec).pool(history, args.pool, bids=None if args.alpha == 0 else bids,
+                                                      bid_config=bid_cfg)
     if reward.config.max_slate < args.k:
         raise ValueError(f"-k {args.k} exceeds the reward model's max_slate={reward.config.max_slate}")
     r_cfg = RerankConfig(slate_size=args.k, revenue_weight=args.revenue_weight,

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from genads import families
 from genads.data.dataset import atomic_write_text, load_dataset
 from genads.data.paths import relative_to_run
 from genads.data.split import SplitConfig, leave_one_out
@@ -35,7 +36,6 @@ from genads.runs import (
     load_run,
     parse_positive_actions,
     read_config,
-    run_family,
     split_config,
 )
 from genads.slate.checkpoint import save_weights
@@ -62,6 +62,7 @@ def train_parallel(args: argparse.Namespace, rank: int, world: int) -> int:
         if args.batch_size:
             train_cfg = replace(train_cfg, batch_size=args.batch_size)
         if args.init is not None:  # the init run's codes and architecture: its weights must fit them
+            families.require(args.init, "parallel", "--init")
             base = ParallelRecommender.load(args.init, weights=_init_weights(args.init))
             if len(base.item_codes) != split.n_items + 1:
                 raise ValueError(f"--init {args.init}: its codes cover {len(base.item_codes) - 1} ads, this dataset "
@@ -104,8 +105,12 @@ def _init_weights(run: Path) -> Path:
 
 def cmd_train(args: argparse.Namespace) -> int:
     rank, world = init_distributed()
-    if args.family == "parallel" or (args.resume and run_family(args.out) == "parallel"):
-        return train_parallel(args, rank, world)
+    fam = families.run_family(args.out) if args.resume else families.family(args.family, "--family")
+    return TRAINERS[fam.name](args, rank, world)
+
+
+def train_sid(args: argparse.Namespace, rank: int, world: int) -> int:
+    """``genads train --family sid``: the SID slate model on the Semantic IDs of ``--sids``."""
     if args.resume:
         cfg, split, sids = load_run(args.out)
         model_cfg, train_cfg = SlateConfig(**cfg["model"]), TrainConfig(**cfg["train"])
@@ -115,9 +120,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         model_cfg = PRESETS[args.preset]
         train_cfg = TRAIN_PRESETS[args.preset]
         if args.init is not None:  # continue from a trained model: its architecture and training settings
+            families.require(args.init, "sid", "--init")
             init_cfg = read_config(args.init)
-            if init_cfg.get("family", "sid") != "sid":
-                raise ValueError(f"--init {args.init} is a {init_cfg['family']} run: train with --family parallel")
             model_cfg, train_cfg = SlateConfig(**init_cfg["model"]), TrainConfig(**init_cfg["train"])
         if args.epochs:
             train_cfg = replace(train_cfg, epochs=args.epochs)
@@ -179,8 +183,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         n_past = len(run.history(args.user))
     except KeyError as exc:
         raise ValueError(f"--user {args.user}: {exc.args[0]}") from None
-    rec = run.recommender
-    codes = rec.item_codes if run.family == "parallel" else rec.sids
+    codes = run.codes
     print(f"user {args.user}: {n_past} past ads; slate of {args.k}:")
     for row in slate.itertuples():
         item = run.split.index_of(np.array([run.dataset.vocab.index_of("ad", row.ad)], dtype=np.int64))[0]
@@ -192,7 +195,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a generative model: SID slate model or parallel codes (DDP under torchrun)")
     p.add_argument("dataset", type=Path, nargs="?", help="dataset folder (genads data import); not with --resume")
-    p.add_argument("--family", choices=["sid", "parallel"], default="sid",
+    p.add_argument("--family", choices=sorted(families.FAMILIES), default=families.DEFAULT,
                    help="sid: Semantic IDs + beam search (needs --sids); parallel: PQ codes + exact scoring")
     p.add_argument("--sids", type=Path, help="folder with sids.parquet (genads tokenize); --family sid")
     p.add_argument("--sources", help="--family parallel: item-vector sources (text,attributes,collab,embedding; "
@@ -235,6 +238,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _checked_train(args: argparse.Namespace) -> int:
     if not args.resume and args.dataset is None:
         raise ValueError("train needs DATASET (or --resume with an existing --out)")
-    if not args.resume and args.family == "sid" and args.sids is None:
-        raise ValueError("train --family sid needs --sids (a genads tokenize folder); --family parallel makes its codes")
+    if not args.resume and families.family(args.family, "--family").codes_from_tokenizer and args.sids is None:
+        raise ValueError(f"train --family {args.family} needs --sids (a genads tokenize folder); "
+                         "--family parallel makes its codes")
     return cmd_train(args)
+
+
+TRAINERS = {"sid": train_sid, "parallel": train_parallel}
+"""How each family trains (``genads.families`` names them)."""

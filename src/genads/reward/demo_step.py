@@ -11,6 +11,7 @@ import torch
 from genads.eval.report import figure_png
 from genads.reward.model import RewardConfig, SlateRewardModel
 from genads.reward.pipeline import (
+    BeamGenerator,
     SimulationConfig,
     compare_decoders,
     item_bids,
@@ -88,7 +89,7 @@ def _run(ctx, rec) -> tuple[dict, list[dict], object]:
     sim = SimulationConfig(requests=300 if ctx.fast else 4000, repeats=2 if ctx.fast else 3, slate_size=SLATE,
                            pool_size=POOL, click=click)
     log, hist = training_log(split.valid.history[:, -HISTORY:], split.valid.target, pop, sim, seed=ctx.seed,
-                             model=rec.model, trie=rec.trie, sids=sids)
+                             generator=BeamGenerator(rec.model, rec.trie, sids))
     torch.manual_seed(ctx.seed)
     config = with_bid_scale(RewardConfig(levels=sids.shape[1], codebook_size=int(sids.max()) + 1, max_slate=SLATE,
                                          use_history=True, use_score=True, dropout=0.1), bids[1:])

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -86,14 +87,7 @@ def bid_table(trie: PrefixTrie, bids: np.ndarray) -> BidTable:
 def decode(model: SlateModel, trie: PrefixTrie, sids: np.ndarray, history: np.ndarray, *, beam: int, slate_size: int,
            bids: BidTable | None = None, bid_config: BidConfig | None = None,
            batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """(ads (B, slate_size), their SID log-probabilities) from (bid-aware) beam search, in batches.
-
-    ``model`` may also be a :class:`genads.parallel.ParallelRecommender` (``trie``/``sids`` unused): exact
-    scoring of every live ad, with bids taken from ``bids`` (a per-item array, see :func:`item_bids`).
-    """
-    if hasattr(model, "pool"):  # the parallel family
-        per_item = bids if isinstance(bids, np.ndarray) else None
-        return model.pool(history, slate_size, bids=per_item, bid_config=bid_config, batch_size=batch_size)
+    """(ads (B, slate_size), their SID log-probabilities) from (bid-aware) beam search, in batches."""
     out = [generate_slate(model, trie, sids, history[lo:lo + batch_size], beam=beam, slate_size=slate_size,
                           bids=bids, bid_config=bid_config) for lo in range(0, len(history), batch_size)]
     if not out:
@@ -101,27 +95,57 @@ def decode(model: SlateModel, trie: PrefixTrie, sids: np.ndarray, history: np.nd
     return np.concatenate([s.ads for s in out]), np.concatenate([s.logprob for s in out]).astype(np.float32)
 
 
+class PoolGenerator(Protocol):
+    """A generator as the reward pipeline uses it (either family: :meth:`genads.families.Family.generator`)."""
+
+    def pool(self, history: np.ndarray, size: int, bids: np.ndarray | None = None,
+             bid_config: BidConfig | None = None, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """(ads (B, size), their log-probabilities): the best ``size`` live ads per history, with the bid term
+        when ``bids`` ((n_items + 1,) by item) and ``bid_config`` are given."""
+        ...
+
+    def logprob_of(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """(B, K) the generator's log-probability of ``items[b]`` after ``history[b]``."""
+        ...
+
+
+@dataclass(frozen=True)
+class BeamGenerator:
+    """The SID slate model with its trie of live ads, as a :class:`PoolGenerator` (pools by beam search)."""
+
+    model: SlateModel
+    trie: PrefixTrie
+    sids: np.ndarray
+
+    def pool(self, history, size, bids=None, bid_config=None, batch_size=256):
+        table = bid_table(self.trie, bids) if bids is not None and bid_config is not None else None
+        return decode(self.model, self.trie, self.sids, history, beam=size, slate_size=size, bids=table,
+                      bid_config=bid_config if table is not None else None, batch_size=batch_size)
+
+    def logprob_of(self, history, items):
+        return sid_logprob(self.model, self.sids, history, items)
+
+
 def training_log(history: np.ndarray, relevant: np.ndarray, popularity: np.ndarray, cfg: SimulationConfig, *,
-                 seed: int, model: SlateModel | None = None, trie: PrefixTrie | None = None,
-                 sids: np.ndarray | None = None) -> tuple[ImpressionLog, np.ndarray]:
+                 seed: int, generator: PoolGenerator | None = None) -> tuple[ImpressionLog, np.ndarray]:
     """(simulated log, the sampled requests' histories) for cases ``history`` (N, H) -> ``relevant`` (N,).
 
-    With a slate ``model`` the log also carries each shown ad's generator score (``log.scores``).
+    With a ``generator`` a share of the pools are its candidates and the log also carries each shown ad's
+    generator score (``log.scores``).
     """
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(len(relevant), size=min(cfg.requests, len(relevant)), replace=False))
     hist, rel = np.asarray(history)[pick], np.asarray(relevant)[pick]
     pools = popularity_pools(popularity, len(pick), cfg.pool_size, rng)
-    n_beam = round(cfg.beam_share * len(pick)) if model is not None else 0
+    n_beam = round(cfg.beam_share * len(pick)) if generator is not None else 0
     if n_beam:
-        beam = decode(model, trie, sids, hist[:n_beam], beam=cfg.pool_size, slate_size=cfg.pool_size)[0]
+        beam = generator.pool(hist[:n_beam], cfg.pool_size)[0]
         short = (beam > 0).sum(1) < cfg.slate_size  # too few live ads found: keep the popularity pool
         pools[:n_beam] = np.where(short[:, None], pools[:n_beam], beam)
     log = simulate_log(pools, rel, popularity, cfg.click, slate_size=cfg.slate_size, include_prob=cfg.include_prob,
                        repeats=cfg.repeats, seed=int(rng.integers(2**31)))
-    if model is not None:  # generator scores of every shown ad, for reward models with use_score
-        log.scores = (model.logprob_of(hist[log.rows], log.slates) if hasattr(model, "logprob_of")
-                      else sid_logprob(model, sids, hist[log.rows], log.slates))
+    if generator is not None:  # generator scores of every shown ad, for reward models with use_score
+        log.scores = generator.logprob_of(hist[log.rows], log.slates)
     return log, hist
 
 

@@ -42,7 +42,9 @@ from genads.auction.payment_net import SAVED_DEFAULTS as PAYMENT_SAVED_DEFAULTS
 from genads.auction.payment_net import PaymentNet, PaymentNetConfig
 from genads.data.dataset import replace_dir
 from genads.data.vocab import IdVocabulary
-from genads.parallel.model import ParallelConfig, ParallelModel
+from genads.families import DEFAULT as DEFAULT_FAMILY
+from genads.families import family, family_of
+from genads.parallel.model import ParallelModel
 from genads.serve.redeploy import (
     STATE_DIR,
     check_state_policy,
@@ -52,7 +54,7 @@ from genads.serve.redeploy import (
     restore_state,
 )
 from genads.slate.checkpoint import load_weights, save_weights
-from genads.slate.model import SlateConfig, SlateModel
+from genads.slate.model import SlateModel
 
 FORMAT, VERSION = "genads-serve-bundle", 1
 AD_COLUMNS = ("item", "ad_id", "advertiser_id", "title", "brand", "bid", "budget", "pctr", "creative_title")
@@ -85,7 +87,7 @@ class Bundle:
     @property
     def family(self) -> str:
         """"sid" (trie + beam search) or "parallel" (exact scoring over the live ads)."""
-        return "parallel" if isinstance(self.model, ParallelModel) else "sid"
+        return family_of(self.model).name
 
 
 def _config(cls, data: dict, where: str):  # a frozen dataclass from JSON, naming the bad field
@@ -137,8 +139,7 @@ def write_bundle(out: str | Path, *, model: SlateModel | ParallelModel, sids: np
             shutil.copytree(reward_dir, tmp / "reward")
         if vocab is not None:
             vocab.save(tmp)
-        family = "parallel" if isinstance(model, ParallelModel) else "sid"
-        manifest = {"format": FORMAT, "version": VERSION, "family": family,
+        manifest = {"format": FORMAT, "version": VERSION, "family": family_of(model).name,
                     "slate": {"config": asdict(model.config), "beam": int(beam)},
                     "payment": None if payment_net is None else {"config": asdict(payment_net.config)},
                     "reward": None if reward_dir is None else {"folder": "reward"},
@@ -172,13 +173,8 @@ def load_bundle(path: str | Path) -> Bundle:
         raise ValueError(f"{mf}: format/version {manifest.get('format')}/{manifest.get('version')}, "
                          f"expected {FORMAT}/{VERSION}")
     torch.manual_seed(0)
-    family = manifest.get("family", "sid")  # bundles from before the parallel family are SID bundles
-    if family not in ("sid", "parallel"):
-        raise ValueError(f"{mf}: family {family!r} must be 'sid' or 'parallel'")
-    if family == "parallel":
-        model = ParallelModel(_config(ParallelConfig, manifest["slate"]["config"], f"{mf}: slate.config"))
-    else:
-        model = SlateModel(_config(SlateConfig, manifest["slate"]["config"], f"{mf}: slate.config"))
+    fam = family(manifest.get("family", DEFAULT_FAMILY), f"{mf}")  # bundles from before the parallel family: SID
+    model = fam.model_class(_config(fam.config_class, manifest["slate"]["config"], f"{mf}: slate.config"))
     load_weights(model, path / "slate.safetensors")
     model.eval()
     sids = load_file(str(path / "sids.safetensors"))["sids"].numpy()

@@ -20,7 +20,6 @@ pause or an exhausted budget was applied no later request is built from the old 
 
 from __future__ import annotations
 
-import inspect
 import threading
 import time
 from dataclasses import dataclass
@@ -30,19 +29,14 @@ import torch
 
 from genads.auction.mechanisms import gsp
 from genads.auction.payment_net import LearnedPayments
-from genads.decode.beam import generate_slate
-from genads.parallel.scoring import LiveAds
+from genads.decode.candidates import Candidates
+from genads.families import family
+from genads.parallel.preselect import PreselectConfig
 from genads.serve.bundle import Bundle
 from genads.serve.ids import new_id
 from genads.serve.ledger import MICROS, Campaign, SQLLedger
 from genads.serve.tokens import SlotToken, TokenSecrets
-from genads.tokenize.trie import PrefixTrie
 
-try:  # token-level bidding (genads.decode.bidding) is optional: without it, bids enter at the auction only
-    from genads.decode.bidding import BidConfig, BidTable
-except ImportError:  # pragma: no cover - depends on the checkout
-    BidConfig = BidTable = None
-BID_AWARE = BidTable is not None and "bids" in inspect.signature(generate_slate).parameters
 MECHANISMS = ("learned", "gsp")
 
 
@@ -151,34 +145,23 @@ class AdEngine:
         self.titles = dict(zip(ads["ad_id"].astype(int).tolist(), ads["creative_title"].astype(str).tolist(), strict=True))
         self.advertiser_of = dict(zip(ads["ad_id"].astype(int).tolist(), ads["advertiser_id"].astype(int).tolist(),
                                       strict=True))
-        self.exact = LiveAds(bundle.sids, live=[]) if bundle.family == "parallel" else None
-        """Parallel family: the live ads' codes and bids, scored exactly (then no trie is kept)."""
-        self.exact_bid = (BidConfig(alpha=self.config.bid_alpha, beta=self.config.bid_beta)
-                          if self.exact is not None and self.config.bid_alpha > 0 else None)
-        """The per-ad bid term of exact scoring (None: bids enter at the auction only)."""
-        self.trie = PrefixTrie(bundle.sids.shape[1], int(bundle.sids.max()) + 1) if self.exact is None else None
+        cfg = self.config
+        self.candidates: Candidates = family(bundle.family).candidates(
+            bundle.model, bundle.sids, beam=cfg.beam or bundle.beam, bid_alpha=cfg.bid_alpha, bid_beta=cfg.bid_beta,
+            preselect=PreselectConfig(nprobe=cfg.preselect_nprobe, shortlist=cfg.preselect_shortlist),
+            preselect_min_ads=cfg.preselect_min_ads)
+        """The live ads the generator decodes from: a trie + bid table (beam search) or codes scored exactly."""
         self.live: dict[int, tuple[int, int]] = {}
         """item -> (campaign_id, bid_micros) of the best-bidding serving campaign holding it."""
-        self.bids = BidTable(self.trie, default_bid=0.0) if BID_AWARE and self.exact is None else None
-        self.bid_config = BidConfig(alpha=self.config.bid_alpha, beta=self.config.bid_beta) if BID_AWARE else None
         self.secrets = secrets or TokenSecrets.generate()
         """Signs slot tokens (a fresh in-memory secret unless given: the server passes state/token.secret)."""
         self.lock = threading.Lock()
         self._refresh_lock = threading.Lock()
         self._version, self._checked = -1, 0.0
         self.payments = LearnedPayments(bundle.payment_net) if bundle.payment_net is not None else None
-        self.preselect = None
-        """Parallel family, large catalogues: the IVF index that shortlists candidates for exact scoring."""
-        self._code_table64: torch.Tensor | None = None
-        """Parallel family: the model's unit code embeddings in float64 (made at the first request)."""
         self.refresh(force=True)
-        cfg = self.config
-        if self.exact is not None and cfg.preselect_min_ads and len(self.exact) >= cfg.preselect_min_ads:
-            from genads.parallel.preselect import IVFPreselect, PreselectConfig
-
-            with self.lock:
-                self.preselect = IVFPreselect(bundle.model, self.exact, self.exact_bid, PreselectConfig(
-                    nprobe=cfg.preselect_nprobe, shortlist=cfg.preselect_shortlist))
+        with self.lock:
+            self.candidates.prepare()  # e.g. the IVF index of a large catalogue, over the first live set
 
     # --- live ads -----------------------------------------------------------------------------
     def refresh(self, force: bool = False) -> bool:
@@ -207,30 +190,9 @@ class AdEngine:
                 item = self.item_of.get(ad)
                 if item is not None and (item not in live or c.bid_micros > live[item][1]):
                     live[item] = (c.campaign_id, c.bid_micros)
-        with self.lock:
-            if self.exact is not None:  # parallel family: codes and bids of the live ads, changed in place
-                index = self.preselect  # kept in step, one O(1) change per ad
-                for item in set(self.live) - set(live):
-                    self.exact.remove(item)
-                    if index is not None:
-                        index.remove(item)
-                for item, (_, bid) in live.items():
-                    if item not in self.live:
-                        self.exact.add(item, self.bundle.sids[item], bid=bid / MICROS)
-                        if index is not None:
-                            index.add(item, self.bundle.sids[item], bid / MICROS)
-                    elif self.live[item][1] != bid:
-                        self.exact.set_bid(item, bid / MICROS)
-                        if index is not None:
-                            index.set_bid(item, bid / MICROS)
-            else:
-                for item in set(self.live) - set(live):
-                    self.trie.remove(item)
-                for item in set(live) - set(self.live):
-                    self.trie.insert(item, self.bundle.sids[item].tolist())
-            if self.bids is not None:  # only what changed: a campaign edit must not stall decoding on 100k ads
-                self.bids.update({item: bid / MICROS for item, (_, bid) in live.items()
-                                  if item not in self.live or self.live[item][1] != bid})
+        with self.lock:  # only what changed: a campaign edit must not stall decoding on 100k ads
+            self.candidates.apply(set(self.live) - set(live), {item: bid / MICROS for item, (_, bid) in live.items()
+                                                               if item not in self.live or self.live[item][1] != bid})
             self.live = live
 
     # --- requests -----------------------------------------------------------------------------
@@ -302,19 +264,7 @@ class AdEngine:
             live = self.live  # never mutated: _apply swaps in a new dict
             n_cand = [min(max(self.config.min_candidates, r.slots + self.config.extra_candidates) + len(r.exclude),
                           len(live)) for r in requests]
-            ads = np.full((len(requests), max(n_cand)), -1, dtype=np.int64)
-            logprob = np.full(ads.shape, -np.inf)
-            if self.exact is not None:  # top-k prefixes agree: one pass at the largest k serves every row
-                if max(n_cand):
-                    slate = self._score_exact(hist, max(n_cand))
-                    ads[:], logprob[:] = slate.ads, slate.logprob
-            else:  # the beam width depends on k: one batched beam search per distinct k
-                extra = {"bids": self.bids, "bid_config": self.bid_config} if self.bids is not None else {}
-                for k in sorted(set(n_cand) - {0}):
-                    rows = [i for i, n in enumerate(n_cand) if n == k]
-                    slate = generate_slate(self.bundle.model, self.trie, self.bundle.sids, hist[rows],
-                                           beam=max(self.config.beam or self.bundle.beam, k), slate_size=k, **extra)
-                    ads[rows, :k], logprob[rows, :k] = slate.ads, slate.logprob
+            ads, logprob = self.candidates.top(hist, n_cand)
         lots = []
         for row, req in enumerate(requests):
             if n_cand[row] == 0:
@@ -330,30 +280,10 @@ class AdEngine:
                              np.asarray(logprob[row], dtype=np.float64)[keep]))
         return self._auctions(lots, live)
 
-    @torch.no_grad()
-    def _score_exact(self, hist: np.ndarray, n_cand: int):
-        """Parallel family: the best ``n_cand`` live ads of each row of ``hist`` (B, m) by exact score +
-        log(bid ** alpha + beta) (caller holds the lock)."""
-        width = max(1, int((hist > 0).sum(1).max()))
-        items = torch.from_numpy(np.ascontiguousarray(hist[:, -width:]))
-        model = self.bundle.model
-        h = model(items, torch.from_numpy(self.bundle.sids)[items])[:, -1]
-        queries = model.code_queries(h)  # (B, m, d_code)
-        # the model's code_logprobs, as one float64 product per code head (m GEMMs over the batch, not B * m
-        # matrix-vector products: ~6x less CPU at batch 32); float64 so that a row's scores do not depend on the
-        # batch it is in (float32 GEMMs round differently with the batch's size), then back to float32
-        if self._code_table64 is None:
-            self._code_table64 = model.code_table().double()  # (m, K, d_code)
-        logits = torch.bmm(self._code_table64, queries.permute(1, 2, 0).double())  # (m, K, B)
-        logp = torch.log_softmax(logits.float().permute(2, 0, 1).contiguous(), dim=-1)
-        if self.preselect is not None:  # a shortlist from the IVF index, ranked exactly (bid term included)
-            return self.preselect.topk(queries, logp, n_cand)
-        return self.exact.topk(logp, n_cand, bid_config=self.exact_bid)
-
     def _quality(self, items: list[int], bids: np.ndarray, hist: np.ndarray, logprob: np.ndarray) -> np.ndarray:
         """pCTR of each candidate: the reward model on the candidate slate if there is one, else the prior."""
         reward = self.bundle.reward
-        if reward is None or len(items) > reward.config.max_slate or self.exact is not None:
+        if reward is None or len(items) > reward.config.max_slate or not self.candidates.reads_reward_model:
             return self.pctr[items]
         from genads.reward.model import slate_inputs  # present whenever a reward model was loaded
 

@@ -120,17 +120,15 @@ def export_run(run: str | Path, out: str | Path, *, payment: str | Path | None =
         reward: a folder from ``genads reward train``.
     """
     from genads.data.dataset import load_dataset
-    from genads.parallel import ParallelRecommender
+    from genads.families import family_of
     from genads.runs import load_recommender
 
     run = Path(run)
     check_state_policy(out, state)
     cfg, split, rec = load_recommender(run)
     dataset = load_dataset(cfg["dataset"])
-    if isinstance(rec, ParallelRecommender):
-        codes, beam = rec.item_codes, (config or ExportConfig()).beam
-    else:
-        codes, beam = rec.sids, max(rec.train.beam, (config or ExportConfig()).beam)
+    fam = family_of(rec)
+    codes, beam = fam.codes(rec), fam.export_beam(rec, (config or ExportConfig()).beam)
     net = None
     if payment is not None:
         from genads.auction.payment_net import load_payment_net
