@@ -264,6 +264,25 @@ def measure(bundle: Path, bodies: list[dict], args: argparse.Namespace, port: in
     return row
 
 
+def server_counters(url: str) -> dict[str, float]:
+    """The server's batching counters from /metrics (admin key "bench", as :func:`start` sets): ad requests and
+    micro-batches decoded, events and group-writer transactions (zeros when absent)."""
+    conn = http.client.HTTPConnection(url.rsplit("//", 1)[1].split(":")[0], int(url.rsplit(":", 1)[1]), timeout=30)
+    try:
+        conn.request("GET", "/metrics", headers={"X-API-Key": "bench"})
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    names = {"genads_ads_batches_total": "batches", "genads_ads_batched_requests_total": "batched",
+             "genads_event_groups_total": "groups", "genads_event_group_events_total": "grouped"}
+    out = dict.fromkeys(names.values(), 0.0)
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in names:
+            out[names[name]] = float(value)
+    return out
+
+
 def concurrent(url: str, proc: subprocess.Popen, bodies: list[dict], args: argparse.Namespace,
                click_every: int = 4) -> dict:
     """``args.concurrency`` closed-loop clients (clicking one slot of every ``click_every``-th slate; 0: none) with
@@ -273,6 +292,7 @@ def concurrent(url: str, proc: subprocess.Popen, bodies: list[dict], args: argpa
     threads = [threading.Thread(target=lambda i=i: lat[i].extend(closed_loop(url, bodies[i::args.concurrency],
                                                                              click_every, clicks)))
                for i in range(args.concurrency)]
+    before = server_counters(url)
     prober = HealthProbe(args.port)
     cpu0, w0 = cpu_seconds(proc.pid), time.perf_counter()
     for th in threads:
@@ -281,11 +301,15 @@ def concurrent(url: str, proc: subprocess.Popen, bodies: list[dict], args: argpa
         th.join()
     health = prober.stop()
     wall, cpu = time.perf_counter() - w0, cpu_seconds(proc.pid) - cpu0
+    after = server_counters(url)
+    d = {k: after[k] - before[k] for k in after}
     every = [x for c in lat for x in c]
     return {"concurrency": args.concurrency, "conc_p50_ms": ms(every, 50), "conc_p99_ms": ms(every, 99),
             "req_per_s_wall": round(len(every) / wall, 1), "req_per_server_cpu_s": round(len(every) / cpu, 1),
             "healthz_under_load_p99_ms": ms(health, 99), "healthz_under_load_max_ms": ms(health, 100),
-            "clicks_charged": clicks["charged"], "click_replays_refused": clicks["replays_refused"]}
+            "clicks_charged": clicks["charged"], "click_replays_refused": clicks["replays_refused"],
+            "mean_ad_batch": round(d["batched"] / d["batches"], 2) if d["batches"] else None,
+            "mean_event_group": round(d["grouped"] / d["groups"], 2) if d["groups"] else None}
 
 
 WRK_SCRIPT = """

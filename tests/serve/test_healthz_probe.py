@@ -89,3 +89,46 @@ def test_probes_answered_by_the_protocol_are_counted(server):
         for _ in range(7):
             assert c.get("/healthz").json() == {"status": "ok"}
     assert count() - before == 7
+
+
+def test_a_response_head_is_sent_with_its_body_in_one_write():
+    import asyncio
+
+    from genads.serve.limits import OneWrite
+
+    class Transport:
+        def __init__(self) -> None:
+            self.writes: list[bytes] = []
+            self.closed = False
+
+        def write(self, data: bytes) -> None:
+            self.writes.append(data)
+
+        def is_closing(self) -> bool:
+            return self.closed
+
+        def close(self) -> None:
+            self.closed = True
+
+        def get_extra_info(self, name: str) -> str:
+            return f"info:{name}"
+
+    async def main() -> list[list[bytes]]:
+        t = Transport()
+        w = OneWrite(t, asyncio.get_running_loop())
+        w.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+        held = list(t.writes)
+        w.write(b"{}")  # the body: one write with its head
+        together = list(t.writes)
+        w.write(b"HTTP/1.1 204 No Content\r\n\r\n")  # a head nothing follows: sent at the loop's next step
+        await asyncio.sleep(0)
+        alone = list(t.writes)
+        w.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+        w.close()  # closing sends what is held first
+        assert t.closed and w.get_extra_info("peername") == "info:peername"
+        return [held, together, alone, t.writes]
+
+    held, together, alone, final = asyncio.run(main())
+    head = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"
+    assert held == [] and together == [head + b"{}"]
+    assert alone == [head + b"{}", b"HTTP/1.1 204 No Content\r\n\r\n"] and final == [*alone, head]

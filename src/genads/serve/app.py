@@ -278,6 +278,8 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
             capped_ads, campaign_room = guard.capped(p.user)
             requests.append(replace(p.request, exclude=p.request.exclude | capped_ads, campaign_room=campaign_room))
         results = engine.serve_batch(requests)
+        metrics.batches.inc()
+        metrics.batched.inc(len(requests))
         for p, result in zip(batch, results, strict=True):
             guard.served(p.user, [(s.ad_id, s.campaign_id) for s in result.placements])
         if served_log is not None:
@@ -444,6 +446,8 @@ def create_app(engine: AdEngine, banners: BannerCache | None = None, *, limits: 
         """In the group writer's thread: the group's events in one ledger transaction, then what follows each
         (metrics, the served log, click caps and their refunds); a campaign that ran out stops serving before
         any of the group is answered."""
+        metrics.event_groups.inc()
+        metrics.event_grouped.inc(len(group))
         results = ledger.record_events([e for e, _, _ in group], require_impression=clicks_need_impression,
                                        min_click_delay_s=guard.policy.min_click_delay_s if guard.policy.limits else 0.0)
         out: list[dict | BaseException] = []

@@ -77,6 +77,12 @@ class Metrics:
                            registry=r, multiprocess_mode="livemostrecent")
         self.queue_wait = Histogram("genads_ads_queue_wait_seconds", "Time an ad request waited for the decoder",
                                     registry=r, buckets=WAIT_BUCKETS)
+        self.batches = Counter("genads_ads_batches", "Micro-batches decoded (ad requests per batch: "
+                               "genads_ads_batched_requests / this)", registry=r)
+        self.batched = Counter("genads_ads_batched_requests", "Ad requests decoded in micro-batches", registry=r)
+        self.event_groups = Counter("genads_event_groups", "Ledger transactions of the group writer (events per "
+                                    "group: genads_event_group_events / this)", registry=r)
+        self.event_grouped = Counter("genads_event_group_events", "Events written by the group writer", registry=r)
         self.started = time.time()
         if self.folder is None:  # per-process figures: meaningless as a sum over workers
             ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
