@@ -94,7 +94,7 @@ def test_every_family_is_registered_with_its_classes():
     for name, fam in FAMILIES.items():
         assert family(name) is fam and fam.name == name
         assert family_of(fam.model_class.__new__(fam.model_class)) is fam
-    with pytest.raises(ValueError, match="bundle.json: family 'beam' must be one of"):
+    with pytest.raises(ValueError, match=r"bundle\.json: family 'beam' must be one of"):
         family("beam", "bundle.json")
     with pytest.raises(TypeError, match="not a generator"):
         family_of(object())

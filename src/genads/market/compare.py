@@ -26,6 +26,7 @@ from scipy import stats
 from genads.auction.payment_net import PaymentNet, PaymentNetConfig, PaymentTrainConfig, train_payment_net
 from genads.auction.regret import EGA_GAMMAS
 from genads.data.split import left_pad
+from genads.eval.statistics import interval
 from genads.market.audit import AuditedAuction, generation_psi, psi, psi_in_model
 from genads.market.cascade import build_cascade
 from genads.market.config import SimConfig
@@ -224,16 +225,6 @@ def run_seed(cfg: SimConfig, seed: int, log=print) -> dict:
     out["seconds"] = round(time.perf_counter() - t0, 1)
     out["cpu_seconds"] = round(time.process_time() - c0, 1)
     return out
-
-
-def interval(x: np.ndarray) -> tuple[float, float, float]:
-    """(mean, low, high): Student-t 95% interval of the mean (a point when n = 1)."""
-    x = np.asarray(x, dtype=float)
-    m = float(x.mean())
-    if len(x) < 2:
-        return m, m, m
-    half = float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
-    return m, m - half, m + half
 
 
 def aggregate(per_seed: list[dict], market: str | None = None) -> dict:

@@ -11,9 +11,8 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-from scipy import stats
 
-from genads.market.compare import interval
+from genads.eval.statistics import holm, interval, paired_test  # noqa: F401 (re-exported: the market's criteria)
 
 CRITERIA = (("e2e", "cascade", "rpm", "greater"), ("e2e", "cascade", "ctr", "greater"),
             ("e2e", "cascade", "advertiser_welfare_per_mille", "greater"), ("e2e", "cascade", "psi", "less"),
@@ -21,29 +20,6 @@ CRITERIA = (("e2e", "cascade", "rpm", "greater"), ("e2e", "cascade", "ctr", "gre
             ("e2e_oracle", "cascade_oracle", "rpm", "greater"))
 """(variant, baseline, metric, direction EGA claims): e2e beats the cascade on RPM, CTR, advertiser
 welfare and gross RPM and lowers Ψ; with GSP prices; and with both pCTRs replaced by the truth."""
-
-
-def paired_test(a: np.ndarray, b: np.ndarray) -> dict:
-    """Mean difference a - b with its 95% interval and the two-sided paired t-test p-value."""
-    d = np.asarray(a, float) - np.asarray(b, float)
-    mean, lo, hi = interval(d)
-    if len(d) < 2 or np.allclose(d, d[0]):
-        p = 0.0 if len(d) >= 2 and d[0] != 0 else 1.0
-    else:
-        p = float(stats.ttest_1samp(d, 0.0).pvalue)
-    return {"diff": mean, "ci95": [lo, hi], "p": p, "n": len(d)}
-
-
-def holm(pvalues: list[float], alpha: float = 0.05) -> list[dict]:
-    """Holm step-down: per hypothesis the adjusted p-value and whether it is rejected at ``alpha``."""
-    m = len(pvalues)
-    order = np.argsort(pvalues, kind="stable")
-    adjusted = np.empty(m)
-    running = 0.0
-    for i, idx in enumerate(order):
-        running = max(running, min(1.0, (m - i) * pvalues[idx]))
-        adjusted[idx] = running
-    return [{"p_holm": float(adjusted[i]), "rejected": bool(adjusted[i] < alpha)} for i in range(m)]
 
 
 def per_seed(per_seed_runs: list[dict], market: str, variant: str, metric: str) -> np.ndarray:

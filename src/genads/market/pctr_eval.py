@@ -12,23 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from genads.eval.ctr_metrics import pooled_pair_auc, position_log_loss
 from genads.market.logs import Impressions
 
-
-def within_request_auc(score: np.ndarray, click: np.ndarray) -> float:
-    """AUC over (clicked, unclicked) pairs of the same request; ``score``, ``click`` (N, k). NaN if no pair."""
-    pos = click[:, :, None] > 0.5
-    neg = click[:, None, :] < 0.5
-    pair = pos & neg  # (N, i clicked, j not)
-    diff = score[:, :, None] - score[:, None, :]
-    wins = ((diff > 0) + 0.5 * (diff == 0))[pair].sum()
-    n = pair.sum()
-    return float(wins / n) if n else float("nan")
-
-
-def log_loss(pctr: np.ndarray, exam: np.ndarray, click: np.ndarray) -> float:
-    p = np.clip(exam * pctr, 1e-6, 1 - 1e-6)
-    return float(-(click * np.log(p) + (1 - click) * np.log(1 - p)).mean())
+within_request_auc, log_loss = pooled_pair_auc, position_log_loss
+"""The names this module's figures carry (``within_request_auc``, ``log_loss``): see :mod:`genads.eval.ctr_metrics`."""
 
 
 def score_pctr(pctr_fn, imp: Impressions, k: int, slot_ctr: np.ndarray) -> dict[str, float]:
@@ -39,5 +27,5 @@ def score_pctr(pctr_fn, imp: Impressions, k: int, slot_ctr: np.ndarray) -> dict[
     history, users = imp.history[::k], imp.user[::k]
     p = np.concatenate([pctr_fn(history[s:s + 512], items[s:s + 512], users[s:s + 512]) for s in range(0, n, 512)])
     exam = np.asarray(slot_ctr)[imp.slot.reshape(n, k)]
-    return {"within_request_auc": within_request_auc(p, click), "log_loss": log_loss(p, exam, click),
+    return {"within_request_auc": pooled_pair_auc(p, click), "log_loss": position_log_loss(p, exam, click),
             "pctr_mean_over_click_rate": float((exam * p).mean() / max(click.mean(), 1e-12)), "requests": n}

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from genads.eval.ctr_metrics import log_loss, roc_auc
 from genads.reward.model import RewardConfig, SlateRewardModel, slate_inputs
 from genads.reward.simulate import ImpressionLog
 
@@ -44,23 +45,6 @@ class RewardTrainConfig:
                              "must be >= 0 with a sum < 1")
         if self.patience < 1:
             raise ValueError(f"RewardTrainConfig.patience={self.patience} must be >= 1")
-
-
-def auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve (ties count half); NaN without both classes."""
-    labels, scores = np.asarray(labels).ravel().astype(bool), np.asarray(scores, dtype=float).ravel()
-    n_pos, n_neg = labels.sum(), (~labels).sum()
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
-    ranks = (np.cumsum(counts) - (counts - 1) / 2.0)[inverse]  # mid-ranks, 1-based
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
-
-
-def logloss(labels: np.ndarray, p: np.ndarray) -> float:
-    p = np.clip(np.asarray(p, dtype=float).ravel(), 1e-7, 1 - 1e-7)
-    y = np.asarray(labels, dtype=float).ravel()
-    return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean()) if len(y) else float("nan")
 
 
 def with_score_scale(config: RewardConfig, scores: np.ndarray | None) -> RewardConfig:
@@ -162,7 +146,7 @@ def fit(model: SlateRewardModel, log: ImpressionLog, sids: np.ndarray, bids: np.
         if len(dev_idx):
             p = predict_log(model, log, sids, bids, history if model.config.use_history else None, dev_idx)[..., 0]
             filled = log.slates[dev_idx] > 0
-            dev_losses.append(logloss(log.clicks[dev_idx][filled], p[filled]))
+            dev_losses.append(log_loss(log.clicks[dev_idx][filled], p[filled]))
             if dev_losses[-1] < best:
                 best, stale = dev_losses[-1], 0
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -188,8 +172,8 @@ def evaluate_log(model: SlateRewardModel, log: ImpressionLog, sids: np.ndarray, 
     valid = log.slates[idx] > 0
     slot_ctr = np.nanmean(np.where(valid, y, np.nan), axis=0)
     base = np.broadcast_to(np.nan_to_num(slot_ctr), y.shape)
-    return {"valid_logloss": logloss(y[valid], p[valid]), "valid_auc": auc(y[valid], p[valid]),
-            "position_only_logloss": logloss(y[valid], base[valid]), "position_only_auc": auc(y[valid], base[valid]),
+    return {"valid_logloss": log_loss(y[valid], p[valid]), "valid_auc": roc_auc(y[valid], p[valid]),
+            "position_only_logloss": log_loss(y[valid], base[valid]), "position_only_auc": roc_auc(y[valid], base[valid]),
             "valid_ctr": float(y[valid].mean()), "predicted_ctr": float(p[valid].mean()),
             "slot_ctr": np.nan_to_num(slot_ctr).tolist(),
             "slot_pctr": np.nan_to_num(np.nanmean(np.where(valid, p, np.nan), axis=0)).tolist()}
