@@ -68,6 +68,8 @@ def tables(result: dict) -> None:
     if result["schedule_check"]:
         print("schedule check:", {k: v for k, v in result["schedule_check"].items() if not k.startswith("training")})
     print("choices (tuning seed):", {k: v for k, v in result["choice"].items() if k != "grid"})
+    print("equal feedback: the headline is the e2e before RL; no RL row (no cascade retrained on the same number of "
+          "impressions from its own policy)")
 
 
 def main() -> None:
@@ -126,13 +128,16 @@ def main() -> None:
         return
     extra = {"headline": "e2e before RL (equal feedback: both sides learn from the same click histories and "
                          "exploration log; no RL, no simulated interaction on either side)",
+             "rl_note": "no RL row: the budget-aware RL reward exists (genads.market.rl, RLConfig.budget_aware, tested) "
+                        "but a cascade retrained on the same number of impressions from its own policy does not, so "
+                        "the verdict compares the e2e before RL only",
              "payments_note": "e2e_best: GSP; e2e_best_reserve: GSP with the reserve tuned on the tuning seed (the "
                               "Ψ audit prices GSP without the reserve); e2e_best_learned: the payment network on the "
                               "same ranking",
              "torch_threads": 1, "config_file": str(args.config), "tiny": args.tiny,
              "config": {"sim": to_dict(vc.sim), "parallel": to_dict(vc.parallel),
                         "grids": {k: list(getattr(vc, k)) for k in ("cascade_retrieve", "cascade_alpha", "shrink",
-                                                                    "lcb_z", "relevance_weight", "reserves")},
+                                                                    "joint", "lcb_z", "relevance_weight", "reserves")},
                         "holdout": vc.holdout, "pacing_eta": vc.pacing_eta,
                         "slate_world": to_dict(vc.slate_world) if vc.slate_world else None}}
 

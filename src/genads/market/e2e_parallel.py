@@ -38,6 +38,7 @@ from genads.auction.payment_net import LearnedPayments, PaymentNet
 from genads.market.logs import Logs
 from genads.market.value import ValueConfig, ValueHead, fit_value_head
 from genads.parallel.codes import PQCodebook, PQConfig
+from genads.parallel.joint_value import JointConfig, fit_joint
 from genads.parallel.model import ParallelConfig, ParallelModel, score_items
 from genads.parallel.recommender import PRESETS, sized_config
 from genads.parallel.train import ParallelTrainConfig, fit
@@ -52,6 +53,8 @@ class ParallelE2EConfig:
     train: ParallelTrainConfig = field(default_factory=lambda: replace(
         PRESETS["small"][1], epochs=20, patience=3, n_negatives=256, batch_size=128))
     value: ValueConfig = field(default_factory=ValueConfig)
+    joint: JointConfig = field(default_factory=JointConfig)
+    """The jointly trained variant (:func:`build_joint`): trunk and value head on next-ad + click likelihood."""
     relevance_weight: float = 0.0
     """Weight of the generator's log P(ad | history) in the generation score (0: pure log eCPM)."""
     alpha: float = 1.0
@@ -234,3 +237,17 @@ def build_parallel_e2e(world, logs: Logs, cfg: ParallelE2EConfig, seed: int) -> 
             "generator_valid_ndcg@10": max((r.get("valid_ndcg@10", 0.0) for r in gen_log), default=0.0),
             "codes": f"{codes.shape[1]} x {int(codes.max()) + 1}", "value_head": value_info}
     return pipe, info
+
+
+def build_joint(pipe: ParallelEndToEnd, world, logs: Logs, cfg: ParallelE2EConfig, seed: int,
+                ) -> tuple[ParallelEndToEnd, dict]:
+    """The pipeline whose generator trunk and value head are trained jointly (issue 25, fix (b);
+    :mod:`genads.parallel.joint_value`), starting from ``pipe``'s separately trained generator and head, on the same
+    logs and the same held-out requests (``cfg.value.holdout``)."""
+    imp = logs.impressions
+    model, head, info = fit_joint(pipe.model, pipe.head, pipe.item_codes.numpy(), logs.split(), imp.history,
+                                  imp.item, imp.slot, imp.click, world.config.ad_load, world.slot_ctr,
+                                  cfg.value.holdout, cfg.joint, cfg.train, seed, world.ad_features)
+    out = ParallelEndToEnd(model, pipe.item_codes.numpy(), head, pipe.cfg, pipe.slot_ctr, pipe.net,
+                           content=world.ad_features)
+    return out, info

@@ -14,8 +14,10 @@ One protocol for every learned model, both sides, every seed:
   each tuned on the tuning seed (retrieve count, alpha); "the cascade" is the one of higher RPM there.
 * **End-to-end fixes, each a row.** The value head as fitted (``e2e``); its per-ad biases shrunk by
   empirical Bayes (``e2e_eb``); generation on a lower confidence bound (``e2e_lcb``); a relevance prior
-  (``e2e_rel``); and ``e2e_best``, the joint choice over shrinkage x LCB z x relevance weight. Every choice
-  is made on the tuning seed only (geometric mean of the two markets' RPM).
+  (``e2e_rel``); the value head trained jointly with the generator's trunk on next-ad + position-aware click
+  likelihood, early-stopped on the same held-out requests (``e2e_joint``, :mod:`genads.parallel.joint_value`);
+  and ``e2e_best``, the joint choice over head (frozen-trunk or joint) x shrinkage x LCB z x relevance weight.
+  Every choice is made on the tuning seed only (geometric mean of the two markets' RPM).
 * **Payments on the frontier.** ``e2e_best``'s allocation rule with GSP (its row), GSP with a reserve tuned on
   the tuning seed (``e2e_best_reserve``) and the learned payment network (``e2e_best_learned``).
 * **Ceilings.** ``oracle``: the full-catalogue perfect-pCTR oracle (true CTR x bid over every live ad, GSP);
@@ -41,7 +43,7 @@ from genads.market.cascade import Cascade, CascadeConfig, build_cascade
 from genads.market.compare import interval, payment_profiles, train_payments
 from genads.market.config import SimConfig
 from genads.market.creative_choice import with_creatives
-from genads.market.e2e_parallel import ParallelE2EConfig, ParallelEndToEnd, build_parallel_e2e
+from genads.market.e2e_parallel import ParallelE2EConfig, ParallelEndToEnd, build_joint, build_parallel_e2e
 from genads.market.engine import make_traffic
 from genads.market.logs import Logs, split_impressions
 from genads.market.value import ValueConfig, shrunk_head, within_request_auc
@@ -53,7 +55,7 @@ METRICS = ("rpm", "gross_rpm", "lost_rpm", "ctr", "user_welfare", "advertiser_we
            "ir_violations", "budget_overspend", "winners_true_ctr", "candidates_true_ctr", "rpm_expected",
            "value_efficiency", "budget_spent_share", "absorbed_per_mille")
 CASCADES = ("cascade_blind", "cascade_bid")
-FIXES = ("e2e", "e2e_eb", "e2e_lcb", "e2e_rel", "e2e_best")
+FIXES = ("e2e", "e2e_eb", "e2e_lcb", "e2e_rel", "e2e_joint", "e2e_best")
 PAYMENTS = ("e2e_best_reserve", "e2e_best_learned")
 ORACLES = ("oracle", "oracle_paced")
 
@@ -71,6 +73,8 @@ class VerdictConfig:
     cascade_alpha: tuple[float, ...] = (0.5, 1.0, 2.0)
     """alpha of the bid-aware cascade's retrieval score (the bid-blind one has alpha = 0)."""
     shrink: tuple[bool, ...] = (False, True)
+    joint: tuple[bool, ...] = (False, True)
+    """Value heads tried for ``e2e_best``: the frozen-trunk one (False) and the jointly trained one (True)."""
     lcb_z: tuple[float, ...] = (0.0, 1.0, 2.0)
     relevance_weight: tuple[float, ...] = (0.0, 0.25, 1.0)
     reserves: tuple[float, ...] = (0.25, 0.5, 0.75)
@@ -213,7 +217,8 @@ def scaled(vc: VerdictConfig, factor: int) -> tuple[CascadeConfig, ParallelE2ECo
     c = replace(c, sasrec=replace(c.sasrec, epochs=c.sasrec.epochs * factor),
                 ranker=replace(c.ranker, epochs=c.ranker.epochs * factor))
     p = replace(p, train=replace(p.train, epochs=p.train.epochs * factor),
-                value=replace(p.value, epochs=p.value.epochs * factor))
+                value=replace(p.value, epochs=p.value.epochs * factor),
+                joint=replace(p.joint, epochs=p.joint.epochs * factor))
     return c, p
 
 
@@ -224,6 +229,9 @@ class Trained:
     e2e: ParallelEndToEnd
     eb_head: object
     info: dict
+    joint: ParallelEndToEnd | None = None
+    """The pipeline whose generator trunk and value head were trained jointly (fix (b))."""
+    joint_eb_head: object = None
 
 
 def train(vc: VerdictConfig, seed: int, factor: int = 1, log=print) -> Trained:
@@ -241,6 +249,9 @@ def train(vc: VerdictConfig, seed: int, factor: int = 1, log=print) -> Trained:
     t1 = time.process_time()
     e2e, e_info = build_parallel_e2e(m.world, m.logs, p_cfg, seed)
     eb = shrunk_head(e2e.head)
+    t2 = time.process_time()
+    joint, j_info = build_joint(e2e, m.world, m.logs, p_cfg, seed)
+    joint_eb = shrunk_head(joint.head)
     info = {"sasrec_valid_ndcg@10": c_info["sasrec_valid_ndcg@10"], "sasrec_epochs": c_info["sasrec_epochs"],
             "din_valid_auc": c_info["din"]["valid_auc_within_request"], "din_valid_logloss": c_info["din"]["valid_logloss"],
             "din_epochs": c_info["din"]["epochs"],
@@ -248,12 +259,17 @@ def train(vc: VerdictConfig, seed: int, factor: int = 1, log=print) -> Trained:
             "value_valid_auc": e_info["value_head"]["valid_auc_within_request"],
             "value_valid_logloss": e_info["value_head"]["valid_logloss"], "value_epochs": e_info["value_head"]["epochs"],
             "constant_valid_logloss": e_info["value_head"]["valid_logloss_constant"],
+            "joint_valid_auc": j_info["valid_auc_within_request"], "joint_valid_logloss": j_info["valid_logloss"],
+            "joint_epochs": j_info["epochs"], "joint_best_epoch": j_info["best_epoch"],
+            "joint_generator_valid_ndcg@10": j_info["generator_valid_ndcg@10"],
             "held_out_requests": n_req - len(train_imp.item) // k,
-            "cpu_seconds_cascade": round(t1 - t0, 1), "cpu_seconds_e2e": round(time.process_time() - t1, 1)}
+            "cpu_seconds_cascade": round(t1 - t0, 1), "cpu_seconds_e2e": round(t2 - t1, 1),
+            "cpu_seconds_joint": round(time.process_time() - t2, 1)}
     info.update(head_scores(e2e, eb, m, vc.holdout))
+    info.update({f"joint_eb_{k[9:]}": v for k, v in head_scores(joint, joint_eb, m, vc.holdout).items()})
     log(f"seed {seed} x{factor} trained: " + ", ".join(f"{a} {b:.4f}" if isinstance(b, float) else f"{a} {b}"
                                                       for a, b in info.items()))
-    return Trained(m, cascade, e2e, eb, info)
+    return Trained(m, cascade, e2e, eb, info, joint, joint_eb)
 
 
 @torch.no_grad()
@@ -279,9 +295,14 @@ def cascade_variant(t: Trained, retrieve: int, alpha: float) -> Cascade:
                    t.cascade.slot_ctr)
 
 
-def e2e_variant(t: Trained, shrink: bool, z: float, rw: float, **changes) -> ParallelEndToEnd:
-    head = t.eb_head if shrink else t.e2e.head
-    return t.e2e.with_config(head=head, lcb_z=z, relevance_weight=rw, payments=changes.pop("payments", "gsp"), **changes)
+def e2e_variant(t: Trained, shrink: bool, z: float, rw: float, joint: bool = False, **changes) -> ParallelEndToEnd:
+    """The end-to-end pipeline under one fix setting: the frozen-trunk (``joint`` False) or jointly trained
+    generator and head, its per-ad biases shrunk or not, generation on an LCB ``z``, relevance weight ``rw``."""
+    base = t.joint if joint else t.e2e
+    if base is None:
+        raise ValueError("this seed's models have no jointly trained pipeline")
+    head = (t.joint_eb_head if joint else t.eb_head) if shrink else base.head
+    return base.with_config(head=head, lcb_z=z, relevance_weight=rw, payments=changes.pop("payments", "gsp"), **changes)
 
 
 def run_markets(vc: VerdictConfig, t: Trained, pipe, net=None) -> dict:
@@ -318,10 +339,10 @@ def tune(vc: VerdictConfig, log=print) -> tuple[dict, Trained]:
         figs = run_markets(vc, t, cascade_variant(t, retrieve, alpha))
         grid["cascade"][f"{retrieve}/{float(alpha)}"] = score(figs)
         log(f"tuning: cascade retrieve {retrieve} alpha {alpha}: {score(figs):.1f}")
-    for shrink, z, rw in itertools.product(vc.shrink, vc.lcb_z, vc.relevance_weight):
-        figs = run_markets(vc, t, e2e_variant(t, shrink, z, rw))
-        grid["e2e"][f"{int(shrink)}/{float(z)}/{float(rw)}"] = score(figs)
-        log(f"tuning: e2e shrink {shrink} z {z} rw {rw}: {score(figs):.1f}")
+    for joint, shrink, z, rw in itertools.product(vc.joint, vc.shrink, vc.lcb_z, vc.relevance_weight):
+        figs = run_markets(vc, t, e2e_variant(t, shrink, z, rw, joint))
+        grid["e2e"][f"{int(joint)}/{int(shrink)}/{float(z)}/{float(rw)}"] = score(figs)
+        log(f"tuning: e2e joint {joint} shrink {shrink} z {z} rw {rw}: {score(figs):.1f}")
 
     def best(keys, table):
         return max(keys, key=lambda key: table[key])
@@ -331,22 +352,25 @@ def tune(vc: VerdictConfig, log=print) -> tuple[dict, Trained]:
     bid = best([f"{r}/{a}" for r in vc.cascade_retrieve for a in vc.cascade_alpha], c)
 
     def fix(key: str) -> dict:
-        s, z, rw = key.split("/")
-        return {"shrink": bool(int(s)), "z": float(z), "rw": float(rw)}
+        j, s, z, rw = key.split("/")
+        return {"shrink": bool(int(s)), "z": float(z), "rw": float(rw), "joint": bool(int(j))}
 
     choice = {
         "cascade_blind": {"retrieve": int(blind.split("/")[0]), "alpha": 0.0},
         "cascade_bid": {"retrieve": int(bid.split("/")[0]), "alpha": float(bid.split("/")[1])},
-        "e2e": fix("0/0.0/0.0"),
-        "e2e_eb": fix("1/0.0/0.0"),
-        "e2e_lcb": fix(best([f"0/{z}/0.0" for z in vc.lcb_z if z > 0], e)),
-        "e2e_rel": fix(best([f"0/0.0/{r}" for r in vc.relevance_weight if r > 0], e)),
+        "e2e": fix("0/0/0.0/0.0"),
+        "e2e_eb": fix("0/1/0.0/0.0"),
+        "e2e_lcb": fix(best([f"0/0/{z}/0.0" for z in vc.lcb_z if z > 0], e)),
+        "e2e_rel": fix(best([f"0/0/0.0/{r}" for r in vc.relevance_weight if r > 0], e)),
         "e2e_best": fix(best(list(e), e)),
     }
+    if True in vc.joint:
+        choice["e2e_joint"] = fix("1/0/0.0/0.0")
     choice["cascade"] = "cascade_bid" if c[bid] > c[blind] else "cascade_blind"
     eb = choice["e2e_best"]
     for r in vc.reserves:
-        figs = run_markets(vc, t, e2e_variant(t, eb["shrink"], eb["z"], eb["rw"], reserve=r * median_value(t)))
+        figs = run_markets(vc, t, e2e_variant(t, eb["shrink"], eb["z"], eb["rw"], eb.get("joint", False),
+                                              reserve=r * median_value(t)))
         grid["reserve"][str(r)] = score(figs)
         log(f"tuning: e2e_best reserve {r} x median value: {score(figs):.1f}")
     choice["reserve_share"] = float(best(list(grid["reserve"]), grid["reserve"]))
@@ -360,12 +384,15 @@ def pipelines(vc: VerdictConfig, t: Trained, choice: dict, log=print) -> dict:
     for name in CASCADES:
         out[name] = (cascade_variant(t, choice[name]["retrieve"], choice[name]["alpha"]), None)
     for name in FIXES:
+        if name not in choice:
+            continue
         c = choice[name]
-        out[name] = (e2e_variant(t, c["shrink"], c["z"], c["rw"]), None)
+        out[name] = (e2e_variant(t, c["shrink"], c["z"], c["rw"], c.get("joint", False)), None)
     eb = choice["e2e_best"]
-    out["e2e_best_reserve"] = (e2e_variant(t, eb["shrink"], eb["z"], eb["rw"],
+    ej = eb.get("joint", False)
+    out["e2e_best_reserve"] = (e2e_variant(t, eb["shrink"], eb["z"], eb["rw"], ej,
                                            reserve=choice["reserve_share"] * median_value(t)), None)
-    learned = e2e_variant(t, eb["shrink"], eb["z"], eb["rw"], payments="learned")
+    learned = e2e_variant(t, eb["shrink"], eb["z"], eb["rw"], ej, payments="learned")
     m, cfg = t.market, vc.sim
     b, q = payment_profiles(m.world, learned, m.logs, cfg.e2e.payment_profiles, cfg.logs.max_history,
                             np.random.default_rng(m.seed + 7))
@@ -416,7 +443,7 @@ def schedule_check(vc: VerdictConfig, choice: dict, base: Trained | None = None,
     out: dict = {"seed": seed, "training_doubled": t2.info, "training_default": base.info, "rpm": {}}
     cas, eb = choice[choice["cascade"]], choice["e2e_best"]
     for side, make in (("cascade", lambda t: cascade_variant(t, cas["retrieve"], cas["alpha"])),
-                       ("e2e_best", lambda t: e2e_variant(t, eb["shrink"], eb["z"], eb["rw"]))):
+                       ("e2e_best", lambda t: e2e_variant(t, eb["shrink"], eb["z"], eb["rw"], eb.get("joint", False)))):
         a, b = run_markets(vc, base, make(base)), run_markets(vc, t2, make(t2))
         out["rpm"][side] = {mk: {"default": a[mk]["rpm"], "doubled": b[mk]["rpm"],
                                  "change": b[mk]["rpm"] / a[mk]["rpm"] - 1.0} for mk in MARKETS}
@@ -531,6 +558,8 @@ def aggregate(per_seed: list[dict], choice: dict) -> dict:
                 table[name][metric] = row
         fixes = {}
         for name in FIXES[1:]:
+            if name not in runs[0]:
+                continue
             d = np.array([r[name]["rpm"] / r["e2e"]["rpm"] - 1.0 for r in runs])
             mean, lo, hi = interval(d)
             fixes[name] = {"rpm_lift_vs_e2e": {"mean": mean, "ci95": [lo, hi]}}

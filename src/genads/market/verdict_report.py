@@ -27,9 +27,16 @@ def model_rows(per_seed: list[dict]) -> list[dict]:
              "epochs": mean("sasrec_epochs")},
             {"model": "parallel generator (e2e)", "validation": "NDCG@10", "mean": mean("generator_valid_ndcg@10"),
              "epochs": mean("generator_epochs")}]
+    if all("joint_generator_valid_ndcg@10" in s["training"] for s in per_seed):
+        rows.append({"model": "parallel generator, trained jointly with the value head", "validation": "NDCG@10",
+                     "mean": mean("joint_generator_valid_ndcg@10"), "epochs": mean("joint_epochs")})
     for key, name, epochs in (("din", "DIN (cascade pCTR)", "din_epochs"), ("value", "value head (e2e pCTR)",
                                                                             "value_epochs"),
-                              ("value_eb", "value head, EB-shrunk", None)):
+                              ("value_eb", "value head, EB-shrunk", None),
+                              ("joint", "value head trained jointly with the trunk", "joint_epochs"),
+                              ("joint_eb", "joint value head, EB-shrunk", None)):
+        if not all(f"{key}_valid_auc" in s["training"] for s in per_seed):
+            continue
         for what in ("auc", "logloss"):
             rows.append({"model": name, "validation": f"held-out within-request {what}" if what == "auc"
                          else "held-out log-loss", "mean": mean(f"{key}_valid_{what}"),
@@ -88,7 +95,8 @@ def add_section(report: Report, result: dict, title: str) -> None:
     sec = report.section(title)
     summary, choice = result["summary"], result["choice"]
     sec.paragraphs.append(
-        f"Headline: e2e before RL (equal feedback: both sides learn from the same logs only). The cascade of the "
+        f"Headline: e2e before RL (equal feedback: both sides learn from the same logs only; no RL row, since no "
+        f"cascade is retrained on its own policy's impressions). The cascade of the "
         f"verdict is {summary['cascade']} (the stronger on the tuning seed). Chosen on the tuning seed only: "
         + "; ".join(f"{k} {v}" for k, v in choice.items() if k not in ("grid", "cascade")) + ".")
     sec.tables.append(("Models on the shared splits", model_rows(result["per_seed"])))
