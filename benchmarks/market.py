@@ -11,6 +11,7 @@ after every seed, so an interrupted run keeps the seeds it finished.
     .venv/bin/python benchmarks/market.py --config configs/market_tiny.yaml --tiny --seeds 1 --name market_smoke
     .venv/bin/python benchmarks/market.py --schedule-seeds 1,2,3,4 --name market_schedule   # the check on more seeds
     .venv/bin/python benchmarks/market.py --summarise-from benchmarks/results/market.json --name market  # re-aggregate
+    .venv/bin/python benchmarks/market.py --seeds 1,...,10 --name market --resume-from benchmarks/results/market.json
     .venv/bin/python benchmarks/market.py --ceilings-only 0.02,0.05,0.1,0.2,0.5 --name market_ceilings  # tuned pacing
 
 Superseded: benchmarks/market_compare.py and benchmarks/market_value.py (their JSONs stay as history, see
@@ -31,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np
 import torch
 
-from _common import RESULTS, print_table, save
+from _common import RESULTS, git_sha, print_table, save
 from genads.commands.simulate import load_config
 from genads.market.config import to_dict
 from genads.market.verdict import (
@@ -87,6 +88,9 @@ def main() -> None:
     parser.add_argument("--choice-from", type=Path, default=RESULTS / "market.json")
     parser.add_argument("--summarise-from", type=Path, default=None,
                         help="recompute the summary of a verdict JSON's per-seed figures with this code (no run)")
+    parser.add_argument("--resume-from", type=Path, default=None,
+                        help="continue a verdict JSON of this same commit that was cut short: keep its choices, "
+                        "schedule check and finished seeds, run the --seeds it lacks")
     parser.add_argument("--ceilings-only", default="", help="only the ceilings (no training): the paced oracle's "
                         "step tuned on the tuning seed over these comma-separated values, then both oracles on --seeds")
     args = parser.parse_args()
@@ -146,7 +150,17 @@ def main() -> None:
         print(f"seed {result['seeds_done'][-1]} done ({result['cpu_seconds_per_seed'][-1]:.0f} CPU s); wrote {path}",
               flush=True)
 
-    tables(run_verdict(vc, on_seed=on_seed))
+    resume = None
+    if args.resume_from:
+        record = json.loads(args.resume_from.read_text())
+        if record["git_sha"] != git_sha() or record["git_sha"].endswith("-dirty"):
+            raise SystemExit(f"--resume-from {args.resume_from}: run at {record['git_sha']}, this tree is {git_sha()}: "
+                             "a resumed run must be the same clean commit")
+        resume = record["figures"]
+        extra["resumed_from"] = {"path": str(args.resume_from), "started": record["started"],
+                                 "cpu_seconds": record["cpu_seconds"], "seeds": resume["seeds_done"],
+                                 "wall_seconds": resume.get("wall_seconds")}
+    tables(run_verdict(vc, on_seed=on_seed, resume=resume))
 
 
 if __name__ == "__main__":

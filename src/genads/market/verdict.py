@@ -612,15 +612,31 @@ def tiny_verdict(vc: VerdictConfig) -> VerdictConfig:
                    slate_requests=20, slate_pool=8)
 
 
-def run_verdict(vc: VerdictConfig, log=print, on_seed=None) -> dict:
+def run_verdict(vc: VerdictConfig, log=print, on_seed=None, resume: dict | None = None) -> dict:
     """Tuning, then every evaluation seed (the schedule check right after the first, so a run cut short still has
-    it), aggregated after each seed; ``on_seed(result)`` is called with the result so far after every seed."""
+    it), aggregated after each seed; ``on_seed(result)`` is called with the result so far after every seed.
+
+    ``resume``: the figures of an earlier run of the same code and config (cut short): its choices, schedule check
+    and finished seeds are kept, and only the seeds of ``vc.seeds`` it lacks are run (no tuning again)."""
     cpu0 = time.process_time()
-    choice, tuned = tune(vc, log)
-    result: dict = {"choice": choice, "schedule_check": None, "per_seed": [], "tuning_seed": vc.tuning_seed,
-                    "seeds_planned": list(vc.seeds), "cpu_seconds_tuning": round(time.process_time() - cpu0, 1),
-                    "cpu_seconds_schedule_check": 0.0}
+    if resume is None:
+        choice, tuned = tune(vc, log)
+        result: dict = {"choice": choice, "schedule_check": None, "per_seed": [], "tuning_seed": vc.tuning_seed,
+                        "seeds_planned": list(vc.seeds), "cpu_seconds_tuning": round(time.process_time() - cpu0, 1),
+                        "cpu_seconds_schedule_check": 0.0}
+    else:
+        if resume["tuning_seed"] != vc.tuning_seed:
+            raise ValueError(f"resume: tuning seed {resume['tuning_seed']} != {vc.tuning_seed}")
+        choice, tuned = resume["choice"], None
+        result = {k: resume[k] for k in ("choice", "schedule_check", "tuning_seed", "cpu_seconds_tuning",
+                                         "cpu_seconds_schedule_check")}
+        result["per_seed"] = [s for s in resume["per_seed"] if s["seed"] in vc.seeds]
+        result["seeds_planned"] = list(vc.seeds)
+        result["resumed_seeds"] = [s["seed"] for s in result["per_seed"]]
+    done = {s["seed"] for s in result["per_seed"]}
     for seed in vc.seeds:
+        if seed in done:
+            continue
         result["per_seed"].append(run_seed(vc, choice, seed, log))
         if vc.schedule_check and result["schedule_check"] is None:
             c0 = time.process_time()
