@@ -127,7 +127,7 @@ def test_an_exported_bundle_serves_the_offline_candidates(runs, tmp_path, family
     engine = AdEngine(bundle, ledger, ServeConfig(bid_alpha=bid_alpha, beam=k))
     run = genads.load(runs / family)
     rec = run.recommender
-    assert len(engine.live) == len(bundle.ads) and (bundle.sids == run.codes).all()
+    assert len(engine.live) == len(bundle.ads) and (bundle.codes == run.codes).all()
     bids = np.zeros(len(run.codes))
     for item, (_, micros) in engine.live.items():  # the ledger's bids (whole micros), offline too
         bids[item] = micros / MICROS

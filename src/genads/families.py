@@ -40,7 +40,7 @@ class Family:
     config_class: type
     recommender_class: type
     codes_name: str
-    """What the per-item code table is called in messages ("SID" or "codes")."""
+    """What the per-item code table holds ("semantic ids" or "pq codes"; a bundle's manifest says it)."""
     codes_from_tokenizer: bool
     """Whether training needs the codes of a ``genads tokenize`` folder (else the family makes its own)."""
 
@@ -136,9 +136,10 @@ class _Parallel(Family):
 
 FAMILIES: dict[str, Family] = {
     "sid": _Sid("sid", "Semantic IDs + trie-constrained beam search", SlateModel, SlateConfig, SlateRecommender,
-                "SID", codes_from_tokenizer=True),
+                "semantic ids", codes_from_tokenizer=True),
     "parallel": _Parallel("parallel", "parallel PQ codes + exact scoring of every live ad", ParallelModel,
-                          ParallelConfig, ParallelRecommender, "codes", codes_from_tokenizer=False),
+                          ParallelConfig, ParallelRecommender, "pq codes",
+                          codes_from_tokenizer=False),
 }
 DEFAULT = "sid"
 """Runs and bundles from before the parallel family name none: they are SID ones."""

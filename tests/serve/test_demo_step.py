@@ -43,7 +43,7 @@ def test_serve_step_writes_a_bundle_that_serves(tmp_path, cycle_dataset, capsys)
     assert "make serve" in out and "curl -s localhost:8000/v1/ads" in out and "localhost:8000/console" in out
     bundle = load_bundle(ctx.out / "serve")
     assert len(bundle.ads) == ctx.split.n_items and bundle.payment_net is not None
-    assert np.array_equal(bundle.sids, ctx.artifacts["sids"]) and bundle.histories
+    assert np.array_equal(bundle.codes, ctx.artifacts["sids"]) and bundle.histories
     example = ctx.metrics["serve"]["example"]
     assert example["mechanism"] == "learned" and len(example["slate"]) == 3
     assert all(0 <= s["price"] <= s["bid"] for s in example["slate"])

@@ -23,7 +23,7 @@ def bundle(tmp_path_factory):
 
 def test_bundle_knows_its_family(bundle, engine):
     assert bundle.family == "parallel" and bundle.manifest["family"] == "parallel"
-    assert bundle.sids.shape == (201, 32)
+    assert bundle.codes.shape == (201, 32)
     assert isinstance(engine.candidates, ExactCandidates)  # no trie: 32 codes of 256 values cannot be a prefix trie's keys (256**33 overflows)
 
 
@@ -32,7 +32,7 @@ def test_candidates_equal_the_naive_exact_reference(engine):
     hist[0, -3:] = [5, 17, 42]
     slate = engine.candidates.score(hist, 12)
     items = torch.from_numpy(hist[:, -3:])
-    logp = engine.bundle.model.next_logprobs(items, torch.from_numpy(engine.bundle.sids)[items])
+    logp = engine.bundle.model.next_logprobs(items, torch.from_numpy(engine.bundle.codes)[items])
     ref = engine.candidates.live.topk_reference(logp.double(), 12, bid_config=BidConfig(alpha=1.0, beta=0.0))
     np.testing.assert_array_equal(slate.ads, ref.ads)
     np.testing.assert_allclose(slate.scores, ref.scores, rtol=1e-4)

@@ -5,10 +5,11 @@
     manifest.json          format + version, model family ("sid" or "parallel"), slate config and beam
                            (sid) or parallel config (parallel), payment-net config (or null),
                            reward model (or null), creative settings, counts
-    ads.parquet            one row per ad: item (index into sids), ad_id, advertiser_id, title, brand,
+    ads.parquet            one row per ad: item (row of the codes), ad_id, advertiser_id, title, brand,
                            bid, budget, pctr (prior click rate), creative_title
-    sids.safetensors       "sids": (n_items + 1, L) int64 Semantic IDs by item index (row 0 = padding);
-                           for the parallel family the (n_items + 1, m) parallel codes
+    sids.safetensors       "sids": (n_items + 1, L) int64 codes by item index (row 0 = padding): Semantic IDs,
+                           or for the parallel family the (n_items + 1, m) PQ codes (manifest "codes" says which;
+                           the file keeps its name so that older servers read newer bundles)
     slate.safetensors      the generator's weights (SlateModel, or ParallelModel for the parallel family)
     payment.safetensors    the learned payment network's weights (optional)
     histories.safetensors  "users": (U,) int64 user ids, "items": (U, max_items) left-padded histories
@@ -66,8 +67,9 @@ class Bundle:
 
     path: Path
     model: SlateModel | ParallelModel
-    sids: np.ndarray
-    """(n_items + 1, L) int64: Semantic IDs (family "sid") or parallel codes (family "parallel")."""
+    codes: np.ndarray
+    """(n_items + 1, L) int64 by item index: Semantic IDs (family "sid") or parallel PQ codes ("parallel");
+    ``manifest["codes"]`` says which (bundles from before it: the family's)."""
     ads: pd.DataFrame
     """AD_COLUMNS, one row per ad, ``item`` in 1..n_items."""
     beam: int
@@ -99,7 +101,7 @@ def _config(cls, data: dict, where: str):  # a frozen dataclass from JSON, namin
     return cls(**data)
 
 
-def write_bundle(out: str | Path, *, model: SlateModel | ParallelModel, sids: np.ndarray, ads: pd.DataFrame, beam: int,
+def write_bundle(out: str | Path, *, model: SlateModel | ParallelModel, codes: np.ndarray, ads: pd.DataFrame, beam: int,
                  payment_net: PaymentNet | None = None, histories: tuple[np.ndarray, np.ndarray] | None = None,
                  reward_dir: str | Path | None = None, vocab: IdVocabulary | None = None,
                  extra: dict | None = None, state: str = "refuse", migration: dict | None = None) -> Path:
@@ -111,7 +113,7 @@ def write_bundle(out: str | Path, *, model: SlateModel | ParallelModel, sids: np
     ``"discard"`` deletes it with the old bundle. A failed write puts the old bundle and its state back.
 
     Args:
-        ads: AD_COLUMNS; ``item`` indexes ``sids`` rows.
+        ads: AD_COLUMNS; ``item`` indexes ``codes`` rows.
         histories: (user ids (U,), item histories (U, m) left-padded) for requests by user_id.
         reward_dir: a saved reward model folder to copy in.
         vocab: the dataset's id vocabulary (written as ids.parquet when it holds string ids).
@@ -121,14 +123,14 @@ def write_bundle(out: str | Path, *, model: SlateModel | ParallelModel, sids: np
     missing = [c for c in AD_COLUMNS if c not in ads.columns]
     if missing:
         raise ValueError(f"ads table lacks column(s) {missing}")
-    sids = np.asarray(sids, dtype=np.int64)
-    if ads["item"].min() < 1 or ads["item"].max() >= len(sids):
-        raise ValueError(f"ads.item must be in 1..{len(sids) - 1} (rows of sids)")
+    codes = np.asarray(codes, dtype=np.int64)
+    if ads["item"].min() < 1 or ads["item"].max() >= len(codes):
+        raise ValueError(f"ads.item must be in 1..{len(codes) - 1} (rows of codes)")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         save_weights(model, tmp / "slate.safetensors")
-        save_file({"sids": torch.from_numpy(sids)}, str(tmp / "sids.safetensors"))
+        save_file({"sids": torch.from_numpy(codes)}, str(tmp / "sids.safetensors"))
         ads[list(AD_COLUMNS)].to_parquet(tmp / "ads.parquet", index=False)
         if payment_net is not None:
             save_weights(payment_net, tmp / "payment.safetensors")
@@ -140,6 +142,7 @@ def write_bundle(out: str | Path, *, model: SlateModel | ParallelModel, sids: np
         if vocab is not None:
             vocab.save(tmp)
         manifest = {"format": FORMAT, "version": VERSION, "family": family_of(model).name,
+                    "codes": {"kind": family_of(model).codes_name, "file": "sids.safetensors", "shape": list(codes.shape)},
                     "slate": {"config": asdict(model.config), "beam": int(beam)},
                     "payment": None if payment_net is None else {"config": asdict(payment_net.config)},
                     "reward": None if reward_dir is None else {"folder": "reward"},
@@ -177,7 +180,7 @@ def load_bundle(path: str | Path) -> Bundle:
     model = fam.model_class(_config(fam.config_class, manifest["slate"]["config"], f"{mf}: slate.config"))
     load_weights(model, path / "slate.safetensors")
     model.eval()
-    sids = load_file(str(path / "sids.safetensors"))["sids"].numpy()
+    codes = load_file(str(path / "sids.safetensors"))["sids"].numpy()
     ads = pd.read_parquet(path / "ads.parquet")
     missing = [c for c in AD_COLUMNS if c not in ads.columns]
     if missing:
@@ -194,7 +197,7 @@ def load_bundle(path: str | Path) -> Bundle:
         histories = dict(zip(h["users"].tolist(), h["items"].numpy(), strict=True))
     reward = _load_reward(path / "reward") if manifest.get("reward") else None
     manifest.setdefault("model_version", _sha256(path / "slate.safetensors")[:16])  # bundles from before it
-    return Bundle(path, model, sids, ads, int(manifest["slate"]["beam"]), net, reward, histories, manifest,
+    return Bundle(path, model, codes, ads, int(manifest["slate"]["beam"]), net, reward, histories, manifest,
                   IdVocabulary.load(path))
 
 

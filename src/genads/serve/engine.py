@@ -137,7 +137,7 @@ class AdEngine:
         self.bundle, self.ledger, self.config = bundle, ledger, config or ServeConfig()
         ads = bundle.ads
         self.item_of = dict(zip(ads["ad_id"].astype(int).tolist(), ads["item"].astype(int).tolist(), strict=True))
-        n = len(bundle.sids)
+        n = len(bundle.codes)
         self.ad_of = np.full(n, -1, dtype=np.int64)
         self.ad_of[ads["item"].to_numpy()] = ads["ad_id"].to_numpy()
         self.pctr = np.full(n, 1e-3)
@@ -147,7 +147,7 @@ class AdEngine:
                                       strict=True))
         cfg = self.config
         self.candidates: Candidates = family(bundle.family).candidates(
-            bundle.model, bundle.sids, beam=cfg.beam or bundle.beam, bid_alpha=cfg.bid_alpha, bid_beta=cfg.bid_beta,
+            bundle.model, bundle.codes, beam=cfg.beam or bundle.beam, bid_alpha=cfg.bid_alpha, bid_beta=cfg.bid_beta,
             preselect=PreselectConfig(nprobe=cfg.preselect_nprobe, shortlist=cfg.preselect_shortlist),
             preselect_min_ads=cfg.preselect_min_ads)
         """The live ads the generator decodes from: a trie + bid table (beam search) or codes scored exactly."""
@@ -287,13 +287,13 @@ class AdEngine:
             return self.pctr[items]
         from genads.reward.model import slate_inputs  # present whenever a reward model was loaded
 
-        bid_of = np.zeros(len(self.bundle.sids), dtype=np.float32)
+        bid_of = np.zeros(len(self.bundle.codes), dtype=np.float32)
         bid_of[items] = bids
-        sids, b, valid = slate_inputs(np.asarray([items]), self.bundle.sids, bid_of)
+        sids, b, valid = slate_inputs(np.asarray([items]), self.bundle.codes, bid_of)
         kwargs = {}
         if reward.config.use_history:
             h = hist[:, hist[0] > 0]
-            kwargs = {"history": torch.as_tensor(self.bundle.sids[h]), "history_valid": torch.ones(h.shape, dtype=torch.bool)}
+            kwargs = {"history": torch.as_tensor(self.bundle.codes[h]), "history_valid": torch.ones(h.shape, dtype=torch.bool)}
         if reward.config.use_score:  # the slate model's log P(SID | history) of each candidate
             kwargs["scores"] = torch.as_tensor(logprob, dtype=torch.float32)[None]
         p = reward.predict(sids, b, valid, **kwargs)[0, :, 0].double().numpy()

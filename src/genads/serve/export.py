@@ -104,7 +104,7 @@ def export_bundle(out: str | Path, *, model, codes: np.ndarray, split: SequenceS
         if old_ads is not None:
             migration["catalogue"] = catalogue_changes(old_ads, ads, vocab)
     histories = (users, left_pad(list(split.train), model.config.max_items))
-    return write_bundle(out, model=model, sids=codes, ads=ads, beam=config.beam, payment_net=payment_net,
+    return write_bundle(out, model=model, codes=codes, ads=ads, beam=config.beam, payment_net=payment_net,
                         histories=histories, reward_dir=reward_dir, vocab=vocab, extra=extra, state=state,
                         migration=migration)
 

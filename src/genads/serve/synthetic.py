@@ -66,5 +66,5 @@ def synthetic_bundle(out: str | Path, n_ads: int, *, n_advertisers: int = 20, le
     m = model.config.max_items
     items = rng.integers(1, n_ads + 1, size=(n_users, m))
     items[:, : m // 2] *= rng.random((n_users, 1)) < 0.5  # some users have shorter histories (left padding)
-    return write_bundle(out, model=model, sids=sids, ads=ads, beam=beam, payment_net=net,
+    return write_bundle(out, model=model, codes=sids, ads=ads, beam=beam, payment_net=net,
                         histories=(np.arange(1, n_users + 1), items))
