@@ -34,7 +34,10 @@ addresses sending one body byte every 2 s) with /healthz's p99 during it and the
 drip connection was cut.
 Scale-out (``--workers N --ledger postgresql://...``): the same load (64 clients with --concurrency 64) on one
 worker, then on N worker processes, one of which is killed with SIGKILL half-way; requests/s of both, their
-ratio and the ledger invariants after each (see :func:`scale_out`).
+ratio and the ledger invariants after each (see :func:`scale_out`), and where the machine's cores went meanwhile: the
+server processes, PostgreSQL, the load clients (this process) and the whole machine's busy cores (/proc/stat, other
+users included). The concurrent phases of the other runs report the same cores, and the mean micro-batch and event
+group (the server's /metrics).
 Usage: /work/cpu-slot .venv/bin/python benchmarks/serve_load.py [--ads 12000,100000] [--requests 1000]
        .venv/bin/python benchmarks/serve_load.py --quick     # 2,000 ads, 300 requests: a few minutes
 """
@@ -69,6 +72,26 @@ from genads.serve.synthetic import synthetic_bundle
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine has been busy since boot (every core; /proc/stat, idle and iowait left out)."""
+    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return (sum(f) - f[3] - f[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_s() -> float:
+    """CPU seconds of every PostgreSQL process on this machine (0 when none)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # it ended meanwhile
+            continue
+        if "(postgres)" in text:
+            fields = text.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 OFF = ("--open-traffic", "--no-traffic-limits")
@@ -294,13 +317,14 @@ def concurrent(url: str, proc: subprocess.Popen, bodies: list[dict], args: argpa
                for i in range(args.concurrency)]
     before = server_counters(url)
     prober = HealthProbe(args.port)
-    cpu0, w0 = cpu_seconds(proc.pid), time.perf_counter()
+    cpu0, w0, busy0, client0 = cpu_seconds(proc.pid), time.perf_counter(), machine_busy_s(), time.process_time()
     for th in threads:
         th.start()
     for th in threads:
         th.join()
     health = prober.stop()
     wall, cpu = time.perf_counter() - w0, cpu_seconds(proc.pid) - cpu0
+    busy, client = machine_busy_s() - busy0, time.process_time() - client0
     after = server_counters(url)
     d = {k: after[k] - before[k] for k in after}
     every = [x for c in lat for x in c]
@@ -308,6 +332,8 @@ def concurrent(url: str, proc: subprocess.Popen, bodies: list[dict], args: argpa
             "req_per_s_wall": round(len(every) / wall, 1), "req_per_server_cpu_s": round(len(every) / cpu, 1),
             "healthz_under_load_p99_ms": ms(health, 99), "healthz_under_load_max_ms": ms(health, 100),
             "clicks_charged": clicks["charged"], "click_replays_refused": clicks["replays_refused"],
+            "server_cores": round(cpu / wall, 2), "client_cores": round(client / wall, 2),
+            "machine_busy_cores": round(busy / wall, 2),
             "mean_ad_batch": round(d["batched"] / d["batches"], 2) if d["batches"] else None,
             "mean_event_group": round(d["grouped"] / d["groups"], 2) if d["groups"] else None}
 
@@ -440,7 +466,9 @@ def scale_out(args: argparse.Namespace) -> None:
                 threads = [threading.Thread(target=tolerant_loop, args=(url, bodies[i::args.concurrency], out, lock))
                            for i in range(args.concurrency)]
                 killed = None
-                w0 = time.perf_counter()
+                pids = [proc.pid, *worker_pids(proc.pid)]
+                cpu0 = sum(cpu_seconds(pid) for pid in pids)
+                w0, busy0, pg0, client0 = time.perf_counter(), machine_busy_s(), postgres_cpu_s(), time.process_time()
                 for th in threads:
                     th.start()
                 if workers > 1 and args.kill:
@@ -451,13 +479,17 @@ def scale_out(args: argparse.Namespace) -> None:
                 for th in threads:
                     th.join()
                 wall = time.perf_counter() - w0
+                cpu = sum(cpu_seconds(pid) for pid in pids if Path(f"/proc/{pid}").exists()) - cpu0
+                cores = {"server_cores": round(cpu / wall, 2), "postgres_cores": round((postgres_cpu_s() - pg0) / wall, 2),
+                         "client_cores": round((time.process_time() - client0) / wall, 2),
+                         "machine_busy_cores": round((machine_busy_s() - busy0) / wall, 2)}
                 audit = PostgresLedger(args.ledger).audit()
                 rows.append({"workers": workers, "live_ads": n_ads, "clients": args.concurrency,
                              "requests": len(bodies), "ok": len(out["lat"]), "failed": len(out["failed"]),
                              "req_per_s_wall": round(len(out["lat"]) / wall, 1), "p50_ms": ms(out["lat"], 50),
                              "p99_ms": ms(out["lat"], 99), "killed_worker": killed is not None,
                              "clicks_charged": out["charged"], "click_replays_refused": out["replays_refused"],
-                             "event_errors": out["event_errors"],
+                             "event_errors": out["event_errors"], **({} if killed else cores),
                              **{f"ledger_{k}": v for k, v in audit.items()
                                 if k in ("spent_mismatch", "over_budget", "slots_charged_twice")}})
                 print_table([rows[-1]], f"{workers} worker(s)")
