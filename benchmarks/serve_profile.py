@@ -10,12 +10,20 @@ On a synthetic parallel bundle (12k live ads by default, the load benchmark's sh
   middlewares, FastAPI), ``POST /v1/ads`` (batches of one) and ``POST /v1/events`` (impressions, clicks and
   refused click replays: token check, the ledger's transaction, fsync included).
 
-Usage: .venv/bin/python benchmarks/serve_profile.py [--ads 12000] [--batch 16]   (results: serve_profile.json)
+* under load (``--pyspy PATH``, the py-spy binary): the server under serve_load's 32 closed-loop clients (events on
+  every 4th slate, traffic checks on above the load) sampled by py-spy for ``--pyspy-s`` seconds, twice: every
+  thread's samples (wall time, waits included), then ``--gil`` (only the thread holding the GIL: what serialises
+  the process). The JSON lists the share of samples by thread and by function (own, and inclusive for the top of
+  the stack's callers).
+
+Usage: .venv/bin/python benchmarks/serve_profile.py [--ads 12000] [--batch 16] [--pyspy /path/to/py-spy]
+(results: serve_profile.json)
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import cProfile
 import http.client
 import io
@@ -23,7 +31,9 @@ import os
 import pstats
 import shutil
 import signal
+import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -124,6 +134,66 @@ def route_costs(bundle: Path, port: int, n: int) -> list[dict]:
     return rows
 
 
+def spy_table(raw: Path, top: int) -> dict:
+    """Shares of py-spy's raw (collapsed) samples by thread, by function's own samples and inclusive ones."""
+    own: collections.Counter = collections.Counter()
+    inclusive: collections.Counter = collections.Counter()
+    threads: collections.Counter = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        if not line.strip():
+            continue
+        stack, count = line.rsplit(" ", 1)
+        frames, n = stack.split(";"), int(count)
+        total += n
+        threads[frames[0].split(" (")[0] + " " + frames[0].rsplit(":", 1)[-1].strip()] += n
+        own[frames[-1]] += n
+        for name in {f.split(" (")[0] for f in frames[1:]}:
+            inclusive[name] += n
+
+    def share(counter: collections.Counter, k: int) -> list[dict]:
+        return [{"name": name, "share": round(v / max(total, 1), 3)} for name, v in counter.most_common(k)]
+
+    return {"samples": total, "threads": share(threads, 8), "own": share(own, top), "inclusive": share(inclusive, top)}
+
+
+def load_profile(bundle: Path, port: int, pyspy: str, seconds: int, top: int) -> dict:
+    """py-spy over the server while 32 clients load it (see the module's docstring)."""
+    from serve_load import ON_ABOVE_LOAD, closed_loop, concurrent
+
+    shutil.rmtree(bundle / "state", ignore_errors=True)
+    proc = start(bundle, port, "learned", 0, ON_ABOVE_LOAD)
+    out = {}
+    try:
+        url = f"http://127.0.0.1:{port}"
+        bodies = [{"user_id": int(u), "slots": 10} for u in np.random.default_rng(2).integers(1, 501, size=100_000)]
+        closed_loop(url, bodies[:100])
+        for mode in ("all", "gil"):
+            with tempfile.TemporaryDirectory() as tmp:
+                raw = Path(tmp) / "raw.txt"
+                spy = subprocess.Popen([pyspy, "record", "-p", str(proc.pid), "-d", str(seconds), "-r", "200", "-f", "raw",
+                                        "-o", str(raw), "--threads", "--nonblocking", *(["--gil"] if mode == "gil" else [])],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                stop, done = threading.Event(), []
+
+                def load(stop: threading.Event = stop, done: list = done) -> None:
+                    i = 100
+                    while not stop.is_set():  # 32 clients, in rounds of 1,600 requests, until py-spy is done
+                        done.append(concurrent(url, proc, bodies[i:i + 1600], argparse.Namespace(concurrency=32, port=port)))
+                        i += 1600
+
+                th = threading.Thread(target=load)
+                th.start()
+                spy.wait()
+                stop.set()
+                th.join()
+                out[mode] = {**spy_table(raw, top), "load": done[0] if done else None}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--ads", type=int, default=12000)
@@ -132,16 +202,23 @@ def main() -> None:
     p.add_argument("--top", type=int, default=30)
     p.add_argument("--port", type=int, default=8766)
     p.add_argument("--name", default="serve_profile")
+    p.add_argument("--pyspy", default=None, help="py-spy binary: also profile the server under 32-client load")
+    p.add_argument("--pyspy-s", type=int, default=15)
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         bundle = synthetic_bundle(Path(tmp) / "serve", args.ads, n_advertisers=max(20, args.ads // 100),
                                   preset="small", beam=20, n_users=500, budget=1e8, seed=0, family="parallel")
         engine = engine_profile(bundle, args.batch, args.requests, args.top)
         routes = route_costs(bundle, args.port, args.requests)
+        under_load = load_profile(bundle, args.port, args.pyspy, args.pyspy_s, args.top) if args.pyspy else None
     print_table(engine["table"], f"engine.serve_batch at batch {args.batch}, {args.ads} live ads: "
                                  f"{engine['cpu_ms_per_request']} CPU ms per request (cProfile: own time per request)")
     print_table(routes, "server CPU per request, one client, one request at a time")
-    print(f"\nresults: {save(args.name, {'live_ads': args.ads, 'engine': engine, 'routes': routes, 'args': vars(args)})}")
+    for mode, table in (under_load or {}).items():
+        print_table(table["threads"] + table["own"][:20], f"py-spy under 32-client load ({mode}): share of samples "
+                                                           "by thread, then by function (own)")
+    figures = {"live_ads": args.ads, "engine": engine, "routes": routes, "under_load": under_load, "args": vars(args)}
+    print(f"\nresults: {save(args.name, figures)}")
 
 
 if __name__ == "__main__":
