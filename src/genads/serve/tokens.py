@@ -78,16 +78,35 @@ def _b64(data: bytes) -> str:
 
 
 def _mac(secret: bytes, payload: bytes) -> str:
-    return _b64(hmac.new(secret, payload, hashlib.sha256).digest())
+    return _b64(hmac.digest(secret, payload, "sha256"))  # the one-shot C path: no HMAC object per token
 
 
-def sign(token: SlotToken, secret: bytes) -> str:
+_PLAIN = re.compile(r"^[A-Za-z0-9._:-]*$")
+"""Strings JSON writes as they are (no escapes)."""
+
+
+def payload_bytes(token: SlotToken) -> bytes:
+    """The signed payload: compact JSON, keys in this order. Ten tokens per slate: the common case (integer ids,
+    a finite float time, plain request id and user hash) is formatted directly, byte for byte what
+    ``json.dumps(..., separators=(",", ":"))`` writes (tested), at a seventh of its cost; anything else goes
+    through json.dumps."""
+    ints = (token.ad_id, token.bid_micros, token.campaign_id, token.price_micros)
+    if (all(type(x) is int for x in ints) and type(token.issued_at) is float and math.isfinite(token.issued_at)
+            and _PLAIN.match(token.request_id) and _PLAIN.match(token.user)):
+        user = f',"user":"{token.user}"' if token.user else ""
+        return (f'{{"ad_id":{token.ad_id},"bid_micros":{token.bid_micros},"campaign_id":{token.campaign_id},'
+                f'"issued_at":{token.issued_at!r},"price_micros":{token.price_micros},'
+                f'"request_id":"{token.request_id}"{user}}}').encode()
     fields = {"ad_id": token.ad_id, "bid_micros": token.bid_micros, "campaign_id": token.campaign_id,
               "issued_at": token.issued_at, "price_micros": token.price_micros,
               "request_id": token.request_id}  # asdict() is slow per slot
     if token.user:
         fields["user"] = token.user
-    payload = json.dumps(fields, separators=(",", ":")).encode()
+    return json.dumps(fields, separators=(",", ":")).encode()
+
+
+def sign(token: SlotToken, secret: bytes) -> str:
+    payload = payload_bytes(token)
     return _b64(payload) + "." + _mac(secret, payload)
 
 
