@@ -132,6 +132,69 @@ class Windows:
         return q
 
 
+class _Seen:
+    """One user's served slots within the window, and their counts per ad and per campaign."""
+
+    __slots__ = ("ads", "campaigns", "full", "slots")
+
+    def __init__(self) -> None:
+        self.slots: deque = deque()
+        self.ads: dict[int, int] = {}
+        self.campaigns: dict[int, int] = {}
+        self.full: set[int] = set()
+        """Ads at their cap."""
+
+
+class ServedCounts:
+    """What each user was served in the last ``span`` seconds, counted as slots come and go: reading the caps costs
+    what the user has at its cap and the campaigns it saw, not a walk over every slot of its window (hundreds for
+    a heavy user, on the decoder's thread for every request). Idle users are swept like :class:`Windows`."""
+
+    def __init__(self, span: float, ad_cap: int) -> None:
+        self.span, self.ad_cap = span, ad_cap
+        self._users: dict[str, _Seen] = {}
+        self._ops = 0
+
+    def _seen(self, user: str, now: float) -> _Seen:
+        self._ops += 1
+        if self._ops % SWEEP_EVERY == 0:
+            for u in [u for u, x in self._users.items() if not x.slots or now - x.slots[-1][0] > self.span]:
+                del self._users[u]
+        seen = self._users.get(user)
+        if seen is None:
+            seen = self._users[user] = _Seen()
+        q, ads, campaigns = seen.slots, seen.ads, seen.campaigns
+        while q and now - q[0][0] > self.span:
+            _, ad, campaign = q.popleft()
+            n = ads[ad] - 1
+            if n:
+                ads[ad] = n
+            else:
+                del ads[ad]
+            if n < self.ad_cap:
+                seen.full.discard(ad)
+            m = campaigns[campaign] - 1
+            if m:
+                campaigns[campaign] = m
+            else:
+                del campaigns[campaign]
+        return seen
+
+    def add(self, user: str, now: float, slots: Iterable[tuple[int, int]]) -> None:
+        seen = self._seen(user, now)
+        for ad, campaign in slots:
+            seen.slots.append((now, ad, campaign))
+            n = seen.ads[ad] = seen.ads.get(ad, 0) + 1
+            if n >= self.ad_cap:
+                seen.full.add(ad)
+            seen.campaigns[campaign] = seen.campaigns.get(campaign, 0) + 1
+
+    def counts(self, user: str, now: float) -> tuple[set[int], dict[int, int]]:
+        """(ads at their cap, campaign_id -> slots served) within the window."""
+        seen = self._seen(user, now)
+        return set(seen.full), dict(seen.campaigns)
+
+
 @dataclass(frozen=True)
 class Caller:
     """Who sent an ad request or event: the client (peer address) and the key (None in open mode)."""
@@ -149,7 +212,7 @@ class TrafficGuard:
         p = policy
         self._rates = {"ads": (RateLimiter(p.ads_per_s, p.ads_burst), RateLimiter(p.key_per_s, p.key_burst)),
                        "events": (RateLimiter(p.events_per_s, p.events_burst), RateLimiter(p.key_per_s, p.key_burst))}
-        self._served = Windows(p.freq_window_s)
+        self._served = ServedCounts(p.freq_window_s, p.freq_cap_ad)
         self._clicks = Windows(p.click_window_s)
         self._lock = threading.Lock()
 
@@ -174,22 +237,17 @@ class TrafficGuard:
         the campaigns it has seen; empty without a user or limits."""
         if user is None or not self.policy.limits:
             return set(), {}
-        p, ads, campaigns = self.policy, {}, {}
         with self._lock:
-            for _, ad, campaign in self._served.get(user, self.clock()):
-                ads[ad] = ads.get(ad, 0) + 1
-                campaigns[campaign] = campaigns.get(campaign, 0) + 1
-        return ({a for a, n in ads.items() if n >= p.freq_cap_ad},
-                {c: max(p.freq_cap_campaign - n, 0) for c, n in campaigns.items()})
+            full, campaigns = self._served.counts(user, self.clock())
+        cap = self.policy.freq_cap_campaign
+        return full, {c: max(cap - n, 0) for c, n in campaigns.items()}
 
     def served(self, user: str | None, slots: Iterable[tuple[int, int]]) -> None:
         """Count the (ad_id, campaign_id) slots just served to the user against its caps."""
         if user is None or not self.policy.limits:
             return
         with self._lock:
-            now = self.clock()
-            q = self._served.get(user, now)
-            q.extend((now, ad, campaign) for ad, campaign in slots)
+            self._served.add(user, self.clock(), slots)
 
     def judge_click(self, caller: Caller, user: str) -> str | None:
         """Why a click about to be recorded is invalid (over the client's or the user's click cap), or None."""
