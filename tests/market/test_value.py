@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from genads.market.value import ValueConfig, ValueHead, fit_value_head, within_request_auc
+from genads.eval.ctr_metrics import mean_request_auc
+from genads.market.value import ValueConfig, ValueHead, fit_value_head
 
 
 def test_value_head_recovers_a_known_position_free_ctr() -> None:
@@ -52,8 +53,8 @@ def test_within_request_auc() -> None:
     score = np.array([0.9, 0.1, 0.5, 0.2, 0.8, 0.3])
     click = np.array([1, 0, 0, 0, 1, 1])
     request = np.array([0, 0, 1, 1, 2, 2])  # request 1 has no click, request 2 no non-click: both skipped
-    assert within_request_auc(score, click, request) == 1.0
-    assert within_request_auc(-score, click, request) == 0.0
+    assert mean_request_auc(score, click, request) == 1.0
+    assert mean_request_auc(-score, click, request) == 0.0
 
 
 def test_target_attention_reads_the_history() -> None:

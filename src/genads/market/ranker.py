@@ -104,8 +104,8 @@ def fit_ranker_early(model: DIN, train: Impressions, held: Impressions, k: int, 
     Returns the curve and the best epoch's held-out log-loss and within-request AUC (the figures the value head
     reports on the same requests, :func:`genads.market.value.fit_value_head`).
     """
+    from genads.eval.ctr_metrics import mean_request_auc  # one definition for DIN and the value head
     from genads.market.pctr_eval import log_loss
-    from genads.market.value import within_request_auc  # one definition for DIN and the value head
 
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -121,7 +121,7 @@ def fit_ranker_early(model: DIN, train: Impressions, held: Impressions, k: int, 
         p = np.concatenate([model.pctr(held.history[s:s + 4096], held.item[s:s + 4096, None])[:, 0]
                             for s in range(0, len(held.item), 4096)]).reshape(n, k)
         req = np.repeat(np.arange(n), k)
-        return log_loss(p, h_exam, h_click), within_request_auc(p.reshape(-1), h_click.reshape(-1), req)
+        return log_loss(p, h_exam, h_click), mean_request_auc(p.reshape(-1), h_click.reshape(-1), req)
 
     curve, best, best_state, bad = [], float("inf"), None, 0
     for epoch in range(cfg.epochs):

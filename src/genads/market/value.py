@@ -11,8 +11,7 @@ from genads.parallel.value_head import (
     platt,
     position_logloss,
     shrunk_head,
-    within_request_auc,
 )
 
 __all__ = ["ValueConfig", "ValueHead", "bias_uncertainty", "eb_shrink", "fit_value_head", "platt",
-           "position_logloss", "shrunk_head", "within_request_auc"]
+           "position_logloss", "shrunk_head"]

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from scipy import stats
 
+from genads.eval.ctr_metrics import mean_request_auc
 from genads.market.cascade import Cascade, CascadeConfig, build_cascade
 from genads.market.compare import interval, payment_profiles, train_payments
 from genads.market.config import SimConfig
@@ -46,7 +47,7 @@ from genads.market.creative_choice import with_creatives
 from genads.market.e2e_parallel import ParallelE2EConfig, ParallelEndToEnd, build_joint, build_parallel_e2e
 from genads.market.engine import make_traffic
 from genads.market.logs import Logs, split_impressions
-from genads.market.value import ValueConfig, shrunk_head, within_request_auc
+from genads.market.value import ValueConfig, shrunk_head
 from genads.market.value_study import Market, Oracle, draw_world, serve
 from genads.market.world import WorldConfig, make_world
 
@@ -287,7 +288,7 @@ def head_scores(pipe: ParallelEndToEnd, eb_head, m: Market, holdout: float) -> d
     pc = np.clip(exam * p, 1e-6, 1 - 1e-6)
     y = imp.click[rows]
     return {"value_eb_valid_logloss": float(-(y * np.log(pc) + (1 - y) * np.log(1 - pc)).mean()),
-            "value_eb_valid_auc": within_request_auc(p, y, req)}
+            "value_eb_valid_auc": mean_request_auc(p, y, req)}
 
 
 def cascade_variant(t: Trained, retrieve: int, alpha: float) -> Cascade:

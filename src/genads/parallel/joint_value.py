@@ -37,9 +37,10 @@ import torch
 from torch import Tensor, nn
 
 from genads.data.split import SequenceSplit
+from genads.eval.ctr_metrics import mean_request_auc
 from genads.parallel.model import ParallelModel
 from genads.parallel.train import Objective, ParallelTrainConfig, next_item_windows, validate
-from genads.parallel.value_head import ValueHead, bias_uncertainty, position_logloss, within_request_auc
+from genads.parallel.value_head import ValueHead, bias_uncertainty, position_logloss
 
 
 @dataclass(frozen=True)
@@ -241,5 +242,5 @@ def fit_joint(model: ParallelModel, head: ValueHead, codes: np.ndarray, split: S
     return model, head, {
         "curve": curve, "epochs": epochs_run, "best_epoch": float(best_epoch), "valid_logloss": valid,
         "valid_logloss_start": start_loss,
-        "valid_auc_within_request": within_request_auc(p, y[cut:].reshape(-1).numpy(), request),
+        "valid_auc_within_request": mean_request_auc(p, y[cut:].reshape(-1).numpy(), request),
         "generator_valid_ndcg@10": ndcg}

@@ -38,6 +38,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from genads.eval.ctr_metrics import mean_request_auc
+
 
 @dataclass(frozen=True)
 class ValueConfig:
@@ -161,21 +163,6 @@ def platt(logit: Tensor, exam: Tensor, click: Tensor) -> tuple[float, float]:
     return float(ab[0].detach()), float(ab[1].detach())
 
 
-def within_request_auc(score: np.ndarray, click: np.ndarray, request: np.ndarray) -> float:
-    """Mean over requests with both a click and a non-click of the share of (click, non-click) pairs ranked right
-    (ties count one half): how well a pCTR orders the ads one auction actually compares."""
-    order = np.argsort(request, kind="stable")
-    score, click, request = score[order], click[order], request[order]
-    starts = np.flatnonzero(np.r_[True, request[1:] != request[:-1]])
-    aucs = []
-    for s, e in zip(starts, np.r_[starts[1:], len(request)], strict=True):
-        pos, neg = score[s:e][click[s:e] > 0], score[s:e][click[s:e] <= 0]
-        if len(pos) and len(neg):
-            diff = pos[:, None] - neg[None]
-            aucs.append(float((diff > 0).mean() + 0.5 * (diff == 0).mean()))
-    return float(np.mean(aucs)) if aucs else float("nan")
-
-
 def position_logloss(p_click: Tensor, click: Tensor) -> Tensor:
     return nn.functional.binary_cross_entropy(p_click.clamp(1e-6, 1 - 1e-6), click)
 
@@ -242,7 +229,7 @@ def fit_value_head(head: ValueHead, h: Tensor, logp: Tensor, items: Tensor, slot
     base = float(y[torch.from_numpy(train_rows)].mean())
     prior = float(position_logloss(torch.full((len(held),), base), y[held]))
     return {"curve": curve, "valid_logloss": valid, "calibration": head.calibration.tolist(), "valid_logloss_constant": prior,
-            "valid_auc_within_request": within_request_auc(p, click[held], request[held]),
+            "valid_auc_within_request": mean_request_auc(p, click[held], request[held]),
             "valid_pctr_mean": float(p.mean()), "epochs": len(curve)}
 
 
