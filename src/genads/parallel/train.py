@@ -22,26 +22,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
+from genads import training
 from genads.baselines.sasrec import draw_negatives
 from genads.data.split import EvalSet, SequenceSplit
 from genads.eval.metrics import ranking_metrics, topk_from_scores
 from genads.parallel.model import ParallelModel
-from genads.slate import checkpoint as ckpt
-from genads.slate.train import (
-    _append_jsonl,
-    _comm_device,
-    _over_budget,
-    _read_best,
-    all_sum,
-    epoch_batches,
-    lr_at,
-    make_optimizer,
-    train_device,
-    training_windows,
-    world_info,
-)
+from genads.slate.train import epoch_batches, lr_at, make_optimizer, training_windows
+from genads.training import all_sum, train_device, world_info
 
 
 @dataclass(frozen=True)
@@ -255,7 +243,7 @@ def validate(model: ParallelModel, item_codes: Tensor, eval_set: EvalSet, cfg: P
 def fit(model: ParallelModel, item_codes: np.ndarray, split: SequenceSplit, cfg: ParallelTrainConfig, *,
         seed: int = 0, run_dir: str | Path | None = None, resume: bool = False, until_step: int | None = None,
         progress: bool = True) -> list[dict]:
-    """Train ``model`` in place on ``split.train``, early stopping on ``split.valid``.
+    """Train ``model`` in place on ``split.train``, early stopping on ``split.valid`` (:mod:`genads.training`).
 
     Args:
         item_codes: (n_items + 1, m) codes of every item index (row 0: padding, any value).
@@ -268,88 +256,61 @@ def fit(model: ParallelModel, item_codes: np.ndarray, split: SequenceSplit, cfg:
     """
     rank, world = world_info()
     run_dir = Path(run_dir) if run_dir is not None else None
-    folder = run_dir / "checkpoint" if run_dir is not None else None
     torch.manual_seed(seed)
     device = train_device()
     model.to(device)
     codes_t = torch.as_tensor(item_codes, dtype=torch.long)
     objective: nn.Module = Objective(model, codes_t.to(device), cfg)
     opt = make_optimizer(model, cfg)
-    state = ckpt.Progress()
-    best_weights = None
-    if resume:
-        if folder is None or not ckpt.has_checkpoint(folder):
-            raise FileNotFoundError(f"resume: no checkpoint in {folder}")
-        state = ckpt.load_checkpoint(folder, model, opt)
-        if (folder / ckpt.BEST).is_file():
-            best_weights = {k: v.clone() for k, v in _read_best(folder).items()}
+    state, stopper = training.start(run_dir, model, opt, resume, cfg.patience)
     if world > 1:
         objective = nn.parallel.DistributedDataParallel(objective)
     windows = torch.from_numpy(next_item_windows(split, model.config.max_items))
     lengths = (windows > 0).sum(1).numpy()
-    steps_per_epoch = len(_batches(lengths, cfg, seed, 0, world))
-    total = steps_per_epoch * cfg.epochs
-    log: list[dict] = []
-    bar = tqdm(total=total, initial=state.step, desc="parallel", disable=not progress or rank != 0)
-    epoch_start = started = time.perf_counter()
-    cpu_started = time.process_time()
-    while not state.done and (until_step is None or state.step < until_step):
-        batches = _batches(lengths, cfg, seed, state.epoch, world)
-        while state.batch < len(batches) and (until_step is None or state.step < until_step):
-            rows = torch.from_numpy(batches[state.batch][rank::world])
-            win = windows[rows]
-            width = int((win > 0).sum(1).max())
-            win = win[:, -width:]
-            gen = torch.Generator().manual_seed(seed * 1_000_003 + state.step * 7919)  # the same on every rank
-            targets = win[:, 1:]
-            norm = all_sum(torch.tensor([float((targets > 0).sum())], dtype=torch.float64))[0].float().to(device)
-            model.train()
-            loss, parts = objective(win[:, :-1].to(device), targets.to(device), gen, norm.clamp(min=1.0))
-            for group in opt.param_groups:
-                group["lr"] = lr_at(state.step, total, cfg)
-            opt.zero_grad(set_to_none=True)
-            (loss * world).backward()  # DDP averages gradients over ranks; the loss already uses global counts
-            if cfg.grad_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            parts = all_sum(parts.double().cpu())  # each rank's share of the global mean
-            state.batch, state.step = state.batch + 1, state.step + 1
-            state.epoch_loss += float(parts[0])
-            state.epoch_mtp += float(parts[1])  # the item softmax, in the slot the SID family uses for MTP
-            state.epoch_batches += 1
-            bar.update(1)
-        if state.batch >= len(batches):
-            row, best_weights = _end_epoch(model, codes_t.to(device), split, cfg, state, best_weights, total,
-                                           epoch_start)
-            if cfg.time_budget_s and not state.done and _over_budget(started, cfg.time_budget_s):
-                state.done = row["stopped_by_time_budget"] = True
-            if cfg.cpu_budget_s and not state.done and _over_cpu_budget(cpu_started, cfg.cpu_budget_s):
-                state.done = row["stopped_by_cpu_budget"] = True
-            bar.set_postfix(code=f"{row['code_ce']:.3f}", item=f"{row['item_ce']:.3f}", ndcg10=f"{state.best:.4f}")
-            epoch_start = time.perf_counter()
-            log.append(row)
-            if run_dir is not None and rank == 0:
-                _append_jsonl(run_dir / "metrics.jsonl", row)
-                if row.get("improved"):
-                    ckpt.save_weights(model, folder / ckpt.BEST)
-        if folder is not None and rank == 0:
-            ckpt.save_checkpoint(folder, model, opt, state)
-    bar.close()
-    if state.done and best_weights is not None:
-        model.load_state_dict(best_weights)
+    total = len(_batches(lengths, cfg, seed, 0, world)) * cfg.epochs
+
+    def step(batch: np.ndarray) -> tuple[float, float]:
+        win = windows[torch.from_numpy(batch[rank::world])]
+        win = win[:, -int((win > 0).sum(1).max()):]
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + state.step * 7919)  # the same on every rank
+        targets = win[:, 1:]
+        norm = all_sum(torch.tensor([float((targets > 0).sum())], dtype=torch.float64))[0].float().to(device)
+        model.train()
+        loss, parts = objective(win[:, :-1].to(device), targets.to(device), gen, norm.clamp(min=1.0))
+        for group in opt.param_groups:
+            group["lr"] = lr_at(state.step, total, cfg)
+        opt.zero_grad(set_to_none=True)
+        (loss * world).backward()  # DDP averages gradients over ranks; the loss already uses global counts
+        if cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        parts = all_sum(parts.double().cpu())  # each rank's share of the global mean
+        return float(parts[0]), float(parts[1])  # the item softmax, in the slot the SID family uses for MTP
+
+    def end_epoch(start: float) -> dict:
+        n = max(state.epoch_batches, 1)
+        row = {"epoch": state.epoch + 1, "step": state.step, "code_ce": state.epoch_loss / n,
+               "item_ce": state.epoch_mtp / n, "lr": lr_at(state.step, total, cfg),
+               "seconds": round(time.perf_counter() - start, 2)}
+        row["loss"] = cfg.code_weight * row["code_ce"] + cfg.item_weight * row["item_ce"]
+
+        def validated(row: dict) -> float:
+            valid = validate(model, codes_t.to(device), split.valid, cfg)
+            row["valid_ndcg@10"], row["valid_recall@10"] = valid["ndcg@10"], valid["recall@10"]
+            return valid[cfg.stop_metric]
+
+        return stopper.end_epoch(state, row, epochs=cfg.epochs, eval_every=cfg.eval_every, model=model,
+                                 validate=validated)
+
+    log = training.run_epochs(
+        model, opt, state, stopper, batches=lambda epoch: _batches(lengths, cfg, seed, epoch, world), step=step,
+        end_epoch=end_epoch, total=total, desc="parallel", run_dir=run_dir, until_step=until_step, progress=progress,
+        postfix=lambda row: {"code": f"{row['code_ce']:.3f}", "item": f"{row['item_ce']:.3f}",
+                             "ndcg10": f"{state.best:.4f}"},
+        budgets=training.Budgets(time_s=cfg.time_budget_s, cpu_s=cfg.cpu_budget_s))
     model.cpu()
     model.eval()
     return log
-
-
-def _over_cpu_budget(started: float, budget: float) -> bool:
-    """Whether rank 0's process has used more than ``budget`` CPU seconds since ``started`` (one decision for every
-    rank)."""
-    flag = torch.tensor([float(time.process_time() - started > budget)])
-    if world_info()[1] > 1:
-        flag = flag.to(_comm_device(flag))
-        torch.distributed.broadcast(flag, src=0)
-    return bool(flag[0] > 0)
 
 
 def _batches(lengths: np.ndarray, cfg: ParallelTrainConfig, seed: int, epoch: int, world: int) -> list[np.ndarray]:
@@ -360,26 +321,3 @@ def _batches(lengths: np.ndarray, cfg: ParallelTrainConfig, seed: int, epoch: in
         return epoch_batches(lengths, cfg.batch_size, seed, epoch, world)
     gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
     return [b.numpy() for b in torch.randperm(len(lengths), generator=gen).split(cfg.batch_size) if len(b) >= world]
-
-
-def _end_epoch(model: ParallelModel, item_codes: Tensor, split: SequenceSplit, cfg: ParallelTrainConfig,
-               state: ckpt.Progress, best_weights: dict | None, total: int, start: float) -> tuple[dict, dict | None]:
-    n = max(state.epoch_batches, 1)
-    row = {"epoch": state.epoch + 1, "step": state.step, "code_ce": state.epoch_loss / n,
-           "item_ce": state.epoch_mtp / n, "lr": lr_at(state.step, total, cfg),
-           "seconds": round(time.perf_counter() - start, 2)}
-    row["loss"] = cfg.code_weight * row["code_ce"] + cfg.item_weight * row["item_ce"]
-    last = state.epoch + 1 >= cfg.epochs
-    if (state.epoch + 1) % cfg.eval_every == 0 or last:
-        valid = validate(model, item_codes, split.valid, cfg)
-        row["valid_ndcg@10"], row["valid_recall@10"] = valid["ndcg@10"], valid["recall@10"]
-        if valid[cfg.stop_metric] > state.best:
-            state.best, state.best_epoch, state.stale = valid[cfg.stop_metric], state.epoch + 1, 0
-            best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            row["improved"] = True
-        else:
-            state.stale += 1
-    state.done = last or state.stale >= cfg.patience
-    state.epoch, state.batch = state.epoch + 1, 0
-    state.epoch_loss, state.epoch_mtp, state.epoch_batches = 0.0, 0.0, 0
-    return row, best_weights

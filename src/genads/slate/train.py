@@ -11,25 +11,22 @@ beam search, so validation measures what serving returns). With ``run_dir`` the 
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
+from genads import training
 from genads.data.split import EvalSet, SequenceSplit, left_pad
 from genads.decode.beam import generate_slate, live_trie
 from genads.eval.metrics import ranking_metrics
-from genads.slate import checkpoint as ckpt
 from genads.slate.model import N_SPECIAL, PAD, SlateModel, WithPrefix, history_tokens, user_bucket
+from genads.training import all_sum, init_distributed, train_device, world_info  # noqa: F401 (their old home)
 
 
 @dataclass(frozen=True)
@@ -174,42 +171,6 @@ def make_optimizer(model: SlateModel, cfg: TrainConfig) -> torch.optim.AdamW:
                               {"params": rest, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
 
 
-def world_info() -> tuple[int, int]:
-    """(rank, world size); (0, 1) without torch.distributed."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def init_distributed() -> tuple[int, int]:
-    """Join the process group torchrun describes (WORLD_SIZE > 1): NCCL on GPU, gloo on CPU."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return world_info()
-
-
-def train_device() -> torch.device:
-    """This rank's GPU (LOCAL_RANK) when CUDA is available, else the CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return torch.device("cpu")
-
-
-def _comm_device(x: Tensor) -> torch.device:
-    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else x.device
-
-
-def all_sum(x: Tensor) -> Tensor:
-    """Sum over ranks (identity in one process); NCCL gets a CUDA copy."""
-    if world_info()[1] > 1:
-        y = x.to(_comm_device(x))
-        dist.all_reduce(y)
-        return y.to(x.device)
-    return x
-
-
 @torch.no_grad()
 def validate(model: SlateModel, sids: np.ndarray, eval_set: EvalSet, cfg: TrainConfig, trie=None) -> float:
     """NDCG@10 of constrained beam search on (a subset of) ``eval_set``; ranks share the cases."""
@@ -252,7 +213,7 @@ def objective_targets(objective: nn.Module, tokens: Tensor) -> list[Tensor]:
 def fit(model: SlateModel, sids: np.ndarray, split: SequenceSplit, cfg: TrainConfig, *, seed: int = 0,
         run_dir: str | Path | None = None, resume: bool = False, until_step: int | None = None,
         progress: bool = True) -> list[dict]:
-    """Train ``model`` in place on ``split.train``; early stopping on ``split.valid``.
+    """Train ``model`` in place on ``split.train``; early stopping on ``split.valid`` (:mod:`genads.training`).
 
     Args:
         sids: (n_items + 1, L) SID of every item index (row 0 = padding).
@@ -265,107 +226,45 @@ def fit(model: SlateModel, sids: np.ndarray, split: SequenceSplit, cfg: TrainCon
     """
     rank, world = world_info()
     run_dir = Path(run_dir) if run_dir is not None else None
-    folder = run_dir / "checkpoint" if run_dir is not None else None
     torch.manual_seed(seed)
     device = train_device()
     model.to(device)
     objective: nn.Module = Objective(model, cfg.mtp_weight, cfg.label_smoothing)
     opt = make_optimizer(model, cfg)
-    state = ckpt.Progress()
-    best_weights = None
-    if resume:
-        if folder is None or not ckpt.has_checkpoint(folder):
-            raise FileNotFoundError(f"resume: no checkpoint in {folder}")
-        state = ckpt.load_checkpoint(folder, model, opt)
-        if (folder / ckpt.BEST).is_file():
-            best_weights = {k: v.clone() for k, v in _read_best(folder).items()}
+    state, stopper = training.start(run_dir, model, opt, resume, cfg.patience)
     if world > 1:
         objective = nn.parallel.DistributedDataParallel(objective)
     windows, owners = training_windows(split, model.config.max_items)
     buckets = user_bucket(split.users[owners], model.config.user_buckets) if model.config.user_buckets else None
     lengths = (windows > 0).sum(1)
-    steps_per_epoch = len(epoch_batches(lengths, cfg.batch_size, seed, 0, world))
-    total = steps_per_epoch * cfg.epochs
-    log: list[dict] = []
-    bar = tqdm(total=total, initial=state.step, desc="slate", disable=not progress or rank != 0)
-    epoch_start = started = time.perf_counter()
-    while not state.done and (until_step is None or state.step < until_step):
-        batches = epoch_batches(lengths, cfg.batch_size, seed, state.epoch, world)
-        while state.batch < len(batches) and (until_step is None or state.step < until_step):
-            rows = batches[state.batch][rank::world]
-            tokens, positions = history_tokens(windows[rows], sids, model.config.codebook_size, model.config.max_items)
-            users = None if buckets is None else torch.from_numpy(buckets[rows]).to(device)
-            model.train()
-            means = _step(objective, opt, tokens.to(device), positions.to(device), lr_at(state.step, total, cfg), cfg,
-                          users)
-            state.batch, state.step = state.batch + 1, state.step + 1
-            state.epoch_loss += float(means[0])
-            state.epoch_mtp += float(means[1:].sum()) if len(means) > 1 else 0.0
-            state.epoch_batches += 1
-            bar.update(1)
-        if state.batch >= len(batches):
-            row, best_weights = _end_epoch(model, sids, split, cfg, state, best_weights, total, epoch_start)
-            if cfg.time_budget_s and not state.done and _over_budget(started, cfg.time_budget_s):
-                state.done = row["stopped_by_time_budget"] = True
-            bar.set_postfix(loss=f"{row['loss']:.3f}", ndcg10=f"{state.best:.4f}")
-            epoch_start = time.perf_counter()
-            log.append(row)
-            if run_dir is not None and rank == 0:
-                _append_jsonl(run_dir / "metrics.jsonl", row)
-                if row.get("improved"):
-                    ckpt.save_weights(model, folder / ckpt.BEST)
-        if folder is not None and rank == 0:
-            ckpt.save_checkpoint(folder, model, opt, state)
-    bar.close()
-    if state.done and best_weights is not None:
-        model.load_state_dict(best_weights)
+    total = len(epoch_batches(lengths, cfg.batch_size, seed, 0, world)) * cfg.epochs
+
+    def step(batch: np.ndarray) -> tuple[float, float]:
+        rows = batch[rank::world]
+        tokens, positions = history_tokens(windows[rows], sids, model.config.codebook_size, model.config.max_items)
+        users = None if buckets is None else torch.from_numpy(buckets[rows]).to(device)
+        model.train()
+        means = _step(objective, opt, tokens.to(device), positions.to(device), lr_at(state.step, total, cfg), cfg,
+                      users)
+        return float(means[0]), float(means[1:].sum()) if len(means) > 1 else 0.0
+
+    def end_epoch(start: float) -> dict:
+        row = {"epoch": state.epoch + 1, "step": state.step, "loss": state.epoch_loss / max(state.epoch_batches, 1),
+               "mtp_loss": state.epoch_mtp / max(state.epoch_batches, 1), "lr": lr_at(state.step, total, cfg),
+               "seconds": round(time.perf_counter() - start, 2)}
+
+        def validated(row: dict) -> float:
+            model.eval()
+            row["valid_ndcg@10"] = validate(model, sids, split.valid, cfg)
+            return row["valid_ndcg@10"]
+
+        return stopper.end_epoch(state, row, epochs=cfg.epochs, eval_every=cfg.eval_every, model=model,
+                                 validate=validated)
+
+    log = training.run_epochs(
+        model, opt, state, stopper, batches=lambda epoch: epoch_batches(lengths, cfg.batch_size, seed, epoch, world),
+        step=step, end_epoch=end_epoch, postfix=lambda row: {"loss": f"{row['loss']:.3f}", "ndcg10": f"{state.best:.4f}"},
+        total=total, desc="slate", run_dir=run_dir, until_step=until_step, progress=progress,
+        budgets=training.Budgets(time_s=cfg.time_budget_s))
     model.cpu()  # serving and evaluation run on the CPU trie
     return log
-
-
-def _end_epoch(model: SlateModel, sids: np.ndarray, split: SequenceSplit, cfg: TrainConfig, state: ckpt.Progress,
-               best_weights: dict | None, total: int, start: float) -> tuple[dict, dict | None]:
-    row = {"epoch": state.epoch + 1, "step": state.step, "loss": state.epoch_loss / max(state.epoch_batches, 1),
-           "mtp_loss": state.epoch_mtp / max(state.epoch_batches, 1), "lr": lr_at(state.step, total, cfg),
-           "seconds": round(time.perf_counter() - start, 2)}
-    last = state.epoch + 1 >= cfg.epochs
-    if (state.epoch + 1) % cfg.eval_every == 0 or last:
-        model.eval()
-        row["valid_ndcg@10"] = validate(model, sids, split.valid, cfg)
-        if row["valid_ndcg@10"] > state.best:
-            state.best, state.best_epoch, state.stale = row["valid_ndcg@10"], state.epoch + 1, 0
-            best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            row["improved"] = True
-        else:
-            state.stale += 1
-    state.done = last or state.stale >= cfg.patience
-    state.epoch, state.batch = state.epoch + 1, 0
-    state.epoch_loss, state.epoch_mtp, state.epoch_batches = 0.0, 0.0, 0
-    return row, best_weights
-
-
-def _over_budget(started: float, budget: float) -> bool:
-    """Whether rank 0 has trained longer than ``budget`` seconds (one decision for every rank)."""
-    flag = torch.tensor([float(time.perf_counter() - started > budget)])
-    if world_info()[1] > 1:
-        flag = flag.to(_comm_device(flag))
-        dist.broadcast(flag, src=0)
-    return bool(flag[0] > 0)
-
-
-def _read_best(folder: Path) -> dict[str, Tensor]:
-    from safetensors.torch import load_file
-
-    return load_file(str(folder / ckpt.BEST))
-
-
-def _append_jsonl(path: Path, row: dict) -> None:
-    """One epoch's row: ``metrics.jsonl`` (and TensorBoard when installed, :mod:`genads.eval.curves`)."""
-    if path.name == "metrics.jsonl":
-        from genads.eval.curves import log_epoch
-
-        log_epoch(path.parent, row)
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(row) + "\n")
