@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from genads.eval.ctr_metrics import log_loss, roc_auc
 from genads.reward.model import RewardConfig, SlateRewardModel, slate_inputs
 from genads.reward.simulate import ImpressionLog
+from genads.slate.checkpoint import Progress
+from genads.training import EarlyStopping
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,8 @@ def fit(model: SlateRewardModel, log: ImpressionLog, sids: np.ndarray, bids: np.
         opt, lambda t: min(1.0, (t + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(t, steps) / steps)))
     clicks = torch.as_tensor(log.clicks, dtype=torch.float32)
     conv = torch.as_tensor(log.conversions, dtype=torch.float32) if log.conversions is not None else None
-    losses, dev_losses, best, best_state, stale = [], [], np.inf, None, 0
+    losses, dev_losses = [], []
+    record, stopper = Progress(best=-math.inf), EarlyStopping(cfg.patience)  # on -(dev log-loss)
     model.train()
     for _ in range(cfg.epochs):
         total, count = 0.0, 0
@@ -147,15 +150,9 @@ def fit(model: SlateRewardModel, log: ImpressionLog, sids: np.ndarray, bids: np.
             p = predict_log(model, log, sids, bids, history if model.config.use_history else None, dev_idx)[..., 0]
             filled = log.slates[dev_idx] > 0
             dev_losses.append(log_loss(log.clicks[dev_idx][filled], p[filled]))
-            if dev_losses[-1] < best:
-                best, stale = dev_losses[-1], 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
-                stale += 1
-                if stale >= cfg.patience:
-                    break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+            if not stopper.update(record, -dev_losses[-1], model) and record.stale >= cfg.patience:
+                break
+    stopper.restore(model)
     model.eval()
     return {"train_loss": losses, "dev_loss": dev_losses, "best_epoch": int(np.argmin(dev_losses)) + 1 if dev_losses
             else len(losses), "impressions": len(log), "valid_impressions": len(valid_idx),
