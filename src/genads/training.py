@@ -108,12 +108,13 @@ class EarlyStopping:
     checkpointed and resumed with the rest; the best weights are read back from ``best.safetensors`` on resume.
     """
 
-    def __init__(self, patience: int, best_weights: dict[str, Tensor] | None = None) -> None:
-        self.patience, self.best_weights = patience, best_weights
+    def __init__(self, patience: int, best_weights: dict[str, Tensor] | None = None, min_delta: float = 0.0) -> None:
+        self.patience, self.best_weights, self.min_delta = patience, best_weights, min_delta
 
     def update(self, state: ckpt.Progress, value: float, model: nn.Module) -> bool:
-        """Record one validation at the end of ``state.epoch``; True (and the weights kept) when it is the best."""
-        if value > state.best:
+        """Record one validation at the end of ``state.epoch``; True (and the weights kept) when it beats the best by
+        more than ``min_delta``."""
+        if value > state.best + self.min_delta:
             state.best, state.best_epoch, state.stale = value, state.epoch + 1, 0
             self.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
             return True

@@ -10,6 +10,7 @@ randomised traffic), so ``sigmoid(logit)`` is the position-free pCTR the auction
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,8 @@ import torch
 from torch import Tensor, nn
 
 from genads.market.logs import Impressions
+from genads.slate.checkpoint import Progress
+from genads.training import EarlyStopping
 
 
 @dataclass(frozen=True)
@@ -123,20 +126,14 @@ def fit_ranker_early(model: DIN, train: Impressions, held: Impressions, k: int, 
         req = np.repeat(np.arange(n), k)
         return log_loss(p, h_exam, h_click), mean_request_auc(p.reshape(-1), h_click.reshape(-1), req)
 
-    curve, best, best_state, bad = [], float("inf"), None, 0
+    curve, record, stopper = [], Progress(best=-math.inf), EarlyStopping(cfg.patience, min_delta=1e-6)
     for epoch in range(cfg.epochs):
         train = _epoch(model, opt, gen, cfg.batch_size, hist, item, exam, y)
         valid, auc = held_out()
         curve.append({"epoch": epoch + 1, "train_logloss": train, "valid_logloss": valid, "valid_auc": auc})
-        if valid < best - 1e-6:
-            best, bad = valid, 0
-            best_state = {key: v.clone() for key, v in model.state_dict().items()}
-        else:
-            bad += 1
-            if bad >= cfg.patience:
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+        if not stopper.update(record, -valid, model) and record.stale >= cfg.patience:  # on -(held-out log-loss)
+            break
+    stopper.restore(model)
     model.eval()
     valid, auc = held_out()
     return {"curve": curve, "epochs": len(curve), "valid_logloss": valid, "valid_auc_within_request": auc}
