@@ -12,7 +12,6 @@ always full ranking over every item.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 import warnings
@@ -30,6 +29,8 @@ from genads.baselines.sasrec_original import OriginalSASRecNet
 from genads.data.split import SequenceSplit, left_pad
 from genads.eval.harness import evaluate
 from genads.eval.metrics import topk_from_scores
+from genads.slate.checkpoint import Progress
+from genads.training import EarlyStopping
 
 
 @dataclass(frozen=True)
@@ -328,7 +329,7 @@ class SASRec:
         per_batch = float((targets > 0).sum()) / math.ceil(len(targets) / cfg.batch_size)  # mean positions per batch
         self._log_q = item_log_q(targets, split.n_items) if cfg.negatives == "popularity" else None
         log: list[dict] = []
-        best, best_state, stale = -1.0, None, 0
+        record, stopper = Progress(), EarlyStopping(cfg.patience)
         started, cpu_started = time.perf_counter(), time.process_time()
         bar = tqdm(range(1, cfg.epochs + 1), desc=f"sasrec[{cfg.loss}]", disable=not progress)
         for epoch in bar:
@@ -345,11 +346,8 @@ class SASRec:
             if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
                 valid = evaluate(self, split.valid, ks=(10,), exclude_history=cfg.exclude_history)
                 row |= {"valid_ndcg@10": valid["ndcg@10"], "valid_recall@10": valid["recall@10"]}
-                if row[f"valid_{cfg.stop_metric}"] > best:
-                    best, best_state, stale = row[f"valid_{cfg.stop_metric}"], copy.deepcopy(net.state_dict()), 0
+                if stopper.update(record, row[f"valid_{cfg.stop_metric}"], net):
                     row["best"] = True
-                else:
-                    stale += 1
                 bar.set_postfix(loss=f"{row['loss']:.4f}", r10=f"{valid['recall@10']:.4f}",
                                 ndcg10=f"{valid['ndcg@10']:.4f}")
             if "valid_ndcg@10" in row and (
@@ -361,10 +359,9 @@ class SASRec:
             log.append(row)
             if on_epoch is not None:
                 on_epoch(row)
-            if stale >= cfg.patience or row.get("stopped_by_time_budget") or row.get("stopped_on_request"):
+            if record.stale >= cfg.patience or row.get("stopped_by_time_budget") or row.get("stopped_on_request"):
                 break
-        if best_state is not None:
-            net.load_state_dict(best_state)
+        stopper.restore(net)
         return log
 
     @torch.no_grad()
