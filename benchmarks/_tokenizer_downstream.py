@@ -91,8 +91,8 @@ _BOOKS: dict = {}
 
 
 def parallel_codes(name: str, vectors: np.ndarray, pairs: np.ndarray, args, seed: int) -> tuple[np.ndarray, dict]:
-    from genads.parallel.codes import PQCodebook, PQConfig
     from genads.parallel.learned_codes import LearnedCodesConfig, refine_codebook
+    from genads.tokenize.pq import PQCodebook, PQConfig
 
     start, cpu = time.perf_counter(), time.process_time()
     key = (seed, name != "pq")  # _BOOKS is cleared whenever the vectors change

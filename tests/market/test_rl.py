@@ -18,9 +18,9 @@ from genads.market.rl import (
 )
 from genads.market.value import ValueConfig
 from genads.market.world import WorldConfig, make_world
-from genads.parallel.codes import PQConfig
 from genads.parallel.model import ParallelConfig
 from genads.parallel.train import ParallelTrainConfig
+from genads.tokenize.pq import PQConfig
 
 TINY = ParallelE2EConfig(
     candidates=4, codes=PQConfig(n_codes=4, nbits=2, dim=8),

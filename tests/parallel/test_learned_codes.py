@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from genads.parallel.codes import PQCodebook, PQConfig
 from genads.parallel.learned_codes import LearnedCodesConfig, refine_codebook
+from genads.tokenize.pq import PQCodebook, PQConfig
 
 
 def _world(n=400, seed=0):

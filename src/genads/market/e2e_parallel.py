@@ -37,11 +37,11 @@ from genads.auction.mechanisms import Allocation, gsp
 from genads.auction.payment_net import LearnedPayments, PaymentNet
 from genads.market.logs import Logs
 from genads.market.value import ValueConfig, ValueHead, fit_value_head
-from genads.parallel.codes import PQCodebook, PQConfig
 from genads.parallel.joint_value import JointConfig, fit_joint
 from genads.parallel.model import ParallelConfig, ParallelModel, score_items
 from genads.parallel.recommender import PRESETS, sized_config
 from genads.parallel.train import ParallelTrainConfig, fit
+from genads.tokenize.pq import PQCodebook, PQConfig
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ from genads.market.rl import RLConfig
 from genads.market.value import ValueConfig
 from genads.market.value_report import add_section
 from genads.market.value_study import StudyConfig, run_study
-from genads.parallel.codes import PQConfig
 from genads.parallel.model import ParallelConfig
 from genads.parallel.train import ParallelTrainConfig
+from genads.tokenize.pq import PQConfig
 
 TINY = CONFIGS / "market_tiny.yaml"
 TITLE = "Market: value-aware end to end and list-wise RL vs the cascade (tiny market)"

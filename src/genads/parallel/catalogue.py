@@ -9,7 +9,7 @@ import numpy as np
 
 from genads.data.dataset import Dataset
 from genads.data.split import SequenceSplit
-from genads.parallel.codes import PQCodebook, PQConfig
+from genads.tokenize.pq import PQCodebook, PQConfig
 
 
 def catalogue_vectors(dataset: Dataset, split: SequenceSplit, sources: Sequence[str] | None = None, *,

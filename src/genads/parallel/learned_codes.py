@@ -1,8 +1,8 @@
 """Learned long codes for the parallel-code generator: OPQ/PQ codes refined end to end (issue 17, item 3).
 
-PQ codes (:mod:`genads.parallel.codes`) minimise reconstruction error only: two items that users take
+PQ codes (:mod:`genads.tokenize.pq`) minimise reconstruction error only: two items that users take
 together but whose vectors sit a little apart get unrelated codes. This module starts from a fitted
-:class:`~genads.parallel.codes.PQCodebook` (PCA → OPQ rotation → PQ centroids) and trains the rotation and
+:class:`~genads.tokenize.pq.PQCodebook` (PCA → OPQ rotation → PQ centroids) and trains the rotation and
 the centroids as a differentiable product quantiser (DPQ, Chen et al. 2020; JPQ, Zhan et al. 2021):
 every sub-vector picks its code by a straight-through softmax over negative squared distances, and the
 quantised vector is trained with
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from genads.parallel.codes import PQCodebook
+from genads.tokenize.pq import PQCodebook
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,11 @@ from genads.data.dataset import atomic_write_text
 from genads.data.split import SequenceSplit
 from genads.decode.beam import Slate
 from genads.decode.bidding import BidConfig
-from genads.parallel.codes import PQCodebook
 from genads.parallel.model import ParallelConfig, ParallelModel
 from genads.parallel.scoring import LiveAds
 from genads.parallel.train import ParallelTrainConfig, fit
 from genads.slate.checkpoint import load_weights, save_weights
+from genads.tokenize.pq import PQCodebook
 
 MODEL_CONFIG, MODEL_WEIGHTS, CODES_FILE = "parallel.json", "model.safetensors", "codes.npy"
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from genads.parallel import PQCodebook, PQConfig
-from genads.parallel.codes import sized_for
+from genads.tokenize.pq import sized_for
 
 
 def test_encode_matches_faiss_and_reconstructs_better_than_chance():

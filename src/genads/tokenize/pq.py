@@ -1,4 +1,5 @@
-"""Parallel codes: every ad gets ``m`` codes of ``2**nbits`` values from product quantisation (PCA → OPQ → PQ).
+"""PQ codes, the parallel family's tokenizer (beside the SID tokenizers): every ad gets ``m`` codes of
+``2**nbits`` values from product quantisation (PCA → OPQ → PQ).
 
 Where Semantic IDs (RQ-KMeans, RQ-VAE) are short and hierarchical so that a trie can spell them, these
 codes are long and flat (RPG, KDD'25: 32 × 256 for Amazon Beauty): each code describes one rotated
