@@ -227,6 +227,10 @@ def _serve(app: FastAPI, log_level: str, limits: Limits, host: str = "127.0.0.1"
     # the process, so the collector leaves them out from now on
     gc.collect()
     gc.freeze()
+    # what serving allocates dies young (requests, tasks, answers): collect the young generation every 50,000
+    # allocations instead of 700, and the old ones more rarely. Under 32 clients on an idle machine this served
+    # 14-28% more requests per CPU-second than Python's (700, 10, 10) in an interleaved A/B (issue 29)
+    gc.set_threshold(*(int(x) for x in os.environ.get("GENADS_GC_THRESHOLD", "50000,20,100").split(",")))
     server.run(sockets=[sock] if sock is not None else None)
 
 
