@@ -21,7 +21,7 @@ on (offset ``j * levels`` tokens), for j = 1..mtp_heads. They only add training 
 uses the next-token head. All heads are tied to the token embedding, restricted to the codes of
 the level being predicted.
 
-Optional user and context tokens (issue 4, after TIGER's hashed user token): with ``user_buckets``
+Optional user and context tokens (after TIGER's hashed user token): with ``user_buckets``
 > 0 a user id hashed into that many buckets, and with ``context_size`` > 0 a context id (surface,
 slot, hour, ...), each have an embedding that is added at the BOS position. BOS is the first token
 every later token attends to, so this is a prefix token that keeps the token layout (and the KV

@@ -1,4 +1,4 @@
-"""Joint refinement of the end-to-end tokenizer with a trained recommender (issue 17, item 2; after ETEGRec).
+"""Joint refinement of the end-to-end tokenizer with a trained recommender (after ETEGRec).
 
 Alternating: fit the tokenizer, train the recommender on its IDs, then continue the tokenizer's training
 with one more term - **alignment**: in-batch InfoNCE between the item's SID embedding (sum of its chosen

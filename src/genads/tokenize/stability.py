@@ -1,4 +1,4 @@
-"""Code stability across re-training: the share of items whose code did not change (issue 17).
+"""Code stability across re-training: the share of items whose code did not change.
 
 A served ID must not move when its item did not change: caches, live-ad tries and logged slates key
 on it. :func:`code_stability` compares two code tables row by row; :func:`retrain_stability` fits a

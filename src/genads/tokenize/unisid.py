@@ -21,7 +21,7 @@ Trained jointly with a dense item embedding z:
   quantisers get that separation from the residual itself. It lowers collisions a lot but, measured
   downstream, makes worse SIDs (docs/tokenize.md), so it is an option, not the default.
 
-``conditioning="residual"`` (issue 17) makes the heads sequential: level l's head reads its query
+``conditioning="residual"`` makes the heads sequential: level l's head reads its query
 token plus a projection of [the sum of the code vectors chosen at levels < l, the item's dense
 embedding minus that sum] - the earlier codes and what they left unexplained - so a deeper level can
 separate what the earlier ones grouped. Training feeds the straight-through Gumbel choice forward;
@@ -76,7 +76,7 @@ class UniSIDConfig:
     """Weight of the mean per-item code entropy (confident heads, so that Gumbel noise does not pick the codes)."""
     conditioning: str = "parallel"
     """"parallel": every level head sees only the item (UniSID); "residual": level l also sees the codes chosen
-    at levels < l and the item embedding's residual after them (issue 17)."""
+    at levels < l and the item embedding's residual after them."""
     collision_aware: bool = False
     """After fitting, re-assign colliding items' last-level code to their best free one (fit() codes only)."""
 
