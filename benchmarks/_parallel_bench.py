@@ -32,7 +32,13 @@ import numpy as np
 KEYS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10", "recall@20", "ndcg@20")
 
 
-def load_split(data: Path, name: str, esasrec_protocol: bool = False):
+def load_split(data: Path, name: str):
+    """(dataset, split): leave-one-out, histories of 50 (what _tokenizer_downstream.py reads too)."""
+    dataset, split, _ = load_protocol_split(data, name, False)
+    return dataset, split
+
+
+def load_protocol_split(data: Path, name: str, esasrec_protocol: bool = False):
     """(dataset, split, test users dropped). ``esasrec_protocol``: histories uncapped (the whole history is ruled
     out) and test users whose test item never occurs in training dropped; else histories of 50, nothing dropped."""
     from genads.data.dataset import load_dataset
@@ -101,7 +107,7 @@ def job(kind: str, data: str, name: str, seed: int, sets: list[str], cache: str,
     torch.set_num_threads(1)
     from genads.eval.harness import evaluate
 
-    dataset, split, _ = load_split(Path(data), name, esasrec_protocol)
+    dataset, split, _ = load_protocol_split(Path(data), name, esasrec_protocol)
     wall, cpu = time.perf_counter(), time.process_time()
     extra: dict = {}
     if kind == "sasrec":
@@ -185,7 +191,7 @@ def run(args, published: dict, print_table, save, results_dir: Path) -> None:
                    for k in kinds}
         out = {k: f.result() for k, f in futures.items()}
     wall = time.perf_counter() - start
-    _, split, dropped = load_split(args.data, args.name, esasrec_protocol)
+    _, split, dropped = load_protocol_split(args.data, args.name, esasrec_protocol)
     pop = Popularity()
     pop.fit(split)
     rows = []
