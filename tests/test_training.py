@@ -23,7 +23,7 @@ def _fit(run_dir=None, resume=False, until_step=None, patience=3, epochs=8, scor
         opt.zero_grad()
         loss.backward()
         opt.step()
-        return float(loss), 0.0
+        return float(loss.detach()), 0.0
 
     def end_epoch(start):
         row = {"epoch": state.epoch + 1, "loss": state.epoch_loss / max(state.epoch_batches, 1)}
