@@ -27,7 +27,7 @@ def _fit(run_dir=None, resume=False, until_step=None, patience=3, epochs=8, scor
 
     def end_epoch(start):
         row = {"epoch": state.epoch + 1, "loss": state.epoch_loss / max(state.epoch_batches, 1)}
-        figure = (lambda r: scores[state.epoch]) if scores else (lambda r: -float(((model(x).squeeze(1) - y) ** 2).mean()))
+        figure = (lambda r: scores[state.epoch]) if scores else (lambda r: -float(((model(x).squeeze(1) - y) ** 2).mean().detach()))
         return stopper.end_epoch(state, row, epochs=epochs, eval_every=1, model=model, validate=figure)
 
     log = training.run_epochs(model, opt, state, stopper, batches=lambda e: np.arange(32).reshape(4, 8),
