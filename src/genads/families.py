@@ -15,6 +15,7 @@ branching on the family's name; ``tests/test_architecture.py`` checks that nothi
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,7 @@ CONFIG, WEIGHTS = "config.json", "model.safetensors"
 
 
 @dataclass(frozen=True)
-class Family:
+class Family(ABC):
     """What differs between the generator families (see the module docstring)."""
 
     name: str
@@ -45,38 +46,44 @@ class Family:
     """Whether training needs the codes of a ``genads tokenize`` folder (else the family makes its own)."""
 
     # --- runs --------------------------------------------------------------------------------------------------
+    @abstractmethod
     def load_recommender(self, run: Path, cfg: dict, split) -> SlateRecommender | ParallelRecommender:
         """The run's recommender with its best weights (the final model.safetensors, else the best checkpoint)."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def codes(self, rec) -> np.ndarray:
         """(n_items + 1, L) codes of every item of a recommender: its SIDs or its parallel codes."""
-        raise NotImplementedError
+        ...
 
     def export_beam(self, rec, beam: int) -> int:
         """The beam width a bundle of ``rec`` records (at least ``beam``)."""
         return beam
 
+    @abstractmethod
     def slate(self, rec, history: np.ndarray, k: int, users: np.ndarray | None = None):
         """The best ``k`` ads per history row (a :class:`genads.decode.beam.Slate`)."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def logprob_of(self, rec, history: np.ndarray, items: np.ndarray, users: np.ndarray | None = None) -> np.ndarray:
-        raise NotImplementedError
+        ...
 
     def uses_users(self, rec) -> bool:
         """Whether the model reads a user token (then :meth:`slate` wants ``users``)."""
         return False
 
     # --- decoding ----------------------------------------------------------------------------------------------
+    @abstractmethod
     def generator(self, rec):
         """``rec`` as the reward pipeline's :class:`genads.reward.pipeline.PoolGenerator` (pools and scores)."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def candidates(self, model, codes: np.ndarray, *, beam: int, bid_alpha: float, bid_beta: float,
                    preselect=None, preselect_min_ads: int = 0) -> Candidates:
         """An empty live set of this family's candidates (ads are added as their campaigns go live)."""
-        raise NotImplementedError
+        ...
 
 
 class _Sid(Family):
