@@ -34,9 +34,8 @@ MISSING = ("no headless browser: install Debian's chromium and chromium-driver (
            if CHROMIUM is None or DRIVER is None else None)
 try:
     from selenium import webdriver
-    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.common.exceptions import NoAlertPresentException, WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.expected_conditions import staleness_of
     from selenium.webdriver.support.wait import WebDriverWait
 except ImportError:
     MISSING = MISSING or "selenium is not installed (pip install -e '.[dev]')"
@@ -110,7 +109,19 @@ def click(d, element) -> None:
     """Click and wait for the page it submits to (a form post loads a new document)."""
     page = d.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(d, 30).until(staleness_of(page))
+    WebDriverWait(d, 30).until(lambda _: gone(page))
+
+
+def gone(element) -> bool:
+    """Whether ``element`` left the document. Selenium's ``staleness_of`` knows only its stale-element error;
+    Chrome sometimes answers a node of the unloaded page with "does not belong to the document" instead."""
+    try:
+        element.is_enabled()
+    except WebDriverException as e:  # StaleElementReferenceException is one
+        if "stale element" in str(e).lower() or "does not belong to the document" in str(e):
+            return True
+        raise
+    return False
 
 
 def preview(d, url: str, history: str, slots: int = 3) -> list[tuple[int, int]]:
