@@ -55,6 +55,11 @@ class ParallelConfig:
     """Temperature of the cosine logits of every code head."""
     id_dropout: float = 0.1
     """Training only: chance that an input item is read without its ID embedding (codes only)."""
+    id_weight: float = 0.0
+    """Weight of the ID term in the item score ``Σ_k logit_k(code_k(i)) + id_weight · h·e_i``, where ``e_i`` is item
+    i's ID embedding (tied to the input's, as SASRec's output layer) and ``h`` the history's state; 0 = the code
+    score alone (a pure parallel-code model). Needs ``n_items`` > 0. An ad without an ID row (added after training)
+    is scored by its codes alone (its ``e`` is the zero padding row)."""
     init: str = "normal"
     """'normal': the default initialisation; 'xavier': Xavier-normal for every matrix but the code embeddings (the
     eSASRec recipe's init; the code embeddings keep std d_code^-0.5, they are read as unit vectors)."""
@@ -72,6 +77,8 @@ class ParallelConfig:
                 raise ValueError(f"{name}={getattr(self, name)} must be in [0, 1)")
         if self.temperature <= 0:
             raise ValueError(f"temperature={self.temperature} must be > 0")
+        if self.id_weight < 0:
+            raise ValueError(f"id_weight={self.id_weight} must be >= 0")
         if self.init not in ("normal", "xavier"):
             raise ValueError(f"init={self.init!r} must be 'normal' or 'xavier'")
 
@@ -93,6 +100,8 @@ class ParallelModel(nn.Module):
         self.blocks = nn.TransformerEncoder(layer, cfg.n_layer, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d)
         self.head = nn.Linear(d, cfg.n_codes * cfg.d_code, bias=False)
+        if cfg.id_weight > 0 and not cfg.n_items:
+            raise ValueError("id_weight > 0 scores items by their ID embedding: it needs n_items > 0")
         if cfg.init == "xavier":
             for name, p in self.named_parameters():
                 if p.dim() >= 2 and name != "code.weight":
@@ -155,6 +164,28 @@ class ParallelModel(nn.Module):
         """
         m = self.config.n_codes
         return self.code_table()[torch.arange(m, device=item_codes.device), item_codes].flatten(1)
+
+    @property
+    def scores_ids(self) -> bool:
+        """Whether the item score has an ID term (``id_weight`` > 0 and an ID table)."""
+        return self.item is not None and self.config.id_weight > 0
+
+    def item_queries(self, h: Tensor) -> Tensor:
+        """(B, D) states → (B, m·d_code [+ D]) queries whose dot product with :meth:`item_keys` is the item score
+        ``Σ_k logit_k(code_k) + id_weight · h·e`` (the code part alone for a model without an ID term)."""
+        q = self.code_queries(h).flatten(1)
+        return torch.cat([q, self.config.id_weight * h], dim=1) if self.scores_ids else q
+
+    def item_keys(self, item_codes: Tensor, keys: Tensor | None = None) -> Tensor:
+        """(N, m·d_code [+ D]) keys of N items given their codes (N, m) and, for the ID term, their item indices
+        (N,) (default 0..N-1); an index above ``n_items`` (an ad added after training) has no ID row: zero."""
+        v = self.item_vectors(item_codes)
+        if not self.scores_ids:
+            return v
+        if keys is None:
+            keys = torch.arange(len(item_codes), device=item_codes.device)
+        ids = torch.where(keys <= self.config.n_items, keys, torch.zeros_like(keys))
+        return torch.cat([v, self.item.weight[ids]], dim=1)
 
     def code_logprobs(self, h: Tensor) -> Tensor:
         """(..., D) → (..., m, K) log p_k(code) of every code of the next item."""

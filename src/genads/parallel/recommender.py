@@ -122,7 +122,7 @@ class ParallelRecommender:
             raise RuntimeError("ParallelRecommender used before fit (or load)")
         self.model.eval()
         keys, codes, _ = self.live.arrays()
-        vectors = self.model.item_vectors(codes.T.long())  # (n_live, m * d_code)
+        vectors = self.model.item_keys(codes.T.long(), keys)  # (n_live, m * d_code [+ D])
         out = np.full((len(history), k), -1, dtype=np.int64)
         take = min(k, len(keys))
         for i in range(0, len(history), 512):
@@ -130,7 +130,7 @@ class ParallelRecommender:
             width = max(1, int((hist > 0).sum(1).max())) if hist.size else 1
             hist = hist[:, -width:]
             h = self.model(torch.from_numpy(hist), self._codes_of(hist))[:, -1]
-            scores = self.model.code_queries(h).flatten(1) @ vectors.T
+            scores = self.model.item_queries(h) @ vectors.T
             if take:
                 out[i:i + len(hist), :take] = keys[torch.topk(scores, take, dim=1).indices].numpy()
         return out

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genads import training
-from genads.baselines.sasrec import draw_negatives
+from genads.baselines.sasrec import SampledLogits, draw_negatives
 from genads.data.split import EvalSet, SequenceSplit
 from genads.eval.metrics import ranking_metrics, topk_from_scores
 from genads.parallel.model import ParallelModel
@@ -119,18 +119,28 @@ class Objective(nn.Module):
         model, cfg = self.model, self.cfg
         h = model(items, self.item_codes[items])
         mask = targets > 0
-        q = model.code_queries(h[mask])  # (M, m, D), already / temperature
+        h = h[mask]  # (M, D)
+        q = model.code_queries(h)  # (M, m, D), already / temperature
         table = model.code_table()  # (m, K, D)
         pos = targets[mask]
         pos_codes = self.item_codes[pos]  # (M, m)
         if cfg.negatives == "per-position":
-            code_ce, item_ce = self._per_position(q, table, pos, pos_codes, gen, norm)
+            code_ce, item_ce = self._per_position(h, q, table, pos, pos_codes, gen, norm)
         else:
-            code_ce, item_ce = self._shared(q, table, pos, pos_codes, gen, norm)
+            code_ce, item_ce = self._shared(h, q, table, pos, pos_codes, gen, norm)
         loss = cfg.code_weight * code_ce + cfg.item_weight * item_ce
         return loss, torch.stack([code_ce.detach(), item_ce.detach()])
 
-    def _shared(self, q: Tensor, table: Tensor, pos: Tensor, pos_codes: Tensor, gen: torch.Generator,
+    def _id_scale(self) -> float:
+        """Factor of h·e in the item logit: ``scale · id_weight``, so the logit is ``scale`` times the item score."""
+        model = self.model
+        return self._scale() * model.config.id_weight if model.scores_ids else 0.0
+
+    def _scale(self) -> float:
+        """item logit = scale · Σ_k logit_k = mean_k cos_k / item_temperature (+ the ID term)."""
+        return self.model.config.temperature / (self.model.config.n_codes * self.cfg.item_temperature)
+
+    def _shared(self, h: Tensor, q: Tensor, table: Tensor, pos: Tensor, pos_codes: Tensor, gen: torch.Generator,
                 norm: Tensor) -> tuple[Tensor, Tensor]:
         """Code CE over ``code_heads`` random heads; item softmax against negatives shared by the batch."""
         model, cfg = self.model, self.cfg
@@ -147,20 +157,24 @@ class Objective(nn.Module):
         if cfg.item_weight > 0:
             # item logit = mean_k cos_k / item_temperature: the exact score's order. Negatives are shared by
             # the batch (one (M, m·D) x (m·D, n) product), never the positive itself.
-            scale = model.config.temperature / (m * cfg.item_temperature)
+            scale, id_scale = self._scale(), self._id_scale()
             ks = torch.arange(m, device=pos.device)
             pos_logit = (q * table[ks, pos_codes]).sum((1, 2)) * scale  # (M,)
             neg = torch.randint(1, len(self.item_codes), (cfg.n_negatives,), generator=gen).to(pos.device)
             neg_vecs = table[ks, self.item_codes[neg]]  # (n, m, D)
             neg_logit = (q.flatten(1) @ neg_vecs.flatten(1).T) * scale  # (M, n)
+            if id_scale:
+                ids = model.item.weight
+                pos_logit = pos_logit + (h * ids[pos]).sum(1) * id_scale
+                neg_logit = neg_logit + (h @ ids[neg].T) * id_scale
             neg_logit = neg_logit.masked_fill(neg.unsqueeze(0) == pos.unsqueeze(1), float("-inf"))
             item_logits = torch.cat([pos_logit.unsqueeze(1), neg_logit], dim=1)
             item_ce = F.cross_entropy(item_logits, torch.zeros(len(pos), dtype=torch.long, device=pos.device),
                                       reduction="sum") / norm
         return code_ce, item_ce
 
-    def _per_position(self, q: Tensor, table: Tensor, pos: Tensor, pos_codes: Tensor, gen: torch.Generator,
-                      norm: Tensor) -> tuple[Tensor, Tensor]:
+    def _per_position(self, h: Tensor, q: Tensor, table: Tensor, pos: Tensor, pos_codes: Tensor,
+                      gen: torch.Generator, norm: Tensor) -> tuple[Tensor, Tensor]:
         """Code CE over every head; item softmax with ``n_negatives`` drawn independently for every position.
 
         The item logit of item i is Σ_k C[k, code_k(i)] · scale, where C (M, m, K) are the code logits: so each
@@ -175,11 +189,13 @@ class Objective(nn.Module):
         if cfg.code_weight > 0:
             code_ce = F.cross_entropy(logits.flatten(0, 1), pos_codes.flatten(), reduction="sum") / (norm * m)
         if cfg.item_weight > 0:
-            scale = model.config.temperature / (m * cfg.item_temperature)
+            scale, id_scale = self._scale(), self._id_scale()
             neg = draw_negatives(M, cfg.n_negatives, len(self.item_codes) - 1, gen).to(pos.device)  # (M, n)
             cols = torch.cat([pos.unsqueeze(1), neg], dim=1)  # (M, 1 + n): the positive first
             idx = self.flat_codes[cols].flatten(1)  # (M, (1 + n) * m): code k of item i at column k·K + code
             item_logits = logits.flatten(1).gather(1, idx).view(M, -1, m).sum(-1) * scale  # (M, 1 + n)
+            if id_scale:
+                item_logits = item_logits + SampledLogits.apply(h, model.item.weight, cols) * id_scale
             item_ce = F.cross_entropy(item_logits, torch.zeros(M, dtype=torch.long, device=pos.device),
                                       reduction="sum") / norm
         return code_ce, item_ce
@@ -190,19 +206,19 @@ def exact_topk(model: ParallelModel, item_codes: Tensor, history: np.ndarray, k:
                batch_size: int = 512, exclude_history: bool = False) -> np.ndarray:
     """Top-k item indices (n, k) by exact score over every item for left-padded histories (n, L).
 
-    Ranks by ``code_queries · item_vectors`` (the exact score up to a per-history constant, see
-    :meth:`ParallelModel.item_vectors`): one matrix product per batch instead of m gathers. The model reads the
+    Ranks by ``item_queries · item_keys`` (the exact score up to a per-history constant, see
+    :meth:`ParallelModel.item_vectors` and :meth:`ParallelModel.item_queries`): one matrix product per batch instead of m gathers. The model reads the
     last ``max_items`` of each history; ``exclude_history`` rules out every item of the whole row.
     """
     model.eval()
-    vectors = model.item_vectors(item_codes)  # (N+1, m*d_code)
+    vectors = model.item_keys(item_codes)  # (N+1, m*d_code [+ D])
     out = []
     for i in range(0, len(history), batch_size):
         rows = torch.from_numpy(np.ascontiguousarray(history[i:i + batch_size]))
         seq = rows[:, -model.config.max_items:]
         width = int((seq > 0).sum(1).max().clamp(min=1))
         seq = seq[:, -width:].to(item_codes.device)
-        q = model.code_queries(model(seq, item_codes[seq])[:, -1]).flatten(1)
+        q = model.item_queries(model(seq, item_codes[seq])[:, -1])
         out.append(topk_from_scores((q @ vectors.T).cpu(), k, exclude=rows if exclude_history else None).numpy())
     return np.concatenate(out) if out else np.zeros((0, k), dtype=np.int64)
 
