@@ -105,3 +105,30 @@ def test_in_place_updates_stay_consistent_with_the_reference():
     logp = random_logp(1, 4, 8, seed=6)
     cfg = BidConfig(alpha=1.0, beta=0.0)
     np.testing.assert_array_equal(live.topk(logp, 15, bid_config=cfg).ads, live.topk_reference(logp, 15, cfg).ads)
+
+
+def test_id_scores_are_added_per_key_and_an_ad_without_an_id_row_reads_column_zero():
+    """A model whose item score has an ID term: each live ad gets ``id_scores[:, key]``; an ad added after training
+    (a key beyond the ID table) gets column 0 (the zero padding row), for the batched and the one-row paths."""
+    rng = np.random.default_rng(4)
+    codes = rng.integers(0, 8, size=(31, 4))
+    live = LiveAds(codes, bids={i: float(rng.uniform(0.1, 5)) for i in range(1, 31)})
+    live.remove(5)
+    live.add(40, codes[3], bid=2.0)  # no ID row: scored by its codes alone
+    g = torch.Generator().manual_seed(5)
+    id_scores = torch.randn(3, 31, generator=g, dtype=torch.float64) * 3
+    id_scores[:, 0] = 0.0
+    logp = random_logp(3, 4, 8, seed=6)
+    keys, plain = live.scores(logp)
+    _, with_ids = live.scores(logp, id_scores)
+    cols = torch.where(keys < 31, keys, torch.zeros_like(keys))
+    torch.testing.assert_close(with_ids, plain + id_scores[:, cols])
+    assert with_ids[:, keys.tolist().index(40)].tolist() == plain[:, keys.tolist().index(40)].tolist()
+    for cfg in (None, BidConfig(alpha=1.0, beta=0.1)):
+        for row in range(3):
+            fast = live.topk(logp[row:row + 1], 10, bid_config=cfg, id_scores=id_scores[row:row + 1])
+            ref = live.topk_reference(logp[row:row + 1], 10, bid_config=cfg, id_scores=id_scores[row:row + 1])
+            np.testing.assert_array_equal(fast.ads, ref.ads)
+            np.testing.assert_allclose(fast.scores, ref.scores, rtol=1e-9)
+        batched = live.topk(logp, 10, bid_config=cfg, id_scores=id_scores)
+        assert batched.ads[1].tolist() == live.topk(logp[1:2], 10, bid_config=cfg, id_scores=id_scores[1:2]).ads[0].tolist()

@@ -296,3 +296,25 @@ def test_id_score_model_learns_and_recommend_ranks_like_exact_scoring(cycle_spli
         ParallelModel(ParallelConfig(id_weight=1.0))
     with pytest.raises(ValueError, match="id_weight"):
         ParallelConfig(id_weight=-1.0)
+
+
+def test_id_score_slate_and_logprob_of_agree_with_recommend(cycle_split, cycle_codes):
+    """Serving's exact score of a model with an ID term (``Σ_k log p_k + id_weight · h·e``) ranks like offline
+    ``recommend``, and ``logprob_of`` gives the slate's own scores; pre-selection refuses such a model clearly."""
+    from genads.parallel import ParallelRecommender
+    from genads.parallel.preselect import IVFPreselect
+
+    rec = ParallelRecommender(cycle_codes, ParallelConfig(d_model=16, d_code=4, n_layer=1, max_items=10, n_items=1,
+                                                          dropout=0.0, id_weight=10.0), TINY)
+    rec.fit(cycle_split, seed=0, progress=False)
+    with torch.no_grad():
+        rec.model.item.weight.mul_(4.0)  # the ID term decides part of the ranking
+    hist = cycle_split.test.history[:16]
+    slate = rec.slate(hist, 10)
+    np.testing.assert_array_equal(slate.ads, rec.recommend(hist, 10))
+    np.testing.assert_allclose(rec.logprob_of(hist, slate.ads), slate.logprob, rtol=1e-5, atol=1e-5)
+    plain_logp = rec.logprobs(hist)
+    codes_only = rec.live.topk(plain_logp, 10)
+    assert not np.array_equal(codes_only.ads, slate.ads)  # the ID term changes the ranking here
+    with pytest.raises(ValueError, match="ID term"):
+        IVFPreselect(rec.model, rec.live)

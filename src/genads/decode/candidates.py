@@ -189,4 +189,4 @@ class ExactCandidates:
         logp = torch.log_softmax(logits.float().permute(2, 0, 1).contiguous(), dim=-1)
         if self.index is not None:  # a shortlist from the IVF index, ranked exactly (bid term included)
             return self.index.topk(queries, logp, k)
-        return self.live.topk(logp, k, bid_config=self.bid_config)
+        return self.live.topk(logp, k, bid_config=self.bid_config, id_scores=self.model.id_scores(h.double()))

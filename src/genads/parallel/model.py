@@ -187,6 +187,15 @@ class ParallelModel(nn.Module):
         ids = torch.where(keys <= self.config.n_items, keys, torch.zeros_like(keys))
         return torch.cat([v, self.item.weight[ids]], dim=1)
 
+    def id_scores(self, h: Tensor) -> Tensor | None:
+        """(B, D) states → (B, n_items + 1) ID term ``id_weight · h·e_i`` of every item index (column 0, the padding
+        row, is 0: what an ad without an ID row gets), or None for a model without an ID term. The exact score of
+        an ad is ``Σ_k log p_k(code_k) + id_scores[key]`` (the item score up to a per-history constant). Computed in
+        ``h``'s dtype (float64 makes a row's scores independent of its batch, as serving needs)."""
+        if not self.scores_ids:
+            return None
+        return self.config.id_weight * (h @ self.item.weight.to(h.dtype).T)
+
     def code_logprobs(self, h: Tensor) -> Tensor:
         """(..., D) → (..., m, K) log p_k(code) of every code of the next item."""
         return torch.log_softmax(self.code_logits(h), dim=-1)

@@ -59,6 +59,10 @@ class IVFPreselect:
                  config: PreselectConfig | None = None) -> None:
         import faiss  # a declared dependency; imported here so scoring alone never loads it
 
+        if model.scores_ids:
+            raise ValueError("pre-selection indexes the code score only; this model's item score has an ID term "
+                             f"(id_weight={model.config.id_weight}): serve it with exact scoring (no preselect)")
+
         self.faiss, self.model, self.live = faiss, model, live
         self.bid_config, self.config = bid_config, config or PreselectConfig()
         with torch.no_grad():

@@ -19,7 +19,7 @@ from genads.data.split import SequenceSplit
 from genads.decode.beam import Slate
 from genads.decode.bidding import BidConfig
 from genads.parallel.model import ParallelConfig, ParallelModel
-from genads.parallel.scoring import LiveAds
+from genads.parallel.scoring import LiveAds, id_columns
 from genads.parallel.train import ParallelTrainConfig, fit
 from genads.slate.checkpoint import load_weights, save_weights
 from genads.tokenize.pq import PQCodebook
@@ -103,13 +103,20 @@ class ParallelRecommender:
     @torch.no_grad()
     def logprobs(self, history: np.ndarray) -> torch.Tensor:
         """(B, m, K) log p_k of the next item's codes for left-padded histories (B, L)."""
+        return self.query(history)[0]
+
+    @torch.no_grad()
+    def query(self, history: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(log p_k of the next item's codes (B, m, K), the ID term (B, n_items + 1) or None) for left-padded
+        histories (B, L): what :meth:`LiveAds.topk` scores every live ad with."""
         if self.model is None:
             raise RuntimeError("ParallelRecommender used before fit (or load)")
         self.model.eval()
         hist = np.ascontiguousarray(np.asarray(history, dtype=np.int64)[:, -self.config.max_items:])
         width = max(1, int((hist > 0).sum(1).max())) if hist.size else 1
         hist = hist[:, -width:]
-        return self.model.next_logprobs(torch.from_numpy(hist), self._codes_of(hist))
+        h = self.model(torch.from_numpy(hist), self._codes_of(hist))[:, -1]
+        return self.model.code_logprobs(h), self.model.id_scores(h)
 
     @torch.no_grad()
     def recommend(self, history: np.ndarray, k: int) -> np.ndarray:
@@ -138,7 +145,8 @@ class ParallelRecommender:
     def slate(self, history: np.ndarray, k: int, bid_config: BidConfig | None = None,
               exclude: np.ndarray | None = None) -> Slate:
         """The best ``k`` live ads per history, with ``log(bid ** alpha + beta)`` added when ``bid_config``."""
-        return self.live.topk(self.logprobs(history), k, bid_config=bid_config, exclude=exclude)
+        logp, id_scores = self.query(history)
+        return self.live.topk(logp, k, bid_config=bid_config, exclude=exclude, id_scores=id_scores)
 
     def pool(self, history: np.ndarray, size: int, bids: np.ndarray | None = None,
              bid_config: BidConfig | None = None, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
@@ -162,15 +170,20 @@ class ParallelRecommender:
 
     @torch.no_grad()
     def logprob_of(self, history: np.ndarray, items: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """(B, K) exact log-probability Σ_k log p_k(code_k) of ``items[b]`` after ``history[b]``; -inf where items <= 0."""
+        """(B, K) exact score Σ_k log p_k(code_k) (+ the ID term of a model with one) of ``items[b]`` after
+        ``history[b]``; -inf where items <= 0."""
         items = np.asarray(items, dtype=np.int64)
         out = np.full(items.shape, -np.inf, dtype=np.float32)
         for i in range(0, len(items), batch_size):
-            logp = self.logprobs(history[i:i + batch_size])  # (b, m, K)
+            logp, id_scores = self.query(history[i:i + batch_size])  # (b, m, K), (b, n_items + 1) or None
             block = items[i:i + batch_size]
             codes = torch.from_numpy(self.item_codes[np.maximum(block, 0)])  # (b, S, m)
             picked = logp.unsqueeze(1).expand(-1, block.shape[1], -1, -1).gather(-1, codes.unsqueeze(-1))
-            out[i:i + batch_size] = np.where(block > 0, picked.squeeze(-1).sum(-1).numpy(), -np.inf)
+            score = picked.squeeze(-1).sum(-1)
+            if id_scores is not None:
+                score = score + id_scores.gather(1, id_columns(torch.from_numpy(np.maximum(block, 0)),
+                                                               id_scores.shape[1]))
+            out[i:i + batch_size] = np.where(block > 0, score.numpy(), -np.inf)
         return out
 
     def add_ad(self, key: int, vector: np.ndarray | None = None, codes: np.ndarray | None = None,

@@ -2,9 +2,10 @@
 
 Every live ad is scored
 
-    score(ad) = Σ_k log p_k(code_k(ad))  +  log(bid(ad) ** alpha + beta)
+    score(ad) = Σ_k log p_k(code_k(ad))  [+ id_weight · h·e_ad]  +  log(bid(ad) ** alpha + beta)
 
-(EGA's token-level bid term, which beam search can only apply per SID prefix, is exact per ad here.)
+(EGA's token-level bid term, which beam search can only apply per SID prefix, is exact per ad here; the bracketed
+ID term, ``id_scores``, is there for a model whose item score has one, see ``ParallelConfig.id_weight``.)
 One request costs m gathers over the live ads' code table. Ads can be added (with their codes, e.g.
 from :meth:`PQCodebook.encode` for an ad the model never saw), removed (paused, out of budget) and
 re-bid at any time; the next query sees the change.
@@ -168,8 +169,9 @@ class LiveAds:
             n = self._n
             return self._keys[:n], self._codes[:, :n], self._bid[:n]
 
-    def scores(self, logp: Tensor) -> tuple[Tensor, Tensor]:
-        """(keys (n,), model log-probabilities (B, n)) of every live ad for ``logp`` (B, m, K).
+    def scores(self, logp: Tensor, id_scores: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """(keys (n,), model scores (B, n)) of every live ad for ``logp`` (B, m, K): Σ_k log p_k(code_k), plus
+        ``id_scores[:, key]`` when ``id_scores`` (B, n_ids + 1) is given (a key without an ID column gets column 0).
 
         A batch of two or more rows is one ``embedding_bag`` sum over flat code indices (~4.7x less CPU than m
         gathers at batch 16, 12k ads); it adds the same numbers in the same order, so every row's scores are exactly
@@ -188,10 +190,13 @@ class LiveAds:
                 flat = self._flat[:self._n]
         if flat is not None:
             weight = logp.reshape(B, m * K).T.contiguous()  # (m * K, B): row k * K + c holds log p_k(c)
-            return keys, F.embedding_bag(flat, weight, mode="sum").T.contiguous()
-        out = logp.new_zeros(B, len(keys))
-        for k in range(codes.shape[0]):
-            out += logp[:, k, :].index_select(1, codes[k])
+            out = F.embedding_bag(flat, weight, mode="sum").T.contiguous()
+        else:
+            out = logp.new_zeros(B, len(keys))
+            for k in range(codes.shape[0]):
+                out += logp[:, k, :].index_select(1, codes[k])
+        if id_scores is not None:
+            out += id_scores.to(out.dtype).index_select(1, id_columns(keys, id_scores.shape[1]))
         return keys, out
 
     def _offsets(self) -> Tensor:
@@ -199,8 +204,8 @@ class LiveAds:
 
     @torch.no_grad()
     def topk(self, logp: Tensor, k: int, bid_config: BidConfig | None = None,
-             exclude: np.ndarray | None = None, with_bids: bool = False) -> Slate:
-        """The best ``k`` live ads per row of ``logp`` (B, m, K), best first.
+             exclude: np.ndarray | None = None, with_bids: bool = False, id_scores: Tensor | None = None) -> Slate:
+        """The best ``k`` live ads per row of ``logp`` (B, m, K), best first (``id_scores``: see :meth:`scores`).
 
         ``bid_config``: add ``log(bid ** alpha + beta)`` per ad (None: no bid term). ``exclude`` (B, L) keys not to
         return (0 entries ignored). Rows with fewer than ``k`` live ads are padded with -1 / -inf.
@@ -208,7 +213,7 @@ class LiveAds:
         if k < 1:
             raise ValueError(f"k={k} must be >= 1")
         keys, _, bids = self._table()
-        _, logprob = self.scores(logp)
+        _, logprob = self.scores(logp, id_scores)
         total = logprob
         if bid_config is not None:
             weight = torch.log(bids.pow(bid_config.alpha) + bid_config.beta).to(logprob.dtype)
@@ -235,12 +240,15 @@ class LiveAds:
         return Slate(ads=ads, scores=scores, logprob=lp, bids=bid_out if (with_bids or bid_config) else None)
 
     @torch.no_grad()
-    def topk_reference(self, logp: Tensor, k: int, bid_config: BidConfig | None = None) -> Slate:
+    def topk_reference(self, logp: Tensor, k: int, bid_config: BidConfig | None = None,
+                       id_scores: Tensor | None = None) -> Slate:
         """The naive per-ad loop :meth:`topk` is tested against (one row of ``logp``)."""
         rows = []
         for key in self.keys.tolist():
             codes = self.codes_of(key)
             s = sum(float(logp[0, j, int(c)]) for j, c in enumerate(codes))
+            if id_scores is not None and key < id_scores.shape[1]:
+                s += float(id_scores[0, key])
             w = 0.0
             if bid_config is not None:
                 w = float(np.log(self.bid(key) ** bid_config.alpha + bid_config.beta))
@@ -249,3 +257,10 @@ class LiveAds:
         rows = rows[:k] + [(-np.inf, -np.inf, -1)] * max(0, k - len(rows))
         return Slate(ads=np.array([[r[2] for r in rows]]), scores=np.array([[r[0] for r in rows]]),
                      logprob=np.array([[r[1] for r in rows]]))
+
+
+def id_columns(keys: Tensor, width: int) -> Tensor:
+    """The column of ``id_scores`` (B, width) each key reads: the key itself when it has an ID row (< width), else
+    0, the zero padding row (an ad added after training is scored by its codes alone)."""
+    return torch.where(keys < width, keys, torch.zeros_like(keys))
+
