@@ -39,9 +39,14 @@ PRESETS: dict[str, tuple[ParallelConfig, ParallelTrainConfig]] = {
                 ParallelTrainConfig(lr=1e-3, min_lr_ratio=1.0, warmup_steps=0, grad_clip=0.0, epochs=200, patience=50,
                                     batching="random", negatives="per-position", n_negatives=256, code_heads=0,
                                     stop_metric="recall@10", exclude_history=True)),
+    # 'beauty' with an ID term in the item score (codes + ID, as ACERec/LIGER): id_weight = m * item_temperature /
+    # temperature puts h.e in the item logit with weight 1, as SASRec's output layer. Early stopping on validation
+    # R@10 with the history ruled out (the headline protocol), patience 15.
+    "hybrid": (ParallelConfig(id_weight=32 * 0.05 / 0.07),
+               replace(ParallelTrainConfig(), patience=15, stop_metric="recall@10", exclude_history=True)),
 }
-"""One preset for Beauty and Sports ('beauty'; 'esasrec' with the eSASRec recipe's training); 'small' for the demo's
-catalogue, 'tiny' for tests."""
+"""One preset for Beauty and Sports ('hybrid': codes + ID score; 'beauty': codes only; 'esasrec': codes only with the
+eSASRec recipe's training); 'small' for the demo's catalogue, 'tiny' for tests."""
 
 
 def sized_config(config: ParallelConfig, item_codes: np.ndarray, n_items: int) -> ParallelConfig:
