@@ -1,54 +1,47 @@
 """The budget ledger: campaigns, API keys and charged events behind one interface.
 
-Money is stored in integer micro-units (1e-6 of the currency) so sums are exact. Charging an
-event is one transaction: lock the campaign row, insert the event under its idempotency key
-(a replayed key inserts nothing and returns the stored outcome), charge
-``min(price, bid now, budget - spent)`` (nothing while the campaign is paused) and write the
-charge beside the event. So the spent total always equals the sum of the charged events, and
-never exceeds the budget, whatever the concurrency. A slot (``request_id``, ``ad_id``) is charged
-at most once per event type whatever the idempotency key: ``slot_events`` holds the one key
-each slot's click (impression, conversion) was recorded under, and another key is refused (409).
-Idempotency keys are scoped to the token's request: the same key under another request is another
-event, so one client cannot squat the keys of another.
+Money is stored in integer micro-units (1e-6 of the currency) so sums are exact. Charging an event is one
+transaction (:mod:`genads.serve.ledger_events`): the spent total always equals the sum of the charged events,
+and never exceeds the budget, whatever the concurrency; a slot is charged at most once per event type. A click
+charged before it was judged invalid is refunded (:class:`~genads.serve.refunds.RefundStore`): one ``refunds``
+row per event, so ``spent = sum of charges - sum of refunds <= budget`` always holds (:meth:`SQLLedger.audit`).
 
-Invalid traffic: an event may be recorded as invalid (``events.invalid`` holds the reason: a click
-sooner than ``min_click_delay_s`` after its slot's impression, a conversion whose slot has no click,
-or a reason the caller passes, e.g. a client over its click cap); an invalid click is charged
-nothing and counted in the campaign's ``invalid_clicks``. A click charged before it was judged
-invalid is refunded (:class:`~genads.serve.refunds.RefundStore`): one ``refunds`` row per event,
-so ``spent = sum of charges - sum of refunds <= budget`` always holds (:meth:`SQLLedger.audit`).
-
-Schema changes are numbered migrations (:data:`MIGRATIONS`, the number in ``meta.schema``) run at
-start-up on both backends, so an existing ``ledger.sqlite`` (or PostgreSQL database) is upgraded in
-place. The token secret is no longer kept here (see :mod:`genads.serve.tokens`); a ledger that has
-one hands it over once (:meth:`SQLLedger.legacy_token_secret`) and forgets it. The SQLite file is
+Schema changes are numbered migrations (:data:`~genads.serve.ledger_schema.MIGRATIONS`, the number in
+``meta.schema``) run at start-up on both backends, so an existing ``ledger.sqlite`` (or PostgreSQL database) is
+upgraded in place. The token secret is kept in a file (see :mod:`genads.serve.tokens`); a ledger written when
+it was kept here hands it over once (:meth:`SQLLedger.legacy_token_secret`) and forgets it. The SQLite file is
 mode 0600.
 
-:class:`SQLLedger` holds the SQL, written once with ``?`` placeholders;
+:class:`SQLLedger` holds the SQL, written once with ``?`` placeholders, in mixins by concept: campaigns and the
+change counter here, events (:class:`~genads.serve.ledger_events.EventStore`), keys
+(:class:`~genads.serve.keys.KeyStore`), refunds (:class:`~genads.serve.refunds.RefundStore`) and the console's
+read-only queries (:class:`~genads.serve.ledger_reads.LedgerReads`).
 :class:`SQLiteLedger` (WAL, the embedded default, one connection per thread, writers serialised
 by ``BEGIN IMMEDIATE``) and :class:`~genads.serve.ledger_pg.PostgresLedger` (``SELECT ... FOR
-UPDATE``; several processes or machines) supply connections and dialect. ``version()`` is a
+UPDATE``; several processes or machines) supply connections (``_tx``) and dialect. ``version()`` is a
 counter bumped by every change of what may serve (campaign edits, a budget running out), so
 servers sharing a ledger notice each other's changes.
 """
 
 from __future__ import annotations
 
-import logging
 import time
+from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 from genads.serve.keys import KeyStore, LedgerError
+from genads.serve.ledger_events import EVENT_TYPES, Event, EventResult, EventStore, group_order
 from genads.serve.ledger_reads import LedgerReads
 from genads.serve.ledger_schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 from genads.serve.refunds import RefundStore
-from genads.serve.tokens import MAX_AD_ID, MAX_BID_MICROS, MAX_ID
+from genads.serve.tokens import MAX_BID_MICROS
 
-log = logging.getLogger("genads.serve")
+__all__ = ["EVENT_TYPES", "MICROS", "MIGRATIONS", "SCHEMA", "SCHEMA_VERSION", "STATUSES", "Campaign", "Event",
+           "EventResult", "LedgerError", "SQLLedger", "group_order", "open_ledger", "to_micros"]
 MICROS = 1_000_000
 STATUSES = ("active", "paused")
-EVENT_TYPES = ("impression", "click", "conversion")
 
 
 def to_micros(amount: float) -> int:
@@ -81,44 +74,17 @@ class Campaign:
         return self.status == "active" and self.remaining_micros > 0
 
 
-@dataclass(frozen=True)
-class Event:
-    idempotency_key: str
-    type: str
-    campaign_id: int
-    ad_id: int
-    request_id: str
-    price_micros: int
-    """Price per click; only clicks are charged."""
-    bid_micros: int | None = None
-    """The campaign's bid when the slot was served (the price may not exceed it); None: not checked."""
-    at: float | None = None
-    """When it arrived (seconds since the epoch); None: now."""
-    invalid: str | None = None
-    """Why the caller judged it invalid (recorded, never charged); None: valid unless the ledger's rules say not."""
-
-
-@dataclass(frozen=True)
-class EventResult:
-    idempotency_key: str
-    charged_micros: int
-    duplicate: bool
-    """True when the key was seen before: nothing new was charged; the stored outcome is returned."""
-    exhausted: bool
-    """The campaign has no budget left after this event."""
-    invalid: str | None = None
-    """Why the event was recorded as invalid (charged nothing); None when valid."""
-
-
-class SQLLedger(KeyStore, RefundStore, LedgerReads):
+class SQLLedger(EventStore, KeyStore, RefundStore, LedgerReads, ABC):
     """The ledger's logic over a DB-API connection; subclasses give ``_tx`` and the dialect."""
 
     serial = "INTEGER PRIMARY KEY AUTOINCREMENT"
     lock_suffix = ""
     """Appended to the campaign SELECT that precedes a charge (``FOR UPDATE`` on PostgreSQL)."""
 
-    def _tx(self, write: bool = True):  # a context manager yielding a cursor inside one transaction
-        raise NotImplementedError
+    @abstractmethod
+    def _tx(self, write: bool = True) -> AbstractContextManager[Any]:
+        """A context manager yielding a cursor inside one transaction (committed on exit, rolled back on an
+        error); ``write=False``: a read-only one, which takes no write lock."""
 
     def _sql(self, query: str) -> str:
         return query
@@ -255,172 +221,6 @@ class SQLLedger(KeyStore, RefundStore, LedgerReads):
                 self._set_ads(cur, campaign_id, ad_ids)
             self._bump(cur)
             return self._load(cur, "WHERE campaign_id = ?", (campaign_id,))[0]
-
-    # --- events -------------------------------------------------------------------------------
-    def record_event(self, event: Event, require_impression: bool = False, min_click_delay_s: float = 0.0) -> EventResult:
-        """Insert the event and charge its campaign (clicks only) in one transaction; idempotent by key.
-
-        Checked before anything is written (LedgerError naming the field; nothing written on failure):
-        the type, integer micros with ``0 <= price <= bid at serving``, the campaign exists and holds
-        the ad, the slot has no event of this type under another key (409), and with
-        ``require_impression`` a click's slot has its impression recorded (409 otherwise: send the
-        impression, then retry the click). A click is charged ``min(price, bid now, budget left)``,
-        and nothing while the campaign is paused.
-
-        Recorded as invalid and charged nothing: an event the caller judged invalid (``event.invalid``), a
-        click sooner than ``min_click_delay_s`` after its slot's impression ("fast_click"), a conversion whose
-        slot has no click ("no_click") or only an invalid one ("invalid_click").
-        """
-        _check_event(event)
-        with self._tx() as cur:
-            return self._record(cur, event, require_impression, min_click_delay_s)
-
-    def record_events(self, events: list[Event], require_impression: bool = False,
-                      min_click_delay_s: float = 0.0) -> list[EventResult | LedgerError]:
-        """:meth:`record_event` for each event, all in one transaction (group commit: one commit, and on SQLite
-        one fsync, for the group), each event under its own savepoint, so a refused event (its LedgerError in
-        its place of the answer) writes nothing and leaves the others as they were.
-
-        The outcome of each is what :meth:`record_event` gives for the events one after another in
-        :func:`group_order` (by campaign, slot, then impression < click < conversion): the events of a group
-        arrived together, so any order is one they could have arrived in, and this one takes the locks of
-        campaign rows and slots in one global order, so that two servers' groups do not deadlock. Should the
-        database fail the group anyway (a deadlock on a key reused across slots, a lost connection), each event is
-        written again in a transaction of its own."""
-        out: list[EventResult | LedgerError | None] = [None] * len(events)
-        todo = []
-        for i in group_order(events):
-            try:
-                _check_event(events[i])
-                todo.append(i)
-            except LedgerError as err:
-                out[i] = err
-        try:
-            if len(todo) > 1:
-                with self._tx() as cur:
-                    for i in todo:
-                        self._run(cur, "SAVEPOINT event")
-                        try:
-                            out[i] = self._record(cur, events[i], require_impression, min_click_delay_s)
-                        except LedgerError as err:
-                            self._run(cur, "ROLLBACK TO SAVEPOINT event")
-                            out[i] = err
-                        self._run(cur, "RELEASE SAVEPOINT event")
-                return out  # type: ignore[return-value]
-        except Exception as err:  # a database error rolled the whole group back: one by one below
-            log.warning("a group of %d events failed (%s: %s); writing them one by one", len(todo),
-                        type(err).__name__, err)
-        for i in todo:  # alone (its transaction is its savepoint), or the group failed
-            try:
-                out[i] = self.record_event(events[i], require_impression, min_click_delay_s)
-            except LedgerError as err:
-                out[i] = err
-        return out  # type: ignore[return-value]
-
-    def _record(self, cur, event: Event, require_impression: bool, min_click_delay_s: float) -> EventResult:
-        """One checked event inside the caller's transaction (see :meth:`record_event`)."""
-        at = time.time() if event.at is None else float(event.at)
-        lock = self.lock_suffix if event.type == "click" else ""  # only a charge locks the campaign row
-        row = self._run(cur, "SELECT budget_micros, spent_micros, status, bid_micros FROM campaigns "
-                             f"WHERE campaign_id = ?{lock}", (event.campaign_id,)).fetchone()
-        stored = self._stored(cur, event)
-        if stored is not None:
-            return self._replay(cur, event, stored)
-        if row is None or self._run(cur, "SELECT 1 FROM campaign_ads WHERE campaign_id = ? AND ad_id = ?",
-                                    (event.campaign_id, event.ad_id)).fetchone() is None:
-            raise LedgerError("token", f"ad {event.ad_id} is not in campaign {event.campaign_id}")
-        seen = self._slot_event(cur, event, "impression") if event.type == "click" else None
-        if require_impression and event.type == "click" and seen is None:
-            raise LedgerError("token", "no impression was recorded for this slot: send it, then retry the click",
-                              status=409)
-        invalid = event.invalid or self._judge(cur, event, at, seen, min_click_delay_s)
-        claimed = self._run(cur, "INSERT INTO slot_events (request_id, ad_id, type, idempotency_key) VALUES (?, ?, ?, ?) "
-                                 "ON CONFLICT (request_id, ad_id, type) DO NOTHING RETURNING idempotency_key",
-                            (event.request_id, event.ad_id, event.type, event.idempotency_key)).fetchone()
-        if claimed is None:
-            return self._slot_taken(cur, event)
-        budget, spent, status, bid_now = (int(row[0]), int(row[1]), row[2], int(row[3]))
-        valid_click = event.type == "click" and status == "active" and invalid is None
-        charge = min(event.price_micros, bid_now, budget - spent) if valid_click else 0
-        inserted = self._run(cur, "INSERT INTO events (idempotency_key, type, campaign_id, ad_id, request_id, price_micros, "
-                                  "charged_micros, created_at, invalid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                                  "ON CONFLICT (request_id, idempotency_key) DO NOTHING RETURNING idempotency_key",
-                             (event.idempotency_key, event.type, event.campaign_id, event.ad_id, event.request_id,
-                              event.price_micros, charge, at, invalid)).fetchone()
-        if inserted is None:  # the key was taken meanwhile for another ad of this request: undo the slot claim
-            raise LedgerError("idempotency_key", "already used for a different event", status=409)
-        if charge:
-            self._run(cur, "UPDATE campaigns SET spent_micros = spent_micros + ? WHERE campaign_id = ?",
-                      (charge, event.campaign_id))
-        if invalid is not None and event.type == "click":
-            self._run(cur, "UPDATE campaigns SET invalid_clicks = invalid_clicks + 1 WHERE campaign_id = ?",
-                      (event.campaign_id,))
-        exhausted = spent + charge >= budget
-        if charge and exhausted:
-            self._bump(cur)  # the campaign stops serving
-        return EventResult(event.idempotency_key, charge, False, exhausted, invalid)
-
-    def _slot_event(self, cur, event: Event, kind: str) -> tuple | None:
-        """(created_at, invalid) of the slot's recorded event of this type, or None."""
-        return self._run(cur, "SELECT created_at, invalid FROM events WHERE request_id = ? AND ad_id = ? AND type = ?",
-                         (event.request_id, event.ad_id, kind)).fetchone()
-
-    def _judge(self, cur, event: Event, at: float, impression: tuple | None, min_click_delay_s: float) -> str | None:
-        """The ledger's own invalid-traffic rules (None: valid)."""
-        if event.type == "click" and impression is not None and at - float(impression[0]) < min_click_delay_s:
-            return "fast_click"
-        if event.type == "conversion":
-            click = self._slot_event(cur, event, "click")
-            if click is None:
-                return "no_click"
-            if click[1] is not None:
-                return "invalid_click"
-        return None
-
-    def _stored(self, cur, event: Event) -> tuple | None:
-        """The event stored under this key for this request (keys are scoped to the token's request)."""
-        return self._run(cur, "SELECT type, campaign_id, ad_id, request_id, charged_micros, invalid FROM events "
-                              "WHERE request_id = ? AND idempotency_key = ?", (event.request_id, event.idempotency_key)).fetchone()
-
-    def _slot_taken(self, cur, event: Event) -> EventResult:
-        owner = self._run(cur, "SELECT idempotency_key FROM slot_events WHERE request_id = ? AND ad_id = ? AND type = ?",
-                          (event.request_id, event.ad_id, event.type)).fetchone()
-        stored = self._stored(cur, event) if owner and owner[0] == event.idempotency_key else None
-        if stored is not None:  # the same event committed meanwhile by another server (PostgreSQL)
-            return self._replay(cur, event, stored)
-        raise LedgerError("token", f"this slot's {event.type} was already recorded under another idempotency_key",
-                          status=409)
-
-    def _replay(self, cur, event: Event, stored: tuple) -> EventResult:
-        if tuple(stored[:4]) != (event.type, event.campaign_id, event.ad_id, event.request_id):
-            raise LedgerError("idempotency_key", "already used for a different event", status=409)
-        row = self._run(cur, "SELECT budget_micros, spent_micros FROM campaigns WHERE campaign_id = ?",
-                        (event.campaign_id,)).fetchone()
-        return EventResult(event.idempotency_key, int(stored[4]), True, row is None or int(row[1]) >= int(row[0]),
-                           stored[5])
-
-
-def group_order(events: list[Event]) -> list[int]:
-    """The order :meth:`SQLLedger.record_events` applies a group in: by campaign, request, ad, then type
-    (impression, click, conversion), then idempotency key; stable."""
-    def key(i: int) -> tuple:
-        e = events[i]
-        ids = tuple(x if type(x) is int else -1 for x in (e.campaign_id, e.ad_id))
-        kind = EVENT_TYPES.index(e.type) if e.type in EVENT_TYPES else -1
-        return ids[0], str(e.request_id), ids[1], kind, str(e.idempotency_key)
-
-    return sorted(range(len(events)), key=key)
-
-
-def _check_event(event: Event) -> None:
-    if event.type not in EVENT_TYPES:
-        raise LedgerError("type", f"{event.type!r} is not one of {EVENT_TYPES}")
-    bid = MAX_BID_MICROS if event.bid_micros is None else event.bid_micros
-    for name, value, high in (("campaign_id", event.campaign_id, MAX_ID), ("ad_id", event.ad_id, MAX_AD_ID),
-                              ("bid_micros", bid, MAX_BID_MICROS), ("price_micros", event.price_micros, bid)):
-        low = 0 if name in ("price_micros", "ad_id") else 1
-        if type(value) is not int or not low <= value <= high:
-            raise LedgerError("token", f"{name} must be an integer in [{low}, {high}]")
 
 
 def _bid_micros(bid: float) -> int:
