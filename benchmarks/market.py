@@ -35,15 +35,7 @@ import torch
 from _common import RESULTS, git_sha, print_table, save
 from genads.commands.simulate import load_config
 from genads.market.config import to_dict
-from genads.market.verdict import (
-    MARKETS,
-    aggregate,
-    ceilings,
-    default_verdict,
-    run_verdict,
-    schedule_study,
-    tiny_verdict,
-)
+from genads.market.verdict import MARKETS, default_verdict, tiny_verdict
 from genads.market.verdict_report import (
     criteria_rows,
     done_rows,
@@ -52,6 +44,7 @@ from genads.market.verdict_report import (
     model_rows,
     variant_rows,
 )
+from genads.market.verdict_study import aggregate, ceilings, run_verdict, schedule_study
 
 ROOT = Path(__file__).resolve().parents[1]
 

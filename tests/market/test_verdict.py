@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from genads.eval.statistics import holm_table
 from genads.market.cascade import Cascade, CascadeConfig
+from genads.market.ceilings import PacedOracle, slate_headroom
 from genads.market.ranker import DIN, RankerConfig
 from genads.market.value import ValueConfig, ValueHead, eb_shrink, shrunk_head
-from genads.market.verdict import MARKETS, PacedOracle, holm_table, slate_headroom
+from genads.market.verdict import MARKETS
 from genads.market.world import WorldConfig, make_world
 
 

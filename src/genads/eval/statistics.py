@@ -43,3 +43,27 @@ def holm(pvalues: list[float], alpha: float = 0.05) -> list[dict]:
         running = max(running, min(1.0, (m - i) * pvalues[idx]))
         adjusted[idx] = running
     return [{"p_holm": float(adjusted[i]), "rejected": bool(adjusted[i] < alpha)} for i in range(m)]
+
+
+def holm_table(tests: list[dict], alpha: float = 0.05) -> list[dict]:
+    """Holm step-down over ``tests`` (each with per-seed paired relative differences ``d`` and a one-sided
+    ``alternative``, 'greater' or 'less'), in place: the one-sided t-test's ``p``, the adjusted ``p_holm`` and
+    ``rejected`` (:func:`holm`), and the t-interval of the mean whose each side is a one-sided bound at the test's
+    Holm step (two-sided level 1 - 2 alpha / (m - rank)): the bound on the tested side excludes 0 exactly when that
+    step's one-sided test rejects (``ci_level`` is the one-sided level 1 - alpha / (m - rank))."""
+    m = len(tests)
+    for t in tests:
+        d = np.asarray(t["d"], float)
+        if len(d) < 2 or np.allclose(d, d[0]):
+            t["p"] = 1.0 if len(d) < 2 or (d[0] <= 0 if t["alternative"] == "greater" else d[0] >= 0) else 0.0
+        else:
+            t["p"] = float(stats.ttest_1samp(d, 0.0, alternative=t["alternative"]).pvalue)
+    adjusted = holm([t["p"] for t in tests], alpha)
+    for rank, i in enumerate(np.argsort([t["p"] for t in tests], kind="stable")):
+        t = tests[i]
+        t["p_holm"], t["rejected"] = adjusted[i]["p_holm"], adjusted[i]["rejected"]
+        d = np.asarray(t["d"], float)
+        level = 1.0 - alpha / (m - rank)  # one-sided
+        half = float(stats.t.ppf(level, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else 0.0
+        t["mean"], t["ci_holm"], t["ci_level"] = float(d.mean()), [float(d.mean() - half), float(d.mean() + half)], level
+    return tests

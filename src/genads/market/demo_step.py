@@ -18,9 +18,10 @@ import torch
 from genads.bundled import CONFIGS
 from genads.market.compare import run_comparison
 from genads.market.report import add_section
-from genads.market.verdict import default_verdict, run_verdict, tiny_verdict
+from genads.market.verdict import default_verdict, tiny_verdict
 from genads.market.verdict_report import add_section as add_verdict_section
 from genads.market.verdict_report import full_size_sentence
+from genads.market.verdict_study import run_verdict
 
 ROOT = Path(__file__).resolve().parents[3]
 TINY = CONFIGS / "market_tiny.yaml"  # the packaged config: works from a wheel too

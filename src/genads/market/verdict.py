@@ -27,6 +27,9 @@ One protocol for every learned model, both sides, every seed:
 Every variant serves the same traffic in the budget-bound market (budgets as drawn) and the unconstrained one
 (budgets x100). Per variant the figures include the chosen ads' mean true CTR (auction winners, position
 free) and the candidates'.
+
+This module trains, tunes and runs one seed; :mod:`genads.market.verdict_study` runs the whole study (every seed,
+the schedule check, the ceilings, the aggregate) and :mod:`genads.market.ceilings` holds the oracles' side.
 """
 
 from __future__ import annotations
@@ -37,19 +40,18 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
-from scipy import stats
 
 from genads.eval.ctr_metrics import mean_request_auc
 from genads.market.cascade import Cascade, CascadeConfig, build_cascade
-from genads.market.compare import interval, payment_profiles, train_payments
+from genads.market.ceilings import PacedOracle, headroom
+from genads.market.compare import payment_profiles, train_payments
 from genads.market.config import SimConfig
 from genads.market.creative_choice import with_creatives
 from genads.market.e2e_parallel import ParallelE2EConfig, ParallelEndToEnd, build_joint, build_parallel_e2e
-from genads.market.engine import make_traffic
 from genads.market.logs import Logs, split_impressions
 from genads.market.value import ValueConfig, shrunk_head
-from genads.market.value_study import Market, Oracle, draw_world, serve
-from genads.market.world import WorldConfig, make_world
+from genads.market.value_study import Market, Oracle, serve
+from genads.market.world import WorldConfig
 
 MARKETS = {"budget_bound": 1.0, "unconstrained": 100.0}
 METRICS = ("rpm", "gross_rpm", "lost_rpm", "ctr", "user_welfare", "advertiser_welfare_per_mille", "psi",
@@ -139,75 +141,6 @@ class Recorder:
     def figures(self) -> dict:
         return {"candidates_true_ctr": float(self.sums[0] / max(self.sums[1], 1)),
                 "winners_true_ctr": float(self.sums[2] / max(self.sums[3], 1))}
-
-
-class PacedOracle(Oracle):
-    """The oracle with budget pacing duals: each advertiser's true eCPM is divided by ``1 + lambda``, and lambda
-    follows ``lambda <- max(0, lambda + eta * (spend / target - 1))`` after each batch on the oracle's own
-    expected spend (GSP prices x true click probability). ``target`` is the advertiser's budget left (by the
-    oracle's own expected spend) spread evenly over the requests left (``requests``: the episode's length; None:
-    the budget spread evenly over the episode from the start, the plain dual-gradient rule, which also paces an
-    advertiser whose budget could never run out). The auction ranks and prices on the paced scores (quality =
-    true CTR / (1 + lambda))."""
-
-    name = "oracle_paced"
-
-    def __init__(self, market: Market, n: int, batch_size: int, eta: float, requests: int | None = None) -> None:
-        super().__init__(market, n)
-        self.eta, self.batch_size, self.requests = eta, batch_size, requests
-        self.reset()
-
-    def reset(self) -> None:
-        self.lam = np.zeros(self.market.world.config.n_advertisers)
-        self.spent = np.zeros_like(self.lam)
-        self.seen = 0
-
-    def propose(self, history, live, bids, users):
-        del history
-        w = self.market.world
-        ctr = w.all_ad_ctr(users)
-        shade = 1.0 / (1.0 + self.lam[w.owner])
-        score = np.where((live & (bids > 0))[None], ctr * (bids * shade)[None], -np.inf)
-        ads = np.argsort(-score, axis=1, kind="stable")[:, : self.n]
-        ok = np.take_along_axis(score, ads, 1) > -np.inf
-        ads = np.where(ok, ads, -1)
-        q = np.where(ok, np.take_along_axis(ctr, np.maximum(ads, 0), 1) * shade[w.owner[np.maximum(ads, 0)]], 1e-9)
-        # the dual step on this batch's expected spend
-        cand_bids = np.where(ads >= 0, bids[np.maximum(ads, 0)], 0.0)
-        alloc = self.auction(cand_bids, q)
-        won = np.where(alloc.winners >= 0, np.take_along_axis(ads, np.maximum(alloc.winners, 0), 1), -1)
-        p_click = w.slot_ctr[None] * w.ad_ctr(users, won)
-        spend = np.zeros(len(self.lam))
-        np.add.at(spend, w.owner[np.maximum(won, 0)][won >= 0], (p_click * alloc.prices)[won >= 0])
-        if self.requests is None:
-            target = w.budget_rate * len(users) / 1000.0
-        else:
-            left = np.maximum(w.budget_rate * self.requests / 1000.0 - self.spent, 0.0)
-            target = left * len(users) / max(self.requests - self.seen, len(users))
-        self.spent += spend
-        self.seen += len(users)
-        self.lam = np.maximum(0.0, self.lam + self.eta * (spend / np.maximum(target, 1e-12) - 1.0))
-        return ads, np.maximum(q, 1e-9)
-
-
-def slate_headroom(world, users: np.ndarray, organic: np.ndarray, pool: int) -> dict:
-    """Best ordered slate of the ``pool`` ads of highest true CTR x value (every ordered choice of ``ad_load``
-    of them, under the world's true click model, with the request's organic feed) against the myopic oracle's
-    slate (the top ``ad_load`` in order); expected advertiser value (value x click probability)."""
-    k = world.config.ad_load
-    ad_pos = list(world.config.ad_positions)
-    perms = np.array(list(itertools.permutations(range(pool), k)))  # (P, k)
-    best, myopic = 0.0, 0.0
-    for u, org in zip(users, organic, strict=True):
-        ev = world.all_ad_ctr(np.array([u]))[0] * world.value
-        top = np.argsort(-ev, kind="stable")[:pool]
-        slates = top[perms]
-        p = world.page_click_prob(np.full(len(slates), u), slates, np.repeat(org[None], len(slates), 0))[:, ad_pos]
-        val = (p * world.value[slates]).sum(1)
-        best += float(val.max())
-        myopic += float(val[0])  # perms[0] = (0, 1, ..., k-1): the top k in order
-    return {"best_slate_value": best / len(users), "myopic_value": myopic / len(users),
-            "headroom": best / max(myopic, 1e-12) - 1.0, "requests": len(users), "pool": pool}
 
 
 def scaled(vc: VerdictConfig, factor: int) -> tuple[CascadeConfig, ParallelE2EConfig]:
@@ -405,20 +338,6 @@ def pipelines(vc: VerdictConfig, t: Trained, choice: dict, log=print) -> dict:
     return out
 
 
-def headroom(vc: VerdictConfig, seed: int) -> dict:
-    """Slate-aware headroom of the seed's world and, when configured, of the slate world drawn with the same seed."""
-    out = {}
-    for name, wc in (("market_world", vc.sim.world), ("slate_world", vc.slate_world)):
-        if wc is None:
-            continue
-        rng = np.random.default_rng(seed)
-        world = draw_world(vc.sim, rng) if name == "market_world" else make_world(wc, rng)
-        traffic = make_traffic(world, replace(vc.sim.episode, requests=vc.slate_requests),
-                               np.random.default_rng(seed + 1000))
-        out[name] = slate_headroom(world, traffic.users, traffic.organic, vc.slate_pool)
-    return out
-
-
 def run_seed(vc: VerdictConfig, choice: dict, seed: int, log=print) -> dict:
     t0 = time.process_time()
     t = train(vc, seed, log=log)
@@ -433,173 +352,11 @@ def run_seed(vc: VerdictConfig, choice: dict, seed: int, log=print) -> dict:
     return out
 
 
-def schedule_check(vc: VerdictConfig, choice: dict, base: Trained | None = None, seed: int | None = None,
-                   log=print) -> dict:
-    """On one seed (the tuning seed by default): retrain both sides with every maximum epoch count doubled and
-    compare the verdict's two pipelines' RPM with the default schedules' (``base``: that seed's models trained
-    with the defaults, retrained when None). Passes when neither side moves by more than 2% in either market."""
-    seed = vc.tuning_seed if seed is None else seed
-    base = train(vc, seed, log=log) if base is None else base
-    t2 = train(vc, seed, factor=2, log=log)
-    out: dict = {"seed": seed, "training_doubled": t2.info, "training_default": base.info, "rpm": {}}
-    cas, eb = choice[choice["cascade"]], choice["e2e_best"]
-    for side, make in (("cascade", lambda t: cascade_variant(t, cas["retrieve"], cas["alpha"])),
-                       ("e2e_best", lambda t: e2e_variant(t, eb["shrink"], eb["z"], eb["rw"], eb.get("joint", False)))):
-        a, b = run_markets(vc, base, make(base)), run_markets(vc, t2, make(t2))
-        out["rpm"][side] = {mk: {"default": a[mk]["rpm"], "doubled": b[mk]["rpm"],
-                                 "change": b[mk]["rpm"] / a[mk]["rpm"] - 1.0} for mk in MARKETS}
-    out["max_abs_change"] = max(abs(v["change"]) for s in out["rpm"].values() for v in s.values())
-    out["passes"] = bool(out["max_abs_change"] <= 0.02)
-    log(f"schedule check, seed {seed}: max |RPM change| with doubled epochs {out['max_abs_change']:.4f} "
-        f"({'passes' if out['passes'] else 'FAILS'} the 2% bound)")
-    return out
-
-
-def schedule_study(vc: VerdictConfig, choice: dict, seeds: tuple[int, ...], log=print, on_seed=None) -> dict:
-    """:func:`schedule_check` on several seeds: per side and market the mean RPM change [95% CI] of doubling every
-    maximum epoch count, so training noise on one seed is not read as an under-trained schedule."""
-    checks = []
-    for seed in seeds:
-        checks.append(schedule_check(vc, choice, seed=seed, log=log))
-        summary = {side: {mk: dict(zip(("mean", "low", "high"), interval(np.array(
-            [c["rpm"][side][mk]["change"] for c in checks])), strict=True)) for mk in MARKETS}
-            for side in ("cascade", "e2e_best")}
-        result = {"seeds": [c["seed"] for c in checks], "checks": checks, "change": summary,
-                  "max_abs_mean_change": max(abs(v["mean"]) for s in summary.values() for v in s.values())}
-        if on_seed is not None:
-            on_seed(result)
-    return result
-
-
-def ceilings(vc: VerdictConfig, seeds: tuple[int, ...], etas: tuple[float, ...], log=print, on_seed=None) -> dict:
-    """The budget-aware ceiling with its dual step tuned (:class:`PacedOracle` pacing the budget *left* over the
-    requests left): ``oracle_paced``'s ``eta`` chosen on the tuning seed by
-    budget-bound RPM (no model is trained: the oracles read the truth), then the myopic and the paced oracle on
-    ``seeds`` in both markets, and per seed the better of the two (the ceiling)."""
-
-    def bare(seed: int) -> Trained:
-        return Trained(Market(vc.sim, seed), None, None, None, {})  # type: ignore[arg-type]
-
-    t = bare(vc.tuning_seed)
-    grid = {}
-    for eta in etas:
-        figs = run_markets(vc, t, PacedOracle(t.market, vc.parallel.candidates, vc.sim.episode.batch_size, eta,
-                                              vc.sim.episode.requests))
-        grid[str(eta)] = figs["budget_bound"]["rpm"]
-        log(f"ceilings: tuning eta {eta}: budget-bound RPM {grid[str(eta)]:.1f}")
-    eta = float(max(grid, key=grid.get))
-    out: dict = {"eta": eta, "eta_grid_rpm": grid, "per_seed": []}
-    for seed in seeds:
-        t = bare(seed)
-        row = {"seed": seed}
-        for name, pipe in (("oracle", Oracle(t.market, vc.parallel.candidates)),
-                           ("oracle_paced", PacedOracle(t.market, vc.parallel.candidates, vc.sim.episode.batch_size,
-                                                        eta, vc.sim.episode.requests))):
-            row[name] = run_markets(vc, t, pipe)
-        out["per_seed"].append(row)
-        log(f"ceilings: seed {seed}: " + ", ".join(f"{n} {mk} RPM {row[n][mk]['rpm']:.1f}" for n in ORACLES
-                                                   for mk in MARKETS))
-        out["summary"] = {mk: {key: dict(zip(("mean", "low", "high"), interval(np.array(
-            [f(r) for r in out["per_seed"]])), strict=True))
-            for key, f in (("oracle_rpm", lambda r, mk=mk: r["oracle"][mk]["rpm"]),
-                           ("oracle_paced_rpm", lambda r, mk=mk: r["oracle_paced"][mk]["rpm"]),
-                           ("paced_over_myopic", lambda r, mk=mk: r["oracle_paced"][mk]["rpm"] / r["oracle"][mk]["rpm"]),
-                           ("ceiling_rpm", lambda r, mk=mk: max(r["oracle"][mk]["rpm"], r["oracle_paced"][mk]["rpm"])),
-                           ("oracle_gross_rpm", lambda r, mk=mk: r["oracle"][mk]["gross_rpm"]))}
-            for mk in MARKETS}
-        if on_seed is not None:
-            on_seed(out)
-    return out
-
-
-def holm_table(tests: list[dict], alpha: float = 0.05) -> list[dict]:
-    """Holm step-down over ``tests`` (each with per-seed paired relative differences ``d`` and a one-sided
-    alternative): the adjusted p-value, and the t-interval of the mean whose each side is a one-sided bound at the
-    test's Holm step (two-sided level 1 - 2 alpha / (m - rank)): the bound on the tested side excludes 0 exactly
-    when that step's one-sided test rejects (``ci_level`` is the one-sided level 1 - alpha / (m - rank))."""
-    m = len(tests)
-    for t in tests:
-        d = np.asarray(t["d"], float)
-        if len(d) < 2 or np.allclose(d, d[0]):
-            t["p"] = 1.0 if len(d) < 2 or (d[0] <= 0 if t["alternative"] == "greater" else d[0] >= 0) else 0.0
-        else:
-            t["p"] = float(stats.ttest_1samp(d, 0.0, alternative=t["alternative"]).pvalue)
-    order = np.argsort([t["p"] for t in tests], kind="stable")
-    running = 0.0
-    for rank, i in enumerate(order):
-        t = tests[i]
-        running = max(running, min(1.0, (m - rank) * t["p"]))
-        t["p_holm"], t["rejected"] = running, bool(running < alpha)
-        d = np.asarray(t["d"], float)
-        level = 1.0 - alpha / (m - rank)  # one-sided
-        half = float(stats.t.ppf(level, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else 0.0
-        t["mean"], t["ci_holm"], t["ci_level"] = float(d.mean()), [float(d.mean() - half), float(d.mean() + half)], level
-    return tests
-
-
-def aggregate(per_seed: list[dict], choice: dict) -> dict:
-    """Per market: every variant's mean [95% CI] and paired relative lift over the verdict's cascade; the criteria
-    of the issue (Holm over both markets); each fix's paired effect over the plain e2e; the gap to the oracle."""
-    cas = choice["cascade"]
-    out: dict = {"markets": {}, "cascade": cas}
-    tests = []
-    for mk in MARKETS:
-        runs = [s["markets"][mk] for s in per_seed]
-        table: dict = {}
-        for name in runs[0]:
-            table[name] = {}
-            for metric in METRICS:
-                v = np.array([r[name][metric] for r in runs], float)
-                mean, lo, hi = interval(v)
-                row = {"mean": mean, "ci95": [lo, hi], "per_seed": v.tolist()}
-                base = np.array([r[cas][metric] for r in runs], float)
-                if name != cas and (base != 0).all():
-                    mean, lo, hi = interval(v / base - 1.0)
-                    row["lift_vs_cascade"] = {"mean": mean, "ci95": [lo, hi]}
-                table[name][metric] = row
-        fixes = {}
-        for name in FIXES[1:]:
-            if name not in runs[0]:
-                continue
-            d = np.array([r[name]["rpm"] / r["e2e"]["rpm"] - 1.0 for r in runs])
-            mean, lo, hi = interval(d)
-            fixes[name] = {"rpm_lift_vs_e2e": {"mean": mean, "ci95": [lo, hi]}}
-        oracle = {name: interval(np.array([r[name]["rpm"] / r["oracle"]["rpm"] for r in runs])) for name in runs[0]}
-        gross = {name: interval(np.array([r[name]["gross_rpm"] / r["oracle"]["gross_rpm"] for r in runs]))
-                 for name in runs[0]}
-        out["markets"][mk] = {"variants": table, "fix_effects": fixes,
-                              "rpm_share_of_oracle": {k: {"mean": v[0], "ci95": [v[1], v[2]]} for k, v in oracle.items()},
-                              "gross_rpm_share_of_oracle": {k: {"mean": v[0], "ci95": [v[1], v[2]]}
-                                                            for k, v in gross.items()}}
-        tests.append({"market": mk, "claim": "e2e_best RPM > cascade", "alternative": "greater",
-                      "d": [r["e2e_best"]["rpm"] / r[cas]["rpm"] - 1.0 for r in runs]})
-        tests.append({"market": mk, "claim": "e2e_best CTR lower than cascade (must NOT be shown)",
-                      "alternative": "less", "d": [r["e2e_best"]["ctr"] / r[cas]["ctr"] - 1.0 for r in runs]})
-    out["criteria"] = holm_table(tests)
-    done = {}
-    for mk in MARKETS:
-        rpm = next(t for t in out["criteria"] if t["market"] == mk and t["alternative"] == "greater")
-        ctr = next(t for t in out["criteria"] if t["market"] == mk and t["alternative"] == "less")
-        v = out["markets"][mk]["variants"]
-        share = out["markets"][mk]["rpm_share_of_oracle"]["e2e_best"]["mean"]
-        done[mk] = {"rpm_ci_above_0": bool(rpm["rejected"] and rpm["ci_holm"][0] > 0),
-                    "ctr_not_significantly_lower": not ctr["rejected"],
-                    "winners_true_ctr_at_least_cascade": bool(v["e2e_best"]["winners_true_ctr"]["mean"]
-                                                              >= v[cas]["winners_true_ctr"]["mean"]),
-                    "rpm_share_of_oracle": share, "rpm_at_least_95pct_of_oracle": bool(share >= 0.95)}
-    out["done_when"] = done
-    out["n_seeds"] = len(per_seed)
-    out["all_hold"] = bool(len(per_seed) >= 10 and all(all(v for k, v in d.items() if k != "rpm_share_of_oracle")
-                                                       for d in done.values()))
-    return out
-
-
 def default_verdict(sim: SimConfig, seeds: tuple[int, ...], tuning_seed: int = 0,
                     slate_world: WorldConfig | None = None) -> VerdictConfig:
     """The verdict on ``sim``'s world, the end-to-end candidate count matched to the cascade's, default schedules."""
     par = ParallelE2EConfig(candidates=sim.cascade.candidates, value=ValueConfig(), payments="gsp")
     return VerdictConfig(sim=sim, parallel=par, seeds=seeds, tuning_seed=tuning_seed, slate_world=slate_world)
-
 
 
 def tiny_verdict(vc: VerdictConfig) -> VerdictConfig:
@@ -613,40 +370,3 @@ def tiny_verdict(vc: VerdictConfig) -> VerdictConfig:
                    slate_requests=20, slate_pool=8)
 
 
-def run_verdict(vc: VerdictConfig, log=print, on_seed=None, resume: dict | None = None) -> dict:
-    """Tuning, then every evaluation seed (the schedule check right after the first, so a run cut short still has
-    it), aggregated after each seed; ``on_seed(result)`` is called with the result so far after every seed.
-
-    ``resume``: the figures of an earlier run of the same code and config (cut short): its choices, schedule check
-    and finished seeds are kept, and only the seeds of ``vc.seeds`` it lacks are run (no tuning again)."""
-    cpu0 = time.process_time()
-    if resume is None:
-        choice, tuned = tune(vc, log)
-        result: dict = {"choice": choice, "schedule_check": None, "per_seed": [], "tuning_seed": vc.tuning_seed,
-                        "seeds_planned": list(vc.seeds), "cpu_seconds_tuning": round(time.process_time() - cpu0, 1),
-                        "cpu_seconds_schedule_check": 0.0}
-    else:
-        if resume["tuning_seed"] != vc.tuning_seed:
-            raise ValueError(f"resume: tuning seed {resume['tuning_seed']} != {vc.tuning_seed}")
-        choice, tuned = resume["choice"], None
-        result = {k: resume[k] for k in ("choice", "schedule_check", "tuning_seed", "cpu_seconds_tuning",
-                                         "cpu_seconds_schedule_check")}
-        result["per_seed"] = [s for s in resume["per_seed"] if s["seed"] in vc.seeds]
-        result["seeds_planned"] = list(vc.seeds)
-        result["resumed_seeds"] = [s["seed"] for s in result["per_seed"]]
-    done = {s["seed"] for s in result["per_seed"]}
-    for seed in vc.seeds:
-        if seed in done:
-            continue
-        result["per_seed"].append(run_seed(vc, choice, seed, log))
-        if vc.schedule_check and result["schedule_check"] is None:
-            c0 = time.process_time()
-            result["schedule_check"] = schedule_check(vc, choice, tuned, log=log)
-            result["cpu_seconds_schedule_check"] = round(time.process_time() - c0, 1)
-            tuned = None
-        result["summary"] = aggregate(result["per_seed"], choice)
-        result["seeds_done"] = [s["seed"] for s in result["per_seed"]]
-        result["cpu_seconds_per_seed"] = [s["cpu_seconds"] for s in result["per_seed"]]
-        if on_seed is not None:
-            on_seed(result)
-    return result
