@@ -41,6 +41,8 @@ from genads.eval.ctr_metrics import mean_request_auc
 from genads.parallel.model import ParallelModel
 from genads.parallel.train import Objective, ParallelTrainConfig, next_item_windows, validate
 from genads.parallel.value_head import ValueHead, bias_uncertainty, position_logloss
+from genads.slate import checkpoint as ckpt
+from genads.training import EarlyStopping
 
 
 @dataclass(frozen=True)
@@ -152,16 +154,7 @@ def fit_joint(model: ParallelModel, head: ValueHead, codes: np.ndarray, split: S
     y = torch.as_tensor(np.asarray(click, dtype=np.float32)).view(n_req, k)
     objective = Objective(model, codes_t, train_cfg)
     windows = torch.from_numpy(next_item_windows(split, model.config.max_items))
-    bias_lr = cfg.head_lr if cfg.bias_lr is None else cfg.bias_lr
-    rest = [p for n, p in head.named_parameters() if n != "bias.weight"]
-    trunk = [p for n, p in model.named_parameters() if cfg.trunk_params == "all" or n.startswith(("blocks.", "norm."))]
-    groups = [{"params": trunk, "lr": cfg.trunk_lr, "weight_decay": 0.0},
-              {"params": rest, "lr": cfg.head_lr, "weight_decay": cfg.weight_decay}]
-    if bias_lr > 0:
-        groups.append({"params": [head.bias.weight], "lr": bias_lr, "weight_decay": cfg.weight_decay})
-    else:
-        head.bias.weight.requires_grad_(False)
-    opt = torch.optim.Adam(groups)
+    opt = _optimizer(model, head, cfg)
 
     def logits(reqs: Tensor) -> Tensor:
         h, logp = user_states(model, codes_t, content_t, hist_req[reqs])
@@ -179,12 +172,47 @@ def fit_joint(model: ParallelModel, head: ValueHead, codes: np.ndarray, split: S
         p = torch.sigmoid(z)
         return float(position_logloss(exam[cut:].reshape(-1) * p, y[cut:].reshape(-1))), p.numpy()
 
+    def batch_loss(reqs: Tensor) -> tuple[Tensor, Tensor]:
+        """(click log-loss, next-ad loss) of one batch of requests (and, with ``next_weight``, of next-ad windows)."""
+        p = exam[reqs].reshape(-1) * torch.sigmoid(logits(reqs))
+        click_loss = position_logloss(p, y[reqs].reshape(-1))
+        next_loss = click_loss.new_zeros(())
+        if cfg.next_weight > 0:
+            win = windows[torch.randint(len(windows), (train_cfg.batch_size,), generator=gen)]
+            win = win[:, -int((win > 0).sum(1).max()):]
+            targets = win[:, 1:]
+            next_loss, _ = objective(win[:, :-1], targets, gen, (targets > 0).sum().float().clamp(min=1.0))
+        return click_loss, next_loss
+
     start_loss, _ = held_out()
-    # a fresh head is no model yet: the first evaluation is kept whatever it is
-    best, bad, curve = float("inf") if cfg.fresh_head else start_loss, 0, [{"epoch": 0.0, "valid_logloss": start_loss}]
-    best_state = (copy.deepcopy(model.state_dict()), copy.deepcopy(head.state_dict()))
+    curve = _train(model, head, opt, cfg, cut, gen, batch_loss, held_out, start_loss)
+    head.bias.weight.requires_grad_(True)
+    model.eval()
+    head.eval()
+    with torch.no_grad():
+        z = torch.cat([logits(r) for r in torch.arange(cut).split(1024)])
+    bias_uncertainty(head, z, items[:cut].reshape(-1), exam[:cut].reshape(-1))
+    valid, p = held_out()
+    best_epoch = min(curve[1:] if cfg.fresh_head else curve, key=lambda r: r["valid_logloss"])["epoch"]
+    ndcg = validate(model, codes_t, split.valid, train_cfg)
+    return model, head, {
+        "curve": curve, "epochs": int(np.ceil(curve[-1]["epoch"])), "best_epoch": float(best_epoch),
+        "valid_logloss": valid, "valid_logloss_start": start_loss,
+        "valid_auc_within_request": mean_request_auc(p, y[cut:].reshape(-1).numpy(), np.repeat(np.arange(n_req - cut), k)),
+        "generator_valid_ndcg@10": float(ndcg["ndcg@10"]) if isinstance(ndcg, dict) else float(ndcg)}
+
+
+def _train(model: ParallelModel, head: ValueHead, opt: torch.optim.Optimizer, cfg: JointConfig, cut: int,
+           gen: torch.Generator, batch_loss, held_out, start_loss: float) -> list[dict]:
+    """The joint epochs over the first ``cut`` requests, ``evals_per_epoch`` held-out evaluations per epoch, early
+    stopping on the held-out log-loss; the best weights are restored. Returns the curve."""
+    both = nn.ModuleList([model, head])
+    # held-out log-loss, lower is better, as EarlyStopping's higher-is-better figure; a fresh head is no model
+    # yet: the first evaluation is kept whatever it is
+    record = ckpt.Progress(best=-float("inf") if cfg.fresh_head else -start_loss)
+    stopper = EarlyStopping(cfg.patience, {k: v.detach().clone() for k, v in both.state_dict().items()}, 1e-6)
+    curve = [{"epoch": 0.0, "valid_logloss": start_loss}]
     train_reqs = torch.arange(cut)
-    stop = False
     for epoch in range(cfg.epochs):
         batches = train_reqs[torch.randperm(cut, generator=gen)].split(cfg.batch_requests)
         chunks = np.array_split(np.arange(len(batches)), min(cfg.evals_per_epoch, len(batches)))
@@ -193,21 +221,9 @@ def fit_joint(model: ParallelModel, head: ValueHead, codes: np.ndarray, split: S
             head.train()
             totals = np.zeros(2)
             for b in chunk:
-                reqs = batches[b]
-                p = exam[reqs].reshape(-1) * torch.sigmoid(logits(reqs))
-                click_loss = position_logloss(p, y[reqs].reshape(-1))
-                loss = cfg.click_weight * click_loss
-                next_loss = click_loss.new_zeros(())
-                if cfg.next_weight > 0:
-                    win = windows[torch.randint(len(windows), (train_cfg.batch_size,), generator=gen)]
-                    width = int((win > 0).sum(1).max())
-                    win = win[:, -width:]
-                    targets = win[:, 1:]
-                    norm = (targets > 0).sum().float().clamp(min=1.0)
-                    next_loss, _ = objective(win[:, :-1], targets, gen, norm)
-                    loss = loss + cfg.next_weight * next_loss
+                click_loss, next_loss = batch_loss(batches[b])
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                (cfg.click_weight * click_loss + cfg.next_weight * next_loss).backward()
                 nn.utils.clip_grad_norm_([*model.parameters(), *head.parameters()], cfg.grad_clip)
                 opt.step()
                 totals += float(click_loss.detach()), float(next_loss.detach())
@@ -215,32 +231,25 @@ def fit_joint(model: ParallelModel, head: ValueHead, codes: np.ndarray, split: S
             curve.append({"epoch": round(epoch + (part + 1) / len(chunks), 3),
                           "train_click_logloss": totals[0] / max(len(chunk), 1),
                           "train_next_loss": totals[1] / max(len(chunk), 1), "valid_logloss": valid})
-            if valid < best - 1e-6:
-                best, bad = valid, 0
-                best_state = (copy.deepcopy(model.state_dict()), copy.deepcopy(head.state_dict()))
-            else:
-                bad += 1
-                if bad >= cfg.patience:
-                    stop = True
-                    break
-        if stop:
+            stopper.update(record, -valid, both)
+            if record.stale >= cfg.patience:
+                break
+        if record.stale >= cfg.patience:
             break
-    model.load_state_dict(best_state[0])
-    head.load_state_dict(best_state[1])
-    head.bias.weight.requires_grad_(True)
-    model.eval()
-    head.eval()
-    with torch.no_grad():
-        z = torch.cat([logits(r) for r in train_reqs.split(1024)])
-    bias_uncertainty(head, z, items[:cut].reshape(-1), exam[:cut].reshape(-1))
-    valid, p = held_out()
-    request = np.repeat(np.arange(n_req - cut), k)
-    best_epoch = min(curve[1:] if cfg.fresh_head else curve, key=lambda r: r["valid_logloss"])["epoch"]
-    epochs_run = int(np.ceil(curve[-1]["epoch"]))
-    ndcg = validate(model, codes_t, split.valid, train_cfg)
-    ndcg = float(ndcg["ndcg@10"]) if isinstance(ndcg, dict) else float(ndcg)
-    return model, head, {
-        "curve": curve, "epochs": epochs_run, "best_epoch": float(best_epoch), "valid_logloss": valid,
-        "valid_logloss_start": start_loss,
-        "valid_auc_within_request": mean_request_auc(p, y[cut:].reshape(-1).numpy(), request),
-        "generator_valid_ndcg@10": ndcg}
+    stopper.restore(both)
+    return curve
+
+
+def _optimizer(model: ParallelModel, head: ValueHead, cfg: JointConfig) -> torch.optim.Adam:
+    """Adam over the trunk (``trunk_lr``), the head (``head_lr``) and the head's per-ad biases (``bias_lr``; frozen
+    when 0)."""
+    bias_lr = cfg.head_lr if cfg.bias_lr is None else cfg.bias_lr
+    rest = [p for n, p in head.named_parameters() if n != "bias.weight"]
+    trunk = [p for n, p in model.named_parameters() if cfg.trunk_params == "all" or n.startswith(("blocks.", "norm."))]
+    groups = [{"params": trunk, "lr": cfg.trunk_lr, "weight_decay": 0.0},
+              {"params": rest, "lr": cfg.head_lr, "weight_decay": cfg.weight_decay}]
+    if bias_lr > 0:
+        groups.append({"params": [head.bias.weight], "lr": bias_lr, "weight_decay": cfg.weight_decay})
+    else:
+        head.bias.weight.requires_grad_(False)
+    return torch.optim.Adam(groups)
