@@ -20,4 +20,4 @@ def test_demo_step_adds_section_and_metrics(tmp_path: Path) -> None:
     assert "cascade vs end-to-end" in html and "EGA" in html
     verdict = ctx.metrics["market-verdict"]["summary"]
     assert {"cascade_blind", "cascade_bid", "e2e_best", "oracle"} <= set(verdict["markets"]["budget_bound"]["variants"])
-    assert "Market verdict (issue 25)" in html and "Done-when" in html
+    assert "Market verdict: the strongest cascade" in html and "Done-when" in html

@@ -1,4 +1,4 @@
-"""Issue 25's verdict: the optimiser's-curse fixes, the bid-aware cascade, the paced oracle and the Holm table."""
+"""The market verdict: the optimiser's-curse fixes, the bid-aware cascade, the paced oracle and the Holm table."""
 
 from __future__ import annotations
 

@@ -25,8 +25,8 @@ MANELLI_VINCENT_1X2 = (12 + 2 * math.sqrt(2)) / 27
 """Optimal revenue, one additive bidder, two U[0,1] items (Manelli & Vincent 2006): each item at
 p = 2/3 or the bundle at P = (4 - sqrt 2)/3. With a = P - p, each single item sells on an area
 (1 - p) a and the bundle on (1 - a)^2 - (P - 2a)^2 / 2, so the revenue is 2 p (1 - p) a +
-P ((1 - a)^2 - 1/9) = (12 + 2 sqrt 2) / 27 = 0.549201. Issue 5 quotes 0.550 (RegretNet's rounded
-figure; RegretNet itself reports 0.554 at regret 0.00055)."""
+P ((1 - a)^2 - 1/9) = (12 + 2 sqrt 2) / 27 = 0.549201. The 0.550 often quoted is RegretNet's rounded
+figure (RegretNet itself reports 0.554 at regret 0.00055)."""
 
 
 @dataclass(frozen=True)

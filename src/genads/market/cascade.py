@@ -2,7 +2,7 @@
 
 Retrieval keeps the ``retrieve`` live ads SASRec scores highest for the user's click history — by
 relevance alone, blind to bids, which is where a cascade can drop a high-value candidate before
-the auction sees it — or, with ``bid_alpha > 0`` (the bid-aware cascade of issue 25), by
+the auction sees it — or, with ``bid_alpha > 0`` (the market verdict's bid-aware cascade), by
 ``SASRec logit + bid_alpha * log bid``: raising an ad's bid can only move it up the retrieval order. The ranker predicts each retrieved ad's CTR; the auction takes the
 ``candidates`` ads of highest eCPM = bid x pCTR (GSP's outcome on the top ``ad_load + 1`` eCPMs
 is the same as on all of them) and ranks and prices them.

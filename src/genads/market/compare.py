@@ -46,7 +46,7 @@ METRICS = ("rpm", "ctr", "advertiser_welfare_per_mille", "user_welfare", "psi", 
 MARKETS = {"budget_bound": 1.0, "unconstrained": 100.0}
 """Markets of a run: advertisers' budgets as drawn, and x100 (the same trained pipelines serve both)."""
 EGA_GAMMA_STEP = tuple(round(0.2 * i, 1) for i in range(1, 11))
-"""{0.2, 0.4, ..., 2.0}: EGA's coarser misreport grid (the payment network's training grid before issue 21;
+"""{0.2, 0.4, ..., 2.0}: EGA's coarser misreport grid (the payment network's former training grid;
 it now trains against :data:`EGA_GAMMAS`, the grid the audit searches)."""
 
 
@@ -221,7 +221,7 @@ def run_seed(cfg: SimConfig, seed: int, log=print) -> dict:
         out["markets"][market] = {"variants": figures}
     if cfg.audit.generation_advertisers:
         out["generation_audit"] = generation_audit(cfg, parts, hist, seed)
-    out["variants"] = out["markets"][cfg.markets[0]]["variants"]  # the first market, as before issue 21
+    out["variants"] = out["markets"][cfg.markets[0]]["variants"]  # the first market (the single-market layout)
     out["seconds"] = round(time.perf_counter() - t0, 1)
     out["cpu_seconds"] = round(time.process_time() - c0, 1)
     return out

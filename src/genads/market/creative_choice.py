@@ -1,4 +1,4 @@
-"""Who picks the creative in the second world's verdict (issue 28, item 1).
+"""Who picks the creative in the second world's verdict.
 
 In a world with creatives (:class:`genads.market.world2.PageChoiceWorld`) every pipeline of the verdict is wrapped
 by :func:`with_creatives`, so each side chooses creatives the way its architecture does:

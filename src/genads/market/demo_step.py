@@ -1,4 +1,4 @@
-"""Demo step "market": issue 25's market verdict at tiny scale, then the SID pipeline's comparison (< 90 s).
+"""Demo step "market": the market verdict at tiny scale, then the SID pipeline's comparison (< 90 s).
 
 The market is the simulator's own (it does not read the demo data set): configs/market_tiny.yaml. First the
 verdict of :mod:`genads.market.verdict` with small models (tuning seed, one evaluation seed, two without
@@ -25,7 +25,7 @@ from genads.market.verdict_study import run_verdict
 
 ROOT = Path(__file__).resolve().parents[3]
 TINY = CONFIGS / "market_tiny.yaml"  # the packaged config: works from a wheel too
-VERDICT_TITLE = "Market verdict (issue 25): the strongest cascade vs the best end-to-end variant (tiny market)"
+VERDICT_TITLE = "Market verdict: the strongest cascade vs the best end-to-end variant (tiny market)"
 
 
 def verdict(ctx, cfg) -> None:
@@ -61,4 +61,4 @@ def run(ctx) -> None:  # ctx: DemoContext
     add_section(ctx.report, result, title="Market simulator: cascade vs end-to-end (tiny market)")
     ctx.report.section("Market simulator: cascade vs end-to-end (tiny market)").paragraphs.append(
         "This is the demo's tiny market (200 users, 120 ads, models trained for an epoch or two): its numbers show "
-        "the machinery, not the comparison; benchmarks/market.py (issue 25) gives the project's market verdict at full size.")
+        "the machinery, not the comparison; benchmarks/market.py gives the project's market verdict at full size.")

@@ -241,7 +241,7 @@ def build_parallel_e2e(world, logs: Logs, cfg: ParallelE2EConfig, seed: int) -> 
 
 def build_joint(pipe: ParallelEndToEnd, world, logs: Logs, cfg: ParallelE2EConfig, seed: int,
                 ) -> tuple[ParallelEndToEnd, dict]:
-    """The pipeline whose generator trunk and value head are trained jointly (issue 25, fix (b);
+    """The pipeline whose generator trunk and value head are trained jointly (the market verdict's fix (b);
     :mod:`genads.parallel.joint_value`), starting from ``pipe``'s separately trained generator and head, on the same
     logs and the same held-out requests (``cfg.value.holdout``)."""
     imp = logs.impressions

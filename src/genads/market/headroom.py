@@ -1,4 +1,4 @@
-"""Ceilings before models (issue 28): each effect's oracle headroom in the second world.
+"""Ceilings before models: each effect's oracle headroom in the second world.
 
 An oracle knows the world's truth (every user's attraction to every (ad, creative), the page choice model,
 fatigue) and serves a whole episode: waves of sessions, ``session_len`` page views each, budgets spent in

@@ -49,7 +49,7 @@ class RLConfig:
     revenue_weight: float = 0.5
     """Mix of revenue and user clicks in the reward (1: revenue only; 0: clicks only)."""
     budget_aware: bool = False
-    """Budget-aware reward (issue 25): each advertiser's payments count ``1 / (1 + lambda)``, lambda its pacing
+    """Budget-aware reward: each advertiser's payments count ``1 / (1 + lambda)``, lambda its pacing
     shadow price, updated after every step on the step's spend against its budget (``world.budget_rate`` per 1000
     lists): revenue from an advertiser that is spending faster than its budget allows is worth less."""
     pacing_eta: float = 0.5

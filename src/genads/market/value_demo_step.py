@@ -2,7 +2,7 @@
 
 The study of :mod:`genads.market.value_study` on configs/market_tiny.yaml's world with small models: one
 tuning seed, one evaluation seed (two without ``ctx.fast``), a short RL run. The section shows both markets'
-tables, the RL before/after table and the learning curves; benchmarks/market.py gives the project's verdict (issue 25).
+tables, the RL before/after table and the learning curves; benchmarks/market.py gives the project's verdict.
 """
 
 from __future__ import annotations
@@ -58,4 +58,4 @@ def run(ctx) -> None:  # ctx: DemoContext
     add_section(ctx.report, result, TITLE)
     ctx.report.section(TITLE).paragraphs.append(
         "A tiny market with small models: the numbers show the machinery, not the verdict; "
-        "benchmarks/market.py (issue 25) gives the project's market verdict at full size.")
+        "benchmarks/market.py gives the project's market verdict at full size.")

@@ -1,4 +1,4 @@
-"""Tables, plots and the report section of issue 15's market study (:mod:`genads.market.value_study`)."""
+"""Tables, plots and the report section of the value-aware market study (:mod:`genads.market.value_study`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 15's market study: a tuned cascade against value-aware end to end, before and after list-wise RL.
+"""The value-aware market study: a tuned cascade against value-aware end to end, before and after list-wise RL.
 
 Per seed: draw a market and its logs; train the cascade (SASRec retrieval -> DIN pCTR -> GSP) and the
 parallel end-to-end pipeline (generator -> value head -> learned payments) on those logs only; fine-tune

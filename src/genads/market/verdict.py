@@ -1,4 +1,4 @@
-"""Issue 25's market verdict: the strongest cascade against the best log-trained end-to-end variant.
+"""The market verdict: the strongest cascade against the best log-trained end-to-end variant.
 
 One protocol for every learned model, both sides, every seed:
 

@@ -1,4 +1,4 @@
-"""Tables and the report section of issue 25's market verdict (:mod:`genads.market.verdict`)."""
+"""Tables and the report section of the market verdict (:mod:`genads.market.verdict`)."""
 
 from __future__ import annotations
 
@@ -123,7 +123,7 @@ def full_size_sentence(path: Path) -> str | None:
     parts = [f"{t['market']} {'RPM' if t['alternative'] == 'greater' else 'CTR'} {100 * t['mean']:+.1f}% "
              f"[{100 * t['ci_holm'][0]:+.1f}, {100 * t['ci_holm'][1]:+.1f}]" for t in s["criteria"]]
     return (f"Full-size verdict ({path.name}, run at commit {sha[:10]}, {s['n_seeds']} paired seeds): e2e_best vs "
-            f"{s['cascade']}, paired lifts with Holm-level intervals: " + "; ".join(parts) + ". Issue 25's bar is met: "
+            f"{s['cascade']}, paired lifts with Holm-level intervals: " + "; ".join(parts) + ". The verdict's bar is met: "
             + ("yes." if s["all_hold"] else "no (see docs/market.md)."))
 
 

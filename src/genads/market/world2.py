@@ -1,4 +1,4 @@
-"""The second market world (issue 28): creatives, multinomial-logit page choice, variable ad load, fatigue,
+"""The second market world: creatives, multinomial-logit page choice, variable ad load, fatigue,
 per-slot reserves and learning bidders. Opt-in (``configs/market_world2.yaml``); the first worlds
 (:mod:`genads.market.world`) are untouched.
 

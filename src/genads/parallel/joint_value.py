@@ -1,4 +1,4 @@
-"""The value head trained jointly with the generator's trunk (issue 25, fix (b)).
+"""The value head trained jointly with the generator's trunk (the market verdict's fix (b)).
 
 :func:`genads.parallel.value_head.fit_value_head` fits the value head on a *frozen* generator: the trunk's state
 was shaped by next-ad prediction alone, and everything the click log says beyond that has to be carried by the

@@ -1,4 +1,4 @@
-"""Learned long codes for the parallel-code generator: OPQ/PQ codes refined end to end (issue 17, item 3).
+"""Learned long codes for the parallel-code generator: OPQ/PQ codes refined end to end.
 
 PQ codes (:mod:`genads.tokenize.pq`) minimise reconstruction error only: two items that users take
 together but whose vectors sit a little apart get unrelated codes. This module starts from a fitted

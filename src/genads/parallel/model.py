@@ -1,6 +1,6 @@
 """The parallel-code generator: one position per item, all ``m`` codes of the next item predicted at once.
 
-Why this shape (issue 13; the evidence is in benchmarks/results/beauty_generative*.json and docs/generator.md):
+Why this shape (the evidence is in benchmarks/results/beauty_generative*.json and docs/generator.md):
 the SID family (``genads.slate``) spells an item as 4 tokens, so its sequences are 4x longer than the
 history, and beam search can only rank what the beam keeps. The strong generative recommenders of
 2025-26 (RPG, ACERec, BARGE) read one position per item and score items exactly. This module does that:

@@ -32,7 +32,7 @@ PRESETS: dict[str, tuple[ParallelConfig, ParallelTrainConfig]] = {
     "small": (ParallelConfig(d_model=64, n_layer=2, max_items=20),
               ParallelTrainConfig(batch_size=64, epochs=30, warmup_steps=20, n_negatives=512, patience=5)),
     "beauty": (ParallelConfig(), ParallelTrainConfig()),
-    # What made the eSASRec recipe work, where it applies (issue 26): random batches, 256 uniform negatives drawn
+    # What made the eSASRec recipe work, where it applies: random batches, 256 uniform negatives drawn
     # independently for every position, Adam 1e-3 constant without clipping, Xavier-normal init, up to 200 epochs
     # with patience 50 on validation R@10 with the history ruled out. The trunk, codes and losses are 'beauty''s.
     "esasrec": (ParallelConfig(init="xavier"),

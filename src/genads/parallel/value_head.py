@@ -21,7 +21,7 @@ the first ``1 - holdout`` of the log's requests; the rest measures log-loss and 
 and early stopping keeps the best epoch. ``factors=False`` keeps only ``a * log P + c`` (Platt
 scaling of the generator's score): the "no value head" ablation.
 
-The optimiser's curse (issue 25): choosing the top few of a thousand ads by a noisy pCTR x bid picks the ads
+The optimiser's curse: choosing the top few of a thousand ads by a noisy pCTR x bid picks the ads
 whose per-ad bias ``b_ad`` (fitted on ~70 impressions each) is most over-estimated. After fitting, the head
 keeps each ad's Fisher information about its bias on the training rows (``bias_info``); :func:`eb_shrink`
 turns it into an empirical-Bayes posterior (a normal prior whose spread is estimated from the biases
