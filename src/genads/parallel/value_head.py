@@ -39,6 +39,8 @@ import torch
 from torch import Tensor, nn
 
 from genads.eval.ctr_metrics import mean_request_auc
+from genads.slate import checkpoint as ckpt
+from genads.training import EarlyStopping
 
 
 @dataclass(frozen=True)
@@ -194,7 +196,8 @@ def fit_value_head(head: ValueHead, h: Tensor, logp: Tensor, items: Tensor, slot
             p = torch.sigmoid(head.pair_logits(h[held], logp[held], items[held], hist(held)))
             return float(position_logloss(exam[held] * p, y[held])), p.numpy()
 
-    best, best_state, curve, bad = float("inf"), None, [], 0
+    # held-out log-loss, lower is better, as EarlyStopping's higher-is-better figure
+    record, stopper, curve = ckpt.Progress(best=-float("inf")), EarlyStopping(cfg.patience, min_delta=1e-6), []
     for epoch in range(cfg.epochs):
         head.train()
         total = 0.0
@@ -208,15 +211,10 @@ def fit_value_head(head: ValueHead, h: Tensor, logp: Tensor, items: Tensor, slot
         head.eval()
         valid, _ = held_out()
         curve.append({"epoch": epoch + 1, "train_logloss": total / len(train_rows), "valid_logloss": valid})
-        if valid < best - 1e-6:
-            best, bad = valid, 0
-            best_state = {k: v.clone() for k, v in head.state_dict().items()}
-        else:
-            bad += 1
-            if bad >= cfg.patience:
-                break
-    if best_state is not None:
-        head.load_state_dict(best_state)
+        stopper.update(record, -valid, head)
+        if record.stale >= cfg.patience:
+            break
+    stopper.restore(head)
     head.eval()
     if cfg.calibrate:
         with torch.no_grad():
