@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
@@ -66,6 +67,7 @@ def _serve_and_click(bundle: Path) -> tuple[str, list[dict]]:
                 r = client.post("/v1/events", json={"idempotency_key": f"{kind}-{s['position']}", "type": kind,
                                                     "token": s["token"]})
                 assert r.status_code == 200, r.text
+    gc.collect()  # the server is gone: its ledger's connections close (SQLite checkpoints and removes the WAL) now
     return (bundle / "state/admin.key").read_text().strip(), slate
 
 
