@@ -9,16 +9,11 @@ import torch
 from genads.data.split import left_pad
 from genads.market.e2e_parallel import ParallelE2EConfig, build_parallel_e2e
 from genads.market.logs import LogConfig, make_logs
-from genads.market.rl import (
-    RLConfig,
-    expected_list_value,
-    finetune,
-    plackett_luce_logprob,
-    plackett_luce_sample,
-)
+from genads.market.rl import RLConfig, expected_list_value, finetune
 from genads.market.value import ValueConfig
 from genads.market.world import WorldConfig, make_world
 from genads.parallel.model import ParallelConfig
+from genads.parallel.policy_gradient import plackett_luce_logprob, plackett_luce_sample
 from genads.parallel.train import ParallelTrainConfig
 from genads.tokenize.pq import PQConfig
 

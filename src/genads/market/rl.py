@@ -18,7 +18,8 @@ with the KL to the supervised policy computed exactly over the first pick. Train
 value head that shapes generation only (the pipeline's ``policy_head``; the auction keeps ranking
 and pricing with the calibrated supervised pCTR); the generator stays frozen, so a user's state and
 relevance are computed once. Training episodes use their own seed and users; evaluation uses other
-seeds (the caller's episode traffic).
+seeds (the caller's episode traffic). This module is the environment loop; the update itself (Plackett-Luce
+sampling and the loss) is model code, :mod:`genads.parallel.policy_gradient`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from torch import Tensor
 
 from genads.auction.mechanisms import gsp
 from genads.market.e2e_parallel import ParallelEndToEnd
+from genads.parallel.policy_gradient import listwise_loss, plackett_luce_sample
 
 
 @dataclass(frozen=True)
@@ -67,23 +69,6 @@ class RLConfig:
             raise ValueError(f"need lr={self.lr} > 0, kl={self.kl} >= 0, temperature={self.temperature} > 0")
         if not 0.0 <= self.revenue_weight <= 1.0:
             raise ValueError(f"revenue_weight={self.revenue_weight} must be in [0, 1]")
-
-
-def plackett_luce_sample(scores: Tensor, n: int, gen: torch.Generator) -> Tensor:
-    """(B, n) lists drawn without replacement from softmax(scores) (Gumbel top-n; -inf scores never drawn)."""
-    u = torch.rand(scores.shape, generator=gen, dtype=torch.float64).clamp_(1e-12, 1 - 1e-12)
-    return torch.topk(scores.double() - torch.log(-torch.log(u)), n, dim=1).indices
-
-
-def plackett_luce_logprob(scores: Tensor, lists: Tensor) -> Tensor:
-    """(B,) log-probability of ordered ``lists`` (B, n) under Plackett-Luce over ``scores`` (B, N)."""
-    out = scores.new_zeros(len(scores))
-    masked = scores
-    for j in range(lists.shape[1]):
-        pick = lists[:, j:j + 1]
-        out = out + masked.gather(1, pick)[:, 0] - torch.logsumexp(masked, dim=1)
-        masked = masked.scatter(1, pick, float("-inf"))
-    return out
 
 
 def list_rewards(world, users: np.ndarray, ads: np.ndarray, pctr: np.ndarray, bids: np.ndarray, auction,
@@ -145,8 +130,7 @@ def finetune(pipe: ParallelEndToEnd, world, history: np.ndarray, bids: np.ndarra
     for step in range(cfg.steps):
         users = rng.integers(len(history), size=cfg.requests)
         s, logit = scores(torch.from_numpy(users))
-        s_rep = s.repeat_interleave(cfg.group, dim=0)
-        lists = plackett_luce_sample(s_rep.detach(), n, gen)  # (R*G, n)
+        lists = plackett_luce_sample(s.detach().repeat_interleave(cfg.group, dim=0), n, gen)  # (R*G, n)
         pctr = torch.sigmoid(logit.detach().double()).repeat_interleave(cfg.group, dim=0).gather(1, lists).numpy()
         u_rep = np.repeat(users, cfg.group)
         spend = np.zeros(world.config.n_advertisers)
@@ -156,12 +140,7 @@ def finetune(pipe: ParallelEndToEnd, world, history: np.ndarray, bids: np.ndarra
             target = world.budget_rate * len(u_rep) / 1000.0
             lam = np.maximum(0.0, lam + cfg.pacing_eta * (spend / np.maximum(target, 1e-12) - 1.0))
         reward = cfg.revenue_weight * revenue + (1.0 - cfg.revenue_weight) * clicks * mean_bid
-        r = torch.from_numpy(reward).view(cfg.requests, cfg.group)
-        adv = ((r - r.mean(1, keepdim=True)) / (r.std(1, keepdim=True) + 1e-6)).view(-1)
-        logp = plackett_luce_logprob(s_rep, lists)
-        p, p_ref = torch.log_softmax(s, dim=1), ref[torch.from_numpy(users)]
-        kl = (p.exp() * (p - p_ref)).nan_to_num(0.0).sum(1).mean()
-        loss = -(adv.to(logp.dtype) * logp).mean() + cfg.kl * kl
+        loss, kl = listwise_loss(s, lists, reward, cfg.group, ref[torch.from_numpy(users)], cfg.kl)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
