@@ -94,7 +94,7 @@ def test_probes_answered_by_the_protocol_are_counted(server):
 def test_a_response_head_is_sent_with_its_body_in_one_write():
     import asyncio
 
-    from genads.serve.limits import OneWrite
+    from genads.serve.protocol import OneWrite
 
     class Transport:
         def __init__(self) -> None:
