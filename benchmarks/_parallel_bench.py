@@ -100,8 +100,10 @@ def parallel_codes(dataset, split, cache: Path, key: dict, seed: int) -> tuple[n
 
 def job(kind: str, data: str, name: str, seed: int, sets: list[str], cache: str, run_dir: str | None,
         budget_min: float, sasrec_preset: str = "ss", parallel_preset: str = "beauty", cpu_budget_min: float = 0.0,
-        esasrec_protocol: bool = False) -> dict:
-    """One model, trained and evaluated in this (worker) process with one thread."""
+        esasrec_protocol: bool = False, resume: bool = False, prior_seconds: tuple[float, float] = (0.0, 0.0)) -> dict:
+    """One model, trained and evaluated in this (worker) process with one thread. ``resume`` (parallel only):
+    continue ``run_dir``'s checkpoint exactly; the log is then the whole run's and ``prior_seconds`` (wall, CPU) of
+    the earlier calls are added to the training time."""
     import torch
 
     torch.set_num_threads(1)
@@ -137,9 +139,11 @@ def job(kind: str, data: str, name: str, seed: int, sets: list[str], cache: str,
         train = _override(replace(train, time_budget_s=budget_min * 60, cpu_budget_s=cpu_budget_min * 60),
                           ParallelTrainConfig, [x for x in sets if x not in arch_sets], "parallel.")
         model = ParallelRecommender(codes, arch, train, run_dir=run_dir)
-        log = model.fit(split, seed=seed, progress=False)
+        log = model.fit(split, seed=seed, progress=False, resume=resume)
         for row in log:
             print("parallel", row, flush=True)
+        if resume:  # the whole run's rows, the earlier calls' included
+            log = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines() if line]
         described = {"model": asdict(model.config), "train": asdict(model.train)}
         checked = [r for r in log if "valid_ndcg@10" in r]
         last_best = max((i for i, r in enumerate(checked) if r.get("improved")), default=-1)
@@ -150,7 +154,8 @@ def job(kind: str, data: str, name: str, seed: int, sets: list[str], cache: str,
                  "patience_reached": len(checked) - 1 - last_best >= train.patience,
                  "stopped_by_budget": any(r.get("stopped_by_time_budget") or r.get("stopped_by_cpu_budget")
                                           for r in log)}
-    train_wall, train_cpu = time.perf_counter() - wall, time.process_time() - cpu
+    train_wall = time.perf_counter() - wall + prior_seconds[0]
+    train_cpu = time.process_time() - cpu + prior_seconds[1]
     out = {"kind": kind, "config": described, "epochs": len(log), "log": log, "train_seconds": round(train_wall, 1),
            "train_cpu_seconds": round(train_cpu, 1), **extra,
            "valid": evaluate(model, split.valid, ks=(5, 10, 20)), "test": evaluate(model, split.test, ks=(5, 10, 20))}
@@ -182,12 +187,15 @@ def run(args, published: dict, print_table, save, results_dir: Path) -> None:
     from genads.eval.harness import evaluate
 
     kinds = [k for k in args.models.split(",") if k]
+    if args.resume and (kinds != ["parallel"] or args.run_dir is None):
+        raise SystemExit("--resume continues the parallel generator's checkpoint: give --models parallel and --run-dir")
     esasrec_protocol = args.sasrec_preset.startswith("esasrec")
     start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=max(1, min(len(kinds), args.workers)), mp_context=get_context("spawn")) as pool:
         futures = {k: pool.submit(job, k, str(args.data), args.name, args.seed, args.set, str(args.sid_cache),
                                   str(args.run_dir / k) if args.run_dir else None, args.budget_min, args.sasrec_preset,
-                                  args.parallel_preset, args.cpu_budget_min, esasrec_protocol)
+                                  args.parallel_preset, args.cpu_budget_min, esasrec_protocol, args.resume,
+                                  tuple(args.prior_seconds))
                    for k in kinds}
         out = {k: f.result() for k, f in futures.items()}
     wall = time.perf_counter() - start
