@@ -1,5 +1,5 @@
 """Request ids without a system call each: ``uuid4()`` reads ``os.urandom`` per id, which on a loaded virtual
-machine costs a GIL hand-off and tenths of a millisecond per request (measured, issue 29).
+machine costs a GIL hand-off and tenths of a millisecond per request (measured: docs/serving_performance.md).
 
 An id is the keyed BLAKE2b of a per-process counter under a 32-byte key read once from ``os.urandom`` (again
 in every forked worker, so workers never share a sequence): 32 hex digits, unique per process and as

@@ -9,8 +9,7 @@ connection stays usable). :class:`StrictJSONRoute` parses bodies refusing duplic
 naming the key). Every error body has the API's shape ``{"detail": [{"loc", "msg", "type"}]}``.
 
 Under uvicorn (``genads serve``) :func:`genads.serve.protocol.guarded_protocol` adds what ASGI cannot see: head
-deadlines and sizes, connection lifetimes and per-address counts, and ``GET /healthz`` answered by the protocol
-(``guarded_protocol`` and ``OneWrite`` are still importable from here).
+deadlines and sizes, connection lifetimes and per-address counts, and ``GET /healthz`` answered by the protocol.
 """
 
 from __future__ import annotations
@@ -172,12 +171,3 @@ class StrictJSONRoute(APIRoute):
             return await handler(StrictJSONRequest(request.scope, request.receive))
 
         return route
-
-
-def __getattr__(name: str):
-    """The connection guards live in :mod:`genads.serve.protocol` (they use :class:`Limits`); importable from here."""
-    if name in ("guarded_protocol", "OneWrite", "HEALTHY"):
-        from genads.serve import protocol
-
-        return getattr(protocol, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

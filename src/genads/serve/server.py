@@ -37,8 +37,9 @@ from genads.serve.bundle import load_bundle
 from genads.serve.engine import AdEngine, ServeConfig, seed_campaigns
 from genads.serve.keys import LedgerError
 from genads.serve.ledger import SQLLedger, open_ledger
-from genads.serve.limits import Limits, guarded_protocol
+from genads.serve.limits import Limits
 from genads.serve.metrics import enable_multiprocess, worker_exited
+from genads.serve.protocol import guarded_protocol
 from genads.serve.served_log import SERVED_LOG, ServedLog
 from genads.serve.tokens import TokenSecrets, write_secret
 from genads.serve.traffic import TrafficPolicy
