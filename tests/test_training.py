@@ -48,7 +48,19 @@ def test_patience_stops_and_the_best_weights_come_back():
 
 def test_a_cpu_budget_stops_at_the_first_epoch_end():
     _, state, log = _fit(budgets=training.Budgets(cpu_s=1e-9))
-    assert len(log) == 1 and log[0]["stopped_by_cpu_budget"] and state.done
+    assert len(log) == 1 and log[0]["stopped_by_cpu_budget"] and not state.done  # this call ends, the run does not
+
+
+def test_a_run_stopped_by_its_budget_resumes_where_it_stopped(tmp_path):
+    """A budget ends the call with the best weights, not the run: resuming trains the remaining epochs and ends
+    with the weights of an uninterrupted run."""
+    whole, _, log = _fit()
+    _, _, cut = _fit(run_dir=tmp_path, budgets=training.Budgets(cpu_s=1e-9))
+    assert [r["epoch"] for r in cut] == [1] and cut[0]["stopped_by_cpu_budget"]
+    rest, state, log2 = _fit(run_dir=tmp_path, resume=True)
+    assert [r["epoch"] for r in log2] == [r["epoch"] for r in log][1:] and state.done
+    for a, b in zip(whole.parameters(), rest.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-7)
 
 
 def test_a_cut_run_resumes_to_the_same_weights(tmp_path):

@@ -167,6 +167,9 @@ def run_epochs(model: nn.Module, opt: torch.optim.Optimizer, state: ckpt.Progres
                budgets: Budgets = Budgets()) -> list[dict]:
     """Train until done, out of budget or at ``until_step`` optimiser steps; returns this call's epoch rows.
 
+    Done (patience or the last epoch) and out of budget both end with the best weights in ``model``; only done ends
+    the run: after a budget stop the checkpoint (the last epoch's weights) resumes training where it stopped.
+
     Args:
         batches: ``batches(epoch)`` -> that epoch's global batches (the same on every rank: seeded by the epoch).
         step: one optimiser step on a global batch -> (loss, second loss part) for the epoch's running means.
@@ -180,7 +183,8 @@ def run_epochs(model: nn.Module, opt: torch.optim.Optimizer, state: ckpt.Progres
     bar = tqdm(total=total, initial=state.step, desc=desc, disable=not progress or rank != 0)
     epoch_start = started = time.perf_counter()
     cpu_started = time.process_time()
-    while not state.done and (until_step is None or state.step < until_step):
+    out_of_budget = False  # ends this call, not the run: the checkpoint stays resumable
+    while not state.done and not out_of_budget and (until_step is None or state.step < until_step):
         epoch = batches(state.epoch)
         while state.batch < len(epoch) and (until_step is None or state.step < until_step):
             loss, second = step(epoch[state.batch])
@@ -192,9 +196,9 @@ def run_epochs(model: nn.Module, opt: torch.optim.Optimizer, state: ckpt.Progres
         if state.batch >= len(epoch):
             row = end_epoch(epoch_start)
             if budgets.time_s and not state.done and over_budget(started, budgets.time_s):
-                state.done = row["stopped_by_time_budget"] = True
-            if budgets.cpu_s and not state.done and over_cpu_budget(cpu_started, budgets.cpu_s):
-                state.done = row["stopped_by_cpu_budget"] = True
+                out_of_budget = row["stopped_by_time_budget"] = True
+            if budgets.cpu_s and not state.done and not out_of_budget and over_cpu_budget(cpu_started, budgets.cpu_s):
+                out_of_budget = row["stopped_by_cpu_budget"] = True
             bar.set_postfix(**postfix(row))
             epoch_start = time.perf_counter()
             log.append(row)
@@ -205,6 +209,6 @@ def run_epochs(model: nn.Module, opt: torch.optim.Optimizer, state: ckpt.Progres
         if folder is not None and rank == 0:
             ckpt.save_checkpoint(folder, model, opt, state)
     bar.close()
-    if state.done:
+    if state.done or out_of_budget:
         stopper.restore(model)
     return log
