@@ -177,6 +177,17 @@ def test_no_user_with_two_events_is_a_clear_error(tmp_path):
         fit(build(codes), codes, split, TINY, seed=0, progress=False)
 
 
+def _item_loss(obj, split):
+    """(items, targets, positions M, loss) of ``obj`` on five test histories' last six items (generator seed 3)."""
+    items = torch.from_numpy(split.test.history[:5, -6:])
+    targets = torch.roll(items, -1, dims=1)
+    targets[:, -1] = torch.from_numpy(split.test.target[:5])
+    targets[items == 0] = 0
+    M = int((targets > 0).sum())
+    loss, _ = obj(items, targets, torch.Generator().manual_seed(3), torch.tensor(float(M)))
+    return items, targets, M, loss
+
+
 def test_per_position_item_loss_equals_the_naive_gather_with_its_own_negatives(cycle_split, cycle_codes):
     """The per-position item softmax (logits gathered from the code logits) equals the exact score of the positive
     against each position's own negatives, computed naively from the items' code vectors; and the negatives of two
@@ -187,13 +198,7 @@ def test_per_position_item_loss_equals_the_naive_gather_with_its_own_negatives(c
     model = build(cycle_codes, dropout=0.0, id_dropout=0.0)
     cfg = replace(TINY, negatives="per-position", n_negatives=6, code_weight=0.0)
     codes_t = torch.from_numpy(cycle_codes)
-    obj = Objective(model, codes_t, cfg)
-    items = torch.from_numpy(cycle_split.test.history[:5, -6:])
-    targets = torch.roll(items, -1, dims=1)
-    targets[:, -1] = torch.from_numpy(cycle_split.test.target[:5])
-    targets[items == 0] = 0
-    M = int((targets > 0).sum())
-    loss, _ = obj(items, targets, torch.Generator().manual_seed(3), torch.tensor(float(M)))
+    items, targets, M, loss = _item_loss(Objective(model, codes_t, cfg), cycle_split)
     neg = draw_negatives(M, 6, len(cycle_codes) - 1, torch.Generator().manual_seed(3))  # the same draw
     q = model.code_queries(model(items, codes_t[items])[targets > 0]).flatten(1)  # (M, m*d)
     vecs = model.item_vectors(codes_t)  # (N+1, m*d)
@@ -254,13 +259,7 @@ def test_id_score_item_loss_equals_the_naive_hybrid_score(cycle_split, cycle_cod
         model.item.weight.mul_(5.0)  # make the ID term matter
     cfg = replace(TINY, negatives=negatives, n_negatives=6, code_weight=0.0)
     codes_t = torch.from_numpy(cycle_codes)
-    obj = Objective(model, codes_t, cfg)
-    items = torch.from_numpy(cycle_split.test.history[:5, -6:])
-    targets = torch.roll(items, -1, dims=1)
-    targets[:, -1] = torch.from_numpy(cycle_split.test.target[:5])
-    targets[items == 0] = 0
-    M = int((targets > 0).sum())
-    loss, _ = obj(items, targets, torch.Generator().manual_seed(3), torch.tensor(float(M)))
+    items, targets, M, loss = _item_loss(Objective(model, codes_t, cfg), cycle_split)
     gen = torch.Generator().manual_seed(3)
     if negatives == "per-position":
         neg = draw_negatives(M, 6, len(cycle_codes) - 1, gen)
