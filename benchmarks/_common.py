@@ -44,6 +44,11 @@ _START = {"git_sha": git_sha(), "load_at_start": list(os.getloadavg()),
 _CPU_AT_START = time.process_time()
 
 
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    """The epoch rows a training run appended to ``run_dir/metrics.jsonl`` (its whole log, resumed calls included)."""
+    return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines() if line]
+
+
 def save(name: str, figures: dict) -> Path:
     """Write benchmarks/results/NAME.json with the figures and the run's provenance.
 

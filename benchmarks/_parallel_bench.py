@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _common import read_metrics
+
 KEYS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10", "recall@20", "ndcg@20")
 
 
@@ -143,7 +145,7 @@ def job(kind: str, data: str, name: str, seed: int, sets: list[str], cache: str,
         for row in log:
             print("parallel", row, flush=True)
         if resume:  # the whole run's rows, the earlier calls' included
-            log = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines() if line]
+            log = read_metrics(run_dir)
         described = {"model": asdict(model.config), "train": asdict(model.train)}
         checked = [r for r in log if "valid_ndcg@10" in r]
         last_best = max((i for i, r in enumerate(checked) if r.get("improved")), default=-1)

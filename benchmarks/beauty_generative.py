@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import RESULTS, print_table, save
+from _common import RESULTS, print_table, read_metrics, save
 from genads.baselines import Popularity
 from genads.data.dataset import atomic_write_text, load_dataset
 from genads.data.ingest import import_dataset
@@ -259,14 +259,14 @@ def main() -> None:
         rec.model = SlateModel(rec.config)
         load_weights(rec.model, args.run_dir / "checkpoint" / "best.safetensors")
         rec.model.eval()
-        log = [json.loads(line) for line in (args.run_dir / "metrics.jsonl").read_text().splitlines() if line]
+        log = read_metrics(args.run_dir)
         train_seconds = sum(r["seconds"] for r in log)
         train_cpu = float("nan")
     else:
         log = rec.fit(split, seed=args.seed, progress=True, resume=args.resume)
         train_seconds, train_cpu = time.perf_counter() - start, time.process_time() - cpu_start
         if args.resume:  # the whole run: every epoch's row, and the earlier calls' time
-            log = [json.loads(line) for line in (args.run_dir / "metrics.jsonl").read_text().splitlines() if line]
+            log = read_metrics(args.run_dir)
             train_seconds += args.prior_seconds[0]
             train_cpu += args.prior_seconds[1]
     if args.pilot:
