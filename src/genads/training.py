@@ -116,10 +116,14 @@ class EarlyStopping:
         more than ``min_delta``."""
         if value > state.best + self.min_delta:
             state.best, state.best_epoch, state.stale = value, state.epoch + 1, 0
-            self.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            self.keep(model)
             return True
         state.stale += 1
         return False
+
+    def keep(self, model: nn.Module) -> None:
+        """Keep ``model``'s current weights as the best (what :meth:`restore` brings back)."""
+        self.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     def end_epoch(self, state: ckpt.Progress, row: dict, *, epochs: int, eval_every: int, model: nn.Module,
                   validate: Callable[[dict], float]) -> dict:

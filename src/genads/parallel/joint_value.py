@@ -210,7 +210,8 @@ def _train(model: ParallelModel, head: ValueHead, opt: torch.optim.Optimizer, cf
     # held-out log-loss, lower is better, as EarlyStopping's higher-is-better figure; a fresh head is no model
     # yet: the first evaluation is kept whatever it is
     record = ckpt.Progress(best=-float("inf") if cfg.fresh_head else -start_loss)
-    stopper = EarlyStopping(cfg.patience, {k: v.detach().clone() for k, v in both.state_dict().items()}, 1e-6)
+    stopper = EarlyStopping(cfg.patience, min_delta=1e-6)
+    stopper.keep(both)  # the starting weights come back if no evaluation beats them
     curve = [{"epoch": 0.0, "valid_logloss": start_loss}]
     train_reqs = torch.arange(cut)
     for epoch in range(cfg.epochs):
