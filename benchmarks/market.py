@@ -134,8 +134,9 @@ def main() -> None:
              "torch_threads": 1, "config_file": str(args.config), "tiny": args.tiny,
              "config": {"sim": to_dict(vc.sim), "parallel": to_dict(vc.parallel),
                         "grids": {k: list(getattr(vc, k)) for k in ("cascade_retrieve", "cascade_alpha", "shrink",
-                                                                    "joint", "lcb_z", "relevance_weight", "reserves")},
-                        "holdout": vc.holdout, "pacing_eta": vc.pacing_eta,
+                                                                    "joint", "ids", "lcb_z", "relevance_weight",
+                                                                    "reserves")},
+                        "holdout": vc.holdout, "pacing_eta": vc.pacing_eta, "id_logit_weight": vc.id_logit_weight,
                         "slate_world": to_dict(vc.slate_world) if vc.slate_world else None}}
 
     def on_seed(result: dict) -> None:

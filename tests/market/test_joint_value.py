@@ -71,3 +71,29 @@ def test_joint_config_rejects_nonsense() -> None:
         JointConfig(click_weight=0.0)
     with pytest.raises(ValueError, match="epochs"):
         JointConfig(epochs=0)
+
+
+def test_a_codes_plus_id_generator_serves_and_trains_jointly_on_its_item_softmax(market) -> None:  # noqa: F811
+    from genads.market.e2e_parallel import build_parallel_e2e
+    from genads.market.verdict import with_ids
+
+    world, logs, _, _ = market
+    cfg = replace(with_ids(TINY, 1.0), joint=JointConfig(epochs=2))
+    # the ID part of the item logit has weight 1: scale * id_weight == 1
+    scale = cfg.model.temperature / (cfg.codes.n_codes * cfg.train.item_temperature)
+    assert cfg.model.id_weight * scale == pytest.approx(1.0)
+    pipe, info = build_parallel_e2e(world, logs, cfg, seed=0)
+    assert pipe.model.scores_ids and info["generator_valid_ndcg@10"] > 0
+    hist = left_pad(logs.histories, 12)[:20]
+    _, logp_serve, _ = pipe.user_state(hist)
+    assert torch.allclose(logp_serve.exp().sum(1), torch.ones(len(hist)), atol=1e-4)  # a distribution over ads
+    out, j_info = build_joint(pipe, world, logs, cfg, seed=0)
+    out.model.eval()
+    with torch.no_grad():
+        _, logp = user_states(out.model, out.item_codes, out.content, torch.as_tensor(hist), cfg.train.item_temperature)
+        items = torch.arange(1, len(out.item_codes))
+        pair = item_logp(logp.repeat_interleave(len(items), 0), out.item_codes, items.repeat(len(hist)))
+    _, logp_joint, _ = out.user_state(hist)
+    assert logp.shape == (len(hist), len(items))
+    assert torch.allclose(pair.view(len(hist), -1), logp_joint, atol=1e-4)
+    assert j_info["valid_logloss"] <= j_info["valid_logloss_start"]

@@ -132,3 +132,33 @@ def test_id_scores_are_added_per_key_and_an_ad_without_an_id_row_reads_column_ze
             np.testing.assert_allclose(fast.scores, ref.scores, rtol=1e-9)
         batched = live.topk(logp, 10, bid_config=cfg, id_scores=id_scores)
         assert batched.ads[1].tolist() == live.topk(logp[1:2], 10, bid_config=cfg, id_scores=id_scores[1:2]).ads[0].tolist()
+
+
+def test_item_logprobs_is_the_item_softmax_of_the_model_score():
+    from genads.parallel.model import ParallelConfig, ParallelModel, item_logprobs
+
+    torch.manual_seed(0)
+    n, m, k, t_item = 30, 4, 8, 0.05
+    codes = torch.cat([torch.zeros(1, m, dtype=torch.long), torch.randint(0, k, (n, m))])
+    h = torch.randn(5, 16)
+    plain = ParallelModel(ParallelConfig(n_codes=m, codebook_size=k, d_model=16, d_code=4, n_layer=1, n_items=n))
+    # codes only: the exact Σ_k log p_k, a distribution over the code product space (not renormalised over items)
+    assert torch.allclose(item_logprobs(plain, h, codes, t_item), score_items(plain.code_logprobs(h), codes[1:]))
+    w = m * t_item / 0.07
+    hybrid = ParallelModel(ParallelConfig(n_codes=m, codebook_size=k, d_model=16, d_code=4, n_layer=1, n_items=n,
+                                          id_weight=w))
+    with torch.no_grad():
+        hybrid.item.weight.normal_()
+    out = item_logprobs(hybrid, h, codes, t_item)
+    # naive: per item, scale * (Σ_k log p_k(code_k) + id_weight * h·e), softmax over the n items
+    logp = hybrid.code_logprobs(h)
+    naive = torch.stack([sum(logp[:, j, codes[i, j]] for j in range(m)) + w * h @ hybrid.item.weight[i]
+                         for i in range(1, n + 1)], dim=1)
+    scale = 0.07 / (m * t_item)
+    assert torch.allclose(out, torch.log_softmax(scale * naive, dim=1), atol=1e-5)
+    assert torch.allclose(out.exp().sum(1), torch.ones(5), atol=1e-5)
+    # the ID term moves the distribution: the same model without it gives another one
+    assert not torch.allclose(out, torch.log_softmax(scale * score_items(logp, codes[1:]), dim=1), atol=1e-3)
+    # the ranking is the model's item score (item_queries · item_keys)
+    ranked = (hybrid.item_queries(h) @ hybrid.item_keys(codes).T)[:, 1:]
+    assert torch.equal(out.argsort(1, descending=True)[:, :5], ranked.argsort(1, descending=True)[:, :5])

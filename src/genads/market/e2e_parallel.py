@@ -38,7 +38,7 @@ from genads.auction.payment_net import LearnedPayments, PaymentNet
 from genads.market.logs import Logs
 from genads.market.value import ValueConfig, ValueHead, fit_value_head
 from genads.parallel.joint_value import JointConfig, fit_joint
-from genads.parallel.model import ParallelConfig, ParallelModel, score_items
+from genads.parallel.model import ParallelConfig, ParallelModel, item_logprobs
 from genads.parallel.recommender import PRESETS, sized_config
 from genads.parallel.train import ParallelTrainConfig, fit
 from genads.tokenize.pq import PQCodebook, PQConfig
@@ -113,9 +113,10 @@ class ParallelEndToEnd:
         return self.model(hist, self.item_codes[hist])[:, -1]
 
     def relevance(self, h: Tensor) -> Tensor:
-        """(B, n_ads) exact log P(ad | history) of ads 0..n_ads-1 (item index = ad + 1); differentiable in the
-        generator's code heads."""
-        return score_items(self.model.code_logprobs(h), self.item_codes[1:])
+        """(B, n_ads) exact log P(ad | history) of ads 0..n_ads-1 (item index = ad + 1), the ID term included for a
+        generator that has one (:func:`genads.parallel.model.item_logprobs`); differentiable in the generator's
+        heads."""
+        return item_logprobs(self.model, h, self.item_codes, self.cfg.train.item_temperature)
 
     @torch.no_grad()
     def user_state(self, history: np.ndarray) -> tuple[Tensor, Tensor, Tensor]:
@@ -205,10 +206,12 @@ def item_features(model: ParallelModel, codes: np.ndarray, content: np.ndarray |
 
 
 def train_value_head(pipe_model: ParallelModel, codes: np.ndarray, logs: Logs, slot_ctr: np.ndarray, k: int,
-                     cfg: ValueConfig, seed: int, content: np.ndarray | None = None) -> tuple[ValueHead, dict]:
-    """The value head on the impression log (``k`` ads per request, rows grouped by request in time order)."""
+                     cfg: ValueConfig, seed: int, content: np.ndarray | None = None,
+                     e2e: ParallelE2EConfig | None = None) -> tuple[ValueHead, dict]:
+    """The value head on the impression log (``k`` ads per request, rows grouped by request in time order);
+    ``e2e`` the pipeline's config (its relevance reads the generator's item temperature)."""
     torch.manual_seed(seed)
-    probe = ParallelEndToEnd(pipe_model, codes, None, ParallelE2EConfig(), slot_ctr,  # type: ignore[arg-type]
+    probe = ParallelEndToEnd(pipe_model, codes, None, e2e or ParallelE2EConfig(), slot_ctr,  # type: ignore[arg-type]
                              content=content)
     imp = logs.impressions
     per_req = imp.history[::k]
@@ -231,7 +234,7 @@ def build_parallel_e2e(world, logs: Logs, cfg: ParallelE2EConfig, seed: int) -> 
     """Generator and value head from the logs (the payment network is trained by the caller, on its profiles)."""
     model, codes, gen_log = train_generator(logs, world.ad_features, cfg, seed)
     head, value_info = train_value_head(model, codes, logs, world.slot_ctr, world.config.ad_load, cfg.value, seed,
-                                        world.ad_features)
+                                        world.ad_features, cfg)
     pipe = ParallelEndToEnd(model, codes, head, cfg, world.slot_ctr, content=world.ad_features)
     info = {"generator_epochs": len(gen_log),
             "generator_valid_ndcg@10": max((r.get("valid_ndcg@10", 0.0) for r in gen_log), default=0.0),

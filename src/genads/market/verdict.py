@@ -16,7 +16,10 @@ One protocol for every learned model, both sides, every seed:
   empirical Bayes (``e2e_eb``); generation on a lower confidence bound (``e2e_lcb``); a relevance prior
   (``e2e_rel``); the value head trained jointly with the generator's trunk on next-ad + position-aware click
   likelihood, early-stopped on the same held-out requests (``e2e_joint``, :mod:`genads.parallel.joint_value`);
-  and ``e2e_best``, the joint choice over head (frozen-trunk or joint) x shrinkage x LCB z x relevance weight.
+  a generator whose item score has an ID term beside its codes (``ParallelConfig.id_weight``, the hybrid that
+  closed half the gap to SASRec offline), with its own value head (``e2e_ids``) or trained jointly with it
+  (``e2e_ids_joint``); and ``e2e_best``, the joint choice over generator (codes or codes + IDs) x head
+  (frozen-trunk or joint) x shrinkage x LCB z x relevance weight.
   Every choice is made on the tuning seed only (geometric mean of the two markets' RPM).
 * **Payments on the frontier.** ``e2e_best``'s allocation rule with GSP (its row), GSP with a reserve tuned on
   the tuning seed (``e2e_best_reserve``) and the learned payment network (``e2e_best_learned``).
@@ -58,7 +61,7 @@ METRICS = ("rpm", "gross_rpm", "lost_rpm", "ctr", "user_welfare", "advertiser_we
            "ir_violations", "budget_overspend", "winners_true_ctr", "candidates_true_ctr", "rpm_expected",
            "value_efficiency", "budget_spent_share", "absorbed_per_mille")
 CASCADES = ("cascade_blind", "cascade_bid")
-FIXES = ("e2e", "e2e_eb", "e2e_lcb", "e2e_rel", "e2e_joint", "e2e_best")
+FIXES = ("e2e", "e2e_eb", "e2e_lcb", "e2e_rel", "e2e_joint", "e2e_ids", "e2e_ids_joint", "e2e_best")
 PAYMENTS = ("e2e_best_reserve", "e2e_best_learned")
 ORACLES = ("oracle", "oracle_paced")
 
@@ -78,6 +81,11 @@ class VerdictConfig:
     shrink: tuple[bool, ...] = (False, True)
     joint: tuple[bool, ...] = (False, True)
     """Value heads tried for ``e2e_best``: the frozen-trunk one (False) and the jointly trained one (True)."""
+    ids: tuple[bool, ...] = (False, True)
+    """Generators tried for ``e2e_best``: codes only (False) and codes + an ID term in the item score (True)."""
+    id_logit_weight: float = 1.0
+    """Weight of h·e in the ID generator's item logit (1: as SASRec's output layer; the model's ``id_weight`` is
+    this times m · item_temperature / temperature)."""
     lcb_z: tuple[float, ...] = (0.0, 1.0, 2.0)
     relevance_weight: tuple[float, ...] = (0.0, 0.25, 1.0)
     reserves: tuple[float, ...] = (0.25, 0.5, 0.75)
@@ -166,6 +174,11 @@ class Trained:
     joint: ParallelEndToEnd | None = None
     """The pipeline whose generator trunk and value head were trained jointly (fix (b))."""
     joint_eb_head: object = None
+    ids: ParallelEndToEnd | None = None
+    """The pipeline whose generator scores items by codes + an ID term, with its own value head."""
+    ids_eb_head: object = None
+    ids_joint: ParallelEndToEnd | None = None
+    ids_joint_eb_head: object = None
 
 
 def train(vc: VerdictConfig, seed: int, factor: int = 1, log=print) -> Trained:
@@ -186,6 +199,12 @@ def train(vc: VerdictConfig, seed: int, factor: int = 1, log=print) -> Trained:
     t2 = time.process_time()
     joint, j_info = build_joint(e2e, m.world, m.logs, p_cfg, seed)
     joint_eb = shrunk_head(joint.head)
+    t3 = time.process_time()
+    ids = ids_joint = None
+    if True in vc.ids:
+        i_cfg = with_ids(p_cfg, vc.id_logit_weight)
+        ids, ii_info = build_parallel_e2e(m.world, m.logs, i_cfg, seed)
+        ids_joint, ij_info = build_joint(ids, m.world, m.logs, i_cfg, seed) if True in vc.joint else (None, {})
     info = {"sasrec_valid_ndcg@10": c_info["sasrec_valid_ndcg@10"], "sasrec_epochs": c_info["sasrec_epochs"],
             "din_valid_auc": c_info["din"]["valid_auc_within_request"], "din_valid_logloss": c_info["din"]["valid_logloss"],
             "din_epochs": c_info["din"]["epochs"],
@@ -198,12 +217,32 @@ def train(vc: VerdictConfig, seed: int, factor: int = 1, log=print) -> Trained:
             "joint_generator_valid_ndcg@10": j_info["generator_valid_ndcg@10"],
             "held_out_requests": n_req - len(train_imp.item) // k,
             "cpu_seconds_cascade": round(t1 - t0, 1), "cpu_seconds_e2e": round(t2 - t1, 1),
-            "cpu_seconds_joint": round(time.process_time() - t2, 1)}
+            "cpu_seconds_joint": round(t3 - t2, 1)}
     info.update(head_scores(e2e, eb, m, vc.holdout))
     info.update({f"joint_eb_{k[9:]}": v for k, v in head_scores(joint, joint_eb, m, vc.holdout).items()})
+    if ids is not None:
+        info.update({"ids_generator_valid_ndcg@10": ii_info["generator_valid_ndcg@10"],
+                     "ids_generator_epochs": ii_info["generator_epochs"],
+                     "ids_valid_auc": ii_info["value_head"]["valid_auc_within_request"],
+                     "ids_valid_logloss": ii_info["value_head"]["valid_logloss"],
+                     "ids_epochs": ii_info["value_head"]["epochs"]})
+        if ids_joint is not None:
+            info.update({"ids_joint_valid_auc": ij_info["valid_auc_within_request"],
+                         "ids_joint_valid_logloss": ij_info["valid_logloss"], "ids_joint_epochs": ij_info["epochs"],
+                         "ids_joint_generator_valid_ndcg@10": ij_info["generator_valid_ndcg@10"]})
+        info["cpu_seconds_ids"] = round(time.process_time() - t3, 1)
     log(f"seed {seed} x{factor} trained: " + ", ".join(f"{a} {b:.4f}" if isinstance(b, float) else f"{a} {b}"
                                                       for a, b in info.items()))
-    return Trained(m, cascade, e2e, eb, info, joint, joint_eb)
+    return Trained(m, cascade, e2e, eb, info, joint, joint_eb, ids, None if ids is None else shrunk_head(ids.head),
+                   ids_joint, None if ids_joint is None else shrunk_head(ids_joint.head))
+
+
+def with_ids(p: ParallelE2EConfig, logit_weight: float) -> ParallelE2EConfig:
+    """``p`` with a generator whose item score adds ``logit_weight`` · h·e to the item logit (an ID table, the
+    model's ``id_weight`` scaled by m · item_temperature / temperature so that the logit's ID part is unscaled)."""
+    model = p.model
+    weight = logit_weight * p.codes.n_codes * p.train.item_temperature / model.temperature
+    return replace(p, model=replace(model, n_items=max(1, model.n_items), id_weight=weight))
 
 
 @torch.no_grad()
@@ -229,13 +268,17 @@ def cascade_variant(t: Trained, retrieve: int, alpha: float) -> Cascade:
                    t.cascade.slot_ctr)
 
 
-def e2e_variant(t: Trained, shrink: bool, z: float, rw: float, joint: bool = False, **changes) -> ParallelEndToEnd:
-    """The end-to-end pipeline under one fix setting: the frozen-trunk (``joint`` False) or jointly trained
-    generator and head, its per-ad biases shrunk or not, generation on an LCB ``z``, relevance weight ``rw``."""
-    base = t.joint if joint else t.e2e
+def e2e_variant(t: Trained, shrink: bool, z: float, rw: float, joint: bool = False, ids: bool = False,
+                **changes) -> ParallelEndToEnd:
+    """The end-to-end pipeline under one fix setting: the codes-only or (``ids``) codes + ID generator, with its
+    frozen-trunk (``joint`` False) or jointly trained head, its per-ad biases shrunk or not, generation on an LCB
+    ``z``, relevance weight ``rw``."""
+    base, eb = {(False, False): (t.e2e, t.eb_head), (True, False): (t.joint, t.joint_eb_head),
+                (False, True): (t.ids, t.ids_eb_head), (True, True): (t.ids_joint, t.ids_joint_eb_head)}[joint, ids]
     if base is None:
-        raise ValueError("this seed's models have no jointly trained pipeline")
-    head = (t.joint_eb_head if joint else t.eb_head) if shrink else base.head
+        raise ValueError(f"this seed's models have no {'jointly trained ' if joint else ''}"
+                         f"{'codes + ID ' if ids else ''}pipeline")
+    head = eb if shrink else base.head
     return base.with_config(head=head, lcb_z=z, relevance_weight=rw, payments=changes.pop("payments", "gsp"), **changes)
 
 
@@ -273,10 +316,10 @@ def tune(vc: VerdictConfig, log=print) -> tuple[dict, Trained]:
         figs = run_markets(vc, t, cascade_variant(t, retrieve, alpha))
         grid["cascade"][f"{retrieve}/{float(alpha)}"] = score(figs)
         log(f"tuning: cascade retrieve {retrieve} alpha {alpha}: {score(figs):.1f}")
-    for joint, shrink, z, rw in itertools.product(vc.joint, vc.shrink, vc.lcb_z, vc.relevance_weight):
-        figs = run_markets(vc, t, e2e_variant(t, shrink, z, rw, joint))
-        grid["e2e"][f"{int(joint)}/{int(shrink)}/{float(z)}/{float(rw)}"] = score(figs)
-        log(f"tuning: e2e joint {joint} shrink {shrink} z {z} rw {rw}: {score(figs):.1f}")
+    for ids, joint, shrink, z, rw in itertools.product(vc.ids, vc.joint, vc.shrink, vc.lcb_z, vc.relevance_weight):
+        figs = run_markets(vc, t, e2e_variant(t, shrink, z, rw, joint, ids))
+        grid["e2e"][f"{int(joint)}/{int(shrink)}/{float(z)}/{float(rw)}" + ("/ids" if ids else "")] = score(figs)
+        log(f"tuning: e2e ids {ids} joint {joint} shrink {shrink} z {z} rw {rw}: {score(figs):.1f}")
 
     def best(keys, table):
         return max(keys, key=lambda key: table[key])
@@ -286,8 +329,8 @@ def tune(vc: VerdictConfig, log=print) -> tuple[dict, Trained]:
     bid = best([f"{r}/{a}" for r in vc.cascade_retrieve for a in vc.cascade_alpha], c)
 
     def fix(key: str) -> dict:
-        j, s, z, rw = key.split("/")
-        return {"shrink": bool(int(s)), "z": float(z), "rw": float(rw), "joint": bool(int(j))}
+        j, s, z, rw, *ids = key.split("/")
+        return {"shrink": bool(int(s)), "z": float(z), "rw": float(rw), "joint": bool(int(j)), "ids": bool(ids)}
 
     choice = {
         "cascade_blind": {"retrieve": int(blind.split("/")[0]), "alpha": 0.0},
@@ -300,11 +343,15 @@ def tune(vc: VerdictConfig, log=print) -> tuple[dict, Trained]:
     }
     if True in vc.joint:
         choice["e2e_joint"] = fix("1/0/0.0/0.0")
+    if True in vc.ids:
+        choice["e2e_ids"] = fix("0/0/0.0/0.0/ids")
+        if True in vc.joint:
+            choice["e2e_ids_joint"] = fix("1/0/0.0/0.0/ids")
     choice["cascade"] = "cascade_bid" if c[bid] > c[blind] else "cascade_blind"
     eb = choice["e2e_best"]
     for r in vc.reserves:
         figs = run_markets(vc, t, e2e_variant(t, eb["shrink"], eb["z"], eb["rw"], eb.get("joint", False),
-                                              reserve=r * median_value(t)))
+                                              eb.get("ids", False), reserve=r * median_value(t)))
         grid["reserve"][str(r)] = score(figs)
         log(f"tuning: e2e_best reserve {r} x median value: {score(figs):.1f}")
     choice["reserve_share"] = float(best(list(grid["reserve"]), grid["reserve"]))
@@ -321,12 +368,12 @@ def pipelines(vc: VerdictConfig, t: Trained, choice: dict, log=print) -> dict:
         if name not in choice:
             continue
         c = choice[name]
-        out[name] = (e2e_variant(t, c["shrink"], c["z"], c["rw"], c.get("joint", False)), None)
+        out[name] = (e2e_variant(t, c["shrink"], c["z"], c["rw"], c.get("joint", False), c.get("ids", False)), None)
     eb = choice["e2e_best"]
-    ej = eb.get("joint", False)
-    out["e2e_best_reserve"] = (e2e_variant(t, eb["shrink"], eb["z"], eb["rw"], ej,
+    ej, ei = eb.get("joint", False), eb.get("ids", False)
+    out["e2e_best_reserve"] = (e2e_variant(t, eb["shrink"], eb["z"], eb["rw"], ej, ei,
                                            reserve=choice["reserve_share"] * median_value(t)), None)
-    learned = e2e_variant(t, eb["shrink"], eb["z"], eb["rw"], ej, payments="learned")
+    learned = e2e_variant(t, eb["shrink"], eb["z"], eb["rw"], ej, ei, payments="learned")
     m, cfg = t.market, vc.sim
     b, q = payment_profiles(m.world, learned, m.logs, cfg.e2e.payment_profiles, cfg.logs.max_history,
                             np.random.default_rng(m.seed + 7))

@@ -27,14 +27,20 @@ def model_rows(per_seed: list[dict]) -> list[dict]:
              "epochs": mean("sasrec_epochs")},
             {"model": "parallel generator (e2e)", "validation": "NDCG@10", "mean": mean("generator_valid_ndcg@10"),
              "epochs": mean("generator_epochs")}]
-    if all("joint_generator_valid_ndcg@10" in s["training"] for s in per_seed):
-        rows.append({"model": "parallel generator, trained jointly with the value head", "validation": "NDCG@10",
-                     "mean": mean("joint_generator_valid_ndcg@10"), "epochs": mean("joint_epochs")})
+    for prefix, name in (("joint_", "parallel generator, trained jointly with the value head"),
+                         ("ids_", "parallel generator, codes + ID term (e2e_ids)"),
+                         ("ids_joint_", "codes + ID generator, trained jointly with its value head")):
+        if all(f"{prefix}generator_valid_ndcg@10" in s["training"] for s in per_seed):
+            epochs = f"{prefix}generator_epochs" if prefix == "ids_" else f"{prefix}epochs"
+            rows.append({"model": name, "validation": "NDCG@10", "mean": mean(f"{prefix}generator_valid_ndcg@10"),
+                         "epochs": mean(epochs)})
     for key, name, epochs in (("din", "DIN (cascade pCTR)", "din_epochs"), ("value", "value head (e2e pCTR)",
                                                                             "value_epochs"),
                               ("value_eb", "value head, EB-shrunk", None),
                               ("joint", "value head trained jointly with the trunk", "joint_epochs"),
-                              ("joint_eb", "joint value head, EB-shrunk", None)):
+                              ("joint_eb", "joint value head, EB-shrunk", None),
+                              ("ids", "value head of the codes + ID generator", "ids_epochs"),
+                              ("ids_joint", "codes + ID value head, trained jointly", "ids_joint_epochs")):
         if not all(f"{key}_valid_auc" in s["training"] for s in per_seed):
             continue
         for what in ("auc", "logloss"):

@@ -42,7 +42,8 @@ def schedule_check(vc: VerdictConfig, choice: dict, base: Trained | None = None,
     out: dict = {"seed": seed, "training_doubled": t2.info, "training_default": base.info, "rpm": {}}
     cas, eb = choice[choice["cascade"]], choice["e2e_best"]
     for side, make in (("cascade", lambda t: cascade_variant(t, cas["retrieve"], cas["alpha"])),
-                       ("e2e_best", lambda t: e2e_variant(t, eb["shrink"], eb["z"], eb["rw"], eb.get("joint", False)))):
+                       ("e2e_best", lambda t: e2e_variant(t, eb["shrink"], eb["z"], eb["rw"], eb.get("joint", False),
+                                                         eb.get("ids", False)))):
         a, b = run_markets(vc, base, make(base)), run_markets(vc, t2, make(t2))
         out["rpm"][side] = {mk: {"default": a[mk]["rpm"], "doubled": b[mk]["rpm"],
                                  "change": b[mk]["rpm"] / a[mk]["rpm"] - 1.0} for mk in MARKETS}

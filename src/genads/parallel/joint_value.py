@@ -38,7 +38,7 @@ from torch import Tensor, nn
 
 from genads.data.split import SequenceSplit
 from genads.eval.ctr_metrics import mean_request_auc
-from genads.parallel.model import ParallelModel
+from genads.parallel.model import ParallelModel, item_logprobs
 from genads.parallel.train import Objective, ParallelTrainConfig, next_item_windows, validate
 from genads.parallel.value_head import ValueHead, bias_uncertainty, position_logloss
 from genads.slate import checkpoint as ckpt
@@ -91,16 +91,19 @@ class JointConfig:
                              f"next_weight={self.next_weight} >= 0")
 
 
-def user_states(model: ParallelModel, codes: Tensor, content: Tensor | None, history: Tensor) -> tuple[Tensor, Tensor]:
-    """(value-head state (B, D [+ c]), code log-probabilities (B, m, K)) of left-padded histories (B, L), with
-    gradients: the generator's state after the last item (joined by the mean content vector of the history's
-    items when ``content`` (n_items + 1, c) is given) — what :class:`genads.market.e2e_parallel.ParallelEndToEnd`
-    computes at serving time."""
+def user_states(model: ParallelModel, codes: Tensor, content: Tensor | None, history: Tensor,
+                item_temperature: float = 0.05) -> tuple[Tensor, Tensor]:
+    """(value-head state (B, D [+ c]), relevance) of left-padded histories (B, L), with gradients: the generator's
+    state after the last item (joined by the mean content vector of the history's items when ``content``
+    (n_items + 1, c) is given) — what :class:`genads.market.e2e_parallel.ParallelEndToEnd` computes at serving
+    time. The relevance is the code log-probabilities (B, m, K) of a codes-only generator, or, for a generator whose
+    item score has an ID term, its (B, n_items) item log-probabilities (:func:`genads.parallel.model.item_logprobs`
+    with ``item_temperature``); :func:`item_logp` reads either."""
     hist = history[:, -model.config.max_items:]
     width = max(1, int((hist > 0).sum(1).max())) if hist.numel() else 1
     hist = hist[:, -width:]
     h = model(hist, codes[hist])[:, -1]
-    logp = model.code_logprobs(h)
+    logp = item_logprobs(model, h, codes, item_temperature) if model.scores_ids else model.code_logprobs(h)
     if content is not None:
         real = (history > 0).float()
         pooled = (content[history] * real[..., None]).sum(1) / real.sum(1, keepdim=True).clamp(min=1.0)
@@ -109,7 +112,10 @@ def user_states(model: ParallelModel, codes: Tensor, content: Tensor | None, his
 
 
 def item_logp(logp: Tensor, codes: Tensor, items: Tensor) -> Tensor:
-    """``logp`` (M, m, K) code log-probabilities, ``items`` (M,) -> (M,) exact log P(item | history)."""
+    """``logp`` (M, m, K) code log-probabilities (or (M, n_items) item log-probabilities, see :func:`user_states`),
+    ``items`` (M,) -> (M,) exact log P(item | history)."""
+    if logp.dim() == 2:
+        return logp.gather(1, (items - 1)[:, None])[:, 0]
     c = codes[items]  # (M, m)
     return logp.gather(2, c[..., None])[..., 0].sum(1)
 
@@ -157,7 +163,7 @@ def fit_joint(model: ParallelModel, head: ValueHead, codes: np.ndarray, split: S
     opt = _optimizer(model, head, cfg)
 
     def logits(reqs: Tensor) -> Tensor:
-        h, logp = user_states(model, codes_t, content_t, hist_req[reqs])
+        h, logp = user_states(model, codes_t, content_t, hist_req[reqs], train_cfg.item_temperature)
         rows_h = h.repeat_interleave(k, 0)
         it = items[reqs].reshape(-1)
         mem = hist_req[reqs].repeat_interleave(k, 0) if head.cfg.attention else None

@@ -214,3 +214,25 @@ def score_items(logp: Tensor, item_codes: Tensor) -> Tensor:
     for k in range(item_codes.shape[1]):
         out += logp[:, k, :].index_select(1, item_codes[:, k])
     return out
+
+
+def item_logprobs(model: ParallelModel, h: Tensor, item_codes: Tensor, item_temperature: float) -> Tensor:
+    """(B, N) log P(item | history) of items 1..N for states ``h`` (B, D); ``item_codes`` (N + 1, m), row 0 the
+    padding.
+
+    A codes-only model: the exact Σ_k log p_k(code_k(item)), normalised over the code product space (what the
+    code heads define). A model with an ID term: the log-softmax over the N items of the item logit
+    ``scale · (Σ_k log p_k(code_k) + id_weight · h·e_item)``, ``scale = temperature / (m · item_temperature)``: the
+    distribution its item loss trains (the code heads' log-normalisers cancel in the softmax), so the ID term counts
+    as it does in the model's ranking.
+    """
+    logp = score_items(model.code_logprobs(h), item_codes[1:])
+    ids = model.id_scores(h)
+    if ids is None:
+        return logp
+    cfg = model.config
+    scale = cfg.temperature / (cfg.n_codes * item_temperature)
+    known = min(len(item_codes), ids.shape[1])  # an item beyond the ID table has no ID term (its e is zero)
+    full = torch.zeros_like(logp)
+    full[:, :known - 1] = ids[:, 1:known]
+    return torch.log_softmax(scale * (logp + full), dim=1)
