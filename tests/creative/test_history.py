@@ -37,6 +37,14 @@ def test_similar_picks_the_most_similar():
     assert idx.tolist() == [0, 2]
 
 
+def test_recent_keeps_the_last_usable_items():
+    vecs = _unit(np.random.default_rng(0).normal(size=(5, 4)))
+    titles = ["a", "b", "target", "c", "d"]
+    idx = sample_history(vecs[0], vecs, titles, "Target", HistoryConfig(n=3, strategy="recent"),
+                         np.random.default_rng(0))
+    assert idx.tolist() == [1, 3, 4]  # the target's own title is skipped, the last three others kept
+
+
 def test_mmr_trades_relevance_for_diversity():
     vecs = _unit(np.array([[1, 0.0], [1, 0.01], [0.6, 0.8]]))
     rel = np.array([1.0, 0.99, 0.6])

@@ -1,8 +1,9 @@
-"""Which of a user's clicked ads condition the creative: random, most-similar, coarse-to-fine.
+"""Which of a user's clicked ads condition the creative: recent, random, most-similar, coarse-to-fine.
 
 Uni-AdGen (appendix, Table 2) compares three ways to pick N history items: random, the top-N by
 product similarity, and "product similarity sampling" that keeps relevance *and* diversity. Ours:
 
+* ``recent``: the user's last N items (what a system without sampling reads).
 * ``random``: N items uniformly without replacement.
 * ``similar``: the N items whose title is most similar to the product.
 * ``coarse_to_fine``: coarse, draw a candidate pool of ``coarse_factor * N`` items without
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-STRATEGIES: tuple[str, ...] = ("random", "similar", "coarse_to_fine")
+STRATEGIES: tuple[str, ...] = ("random", "similar", "coarse_to_fine", "recent")
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,9 @@ def sample_history(product_vec: np.ndarray, history_vecs: np.ndarray, titles: li
     if k == 0:
         return np.zeros(0, dtype=np.int64)
     sims = history_vecs[usable] @ product_vec  # (U,)
-    if config.strategy == "random":
+    if config.strategy == "recent":
+        picked = np.arange(len(usable) - k, len(usable))
+    elif config.strategy == "random":
         picked = rng.choice(len(usable), size=k, replace=False)
     elif config.strategy == "similar":
         picked = np.argsort(-sims, kind="stable")[:k]
