@@ -162,3 +162,21 @@ def test_item_logprobs_is_the_item_softmax_of_the_model_score():
     # the ranking is the model's item score (item_queries · item_keys)
     ranked = (hybrid.item_queries(h) @ hybrid.item_keys(codes).T)[:, 1:]
     assert torch.equal(out.argsort(1, descending=True)[:, :5], ranked.argsort(1, descending=True)[:, :5])
+
+
+def test_code_input_off_reads_items_by_their_id_alone():
+    from genads.parallel.model import ParallelConfig, ParallelModel
+
+    torch.manual_seed(0)
+    cfg = ParallelConfig(n_codes=4, codebook_size=8, d_model=16, d_code=4, n_layer=1, n_items=10, code_input=False,
+                         id_dropout=0.0)
+    model = ParallelModel(cfg).eval()
+    items = torch.tensor([[0, 3, 5]])
+    a = model(items, torch.randint(0, 8, (1, 3, 4)))
+    b = model(items, torch.randint(0, 8, (1, 3, 4)))
+    assert torch.equal(a, b)  # other codes, same states: the input ignores them
+    with_codes = ParallelModel(replace_cfg := ParallelConfig(**{**cfg.__dict__, "code_input": True})).eval()
+    assert replace_cfg.code_input and not torch.equal(with_codes(items, torch.zeros(1, 3, 4, dtype=torch.long)),
+                                                      with_codes(items, torch.ones(1, 3, 4, dtype=torch.long)))
+    with pytest.raises(ValueError, match="code_input"):
+        ParallelModel(ParallelConfig(n_codes=4, codebook_size=8, d_model=16, d_code=4, code_input=False))

@@ -60,6 +60,9 @@ class ParallelConfig:
     i's ID embedding (tied to the input's, as SASRec's output layer) and ``h`` the history's state; 0 = the code
     score alone (a pure parallel-code model). Needs ``n_items`` > 0. An ad without an ID row (added after training)
     is scored by its codes alone (its ``e`` is the zero padding row)."""
+    code_input: bool = True
+    """Whether an item's input embedding includes its codes (pooled code embeddings). False: its ID embedding alone
+    (an ablation: the codes then only shape the output; an item without an ID row reads as padding)."""
     init: str = "normal"
     """'normal': the default initialisation; 'xavier': Xavier-normal for every matrix but the code embeddings (the
     eSASRec recipe's init; the code embeddings keep std d_code^-0.5, they are read as unit vectors)."""
@@ -102,6 +105,8 @@ class ParallelModel(nn.Module):
         self.head = nn.Linear(d, cfg.n_codes * cfg.d_code, bias=False)
         if cfg.id_weight > 0 and not cfg.n_items:
             raise ValueError("id_weight > 0 scores items by their ID embedding: it needs n_items > 0")
+        if not cfg.code_input and not cfg.n_items:
+            raise ValueError("code_input=False reads items by their ID embedding alone: it needs n_items > 0")
         if cfg.init == "xavier":
             for name, p in self.named_parameters():
                 if p.dim() >= 2 and name != "code.weight":
@@ -119,7 +124,7 @@ class ParallelModel(nn.Module):
 
         Items above ``n_items`` (ads added after training) are read from their codes alone.
         """
-        x = self.pool(self.code(codes + self.offsets).flatten(-2))
+        x = self.pool(self.code(codes + self.offsets).flatten(-2)) if self.config.code_input else 0.0
         if self.item is not None:
             ids = torch.where(items <= self.config.n_items, items, torch.zeros_like(items))
             if self.training and self.config.id_dropout > 0:
