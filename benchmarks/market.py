@@ -137,6 +137,7 @@ def main() -> None:
                                                                     "joint", "ids", "lcb_z", "relevance_weight",
                                                                     "reserves")},
                         "holdout": vc.holdout, "pacing_eta": vc.pacing_eta, "id_logit_weight": vc.id_logit_weight,
+                        "gates": vc.gates,
                         "slate_world": to_dict(vc.slate_world) if vc.slate_world else None}}
 
     def on_seed(result: dict) -> None:

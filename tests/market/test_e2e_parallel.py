@@ -59,3 +59,30 @@ def test_learned_payments_need_a_net(market) -> None:  # noqa: F811
         pipe.with_config(payments="learned").auction(np.ones((2, 4)), np.full((2, 4), 0.1))
     alloc = pipe.with_config(payments="gsp").auction(np.ones((2, 4)), np.full((2, 4), 0.1))
     assert (alloc.prices <= 1.0 + 1e-12).all()
+
+
+def test_the_gate_generates_only_among_the_most_relevant_ads(market) -> None:  # noqa: F811
+    import torch
+
+    world, logs, pipe, _ = market
+    hist = left_pad(logs.histories, 12)[:25]
+    live = np.ones(world.config.n_ads, dtype=bool)
+    live[::5] = False
+    bids = world.value
+    _, logp, _ = pipe.user_state(hist)
+    for gate, alpha in ((10, 0.0), (10, 1.0), (30, 2.0)):
+        ads, _ = pipe.with_config(gate=gate, gate_alpha=alpha).propose(hist, live, bids)
+        rel = logp.double().numpy() + alpha * np.log(bids)[None]
+        rel[:, ~live] = -np.inf
+        kth = -np.sort(-rel, axis=1)[:, gate - 1:gate]  # the gate's threshold (ties at it may go either way)
+        assert (np.take_along_axis(rel, ads, 1) >= kth - 1e-9).all()
+        # inside the gate the order is the ungated generation score's
+        score, _ = pipe.policy_scores(*pipe.user_state(hist)[:2], bids, pipe.user_state(hist)[2])
+        s = score.detach().double().numpy()
+        assert all((np.diff(s[i, a]) <= 1e-9).all() for i, a in enumerate(ads))
+    # a gate as wide as the live set changes nothing
+    full, _ = pipe.with_config(gate=int(live.sum())).propose(hist, live, bids)
+    assert np.array_equal(full, pipe.propose(hist, live, bids)[0])
+    with pytest.raises(ValueError, match="gate"):
+        pipe.with_config(gate=-1)
+    assert torch.is_tensor(logp)

@@ -65,12 +65,18 @@ class ParallelE2EConfig:
     bias (:func:`genads.market.value.shrunk_head`); the auction still ranks and prices with the point pCTR."""
     reserve: float = 0.0
     """GSP's per-click reserve price (``payments="gsp"``)."""
+    gate: int = 0
+    """Generate among the ``gate`` live ads of highest ``log P(ad | history) + gate_alpha * log bid`` only (the
+    generator's own relevance as a candidate gate, as a cascade's retrieval; 0: every live ad)."""
+    gate_alpha: float = 0.0
 
     def __post_init__(self) -> None:
         if self.candidates < 2:
             raise ValueError(f"candidates={self.candidates} must be >= 2")
         if self.payments not in ("learned", "gsp"):
             raise ValueError(f"payments={self.payments!r} must be 'learned' or 'gsp'")
+        if self.gate < 0 or self.gate_alpha < 0:
+            raise ValueError(f"gate={self.gate} and gate_alpha={self.gate_alpha} must be >= 0")
         if self.relevance_weight < 0 or self.alpha < 0 or self.lcb_z < 0 or self.reserve < 0:
             raise ValueError(f"relevance_weight={self.relevance_weight}, alpha={self.alpha}, lcb_z={self.lcb_z} and "
                              f"reserve={self.reserve} must be >= 0")
@@ -163,6 +169,11 @@ class ParallelEndToEnd:
         h, logp, hist = self.user_state(history)
         score, logit = self.policy_scores(h, logp, bids, hist)
         score = score.double().masked_fill(torch.from_numpy(~ok)[None], -np.inf)
+        if 0 < self.cfg.gate < int(ok.sum()):
+            rel = logp.double() + self.cfg.gate_alpha * torch.log(torch.as_tensor(np.maximum(bids, 1e-12),
+                                                                                  dtype=torch.float64))
+            keep = torch.topk(rel.masked_fill(torch.from_numpy(~ok)[None], -np.inf), self.cfg.gate, dim=1).indices
+            score = torch.full_like(score, -np.inf).scatter_(1, keep, score.gather(1, keep))
         take = min(n, int(ok.sum()))
         top = torch.topk(score, take, dim=1).indices
         ads = np.full((b, n), -1, dtype=np.int64)

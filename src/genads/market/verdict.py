@@ -18,8 +18,10 @@ One protocol for every learned model, both sides, every seed:
   likelihood, early-stopped on the same held-out requests (``e2e_joint``, :mod:`genads.parallel.joint_value`);
   a generator whose item score has an ID term beside its codes (``ParallelConfig.id_weight``, the hybrid that
   closed half the gap to SASRec offline), with its own value head (``e2e_ids``) or trained jointly with it
-  (``e2e_ids_joint``); and ``e2e_best``, the joint choice over generator (codes or codes + IDs) x head
-  (frozen-trunk or joint) x shrinkage x LCB z x relevance weight.
+  (``e2e_ids_joint``); the generator's own relevance as a candidate gate (``e2e_gate``: generation among the
+  ``gate`` ads of highest log P(ad | history) + alpha * log bid, tuned over the cascade's own grid of retrieve
+  counts and alphas); and ``e2e_best``, the joint choice over generator (codes or codes + IDs) x head
+  (frozen-trunk or joint) x shrinkage x LCB z x relevance weight, and over generator x head x gate.
   Every choice is made on the tuning seed only (geometric mean of the two markets' RPM).
 * **Payments on the frontier.** ``e2e_best``'s allocation rule with GSP (its row), GSP with a reserve tuned on
   the tuning seed (``e2e_best_reserve``) and the learned payment network (``e2e_best_learned``).
@@ -61,7 +63,7 @@ METRICS = ("rpm", "gross_rpm", "lost_rpm", "ctr", "user_welfare", "advertiser_we
            "ir_violations", "budget_overspend", "winners_true_ctr", "candidates_true_ctr", "rpm_expected",
            "value_efficiency", "budget_spent_share", "absorbed_per_mille")
 CASCADES = ("cascade_blind", "cascade_bid")
-FIXES = ("e2e", "e2e_eb", "e2e_lcb", "e2e_rel", "e2e_joint", "e2e_ids", "e2e_ids_joint", "e2e_best")
+FIXES = ("e2e", "e2e_eb", "e2e_lcb", "e2e_rel", "e2e_joint", "e2e_ids", "e2e_ids_joint", "e2e_gate", "e2e_best")
 PAYMENTS = ("e2e_best_reserve", "e2e_best_learned")
 ORACLES = ("oracle", "oracle_paced")
 
@@ -83,6 +85,9 @@ class VerdictConfig:
     """Value heads tried for ``e2e_best``: the frozen-trunk one (False) and the jointly trained one (True)."""
     ids: tuple[bool, ...] = (False, True)
     """Generators tried for ``e2e_best``: codes only (False) and codes + an ID term in the item score (True)."""
+    gates: bool = True
+    """Also try the candidate gate (``e2e_gate``) over ``cascade_retrieve`` x (0, *``cascade_alpha``), for every
+    generator and head (no shrinkage, LCB or relevance prior with it)."""
     id_logit_weight: float = 1.0
     """Weight of h·e in the ID generator's item logit (1: as SASRec's output layer; the model's ``id_weight`` is
     this times m · item_temperature / temperature)."""
@@ -268,6 +273,12 @@ def cascade_variant(t: Trained, retrieve: int, alpha: float) -> Cascade:
                    t.cascade.slot_ctr)
 
 
+def e2e_from(t: Trained, c: dict, **changes) -> ParallelEndToEnd:
+    """The end-to-end pipeline under the fix setting ``c`` (a tuning choice: shrink, z, rw, joint, ids, gate)."""
+    return e2e_variant(t, c["shrink"], c["z"], c["rw"], c.get("joint", False), c.get("ids", False),
+                       gate=c.get("gate", 0), gate_alpha=c.get("gate_alpha", 0.0), **changes)
+
+
 def e2e_variant(t: Trained, shrink: bool, z: float, rw: float, joint: bool = False, ids: bool = False,
                 **changes) -> ParallelEndToEnd:
     """The end-to-end pipeline under one fix setting: the codes-only or (``ids``) codes + ID generator, with its
@@ -320,6 +331,11 @@ def tune(vc: VerdictConfig, log=print) -> tuple[dict, Trained]:
         figs = run_markets(vc, t, e2e_variant(t, shrink, z, rw, joint, ids))
         grid["e2e"][f"{int(joint)}/{int(shrink)}/{float(z)}/{float(rw)}" + ("/ids" if ids else "")] = score(figs)
         log(f"tuning: e2e ids {ids} joint {joint} shrink {shrink} z {z} rw {rw}: {score(figs):.1f}")
+    if vc.gates:
+        for ids, joint, gate, ga in itertools.product(vc.ids, vc.joint, vc.cascade_retrieve, (0.0, *vc.cascade_alpha)):
+            figs = run_markets(vc, t, e2e_variant(t, False, 0.0, 0.0, joint, ids, gate=gate, gate_alpha=ga))
+            grid["e2e"][f"{int(joint)}/0/0.0/0.0" + ("/ids" if ids else "") + f"/g{gate}@{float(ga)}"] = score(figs)
+            log(f"tuning: e2e ids {ids} joint {joint} gate {gate} alpha {ga}: {score(figs):.1f}")
 
     def best(keys, table):
         return max(keys, key=lambda key: table[key])
@@ -329,8 +345,10 @@ def tune(vc: VerdictConfig, log=print) -> tuple[dict, Trained]:
     bid = best([f"{r}/{a}" for r in vc.cascade_retrieve for a in vc.cascade_alpha], c)
 
     def fix(key: str) -> dict:
-        j, s, z, rw, *ids = key.split("/")
-        return {"shrink": bool(int(s)), "z": float(z), "rw": float(rw), "joint": bool(int(j)), "ids": bool(ids)}
+        j, s, z, rw, *rest = key.split("/")
+        gate = next((r[1:].split("@") for r in rest if r.startswith("g")), ("0", "0.0"))
+        return {"shrink": bool(int(s)), "z": float(z), "rw": float(rw), "joint": bool(int(j)), "ids": "ids" in rest,
+                "gate": int(gate[0]), "gate_alpha": float(gate[1])}
 
     choice = {
         "cascade_blind": {"retrieve": int(blind.split("/")[0]), "alpha": 0.0},
@@ -343,6 +361,9 @@ def tune(vc: VerdictConfig, log=print) -> tuple[dict, Trained]:
     }
     if True in vc.joint:
         choice["e2e_joint"] = fix("1/0/0.0/0.0")
+    gated = [key for key in e if "/g" in key]
+    if gated:
+        choice["e2e_gate"] = fix(best(gated, e))
     if True in vc.ids:
         choice["e2e_ids"] = fix("0/0/0.0/0.0/ids")
         if True in vc.joint:
@@ -350,8 +371,7 @@ def tune(vc: VerdictConfig, log=print) -> tuple[dict, Trained]:
     choice["cascade"] = "cascade_bid" if c[bid] > c[blind] else "cascade_blind"
     eb = choice["e2e_best"]
     for r in vc.reserves:
-        figs = run_markets(vc, t, e2e_variant(t, eb["shrink"], eb["z"], eb["rw"], eb.get("joint", False),
-                                              eb.get("ids", False), reserve=r * median_value(t)))
+        figs = run_markets(vc, t, e2e_from(t, eb, reserve=r * median_value(t)))
         grid["reserve"][str(r)] = score(figs)
         log(f"tuning: e2e_best reserve {r} x median value: {score(figs):.1f}")
     choice["reserve_share"] = float(best(list(grid["reserve"]), grid["reserve"]))
@@ -368,12 +388,10 @@ def pipelines(vc: VerdictConfig, t: Trained, choice: dict, log=print) -> dict:
         if name not in choice:
             continue
         c = choice[name]
-        out[name] = (e2e_variant(t, c["shrink"], c["z"], c["rw"], c.get("joint", False), c.get("ids", False)), None)
+        out[name] = (e2e_from(t, c), None)
     eb = choice["e2e_best"]
-    ej, ei = eb.get("joint", False), eb.get("ids", False)
-    out["e2e_best_reserve"] = (e2e_variant(t, eb["shrink"], eb["z"], eb["rw"], ej, ei,
-                                           reserve=choice["reserve_share"] * median_value(t)), None)
-    learned = e2e_variant(t, eb["shrink"], eb["z"], eb["rw"], ej, ei, payments="learned")
+    out["e2e_best_reserve"] = (e2e_from(t, eb, reserve=choice["reserve_share"] * median_value(t)), None)
+    learned = e2e_from(t, eb, payments="learned")
     m, cfg = t.market, vc.sim
     b, q = payment_profiles(m.world, learned, m.logs, cfg.e2e.payment_profiles, cfg.logs.max_history,
                             np.random.default_rng(m.seed + 7))

@@ -23,7 +23,7 @@ from genads.market.verdict import (
     Trained,
     VerdictConfig,
     cascade_variant,
-    e2e_variant,
+    e2e_from,
     run_markets,
     run_seed,
     train,
@@ -42,8 +42,7 @@ def schedule_check(vc: VerdictConfig, choice: dict, base: Trained | None = None,
     out: dict = {"seed": seed, "training_doubled": t2.info, "training_default": base.info, "rpm": {}}
     cas, eb = choice[choice["cascade"]], choice["e2e_best"]
     for side, make in (("cascade", lambda t: cascade_variant(t, cas["retrieve"], cas["alpha"])),
-                       ("e2e_best", lambda t: e2e_variant(t, eb["shrink"], eb["z"], eb["rw"], eb.get("joint", False),
-                                                         eb.get("ids", False)))):
+                       ("e2e_best", lambda t: e2e_from(t, eb))):
         a, b = run_markets(vc, base, make(base)), run_markets(vc, t2, make(t2))
         out["rpm"][side] = {mk: {"default": a[mk]["rpm"], "doubled": b[mk]["rpm"],
                                  "change": b[mk]["rpm"] / a[mk]["rpm"] - 1.0} for mk in MARKETS}
