@@ -317,3 +317,27 @@ def test_id_score_slate_and_logprob_of_agree_with_recommend(cycle_split, cycle_c
     assert not np.array_equal(codes_only.ads, slate.ads)  # the ID term changes the ranking here
     with pytest.raises(ValueError, match="ID term"):
         IVFPreselect(rec.model, rec.live)
+
+
+@pytest.mark.parametrize("negatives", ["per-position", "shared"])
+def test_id_out_dropout_drops_the_scored_id_rows_in_training_only(cycle_split, cycle_codes, negatives):
+    """``id_out_dropout`` changes the item loss while the model trains (the scored ID rows are dropped) and not at
+    all in eval mode; it is a training-config field with a range check."""
+    from genads.parallel.train import Objective
+
+    model = build(cycle_codes, dropout=0.0, id_dropout=0.0, id_weight=3.0)
+    with torch.no_grad():
+        model.item.weight.mul_(5.0)
+    codes_t = torch.from_numpy(cycle_codes)
+    base = replace(TINY, negatives=negatives, n_negatives=6, code_weight=0.0)
+    losses = {}
+    for mode in ("train", "eval"):
+        getattr(model, mode)()
+        for p in (0.0, 0.5):
+            torch.manual_seed(0)
+            losses[mode, p] = _item_loss(Objective(model, codes_t, replace(base, id_out_dropout=p)), cycle_split)[3]
+    torch.testing.assert_close(losses["eval", 0.5], losses["eval", 0.0])
+    torch.testing.assert_close(losses["train", 0.0], losses["eval", 0.0])
+    assert not torch.allclose(losses["train", 0.5], losses["train", 0.0])
+    with pytest.raises(ValueError, match="id_out_dropout"):
+        ParallelTrainConfig(id_out_dropout=1.0)

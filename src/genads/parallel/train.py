@@ -57,6 +57,9 @@ class ParallelTrainConfig:
     so many negatives cost little (2048 vs 256: +20% step time), and more negatives track the full softmax."""
     item_temperature: float = 0.05
     """The item logit is mean_k cos_k / item_temperature (same order as the exact score)."""
+    id_out_dropout: float = 0.0
+    """Dropout on the ID embeddings where the item loss scores them (the output side; one draw of the table per
+    step): the eSASRec recipe drops its tied output embeddings with the model's dropout. 0 = none."""
     eval_every: int = 1
     patience: int = 8
     """Stop after this many validations without a better NDCG@10; the best weights are restored."""
@@ -101,6 +104,8 @@ class ParallelTrainConfig:
             raise ValueError("code_weight and item_weight are both 0: nothing to train")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ValueError(f"min_lr_ratio={self.min_lr_ratio} must be in [0, 1]")
+        if not 0.0 <= self.id_out_dropout < 1.0:
+            raise ValueError(f"id_out_dropout={self.id_out_dropout} must be in [0, 1)")
 
 
 class Objective(nn.Module):
@@ -136,6 +141,10 @@ class Objective(nn.Module):
         model = self.model
         return self._scale() * model.config.id_weight if model.scores_ids else 0.0
 
+    def _id_table(self) -> Tensor:
+        """The ID table as the item loss scores it: with ``id_out_dropout`` while the model trains."""
+        return F.dropout(self.model.item.weight, self.cfg.id_out_dropout, self.model.training)
+
     def _scale(self) -> float:
         """item logit = scale · Σ_k logit_k = mean_k cos_k / item_temperature (+ the ID term)."""
         return self.model.config.temperature / (self.model.config.n_codes * self.cfg.item_temperature)
@@ -143,7 +152,7 @@ class Objective(nn.Module):
     def _shared(self, h: Tensor, q: Tensor, table: Tensor, pos: Tensor, pos_codes: Tensor, gen: torch.Generator,
                 norm: Tensor) -> tuple[Tensor, Tensor]:
         """Code CE over ``code_heads`` random heads; item softmax against negatives shared by the batch."""
-        model, cfg = self.model, self.cfg
+        cfg = self.cfg
         m = q.shape[1]
         code_ce = item_ce = q.new_zeros(())
         if cfg.code_weight > 0:
@@ -164,7 +173,7 @@ class Objective(nn.Module):
             neg_vecs = table[ks, self.item_codes[neg]]  # (n, m, D)
             neg_logit = (q.flatten(1) @ neg_vecs.flatten(1).T) * scale  # (M, n)
             if id_scale:
-                ids = model.item.weight
+                ids = self._id_table()
                 pos_logit = pos_logit + (h * ids[pos]).sum(1) * id_scale
                 neg_logit = neg_logit + (h @ ids[neg].T) * id_scale
             neg_logit = neg_logit.masked_fill(neg.unsqueeze(0) == pos.unsqueeze(1), float("-inf"))
@@ -182,7 +191,7 @@ class Objective(nn.Module):
         materialise their (M, n, m·d) code vectors. Negatives are uniform over the items, the positive not
         rejected (as the eSASRec recipe draws them).
         """
-        model, cfg = self.model, self.cfg
+        cfg = self.cfg
         M, m, _ = q.shape
         logits = torch.bmm(q.transpose(0, 1), table.transpose(1, 2)).transpose(0, 1)  # (M, m, K)
         code_ce = item_ce = q.new_zeros(())
@@ -195,7 +204,7 @@ class Objective(nn.Module):
             idx = self.flat_codes[cols].flatten(1)  # (M, (1 + n) * m): code k of item i at column k·K + code
             item_logits = logits.flatten(1).gather(1, idx).view(M, -1, m).sum(-1) * scale  # (M, 1 + n)
             if id_scale:
-                item_logits = item_logits + SampledLogits.apply(h, model.item.weight, cols) * id_scale
+                item_logits = item_logits + SampledLogits.apply(h, self._id_table(), cols) * id_scale
             item_ce = F.cross_entropy(item_logits, torch.zeros(M, dtype=torch.long, device=pos.device),
                                       reduction="sum") / norm
         return code_ce, item_ce
