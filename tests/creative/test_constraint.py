@@ -34,3 +34,14 @@ def test_finished_chinese_runs_must_pass_the_metrics_jieba_reading():
     assert not c.check("牛仔裤")
     assert not c.check("牛仔裤，", partial=True)  # a finished run is judged
     assert c.check("牛仔的裤")
+
+
+def test_a_prefix_may_stop_at_a_word_internal_mark():
+    """The decoder types "0.9" as "0", ".", "9": the prefix "0." must stay valid (it dead-ended English titles at
+    "Water Jel 0", which then fell back), while a mark no source word continues is still refused."""
+    c = TitleConstraint(["Water Jel", "0.9 grams", "anti-seize"])
+    for prefix in ("Water Jel 0.", "anti-", "Water Jel 0.9 grams"):
+        assert c.check(prefix, partial=True), prefix
+    assert c.check("Water Jel.", partial=True)  # a finished word and a full stop, as before
+    assert not c.check("Water Jel 5.", partial=True)
+    assert not c.check("Water Jel 0.") and not c.check("anti-")  # unfinished, not a title

@@ -43,6 +43,16 @@ def test_rules_keep_one_script_and_a_length_budget():
         LengthBudget(min_words=5, max_words=3)
 
 
+def test_rules_refuse_words_typed_in_mixed_case():
+    """The decoder may take a word's pieces in different cases ("delicatE" from the adapter-v2 run); a word must be
+    lower, UPPER, Capitalised per part, or as the sources write it ("iMBAPrice")."""
+    rules = TitleRules(["Kimberly-Clark", "delicate tasks", "iMBAPrice"], brand="Kimberly-Clark")
+    assert not rules.may_extend("Kimberly-Clark delicat", "E") and not rules.may_stop("Kimberly-Clark delicatE tasks")
+    assert rules.may_extend("Kimberly-Clark delicat", "e") and rules.may_extend("Kimberly-Clark", " DELICATE")
+    assert rules.may_extend("iMBA", "Price") and rules.may_stop("iMBAPrice Delicate Tasks")
+    assert not rules.may_extend("Kimberly-Clark ", "DeLi")
+
+
 def test_trim_goes_back_to_the_last_finished_prefix():
     en = TitleRules(EN)
     assert en.trim("Red slim fit cotton shirt with the", lambda t: True) == "Red slim fit cotton shirt"

@@ -31,6 +31,7 @@ FUNCTION_ZH: frozenset[str] = frozenset(["的", "地", "得", "了", "着", "过
 _RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[A-Za-z0-9]+(?:['\-.][A-Za-z0-9]+)*")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 MAX_PIECE = 12
+_INNER = frozenset(["'", "-", "."])
 
 
 def is_function_word(word: str) -> bool:
@@ -108,6 +109,9 @@ class TitleConstraint:
                 if word not in self._latin_prefixes:
                     return False
                 continue
+            tail = text[m.end():] if partial and k == len(runs) - 1 else ""
+            if tail in _INNER and word + tail in self._latin_prefixes:
+                continue  # a word still growing past an inner mark: "0." of "0.9 g", "anti-" of "anti-seize"
             if word not in self.latin:
                 return False
             if word not in FUNCTION_EN:

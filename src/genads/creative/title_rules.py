@@ -41,6 +41,7 @@ _OPEN_END_ZH = (
 OPEN_END_ZH: frozenset[str] = frozenset(_OPEN_END_ZH.split())
 SENTENCE_END = "。！？!?"
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_CASE_PART = re.compile(r"[a-z0-9]+|[A-Z0-9]+|[A-Z0-9][a-z0-9]*")
 _LATIN_WORD = re.compile(r"[A-Za-z0-9]+(?:['\-.][A-Za-z0-9]+)*")
 
 
@@ -91,6 +92,16 @@ class TitleRules:
         self.lang = title_language(sources)
         self.latin = {w.lower() for s in sources for w in _LATIN_WORD.findall(s)}
         self.brand = {w.lower() for w in _LATIN_WORD.findall(brand)} | ({brand} if is_chinese(brand) else set())
+        self.verbatim = {w for s in [*sources, brand] for w in _LATIN_WORD.findall(s)}
+        self._verbatim_prefixes = {w[:k] for w in self.verbatim for k in range(1, len(w) + 1)}
+
+    def _cased(self, word: str, open_end: bool) -> bool:
+        """A Latin word written as the sources write it, or all lower, ALL UPPER, Capitalised or Title-Cased (per
+        part: "Anti-Seize"); "delicatE" and "SaFe" are none of these (the decoder may type a word's pieces in
+        different cases). A word still growing (``open_end``) need only be on its way to one of them."""
+        if word in self.verbatim or (open_end and word in self._verbatim_prefixes):
+            return True
+        return all(_CASE_PART.fullmatch(part) for part in re.split(r"['\-.]", word) if part)
 
     def length(self, text: str) -> int:
         """English words or Chinese CJK characters."""
@@ -103,6 +114,10 @@ class TitleRules:
                    and w.strip().lower() not in self.brand for w in words)
 
     def _script_ok(self, text: str, open_end: bool) -> bool:
+        latin = _LATIN_WORD.findall(text)
+        growing = open_end and bool(latin) and bool(re.search(r"[A-Za-z0-9]$", text))
+        if not all(self._cased(w, growing and i == len(latin) - 1) for i, w in enumerate(latin)):
+            return False
         if self.lang == "en":
             return not _CJK.search(text)
         words = [w.lower() for w in _LATIN_WORD.findall(text)]
