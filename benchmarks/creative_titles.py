@@ -262,7 +262,7 @@ def main() -> None:
     name = "creative_titles" if not args.no_lm else "creative_titles_fewshot" if args.few_shot else "creative_titles_baselines"
     path = save(name,
                 {"rows": rows, "verdict": verdict, "ci_lm_minus": cis, "references_judged": refs_judged,
-                 "examples": examples, "lora": info,
+                 "examples": examples, "lora": info, "titles": titles,
                  "settings": {**vars(args), "test_zh": len(zh_test), "test_en": len(en_test),
                               "seconds": round(time.perf_counter() - start, 1)}})
     print(f"wrote {path}")

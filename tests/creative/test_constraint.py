@@ -45,3 +45,13 @@ def test_a_prefix_may_stop_at_a_word_internal_mark():
     assert c.check("Water Jel.", partial=True)  # a finished word and a full stop, as before
     assert not c.check("Water Jel 5.", partial=True)
     assert not c.check("Water Jel 0.") and not c.check("anti-")  # unfinished, not a title
+
+
+def test_praise_is_a_claim_the_sources_must_hold():
+    """独特 / 别致 / 十足 / 满满 state something about the product: the adapter-v2 run wrote 独特 into 8 of 200 Chinese
+    titles whose selling points never said it (the judge's unsupported words); they are no longer free words."""
+    c = TitleConstraint(["连衣裙", "蕾丝", "简约"])
+    assert c.check("这款简约的蕾丝连衣裙")
+    for title in ("这款独特的蕾丝连衣裙", "别致的蕾丝连衣裙", "简约感十足的连衣裙", "满满的蕾丝"):
+        assert not c.check(title), title
+    assert TitleConstraint(["独特", "连衣裙"]).check("这款独特的连衣裙")
