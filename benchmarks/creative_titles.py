@@ -170,7 +170,7 @@ def evaluate(lang: str, products: list, baseline: NgramTitleGenerator, lms: dict
                                           ("rouge_l", rouge_l_f))}
                      for other in ("n-gram baseline", "selling points joined")}
     for i, p in enumerate(products[:12]):
-        examples.append({"lang": lang, "selling_points": list(p.selling_points), "reference": p.target,
+        examples.append({"lang": lang, "selling_points": list(p.selling_points), "reference": p.target, "brand": p.brand,
                          **{name: ts[i] for name, ts in titles.items()}})
     return rows, examples, {"titles": titles, "ci_lm_minus": cis}
 

@@ -41,3 +41,36 @@ def test_demo_step_lm_part_on_a_tiny_gemma(tmp_path, monkeypatch):
     assert all(r["users"] == 4 for r in rows) and rows[1]["hallucinated words"] <= 0.5
     assert any((tmp_path / "creative_lm").glob("adapter-demo-seed*/adapter_model.safetensors"))
     assert "pretrained LM titles" in (tmp_path / "demo" / "report.html").read_text()
+
+
+def test_the_report_shows_the_benchmark_examples_with_the_judges_verdict(tmp_path, monkeypatch):
+    """The demo's report lists the committed creative_titles.py examples per language, with the independent
+    judge's verdict on the LM title (a degenerate one fails, a finished one passes)."""
+    import json
+    from types import SimpleNamespace
+
+    from genads.creative import demo_step
+    from genads.eval.report import Report
+
+    lm = "gemma3-270m + LoRA"
+    examples = [
+        {"lang": "zh", "selling_points": ["连衣裙", "蕾丝", "简约"], "reference": "这款连衣裙简约大方", "brand": "",
+         "selling points joined": "连衣裙，蕾丝，简约", lm: "这款简约的蕾丝连衣裙"},
+        {"lang": "en", "selling_points": ["Duck", "duct tape", "high performance"], "reference": "Duck Duct Tape",
+         "brand": "Duck", "selling points joined": "Duck, duct tape, high performance", lm: "Duck"},
+    ]
+    path = tmp_path / "creative_titles.json"
+    path.write_text(json.dumps({"command": "python benchmarks/creative_titles.py", "git_sha": "abc1234",
+                                "figures": {"examples": examples}}))
+    monkeypatch.setattr(demo_step, "TITLES_RESULTS", path)
+    ctx = SimpleNamespace(report=Report("t"))
+    demo_step._titles_benchmark_section(ctx)
+    (section,) = ctx.report.sections
+    tables = dict(section.tables)
+    zh, en = tables["Chinese: 1 held-out products"], tables["English: 1 held-out products"]
+    assert zh[0]["judge (LM)"] == "pass" and zh[0]["reference"] == "这款连衣裙简约大方"
+    assert en[0]["judge (LM)"].startswith("fail") and "too_short" in en[0]["judge (LM)"]
+    monkeypatch.setattr(demo_step, "TITLES_RESULTS", tmp_path / "missing.json")
+    ctx = SimpleNamespace(report=Report("t"))
+    demo_step._titles_benchmark_section(ctx)
+    assert not ctx.report.sections

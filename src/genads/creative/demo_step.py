@@ -170,6 +170,7 @@ def _run(ctx) -> None:
     _section(ctx, rows, t_info, showcase, titles, records)
     _lm_section(ctx, lm_info, lm_rows, lm_titles, titles, records[:LM_ADS])
     _history_section(ctx)
+    _titles_benchmark_section(ctx)
 
 
 HISTORY_RESULTS = Path(__file__).resolve().parents[3] / "benchmarks" / "results" / "creative_history.json"
@@ -201,6 +202,40 @@ def _history_section(ctx) -> None:
     keep = ("generator", "strategy", "history", "users", "bleu4", "rouge_l", "length_gap", "word_overlap", "history_copy4")
     s.tables.append(("History length x sampling strategy (sacrebleu BLEU-4, rouge-score ROUGE-L, style match)",
                      [{k: r[k] for k in keep} for r in real["rows"]]))
+
+
+TITLES_RESULTS = HISTORY_RESULTS.with_name("creative_titles.json")
+
+
+def _titles_benchmark_section(ctx) -> None:
+    """Twelve held-out products per language from the committed ``creative_titles.py`` run (not rerun here): selling
+    points, the reference, each generator's title and the independent judge's verdict on the LM's."""
+    from genads.creative.judge import judge_title
+
+    if not TITLES_RESULTS.exists():
+        return
+    record = json.loads(TITLES_RESULTS.read_text())
+    examples = record.get("figures", {}).get("examples") or []
+    if not examples:
+        return
+    s = ctx.report.section("Creatives: held-out titles in two languages (benchmark examples)")
+    s.paragraphs.append(
+        f"From `{record.get('command')}` (commit {str(record.get('git_sha'))[:7]}, {record.get('date')}): the first 12 "
+        "held-out products per language (AdvertiseGen in Chinese, Amazon 2018 Industrial & Scientific in English), "
+        "their selling points, the reference (the copy's lead sentence / the real title), the titles of every "
+        "generator and the independent judge's verdict on the LM's (docs/creative.md has the full table).")
+    for lang, name in (("zh", "Chinese"), ("en", "English")):
+        rows = []
+        for e in (e for e in examples if e.get("lang") == lang):
+            lm = next((k for k in e if "LoRA" in k or "shot" in k), None)
+            row = {"selling points": "; ".join(e["selling_points"]), "reference": e["reference"][:90]}
+            row.update({k: e[k] for k in e if k not in ("lang", "selling_points", "reference", "brand")})
+            if lm and ("brand" in e or lang == "zh"):  # the judge's too_short check needs the English brand
+                verdict = judge_title(e[lm], e["selling_points"], lang, e.get("brand", ""))
+                row["judge (LM)"] = "pass" if verdict.passed else "fail: " + ", ".join(verdict.failures)
+            rows.append(row)
+        if rows:
+            s.tables.append((f"{name}: {len(rows)} held-out products", rows))
 
 
 def _lm_titles(ctx, lm, lm_info: dict, records: list[CreativeRecord], titles: dict, pipe) -> tuple[list[dict], list[str]]:
