@@ -212,6 +212,11 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2,
                     help="--family parallel: models trained at once (1: one after the other)")
     args = ap.parse_args()
+    if args.family == "parallel" and args.eval_only:
+        # --eval-only is the SID family's; the parallel family ignored it, trained afresh in --run-dir and overwrote
+        # the checkpoint of the run it was asked to evaluate (a cut-off Sports run's best weights were lost so)
+        raise SystemExit("--eval-only works for the SID family only; for --family parallel resume the run with "
+                         "--resume --run-dir DIR (its budget ends it and the best weights are evaluated)")
     if args.family == "parallel":
         from _parallel_bench import run
 
