@@ -2,8 +2,8 @@
 
 A title may say any function word (articles, prepositions, conjunctions, pronouns, auxiliaries,
 and a short list of generic ad wording that states nothing about the product: ``FUNCTION_EN``,
-``FUNCTION_ZH``; praise such as 独特 "unique", 别致 "chic" or 十足 "full of" is a claim, not one of them) and any punctuation; every other word must be *supported* by the sources (selling
-points, brand, category):
+``FUNCTION_ZH``; praise such as 独特 "unique", 别致 "chic" or 十足 "full of" is a claim, not one of them) and
+any punctuation; every other word must be *supported* by the sources (selling points, brand, category):
 
 * English (and Latin words inside Chinese): a maximal run of letters/digits must be a word of the
   sources (case-insensitive).

@@ -120,7 +120,7 @@ class TitleRules:
             return False
         if self.lang == "en":
             return not _CJK.search(text)
-        words = [w.lower() for w in _LATIN_WORD.findall(text)]
+        words = [w.lower() for w in latin]
         if open_end and words and re.search(r"[A-Za-z0-9]$", text):  # the last Latin word may still be growing
             last, words = words[-1], words[:-1]
             if not any(w.startswith(last) for w in self.latin):

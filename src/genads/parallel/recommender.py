@@ -26,6 +26,9 @@ from genads.tokenize.pq import PQCodebook
 
 MODEL_CONFIG, MODEL_WEIGHTS, CODES_FILE = "parallel.json", "model.safetensors", "codes.npy"
 
+_HYBRID_ARCH = ParallelConfig(id_weight=32 * 0.05 / 0.07, init="xavier")
+_HYBRID_TRAIN = ParallelTrainConfig(lr=1e-3, min_lr_ratio=1.0, warmup_steps=0, grad_clip=0.0, epochs=200, patience=20,
+                                    batching="random", stop_metric="recall@10", exclude_history=True)
 PRESETS: dict[str, tuple[ParallelConfig, ParallelTrainConfig]] = {
     "tiny": (ParallelConfig(d_model=16, d_code=4, n_layer=1, max_items=10),
              ParallelTrainConfig(batch_size=16, epochs=2, warmup_steps=2, n_negatives=16, patience=2)),
@@ -43,27 +46,19 @@ PRESETS: dict[str, tuple[ParallelConfig, ParallelTrainConfig]] = {
     # in the item logit with weight 1, as SASRec's output layer; the eSASRec recipe's optimisation (Adam 1e-3
     # constant, no clipping, Xavier init, random batches) with 2,048 shared negatives; early stopping on validation
     # R@10 with the history ruled out. Chosen on Beauty validation among three pilots (docs/generator.md).
-    "hybrid": (ParallelConfig(id_weight=32 * 0.05 / 0.07, init="xavier"),
-               ParallelTrainConfig(lr=1e-3, min_lr_ratio=1.0, warmup_steps=0, grad_clip=0.0, epochs=200, patience=20,
-                                   batching="random", stop_metric="recall@10", exclude_history=True)),
+    "hybrid": (_HYBRID_ARCH, _HYBRID_TRAIN),
     # 'hybrid' whose input reads each item by its ID embedding alone: the codes shape the output only. On Beauty
     # validation the code input made 'hybrid' overfit from epoch ~13 (valid R@10 excl .101); without it the same
     # recipe kept climbing past .11 (docs/generator.md).
-    "hybrid-id-input": (ParallelConfig(id_weight=32 * 0.05 / 0.07, init="xavier", code_input=False),
-                        ParallelTrainConfig(lr=1e-3, min_lr_ratio=1.0, warmup_steps=0, grad_clip=0.0, epochs=200,
-                                            patience=20, batching="random", stop_metric="recall@10",
-                                            exclude_history=True)),
+    "hybrid-id-input": (replace(_HYBRID_ARCH, code_input=False), _HYBRID_TRAIN),
     # 'hybrid-id-input' with dropout .2 on the ID rows the item loss scores (eSASRec drops its tied output
     # embeddings): on Beauty validation it peaks later and higher (.1133 at epoch 28 against .1117 at 31; 256
     # per-position negatives gave the same curve per epoch at 1.7x the cost). docs/generator.md, fourth round.
-    "hybrid-od": (ParallelConfig(id_weight=32 * 0.05 / 0.07, init="xavier", code_input=False),
-                  ParallelTrainConfig(lr=1e-3, min_lr_ratio=1.0, warmup_steps=0, grad_clip=0.0, epochs=200,
-                                      patience=20, batching="random", stop_metric="recall@10", exclude_history=True,
-                                      id_out_dropout=0.2)),
+    "hybrid-od": (replace(_HYBRID_ARCH, code_input=False), replace(_HYBRID_TRAIN, id_out_dropout=0.2)),
 }
-"""One preset for Beauty and Sports ('hybrid-od' / 'hybrid-id-input' / 'hybrid': codes + ID score, with or without the codes in
-the input; 'beauty': codes only; 'esasrec': codes only with the eSASRec recipe's training); 'small' for the demo's
-catalogue, 'tiny' for tests."""
+"""One preset for Beauty and Sports ('hybrid-od' / 'hybrid-id-input' / 'hybrid': codes + ID score, with or
+without the codes in the input; 'beauty': codes only; 'esasrec': codes only with the eSASRec recipe's training);
+'small' for the demo's catalogue, 'tiny' for tests."""
 
 
 def sized_config(config: ParallelConfig, item_codes: np.ndarray, n_items: int) -> ParallelConfig:
