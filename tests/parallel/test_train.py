@@ -341,3 +341,68 @@ def test_id_out_dropout_drops_the_scored_id_rows_in_training_only(cycle_split, c
     assert not torch.allclose(losses["train", 0.5], losses["train", 0.0])
     with pytest.raises(ValueError, match="id_out_dropout"):
         ParallelTrainConfig(id_out_dropout=1.0)
+
+
+def _items(row: np.ndarray) -> list[int]:
+    n = int((row > 0).sum())
+    assert (row[:len(row) - n] == 0).all() and (row[len(row) - n:] > 0).all(), "left-padded, right-aligned"
+    return row[len(row) - n:].tolist()
+
+
+def test_crop_keeps_a_right_aligned_contiguous_run_and_shuffle_a_permutation():
+    """A crop keeps a contiguous run of at least ``crop_min`` of the items (and two), right-aligned; a reorder
+    permutes one span of ``shuffle_span`` of them and leaves the rest in place; no augmentation is the identity,
+    rows of one item are never touched, and the input is not changed."""
+    from genads.parallel.train import augment
+
+    rng = np.random.default_rng(0)
+    rows = np.zeros((400, 12), dtype=np.int64)
+    for r in range(len(rows)):
+        n = int(rng.integers(1, 13))
+        rows[r, 12 - n:] = rng.permutation(np.arange(1, 100))[:n]  # distinct items: positions are identifiable
+    windows = torch.from_numpy(rows.copy())
+    assert torch.equal(augment(windows, TINY, np.random.default_rng(1)), windows)
+
+    cropped = augment(windows, replace(TINY, crop_prob=1.0, crop_min=0.5), np.random.default_rng(1)).numpy()
+    shorter = 0
+    for before, after in zip(rows, cropped, strict=True):
+        old, new = _items(before), _items(after)
+        if len(old) < 2:
+            assert new == old
+            continue
+        assert len(new) >= max(2, int(np.ceil(0.5 * len(old))))
+        start = old.index(new[0])
+        assert old[start:start + len(new)] == new
+        shorter += len(new) < len(old)
+    assert shorter > 100
+
+    shuffled = augment(windows, replace(TINY, shuffle_prob=1.0, shuffle_span=0.25), np.random.default_rng(1)).numpy()
+    moved = 0
+    for before, after in zip(rows, shuffled, strict=True):
+        old, new = _items(before), _items(after)
+        assert sorted(new) == sorted(old) and len(new) == len(old)
+        diff = [i for i, (a, b) in enumerate(zip(old, new, strict=True)) if a != b]
+        if diff:
+            span = max(2, int(np.ceil(0.25 * len(old))))
+            assert diff[-1] - diff[0] < span
+            moved += 1
+    assert moved > 100
+    assert torch.equal(windows, torch.from_numpy(rows))
+    for field in ("crop_prob", "shuffle_prob"):
+        with pytest.raises(ValueError, match=field):
+            ParallelTrainConfig(**{field: 1.5})
+    with pytest.raises(ValueError, match="crop_min"):
+        ParallelTrainConfig(crop_min=0.0)
+
+
+def test_augmented_training_learns_and_is_reproducible(cycle_split, cycle_codes):
+    cfg = ParallelTrainConfig(batch_size=16, lr=1e-2, warmup_steps=3, epochs=20, eval_every=10, patience=3,
+                              n_negatives=16, crop_prob=0.5, shuffle_prob=0.3)
+    logs, scores = [], []
+    for _ in range(2):
+        model = build(cycle_codes, d_model=32, dropout=0.0)
+        logs.append([r["loss"] for r in fit(model, cycle_codes, cycle_split, cfg, seed=3, progress=False)])
+        ranked = exact_topk(model, torch.from_numpy(cycle_codes), cycle_split.test.history, 10)
+        scores.append(ranking_metrics(ranked, cycle_split.test.target, ks=(10,))["recall@10"])
+    assert logs[0] == logs[1] and scores[0] == scores[1]
+    assert scores[0] > 0.5

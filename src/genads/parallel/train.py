@@ -14,6 +14,7 @@ compared with), and trains with DDP under torchrun like the SID family (gloo on 
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,17 @@ class ParallelTrainConfig:
     id_out_dropout: float = 0.0
     """Dropout on the ID embeddings where the item loss scores them (the output side; one draw of the table per
     step): the eSASRec recipe drops its tied output embeddings with the model's dropout. 0 = none."""
+    crop_prob: float = 0.0
+    """Training only: chance that a window is replaced by a random contiguous crop of its items (at least two, at
+    least ``crop_min`` of them), re-aligned to the right: the crop's items move to other positions and its earliest
+    targets lose their context (CL4SRec's crop; SASRec++'s crop & shuffle). 0 = none."""
+    crop_min: float = 0.6
+    """Least share of a window's items a crop keeps."""
+    shuffle_prob: float = 0.0
+    """Training only: chance that a random span of ``shuffle_span`` of a window's items is put in a random order
+    (CL4SRec's reorder; Amazon review timestamps order same-day items arbitrarily). 0 = none."""
+    shuffle_span: float = 0.2
+    """Share of a window's items (at least two) a shuffle reorders."""
     eval_every: int = 1
     patience: int = 8
     """Stop after this many validations without a better NDCG@10; the best weights are restored."""
@@ -106,6 +118,12 @@ class ParallelTrainConfig:
             raise ValueError(f"min_lr_ratio={self.min_lr_ratio} must be in [0, 1]")
         if not 0.0 <= self.id_out_dropout < 1.0:
             raise ValueError(f"id_out_dropout={self.id_out_dropout} must be in [0, 1)")
+        for name in ("crop_prob", "shuffle_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name}={getattr(self, name)} must be in [0, 1]")
+        for name in ("crop_min", "shuffle_span"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ValueError(f"{name}={getattr(self, name)} must be in (0, 1]")
 
 
 class Objective(nn.Module):
@@ -296,6 +314,8 @@ def fit(model: ParallelModel, item_codes: np.ndarray, split: SequenceSplit, cfg:
 
     def step(batch: np.ndarray) -> tuple[float, float]:
         win = windows[torch.from_numpy(batch[rank::world])]
+        if cfg.crop_prob > 0 or cfg.shuffle_prob > 0:
+            win = augment(win, cfg, np.random.default_rng([seed, state.step, rank]))
         win = win[:, -int((win > 0).sum(1).max()):]
         gen = torch.Generator().manual_seed(seed * 1_000_003 + state.step * 7919)  # the same on every rank
         targets = win[:, 1:]
@@ -336,6 +356,34 @@ def fit(model: ParallelModel, item_codes: np.ndarray, split: SequenceSplit, cfg:
     model.cpu()
     model.eval()
     return log
+
+
+def augment(windows: Tensor, cfg: ParallelTrainConfig, rng: np.random.Generator) -> Tensor:
+    """Left-padded windows (B, L) with each row cropped (chance ``cfg.crop_prob``) and/or a span of it reordered
+    (chance ``cfg.shuffle_prob``), re-aligned to the right; rows of under two items, and the input, are left as
+    they are. Crop first: a reorder then falls inside what the crop kept."""
+    out = windows.clone()
+    rows = out.numpy()
+    for r in range(len(rows)):
+        n = int((rows[r] > 0).sum())
+        if n < 2:
+            continue
+        items = rows[r, len(rows[r]) - n:].copy()
+        changed = False
+        if cfg.crop_prob > 0 and rng.random() < cfg.crop_prob:
+            keep = int(rng.integers(max(2, math.ceil(cfg.crop_min * n)), n + 1))
+            start = int(rng.integers(0, n - keep + 1))
+            items, changed = items[start:start + keep], keep < n
+        if cfg.shuffle_prob > 0 and rng.random() < cfg.shuffle_prob:
+            span = min(len(items), max(2, math.ceil(cfg.shuffle_span * len(items))))
+            start = int(rng.integers(0, len(items) - span + 1))
+            items = items.copy()
+            items[start:start + span] = rng.permutation(items[start:start + span])
+            changed = True
+        if changed:
+            rows[r] = 0
+            rows[r, len(rows[r]) - len(items):] = items
+    return out
 
 
 def _batches(lengths: np.ndarray, cfg: ParallelTrainConfig, seed: int, epoch: int, world: int) -> list[np.ndarray]:
