@@ -129,6 +129,57 @@ def test_recommender_ranks_like_exact_scoring_and_serves_a_new_ad(cycle_split, c
     assert rec.recommend(np.array([[*hist[0][1:], new_key]]), 5).shape == (1, 5)  # a history may hold it too
 
 
+@pytest.mark.parametrize("code_input", [False, True])
+def test_an_ad_added_after_training_borrows_the_id_row_of_its_code_nearest_item(cycle_split, cycle_codes, code_input):
+    """An ID model has no ID row for an ad added after training: the ad reads its code-nearest trained item's row,
+    in a history (an ID-input model no longer reads it as padding) and in its own ID term; every path that scores
+    it (slate, recommend, logprob_of) agrees, and LiveAds keeps the stand-in across remove and re-add."""
+    from genads.parallel import ParallelRecommender
+
+    base = ParallelConfig(d_model=16, d_code=4, n_layer=1, max_items=10, n_items=1, id_weight=2.0,
+                          code_input=code_input)
+    rec = ParallelRecommender(cycle_codes, base, replace(TINY, epochs=2))
+    rec.fit(cycle_split, seed=0, progress=False)
+    hist = cycle_split.test.history[:6]
+    item = int(hist[0][-1])
+    codes = cycle_codes[item].copy()
+    codes[0] = (codes[0] + 1) % (cycle_codes.max() + 1)  # one code off: its nearest trained item is ``item``
+    agree = (cycle_codes[1:] == codes).sum(1)
+    assert rec.stand_in(codes) == int(np.argmax(agree)) + 1
+    new_key = len(cycle_codes) + 7
+    rec.add_ad(new_key, codes=codes)
+    proxy = rec.stand_in(codes)
+    assert rec.live.id_row_of(new_key) == proxy
+    # in a history: the added ad reads like its stand-in wherever the input is the ID alone
+    swapped = hist.copy()
+    swapped[0, -1] = new_key
+    logp_new, ids_new = rec.query(swapped[:1])
+    with_proxy = hist[:1].copy()
+    with_proxy[0, -1] = proxy
+    logp_proxy, ids_proxy = rec.query(with_proxy)
+    if not code_input:
+        torch.testing.assert_close(ids_new, ids_proxy)
+        torch.testing.assert_close(logp_new, logp_proxy)
+    assert not torch.equal(ids_new, torch.zeros_like(ids_new))
+    # in its own score: the stand-in's ID term, the same in every path
+    full = rec.slate(hist, len(rec.live))
+    for b in range(len(hist)):
+        score = dict(zip(full.ads[b].tolist(), full.logprob[b].tolist(), strict=True))
+        logp, id_scores = rec.query(hist[b:b + 1])
+        code_part = sum(float(logp[0, k, int(c)]) for k, c in enumerate(codes))
+        assert score[new_key] == pytest.approx(code_part + float(id_scores[0, proxy]), abs=1e-4)
+        assert rec.logprob_of(hist[b:b + 1], np.array([[new_key]]))[0, 0] == pytest.approx(score[new_key], abs=1e-4)
+    ranked = rec.recommend(hist, len(rec.live))
+    np.testing.assert_array_equal(np.sort(ranked, 1), np.sort(full.ads, 1))
+    for b in range(len(hist)):  # the same order up to ties of equal scores
+        s = dict(zip(full.ads[b].tolist(), full.logprob[b].tolist(), strict=True))
+        np.testing.assert_allclose([s[a] for a in ranked[b]], full.logprob[b], atol=1e-4)
+    rec.live.remove(new_key)
+    rec.live.add(new_key, codes)
+    assert rec.live.id_row_of(new_key) == proxy
+    assert int(rec.live.id_rows()[list(rec.live.keys).index(new_key)]) == proxy
+
+
 
 def _short_history_dataset(folder, n_single: int, n_long: int, seed: int = 0):
     """Many users with one event (1-item training windows) beside a few longer ones, as in real logs; string ids."""

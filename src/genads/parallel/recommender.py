@@ -117,6 +117,24 @@ class ParallelRecommender:
             codes[pos] = self.live.codes_of(key)
         return torch.from_numpy(codes)
 
+    def _ids_of(self, keys: np.ndarray) -> np.ndarray:
+        """The ID rows of ``keys`` (any shape): a trained item's own, an added ad's stand-in (:meth:`add_ad`)."""
+        keys = np.asarray(keys, dtype=np.int64)
+        if not self.config.n_items:
+            return keys
+        out = keys.copy()
+        for pos in zip(*np.nonzero(keys > self.config.n_items), strict=True):
+            out[pos] = self.live.id_row_of(int(keys[pos]))
+        return out
+
+    def stand_in(self, codes: np.ndarray) -> int:
+        """The trained item whose codes agree with ``codes`` (m,) at the most positions (the lowest index among
+        ties): whose ID row an ad added after training borrows, in a history and in its own score."""
+        trained = self.item_codes[1:self.config.n_items + 1]
+        if not len(trained):
+            return 0
+        return int(np.argmax((trained == np.asarray(codes).reshape(1, -1)).sum(1))) + 1
+
     @torch.no_grad()
     def logprobs(self, history: np.ndarray) -> torch.Tensor:
         """(B, m, K) log p_k of the next item's codes for left-padded histories (B, L)."""
@@ -132,7 +150,7 @@ class ParallelRecommender:
         hist = np.ascontiguousarray(np.asarray(history, dtype=np.int64)[:, -self.config.max_items:])
         width = max(1, int((hist > 0).sum(1).max())) if hist.size else 1
         hist = hist[:, -width:]
-        h = self.model(torch.from_numpy(hist), self._codes_of(hist))[:, -1]
+        h = self.model(torch.from_numpy(self._ids_of(hist)), self._codes_of(hist))[:, -1]
         return self.model.code_logprobs(h), self.model.id_scores(h)
 
     @torch.no_grad()
@@ -146,14 +164,14 @@ class ParallelRecommender:
             raise RuntimeError("ParallelRecommender used before fit (or load)")
         self.model.eval()
         keys, codes, _ = self.live.arrays()
-        vectors = self.model.item_keys(codes.T.long(), keys)  # (n_live, m * d_code [+ D])
+        vectors = self.model.item_keys(codes.T.long(), self.live.id_rows())  # (n_live, m * d_code [+ D])
         out = np.full((len(history), k), -1, dtype=np.int64)
         take = min(k, len(keys))
         for i in range(0, len(history), 512):
             hist = np.ascontiguousarray(np.asarray(history[i:i + 512], dtype=np.int64)[:, -self.config.max_items:])
             width = max(1, int((hist > 0).sum(1).max())) if hist.size else 1
             hist = hist[:, -width:]
-            h = self.model(torch.from_numpy(hist), self._codes_of(hist))[:, -1]
+            h = self.model(torch.from_numpy(self._ids_of(hist)), self._codes_of(hist))[:, -1]
             scores = self.model.item_queries(h) @ vectors.T
             if take:
                 out[i:i + len(hist), :take] = keys[torch.topk(scores, take, dim=1).indices].numpy()
@@ -194,25 +212,31 @@ class ParallelRecommender:
         for i in range(0, len(items), batch_size):
             logp, id_scores = self.query(history[i:i + batch_size])  # (b, m, K), (b, n_items + 1) or None
             block = items[i:i + batch_size]
-            codes = torch.from_numpy(self.item_codes[np.maximum(block, 0)])  # (b, S, m)
+            codes = self._codes_of(np.maximum(block, 0))  # (b, S, m): trained items and added ads
             picked = logp.unsqueeze(1).expand(-1, block.shape[1], -1, -1).gather(-1, codes.unsqueeze(-1))
             score = picked.squeeze(-1).sum(-1)
             if id_scores is not None:
-                score = score + id_scores.gather(1, id_columns(torch.from_numpy(np.maximum(block, 0)),
+                score = score + id_scores.gather(1, id_columns(torch.from_numpy(self._ids_of(np.maximum(block, 0))),
                                                                id_scores.shape[1]))
             out[i:i + batch_size] = np.where(block > 0, score.numpy(), -np.inf)
         return out
 
     def add_ad(self, key: int, vector: np.ndarray | None = None, codes: np.ndarray | None = None,
                bid: float | None = None) -> np.ndarray:
-        """Make ad ``key`` live now: its codes given, or encoded from its item ``vector`` (cold start)."""
+        """Make ad ``key`` live now: its codes given, or encoded from its item ``vector`` (cold start).
+
+        A model with an ID table has no ID row for a key above the trained items: the ad borrows the row of its
+        code-nearest trained item (:meth:`stand_in`), in its own score and where a history holds it. Without one, a
+        model that reads items by their ID alone (``code_input=False``) would read it as padding, and a model that
+        scores IDs would give it a zero ID term against every trained ad's."""
         if codes is None:
             if vector is None:
                 raise ValueError(f"add_ad({key}): give the ad's item vector or its codes")
             if self.codebook is None:
                 raise ValueError("add_ad with a vector needs the recommender's codebook (PQCodebook)")
             codes = self.codebook.encode(np.asarray(vector, dtype=np.float32).reshape(1, -1))[0]
-        self.live.add(key, codes, bid=bid)
+        id_row = self.stand_in(codes) if self.config.n_items and key > self.config.n_items else None
+        self.live.add(key, codes, bid=bid, id_row=id_row)
         return np.asarray(codes)
 
     def describe(self) -> dict:

@@ -61,6 +61,10 @@ class LiveAds:
         self._codes = torch.zeros(self.n_codes, cap, dtype=torch.int32)
         self._bid = torch.full((cap,), self.default_bid, dtype=torch.float64)
         self._keys[:self._n] = torch.from_numpy(keys)
+        self._id_rows: dict[int, int] = {}
+        """Keys whose ID term reads another key's ID row (an ad added after training: its stand-in)."""
+        self._idcol = self._keys.clone()
+        """(capacity,) the ID row each live row reads: its key, or its stand-in's."""
         self._codes[:, :self._n] = torch.from_numpy(np.ascontiguousarray(codes[keys].T).astype(np.int32))
         self._row: dict[int, int] = dict(zip(keys.tolist(), range(self._n), strict=True))
         self._max_code = int(codes[keys].max()) if len(keys) else -1
@@ -85,9 +89,21 @@ class LiveAds:
     def codes_of(self, key: int) -> np.ndarray:
         return self._codes[:, self._row[int(key)]].numpy().copy()
 
+    def id_row_of(self, key: int) -> int:
+        """The ID row ``key`` reads: its stand-in's when it has one, else its own."""
+        return self._id_rows.get(int(key), int(key))
+
+    def id_rows(self) -> Tensor:
+        """(n,) the ID row of every live ad, in the order of :meth:`arrays`."""
+        with self._lock:
+            return self._idcol[:self._n]
+
     def _grow(self) -> None:
         cap = 2 * self._keys.shape[0]
         keys, codes, bid = self._keys, self._codes, self._bid
+        idcol = self._idcol
+        self._idcol = torch.zeros(cap, dtype=torch.long)
+        self._idcol[:self._n] = idcol[:self._n]
         self._keys = torch.zeros(cap, dtype=torch.long)
         self._codes = torch.zeros(self.n_codes, cap, dtype=torch.int32)
         self._bid = torch.full((cap,), self.default_bid, dtype=torch.float64)
@@ -98,8 +114,10 @@ class LiveAds:
             self._flat = torch.zeros(cap, self.n_codes, dtype=torch.long)
             self._flat[:self._n] = flat[:self._n]
 
-    def add(self, key: int, codes: np.ndarray, bid: float | None = None) -> None:
-        """Make ``key`` live with ``codes`` (m,) (replacing any earlier codes), optionally with a bid."""
+    def add(self, key: int, codes: np.ndarray, bid: float | None = None, id_row: int | None = None) -> None:
+        """Make ``key`` live with ``codes`` (m,) (replacing any earlier codes), optionally with a bid and with
+        ``id_row``, the key whose ID row its ID term (and a history holding it) reads: a stand-in for an ad added
+        after training, which has none of its own (None: its own, or the stand-in it was given before)."""
         key, codes = int(key), np.asarray(codes, dtype=np.int64).reshape(-1)
         if key <= 0:
             raise ValueError(f"ad key {key} must be >= 1 (0 is padding)")
@@ -109,6 +127,10 @@ class LiveAds:
             raise ValueError(f"ad {key}: code out of range [0, 2**31)")
         if bid is not None:
             self.set_bid(key, bid)
+        if id_row is not None:
+            if id_row < 0:
+                raise ValueError(f"ad {key}: id_row {id_row} must be >= 0")
+            self._id_rows[key] = int(id_row)
         with self._lock:
             row = self._row.get(key)
             if row is None:
@@ -119,6 +141,7 @@ class LiveAds:
                 self._keys[row] = key
             self._codes[:, row] = torch.from_numpy(codes.astype(np.int32))
             self._bid[row] = self._bids.get(key, self.default_bid)
+            self._idcol[row] = self._id_rows.get(key, key)
             self._max_code = max(self._max_code, int(codes.max()))
             if self._flat is not None:
                 self._flat[row] = torch.from_numpy(codes) + self._offsets()
@@ -134,6 +157,7 @@ class LiveAds:
                 moved = int(self._keys[last])
                 self._keys[row], self._codes[:, row], self._bid[row] = (
                     self._keys[last], self._codes[:, last], self._bid[last])
+                self._idcol[row] = self._idcol[last]
                 if self._flat is not None:
                     self._flat[row] = self._flat[last]
                 self._row[moved] = row
@@ -171,7 +195,8 @@ class LiveAds:
 
     def scores(self, logp: Tensor, id_scores: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """(keys (n,), model scores (B, n)) of every live ad for ``logp`` (B, m, K): Σ_k log p_k(code_k), plus
-        ``id_scores[:, key]`` when ``id_scores`` (B, n_ids + 1) is given (a key without an ID column gets column 0).
+        ``id_scores[:, row]`` when ``id_scores`` (B, n_ids + 1) is given, ``row`` the key's ID row (its own, or its
+        stand-in's: :meth:`add`); a row without a column gets column 0, the zero padding row.
 
         A batch of two or more rows is one ``embedding_bag`` sum over flat code indices (~4.7x less CPU than m
         gathers at batch 16, 12k ads); it adds the same numbers in the same order, so every row's scores are exactly
@@ -180,6 +205,7 @@ class LiveAds:
         B, m, K = logp.shape
         with self._lock:
             keys, codes, _ = self._table()
+            idcol = self._idcol[:self._n]
             if B < 2 or self._max_code >= K or not len(keys):
                 flat = None
             else:
@@ -196,7 +222,7 @@ class LiveAds:
             for k in range(codes.shape[0]):
                 out += logp[:, k, :].index_select(1, codes[k])
         if id_scores is not None:
-            out += id_scores.to(out.dtype).index_select(1, id_columns(keys, id_scores.shape[1]))
+            out += id_scores.to(out.dtype).index_select(1, id_columns(idcol, id_scores.shape[1]))
         return keys, out
 
     def _offsets(self) -> Tensor:
@@ -247,8 +273,8 @@ class LiveAds:
         for key in self.keys.tolist():
             codes = self.codes_of(key)
             s = sum(float(logp[0, j, int(c)]) for j, c in enumerate(codes))
-            if id_scores is not None and key < id_scores.shape[1]:
-                s += float(id_scores[0, key])
+            if id_scores is not None and self.id_row_of(key) < id_scores.shape[1]:
+                s += float(id_scores[0, self.id_row_of(key)])
             w = 0.0
             if bid_config is not None:
                 w = float(np.log(self.bid(key) ** bid_config.alpha + bid_config.beta))
@@ -260,7 +286,7 @@ class LiveAds:
 
 
 def id_columns(keys: Tensor, width: int) -> Tensor:
-    """The column of ``id_scores`` (B, width) each key reads: the key itself when it has an ID row (< width), else
-    0, the zero padding row (an ad added after training is scored by its codes alone)."""
+    """The column of ``id_scores`` (B, width) each ID row reads: the row itself when the table has it (< width), else
+    0, the zero padding row (an ad added after training without a stand-in is scored by its codes alone)."""
     return torch.where(keys < width, keys, torch.zeros_like(keys))
 
