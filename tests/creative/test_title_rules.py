@@ -131,3 +131,17 @@ def test_english_titles_get_no_cjk_tokens(tiny):
     en = lt.allowed_token_ids(tok, EN, lang="en")
     assert set(en) <= set(both)
     assert not any("\u4e00" <= c <= "\u9fff" for t in en for c in (tok.convert_ids_to_tokens(t) or ""))
+
+
+def test_a_chinese_title_is_mostly_chinese_and_the_fallback_keeps_to_the_script():
+    """The adapter-v2 run fell back to "polo，棉，线条" (4 Latin letters, 3 CJK characters): the judge's script check
+    failed it. A finished Chinese title has at least as many CJK characters as Latin letters, and the fallback
+    leaves out the points that would break that; English fallbacks leave out CJK points."""
+    zh = TitleRules(["polo", "棉", "线条", "短袖"])
+    assert not zh.may_stop("polo，棉，线条") and zh.may_stop("polo领纯棉短袖上衣")
+    assert zh.may_extend("", "polo")  # a title may still start with the Latin word
+    assert zh.fallback(["polo", "棉", "线条", "短袖"]) == "棉，线条，短袖"
+    assert zh.fallback(["棉", "polo", "线条"]) == "棉，线条"
+    en = TitleRules(["Thogus", "polypropylene", "plastic"])
+    assert en.fallback(["Thogus", "白色", "polypropylene", "plastic"]) == "Thogus, polypropylene, plastic"
+    assert TitleRules(["polo"]).fallback(["polo"]) == "polo"  # nothing fits: the points as they are

@@ -211,8 +211,8 @@ class LMTitleGenerator:
 
         A candidate cut off by ``max_new_tokens`` is trimmed back to its longest finished prefix.
         Ranking: complete first, then fewest unsupported content words, no repetition, highest mean
-        token log-probability. When no candidate is complete the first selling points, joined, are
-        the title (``fallback``)."""
+        token log-probability. When no candidate is complete the first selling points that keep to
+        the language's script, joined, are the title (``fallback``)."""
         cfg = self.decode
         srcs = [*selling_points, *sources]
         constraint, rules = TitleConstraint(srcs), TitleRules(srcs, cfg.budget, brand)
@@ -235,8 +235,7 @@ class LMTitleGenerator:
             scored.append((not complete, bad, rep > 0, -lp, title, n, rep, lp))
         best = min(scored)
         if best[0]:
-            joiner = "，" if rules.lang == "zh" else ", "
-            title = joiner.join(selling_points[:3])
+            title = rules.fallback(selling_points)
             bad, n = content_support(title, srcs)
             return TitleResult(title, bad, n, 0.0, best[7], [s[4] for s in scored], rules.may_stop(title), True)
         return TitleResult(best[4], best[1], best[5], best[6], best[7], [s[4] for s in scored], True, False)

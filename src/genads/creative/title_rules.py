@@ -120,6 +120,8 @@ class TitleRules:
             return False
         if self.lang == "en":
             return not _CJK.search(text)
+        if not open_end and len(_CJK.findall(text)) < len(re.findall(r"[A-Za-z]", text)):
+            return False  # a finished Chinese title is mostly Chinese ("polo，棉，线条" is not)
         words = [w.lower() for w in latin]
         if open_end and words and re.search(r"[A-Za-z0-9]$", text):  # the last Latin word may still be growing
             last, words = words[-1], words[:-1]
@@ -171,6 +173,19 @@ class TitleRules:
 
     def sentence_ended(self, text: str) -> bool:
         return bool(text.strip()) and text.strip()[-1] in SENTENCE_END and self.may_stop(text)
+
+    def fallback(self, points: list[str], most: int = 3) -> str:
+        """The title when no candidate finished: up to ``most`` of ``points`` joined, in order, leaving out any that
+        would break the script rules (a Latin point that would outweigh the Chinese ones); the first ``most`` when
+        none fits."""
+        joiner = "，" if self.lang == "zh" else ", "
+        kept: list[str] = []
+        for p in points:
+            if len(kept) == most:
+                break
+            if p.strip() and self._script_ok(joiner.join([*kept, p]), open_end=False):
+                kept.append(p)
+        return joiner.join(kept or list(points[:most]))
 
     def trim(self, text: str, valid) -> str:
         """The longest prefix of ``text`` (cut at word ends: jieba words for Chinese) that ``valid`` accepts
