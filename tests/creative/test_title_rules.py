@@ -48,7 +48,7 @@ def test_rules_refuse_words_typed_in_mixed_case():
     lower, UPPER, Capitalised per part, or as the sources write it ("iMBAPrice")."""
     rules = TitleRules(["Kimberly-Clark", "delicate tasks", "iMBAPrice"], brand="Kimberly-Clark")
     assert not rules.may_extend("Kimberly-Clark delicat", "E") and not rules.may_stop("Kimberly-Clark delicatE tasks")
-    assert rules.may_extend("Kimberly-Clark delicat", "e") and rules.may_extend("Kimberly-Clark", " DELICATE")
+    assert rules.may_extend("Kimberly-Clark delicat", "e") and rules.may_extend("Kimberly-Clark", " Delicate")
     assert rules.may_extend("iMBA", "Price") and rules.may_stop("iMBAPrice Delicate Tasks")
     assert not rules.may_extend("Kimberly-Clark ", "DeLi")
 
@@ -145,3 +145,17 @@ def test_a_chinese_title_is_mostly_chinese_and_the_fallback_keeps_to_the_script(
     en = TitleRules(["Thogus", "polypropylene", "plastic"])
     assert en.fallback(["Thogus", "白色", "polypropylene", "plastic"]) == "Thogus, polypropylene, plastic"
     assert TitleRules(["polo"]).fallback(["polo"]) == "polo"  # nothing fits: the points as they are
+
+
+def test_words_in_capitals_must_be_the_sources_own():
+    """Refused a model number ("Thogus 3/4-BARB..."), the adapter typed capitalised prefixes of function words
+    ("Thogus EVER", "Gardner Bender US BY-", "Dremel THR") and dead-ended: a part of two or more capitals must be
+    written so in the sources; "3D", "A" and the sources' own "PLA" / "WD-40" stay fine."""
+    rules = TitleRules(["Thogus", "PLA filament", "WD-40", "3D printing", "plastic"], brand="Thogus")
+    for word in ("US", "EVER", "THI", "PLASTIC", "BY-"):
+        assert not rules.may_extend("Thogus ", word), word
+    assert not rules.may_stop("Thogus PLASTIC 3D printing")
+    for word in ("PLA", "WD-40", "3D", "A", "Plastic", "plastic"):
+        assert rules.may_extend("Thogus ", word), word
+    assert rules.may_extend("Thogus ", "P") and rules.may_extend("Thogus ", "PL")  # on its way to "PLA"
+    assert rules.may_stop("Thogus PLA plastic filament")

@@ -43,6 +43,9 @@ SENTENCE_END = "。！？!?"
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _CASE_PART = re.compile(r"[a-z0-9]+|[A-Z0-9]+|[A-Z0-9][a-z0-9]*")
 _LATIN_WORD = re.compile(r"[A-Za-z0-9]+(?:['\-.][A-Za-z0-9]+)*")
+_SHOUTED = re.compile(r"[A-Z0-9]*[A-Z][A-Z0-9]*[A-Z][A-Z0-9]*")
+"""Two or more capitals and no lower-case letter ("US", "THI", "PLASTIC"): the adapter types a model number this way
+and, refused the number, ends up in capitalised function-word prefixes ("Thogus EVER", "Gardner Bender US BY-")."""
 
 
 @dataclass(frozen=True)
@@ -96,12 +99,14 @@ class TitleRules:
         self._verbatim_prefixes = {w[:k] for w in self.verbatim for k in range(1, len(w) + 1)}
 
     def _cased(self, word: str, open_end: bool) -> bool:
-        """A Latin word written as the sources write it, or all lower, ALL UPPER, Capitalised or Title-Cased (per
-        part: "Anti-Seize"); "delicatE" and "SaFe" are none of these (the decoder may type a word's pieces in
-        different cases). A word still growing (``open_end``) need only be on its way to one of them."""
+        """A Latin word written as the sources write it, or all lower, Capitalised or Title-Cased (per part:
+        "Anti-Seize"); "delicatE" and "SaFe" are none of these (the decoder may type a word's pieces in different
+        cases), and a part in capitals ("US", "PLASTIC"; one capital with digits, "3D", is fine) must be written so in
+        the sources. A word still growing (``open_end``) need only be on its way to one of them."""
         if word in self.verbatim or (open_end and word in self._verbatim_prefixes):
             return True
-        return all(_CASE_PART.fullmatch(part) for part in re.split(r"['\-.]", word) if part)
+        parts = [part for part in re.split(r"['\-.]", word) if part]
+        return all(_CASE_PART.fullmatch(part) and not _SHOUTED.fullmatch(part) for part in parts)
 
     def length(self, text: str) -> int:
         """English words or Chinese CJK characters."""
