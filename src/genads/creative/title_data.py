@@ -7,7 +7,8 @@
   its attribute string (``content``): lines with the same attributes go to the same side.
 * English, Amazon 2018 (``amazon18/NAME.item.json``): selling points = the brand plus typed phrases
   extracted from the description (``selling_points.extract_selling_points``; the title is never
-  used), the target is the real title. Products with fewer than ``min_points`` selling points are
+  used), the target is the real title without its model and part numbers ("WD-40 300281 Specialist
+  Degreaser" -> "WD-40 Specialist Degreaser": no selling point holds them). Products with fewer than ``min_points`` selling points are
   skipped. Real user windows (``NAME.valid.csv``/``NAME.test.csv``: up to 10 clicked titles ->
   next item) give histories: :func:`amazon_windows`.
 
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from genads.creative.records import RecordError, load_advertisegen
-from genads.creative.selling_points import extract_selling_points
+from genads.creative.selling_points import extract_selling_points, strip_model_numbers
 
 _LEAD = re.compile(r"[。！？!?；;]")
 
@@ -73,8 +74,10 @@ def _description(raw: str) -> str:
     return raw
 
 
-def amazon_products(path: Path | str, min_points: int = 2, max_points: int = 6) -> dict[str, Product]:
-    """item id -> Product for items with a title and enough selling points."""
+def amazon_products(path: Path | str, min_points: int = 2, max_points: int = 6,
+                    strip_models: bool = True) -> dict[str, Product]:
+    """item id -> Product for items with a title and enough selling points; the target is the title without its
+    model and part numbers (``strip_models``; :func:`~genads.creative.selling_points.strip_model_numbers`)."""
     path = Path(path)
     try:
         items = json.loads(path.read_text(encoding="utf-8"))
@@ -92,7 +95,10 @@ def amazon_products(path: Path | str, min_points: int = 2, max_points: int = 6) 
         brand_point = [p.text for p in points if p.kind == "brand"]
         if not title or len(sps) < min_points:
             continue
-        out[str(iid)] = Product(str(iid), tuple(brand_point + sps), title, brand, "en")
+        target = strip_model_numbers(title, brand) if strip_models else title
+        if not target:
+            continue
+        out[str(iid)] = Product(str(iid), tuple(brand_point + sps), target, brand, "en")
     return out
 
 
