@@ -202,10 +202,12 @@ def main() -> None:
     ap.add_argument("--sasrec-preset", default="ss", choices=["ss", "esasrec", "esasrec-64"],
                     help="--family parallel: the SASRec preset trained beside the generator (esasrec: the eSASRec "
                     "benchmark's recipe, early-stopped on validation R@10 with the history ruled out)")
-    ap.add_argument("--parallel-preset", default="beauty", choices=["beauty", "esasrec", "hybrid", "hybrid-id-input", "hybrid-od"],
+    ap.add_argument("--parallel-preset", default="beauty",
+                    choices=["beauty", "esasrec", "hybrid", "hybrid-id-input", "hybrid-od", "hybrid-aug"],
                     help="--family parallel: the parallel generator's preset (esasrec: the eSASRec recipe's training, "
                     "early-stopped on validation R@10 with the history ruled out; hybrid: codes + an ID term in the "
-                    "item score, stopped on the same protocol; hybrid-id-input: the same, items read by their ID alone)")
+                    "item score, stopped on the same protocol; hybrid-id-input: the same, items read by their ID alone; "
+                    "hybrid-od: + dropout on the scored ID rows; hybrid-aug: + codes out of the score, crop/reorder)")
     ap.add_argument("--cpu-budget-min", type=float, default=0.0,
                     help="--family parallel: each model's CPU budget in minutes (0 = none; a paused worker does not "
                     "spend it)")

@@ -457,3 +457,16 @@ def test_augmented_training_learns_and_is_reproducible(cycle_split, cycle_codes)
         scores.append(ranking_metrics(ranked, cycle_split.test.target, ks=(10,))["recall@10"])
     assert logs[0] == logs[1] and scores[0] == scores[1]
     assert scores[0] > 0.5
+
+
+def test_the_hybrid_aug_preset_is_hybrid_od_with_the_settings_its_runs_used():
+    """'hybrid-aug' is what the Beauty runs of docs/generator.md (fifth round) trained through --set overrides of
+    'hybrid-od': the same fields, and the code part of an item logit within ±m/(m·5) = ±0.2."""
+    from genads.parallel import PRESETS
+
+    od_arch, od_train = PRESETS["hybrid-od"]
+    arch, train = PRESETS["hybrid-aug"]
+    assert arch == replace(od_arch, id_weight=2285.714285714286)
+    assert train == replace(od_train, item_temperature=5.0, crop_prob=0.3, shuffle_prob=0.3)
+    assert arch.id_weight == pytest.approx(arch.n_codes * train.item_temperature / arch.temperature)
+    assert not arch.code_input and train.exclude_history and train.stop_metric == "recall@10"
