@@ -75,9 +75,10 @@ _UNIT = (r"(?:inch(?:es)?|in\b\.?|\"|”|''|ft\b|feet|foot|mm\b|cm\b|(?-i:m)\b|m
          r"|awg\b|gauge\b|grit\b|degrees?|°[cf]?|count\b|ct\b|pack\b|pk\b|pcs\b|pieces?\b|sheets?\b|rolls?\b|mil\b"
          r"|microns?|hz\b|rpm\b)")
 _MEAS = rf"{_NUM}(?:\s?(?:-|to)\s?{_NUM})?\s?-?{_UNIT}"
-_SIZE = re.compile(rf"(?<![\w/.-])(?:{_MEAS}(?:\s?x\s?{_MEAS})*(?:\s(?:diameter|dia|wide|long|length|width|height|thick"
-                   rf"|capacity|shank|bore|spool|deep|tall)\b)?|(?:pack|set|box|case|bag) of \d+|\d+-(?:pack|piece|count)\b)",
-                   re.IGNORECASE)
+SIZE = re.compile(rf"(?<![\w/.-])(?:{_MEAS}(?:\s?x\s?{_MEAS})*(?:\s(?:diameter|dia|wide|long|length|width|height|thick"
+                  rf"|capacity|shank|bore|spool|deep|tall)\b)?|(?:pack|set|box|case|bag) of \d+|\d+-(?:pack|piece|count)\b)",
+                  re.IGNORECASE)
+"""A size or count in English product text ("1/2-Inch", "1.75mm", "2-1/2\" diameter", "Pack of 10")."""
 _MATERIALS = ("stainless steel", "carbon steel", "alloy steel", "tool steel", "high-speed steel", "cast iron",
               "aluminum alloy", "aluminium alloy", "zinc alloy", "silicone rubber", "carbon fiber", "carbon fibre",
               "tungsten carbide", "polycarbonate", "polypropylene", "polyethylene", "polyester", "polyurethane",
@@ -159,7 +160,7 @@ def phrase_problems(text: str, max_words: int = 5) -> list[str]:
         return ["no words"]
     if len(words) > max_words:
         problems.append(f"more than {max_words} words")
-    is_size = bool(_SIZE.fullmatch(text.strip()))
+    is_size = bool(SIZE.fullmatch(text.strip()))
     if not is_size and not any(w not in STOP and w not in DANGLE_START and not re.fullmatch(r"[\d./-]+", w) for w in lower):
         problems.append("no content word")
     if lower[0] in DANGLE_START:
@@ -174,7 +175,7 @@ def phrase_problems(text: str, max_words: int = 5) -> list[str]:
         problems.append("glued words")
     if any(w in _JUNK or w.startswith("amazon.") for w in lower):
         problems.append("boilerplate")
-    if not is_size and any(_MODEL_NO.match(w) and not _SIZE.fullmatch(w) for w in words) and len(words) > 1:
+    if not is_size and any(_MODEL_NO.match(w) and not SIZE.fullmatch(w) for w in words) and len(words) > 1:
         problems.append("a model number inside")
     if text.isupper() and len(lower) >= 2 and all(w in _HEADER for w in lower):
         problems.append("a section header")
@@ -222,10 +223,10 @@ def _english_description(text: str) -> list[SellingPoint]:
             for part in re.split(r"\s*,\s*|\s+and\s+", value):
                 found.append((m.start(), SellingPoint(_tidy(part), "use")))
             continue
-        if kind == "size" and _SIZE.search(value):
-            value = f"{_SIZE.search(value).group(0)} {key}" if key not in ("size", "dimensions") else value
+        if kind == "size" and SIZE.search(value):
+            value = f"{SIZE.search(value).group(0)} {key}" if key not in ("size", "dimensions") else value
         found.append((m.start(), SellingPoint(value, kind)))
-    for m in _SIZE.finditer(text):
+    for m in SIZE.finditer(text):
         found.append((m.start(), SellingPoint(m.group(0).strip(), "size")))
     for m in _MATERIAL.finditer(text):
         specific = " " in m.group(0) or "-" in m.group(0)
@@ -259,9 +260,9 @@ def _english_title(title: str, brand: str, max_words: int) -> list[SellingPoint]
     out = []
     for k, piece in enumerate(_TITLE_SPLIT.split(clean_text(title))):
         piece = piece.strip()
-        for m in _SIZE.finditer(piece):
+        for m in SIZE.finditer(piece):
             out.append(SellingPoint(m.group(0).strip(), "size"))
-        piece = _SIZE.sub(" ", piece)
+        piece = SIZE.sub(" ", piece)
         if piece.lower().startswith("for "):
             out.append(SellingPoint(_tidy(piece), "use"))
             continue
@@ -364,44 +365,6 @@ def extract_selling_points(title: str = "", description: str = "", attributes: l
     if description.strip():
         found += _chinese_text(description) if is_chinese(description) else _english_description(description)
     return _select(found, max_points, max_words)
-
-
-_RATE_UNIT = _words("ppm cfm gpm gph btu kw kva db nm ah bar kpa mpa lux ohm ohms mbps gb tb mhz ghz")
-
-
-def strip_model_numbers(title: str, brand: str = "") -> str:
-    """``title`` without its model and part numbers ("Justrite 7150400 Type I ...", "Dico 541-786-21/2 Nyalox ...",
-    "VenTech VT IF6+CF6 IF6CF620 Inline ..."): words with a digit that are not part of a size ("1/2-Inch", "Pack of
-    10", "1.75mm", "440 CFM") or of the ``brand`` ("WD-40") and hold a letter besides or three or more digits;
-    "3D", "i3" and "2x" stay. A product's
-    selling points never hold its model number, so a title model trained on raw titles learns to type one and
-    dead-ends (the constraint refuses it): the English training targets and references are stripped."""
-    text = clean_text(title)
-    sizes = [m.span() for m in _SIZE.finditer(text)]
-    brand_words = {w.lower() for w in brand.split()}
-    words = list(re.finditer(r"\S+", text))
-    out = []
-    for i, m in enumerate(words):
-        word = m.group(0)
-        core = word.strip(",;:()[]\"'")
-        after = words[i + 1].group(0).strip(",;:()[]").lower() if i + 1 < len(words) else ""
-        in_size = (any(a <= m.start() < b or a < m.end() <= b for a, b in sizes) or core.lower() in brand_words
-                   or (after in _RATE_UNIT and re.fullmatch(r"[\d.,/-]+", core) is not None))
-        digits, letters = len(re.findall(r"\d", core)), len(re.findall(r"[A-Za-z]", core))
-        if digits and not in_size and len(core) > 2 and (letters or digits >= 3):
-            kept = word[:len(word) - len(word.lstrip("(["))] + word[len(word.rstrip(",;:)]")):]
-            if kept.strip():
-                out.append(kept.strip())
-            continue
-        out.append(word)
-    result = " ".join(out)
-    result = re.sub(r"\(\s*\)|\[\s*\]", " ", result)
-    result = re.sub(r"\s+([,;:)\]])", r"\1", result)
-    result = re.sub(r"([(\[])\s+", r"\1", result)
-    result = re.sub(r"(?:^|\s)[,;:](?=\s|$)", " ", result)
-    result = re.sub(r"([,;:])(?:\s*[,;:])+", r"\1", result)
-    result = re.sub(r"\s+-\s+(?=-|$)|^\s*-\s+", " ", result)
-    return re.sub(r"\s+", " ", result).strip(" ,;:-")
 
 
 def derive_selling_points(text: str, max_points: int = 6, max_words: int = 4) -> list[str]:

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from genads.creative.records import RecordError, load_advertisegen
-from genads.creative.selling_points import extract_selling_points, strip_model_numbers
+from genads.creative.selling_points import extract_selling_points
+from genads.creative.title_targets import strip_model_numbers
 
 _LEAD = re.compile(r"[。！？!?；;]")
 
@@ -77,7 +78,7 @@ def _description(raw: str) -> str:
 def amazon_products(path: Path | str, min_points: int = 2, max_points: int = 6,
                     strip_models: bool = True) -> dict[str, Product]:
     """item id -> Product for items with a title and enough selling points; the target is the title without its
-    model and part numbers (``strip_models``; :func:`~genads.creative.selling_points.strip_model_numbers`)."""
+    model and part numbers (``strip_models``; :func:`~genads.creative.title_targets.strip_model_numbers`)."""
     path = Path(path)
     try:
         items = json.loads(path.read_text(encoding="utf-8"))
