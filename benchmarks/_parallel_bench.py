@@ -100,6 +100,25 @@ def parallel_codes(dataset, split, cache: Path, key: dict, seed: int) -> tuple[n
     return by_index, stats, seconds
 
 
+def build_parallel(dataset, split, data: Path, name: str, seed: int, sets: list[str], cache: Path, preset: str,
+                   run_dir: str | None = None, budget_min: float = 0.0, cpu_budget_min: float = 0.0):
+    """(an untrained ParallelRecommender, code stats, code seconds): the codes of ``data/name.txt`` (cached), the
+    ``preset`` with ``--set parallel.FIELD=VALUE`` overrides (architecture fields to the model config, the rest to
+    the training config) and an ID table when the preset asks for one. Every benchmark that trains or reloads a
+    parallel generator builds it here, so a checkpoint always meets the model that trained it."""
+    from genads.parallel import PRESETS, ParallelConfig, ParallelRecommender, ParallelTrainConfig
+
+    key = {"data_sha256": file_sha(data / f"{name}.txt"), "seed": seed, "vectors": "attributes+collab(train)",
+           "pq": "PQConfig()", "version": 1}
+    codes, stats, code_seconds = parallel_codes(dataset, split, cache, key, seed)
+    arch, train = PRESETS[preset]
+    arch_sets = [x for x in sets if x.partition("=")[0].removeprefix("parallel.") in ParallelConfig.__dataclass_fields__]
+    arch = _override(replace(arch, n_items=1), ParallelConfig, arch_sets, "parallel.")
+    train = _override(replace(train, time_budget_s=budget_min * 60, cpu_budget_s=cpu_budget_min * 60),
+                      ParallelTrainConfig, [x for x in sets if x not in arch_sets], "parallel.")
+    return ParallelRecommender(codes, arch, train, run_dir=run_dir), stats, code_seconds
+
+
 def job(kind: str, data: str, name: str, seed: int, sets: list[str], cache: str, run_dir: str | None,
         budget_min: float, sasrec_preset: str = "ss", parallel_preset: str = "beauty", cpu_budget_min: float = 0.0,
         esasrec_protocol: bool = False, resume: bool = False, prior_seconds: tuple[float, float] = (0.0, 0.0)) -> dict:
@@ -130,17 +149,9 @@ def job(kind: str, data: str, name: str, seed: int, sets: list[str], cache: str,
                  "patience_reached": len(checked) - 1 - last_best >= cfg.patience,
                  "stopped_by_budget": any(r.get("stopped_by_time_budget") for r in log)}
     else:
-        from genads.parallel import PRESETS, ParallelConfig, ParallelRecommender, ParallelTrainConfig
-
-        key = {"data_sha256": file_sha(Path(data) / f"{name}.txt"), "seed": seed, "vectors": "attributes+collab(train)",
-               "pq": "PQConfig()", "version": 1}
-        codes, stats, code_seconds = parallel_codes(dataset, split, Path(cache), key, seed)
-        arch, train = PRESETS[parallel_preset]
-        arch_sets = [x for x in sets if x.partition("=")[0].removeprefix("parallel.") in ParallelConfig.__dataclass_fields__]
-        arch = _override(replace(arch, n_items=1), ParallelConfig, arch_sets, "parallel.")
-        train = _override(replace(train, time_budget_s=budget_min * 60, cpu_budget_s=cpu_budget_min * 60),
-                          ParallelTrainConfig, [x for x in sets if x not in arch_sets], "parallel.")
-        model = ParallelRecommender(codes, arch, train, run_dir=run_dir)
+        model, stats, code_seconds = build_parallel(dataset, split, Path(data), name, seed, sets, Path(cache),
+                                                    parallel_preset, run_dir, budget_min, cpu_budget_min)
+        train = model.train
         log = model.fit(split, seed=seed, progress=False, resume=resume)
         for row in log:
             print("parallel", row, flush=True)

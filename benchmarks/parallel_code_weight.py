@@ -13,11 +13,10 @@ same ``--name``, ``--parallel-preset`` and ``--set`` as the run that trained the
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
 
 from _common import print_table, save
-from _parallel_bench import _override, file_sha, load_protocol_split, parallel_codes
+from _parallel_bench import build_parallel, load_protocol_split
 
 GRID = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 
@@ -38,19 +37,12 @@ def main() -> None:
 
     torch.set_num_threads(1)
     from genads.eval.harness import evaluate
-    from genads.parallel import PRESETS, ParallelConfig, ParallelRecommender, ParallelTrainConfig
     from genads.parallel.model import ParallelModel
     from genads.slate.checkpoint import load_weights
 
     dataset, split, _ = load_protocol_split(args.data, args.name, True)
-    key = {"data_sha256": file_sha(args.data / f"{args.name}.txt"), "seed": args.seed,
-           "vectors": "attributes+collab(train)", "pq": "PQConfig()", "version": 1}
-    codes, _, _ = parallel_codes(dataset, split, args.sid_cache, key, args.seed)
-    arch, train = PRESETS[args.parallel_preset]
-    arch_sets = [x for x in args.set if x.partition("=")[0].removeprefix("parallel.") in ParallelConfig.__dataclass_fields__]
-    arch = _override(replace(arch, n_items=1), ParallelConfig, arch_sets, "parallel.")
-    train = _override(train, ParallelTrainConfig, [x for x in args.set if x not in arch_sets], "parallel.")
-    rec = ParallelRecommender(codes, arch, train)
+    rec, _, _ = build_parallel(dataset, split, args.data, args.name, args.seed, args.set, args.sid_cache,
+                               args.parallel_preset)
     rec.model = ParallelModel(rec.config)
     load_weights(rec.model, args.checkpoint)
     rec.model.eval()
