@@ -68,6 +68,11 @@ def test_support_tokenises_differently_from_the_constraint():
     # the judge's Chinese reading is bigram cover: 牛仔 + 外套 both occur in the sources
     assert support("牛仔外套", ["牛仔布", "外套"]) == (0, 4)
     assert support("纯棉外套", ["外套"]) == (2, 4)
+    # a function word inside a bigram the sources hold is the word's own character: 条 of 条纹 is no measure word
+    assert support("条纹拼接", ["条纹", "拼接"]) == (0, 4)
+    assert support("纹拼接", ["条纹", "拼接"]) == (1, 3)
+    # degree adverbs and modals are grammar, as 很 / 非常 / 能 are
+    assert support("比较宽松，能够显瘦", ["宽松", "显瘦"]) == (0, 4)
 
 
 def test_a_title_that_is_only_the_brand_is_too_short():

@@ -4,7 +4,8 @@ A title may say any function word (articles, prepositions, conjunctions, pronoun
 and a short list of generic ad wording that states nothing about the product: ``FUNCTION_EN``,
 ``FUNCTION_ZH``; praise such as 独特 "unique", 别致 "chic" or 十足 "full of" is a claim, not one of them, and
 words a reader takes as content, 结合 "combine", 加 "add", 显 "look", 时 "when", 后 "after", 处 "place", 却 "yet",
-must come from the sources too) and
+a part of the garment (衣身) or a verb that says how it is made or matched (选用, 加上, 融合, 配, 配合, 做, 带),
+没有 / 无 "has no", 只 "only", must come from the sources too) and
 any punctuation; every other word must be *supported* by the sources (selling points, brand, category):
 
 * English (and Latin words inside Chinese): a maximal run of letters/digits must be a word of the
@@ -29,7 +30,7 @@ from functools import lru_cache
 from genads.creative.text import is_chinese, selling_point_vocab, tokenize
 
 FUNCTION_EN: frozenset[str] = frozenset(["a", "an", "the", "and", "or", "but", "nor", "for", "with", "without", "of", "to", "in", "on", "at", "by", "from", "into", "onto", "over", "under", "up", "down", "out", "off", "per", "via", "as", "than", "then", "so", "if", "when", "while", "that", "this", "these", "those", "it", "its", "it's", "your", "you", "our", "we", "us", "they", "them", "their", "his", "her", "is", "are", "was", "were", "be", "been", "being", "am", "do", "does", "did", "has", "have", "had", "can", "will", "would", "should", "may", "might", "must", "shall", "not", "no", "all", "any", "each", "every", "both", "either", "neither", "other", "another", "such", "same", "own", "only", "just", "also", "too", "very", "more", "most", "x", "&", "plus", "about", "around", "between", "through", "across", "within"])
-FUNCTION_ZH: frozenset[str] = frozenset(["的", "地", "得", "了", "着", "过", "和", "与", "及", "以及", "或", "或者", "而", "且", "而且", "并", "并且", "但", "但是", "也", "都", "又", "还", "就", "才", "再", "更", "更加", "很", "非常", "十分", "超", "颇", "较", "比较", "最为", "是", "在", "有", "为", "对", "从", "把", "被", "让", "使", "令", "将", "给", "向", "于", "以", "之", "其", "这", "那", "这款", "那款", "一款", "款", "这种", "一种", "种", "个", "件", "条", "双", "只", "一", "一个", "一件", "一条", "它", "你", "您", "我", "我们", "大家", "自己", "能", "能够", "可", "可以", "会", "要", "不", "没有", "无", "带来", "打造", "彰显", "尽显", "展现", "展示", "凸显", "显得", "呈现", "营造", "增添", "增加", "设计", "采用", "选用", "搭配", "穿着", "穿", "上身", "衣身", "整体", "视觉", "效果", "感觉", "感", "元素", "细节", "造型", "风格", "款式", "版型", "中", "上", "下", "里", "前", "间", "之间", "让人", "给人", "带", "出", "起来", "下来", "一下", "一些", "一点", "些", "点", "做", "用", "加上", "配", "配合", "融合", "又是", "还是", "就是", "便是"])
+FUNCTION_ZH: frozenset[str] = frozenset(["的", "地", "得", "了", "着", "过", "和", "与", "及", "以及", "或", "或者", "而", "且", "而且", "并", "并且", "但", "但是", "也", "都", "又", "还", "就", "才", "再", "更", "更加", "很", "非常", "十分", "超", "颇", "较", "比较", "最为", "是", "在", "有", "为", "对", "从", "把", "被", "让", "使", "令", "将", "给", "向", "于", "以", "之", "其", "这", "那", "这款", "那款", "一款", "款", "这种", "一种", "种", "个", "件", "条", "双", "一", "一个", "一件", "一条", "它", "你", "您", "我", "我们", "大家", "能", "能够", "可", "可以", "会", "要", "不", "带来", "打造", "彰显", "尽显", "展现", "展示", "凸显", "显得", "呈现", "营造", "增添", "增加", "设计", "采用", "搭配", "穿着", "穿", "上身", "整体", "视觉", "效果", "感觉", "感", "元素", "细节", "造型", "风格", "款式", "版型", "中", "上", "下", "里", "前", "间", "之间", "让人", "给人", "出", "起来", "下来", "一下", "一些", "一点", "些", "点", "用", "又是", "还是", "就是", "便是"])
 _RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[A-Za-z0-9]+(?:['\-.][A-Za-z0-9]+)*")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 MAX_PIECE = 12

@@ -26,10 +26,10 @@ tokenises differently and keeps its own lists. A title passes when it fails none
 * ``unsupported``: a content unit the sources do not support. English: lower-cased alphanumeric
   pieces split at every non-alphanumeric character (so "washer-head" is two pieces), reduced by a
   light plural stemmer, not in :data:`STOP_EN`; each must be a piece of the sources. Chinese: CJK
-  runs with the judge's own function words (:data:`FUNCTION_ZH`, longest match first) removed;
-  every remaining character must be covered by a character bigram of the run that occurs in the
-  sources (a single-character run: the character occurs in the sources). Counted in words
-  (English) and characters (Chinese).
+  runs with the judge's own function words (:data:`FUNCTION_ZH`, longest match first) removed, except
+  inside a character bigram of the run that the sources hold (条 of 条纹 is the pattern, not a measure
+  word); every remaining character must be covered by such a bigram (a single-character segment: the
+  character occurs in the sources). Counted in words (English) and characters (Chinese).
 
 :func:`perplexity` (the un-tuned backbone's perplexity of a title) is a fluency proxy reported
 beside the checks, not one of them: it needs the backbone's weights.
@@ -58,7 +58,8 @@ DANGLE_EN = frozenset(["a", "an", "the", "and", "or", "but", "nor", "of", "to", 
 FUNCTION_ZH = ("的", "地", "得", "了", "着", "过", "和", "与", "及", "或", "而", "且", "并", "但", "也", "都", "又",
                "还", "就", "才", "再", "更", "很", "超", "最", "是", "在", "有", "为", "对", "从", "把", "被", "让",
                "使", "将", "给", "向", "于", "以", "之", "其", "这", "那", "款", "种", "个", "件", "条", "一",
-               "你", "您", "我", "它", "她", "不", "能", "会", "要", "非常", "十分", "更加", "这款", "一款", "一件",
+               "你", "您", "我", "它", "她", "不", "能", "能够", "会", "要", "非常", "十分", "更加", "比较", "较", "颇",
+               "这款", "一款", "一件",
                "可以", "带来", "打造", "彰显", "尽显", "展现", "凸显", "显得", "营造", "增添", "设计", "采用",
                "搭配", "穿着", "上身", "整体", "视觉", "效果", "感觉", "时尚", "气质", "魅力", "风格", "造型",
                "款式", "版型", "细节", "元素", "单品", "女性", "女生", "出", "起来", "让你", "轻松", "自然", "上",
@@ -123,20 +124,34 @@ def _strip_function_zh(run: str) -> list[str]:
 
 
 def _zh_support(title: str, sources: list[str]) -> tuple[int, int]:
-    joined = "".join(sources)
+    """(unsupported, content) CJK characters: a character is supported when a character bigram of its run that
+    holds it occurs in the sources; function words are removed first, except inside such a bigram (条 of 条纹
+    is the pattern's own character, not a measure word); a content segment of one character is supported when
+    the character occurs in the sources."""
+    joined = "\n".join(sources)  # no bigram across two sources
     bigrams = {joined[i:i + 2] for i in range(len(joined) - 1)}
+    longest = max(len(w) for w in FUNCTION_ZH)
     bad = total = 0
     for run in _CJK_RUN.findall(title):
-        for seg in _strip_function_zh(run):
+        held = [False] * len(run)
+        for i in range(len(run) - 1):
+            if run[i:i + 2] in bigrams:
+                held[i] = held[i + 1] = True
+        segments, i = [[]], 0  # content segments, as positions in the run
+        while i < len(run):
+            hit = next((n for n in range(min(longest, len(run) - i), 0, -1)
+                        if run[i:i + n] in FUNCTION_ZH and not any(held[i:i + n])), 0)
+            if hit:
+                segments.append([])
+            else:
+                segments[-1].append(i)
+            i += hit or 1
+        for seg in filter(None, segments):
             total += len(seg)
             if len(seg) == 1:
-                bad += seg not in joined
-                continue
-            covered = [False] * len(seg)
-            for i in range(len(seg) - 1):
-                if seg[i:i + 2] in bigrams:
-                    covered[i] = covered[i + 1] = True
-            bad += covered.count(False)
+                bad += not held[seg[0]] and run[seg[0]] not in joined
+            else:
+                bad += sum(not held[j] for j in seg)
     return bad, total
 
 
