@@ -295,12 +295,14 @@ def test_the_esasrec_preset_trains_stops_on_history_excluded_recall_and_keeps_a_
     assert ranking_metrics(ranked, cycle_split.test.target, ks=(10,))["recall@10"] > 0.5
     with pytest.raises(ValueError, match="negatives="):
         ParallelTrainConfig(negatives="mixed")
+    assert ParallelTrainConfig(negatives="all").negatives == "all"
 
 
-@pytest.mark.parametrize("negatives", ["per-position", "shared"])
+@pytest.mark.parametrize("negatives", ["per-position", "shared", "all"])
 def test_id_score_item_loss_equals_the_naive_hybrid_score(cycle_split, cycle_codes, negatives):
     """With ``id_weight`` the item logit is scale · (Σ_k logit_k + id_weight · h·e_i): checked against a naive
-    computation from the item keys, for both negative samplers (the same draws)."""
+    computation from the item keys, for every negative sampler (the same draws; 'all': the full softmax, every item
+    but the padding row a class)."""
     from genads.baselines.sasrec import draw_negatives
     from genads.parallel.train import Objective
 
@@ -314,8 +316,10 @@ def test_id_score_item_loss_equals_the_naive_hybrid_score(cycle_split, cycle_cod
     gen = torch.Generator().manual_seed(3)
     if negatives == "per-position":
         neg = draw_negatives(M, 6, len(cycle_codes) - 1, gen)
-    else:
+    elif negatives == "shared":
         neg = torch.randint(1, len(cycle_codes), (6,), generator=gen).expand(M, 6)
+    else:
+        neg = torch.arange(1, len(cycle_codes)).expand(M, len(cycle_codes) - 1)
     h = model(items, codes_t[items])[targets > 0]
     q = model.item_queries(h)  # (M, m*d + D)
     keys = model.item_keys(codes_t)  # (N+1, m*d + D)
@@ -324,10 +328,13 @@ def test_id_score_item_loss_equals_the_naive_hybrid_score(cycle_split, cycle_cod
     naive_q = torch.cat([model.code_queries(h).flatten(1), 3.0 * h], 1)
     torch.testing.assert_close(q, naive_q)
     logits = torch.cat([(q * keys[pos]).sum(1, keepdim=True), torch.einsum("md,mnd->mn", q, keys[neg])], 1) * scale
-    if negatives == "shared":  # the shared sampler never scores the positive as its own negative
+    if negatives != "per-position":  # a shared draw never scores the positive as its own negative
         logits[:, 1:] = logits[:, 1:].masked_fill(neg == pos.unsqueeze(1), float("-inf"))
     naive = torch.nn.functional.cross_entropy(logits, torch.zeros(M, dtype=torch.long))
     torch.testing.assert_close(loss, naive, rtol=1e-5, atol=1e-6)
+    if negatives == "all":  # SASRec's cross-entropy over the catalogue
+        full = torch.nn.functional.cross_entropy((q @ keys[1:].T) * scale, pos - 1)
+        torch.testing.assert_close(loss, full, rtol=1e-5, atol=1e-6)
 
 
 def test_id_score_model_learns_and_recommend_ranks_like_exact_scoring(cycle_split, cycle_codes):

@@ -88,7 +88,9 @@ class ParallelTrainConfig:
     negatives: str = "shared"
     """'shared': ``n_negatives`` items drawn once per batch and shared by every position; 'per-position': each
     (window, position) draws its own ``n_negatives`` (the eSASRec recipe), scored through the code logits the code
-    loss computes anyway (a gather of m values per negative, never an (M, n, m·d) tensor)."""
+    loss computes anyway (a gather of m values per negative, never an (M, n, m·d) tensor); 'all': the full softmax,
+    every catalogue item a negative (``n_negatives`` unused; SASRec's cross-entropy: the (M, n_items) product
+    costs about n_items / 2048 times the shared one)."""
     stop_metric: str = "ndcg@10"
     """Validation metric early stopping follows ('ndcg@10' or 'recall@10')."""
     exclude_history: bool = False
@@ -98,8 +100,8 @@ class ParallelTrainConfig:
     def __post_init__(self) -> None:
         if self.batching not in ("length", "random"):
             raise ValueError(f"batching={self.batching!r} must be 'length' or 'random'")
-        if self.negatives not in ("shared", "per-position"):
-            raise ValueError(f"negatives={self.negatives!r} must be 'shared' or 'per-position'")
+        if self.negatives not in ("shared", "per-position", "all"):
+            raise ValueError(f"negatives={self.negatives!r} must be 'shared', 'per-position' or 'all'")
         if self.stop_metric not in ("ndcg@10", "recall@10"):
             raise ValueError(f"stop_metric={self.stop_metric!r} must be 'ndcg@10' or 'recall@10'")
         for name in ("batch_size", "epochs", "eval_every", "patience", "n_negatives"):
@@ -169,7 +171,8 @@ class Objective(nn.Module):
 
     def _shared(self, h: Tensor, q: Tensor, table: Tensor, pos: Tensor, pos_codes: Tensor, gen: torch.Generator,
                 norm: Tensor) -> tuple[Tensor, Tensor]:
-        """Code CE over ``code_heads`` random heads; item softmax against negatives shared by the batch."""
+        """Code CE over ``code_heads`` random heads; item softmax against negatives shared by the batch (every item
+        but the positive with ``negatives='all'``)."""
         cfg = self.cfg
         m = q.shape[1]
         code_ce = item_ce = q.new_zeros(())
@@ -187,7 +190,10 @@ class Objective(nn.Module):
             scale, id_scale = self._scale(), self._id_scale()
             ks = torch.arange(m, device=pos.device)
             pos_logit = (q * table[ks, pos_codes]).sum((1, 2)) * scale  # (M,)
-            neg = torch.randint(1, len(self.item_codes), (cfg.n_negatives,), generator=gen).to(pos.device)
+            if cfg.negatives == "all":
+                neg = torch.arange(1, len(self.item_codes), device=pos.device)
+            else:
+                neg = torch.randint(1, len(self.item_codes), (cfg.n_negatives,), generator=gen).to(pos.device)
             neg_vecs = table[ks, self.item_codes[neg]]  # (n, m, D)
             neg_logit = (q.flatten(1) @ neg_vecs.flatten(1).T) * scale  # (M, n)
             if id_scale:
