@@ -109,7 +109,7 @@ def train_or_load(args: argparse.Namespace, s: dict) -> tuple[lt.LMTitleGenerato
         valid, data = data[:args.valid], data[args.valid:]  # held out of the (shuffled) training sample
         model, tok = lt.load_model(backbone.path)
         cfg = lt.LoraConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, lr=args.lr,
-                            max_prompt_tokens=args.max_prompt_tokens, patience=args.patience)
+                            max_prompt_tokens=args.max_prompt_tokens, patience=args.patience, bf16=args.bf16)
         peft_model, info = lt.train_lora(model, tok, data, cfg, valid=valid)
         info.update({"train_zh": args.train_zh, "train_en": args.train_en,
                      "with_history": sum(bool(e.history) for e in data)})
@@ -213,6 +213,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--max-prompt-tokens", type=int, default=128)
+    ap.add_argument("--bf16", action="store_true", help="LoRA training with bfloat16 matrix products (CPU autocast)")
     ap.add_argument("--candidates", type=int, default=4)
     ap.add_argument("--temperature", type=float, default=0.7)
     ap.add_argument("--max-new-tokens", type=int, default=32)

@@ -124,3 +124,16 @@ def test_few_shot_prompts_carry_the_shots_and_keep_the_rules(tiny):
     assert res.title == gen.generate(sps).title and TitleConstraint(sps).check(res.title)
     plain = lt.LMTitleGenerator(model, tok, lt.DecodeConfig(candidates=2, max_new_tokens=8))
     assert plain.shots_text == "" and plain.generate(sps).logprob != res.logprob  # the shots change the model's view
+
+
+def test_bf16_training_matches_fp32_loss_and_learns(tiny):
+    """bfloat16 autocast: the same per-token loss as fp32 to bf16 precision, fp32 LoRA weights, the loss falls."""
+    backbone, _, _, data = tiny
+    model, tok = lt.load_model(backbone.path)
+    fp32 = lt.validation_loss(model, tok, data[:16], lt.LoraConfig())
+    bf16 = lt.validation_loss(model, tok, data[:16], lt.LoraConfig(bf16=True))
+    assert bf16 != fp32 and abs(bf16 - fp32) < 0.02 * fp32
+    cfg = lt.LoraConfig(epochs=6, batch_size=16, lr=3e-2, rank=4, alpha=8, dropout=0.0, bf16=True)
+    peft_model, info = lt.train_lora(model, tok, data, cfg, progress=False)
+    assert info["loss_last"] < info["loss_first"]
+    assert all(p.dtype == torch.float32 for p in peft_model.parameters() if p.requires_grad)

@@ -59,6 +59,9 @@ class LoraConfig:
     patience: int = 2
     """With validation examples: stop after this many epochs without a lower validation loss."""
     seed: int = 0
+    bf16: bool = False
+    """Matrix products in bfloat16 (CPU autocast; the weights and the LoRA update stay fp32): ≈ 1.5x faster
+    where the CPU has AVX512-BF16, slower where it emulates it."""
 
     def __post_init__(self) -> None:
         for name in ("rank", "alpha", "epochs", "batch_size", "max_prompt_tokens", "max_title_tokens", "patience"):
@@ -156,12 +159,14 @@ def _length_buckets(pairs: list, batch_size: int, rng: np.random.Generator) -> l
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def _title_loss(model, pairs: list[tuple[list[int], list[int]]], pad: int) -> tuple[torch.Tensor, int]:
-    """(summed cross-entropy over the title tokens, their count) for one batch."""
+def _title_loss(model, pairs: list[tuple[list[int], list[int]]], pad: int,
+                bf16: bool = False) -> tuple[torch.Tensor, int]:
+    """(summed cross-entropy over the title tokens, their count) for one batch; the loss itself in fp32."""
     ids, mask, pos, labels = _batch(pairs, pad)
     tl = labels.shape[1]
-    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=tl + 1)
-    logits = out.logits[:, :-1]  # (B, T, V): position k predicts token k + 1
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        out = model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=tl + 1)
+    logits = out.logits[:, :-1].float()  # (B, T, V): position k predicts token k + 1
     loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
                                              ignore_index=-100, reduction="sum")
     return loss, int((labels != -100).sum())
@@ -181,7 +186,7 @@ def validation_loss(model, tok, data: list[TitleExample], cfg: LoraConfig) -> fl
     pairs = [_encode_pair(tok, ex, cfg) for ex in data]
     total, count = 0.0, 0
     for b in range(0, len(pairs), cfg.batch_size):
-        loss, n = _title_loss(model, pairs[b:b + cfg.batch_size], _pad_id(tok))
+        loss, n = _title_loss(model, pairs[b:b + cfg.batch_size], _pad_id(tok), cfg.bf16)
         total, count = total + float(loss), count + n
     model.train(was_training)
     return total / count
@@ -214,7 +219,7 @@ def train_lora(model, tok, data: list[TitleExample], cfg: LoraConfig, progress: 
     bar = tqdm(total=steps, desc="LoRA", unit="batch", disable=not progress)
     for _ in range(cfg.epochs):
         for batch in _length_buckets(pairs, cfg.batch_size, rng):
-            loss, n = _title_loss(peft_model, [pairs[i] for i in batch], _pad_id(tok))
+            loss, n = _title_loss(peft_model, [pairs[i] for i in batch], _pad_id(tok), cfg.bf16)
             loss = loss / max(n, 1)
             opt.zero_grad()
             loss.backward()
