@@ -59,6 +59,7 @@ from genads.creative.title_data import (
     group_key,
     split_products,
 )
+from genads.creative.title_rules import LengthBudget
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CATEGORY = "Industrial_and_Scientific"
@@ -117,8 +118,13 @@ def train_or_load(args: argparse.Namespace, s: dict) -> tuple[lt.LMTitleGenerato
         print(f"LoRA: {info['examples']} examples x {info['epochs']} epochs in {info['seconds']} s, "
               f"loss {info['loss_first']:.3f} -> {info['loss_last']:.3f}; adapter in {adapter}")
     decode = lt.DecodeConfig(candidates=args.candidates, temperature=args.temperature, seed=args.seed,
-                             max_new_tokens=args.max_new_tokens)
+                             max_new_tokens=args.max_new_tokens, budget=length_budget(args))
     return lt.LMTitleGenerator.from_dirs(backbone.path, adapter, decode), info
+
+
+def length_budget(args: argparse.Namespace) -> LengthBudget:
+    return LengthBudget(min_words=args.min_words, max_words=args.max_words, min_chars=args.min_chars,
+                        max_chars=args.max_chars)
 
 
 def score(name: str, lang: str, titles: list[str], refs: list[str], sources: list[list[str]], seconds: float,
@@ -217,6 +223,10 @@ def main() -> None:
     ap.add_argument("--candidates", type=int, default=4)
     ap.add_argument("--temperature", type=float, default=0.7)
     ap.add_argument("--max-new-tokens", type=int, default=32)
+    ap.add_argument("--min-words", type=int, default=LengthBudget.min_words, help="English title length budget")
+    ap.add_argument("--max-words", type=int, default=LengthBudget.max_words)
+    ap.add_argument("--min-chars", type=int, default=LengthBudget.min_chars, help="Chinese: CJK characters")
+    ap.add_argument("--max-chars", type=int, default=LengthBudget.max_chars)
     ap.add_argument("--adapter", default="runs/creative_lm/adapter-bench")
     ap.add_argument("--reuse-adapter", action="store_true", help="skip training when the adapter exists")
     ap.add_argument("--no-lm", action="store_true",
@@ -248,7 +258,8 @@ def main() -> None:
                      (train[i] for i in shots_rng.permutation(len(train))[:args.few_shot])]
             base, tok = lt.load_model(load_backbone(args.backbone, cache_dir=args.cache_dir).path)
             lms[f"{Path(args.backbone).name}, {args.few_shot}-shot"] = lt.LMTitleGenerator(base, tok, gen.decode if gen else lt.DecodeConfig(
-                candidates=args.candidates, temperature=args.temperature, seed=args.seed), shots=shots)
+                candidates=args.candidates, temperature=args.temperature, seed=args.seed,
+                budget=length_budget(args)), shots=shots)
         r, e, extra = evaluate(lang, test, baseline, lms, args.bootstrap, args.seed)
         rows, examples, titles[lang], cis[lang] = rows + r, examples + e, extra["titles"], extra["ci_lm_minus"]
         refs_judged[lang] = judge_titles([p.target for p in test], [list(p.selling_points) for p in test], lang,

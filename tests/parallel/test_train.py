@@ -337,6 +337,30 @@ def test_id_score_item_loss_equals_the_naive_hybrid_score(cycle_split, cycle_cod
         torch.testing.assert_close(loss, full, rtol=1e-5, atol=1e-6)
 
 
+
+@pytest.mark.parametrize("negatives", ["shared", "all"])
+def test_item_bf16_is_the_fp32_loss_to_bf16_precision_with_fp32_gradients(cycle_split, cycle_codes, negatives):
+    """``item_bf16`` runs the (M, n) product in bfloat16: the loss and the gradients stay fp32 and match the fp32
+    objective to bf16 precision (not exactly: the product did run in bf16)."""
+    from genads.parallel.train import Objective
+
+    model = build(cycle_codes, dropout=0.0, id_dropout=0.0, id_weight=3.0)
+    codes_t = torch.from_numpy(cycle_codes)
+    out = {}
+    for bf16 in (False, True):
+        model.zero_grad()
+        cfg = replace(TINY, negatives=negatives, n_negatives=6, code_weight=0.0, item_bf16=bf16)
+        loss = _item_loss(Objective(model, codes_t, cfg), cycle_split)[3]
+        loss.backward()
+        assert loss.dtype == torch.float32
+        out[bf16] = float(loss.detach()), model.head.weight.grad.clone()
+    assert out[True][0] != out[False][0]
+    assert out[True][0] == pytest.approx(out[False][0], rel=1e-2)
+    assert out[True][1].dtype == torch.float32
+    g32, g16 = out[False][1].flatten(), out[True][1].flatten()
+    assert torch.nn.functional.cosine_similarity(g16, g32, dim=0) > 0.999  # the same direction
+    assert (g16.norm() / g32.norm()).item() == pytest.approx(1.0, abs=0.01)
+
 def test_id_score_model_learns_and_recommend_ranks_like_exact_scoring(cycle_split, cycle_codes):
     from genads.parallel import ParallelRecommender
 

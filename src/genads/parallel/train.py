@@ -90,6 +90,10 @@ class ParallelTrainConfig:
     loss computes anyway (a gather of m values per negative, never an (M, n, m·d) tensor); 'all': the full softmax,
     every catalogue item a negative (``n_negatives`` unused; SASRec's cross-entropy: the (M, n_items) product
     costs about n_items / 2048 times the shared one)."""
+    item_bf16: bool = False
+    """The item softmax's (M, n) product in bfloat16 ('shared' and 'all'; weights, gradients and the softmax stay
+    fp32): ≈ 2x faster where the CPU has AVX512-BF16 (the full softmax's main cost), logits to ~3 significant
+    digits."""
     stop_metric: str = "ndcg@10"
     """Validation metric early stopping follows ('ndcg@10' or 'recall@10')."""
     exclude_history: bool = False
