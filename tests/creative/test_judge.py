@@ -71,6 +71,9 @@ def test_support_tokenises_differently_from_the_constraint():
     # a function word inside a bigram the sources hold is the word's own character: 条 of 条纹 is no measure word
     assert support("条纹拼接", ["条纹", "拼接"]) == (0, 4)
     assert support("纹拼接", ["条纹", "拼接"]) == (1, 3)
+    # a one-character selling point is a whole source word: 裙 of 印花裙; a character only inside a longer point is not
+    assert support("印花裙", ["印花", "裙"]) == (0, 3)
+    assert support("印花裙", ["印花", "长裙"]) == (1, 3)
     # degree adverbs and modals are grammar, as 很 / 非常 / 能 are
     assert support("比较宽松，能够显瘦", ["宽松", "显瘦"]) == (0, 4)
 

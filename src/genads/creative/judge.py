@@ -28,8 +28,9 @@ tokenises differently and keeps its own lists. A title passes when it fails none
   light plural stemmer, not in :data:`STOP_EN`; each must be a piece of the sources. Chinese: CJK
   runs with the judge's own function words (:data:`FUNCTION_ZH`, longest match first) removed, except
   inside a character bigram of the run that the sources hold (条 of 条纹 is the pattern, not a measure
-  word); every remaining character must be covered by such a bigram (a single-character segment: the
-  character occurs in the sources). Counted in words (English) and characters (Chinese).
+  word); every remaining character must be covered by such a bigram or be a one-character source by
+  itself (裙 of "印花裙" when 裙 is a selling point; a single-character segment: the character occurs in
+  the sources). Counted in words (English) and characters (Chinese).
 
 :func:`perplexity` (the un-tuned backbone's perplexity of a title) is a fluency proxy reported
 beside the checks, not one of them: it needs the backbone's weights.
@@ -127,9 +128,11 @@ def _zh_support(title: str, sources: list[str]) -> tuple[int, int]:
     """(unsupported, content) CJK characters: a character is supported when a character bigram of its run that
     holds it occurs in the sources; function words are removed first, except inside such a bigram (条 of 条纹
     is the pattern's own character, not a measure word); a content segment of one character is supported when
-    the character occurs in the sources."""
+    the character occurs in the sources; a character that is a whole source by itself (the product type 裙 of
+    "印花裙" when 裙 is a selling point) is supported anywhere."""
     joined = "\n".join(sources)  # no bigram across two sources
     bigrams = {joined[i:i + 2] for i in range(len(joined) - 1)}
+    whole = {s.strip() for s in sources if len(s.strip()) == 1}
     longest = max(len(w) for w in FUNCTION_ZH)
     bad = total = 0
     for run in _CJK_RUN.findall(title):
@@ -137,6 +140,7 @@ def _zh_support(title: str, sources: list[str]) -> tuple[int, int]:
         for i in range(len(run) - 1):
             if run[i:i + 2] in bigrams:
                 held[i] = held[i + 1] = True
+        held = [h or c in whole for h, c in zip(held, run, strict=True)]
         segments, i = [[]], 0  # content segments, as positions in the run
         while i < len(run):
             hit = next((n for n in range(min(longest, len(run) - i), 0, -1)
