@@ -121,10 +121,13 @@ def build_parallel(dataset, split, data: Path, name: str, seed: int, sets: list[
 
 def job(kind: str, data: str, name: str, seed: int, sets: list[str], cache: str, run_dir: str | None,
         budget_min: float, sasrec_preset: str = "ss", parallel_preset: str = "beauty", cpu_budget_min: float = 0.0,
-        esasrec_protocol: bool = False, resume: bool = False, prior_seconds: tuple[float, float] = (0.0, 0.0)) -> dict:
+        esasrec_protocol: bool = False, resume: bool = False, prior_seconds: tuple[float, float] = (0.0, 0.0),
+        init_weights: str | None = None) -> dict:
     """One model, trained and evaluated in this (worker) process with one thread. ``resume`` (parallel only):
     continue ``run_dir``'s checkpoint exactly; the log is then the whole run's and ``prior_seconds`` (wall, CPU) of
-    the earlier calls are added to the training time."""
+    the earlier calls are added to the training time. ``init_weights`` (parallel only): start from these weights
+    (a checkpoint's ``best.safetensors``; same preset and codes) with a fresh optimiser, e.g. to anneal the learning
+    rate from a converged run's best epoch."""
     import torch
 
     torch.set_num_threads(1)
@@ -152,6 +155,7 @@ def job(kind: str, data: str, name: str, seed: int, sets: list[str], cache: str,
         model, stats, code_seconds = build_parallel(dataset, split, Path(data), name, seed, sets, Path(cache),
                                                     parallel_preset, run_dir, budget_min, cpu_budget_min)
         train = model.train
+        model.init_weights = init_weights
         log = model.fit(split, seed=seed, progress=False, resume=resume)
         for row in log:
             print("parallel", row, flush=True)
@@ -167,6 +171,8 @@ def job(kind: str, data: str, name: str, seed: int, sets: list[str], cache: str,
                  "patience_reached": len(checked) - 1 - last_best >= train.patience,
                  "stopped_by_budget": any(r.get("stopped_by_time_budget") or r.get("stopped_by_cpu_budget")
                                           for r in log)}
+        if init_weights:
+            extra["init_weights"] = {"path": init_weights, "sha256": file_sha(Path(init_weights))}
     train_wall = time.perf_counter() - wall + prior_seconds[0]
     train_cpu = time.process_time() - cpu + prior_seconds[1]
     out = {"kind": kind, "config": described, "epochs": len(log), "log": log, "train_seconds": round(train_wall, 1),
@@ -208,7 +214,7 @@ def run(args, published: dict, print_table, save, results_dir: Path) -> None:
         futures = {k: pool.submit(job, k, str(args.data), args.name, args.seed, args.set, str(args.sid_cache),
                                   str(args.run_dir / k) if args.run_dir else None, args.budget_min, args.sasrec_preset,
                                   args.parallel_preset, args.cpu_budget_min, esasrec_protocol, args.resume,
-                                  tuple(args.prior_seconds))
+                                  tuple(args.prior_seconds), args.init_weights)
                    for k in kinds}
         out = {k: f.result() for k, f in futures.items()}
     wall = time.perf_counter() - start

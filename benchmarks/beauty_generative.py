@@ -185,6 +185,8 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true", help="continue the checkpoint in --run-dir")
     ap.add_argument("--prior-seconds", type=float, nargs=2, default=(0.0, 0.0), metavar=("WALL", "CPU"),
                     help="with --resume: training time (wall, CPU) of the earlier calls, added to this one's")
+    ap.add_argument("--init-weights", help="parallel: start from these weights (e.g. a run's checkpoint/best.safetensors) "
+                    "with a fresh optimiser; with --set parallel.min_lr_ratio=0 parallel.epochs=N it anneals them")
     ap.add_argument("--eval-only", action="store_true",
                     help="evaluate the best weights so far of --run-dir (e.g. a run that was cut off)")
     ap.add_argument("--pilot", type=int, default=0, metavar="N",
@@ -219,6 +221,9 @@ def main() -> None:
         # the checkpoint of the run it was asked to evaluate (a cut-off Sports run's best weights were lost so)
         raise SystemExit("--eval-only works for the SID family only; for --family parallel resume the run with "
                          "--resume --run-dir DIR (its budget ends it and the best weights are evaluated)")
+    if args.init_weights and (args.family != "parallel" or args.resume or not Path(args.init_weights).is_file()):
+        raise SystemExit(f"--init-weights {args.init_weights}: needs --family parallel, no --resume, and an existing "
+                         "weights file (a run's checkpoint/best.safetensors)")
     if args.family == "parallel":
         from _parallel_bench import run
 
