@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import sacrebleu
 
 sys.path.remove(sys.path[0]) if Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent else None
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -64,13 +65,18 @@ def main() -> None:
             passed = [judge_title(t, src, lang, b).passed and not f
                       for t, src, b, f in zip(titles, sources, brands, fallback, strict=True)]
             before = old.get((lang, gen), {})
+            bleu = sacrebleu.corpus_bleu(titles, [[p.target for p in ps]], tokenize="zh" if lang == "zh" else "13a")
             rows.append({"lang": lang, "generator": gen,
                          "pass_all (run)": before.get("judge_pass_all"), "pass_all (now)": judged["pass_all"],
                          "pass_all fallback=fail (run)": before.get("judge_pass_all_written"),
                          "pass_all fallback=fail (now)": float(np.mean(passed)) if gen.endswith("LoRA") else None,
                          "unsupported (run)": before.get("judge_unsupported"),
                          "unsupported (now)": judged["unsupported_share"],
-                         **{f"fail_{k} (now)": v for k, v in judged["failures"].items()}})
+                         **{f"fail_{k} (now)": v for k, v in judged["failures"].items()},
+                         # BLEU-4's parts (sacrebleu): why a short title loses to a long list of points
+                         "bleu4": bleu.score / 100, "brevity_penalty": bleu.bp,
+                         "precisions_1_4": [round(x / 100, 4) for x in bleu.precisions],
+                         "length_ratio": bleu.sys_len / max(bleu.ref_len, 1)})
     print_table(rows, f"Titles of {args.result.name} (commit {run['git_sha'][:7]}) judged again")
     name = "creative_titles_rejudged" + (f"_{args.tag}" if args.tag else "")
     out = save(name, {"source": str(args.result.name), "source_git_sha": run["git_sha"], "rows": rows})
