@@ -205,7 +205,7 @@ def main() -> None:
                     help="--family parallel: the SASRec preset trained beside the generator (esasrec: the eSASRec "
                     "benchmark's recipe, early-stopped on validation R@10 with the history ruled out)")
     ap.add_argument("--parallel-preset", default="beauty",
-                    choices=["beauty", "esasrec", "hybrid", "hybrid-id-input", "hybrid-od", "hybrid-aug"],
+                    choices=["beauty", "esasrec", "hybrid", "hybrid-id-input", "hybrid-od", "hybrid-aug", "hybrid-full"],
                     help="--family parallel: the parallel generator's preset (esasrec: the eSASRec recipe's training, "
                     "early-stopped on validation R@10 with the history ruled out; hybrid: codes + an ID term in the "
                     "item score, stopped on the same protocol; hybrid-id-input: the same, items read by their ID alone; "

@@ -501,3 +501,6 @@ def test_the_hybrid_aug_preset_is_hybrid_od_with_the_settings_its_runs_used():
     assert train == replace(od_train, item_temperature=5.0, crop_prob=0.3, shuffle_prob=0.3)
     assert arch.id_weight == pytest.approx(arch.n_codes * train.item_temperature / arch.temperature)
     assert not arch.code_input and train.exclude_history and train.stop_metric == "recall@10"
+    # 'hybrid-full' is what the seventh round's runs trained with --set parallel.negatives=all
+    full_arch, full_train = PRESETS["hybrid-full"]
+    assert full_arch == arch and full_train == replace(train, negatives="all")
