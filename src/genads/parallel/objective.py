@@ -86,31 +86,25 @@ class Objective(nn.Module):
             code_ce = F.cross_entropy(logits.flatten(0, 1), pos_codes[:, heads].T.flatten(),
                                       reduction="sum") / (norm * len(heads))
         if cfg.item_weight > 0:
-            # item logit = mean_k cos_k / item_temperature (+ the ID term): the exact score's order. One
-            # (M, m·D [+ D]) x (m·D [+ D], n) product against negatives shared by the batch; the scales go on the
-            # small side (queries), never over the (M, n) logits.
+            # item logit = mean_k cos_k / item_temperature: the exact score's order. Negatives are shared by
+            # the batch (one (M, m·D) x (m·D, n) product), never the positive itself.
             scale, id_scale = self._scale(), self._id_scale()
             ks = torch.arange(m, device=pos.device)
-            qs = q.flatten(1) * scale  # (M, m·D)
-            ids = self._id_table() if id_scale else None
-            if ids is not None:
-                qs = torch.cat([qs, h * id_scale], dim=1)
-
-            def keys(rows: Tensor) -> Tensor:  # (n, m·D [+ D]) keys of item rows (a slice or an index)
-                k = table[ks, self.item_codes[rows]].flatten(1)
-                return torch.cat([k, ids[rows]], dim=1) if ids is not None else k
-
-            if cfg.negatives == "all":  # SASRec's cross-entropy: every item a class, the positive's column pos - 1
-                logits = self._logits(qs, keys(slice(1, None)))
-                item_ce = F.cross_entropy(logits, pos - 1, reduction="sum") / norm
-            else:  # the positive first, then the negatives (never the positive itself)
+            pos_logit = (q * table[ks, pos_codes]).sum((1, 2)) * scale  # (M,)
+            if cfg.negatives == "all":
+                neg = torch.arange(1, len(self.item_codes), device=pos.device)
+            else:
                 neg = torch.randint(1, len(self.item_codes), (cfg.n_negatives,), generator=gen).to(pos.device)
-                pos_logit = (qs * keys(pos)).sum(1, keepdim=True)
-                neg_logit = self._logits(qs, keys(neg)).masked_fill(neg.unsqueeze(0) == pos.unsqueeze(1),
-                                                                    float("-inf"))
-                item_ce = F.cross_entropy(torch.cat([pos_logit, neg_logit], dim=1),
-                                          torch.zeros(len(pos), dtype=torch.long, device=pos.device),
-                                          reduction="sum") / norm
+            neg_vecs = table[ks, self.item_codes[neg]]  # (n, m, D)
+            neg_logit = self._logits(q.flatten(1), neg_vecs.flatten(1)) * scale  # (M, n)
+            if id_scale:
+                ids = self._id_table()
+                pos_logit = pos_logit + (h * ids[pos]).sum(1) * id_scale
+                neg_logit = neg_logit + self._logits(h, ids[neg]) * id_scale
+            neg_logit = neg_logit.masked_fill(neg.unsqueeze(0) == pos.unsqueeze(1), float("-inf"))
+            item_logits = torch.cat([pos_logit.unsqueeze(1), neg_logit], dim=1)
+            item_ce = F.cross_entropy(item_logits, torch.zeros(len(pos), dtype=torch.long, device=pos.device),
+                                      reduction="sum") / norm
         return code_ce, item_ce
 
     def _per_position(self, h: Tensor, q: Tensor, table: Tensor, pos: Tensor, pos_codes: Tensor,
