@@ -35,7 +35,7 @@ VARIANTS = {"shared 2048": [], "all (full softmax)": ["parallel.negatives=all"],
 def step_seconds(name: str, sets: list[str], args: argparse.Namespace, dataset, split) -> dict:
     from genads.parallel.model import ParallelModel
     from genads.parallel.objective import Objective
-    from genads.parallel.train import _batches, augment, next_item_windows
+    from genads.parallel.train import _batches, batch_windows, next_item_windows
 
     rec, _, _ = build_parallel(dataset, split, DATA, name, args.seed, sets, args.sid_cache, args.preset)
     cfg = rec.train
@@ -47,14 +47,11 @@ def step_seconds(name: str, sets: list[str], args: argparse.Namespace, dataset, 
     batches = _batches((windows > 0).sum(1).numpy(), cfg, args.seed, 0, 1)
     seconds, positions = [], []
     for i, batch in enumerate(batches[:args.steps + 1]):
-        win = augment(windows[torch.from_numpy(batch)], cfg, np.random.default_rng([args.seed, i, 0]))
-        win = win[:, -int((win > 0).sum(1).max()):]
-        targets = win[:, 1:]
+        inputs, targets, gen = batch_windows(windows, batch, cfg, args.seed, i)  # as step i of fit
         norm = (targets > 0).sum().float().clamp(min=1.0)
-        gen = torch.Generator().manual_seed(args.seed * 1_000_003 + i * 7919)
         start = time.process_time()
         model.train()
-        loss, _ = objective(win[:, :-1], targets, gen, norm)
+        loss, _ = objective(inputs, targets, gen, norm)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -136,11 +136,10 @@ def _zh_support(title: str, sources: list[str]) -> tuple[int, int]:
     longest = max(len(w) for w in FUNCTION_ZH)
     bad = total = 0
     for run in _CJK_RUN.findall(title):
-        held = [False] * len(run)
+        held = [c in whole for c in run]
         for i in range(len(run) - 1):
             if run[i:i + 2] in bigrams:
                 held[i] = held[i + 1] = True
-        held = [h or c in whole for h, c in zip(held, run, strict=True)]
         segments, i = [[]], 0  # content segments, as positions in the run
         while i < len(run):
             hit = next((n for n in range(min(longest, len(run) - i), 0, -1)

@@ -216,15 +216,10 @@ def fit(model: ParallelModel, item_codes: np.ndarray, split: SequenceSplit, cfg:
     total = len(_batches(lengths, cfg, seed, 0, world)) * cfg.epochs
 
     def step(batch: np.ndarray) -> tuple[float, float]:
-        win = windows[torch.from_numpy(batch[rank::world])]
-        if cfg.crop_prob > 0 or cfg.shuffle_prob > 0:
-            win = augment(win, cfg, np.random.default_rng([seed, state.step, rank]))
-        win = win[:, -int((win > 0).sum(1).max()):]
-        gen = torch.Generator().manual_seed(seed * 1_000_003 + state.step * 7919)  # the same on every rank
-        targets = win[:, 1:]
+        inputs, targets, gen = batch_windows(windows, batch, cfg, seed, state.step, rank, world)
         norm = all_sum(torch.tensor([float((targets > 0).sum())], dtype=torch.float64))[0].float().to(device)
         model.train()
-        loss, parts = objective(win[:, :-1].to(device), targets.to(device), gen, norm.clamp(min=1.0))
+        loss, parts = objective(inputs.to(device), targets.to(device), gen, norm.clamp(min=1.0))
         for group in opt.param_groups:
             group["lr"] = lr_at(state.step, total, cfg)
         opt.zero_grad(set_to_none=True)
@@ -259,6 +254,17 @@ def fit(model: ParallelModel, item_codes: np.ndarray, split: SequenceSplit, cfg:
     model.cpu()
     model.eval()
     return log
+
+
+def batch_windows(windows: Tensor, batch: np.ndarray, cfg: ParallelTrainConfig, seed: int, step: int, rank: int = 0,
+                  world: int = 1) -> tuple[Tensor, Tensor, torch.Generator]:
+    """This rank's (inputs, targets) of one global batch of window rows — augmented, cut to its longest window — and
+    the step's generator for negatives (the same on every rank)."""
+    win = windows[torch.from_numpy(batch[rank::world])]
+    if cfg.crop_prob > 0 or cfg.shuffle_prob > 0:
+        win = augment(win, cfg, np.random.default_rng([seed, step, rank]))
+    win = win[:, -int((win > 0).sum(1).max()):]
+    return win[:, :-1], win[:, 1:], torch.Generator().manual_seed(seed * 1_000_003 + step * 7919)
 
 
 def augment(windows: Tensor, cfg: ParallelTrainConfig, rng: np.random.Generator) -> Tensor:
