@@ -78,10 +78,12 @@ def splits(seed: int) -> dict:
             "test_windows": amazon_windows(DATA / "amazon18" / f"{CATEGORY}.test.csv")}
 
 
-def training_examples(s: dict, n_zh: int, n_en: int, seed: int) -> list[lt.TitleExample]:
+def sampled_examples(s: dict, n_zh: int, n_en: int, seed: int) -> list[tuple[lt.TitleExample, object]]:
+    """The seeded LoRA sample as (example, product) pairs, shuffled; its first ``--valid`` pairs are held out of
+    training (the adapter's validation loss, and ``creative_length.py``'s validation products)."""
     rng = np.random.default_rng(seed)
     zh = [s["zh_train"][i] for i in rng.permutation(len(s["zh_train"]))[:n_zh]]
-    out = [lt.TitleExample(p.selling_points, p.target) for p in zh]
+    out = [(lt.TitleExample(p.selling_points, p.target), p) for p in zh]
     by_item: dict[str, list] = {}
     for w in s["valid_windows"]:
         if w.item_id in s["en_train"] and w.item_id in s["en"]:
@@ -93,8 +95,12 @@ def training_examples(s: dict, n_zh: int, n_en: int, seed: int) -> list[lt.Title
             w = by_item[iid][int(rng.integers(len(by_item[iid])))]
             titles = [t for t, h in zip(w.history_titles, w.history_ids, strict=True) if h not in s["en_test"]]
             history = tuple(titles[-int(rng.choice(HISTORY_LENGTHS)):])
-        out.append(lt.TitleExample(p.selling_points, p.target, history))
+        out.append((lt.TitleExample(p.selling_points, p.target, history), p))
     return [out[i] for i in rng.permutation(len(out))]
+
+
+def training_examples(s: dict, n_zh: int, n_en: int, seed: int) -> list[lt.TitleExample]:
+    return [e for e, _ in sampled_examples(s, n_zh, n_en, seed)]
 
 
 def train_or_load(args: argparse.Namespace, s: dict) -> tuple[lt.LMTitleGenerator, dict]:
