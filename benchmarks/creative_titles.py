@@ -124,7 +124,7 @@ def train_or_load(args: argparse.Namespace, s: dict) -> tuple[lt.LMTitleGenerato
         print(f"LoRA: {info['examples']} examples x {info['epochs']} epochs in {info['seconds']} s, "
               f"loss {info['loss_first']:.3f} -> {info['loss_last']:.3f}; adapter in {adapter}")
     decode = lt.DecodeConfig(candidates=args.candidates, temperature=args.temperature, seed=args.seed,
-                             max_new_tokens=args.max_new_tokens, budget=length_budget(args))
+                             max_new_tokens=args.max_new_tokens, budget=length_budget(args), rank=args.rank)
     return lt.LMTitleGenerator.from_dirs(backbone.path, adapter, decode), info
 
 
@@ -229,6 +229,8 @@ def main() -> None:
     ap.add_argument("--candidates", type=int, default=4)
     ap.add_argument("--temperature", type=float, default=0.7)
     ap.add_argument("--max-new-tokens", type=int, default=32)
+    ap.add_argument("--rank", choices=lt.RANKS, default="logprob",
+                    help="candidate order after the rules (creative_length.py chooses it on validation)")
     ap.add_argument("--min-words", type=int, default=LengthBudget.min_words, help="English title length budget")
     ap.add_argument("--max-words", type=int, default=LengthBudget.max_words)
     ap.add_argument("--min-chars", type=int, default=LengthBudget.min_chars, help="Chinese: CJK characters")
@@ -265,7 +267,7 @@ def main() -> None:
             base, tok = lt.load_model(load_backbone(args.backbone, cache_dir=args.cache_dir).path)
             lms[f"{Path(args.backbone).name}, {args.few_shot}-shot"] = lt.LMTitleGenerator(base, tok, gen.decode if gen else lt.DecodeConfig(
                 candidates=args.candidates, temperature=args.temperature, seed=args.seed,
-                budget=length_budget(args)), shots=shots)
+                budget=length_budget(args), rank=args.rank), shots=shots)
         r, e, extra = evaluate(lang, test, baseline, lms, args.bootstrap, args.seed)
         rows, examples, titles[lang], cis[lang] = rows + r, examples + e, extra["titles"], extra["ci_lm_minus"]
         refs_judged[lang] = judge_titles([p.target for p in test], [list(p.selling_points) for p in test], lang,

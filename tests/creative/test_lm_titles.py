@@ -1,6 +1,7 @@
 """The LM title generator on a tiny random Gemma 3 (the real architecture; no weights needed)."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -56,6 +57,28 @@ def test_decoding_obeys_the_constraint_and_is_seeded(tiny):
     c = TitleConstraint(sps)
     assert all(c.check(t) for t in a.candidates if t)
     assert a.unsupported == 0
+
+
+def test_covered_counts_distinct_supported_content_words():
+    assert lt.covered("Stanley heavy-duty staples for roofing felt", ["Stanley", "heavy-duty", "roofing felt"]) == 4
+    assert lt.covered("red red shirt", ["red shirt"]) == 2  # distinct words, function words never count
+    assert lt.covered("the and for", ["red"]) == 0
+    assert lt.covered("这款连衣裙采用印花设计", ["连衣裙", "印花"]) == 2
+
+
+def test_coverage_ranking_prefers_the_candidate_with_more_selling_points(tiny):
+    _, model, tok, _ = tiny
+    sps = ["red cotton", "slim shirt", "warm wool"]
+    cfg = lt.DecodeConfig(candidates=6, max_new_tokens=10, temperature=1.5)
+    by_lp = lt.LMTitleGenerator(model, tok, cfg).generate(sps)
+    by_cover = lt.LMTitleGenerator(model, tok, replace(cfg, rank="coverage")).generate(sps)
+    assert by_lp.candidates == by_cover.candidates  # the same samples; only the choice differs
+    if not by_cover.fallback:
+        finished = [t for t in by_cover.candidates if t]
+        assert lt.covered(by_cover.title, sps) >= lt.covered(by_lp.title, sps)
+        assert by_cover.title in finished
+    with pytest.raises(ValueError, match="rank"):
+        lt.DecodeConfig(rank="length")
 
 
 def test_allowed_tokens_cover_the_sources(tiny):

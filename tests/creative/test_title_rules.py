@@ -16,7 +16,7 @@ ZH = ["白色", "牛仔布", "外套", "简约"]
 def test_rules_refuse_unfinished_and_degenerate_titles():
     en, zh = TitleRules(EN), TitleRules(ZH)
     assert en.lang == "en" and zh.lang == "zh"
-    for text in ("This shirt is a", "red cotton shirt,", "red", "红色 shirt"):
+    for text in ("This shirt is a", "red cotton shirt,", "red", "红色 shirt", 'BuildTak sheet 12" x'):
         assert not en.may_stop(text), text
     assert en.may_stop("Red slim fit cotton shirt") and en.may_stop("A red cotton shirt!")
     for text in ("阔腿裤的款式是与", "纱网的穿", "白色外套，", "外套", "白色外套，让整体", "简约的外套，在搭配上，它"):

@@ -21,7 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genads.creative.constraint import FUNCTION_EN, FUNCTION_ZH, TitleConstraint, content_support
+from genads.creative.constraint import (
+    FUNCTION_EN,
+    FUNCTION_ZH,
+    TitleConstraint,
+    content_support,
+    is_function_word,
+)
 from genads.creative.lm_train import (  # noqa: F401 - the training half, importable from here as before
     ADAPTER_META,
     LoraConfig,
@@ -35,7 +41,7 @@ from genads.creative.lm_train import (  # noqa: F401 - the training half, import
     validation_loss,
 )
 from genads.creative.metrics import repetition_rate
-from genads.creative.text import tokenize
+from genads.creative.text import is_chinese, selling_point_vocab, tokenize
 from genads.creative.title_rules import LengthBudget, TitleRules
 
 
@@ -50,12 +56,21 @@ class DecodeConfig:
     """Length budget and n-gram blocking (``title_rules``)."""
     max_prompt_tokens: int = 128
     """Prompts longer than this lose their oldest history titles first (:func:`fit_prompt`)."""
+    rank: str = "logprob"
+    """How the finished candidates are ordered after the rules (complete, fewest unsupported words, no repetition):
+    "logprob" (highest mean token log-probability) or "coverage" (most distinct selling-point content words,
+    then log-probability): the adapter stops early when the words it wants are not in the selling points."""
 
     def __post_init__(self) -> None:
         if min(self.candidates, self.max_new_tokens, self.resample_tries, self.max_prompt_tokens) < 1:
             raise ValueError("candidates, max_new_tokens, resample_tries and max_prompt_tokens must be >= 1")
         if self.temperature <= 0:
             raise ValueError(f"temperature={self.temperature} must be > 0")
+        if self.rank not in RANKS:
+            raise ValueError(f"rank={self.rank!r} must be one of {RANKS}")
+
+
+RANKS = ("logprob", "coverage")
 
 
 _CJK_TEXT = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
@@ -105,6 +120,14 @@ class TitleResult:
     """The title obeys every decoding rule (``title_rules``: long enough, one script, a finished end)."""
     fallback: bool = False
     """No sampled candidate was complete: the title is the first selling points joined."""
+
+
+def covered(title: str, sources: list[str]) -> int:
+    """Distinct content words of ``title`` that the sources hold (:func:`content_support`'s words)."""
+    vocab = {w.lower() for w in selling_point_vocab(sources)}
+    joined = " ".join(sources).lower()
+    words = {w.lower() for w in tokenize(title) if not is_function_word(w)}
+    return sum(1 for w in words if w in vocab or (is_chinese(w) and w in joined))
 
 
 class LMTitleGenerator:
@@ -210,8 +233,8 @@ class LMTitleGenerator:
         """The best of ``candidates`` constrained samples for one product (seeded by the prompt).
 
         A candidate cut off by ``max_new_tokens`` is trimmed back to its longest finished prefix.
-        Ranking: complete first, then fewest unsupported content words, no repetition, highest mean
-        token log-probability. When no candidate is complete the first selling points that keep to
+        Ranking: complete first, then fewest unsupported content words, no repetition, (``rank="coverage"``)
+        most selling-point content words, highest mean token log-probability. When no candidate is complete the first selling points that keep to
         the language's script, joined, are the title (``fallback``)."""
         cfg = self.decode
         srcs = [*selling_points, *sources]
@@ -232,13 +255,14 @@ class LMTitleGenerator:
             bad, n = content_support(title, srcs)
             rep = repetition_rate([w for w in tokenize(title) if w not in FUNCTION_EN and w not in FUNCTION_ZH])
             lp = float(np.mean(logps[r])) if logps[r] else -math.inf
-            scored.append((not complete, bad, rep > 0, -lp, title, n, rep, lp))
+            cover = -covered(title, srcs) if cfg.rank == "coverage" else 0
+            scored.append((not complete, bad, rep > 0, cover, -lp, title, n, rep, lp))
         best = min(scored)
         if best[0]:
             title = rules.fallback(selling_points)
             bad, n = content_support(title, srcs)
-            return TitleResult(title, bad, n, 0.0, best[7], [s[4] for s in scored], rules.may_stop(title), True)
-        return TitleResult(best[4], best[1], best[5], best[6], best[7], [s[4] for s in scored], True, False)
+            return TitleResult(title, bad, n, 0.0, best[8], [s[5] for s in scored], rules.may_stop(title), True)
+        return TitleResult(best[5], best[1], best[6], best[7], best[8], [s[5] for s in scored], True, False)
 
     def title(self, selling_points: list[str], description: str = "", history_titles: list[str] = (),
               sources: list[str] = ()) -> str:

@@ -32,7 +32,8 @@ from genads.creative.constraint import FUNCTION_EN, is_function_word
 from genads.creative.text import is_chinese, jieba_words
 
 OPEN_END_EN: frozenset[str] = FUNCTION_EN - frozenset(["it", "them", "us", "you", "too", "out", "off", "up", "down",
-                                                       "all", "both", "each", "plus", "own", "more", "most", "x"])
+                                                       "all", "both", "each", "plus", "own", "more", "most"])
+"""English words a title may not end with (grammar words; "x" of a size cut off, "12\" x", is one too)."""
 _OPEN_END_ZH = (
     "的 地 得 和 与 及 以及 或 或者 而 且 而且 并 并且 但 但是 却 也 都 又 还 就 才 再 更 更加 很 非常 十分 超 颇 较 比较 最为 "
     "是 在 有 为 对 从 把 被 让 使 令 将 给 向 于 以 之 其 这 那 这款 那款 一款 款 这种 一种 种 个 件 条 双 只 一 一个 一件 "
