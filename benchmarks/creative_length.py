@@ -65,7 +65,10 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--ranks", default="logprob", help="comma-separated candidate rankings to try (the first is the "
                     "default the others must keep level with): " + ", ".join(RANKS))
+    ap.add_argument("--budgets", type=int, default=len(GRID["en"]), help="try only the first N budgets of each grid")
     ap.add_argument("--tag", default="", help="results name suffix")
+    ap.add_argument("--type-points", action="store_true", help="the adapter was trained with creative_titles.py "
+                    "--type-points")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     ranks = [r.strip() for r in args.ranks.split(",") if r.strip()]
@@ -73,7 +76,7 @@ def main() -> None:
         raise SystemExit(f"--ranks {args.ranks!r}: each must be one of {RANKS}")
     torch.set_num_threads(1)
     start = time.perf_counter()
-    s = splits(args.seed)
+    s = splits(args.seed, args.type_points)
     held = [p for _, p in sampled_examples(s, args.train_zh, args.train_en, args.seed)[:args.valid]]
     test_ids = {p.id for p in s["zh_test"]} | set(s["en_test"])
     if any(p.id in test_ids for p in held):
@@ -90,7 +93,7 @@ def main() -> None:
         refs, sources, brands = [p.target for p in products], [list(p.selling_points) for p in products], \
             [p.brand for p in products]
         lang_rows = []
-        for rank, (lo, hi) in ((r, b) for r in ranks for b in GRID[lang]):
+        for rank, (lo, hi) in ((r, b) for r in ranks for b in GRID[lang][:args.budgets]):
             gen.decode = replace(base, budget=budget_for(lang, lo, hi), rank=rank)
             t0 = time.perf_counter()
             results = [gen.generate(list(p.selling_points), brand=p.brand)

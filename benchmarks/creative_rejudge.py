@@ -31,7 +31,7 @@ from genads.creative.title_rules import TitleRules
 
 def held_out(settings: dict) -> dict[str, list]:
     """The run's held-out products per language, drawn as ``creative_titles.py`` draws them."""
-    s = splits(settings["seed"])
+    s = splits(settings["seed"], settings.get("type_points", False))
     rng = np.random.default_rng(settings["seed"] + 1)
     zh = [s["zh_test"][i] for i in rng.permutation(len(s["zh_test"]))[:settings["test"]]]
     en_items = sorted(s["en_test"])

@@ -51,6 +51,7 @@ from genads.creative.judge import judge_title, judge_titles, perplexity
 from genads.creative.lm import load_backbone
 from genads.creative.metrics import distinct_n, paired_bootstrap, repetition_rate, rouge_l_f, sacre_bleu
 from genads.creative.ngram import NgramTitleGenerator
+from genads.creative.product_types import type_lexicon
 from genads.creative.text import join_words, restore_case, tokenize
 from genads.creative.title_data import (
     advertisegen_products,
@@ -63,15 +64,24 @@ from genads.creative.title_rules import LengthBudget
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CATEGORY = "Industrial_and_Scientific"
+LEXICON_CATEGORY = "Office_Products"
 HISTORY_LENGTHS = (3, 5, 10)
 
 
-def splits(seed: int) -> dict:
-    """Products and windows, split by product; shared with creative_history.py."""
+def splits(seed: int, type_points: bool = False) -> dict:
+    """Products and windows, split by product; shared with creative_history.py.
+
+    ``type_points``: English products get a type point (``product_types``) from a lexicon of the training
+    split's titles and every Office Products title, never a test title; the split is the same either way."""
     zh = advertisegen_products(DATA / "advertisegen" / "dev.json")
     zh_train, zh_test = split_products([group_key(p) for p in zh], 0.2, seed)
     en = amazon_products(DATA / "amazon18" / f"{CATEGORY}.item.json")
     en_train, en_test = split_products(list(en), 0.2, seed)
+    if type_points:
+        other = amazon_products(DATA / "amazon18" / f"{LEXICON_CATEGORY}.item.json")
+        lexicon = type_lexicon([(en[i].target, en[i].brand) for i in sorted(en_train)] +
+                               [(p.target, p.brand) for p in other.values()])
+        en = amazon_products(DATA / "amazon18" / f"{CATEGORY}.item.json", type_lexicon=lexicon)
     return {"zh_train": [p for p in zh if group_key(p) in zh_train], "zh_test": [p for p in zh if group_key(p) in zh_test],
             "en": en, "en_train": en_train, "en_test": en_test,
             "valid_windows": amazon_windows(DATA / "amazon18" / f"{CATEGORY}.valid.csv"),
@@ -243,11 +253,13 @@ def main() -> None:
                     help="also the un-tuned backbone with this many training examples in its prompt (no-training baseline)")
     ap.add_argument("--perplexity", action="store_true", help="median perplexity of every row under the un-tuned backbone")
     ap.add_argument("--bootstrap", type=int, default=1000, help="paired-bootstrap resamples for the LM's CIs")
+    ap.add_argument("--type-points", action="store_true",
+                    help="English products get the description's product noun phrase as a type point (product_types)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(1)
     start = time.perf_counter()
-    s = splits(args.seed)
+    s = splits(args.seed, args.type_points)
     print(f"zh: {len(s['zh_train'])} train / {len(s['zh_test'])} test lines; en: {len(s['en_train'])} train / "
           f"{len(s['en_test'])} test items")
     gen, info = (None, {}) if args.no_lm else train_or_load(args, s)

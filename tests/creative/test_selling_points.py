@@ -111,6 +111,16 @@ def test_amazon_products_use_description_and_brand_only():
     assert all(p.target == ITEMS[iid]["title"] for iid, p in raw.items())
 
 
+def test_a_type_lexicon_adds_type_points_but_never_items():
+    lexicon = frozenset(["staple", "screw", "paper", "tape", "cutter"])
+    plain = amazon_products(FIXTURES / "amazon18_items.json")
+    typed = amazon_products(FIXTURES / "amazon18_items.json", type_lexicon=lexicon)
+    assert set(typed) == set(plain)
+    assert typed["1"].selling_points[:2] == ("Stanley", "Heavy-duty staples")
+    assert "Waxed patty paper" in typed["7"].selling_points and "Waxed patty paper" not in plain["7"].selling_points
+    assert all(p.target == plain[iid].target for iid, p in typed.items())
+
+
 def test_limits_and_errors():
     assert len(derive_selling_points("red shoe, blue coat, warm wool, soft cotton, slim fit", max_points=3)) == 3
     with pytest.raises(ValueError, match="max_points"):

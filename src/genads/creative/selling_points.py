@@ -39,6 +39,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from genads.creative.product_types import description_type
 from genads.creative.text import is_chinese
 
 
@@ -343,7 +344,8 @@ def _select(points: list[SellingPoint], max_points: int, max_words: int) -> list
 
 
 def extract_selling_points(title: str = "", description: str = "", attributes: list[tuple[str, str]] = (),
-                           brand: str = "", max_points: int = 6, max_words: int = 5) -> list[SellingPoint]:
+                           brand: str = "", max_points: int = 6, max_words: int = 5,
+                           type_lexicon: frozenset[str] = frozenset()) -> list[SellingPoint]:
     """Typed selling points of one product; see the module docstring.
 
     Args:
@@ -352,6 +354,9 @@ def extract_selling_points(title: str = "", description: str = "", attributes: l
         attributes: ``(key, value)`` pairs (AdvertiseGen ``类型#上衣`` -> ``("类型", "上衣")``).
         brand: the brand; corporate suffixes ("Co., Inc.") are dropped.
         max_points: at most this many points; max_words: at most this many words per English point.
+        type_lexicon: head nouns of product types (:func:`~genads.creative.product_types.type_lexicon`); when given,
+            an English description's product noun phrase is the type point
+            (:func:`~genads.creative.product_types.description_type`), ahead of a "Type:" pair.
     """
     if max_points < 1 or max_words < 1:
         raise ValueError(f"max_points={max_points} and max_words={max_words} must be >= 1")
@@ -363,7 +368,11 @@ def extract_selling_points(title: str = "", description: str = "", attributes: l
     if title.strip():
         found += _chinese_text(title) if is_chinese(title) else _english_title(title, _brand(brand), max_words)
     if description.strip():
-        found += _chinese_text(description) if is_chinese(description) else _english_description(description)
+        if is_chinese(description):
+            found += _chinese_text(description)
+        else:
+            kind = description_type(clean_text(description), _brand(brand), type_lexicon) if type_lexicon else None
+            found += ([SellingPoint(_tidy(kind), "type")] if kind else []) + _english_description(description)
     return _select(found, max_points, max_words)
 
 

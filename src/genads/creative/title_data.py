@@ -76,9 +76,13 @@ def _description(raw: str) -> str:
 
 
 def amazon_products(path: Path | str, min_points: int = 2, max_points: int = 6,
-                    strip_models: bool = True) -> dict[str, Product]:
+                    strip_models: bool = True, type_lexicon: frozenset[str] = frozenset()) -> dict[str, Product]:
     """item id -> Product for items with a title and enough selling points; the target is the title without its
-    model and part numbers (``strip_models``; :func:`~genads.creative.title_targets.strip_model_numbers`)."""
+    model and part numbers (``strip_models``; :func:`~genads.creative.title_targets.strip_model_numbers`).
+
+    ``type_lexicon`` (:func:`~genads.creative.product_types.type_lexicon`, built from titles that are not
+    references) adds the description's product noun phrase as a type point; "enough" is counted without it, so
+    the lexicon changes the points of an item, never which items there are."""
     path = Path(path)
     try:
         items = json.loads(path.read_text(encoding="utf-8"))
@@ -90,12 +94,15 @@ def amazon_products(path: Path | str, min_points: int = 2, max_points: int = 6,
             raise RecordError(path, 0, f"{iid}", "an item must be an object")
         title = str(item.get("title") or "").strip()
         brand = str(item.get("brand") or "").strip()
-        points = extract_selling_points(description=_description(str(item.get("description") or "")), brand=brand,
-                                        max_points=max_points + 1)
+        description = _description(str(item.get("description") or ""))
+        points = extract_selling_points(description=description, brand=brand, max_points=max_points + 1)
+        if not title or len([p for p in points if p.kind != "brand"]) < min_points:
+            continue
+        if type_lexicon:
+            points = extract_selling_points(description=description, brand=brand, max_points=max_points + 1,
+                                            type_lexicon=type_lexicon)
         sps = [p.text for p in points if p.kind != "brand"][:max_points]
         brand_point = [p.text for p in points if p.kind == "brand"]
-        if not title or len(sps) < min_points:
-            continue
         target = strip_model_numbers(title, brand) if strip_models else title
         if not target:
             continue
