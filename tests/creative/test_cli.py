@@ -89,7 +89,8 @@ def test_lm_train_and_generate_on_a_tiny_gemma(tmp_path, capsys):
     assert (adapter / "adapter_model.safetensors").exists()
     out = tmp_path / "out"
     assert main(["creative", "generate", "--records", str(records), "--out", str(out), "--generator", "lm",
-                 "--adapter", str(adapter), "--sizes", "300x250", "--candidates", "2", "--quiet"]) == 0
+                 "--adapter", str(adapter), "--sizes", "300x250", "--candidates", "2", "--rank-by", "coverage",
+                 "--quiet"]) == 0
     for folder, rec in zip(sorted(p for p in out.iterdir() if p.is_dir()), recs, strict=True):
         title = (folder / "title.txt").read_text().strip()
         assert content_support(title, list(rec.product.selling_points))[0] == 0
@@ -99,3 +100,17 @@ def test_lm_generate_without_adapter_is_a_clear_error(tmp_path, capsys):
     records = write_fixtures(tmp_path / "fx", n_users=1, seed=3, n_history=2)
     rc = main(["creative", "generate", "--records", str(records), "--out", str(tmp_path / "o"), "--generator", "lm"])
     assert rc != 0 and "--generator lm needs --adapter" in capsys.readouterr().err
+
+
+def test_lm_examples_from_amazon_items_take_type_points_on_request():
+    """`creative train --amazon FILE --type-points`: the product noun phrase of each description is a selling point."""
+    from pathlib import Path
+
+    from genads.commands.creative import lm_examples
+
+    items = Path(__file__).resolve().parents[1] / "fixtures" / "creative" / "amazon18_items.json"
+    args = ["creative", "train", "--amazon", str(items), "--out", "unused", "--backbone", "gemma3-270m"]
+    plain = lm_examples(build_parser().parse_args(args))
+    typed = lm_examples(build_parser().parse_args([*args, "--type-points", "--type-min-count", "1"]))
+    assert [e.target for e in plain] == [e.target for e in typed]
+    assert any(a.selling_points != b.selling_points for a, b in zip(plain, typed, strict=True))

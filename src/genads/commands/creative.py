@@ -22,6 +22,7 @@ from genads.creative.inpaint import InpaintBackground, InpaintConfig, MissingDep
 from genads.creative.lm import BACKBONES, load_backbone
 from genads.creative.ngram import NgramTitleGenerator
 from genads.creative.pipeline import CreativePipeline, TitleGenerator
+from genads.creative.product_types import type_lexicon
 from genads.creative.records import CreativeRecord, load_advertisegen, load_records
 from genads.creative.title_data import advertisegen_products, amazon_products
 from genads.data.dataset import atomic_write_text
@@ -57,7 +58,8 @@ def build_generator(args: argparse.Namespace) -> TitleGenerator:
         if args.adapter is None:
             raise ValueError("--generator lm needs --adapter DIR (from `genads creative train --backbone ...`)")
         backbone = load_backbone(lm_titles.adapter_backbone(args.adapter), cache_dir=args.lm_cache)
-        decode = lm_titles.DecodeConfig(candidates=args.candidates, temperature=args.temperature, seed=args.seed)
+        decode = lm_titles.DecodeConfig(candidates=args.candidates, temperature=args.temperature, seed=args.seed,
+                                        rank=args.rank_by)
         return lm_titles.LMTitleGenerator.from_dirs(backbone.path, args.adapter, decode)
     if args.generator == "transformer":
         if args.model is None:
@@ -140,7 +142,13 @@ def lm_examples(args: argparse.Namespace) -> list[lm_titles.TitleExample]:
     if args.corpus is not None:
         return [lm_titles.TitleExample(p.selling_points, p.target) for p in advertisegen_products(args.corpus)]
     if args.amazon is not None:
-        return [lm_titles.TitleExample(p.selling_points, p.target) for p in amazon_products(args.amazon).values()]
+        lexicon = frozenset()
+        if args.type_points:  # the training titles (and --type-titles files) say which nouns name a product
+            catalogues = [amazon_products(f) for f in [args.amazon, *args.type_titles]]
+            lexicon = type_lexicon([(p.target, p.brand) for c in catalogues for p in c.values()],
+                                   min_count=args.type_min_count)
+        products = amazon_products(args.amazon, type_lexicon=lexicon)
+        return [lm_titles.TitleExample(p.selling_points, p.target) for p in products.values()]
     recs = [r for r in load_records(args.records, on_error="skip").records if r.target_title]
     return [lm_titles.TitleExample(r.product.selling_points, r.target_title,
                                    tuple(h.title for h in r.history[-args.history:])) for r in recs]
@@ -203,6 +211,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--adapter", type=Path, help="--generator lm: adapter folder from `genads creative train --backbone`")
     p.add_argument("--candidates", type=int, default=4, help="--generator lm: samples reranked per title")
     p.add_argument("--temperature", type=float, default=0.7, help="--generator lm: sampling temperature")
+    p.add_argument("--rank-by", choices=lm_titles.RANKS, default="logprob",
+                   help="--generator lm: order of the finished samples (coverage: most selling-point words first)")
     p.add_argument("--lm-cache", type=Path, default=Path("runs/creative_lm"), help="fp32 cache of the backbone")
     p.add_argument("--corpus", type=Path, help="baseline: AdvertiseGen-style JSON lines for the background style model")
     p.add_argument("--history", type=int, default=10, help="history items to condition on")
@@ -236,6 +246,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=5e-4, help="--backbone: learning rate")
     p.add_argument("--batch-size", type=int, default=8, help="--backbone: batch size")
     p.add_argument("--max-examples", type=int, default=0, help="--backbone: subsample (0 = all), for a CPU budget")
+    p.add_argument("--type-points", action="store_true",
+                   help="--amazon: add the description's product noun phrase as a selling point (a lexicon of the "
+                        "file's titles and --type-titles)")
+    p.add_argument("--type-titles", type=Path, nargs="*", default=[],
+                   help="--type-points: more Amazon 2018 item JSONs whose titles feed the lexicon")
+    p.add_argument("--type-min-count", type=int, default=3, help="--type-points: titles a head noun needs")
     p.add_argument("--epochs", type=int, default=30, help="epochs (the LM: 1-2 are plenty)")
     p.add_argument("--history", type=int, default=10, help="records: last N history titles per example")
     p.add_argument("--seed", type=int, default=0)
